@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs every Debian package peerdist needs to build, test and run its demo.
+# Idempotent: skips apt entirely when everything is already installed.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libboost-dev libsodium-dev libsqlitecpp-dev libsqlite3-dev libssl-dev nlohmann-json3-dev
+  pybind11-dev python3-dev python3-pytest python3-matplotlib
+  libgtest-dev libgmock-dev
+  nginx iproute2 iperf3 ethtool openssl curl
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq -o DPkg::Lock::Timeout=300
+  $sudo_cmd apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}"
+fi

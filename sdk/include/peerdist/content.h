@@ -1,0 +1,208 @@
+/*
+ * peerdist/content.h - manifests, publishing, publication records, BranchCache
+ * Content Information and the local cache.
+ *
+ * A manifest describes one content: its size, 64 KiB block hashes (SHA-256) grouped
+ * in 32 MiB segments, the segments' hashes of data and a display name. The content id
+ * is SHA-256 over the manifest's canonical header and segment hashes, so a manifest
+ * from any source is checked against the id alone. See docs/content-model.md.
+ */
+#ifndef PEERDIST_CONTENT_H
+#define PEERDIST_CONTENT_H
+
+#include "session.h"
+
+PD_BEGIN_DECL
+
+/** Opaque, immutable, parsed and self-consistent manifest. */
+typedef struct pd_manifest pd_manifest;
+
+/**
+ * Hash a file into a manifest (no session needed; calls pd_init() internally).
+ * @param out   receives the manifest. OWNERSHIP: caller frees with pd_manifest_free().
+ * @param path  file to hash.
+ * @param name  display name (never used as a path), or NULL for the file's base name.
+ * @return PD_OK; PD_E_NOT_FOUND; PD_E_IO; PD_E_INVALID (name has '/', '\\', "..", control chars).
+ * THREAD: any.
+ */
+PD_API int pd_manifest_hash_file(pd_manifest **out, const char *path, const char *name);
+
+/**
+ * Parse a serialised manifest, checking every length and every segment hash.
+ * @param out  OWNERSHIP: caller frees with pd_manifest_free().
+ * @return PD_OK; PD_E_INVALID (truncated, trailing bytes, inconsistent hashes, bad name);
+ *         PD_E_VERSION (unknown format version or hash algorithm). THREAD: any.
+ */
+PD_API int pd_manifest_parse(pd_manifest **out, const void *data, size_t len);
+
+/** pd_manifest_parse() on a file's contents. Adds PD_E_NOT_FOUND and PD_E_IO. THREAD: any. */
+PD_API int pd_manifest_read_file(pd_manifest **out, const char *path);
+
+/**
+ * Serialise a manifest in its canonical encoding.
+ * @param out OWNERSHIP: caller disposes with pd_buf_dispose(). THREAD: any.
+ */
+PD_API int pd_manifest_serialize(pd_buf *out, const pd_manifest *manifest);
+
+/** Write the canonical encoding to `path` atomically (temporary file + rename). THREAD: any. */
+PD_API int pd_manifest_write_file(const pd_manifest *manifest, const char *path);
+
+/** Free a manifest. Accepts NULL. THREAD: any. */
+PD_API void pd_manifest_free(pd_manifest *manifest);
+
+/** The content id. OWNERSHIP: borrowed, lives as long as the manifest. THREAD: any. */
+PD_API const pd_content_id *pd_manifest_id(const pd_manifest *manifest);
+/** Content size in bytes (0 for NULL). THREAD: any. */
+PD_API uint64_t pd_manifest_size(const pd_manifest *manifest);
+/** Display name, UTF-8. OWNERSHIP: borrowed, lives as long as the manifest. THREAD: any. */
+PD_API const char *pd_manifest_name(const pd_manifest *manifest);
+/** Block size in bytes (65536 in format 1). THREAD: any. */
+PD_API uint32_t pd_manifest_block_size(const pd_manifest *manifest);
+/** Number of blocks. THREAD: any. */
+PD_API uint64_t pd_manifest_block_count(const pd_manifest *manifest);
+
+#define PD_PUBLISH_OPTIONS_VERSION 1
+
+/** Options for pd_content_publish(). */
+typedef struct pd_publish_options {
+    uint32_t version;      /**< PD_PUBLISH_OPTIONS_VERSION. */
+    const char *name;      /**< Display name, or NULL for the file's base name. Copied. */
+    const char *origin;    /**< Where devices fetch it when no peer has it: a path, file:// or
+                                http(s):// URL of the same bytes. NULL = the published file itself. */
+    uint32_t add_to_cache; /**< Non-zero: also copy the data into the cache as complete content
+                                so this device can serve it. */
+} pd_publish_options;
+
+#define PD_PUBLISH_OPTIONS_INIT { PD_PUBLISH_OPTIONS_VERSION, NULL, NULL, 0 }
+
+/** Fill `opts` with defaults. @return PD_OK or PD_E_VERSION. THREAD: any. */
+PD_API int pd_publish_options_init(pd_publish_options *opts, uint32_t version);
+
+/**
+ * Publish a file: hash it on the session's workers, record the manifest and its origin
+ * in the session's store, and optionally add the data to the cache.
+ * @param out  receives the manifest, or NULL. OWNERSHIP: caller frees with pd_manifest_free().
+ * @return as pd_manifest_hash_file(), plus PD_E_QUOTA / PD_E_NOSPACE with add_to_cache.
+ * THREAD: any.
+ */
+PD_API int pd_content_publish(pd_manifest **out, pd_session *session, const char *path,
+                              const pd_publish_options *opts);
+
+/**
+ * Make a content known to the session so jobs can fetch it.
+ * @param origin  origin locator (path, file:// or http(s):// URL), or NULL to keep the
+ *                one already recorded.
+ * @return PD_OK (also when already known; the origin is updated), PD_E_MISUSE. THREAD: any.
+ */
+PD_API int pd_content_import(pd_session *session, const pd_manifest *manifest, const char *origin);
+
+/**
+ * Get the manifest of a content the session knows.
+ * @param out OWNERSHIP: caller frees with pd_manifest_free().
+ * @return PD_OK or PD_E_NOT_FOUND. THREAD: any.
+ */
+PD_API int pd_content_export(pd_manifest **out, pd_session *session, const pd_content_id *id);
+
+/* ---- Publication records: (id, name, size, origin, time) signed with Ed25519. ---- */
+
+/** Length of an Ed25519 public key and of a secret key as libsodium stores it. */
+#define PD_PUBLISHER_PUBLIC_KEY_BYTES 32
+#define PD_PUBLISHER_SECRET_KEY_BYTES 64
+
+/**
+ * Generate a publisher key pair.
+ * @return PD_OK or PD_E_MISUSE. THREAD: any.
+ */
+PD_API int pd_publisher_keygen(uint8_t public_key[32], uint8_t secret_key[64]);
+
+/**
+ * Sign a publication record for a manifest.
+ * @param out           receives the record. OWNERSHIP: caller disposes with pd_buf_dispose().
+ * @param origin        origin locator recorded in it (UTF-8, ≤ 4096 bytes).
+ * @param published_ms  time of publication, ms since the Unix epoch.
+ * @return PD_OK, PD_E_MISUSE, PD_E_INVALID (origin too long). THREAD: any.
+ */
+PD_API int pd_publication_sign(pd_buf *out, const pd_manifest *manifest, const char *origin,
+                               int64_t published_ms, const uint8_t secret_key[64]);
+
+/** Opaque verified publication record. */
+typedef struct pd_publication pd_publication;
+
+/**
+ * Parse and verify a publication record against the trusted publisher key.
+ * @param out  receives the record. OWNERSHIP: caller frees with pd_publication_free().
+ * @return PD_OK; PD_E_INVALID (malformed); PD_E_AUTH (signed by another key, or the
+ *         signature does not verify). THREAD: any.
+ */
+PD_API int pd_publication_verify(pd_publication **out, const void *data, size_t len,
+                                 const uint8_t trusted_public_key[32]);
+/** Free a record. Accepts NULL. THREAD: any. */
+PD_API void pd_publication_free(pd_publication *record);
+/** Record fields. OWNERSHIP: strings and id are borrowed from the record. THREAD: any. */
+PD_API const pd_content_id *pd_publication_id(const pd_publication *record);
+PD_API const char *pd_publication_name(const pd_publication *record);
+PD_API const char *pd_publication_origin(const pd_publication *record);
+PD_API uint64_t pd_publication_size(const pd_publication *record);
+PD_API int64_t pd_publication_time(const pd_publication *record);
+
+/* ---- BranchCache Content Information ([MS-PCCRC]) ---- */
+
+/**
+ * Generate BranchCache Content Information for a whole file.
+ * @param out         receives the encoded structure. OWNERSHIP: pd_buf_dispose().
+ * @param version     1 (V1.0: SHA-256, 64 KiB blocks, 32 MiB segments) or 2 (V2.0:
+ *                    truncated SHA-512, 32 MiB segments; see docs/content-model.md).
+ * @param passphrase  server passphrase (the server secret is derived from it).
+ * @return PD_OK; PD_E_NOT_FOUND; PD_E_IO; PD_E_UNSUPPORTED (other versions). THREAD: any.
+ */
+PD_API int pd_content_info_generate(pd_buf *out, const char *path, uint32_t version,
+                                    const uint8_t *passphrase, size_t passphrase_len);
+
+/* ---- The local cache ---- */
+
+typedef enum pd_cache_state {
+    PD_CACHE_KNOWN = 0,    /**< Manifest known, no data yet. */
+    PD_CACHE_PARTIAL = 1,  /**< Some blocks verified. */
+    PD_CACHE_COMPLETE = 2, /**< Every block verified end to end. */
+    PD_CACHE_STATE_FORCE32 = 0x7FFFFFFF
+} pd_cache_state;
+
+/** One cached content, as listed by pd_cache_list(). */
+typedef struct pd_cache_entry {
+    uint32_t struct_size;     /**< Caller sets sizeof(pd_cache_entry). */
+    uint32_t state;           /**< pd_cache_state. */
+    pd_content_id id;
+    uint64_t size;            /**< Content size. */
+    uint64_t bytes_verified;  /**< Verified, durable bytes. */
+    uint64_t bytes_on_disk;   /**< Bytes the store accounts to the quota. */
+    uint32_t pinned;          /**< Non-zero: never evicted. */
+    uint32_t reserved;
+    int64_t last_used_ms;
+    char name[256];           /**< Display name, NUL-terminated, possibly truncated. */
+} pd_cache_entry;
+
+/**
+ * List cached contents with the two-call idiom (see pd_session_list_plugins()).
+ * @return PD_OK or PD_E_BUFS. THREAD: any.
+ */
+PD_API int pd_cache_list(pd_session *session, pd_cache_entry *entries, size_t entry_size, size_t *count);
+
+/**
+ * Remove a content and its data from the cache.
+ * @return PD_OK; PD_E_NOT_FOUND; PD_E_BUSY (a job is using it). THREAD: any.
+ */
+PD_API int pd_cache_remove(pd_session *session, const pd_content_id *id);
+
+/** Pin (non-zero) or unpin a content: pinned content is never evicted. THREAD: any. */
+PD_API int pd_cache_pin(pd_session *session, const pd_content_id *id, int pinned);
+
+/**
+ * Path of a complete content's data file inside the cache, for reading in place.
+ * The file must not be modified. @param out OWNERSHIP: pd_buf_dispose().
+ * @return PD_OK; PD_E_NOT_FOUND; PD_E_STATE (not complete). THREAD: any.
+ */
+PD_API int pd_cache_path(pd_buf *out, pd_session *session, const pd_content_id *id);
+
+PD_END_DECL
+
+#endif /* PEERDIST_CONTENT_H */

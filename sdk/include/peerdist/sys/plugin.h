@@ -1,0 +1,144 @@
+/*
+ * peerdist/sys/plugin.h - the backend plugin ABI (a separate stability tier).
+ *
+ * A plugin is a shared library exporting one C symbol, pd_plugin_describe(), that
+ * returns a static descriptor. The host offers its ABI range; the plugin's range must
+ * overlap it, and the host then asks the plugin for the backend vtable of the chosen
+ * version. Structs start with struct_size and only ever grow at the end: the host
+ * copies min(sizes) into a zeroed struct, so a missing optional hook reads as NULL.
+ * Plugins link nothing from libpeerdist: every host service is lent through
+ * pd_host_api. No C++ object crosses this boundary. See docs/plugin-abi.md.
+ */
+#ifndef PEERDIST_SYS_PLUGIN_H
+#define PEERDIST_SYS_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../export.h"
+
+PD_BEGIN_DECL
+
+/** The newest plugin ABI version these headers describe. */
+#define PD_PLUGIN_ABI_VERSION 1
+/** Name of the one symbol a plugin exports. */
+#define PD_PLUGIN_ENTRY_SYMBOL "pd_plugin_describe"
+
+/** Plugins export their entry point with this. */
+#if defined(_WIN32)
+#  define PD_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#  define PD_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/** Services the host lends a backend. Valid from create() until destroy() returns. */
+typedef struct pd_host_api {
+    uint32_t struct_size;   /**< sizeof as the host was built. */
+    uint32_t abi_version;   /**< Negotiated plugin ABI version. */
+    void *host;             /**< Pass back as the first argument of every service. */
+
+    /** Log a line (level: pd_log_level). THREAD: any. */
+    void(PD_CALLBACK *log)(void *host, int32_t level, const char *message);
+
+    /**
+     * Read one of the plugin's own settings: `key` "max_rate" reads the session setting
+     * "plugin.<name>.max_rate", so hosts can change it at run time.
+     * @return length of the value (written NUL-terminated when it fits in `size`),
+     *         or -3 (PD_E_NOT_FOUND). THREAD: any.
+     */
+    int64_t(PD_CALLBACK *get_setting)(void *host, const char *key, char *buf, size_t size);
+
+    /** Emit a PD_EVENT_PLUGIN event for a job (0: none). THREAD: any. */
+    void(PD_CALLBACK *emit_event)(void *host, uint64_t job_id, int32_t code, const char *message);
+
+    /** Monotonic clock in milliseconds (injectable in tests). THREAD: any. */
+    int64_t(PD_CALLBACK *now_ms)(void *host);
+
+    /** Non-zero once the job has been cancelled or paused: long reads should stop early. THREAD: any. */
+    int32_t(PD_CALLBACK *job_should_stop)(void *host, uint64_t job_id);
+} pd_host_api;
+
+/** The content a backend is asked for. Borrowed for the duration of the call. */
+typedef struct pd_content_ref {
+    uint32_t struct_size;
+    uint32_t reserved;
+    uint8_t id[32];        /**< Content id. */
+    uint64_t size;         /**< Content size in bytes. */
+    const char *name;      /**< Display name (never a path). */
+    const char *origin;    /**< Origin locator recorded at publication, or "". */
+    uint64_t job_id;       /**< Job asking. */
+} pd_content_ref;
+
+/** Return codes plugins use (same values as pd_error_code). */
+#define PD_PLUGIN_OK 0
+#define PD_PLUGIN_E_GENERIC (-1)
+#define PD_PLUGIN_E_NOT_FOUND (-3)
+#define PD_PLUGIN_E_INVALID (-9)
+#define PD_PLUGIN_E_IO (-11)
+#define PD_PLUGIN_E_CANCELLED (-15)
+#define PD_PLUGIN_E_TIMEOUT (-16)
+#define PD_PLUGIN_E_CHANGED (-20)
+
+/** Backend vtable, ABI version 1. Hooks marked REQUIRED must be non-NULL. */
+typedef struct pd_backend_vtable {
+    uint32_t struct_size;   /**< sizeof(pd_backend_vtable) as the plugin was built. */
+    uint32_t source_class;  /**< pd_source_class of the bytes this backend provides. */
+
+    /**
+     * REQUIRED. Create the backend instance.
+     * @param self    receives the instance.
+     * @param host    lent services; keep the pointer.
+     * @param config  plugin configuration as JSON text ("{}" when none).
+     * @return PD_PLUGIN_OK or a negative code (the plugin is then unloaded).
+     */
+    int32_t(PD_CALLBACK *create)(void **self, const pd_host_api *host, const char *config);
+
+    /** REQUIRED. Destroy the instance; no other hook is running or will run. */
+    void(PD_CALLBACK *destroy)(void *self);
+
+    /**
+     * Optional. Open a stream of the content's bytes. THREAD: a worker thread.
+     * @param message  on failure, a reason (NUL-terminated, at most message_size bytes).
+     * @return PD_PLUGIN_OK; PD_PLUGIN_E_NOT_FOUND when this backend cannot serve the content
+     *         (the host tries the next source); PD_PLUGIN_E_CHANGED when the origin's bytes
+     *         no longer match the publication; another negative code on failure.
+     */
+    int32_t(PD_CALLBACK *open)(void *self, void **stream, const pd_content_ref *content,
+                               char *message, size_t message_size);
+
+    /**
+     * Optional (required with open). Read `length` bytes at `offset` into `buffer`.
+     * Blocking; called from several worker threads at once on one stream.
+     * @param read  receives the bytes read; fewer than `length` only at the content's end.
+     * @return PD_PLUGIN_OK or a negative code with a reason in `message`.
+     */
+    int32_t(PD_CALLBACK *read)(void *self, void *stream, uint64_t offset, void *buffer, size_t length,
+                               size_t *read, char *message, size_t message_size);
+
+    /** Optional (required with open). Close a stream; no read on it is running. */
+    void(PD_CALLBACK *close)(void *self, void *stream);
+
+    /** Optional. The device now holds a complete, verified content (announce it). */
+    void(PD_CALLBACK *content_available)(void *self, const pd_content_ref *content);
+} pd_backend_vtable;
+
+/** The static descriptor pd_plugin_describe() returns. */
+typedef struct pd_plugin_descriptor {
+    uint32_t struct_size;      /**< sizeof(pd_plugin_descriptor) as the plugin was built. */
+    uint32_t abi_version;      /**< Newest plugin ABI version the plugin implements. */
+    uint32_t abi_min_version;  /**< Oldest it still implements. */
+    uint32_t reserved;
+    const char *name;          /**< Unique, [a-z0-9_-], ≤ 63 bytes. */
+    const char *version;       /**< The plugin's own version. */
+    const char *license;       /**< SPDX identifier. */
+    const char *description;   /**< One line. */
+    /** Return the backend vtable for `abi_version` (chosen by the host), or NULL to refuse it. */
+    const pd_backend_vtable *(PD_CALLBACK *backend)(uint32_t abi_version);
+} pd_plugin_descriptor;
+
+/** Type of the exported entry point. */
+typedef const pd_plugin_descriptor *(PD_CALLBACK *pd_plugin_describe_fn)(void);
+
+PD_END_DECL
+
+#endif /* PEERDIST_SYS_PLUGIN_H */

@@ -1,0 +1,212 @@
+#include "capi/translate.h"
+
+#include "platform/file.h"
+
+#include <peerdist/events.h>
+#include <peerdist/session.h>
+
+#include <cstring>
+
+#ifndef PD_PLUGIN_INSTALL_DIR
+#define PD_PLUGIN_INSTALL_DIR "/usr/local/lib/peerdist/plugins"
+#endif
+
+using namespace pd::capi;
+
+template <std::size_t N>
+static void copy_text(char (&dst)[N], const std::string &src) {
+    std::strncpy(dst, src.c_str(), N - 1);
+    dst[N - 1] = '\0';
+}
+
+extern "C" {
+
+PD_API int pd_session_options_init(pd_session_options *opts, uint32_t version) {
+    return guard([&] {
+        require(opts, "opts");
+        if (version > PD_SESSION_OPTIONS_VERSION || version == 0)
+            pd::fail(PD_E_VERSION, PD_CATEGORY_API, "pd_session_options version " + std::to_string(version) + " is unknown");
+        pd_session_options defaults = PD_SESSION_OPTIONS_INIT;
+        *opts = defaults;
+        opts->version = version;
+        return PD_OK;
+    });
+}
+
+PD_API int pd_session_new(pd_session **out, const pd_session_options *opts) {
+    return guard([&] {
+        require(out, "out");
+        *out = nullptr;
+        require(opts, "opts");
+        if (opts->version == 0 || opts->version > PD_SESSION_OPTIONS_VERSION)
+            pd::fail(PD_E_VERSION, PD_CATEGORY_API,
+                     "pd_session_options version " + std::to_string(opts->version) + " is newer than this library");
+        if (!opts->cache_dir || !*opts->cache_dir) misuse("cache_dir is required");
+        if (opts->fleet_key && opts->fleet_key_len != 32) misuse("fleet_key must be 32 bytes");
+        auto s = std::make_unique<pd_session>();
+        s->impl = std::make_unique<pd::core::session>(*opts);
+        *out = s.release();
+        return PD_OK;
+    });
+}
+
+PD_API void pd_session_free(pd_session *session) {
+    if (!session || pd::core::in_notify_callback()) return;
+    try {
+        delete session;
+    } catch (...) {
+    }
+}
+
+PD_API int pd_session_set_setting(pd_session *session, const char *key, const char *value) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(key, "key");
+        require(value, "value");
+        s.apply_setting(key, value);
+        return PD_OK;
+    });
+}
+
+PD_API int pd_session_get_setting(pd_buf *out, pd_session *session, const char *key) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(out, "out");
+        require(key, "key");
+        auto v = s.config().get(key);
+        if (!v) pd::fail(PD_E_NOT_FOUND, PD_CATEGORY_API, std::string("unknown setting '") + key + "'");
+        fill_buf(out, v->data(), v->size());
+        return PD_OK;
+    });
+}
+
+PD_API int pd_session_load_plugin(pd_session *session, const char *path) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(path, "path");
+        auto before = s.plugins().backends().size();
+        std::optional<pd::error> failure;
+        try {
+            s.plugins().load(path);
+        } catch (const pd::error &e) {
+            failure = e;
+        }
+        auto all = s.plugins().backends();
+        for (auto i = before; i < all.size(); ++i) {
+            auto e = pd::core::make_event(PD_EVENT_PLUGIN_LOADED, 0, all[i]->name().c_str());
+            e.count = all[i]->abi_version();
+            s.emit(e);
+        }
+        if (failure) throw *failure;
+        return PD_OK;
+    });
+}
+
+PD_API const char *pd_plugin_dir_default(void) { return PD_PLUGIN_INSTALL_DIR; }
+
+PD_API int pd_session_list_plugins(pd_session *session, pd_plugin_info *infos, size_t info_size, size_t *count) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(count, "count");
+        auto all = s.plugins().backends();
+        std::size_t capacity = *count;
+        *count = all.size();
+        if (!infos) return PD_OK;  // size query
+        if (info_size < sizeof(std::uint32_t)) misuse("info_size is too small");
+        if (capacity < all.size()) pd::fail(PD_E_BUFS, PD_CATEGORY_API, "plugin array too small");
+        for (std::size_t i = 0; i < all.size(); ++i) {
+            pd_plugin_info info{};
+            info.struct_size = sizeof info;
+            info.abi_version = all[i]->abi_version();
+            info.source_class = all[i]->source_class();
+            copy_text(info.name, all[i]->name());
+            copy_text(info.version, all[i]->version());
+            copy_text(info.path, all[i]->path());
+            auto dst = reinterpret_cast<pd_plugin_info *>(reinterpret_cast<char *>(infos) + i * info_size);
+            dst->struct_size = static_cast<std::uint32_t>(std::min(info_size, sizeof info));
+            copy_sized(dst, info);
+        }
+        return PD_OK;
+    });
+}
+
+PD_API int pd_session_device_facts(pd_device_facts *out, pd_session *session) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(out, "out");
+        auto facts = pd::platform::read_device_facts();
+        auto space = pd::platform::filesystem_space(s.cache_dir());
+        pd_device_facts f{};
+        f.struct_size = sizeof f;
+        f.free_bytes = space.free_bytes;
+        std::uint64_t quota = s.store().quota_bytes();
+        std::uint64_t used = s.store().used_bytes();
+        std::uint64_t under_quota = quota ? (quota > used ? quota - used : 0) : space.free_bytes;
+        f.usable_free_bytes = std::min(under_quota, space.free_bytes);
+        f.chassis = facts.chassis;
+        f.os_type = facts.os_type;
+        f.uptime_seconds = facts.uptime_seconds;
+        copy_sized(out, f);
+        return PD_OK;
+    });
+}
+
+PD_API int pd_session_poll_events(pd_session *session, pd_event *events, size_t event_size, size_t capacity, size_t *count) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(count, "count");
+        *count = 0;
+        if (capacity && !events) misuse("events is NULL");
+        if (capacity && event_size < offsetof(pd_event, message)) misuse("event_size is too small");
+        *count = s.events().pop(events, event_size, capacity);
+        return PD_OK;
+    });
+}
+
+PD_API int pd_session_wait_events(pd_session *session, pd_event *events, size_t event_size, size_t capacity,
+                                  size_t *count, int32_t timeout_ms) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(count, "count");
+        *count = 0;
+        if (!capacity || !events) misuse("wait needs room for at least one event");
+        if (event_size < offsetof(pd_event, message)) misuse("event_size is too small");
+        if (!s.events().wait(timeout_ms)) pd::fail(PD_E_TIMEOUT, PD_CATEGORY_API, "no event within the timeout");
+        *count = s.events().pop(events, event_size, capacity);
+        if (*count == 0) pd::fail(PD_E_TIMEOUT, PD_CATEGORY_API, "no event within the timeout");
+        return PD_OK;
+    });
+}
+
+PD_API int pd_session_event_fd(int *out_fd, pd_session *session) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(out_fd, "out_fd");
+        if (s.events().fd() < 0) pd::fail(PD_E_UNSUPPORTED, PD_CATEGORY_API, "no wake-up descriptor on this platform");
+        *out_fd = s.events().fd();
+        return PD_OK;
+    });
+}
+
+PD_API const char *pd_event_type_name(uint32_t type) {
+    switch (type) {
+    case PD_EVENT_NONE: return "none";
+    case PD_EVENT_DROPPED: return "dropped";
+    case PD_EVENT_JOB_STARTED: return "job-started";
+    case PD_EVENT_JOB_PROGRESS: return "job-progress";
+    case PD_EVENT_JOB_COMPLETED: return "job-completed";
+    case PD_EVENT_JOB_FAILED: return "job-failed";
+    case PD_EVENT_JOB_PAUSED: return "job-paused";
+    case PD_EVENT_JOB_RESUMED: return "job-resumed";
+    case PD_EVENT_JOB_CANCELLED: return "job-cancelled";
+    case PD_EVENT_SOURCE_FALLBACK: return "source-fallback";
+    case PD_EVENT_BLOCK_REJECTED: return "block-rejected";
+    case PD_EVENT_PLUGIN_LOADED: return "plugin-loaded";
+    case PD_EVENT_PLUGIN: return "plugin";
+    case PD_EVENT_CACHE_EVICTED: return "cache-evicted";
+    case PD_EVENT_LOG: return "log";
+    default: return "unknown";
+    }
+}
+
+}  // extern "C"

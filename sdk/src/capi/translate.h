@@ -1,0 +1,69 @@
+// The one translator every extern "C" body goes through: no exception crosses the C
+// boundary; failures become a return code plus the thread's pd_error record.
+#pragma once
+
+#include "core/event_queue.h"
+#include "core/session.h"
+#include "util/error.h"
+
+#include <peerdist/common.h>
+
+#include <new>
+#include <string>
+
+struct pd_session {
+    std::unique_ptr<pd::core::session> impl;
+};
+
+namespace pd::capi {
+
+void set_error(int code, int category, const std::string &message);
+void clear_error();
+
+template <class F>
+int guard(F &&f) noexcept {
+    try {
+        int rc = f();
+        if (rc == PD_OK) clear_error();
+        return rc;
+    } catch (const pd::error &e) {
+        set_error(e.code(), e.category(), e.what());
+        return e.code();
+    } catch (const std::bad_alloc &) {
+        set_error(PD_E_NOMEM, PD_CATEGORY_OS, "out of memory");
+        return PD_E_NOMEM;
+    } catch (const std::exception &e) {
+        set_error(PD_E_GENERIC, PD_CATEGORY_NONE, e.what());
+        return PD_E_GENERIC;
+    } catch (...) {
+        set_error(PD_E_GENERIC, PD_CATEGORY_NONE, "unknown internal failure");
+        return PD_E_GENERIC;
+    }
+}
+
+[[noreturn]] inline void misuse(const std::string &what) { pd::fail(PD_E_MISUSE, PD_CATEGORY_API, what); }
+
+// Checks a session handle and that the caller is not inside the notify callback.
+inline pd::core::session &checked(pd_session *s) {
+    if (!s || !s->impl) misuse("session handle is NULL");
+    if (pd::core::in_notify_callback()) misuse("the notify callback must not call back into the session");
+    return *s->impl;
+}
+
+inline void require(const void *p, const char *name) {
+    if (!p) misuse(std::string(name) + " is NULL");
+}
+
+// Copies a C++ string into a pd_buf (NUL-terminated).
+void fill_buf(pd_buf *out, const void *data, std::size_t len);
+
+// Copies min(caller's struct_size, ours) of `src` into `dst` (caller-set struct_size).
+template <class T>
+void copy_sized(T *dst, const T &src) {
+    if (dst->struct_size < sizeof(std::uint32_t)) misuse("struct_size is not set");
+    std::uint32_t size = dst->struct_size;
+    std::memcpy(reinterpret_cast<char *>(dst) + sizeof(std::uint32_t), reinterpret_cast<const char *>(&src) + sizeof(std::uint32_t),
+                std::min<std::size_t>(size, sizeof(T)) - sizeof(std::uint32_t));
+}
+
+}  // namespace pd::capi

@@ -1,0 +1,27 @@
+// Publication records: (content id, name, size, origin, time) signed with the
+// publisher's Ed25519 key. Encoding in docs/content-model.md.
+#pragma once
+
+#include "content/manifest.h"
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pd::content {
+
+struct publication {
+    hash id{};
+    std::uint64_t size = 0;
+    std::int64_t published_ms = 0;
+    std::string name;
+    std::string origin;
+    std::array<std::uint8_t, 32> publisher{};
+
+    std::vector<std::uint8_t> sign(const std::uint8_t secret_key[64]) const;
+    // Throws PD_E_INVALID when malformed, PD_E_AUTH when the key or signature is wrong.
+    static publication verify(const void *data, std::size_t len, const std::uint8_t trusted_key[32]);
+};
+
+}  // namespace pd::content

@@ -1,0 +1,541 @@
+#include "core/job.h"
+
+#include "util/error.h"
+#include "util/hex.h"
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+namespace pd::core {
+
+namespace asio = boost::asio;
+
+// An open stream from a backend; closed when the last piece using it lets go.
+struct job::source_stream {
+    std::shared_ptr<plugin_host::backend> backend;
+    void *handle = nullptr;
+    ~source_stream() {
+        if (handle) backend->vtable().close(backend->self(), handle);
+    }
+};
+
+static std::string hex(const store::hash &h) { return to_hex(h.data(), h.size()); }
+
+job::job(session &s, std::uint64_t id, std::shared_ptr<const content::manifest> m, job_request request)
+    : session_(s), id_(id), manifest_(std::move(m)), request_(std::move(request)), flush_timer_(s.net()) {}
+
+job::~job() = default;
+
+bool job::active() const {
+    return state_ == PD_JOB_QUEUED || state_ == PD_JOB_RUNNING || state_ == PD_JOB_PAUSED || state_ == PD_JOB_VERIFYING;
+}
+
+void job::emit(pd_event_type type, const std::string &message, int code) {
+    auto e = make_event(type, id_, message.c_str());
+    std::memcpy(e.content.bytes, manifest_->id.data(), 32);
+    e.error_code = code;
+    e.bytes_done = bytes_verified_;
+    e.bytes_total = manifest_->size;
+    session_.emit(e);
+}
+
+void job::emit_progress(bool force) {
+    std::int64_t now = store::now_ms();
+    if (!force && now - last_progress_ms_ < session_.config().get_int("job.progress_interval_ms")) return;
+    last_progress_ms_ = now;
+    emit(PD_EVENT_JOB_PROGRESS, "");
+}
+
+void job::start() {
+    started_ms_ = store::now_ms();
+    state_ = PD_JOB_RUNNING;
+    emit(PD_EVENT_JOB_STARTED, manifest_->name);
+    preparing_ = true;
+    auto self = shared_from_this();
+    std::uint64_t size = manifest_->size;
+    store::hash id = manifest_->id;
+    auto busy = session_.busy_contents();
+    busy.erase(id);
+    asio::post(session_.workers(), [self, size, id, busy] {
+        try {
+            auto &st = self->session_.store();
+            auto evicted = st.reserve(id, size, busy);
+            for (auto &[eid, bytes] : evicted) {
+                auto e = make_event(PD_EVENT_CACHE_EVICTED, self->id_, ("evicted " + hex(eid) + " to make room").c_str());
+                std::memcpy(e.content.bytes, eid.data(), 32);
+                e.bytes_total = bytes;
+                self->session_.emit(e);
+            }
+            auto file = st.open_data(id, size);
+            auto rec = st.get(id);
+            if (!rec) pd::fail(PD_E_NOT_FOUND, PD_CATEGORY_STORE, "content vanished from the cache index");
+            asio::post(self->session_.net(), [self, f = std::make_shared<platform::file>(std::move(file)),
+                                              bits = std::move(rec->verified), vb = rec->verified_bytes]() mutable {
+                self->preparing_ = false;
+                self->on_prepared(std::move(*f), std::move(bits), vb);
+            });
+        } catch (const error &e) {
+            asio::post(self->session_.net(), [self, code = e.code(), msg = std::string(e.what())] {
+                self->preparing_ = false;
+                self->fail(code, msg);
+            });
+        }
+    });
+}
+
+void job::on_prepared(platform::file file, std::vector<std::uint8_t> verified, std::uint64_t verified_bytes) {
+    if (!active()) return;
+    file_ = std::make_shared<platform::file>(std::move(file));
+    have_ = std::move(verified);
+    have_.resize((manifest_->block_count() + 7) / 8);
+    written_ = have_;
+    bytes_verified_ = verified_bytes;
+    bytes_by_source_[PD_SOURCE_LOCAL] = verified_bytes;
+    std::uint64_t per_piece = std::max<std::uint64_t>(1, session_.config().get_int("job.piece_size_kib") * 1024 / manifest_->block_size);
+    std::uint64_t n = manifest_->block_count();
+    for (std::uint64_t first = 0; first < n; first += per_piece) {
+        std::uint64_t end = std::min(n, first + per_piece);
+        std::uint64_t lo = end, hi = first;
+        for (std::uint64_t b = first; b < end; ++b)
+            if (!block_have(b)) {
+                lo = std::min(lo, b);
+                hi = b + 1;
+            }
+        if (lo < hi) todo_.push_back({lo, static_cast<std::uint32_t>(hi - lo)});
+    }
+    if (bytes_verified_) emit_progress(true);
+    if (todo_.empty()) {
+        maybe_finish();
+        return;
+    }
+    for (auto &b : session_.plugins().backends())
+        if (b->can_stream()) sources_.push_back(b);
+    // Source order (design §2): nearest class first; load order within a class.
+    std::stable_sort(sources_.begin(), sources_.end(),
+                     [](auto &a, auto &b) { return a->source_class() < b->source_class(); });
+    open_next_source();
+}
+
+void job::open_next_source() {
+    if (opening_ || state_ != PD_JOB_RUNNING) return;
+    opening_ = true;
+    auto self = shared_from_this();
+    auto candidates = std::vector<std::shared_ptr<plugin_host::backend>>(sources_.begin() + static_cast<std::ptrdiff_t>(std::min(next_source_, sources_.size())), sources_.end());
+    std::string origin = request_.origin;
+    if (origin.empty()) {
+        auto rec = session_.store().get(manifest_->id);
+        if (rec) origin = rec->origin;
+    }
+    asio::post(session_.workers(), [self, candidates, origin] {
+        std::vector<std::string> reasons;
+        int last_code = PD_E_NO_SOURCE;
+        std::shared_ptr<source_stream> opened;
+        std::size_t tried = 0;
+        for (auto &b : candidates) {
+            ++tried;
+            pd_content_ref ref{};
+            ref.struct_size = sizeof ref;
+            std::memcpy(ref.id, self->manifest_->id.data(), 32);
+            ref.size = self->manifest_->size;
+            ref.name = self->manifest_->name.c_str();
+            ref.origin = origin.c_str();
+            ref.job_id = self->id_;
+            char msg[512] = "";
+            void *handle = nullptr;
+            int rc = b->vtable().open(b->self(), &handle, &ref, msg, sizeof msg);
+            if (rc == 0 && handle) {
+                opened = std::make_shared<source_stream>();
+                opened->backend = b;
+                opened->handle = handle;
+                break;
+            }
+            if (rc != PD_PLUGIN_E_NOT_FOUND) last_code = rc ? rc : PD_E_PLUGIN;
+            reasons.push_back(b->name() + ": " + (msg[0] ? msg : "cannot serve this content"));
+        }
+        asio::post(self->session_.net(), [self, opened, reasons, last_code, tried] {
+            self->opening_ = false;
+            self->next_source_ += opened ? tried - 1 : tried;
+            self->on_source_opened(opened, reasons, last_code);
+        });
+    });
+}
+
+void job::on_source_opened(std::shared_ptr<source_stream> stream, std::vector<std::string> reasons, int last_code) {
+    for (auto &r : reasons) {
+        fallback_reasons_.push_back(r);
+        emit(PD_EVENT_SOURCE_FALLBACK, r);
+    }
+    if (!active()) return;
+    if (!stream) {
+        std::string why = "no source can provide content " + hex(manifest_->id);
+        if (sources_.empty()) why += ": no backend plugin with a data source is loaded";
+        for (auto &r : fallback_reasons_) why += "; " + r;
+        // Failures after the last source keep that source's reason (e.g. origin content changed).
+        bool specific = !(last_code == PD_E_NO_SOURCE || last_code == PD_E_PLUGIN || last_code == PD_E_GENERIC);
+        fail(specific ? last_code : (error_code_ ? error_code_ : PD_E_NO_SOURCE), why);
+        return;
+    }
+    stream_ = std::move(stream);
+    dispatch();
+}
+
+void job::dispatch() {
+    if (state_ != PD_JOB_RUNNING || !stream_ || shutting_down_) return;
+    const unsigned max_in_flight = static_cast<unsigned>(session_.config().get_int("job.max_pieces_in_flight"));
+    const int retries = static_cast<int>(session_.config().get_int("job.read_retries"));
+    const int backoff_ms = static_cast<int>(session_.config().get_int("job.retry_backoff_ms"));
+    while (in_flight_ < max_in_flight && !todo_.empty()) {
+        piece p = todo_.front();
+        todo_.pop_front();
+        ++in_flight_;
+        std::vector<std::uint64_t> wanted;
+        for (std::uint64_t b = p.first_block; b < p.first_block + p.block_count; ++b)
+            if (!block_have(b) && !((written_[b / 8] >> (b % 8)) & 1)) wanted.push_back(b);
+        asio::post(session_.workers(), [self = shared_from_this(), p, wanted = std::move(wanted), stream = stream_,
+                                        file = file_, retries, backoff_ms] {
+            piece_result r;
+            r.p = p;
+            r.stream = stream;
+            auto &m = *self->manifest_;
+            std::uint64_t offset = m.block_offset(p.first_block);
+            std::uint64_t end = std::min(m.size, m.block_offset(p.first_block + p.block_count));
+            std::size_t len = static_cast<std::size_t>(end - offset);
+            std::vector<std::uint8_t> buf(len);
+            auto &vt = stream->backend->vtable();
+            for (int attempt = 0;; ++attempt) {
+                if (self->session_.job_should_stop(self->id_)) {
+                    r.aborted = true;
+                    break;
+                }
+                char msg[512] = "";
+                std::size_t got = 0;
+                int rc = vt.read(stream->backend->self(), stream->handle, offset, buf.data(), len, &got, msg, sizeof msg);
+                if (rc == 0 && got == len) {
+                    r.error = 0;
+                    r.bytes_fetched += got;
+                    break;
+                }
+                if (rc == PD_PLUGIN_E_CANCELLED) {
+                    r.aborted = true;
+                    break;
+                }
+                r.error = rc ? rc : PD_E_IO;
+                r.message = rc ? (msg[0] ? msg : "read failed")
+                               : "short read: " + std::to_string(got) + " of " + std::to_string(len) + " bytes at offset " +
+                                     std::to_string(offset);
+                if (rc == PD_PLUGIN_E_CHANGED || attempt >= retries) break;
+                std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms << std::min(attempt, 10)));
+            }
+            if (!r.aborted && r.error == 0) {
+                try {
+                    for (auto b : wanted) {
+                        std::uint64_t boff = m.block_offset(b);
+                        std::uint32_t blen = m.block_length(b);
+                        const std::uint8_t *data = buf.data() + (boff - offset);
+                        if (crypto::sha256(data, blen) != m.block_hashes[b]) {
+                            r.bad.push_back(b);
+                            continue;
+                        }
+                        file->pwrite(boff, data, blen);
+                        r.good.push_back(b);
+                        r.bytes_good += blen;
+                    }
+                } catch (const error &e) {
+                    r.error = e.code();
+                    r.fatal = true;
+                    r.message = e.what();
+                }
+            }
+            asio::post(self->session_.net(), [self, r = std::move(r)]() mutable { self->on_piece_done(std::move(r)); });
+        });
+    }
+}
+
+void job::on_piece_done(piece_result r) {
+    --in_flight_;
+    bytes_fetched_ += r.bytes_fetched;
+    std::uint32_t cls = r.stream->backend->source_class();
+    // Results from a source given up meanwhile must not ban its successor.
+    bool current = r.stream == stream_;
+    for (auto b : r.good) {
+        written_[b / 8] |= static_cast<std::uint8_t>(1u << (b % 8));
+        pending_durable_.push_back(b);
+    }
+    pending_bytes_ += r.bytes_good;
+    bytes_by_source_[cls] += r.bytes_good;
+    if (r.fatal) {
+        fail(r.error, r.message);
+        return;
+    }
+    if (!active()) {
+        schedule_flush(true);
+        return;
+    }
+    bool requeue = r.aborted || r.error || !r.bad.empty();
+    if (requeue) todo_.push_front(r.p);
+    if (!r.bad.empty()) {
+        blocks_rejected_ += r.bad.size();
+        std::string src = r.stream->backend->name();
+        for (auto b : r.bad) {
+            auto e = make_event(PD_EVENT_BLOCK_REJECTED, id_,
+                                ("block " + std::to_string(b) + " (offset " + std::to_string(manifest_->block_offset(b)) +
+                                 ") failed verification; data from source '" + src + "' discarded")
+                                    .c_str());
+            std::memcpy(e.content.bytes, manifest_->id.data(), 32);
+            e.count = b;
+            e.error_code = PD_E_INTEGRITY;
+            e.source_class = cls;
+            session_.emit(e);
+        }
+        // A source that sent bad bytes is banned for this job (design §5).
+        error_code_ = PD_E_INTEGRITY;
+        if (current) source_failed("source '" + src + "' sent block " + std::to_string(r.bad.front()) + " (offset " +
+                      std::to_string(manifest_->block_offset(r.bad.front())) + ") that failed verification (" +
+                      std::to_string(r.bad.size()) + " bad block(s) in this piece)");
+    } else if (r.error && !r.aborted) {
+        std::string src = r.stream->backend->name();
+        error_code_ = r.error;
+        if (current) source_failed("source '" + src + "' failed: " + r.message);
+    }
+    if (pending_bytes_ >= static_cast<std::uint64_t>(session_.config().get_int("job.flush_bytes"))) schedule_flush(true);
+    else if (!pending_durable_.empty()) schedule_flush(false);
+    dispatch();
+    maybe_finish();
+}
+
+void job::source_failed(const std::string &reason) {
+    if (!stream_) return;
+    fallback_reasons_.push_back(reason);
+    emit(PD_EVENT_SOURCE_FALLBACK, reason, error_code_);
+    stream_.reset();  // closed once in-flight pieces let go
+    ++next_source_;
+    open_next_source();
+}
+
+void job::schedule_flush(bool now) {
+    if (pending_durable_.empty()) return;
+    if (flushing_) {
+        flush_again_ = true;
+        return;
+    }
+    if (!now) {
+        if (flush_timer_armed_) return;
+        flush_timer_armed_ = true;
+        flush_timer_.expires_after(std::chrono::milliseconds(session_.config().get_int("job.flush_interval_ms")));
+        flush_timer_.async_wait([self = shared_from_this()](const boost::system::error_code &ec) {
+            self->flush_timer_armed_ = false;
+            if (!ec) self->schedule_flush(true);
+        });
+        return;
+    }
+    flushing_ = true;
+    auto blocks = std::move(pending_durable_);
+    pending_durable_.clear();
+    pending_bytes_ = 0;
+    asio::post(session_.workers(), [self = shared_from_this(), blocks = std::move(blocks), file = file_]() mutable {
+        std::uint64_t verified = 0;
+        std::string err;
+        int code = 0;
+        try {
+            // Durable first, then recorded: a crash between the two only loses the record.
+            file->datasync();
+            verified = self->session_.store().mark_verified(self->manifest_->id, blocks);
+        } catch (const error &e) {
+            err = e.what();
+            code = e.code();
+        }
+        asio::post(self->session_.net(), [self, verified, blocks = std::move(blocks), err, code]() mutable {
+            self->on_flushed(verified, std::move(blocks), err, code);
+        });
+    });
+}
+
+void job::on_flushed(std::uint64_t verified_bytes, std::vector<std::uint64_t> blocks, std::string err, int code) {
+    flushing_ = false;
+    if (!err.empty()) {
+        fail(code, "making blocks durable failed: " + err);
+        return;
+    }
+    for (auto b : blocks) set_have(b);
+    bytes_verified_ = verified_bytes;
+    emit_progress(false);
+    if (flush_again_) {
+        flush_again_ = false;
+        schedule_flush(true);
+    }
+    maybe_finish();
+}
+
+void job::flush_now() {
+    if (pending_durable_.empty() || !file_) return;
+    try {
+        file_->datasync();
+        bytes_verified_ = session_.store().mark_verified(manifest_->id, pending_durable_);
+        for (auto b : pending_durable_) set_have(b);
+        pending_durable_.clear();
+        pending_bytes_ = 0;
+    } catch (const error &e) {
+        session_.log(PD_LOG_ERROR, std::string("flushing at shutdown: ") + e.what());
+    }
+}
+
+void job::maybe_finish() {
+    if (state_ != PD_JOB_RUNNING || in_flight_ || flushing_ || !todo_.empty() || !pending_durable_.empty()) return;
+    for (std::uint64_t b = 0; b < manifest_->block_count(); ++b)
+        if (!block_have(b)) return;
+    finalize();
+}
+
+void job::finalize() {
+    state_ = PD_JOB_VERIFYING;
+    finalizing_ = true;
+    stream_.reset();
+    auto self = shared_from_this();
+    asio::post(session_.workers(), [self, file = file_] {
+        std::string err, delivered;
+        int code = 0;
+        try {
+            auto &m = *self->manifest_;
+            auto &st = self->session_.store();
+            // End-to-end: every block re-read from disk and re-hashed before "complete".
+            constexpr std::size_t chunk = 4 << 20;
+            std::vector<std::uint8_t> buf(chunk);
+            for (std::uint64_t off = 0; off < m.size; off += chunk) {
+                if (self->session_.job_should_stop(self->id_))
+                    pd::fail(PD_E_CANCELLED, PD_CATEGORY_JOB, "stopped during final verification");
+                std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, m.size - off));
+                if (file->pread(off, buf.data(), len) != len)
+                    pd::fail(PD_E_INTEGRITY, PD_CATEGORY_STORE, "cached data file is shorter than the content");
+                for (std::size_t b = 0; b < len; b += m.block_size) {
+                    std::uint64_t index = (off + b) / m.block_size;
+                    std::size_t blen = std::min<std::size_t>(m.block_size, len - b);
+                    if (crypto::sha256(buf.data() + b, blen) != m.block_hashes[index]) {
+                        st.clear_verified(m.id);
+                        pd::fail(PD_E_INTEGRITY, PD_CATEGORY_STORE,
+                                 "end-to-end verification failed: block " + std::to_string(index) +
+                                     " changed on disk after it was verified; the content must be fetched again");
+                    }
+                }
+            }
+            st.mark_complete(m.id);
+            if (self->request_.pin) st.set_pinned(m.id, true);
+            if (!self->request_.destination.empty()) {
+                auto &dest = self->request_.destination;
+                std::string tmp = dest + ".pdpart";
+                {
+                    platform::file out(tmp, platform::file::mode::read_write_create);
+                    out.truncate(0);
+                    platform::copy_file_data(*file, out, m.size);
+                    out.datasync();
+                }
+                platform::atomic_replace(tmp, dest);
+                delivered = dest;
+            } else {
+                delivered = st.data_path(m.id);
+            }
+        } catch (const error &e) {
+            err = e.what();
+            code = e.code();
+        }
+        asio::post(self->session_.net(), [self, err, code, delivered] {
+            self->finalizing_ = false;
+            if (!err.empty()) {
+                if (code == PD_E_CANCELLED) {
+                    if (self->state_ == PD_JOB_VERIFYING) self->state_ = PD_JOB_PAUSED;
+                    return;
+                }
+                self->fail(code, err);
+                return;
+            }
+            if (self->state_ != PD_JOB_VERIFYING) return;
+            self->state_ = PD_JOB_COMPLETED;
+            self->finished_ms_ = store::now_ms();
+            self->message_ = delivered;
+            self->emit(PD_EVENT_JOB_COMPLETED, delivered);
+            pd_content_ref ref{};
+            ref.struct_size = sizeof ref;
+            std::memcpy(ref.id, self->manifest_->id.data(), 32);
+            ref.size = self->manifest_->size;
+            ref.name = self->manifest_->name.c_str();
+            ref.origin = "";
+            ref.job_id = self->id_;
+            for (auto &b : self->session_.plugins().backends())
+                if (b->vtable().content_available) b->vtable().content_available(b->self(), &ref);
+        });
+    });
+}
+
+void job::fail(int code, const std::string &message) {
+    if (!active()) return;
+    state_ = PD_JOB_FAILED;
+    error_code_ = code;
+    message_ = message;
+    finished_ms_ = store::now_ms();
+    session_.set_job_stop_flag(id_, true);
+    stream_.reset();
+    flush_timer_.cancel();
+    // Blocks already verified and written are still worth keeping.
+    schedule_flush(true);
+    emit(PD_EVENT_JOB_FAILED, message, code);
+}
+
+void job::pause() {
+    if (state_ != PD_JOB_RUNNING && state_ != PD_JOB_QUEUED && state_ != PD_JOB_VERIFYING)
+        pd::fail(PD_E_STATE, PD_CATEGORY_JOB, "job is not running");
+    state_ = PD_JOB_PAUSED;
+    session_.set_job_stop_flag(id_, true);
+    schedule_flush(true);
+    emit(PD_EVENT_JOB_PAUSED, "paused by the host");
+}
+
+void job::resume() {
+    if (state_ != PD_JOB_PAUSED) pd::fail(PD_E_STATE, PD_CATEGORY_JOB, "job is not paused");
+    session_.set_job_stop_flag(id_, false);
+    state_ = PD_JOB_RUNNING;
+    emit(PD_EVENT_JOB_RESUMED, "resumed by the host");
+    if (!file_) {
+        if (!preparing_) start();
+        return;
+    }
+    if (!todo_.empty() && !stream_) open_next_source();
+    dispatch();
+    maybe_finish();
+}
+
+void job::cancel() {
+    if (!active()) pd::fail(PD_E_STATE, PD_CATEGORY_JOB, "job has already finished");
+    state_ = PD_JOB_CANCELLED;
+    finished_ms_ = store::now_ms();
+    session_.set_job_stop_flag(id_, true);
+    stream_.reset();
+    flush_timer_.cancel();
+    schedule_flush(true);
+    emit(PD_EVENT_JOB_CANCELLED, "cancelled by the host", PD_E_CANCELLED);
+}
+
+void job::stop_for_shutdown() {
+    shutting_down_ = true;
+    session_.set_job_stop_flag(id_, true);
+    flush_timer_.cancel();
+    stream_.reset();
+}
+
+void job::status(pd_job_status &out) const {
+    out.state = state_;
+    out.job_id = id_;
+    std::memcpy(out.content.bytes, manifest_->id.data(), 32);
+    out.bytes_total = manifest_->size;
+    out.bytes_verified = bytes_verified_;
+    for (int i = 0; i < PD_SOURCE_CLASS_COUNT; ++i) out.bytes_by_source[i] = bytes_by_source_[i];
+    out.bytes_fetched = bytes_fetched_;
+    out.blocks_rejected = blocks_rejected_;
+    out.error_code = state_ == PD_JOB_FAILED ? error_code_ : PD_OK;
+    out.started_ms = started_ms_;
+    out.finished_ms = finished_ms_;
+    std::strncpy(out.message, message_.c_str(), sizeof out.message - 1);
+    out.message[sizeof out.message - 1] = '\0';
+}
+
+}  // namespace pd::core

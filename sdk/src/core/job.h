@@ -1,0 +1,106 @@
+// A download job: brings one content into the store block by verified block, then
+// re-verifies it end to end and delivers it. All members are owned by the network
+// thread; worker tasks get copies of what they need and post results back.
+#pragma once
+
+#include "core/session.h"
+
+#include <peerdist/job.h>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <deque>
+
+namespace pd::core {
+
+class job : public std::enable_shared_from_this<job> {
+public:
+    job(session &s, std::uint64_t id, std::shared_ptr<const content::manifest> m, job_request request);
+    ~job();
+
+    std::uint64_t id() const { return id_; }
+    const store::hash &content() const { return manifest_->id; }
+    pd_job_state state() const { return state_; }
+    bool active() const;
+    // True while worker tasks or flushes are outstanding.
+    bool busy() const { return in_flight_ || flushing_ || finalizing_ || preparing_ || opening_; }
+
+    void start();
+    void pause();
+    void resume();
+    void cancel();
+    // Session shutdown: stop fetching; blocks already written are flushed by flush_now().
+    void stop_for_shutdown();
+    // Synchronously makes written blocks durable and records them (shutdown path).
+    void flush_now();
+    void status(pd_job_status &out) const;
+
+private:
+    struct source_stream;
+    struct piece {
+        std::uint64_t first_block;
+        std::uint32_t block_count;
+    };
+    struct piece_result {
+        piece p{};
+        std::shared_ptr<source_stream> stream;  // the source the bytes came from
+        std::vector<std::uint64_t> good;
+        std::vector<std::uint64_t> bad;
+        std::uint64_t bytes_fetched = 0;
+        std::uint64_t bytes_good = 0;
+        int error = 0;
+        bool fatal = false;    // a local failure (disk): the job fails
+        bool aborted = false;  // stopped by pause/cancel: requeue silently
+        std::string message;
+    };
+
+    void on_prepared(platform::file file, std::vector<std::uint8_t> verified, std::uint64_t verified_bytes);
+    void open_next_source();
+    void on_source_opened(std::shared_ptr<source_stream> stream, std::vector<std::string> reasons, int last_code);
+    void dispatch();
+    void on_piece_done(piece_result r);
+    void source_failed(const std::string &reason);
+    void schedule_flush(bool now);
+    void on_flushed(std::uint64_t verified_bytes, std::vector<std::uint64_t> blocks, std::string error, int code);
+    void maybe_finish();
+    void finalize();
+    void fail(int code, const std::string &message);
+    void emit(pd_event_type type, const std::string &message, int code = PD_OK);
+    void emit_progress(bool force);
+    bool block_have(std::uint64_t b) const { return (have_[b / 8] >> (b % 8)) & 1; }
+    void set_have(std::uint64_t b) { have_[b / 8] |= static_cast<std::uint8_t>(1u << (b % 8)); }
+
+    session &session_;
+    std::uint64_t id_;
+    std::shared_ptr<const content::manifest> manifest_;
+    job_request request_;
+    pd_job_state state_ = PD_JOB_QUEUED;
+    std::shared_ptr<platform::file> file_;
+
+    std::vector<std::uint8_t> have_;        // durable and verified
+    std::vector<std::uint8_t> written_;     // verified and written, maybe not durable yet
+    std::deque<piece> todo_;
+    std::vector<std::uint64_t> pending_durable_;
+    std::uint64_t pending_bytes_ = 0;
+
+    std::vector<std::shared_ptr<plugin_host::backend>> sources_;
+    std::size_t next_source_ = 0;
+    std::shared_ptr<source_stream> stream_;
+    std::vector<std::string> fallback_reasons_;
+
+    unsigned in_flight_ = 0;
+    bool preparing_ = false, opening_ = false, flushing_ = false, flush_again_ = false, finalizing_ = false;
+    bool shutting_down_ = false;
+    boost::asio::steady_timer flush_timer_;
+    bool flush_timer_armed_ = false;
+
+    std::uint64_t bytes_verified_ = 0;
+    std::uint64_t bytes_by_source_[PD_SOURCE_CLASS_COUNT] = {};
+    std::uint64_t bytes_fetched_ = 0;
+    std::uint64_t blocks_rejected_ = 0;
+    int error_code_ = PD_OK;
+    std::string message_;
+    std::int64_t started_ms_ = 0, finished_ms_ = 0, last_progress_ms_ = 0;
+};
+
+}  // namespace pd::core

@@ -1,0 +1,179 @@
+#include "core/session.h"
+
+#include "core/job.h"
+#include "platform/file.h"
+#include "util/error.h"
+#include "util/hex.h"
+
+#include <chrono>
+#include <filesystem>
+#include <cstring>
+#include <thread>
+
+namespace pd::core {
+
+static unsigned worker_count(const pd_session_options &o) {
+    if (o.worker_threads) return o.worker_threads;
+    return std::max(2u, std::thread::hardware_concurrency());
+}
+
+session::session(const pd_session_options &o)
+    : cache_dir_(o.cache_dir),
+      events_(o.event_queue_capacity, o.notify, o.notify_user_data),
+      net_guard_(net_.get_executor()),
+      workers_(worker_count(o)) {
+    crypto::ensure_initialised();
+    if (o.cache_quota_bytes) settings_.set("store.quota_bytes", std::to_string(o.cache_quota_bytes));
+    if (o.cache_quota_percent) settings_.set("store.quota_percent", std::to_string(o.cache_quota_percent));
+    store_ = std::make_unique<store::block_store>(
+        cache_dir_, store::quota{o.cache_quota_bytes, o.cache_quota_percent});
+    plugin_host::host_services services;
+    services.log = [this](const std::string &plugin, int level, const std::string &msg) {
+        log(level, plugin.empty() ? msg : plugin + ": " + msg);
+    };
+    services.get_setting = [this](const std::string &key) { return settings_.get(key); };
+    services.emit = [this](const std::string &plugin, std::uint64_t job, int code, const std::string &msg) {
+        auto e = make_event(PD_EVENT_PLUGIN, job, (plugin + ": " + msg).c_str());
+        e.count = static_cast<std::uint64_t>(static_cast<std::int64_t>(code));
+        events_.push(e);
+    };
+    services.now_ms = [] {
+        using namespace std::chrono;
+        return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+    };
+    services.job_should_stop = [this](std::uint64_t id) { return job_should_stop(id); };
+    plugins_ = std::make_unique<plugin_host::plugin_host>(std::move(services));
+    net_thread_ = std::thread([this] { net_.run(); });
+}
+
+session::~session() {
+    // 1. Stop every job from starting new work.
+    call([this] {
+        for (auto &[id, j] : jobs_) j->stop_for_shutdown();
+    });
+    // 2. Wait until workers have answered everything in flight (bounded by the slowest
+    //    plugin read; reads check job_should_stop()).
+    for (;;) {
+        bool busy = call([this] {
+            for (auto &[id, j] : jobs_)
+                if (j->busy()) return true;
+            return false;
+        });
+        if (!busy) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    // 3. Make every verified block durable before the store closes.
+    call([this] {
+        for (auto &[id, j] : jobs_) j->flush_now();
+    });
+    net_guard_.reset();
+    net_.stop();
+    if (net_thread_.joinable()) net_thread_.join();
+    workers_.join();
+    jobs_.clear();
+    plugins_->clear();
+}
+
+void session::log(int level, const std::string &message) {
+    if (level > settings_.get_int("log.level")) return;
+    auto e = make_event(PD_EVENT_LOG, 0, message.c_str());
+    e.count = static_cast<std::uint64_t>(level);
+    events_.push(e);
+}
+
+void session::apply_setting(const std::string &key, const std::string &value) {
+    settings_.set(key, value);
+    if (key == "store.quota_bytes" || key == "store.quota_percent")
+        store_->set_quota({static_cast<std::uint64_t>(settings_.get_int("store.quota_bytes")),
+                           static_cast<std::uint32_t>(settings_.get_int("store.quota_percent"))});
+}
+
+std::uint64_t session::start_job(const job_request &request, std::uint64_t *existing) {
+    for (auto &[id, j] : jobs_)
+        if (j->active() && j->content() == request.content) {
+            if (existing) *existing = id;
+            fail(PD_E_EXISTS, PD_CATEGORY_JOB, "job " + std::to_string(id) + " is already fetching this content");
+        }
+    auto m = store_->manifest(request.content);
+    if (!m)
+        fail(PD_E_NOT_FOUND, PD_CATEGORY_JOB,
+             "content " + to_hex(request.content.data(), 32) + " is unknown: import its manifest first");
+    if (!request.destination.empty()) {
+        auto parent = std::filesystem::path(request.destination).parent_path();
+        if (!parent.empty() && !std::filesystem::is_directory(parent))
+            fail(PD_E_NOT_FOUND, PD_CATEGORY_JOB, "destination directory '" + parent.string() + "' does not exist");
+    }
+    std::uint64_t id = next_job_id_++;
+    auto j = std::make_shared<job>(*this, id, std::move(m), request);
+    jobs_[id] = j;
+    set_job_stop_flag(id, false);
+    j->start();
+    return id;
+}
+
+std::shared_ptr<job> session::find_job(std::uint64_t id) const {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) fail(PD_E_NOT_FOUND, PD_CATEGORY_JOB, "no job with id " + std::to_string(id));
+    return it->second;
+}
+
+std::vector<std::uint64_t> session::job_ids() const {
+    std::vector<std::uint64_t> ids;
+    for (auto &[id, j] : jobs_) ids.push_back(id);
+    return ids;
+}
+
+std::set<store::hash> session::busy_contents() const {
+    std::set<store::hash> busy;
+    for (auto &[id, j] : jobs_)
+        if (j->active() || j->busy()) busy.insert(j->content());
+    return busy;
+}
+
+bool session::job_should_stop(std::uint64_t id) const {
+    std::lock_guard lk(stop_mu_);
+    return stopped_jobs_.count(id) != 0;
+}
+
+void session::set_job_stop_flag(std::uint64_t id, bool stop) {
+    std::lock_guard lk(stop_mu_);
+    if (stop) stopped_jobs_.insert(id);
+    else stopped_jobs_.erase(id);
+}
+
+content::manifest session::publish(const std::string &path, const std::string &name, const std::string &origin,
+                                   bool add_to_cache) {
+    // Hash on a worker so the network thread stays responsive; the caller waits.
+    std::packaged_task<content::manifest()> task([&] { return content::hash_file(path, name); });
+    auto fut = task.get_future();
+    boost::asio::post(workers_, [&task] { task(); });
+    content::manifest m = fut.get();
+    std::string recorded = origin.empty() ? std::filesystem::absolute(path).string() : origin;
+    store_->put_manifest(m, recorded);
+    if (add_to_cache) {
+        auto busy = call([this] { return busy_contents(); });
+        if (busy.count(m.id)) fail(PD_E_BUSY, PD_CATEGORY_STORE, "a job is fetching this content");
+        auto evicted = store_->reserve(m.id, m.size, busy);
+        for (auto &[eid, bytes] : evicted) {
+            auto e = make_event(PD_EVENT_CACHE_EVICTED, 0, ("evicted " + to_hex(eid.data(), 32) + " to make room").c_str());
+            std::memcpy(e.content.bytes, eid.data(), 32);
+            e.bytes_total = bytes;
+            events_.push(e);
+        }
+        platform::file src(path, platform::file::mode::read);
+        auto dst = store_->open_data(m.id, m.size);
+        platform::copy_file_data(src, dst, m.size);
+        // The copy is checked against the manifest: the source may have changed since hashing.
+        auto check = content::hash_file(dst.path(), m.name);
+        if (check.id != m.id)
+            fail(PD_E_CHANGED, PD_CATEGORY_CONTENT, "'" + path + "' changed while it was being published");
+        dst.datasync();
+        std::vector<std::uint64_t> all(m.block_count());
+        for (std::uint64_t i = 0; i < all.size(); ++i) all[i] = i;
+        store_->mark_verified(m.id, all);
+        store_->mark_complete(m.id);
+    }
+    return m;
+}
+
+}  // namespace pd::core

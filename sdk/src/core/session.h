@@ -1,0 +1,98 @@
+// The session core: one network thread that owns session and job state (no locks
+// there), a worker pool for disk, hashing, SQLite and plugin reads, which answers
+// with messages posted back to the network thread (libtorrent's model).
+#pragma once
+
+#include "core/event_queue.h"
+#include "core/settings.h"
+#include "plugin_host/plugin_host.h"
+#include "store/block_store.h"
+
+#include <peerdist/content.h>
+#include <peerdist/session.h>
+
+#include <utility>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+
+namespace pd::core {
+
+class job;
+
+struct job_request {
+    store::hash content{};
+    std::string destination;
+    std::string origin;
+    bool pin = false;
+};
+
+class session {
+public:
+    explicit session(const pd_session_options &opts);
+    ~session();
+    session(const session &) = delete;
+    session &operator=(const session &) = delete;
+
+    // Runs `f` on the network thread and returns its result (exceptions propagate).
+    // Called from the network thread itself it runs inline.
+    template <class F>
+    auto call(F &&f) -> decltype(f()) {
+        using R = decltype(f());
+        if (net_.get_executor().running_in_this_thread()) return f();
+        std::packaged_task<R()> task(std::forward<F>(f));
+        auto fut = task.get_future();
+        boost::asio::post(net_, [&task] { task(); });
+        return fut.get();
+    }
+
+    event_queue &events() { return events_; }
+    core::settings &config() { return settings_; }
+    store::block_store &store() { return *store_; }
+    plugin_host::plugin_host &plugins() { return *plugins_; }
+    boost::asio::io_context &net() { return net_; }
+    boost::asio::thread_pool &workers() { return workers_; }
+    const std::string &cache_dir() const { return cache_dir_; }
+
+    void emit(const pd_event &e) { events_.push(e); }
+    void log(int level, const std::string &message);
+    void apply_setting(const std::string &key, const std::string &value);
+
+    // Network thread only.
+    std::uint64_t start_job(const job_request &request, std::uint64_t *existing);
+    std::shared_ptr<job> find_job(std::uint64_t id) const;
+    std::vector<std::uint64_t> job_ids() const;
+    std::set<store::hash> busy_contents() const;
+
+    // Any thread.
+    bool job_should_stop(std::uint64_t id) const;
+    void set_job_stop_flag(std::uint64_t id, bool stop);
+    // Hashes (on a worker), records, optionally copies into the cache as complete.
+    content::manifest publish(const std::string &path, const std::string &name, const std::string &origin,
+                              bool add_to_cache);
+
+private:
+    std::string cache_dir_;
+    event_queue events_;
+    core::settings settings_;
+    std::unique_ptr<store::block_store> store_;
+    std::unique_ptr<plugin_host::plugin_host> plugins_;
+    boost::asio::io_context net_;
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> net_guard_;
+    boost::asio::thread_pool workers_;
+    std::thread net_thread_;
+
+    std::map<std::uint64_t, std::shared_ptr<job>> jobs_;  // network thread
+    std::uint64_t next_job_id_ = 1;
+    mutable std::mutex stop_mu_;
+    std::set<std::uint64_t> stopped_jobs_;
+};
+
+}  // namespace pd::core

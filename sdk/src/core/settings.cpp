@@ -1,0 +1,67 @@
+#include "core/settings.h"
+
+#include "util/error.h"
+
+#include <charconv>
+
+namespace pd::core {
+
+settings::settings() {
+    specs_ = {
+        {"job.piece_size_kib", {1024, 64, 16384}},
+        {"job.max_pieces_in_flight", {8, 1, 256}},
+        {"job.flush_interval_ms", {500, 10, 60000}},
+        {"job.flush_bytes", {32 << 20, 64 << 10, 1ll << 32}},
+        {"job.progress_interval_ms", {250, 10, 60000}},
+        {"job.read_retries", {3, 0, 100}},
+        {"job.retry_backoff_ms", {200, 1, 60000}},
+        {"store.quota_bytes", {0, 0, INT64_MAX}},
+        {"store.quota_percent", {0, 0, 100}},
+        {"log.level", {2, 0, 3}},
+    };
+}
+
+static bool is_plugin_key(const std::string &key) {
+    // plugin.<name>.<key>
+    if (key.rfind("plugin.", 0) != 0) return false;
+    auto dot = key.find('.', 7);
+    return dot != std::string::npos && dot > 7 && dot + 1 < key.size();
+}
+
+void settings::set(const std::string &key, const std::string &value) {
+    if (!is_plugin_key(key)) {
+        auto it = specs_.find(key);
+        if (it == specs_.end()) fail(PD_E_NOT_FOUND, PD_CATEGORY_API, "unknown setting '" + key + "'");
+        std::int64_t v = 0;
+        auto res = std::from_chars(value.data(), value.data() + value.size(), v);
+        if (res.ec != std::errc() || res.ptr != value.data() + value.size())
+            fail(PD_E_INVALID, PD_CATEGORY_API, "setting '" + key + "' needs an integer, got '" + value + "'");
+        if (v < it->second.min || v > it->second.max)
+            fail(PD_E_INVALID, PD_CATEGORY_API,
+                 "setting '" + key + "' must be in [" + std::to_string(it->second.min) + ", " +
+                     std::to_string(it->second.max) + "], got " + value);
+    }
+    std::lock_guard lk(mu_);
+    values_[key] = value;
+}
+
+std::optional<std::string> settings::get(const std::string &key) const {
+    {
+        std::lock_guard lk(mu_);
+        auto it = values_.find(key);
+        if (it != values_.end()) return it->second;
+    }
+    auto s = specs_.find(key);
+    if (s != specs_.end()) return std::to_string(s->second.def);
+    return std::nullopt;
+}
+
+std::int64_t settings::get_int(const std::string &key) const {
+    auto v = get(key);
+    if (!v) fail(PD_E_NOT_FOUND, PD_CATEGORY_API, "unknown setting '" + key + "'");
+    std::int64_t out = 0;
+    std::from_chars(v->data(), v->data() + v->size(), out);
+    return out;
+}
+
+}  // namespace pd::core

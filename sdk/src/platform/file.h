@@ -1,0 +1,77 @@
+// The few OS-specific calls the core needs, behind one small interface: positional
+// I/O, preallocation, durability, free space, directory locks, device facts.
+// POSIX implementation in file_posix.cpp; a Windows one goes beside it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace pd::platform {
+
+class file {
+public:
+    enum class mode { read, read_write_create };
+    file() = default;
+    file(const std::string &path, mode m);
+    ~file();
+    file(file &&other) noexcept;
+    file &operator=(file &&other) noexcept;
+    file(const file &) = delete;
+    file &operator=(const file &) = delete;
+
+    bool is_open() const { return fd_ >= 0; }
+    const std::string &path() const { return path_; }
+    std::uint64_t size() const;
+    // Reads up to len bytes at offset; returns the count (short only at end of file).
+    std::size_t pread(std::uint64_t offset, void *buf, std::size_t len) const;
+    void pwrite(std::uint64_t offset, const void *buf, std::size_t len) const;
+    // Reserves `size` bytes on disk so a full disk shows up now, not mid-download.
+    void preallocate(std::uint64_t size) const;
+    void truncate(std::uint64_t size) const;
+    // Makes written data durable (fdatasync).
+    void datasync() const;
+    void close();
+
+private:
+    int fd_ = -1;
+    std::string path_;
+};
+
+struct fs_space {
+    std::uint64_t total_bytes;
+    std::uint64_t free_bytes;  // available to unprivileged users
+};
+fs_space filesystem_space(const std::string &path);
+
+// Exclusive advisory lock on a file, held for the object's lifetime. Throws
+// PD_E_BUSY when another process holds it.
+class dir_lock {
+public:
+    explicit dir_lock(const std::string &lock_path);
+    ~dir_lock();
+    dir_lock(const dir_lock &) = delete;
+    dir_lock &operator=(const dir_lock &) = delete;
+
+private:
+    int fd_ = -1;
+};
+
+// Creates a directory and its parents; throws PD_E_READONLY when it cannot be written.
+void ensure_writable_dir(const std::string &path);
+// rename() that replaces the target atomically and makes the rename durable.
+void atomic_replace(const std::string &from, const std::string &to);
+// Copies a file's bytes with the kernel's fast path where available.
+void copy_file_data(const file &src, const file &dst, std::uint64_t size);
+// Writes a whole file atomically (temporary + fsync + rename).
+void write_file_atomic(const std::string &path, const void *data, std::size_t len);
+std::string read_small_file(const std::string &path, std::size_t max_bytes);
+
+struct device_facts {
+    int chassis = 0;   // 0 unknown, 1 desktop, 2 laptop, 3 server
+    int os_type = 0;   // 0 unknown, 1 workstation, 2 server
+    std::uint64_t uptime_seconds = 0;
+};
+device_facts read_device_facts();
+
+}  // namespace pd::platform

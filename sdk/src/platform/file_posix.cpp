@@ -1,0 +1,234 @@
+#include "platform/file.h"
+
+#include "util/error.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <vector>
+#if defined(__linux__)
+#include <sys/sysinfo.h>
+#endif
+
+namespace pd::platform {
+
+file::file(const std::string &path, mode m) : path_(path) {
+    int flags = m == mode::read ? O_RDONLY : (O_RDWR | O_CREAT);
+    fd_ = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
+    if (fd_ < 0) fail_errno(errno, "opening '" + path + "'");
+}
+
+file::~file() { close(); }
+
+file::file(file &&other) noexcept : fd_(other.fd_), path_(std::move(other.path_)) { other.fd_ = -1; }
+
+file &file::operator=(file &&other) noexcept {
+    if (this != &other) {
+        close();
+        fd_ = other.fd_;
+        path_ = std::move(other.path_);
+        other.fd_ = -1;
+    }
+    return *this;
+}
+
+void file::close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+}
+
+std::uint64_t file::size() const {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) fail_errno(errno, "stat '" + path_ + "'");
+    return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::size_t file::pread(std::uint64_t offset, void *buf, std::size_t len) const {
+    std::size_t done = 0;
+    auto p = static_cast<char *>(buf);
+    while (done < len) {
+        ssize_t n = ::pread(fd_, p + done, len - done, static_cast<off_t>(offset + done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail_errno(errno, "reading '" + path_ + "'");
+        }
+        if (n == 0) break;
+        done += static_cast<std::size_t>(n);
+    }
+    return done;
+}
+
+void file::pwrite(std::uint64_t offset, const void *buf, std::size_t len) const {
+    std::size_t done = 0;
+    auto p = static_cast<const char *>(buf);
+    while (done < len) {
+        ssize_t n = ::pwrite(fd_, p + done, len - done, static_cast<off_t>(offset + done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail_errno(errno, "writing '" + path_ + "'");
+        }
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+void file::preallocate(std::uint64_t size) const {
+    if (size == 0) return;
+    int rc = ::posix_fallocate(fd_, 0, static_cast<off_t>(size));
+    // Filesystems without fallocate support fall back to sparse files; ENOSPC is real.
+    if (rc == EOPNOTSUPP || rc == EINVAL) {
+        truncate(size);
+        return;
+    }
+    if (rc != 0) fail_errno(rc, "preallocating " + std::to_string(size) + " bytes for '" + path_ + "'");
+}
+
+void file::truncate(std::uint64_t size) const {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) fail_errno(errno, "resizing '" + path_ + "'");
+}
+
+void file::datasync() const {
+#if defined(__APPLE__)
+    int rc = ::fsync(fd_);
+#else
+    int rc = ::fdatasync(fd_);
+#endif
+    if (rc != 0) fail_errno(errno, "syncing '" + path_ + "'");
+}
+
+fs_space filesystem_space(const std::string &path) {
+    struct statvfs st {};
+    if (::statvfs(path.c_str(), &st) != 0) fail_errno(errno, "statvfs '" + path + "'");
+    return {static_cast<std::uint64_t>(st.f_blocks) * st.f_frsize,
+            static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize};
+}
+
+dir_lock::dir_lock(const std::string &lock_path) {
+    fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) fail_errno(errno, "opening lock file '" + lock_path + "'");
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        ::close(fd_);
+        fd_ = -1;
+        if (err == EWOULDBLOCK)
+            fail(PD_E_BUSY, PD_CATEGORY_STORE,
+                 "cache directory is in use by another process (lock '" + lock_path + "' is held)");
+        fail_errno(err, "locking '" + lock_path + "'");
+    }
+    // Record the holder for operators; failure to write it is harmless.
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
+}
+
+dir_lock::~dir_lock() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+void ensure_writable_dir(const std::string &path) {
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec) fail_errno(ec.value(), "creating directory '" + path + "'");
+    if (!std::filesystem::is_directory(path)) fail(PD_E_INVALID, PD_CATEGORY_STORE, "'" + path + "' is not a directory");
+    if (::access(path.c_str(), W_OK) != 0)
+        fail(PD_E_READONLY, PD_CATEGORY_STORE,
+             "cache directory '" + path + "' is not writable: " + std::strerror(errno));
+}
+
+static void sync_parent_dir(const std::string &path) {
+    auto parent = std::filesystem::path(path).parent_path();
+    if (parent.empty()) parent = ".";
+    int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+    }
+}
+
+void atomic_replace(const std::string &from, const std::string &to) {
+    if (::rename(from.c_str(), to.c_str()) != 0) fail_errno(errno, "renaming '" + from + "' to '" + to + "'");
+    sync_parent_dir(to);
+}
+
+void copy_file_data(const file &src, const file &dst, std::uint64_t size) {
+    std::vector<char> buf(1 << 20);
+    std::uint64_t off = 0;
+    while (off < size) {
+        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - off));
+        std::size_t got = src.pread(off, buf.data(), want);
+        if (got != want) fail(PD_E_IO, PD_CATEGORY_OS, "'" + src.path() + "' is shorter than expected");
+        dst.pwrite(off, buf.data(), got);
+        off += got;
+    }
+}
+
+void write_file_atomic(const std::string &path, const void *data, std::size_t len) {
+    std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    {
+        file f(tmp, file::mode::read_write_create);
+        f.truncate(0);
+        f.pwrite(0, data, len);
+        f.datasync();
+    }
+    atomic_replace(tmp, path);
+}
+
+std::string read_small_file(const std::string &path, std::size_t max_bytes) {
+    file f(path, file::mode::read);
+    std::uint64_t size = f.size();
+    if (size > max_bytes)
+        fail(PD_E_INVALID, PD_CATEGORY_CONTENT,
+             "'" + path + "' is " + std::to_string(size) + " bytes; the limit is " + std::to_string(max_bytes));
+    std::string out(static_cast<std::size_t>(size), '\0');
+    out.resize(f.pread(0, out.data(), out.size()));
+    return out;
+}
+
+static std::string first_line(const std::string &path) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    return line;
+}
+
+device_facts read_device_facts() {
+    device_facts facts;
+#if defined(__linux__)
+    struct sysinfo si {};
+    if (::sysinfo(&si) == 0) facts.uptime_seconds = static_cast<std::uint64_t>(si.uptime);
+    // SMBIOS chassis types (DMTF DSP0134 7.4.1).
+    std::string chassis = first_line("/sys/class/dmi/id/chassis_type");
+    if (!chassis.empty()) {
+        int t = std::atoi(chassis.c_str());
+        switch (t) {
+        case 3: case 4: case 5: case 6: case 7: case 13: case 15: case 16: case 24: case 35: case 36:
+            facts.chassis = 1;
+            break;
+        case 8: case 9: case 10: case 11: case 12: case 14: case 30: case 31: case 32:
+            facts.chassis = 2;
+            break;
+        case 17: case 23: case 25: case 28: case 29:
+            facts.chassis = 3;
+            break;
+        default:
+            break;
+        }
+    }
+    // A machine with no graphical target and no battery is treated as a server OS;
+    // hosts that know better override through the C ABI.
+    std::string def = first_line("/etc/systemd/system/default.target");
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink("/etc/systemd/system/default.target", ec);
+    if (!ec) def = target.filename().string();
+    if (def.find("graphical") != std::string::npos) facts.os_type = 1;
+    else if (def.find("multi-user") != std::string::npos) facts.os_type = 2;
+#endif
+    return facts;
+}
+
+}  // namespace pd::platform

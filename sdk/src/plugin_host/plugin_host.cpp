@@ -1,0 +1,192 @@
+#include "plugin_host/plugin_host.h"
+
+#include "util/error.h"
+
+#include <boost/dll/shared_library.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+
+namespace pd::plugin_host {
+
+namespace fs = std::filesystem;
+
+// Boost.DLL loads are serialised process-wide (dlopen runs constructors).
+static std::mutex &load_mutex() {
+    static std::mutex m;
+    return m;
+}
+
+backend::~backend() {
+    if (self_ && vtable_.destroy) vtable_.destroy(self_);
+    self_ = nullptr;
+}
+
+plugin_host::plugin_host(host_services services, std::uint32_t abi_min, std::uint32_t abi_max)
+    : services_(std::move(services)), abi_min_(abi_min), abi_max_(abi_max) {}
+
+plugin_host::~plugin_host() { clear(); }
+
+void plugin_host::clear() {
+    std::vector<std::shared_ptr<backend>> doomed;
+    {
+        std::lock_guard lk(mu_);
+        doomed.swap(backends_);
+    }
+    // Destroy in reverse load order.
+    while (!doomed.empty()) doomed.pop_back();
+}
+
+std::vector<std::shared_ptr<backend>> plugin_host::backends() const {
+    std::lock_guard lk(mu_);
+    return backends_;
+}
+
+static bool is_plugin_file(const fs::path &p) {
+    auto ext = p.extension().string();
+    return ext == ".so" || ext == ".dylib" || ext == ".dll";
+}
+
+void plugin_host::load(const std::string &path) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        std::vector<fs::path> files;
+        for (auto &entry : fs::directory_iterator(path, ec))
+            if (entry.is_regular_file() && is_plugin_file(entry.path())) files.push_back(entry.path());
+        std::sort(files.begin(), files.end());
+        std::optional<error> first;
+        for (auto &f : files) {
+            try {
+                load_file(f.string());
+            } catch (const error &e) {
+                if (!first) first = e;
+                if (services_.log) services_.log("", PD_LOG_WARN, e.what());
+            }
+        }
+        if (first) throw *first;
+        return;
+    }
+    if (!fs::exists(path, ec)) fail(PD_E_NOT_FOUND, PD_CATEGORY_PLUGIN, "plugin path '" + path + "' does not exist");
+    load_file(path);
+}
+
+void plugin_host::load_file(const std::string &path) {
+    std::shared_ptr<boost::dll::shared_library> lib;
+    const pd_plugin_descriptor *descriptor = nullptr;
+    {
+        std::lock_guard lk(load_mutex());
+        boost::dll::fs::error_code ec;
+        lib = std::make_shared<boost::dll::shared_library>(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
+        if (ec || !lib->is_loaded())
+            fail(PD_E_PLUGIN, PD_CATEGORY_PLUGIN, "'" + path + "' is not a loadable plugin: " + ec.message());
+        if (!lib->has(PD_PLUGIN_ENTRY_SYMBOL))
+            fail(PD_E_PLUGIN, PD_CATEGORY_PLUGIN,
+                 "'" + path + "' is a shared library but not a peerdist plugin: it does not export " PD_PLUGIN_ENTRY_SYMBOL "()");
+        auto &describe = lib->get<const pd_plugin_descriptor *()>(PD_PLUGIN_ENTRY_SYMBOL);
+        descriptor = describe();
+    }
+    adopt(descriptor, std::move(lib), path);
+}
+
+void plugin_host::add_builtin(const pd_plugin_descriptor *descriptor) { adopt(descriptor, nullptr, "(built in)"); }
+
+static bool valid_name(const char *name) {
+    if (!name || !*name || std::strlen(name) > 63) return false;
+    for (const char *p = name; *p; ++p)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-')) return false;
+    return true;
+}
+
+void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::dll::shared_library> lib,
+                        const std::string &path) {
+    auto bad = [&](int code, const std::string &why) { fail(code, PD_CATEGORY_PLUGIN, "plugin '" + path + "': " + why); };
+    if (!raw) bad(PD_E_PLUGIN, PD_PLUGIN_ENTRY_SYMBOL "() returned NULL");
+    constexpr std::size_t min_descriptor = offsetof(pd_plugin_descriptor, backend) + sizeof(raw->backend);
+    if (raw->struct_size < min_descriptor)
+        bad(PD_E_PLUGIN, "descriptor of " + std::to_string(raw->struct_size) + " bytes is smaller than ABI 1's " +
+                             std::to_string(min_descriptor));
+    // Copy what both sides know into a zeroed struct: a larger (newer) descriptor's
+    // extra fields are ignored, a smaller one's missing fields read as zero.
+    pd_plugin_descriptor d{};
+    std::memcpy(&d, raw, std::min<std::size_t>(raw->struct_size, sizeof d));
+    if (!valid_name(d.name)) bad(PD_E_PLUGIN, "name must be 1-63 characters of [a-z0-9_-]");
+    std::string name = d.name;
+    std::uint32_t plugin_min = d.abi_min_version ? d.abi_min_version : d.abi_version;
+    if (d.abi_version < abi_min_ || plugin_min > abi_max_ || plugin_min > d.abi_version)
+        bad(PD_E_VERSION, "plugin '" + name + "' implements plugin ABI " + std::to_string(plugin_min) + ".." +
+                              std::to_string(d.abi_version) + " but this host implements " + std::to_string(abi_min_) +
+                              ".." + std::to_string(abi_max_));
+    std::uint32_t chosen = std::min(d.abi_version, abi_max_);
+    if (!d.backend) bad(PD_E_PLUGIN, "plugin '" + name + "' has no backend() hook");
+    const pd_backend_vtable *vt_raw = d.backend(chosen);
+    if (!vt_raw) bad(PD_E_VERSION, "plugin '" + name + "' refused plugin ABI " + std::to_string(chosen));
+    constexpr std::size_t min_vtable = offsetof(pd_backend_vtable, destroy) + sizeof(vt_raw->destroy);
+    if (vt_raw->struct_size < min_vtable)
+        bad(PD_E_PLUGIN, "plugin '" + name + "' vtable of " + std::to_string(vt_raw->struct_size) + " bytes is too small");
+
+    auto b = std::shared_ptr<backend>(new backend());
+    std::memcpy(&b->vtable_, vt_raw, std::min<std::size_t>(vt_raw->struct_size, sizeof b->vtable_));
+    auto &vt = b->vtable_;
+    if (!vt.create || !vt.destroy) bad(PD_E_PLUGIN, "plugin '" + name + "' lacks a required hook (create, destroy)");
+    if (vt.open && (!vt.read || !vt.close))
+        bad(PD_E_PLUGIN, "plugin '" + name + "' has open() but lacks read() or close()");
+    if (vt.source_class >= PD_SOURCE_CLASS_COUNT)
+        bad(PD_E_PLUGIN, "plugin '" + name + "' declares unknown source class " + std::to_string(vt.source_class));
+    {
+        std::lock_guard lk(mu_);
+        for (auto &other : backends_)
+            if (other->name_ == name) bad(PD_E_EXISTS, "a plugin named '" + name + "' is already loaded");
+    }
+    b->name_ = name;
+    b->version_ = d.version ? d.version : "";
+    b->path_ = path;
+    b->abi_ = chosen;
+    b->library_ = std::move(lib);
+    b->context_ = {b.get(), &services_};
+
+    auto &api = b->host_api_;
+    api.struct_size = sizeof(pd_host_api);
+    api.abi_version = chosen;
+    api.host = &b->context_;
+    api.log = [](void *h, int32_t level, const char *msg) {
+        auto c = static_cast<host_context *>(h);
+        if (c->services->log) c->services->log(c->owner->name_, level, msg ? msg : "");
+    };
+    api.get_setting = [](void *h, const char *key, char *buf, size_t size) -> int64_t {
+        auto c = static_cast<host_context *>(h);
+        if (!key || !c->services->get_setting) return PD_E_NOT_FOUND;
+        auto v = c->services->get_setting("plugin." + c->owner->name_ + "." + key);
+        if (!v) return PD_E_NOT_FOUND;
+        if (buf && size > v->size()) std::memcpy(buf, v->c_str(), v->size() + 1);
+        return static_cast<int64_t>(v->size());
+    };
+    api.emit_event = [](void *h, uint64_t job, int32_t code, const char *msg) {
+        auto c = static_cast<host_context *>(h);
+        if (c->services->emit) c->services->emit(c->owner->name_, job, code, msg ? msg : "");
+    };
+    api.now_ms = [](void *h) -> int64_t {
+        auto c = static_cast<host_context *>(h);
+        return c->services->now_ms ? c->services->now_ms() : 0;
+    };
+    api.job_should_stop = [](void *h, uint64_t job) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        return c->services->job_should_stop && c->services->job_should_stop(job) ? 1 : 0;
+    };
+
+    std::string config = "{}";
+    if (services_.get_setting) {
+        if (auto v = services_.get_setting("plugin." + name + ".config")) config = *v;
+    }
+    void *self = nullptr;
+    int32_t rc = vt.create(&self, &b->host_api_, config.c_str());
+    if (rc != 0 || !self)
+        bad(PD_E_PLUGIN, "plugin '" + name + "' failed to start (create returned " + std::to_string(rc) + ")");
+    b->self_ = self;
+    std::lock_guard lk(mu_);
+    backends_.push_back(std::move(b));
+}
+
+}  // namespace pd::plugin_host

@@ -1,0 +1,94 @@
+// Loads backend plugins with Boost.DLL and negotiates their ABI (docs/plugin-abi.md).
+// Only C symbols and C structs cross the boundary. A library stays loaded while its
+// backend lives: the backend holds a shared_ptr to it.
+#pragma once
+
+#include <peerdist/sys/plugin.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace boost::dll {
+class shared_library;
+}
+
+namespace pd::plugin_host {
+
+// What a session lends its plugins; the plugin host turns it into pd_host_api tables.
+struct host_services {
+    std::function<void(const std::string &plugin, int level, const std::string &message)> log;
+    std::function<std::optional<std::string>(const std::string &key)> get_setting;
+    std::function<void(const std::string &plugin, std::uint64_t job_id, int code, const std::string &message)> emit;
+    std::function<std::int64_t()> now_ms;
+    std::function<bool(std::uint64_t job_id)> job_should_stop;
+};
+
+class backend;
+struct host_services;
+
+// What pd_host_api's `host` pointer points at: the backend it was lent to.
+struct host_context {
+    backend *owner;
+    host_services *services;
+};
+
+class backend {
+public:
+    ~backend();
+    backend(const backend &) = delete;
+    backend &operator=(const backend &) = delete;
+
+    const std::string &name() const { return name_; }
+    const std::string &version() const { return version_; }
+    const std::string &path() const { return path_; }
+    std::uint32_t abi_version() const { return abi_; }
+    std::uint32_t source_class() const { return vtable_.source_class; }
+    const pd_backend_vtable &vtable() const { return vtable_; }
+    void *self() const { return self_; }
+    bool can_stream() const { return vtable_.open != nullptr; }
+
+private:
+    friend class plugin_host;
+    backend() = default;
+
+    std::string name_, version_, path_;
+    std::uint32_t abi_ = 0;
+    pd_backend_vtable vtable_{};
+    pd_host_api host_api_{};
+    host_context context_{};
+    void *self_ = nullptr;
+    std::shared_ptr<boost::dll::shared_library> library_;  // destroyed after self_
+};
+
+class plugin_host {
+public:
+    // The ABI range this host implements (tests build hosts with other ranges).
+    plugin_host(host_services services, std::uint32_t abi_min = 1, std::uint32_t abi_max = PD_PLUGIN_ABI_VERSION);
+    ~plugin_host();
+
+    // Loads one file, or every plugin file of a directory in name order. Throws pd::error;
+    // for a directory, after trying every file, the first failure.
+    void load(const std::string &path);
+    // Registers a backend compiled into the host, through the same descriptor path.
+    void add_builtin(const pd_plugin_descriptor *descriptor);
+    std::vector<std::shared_ptr<backend>> backends() const;
+    // Destroys every backend (before the session's own services go away).
+    void clear();
+
+private:
+    void load_file(const std::string &path);
+    void adopt(const pd_plugin_descriptor *descriptor, std::shared_ptr<boost::dll::shared_library> lib,
+               const std::string &path);
+
+    host_services services_;
+    std::uint32_t abi_min_, abi_max_;
+    mutable std::mutex mu_;
+    std::vector<std::shared_ptr<backend>> backends_;
+};
+
+}  // namespace pd::plugin_host
