@@ -90,18 +90,23 @@ void event_queue::push(pd_event event) {
 
 std::size_t event_queue::pop(void *out, std::size_t stride, std::size_t capacity) {
     std::lock_guard lk(mu_);
-    if (dropped_pending_ && queue_.size() < capacity_) {
-        auto d = make_event(PD_EVENT_DROPPED, 0, "events were dropped because the queue was full");
-        d.count = dropped_pending_;
-        dropped_pending_ = 0;
-        queue_.push_back(d);
-    }
     std::size_t n = 0;
     auto dst = static_cast<unsigned char *>(out);
     std::size_t copy = std::min(stride, sizeof(pd_event));
-    while (n < capacity && !queue_.empty()) {
-        std::memcpy(dst + n * stride, &queue_.front(), copy);
-        queue_.pop_front();
+    while (n < capacity) {
+        pd_event e;
+        if (!queue_.empty()) {
+            e = queue_.front();
+            queue_.pop_front();
+        } else if (dropped_pending_) {
+            // The losses are reported after the (older) events that were kept.
+            e = make_event(PD_EVENT_DROPPED, 0, "events were dropped because the queue was full");
+            e.count = dropped_pending_;
+            dropped_pending_ = 0;
+        } else {
+            break;
+        }
+        std::memcpy(dst + n * stride, &e, copy);
         ++n;
     }
     if (queue_.empty() && !dropped_pending_) set_signalled_locked(false);

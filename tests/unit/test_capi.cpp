@@ -1,0 +1,388 @@
+// End-to-end through the C ABI with the real origin plugin and real files.
+#include "helpers.h"
+
+#include <sys/mount.h>
+
+namespace {
+
+struct fixture {
+    pdtest::temp_dir dir;
+    pdtest::session_ptr s;
+    pd_manifest *m = nullptr;
+    std::vector<std::uint8_t> data;
+
+    explicit fixture(std::size_t size = 3 * 1024 * 1024 + 4321, std::uint64_t quota = 0,
+                     const std::string &cache = "") {
+        EXPECT_EQ(pdtest::open_session(s, cache.empty() ? dir / "cache" : cache, quota), PD_OK) << pdtest::last_error();
+        EXPECT_EQ(pd_session_load_plugin(s, PD_TEST_PLUGIN_DIR), PD_OK) << pdtest::last_error();
+        data = pdtest::random_bytes(size, static_cast<std::uint32_t>(size));
+        pdtest::write_file(dir / "origin.bin", data);
+        EXPECT_EQ(pd_manifest_hash_file(&m, (dir / "origin.bin").c_str(), "package.bin"), PD_OK);
+    }
+    ~fixture() { pd_manifest_free(m); }
+
+    std::uint64_t start(const std::string &dest, const char *origin = nullptr) {
+        std::string org = origin ? origin : "file://" + (dir / "origin.bin");
+        EXPECT_EQ(pd_content_import(s, m, org.c_str()), PD_OK);
+        pd_job_options jo = PD_JOB_OPTIONS_INIT;
+        jo.destination = dest.empty() ? nullptr : dest.c_str();
+        uint64_t job = 0;
+        EXPECT_EQ(pd_job_start(&job, s, pd_manifest_id(m), &jo), PD_OK) << pdtest::last_error();
+        return job;
+    }
+};
+
+}  // namespace
+
+TEST(capi, version_and_errors) {
+    EXPECT_EQ(pd_version(), static_cast<uint32_t>(PD_VERSION_NUM));
+    EXPECT_STREQ(pd_version_string(), PD_VERSION_STRING);
+    EXPECT_TRUE(PD_AT_LEAST_VERSION(0, 1, 0));
+    EXPECT_STREQ(pd_strerror(PD_E_NOSPACE), "disk full");
+    EXPECT_STREQ(pd_strerror(12345), "unknown error code");
+    EXPECT_EQ(pd_session_new(nullptr, nullptr), PD_E_MISUSE);
+    EXPECT_EQ(pd_error_last()->code, PD_E_MISUSE);
+    EXPECT_EQ(pd_error_last()->category, PD_CATEGORY_API);
+    pd_content_id id;
+    EXPECT_EQ(pd_content_id_from_hex(&id, "abc"), PD_E_INVALID);
+    EXPECT_EQ(pd_content_id_to_hex(nullptr, &id), PD_E_MISUSE);
+    pd_error_clear();
+    EXPECT_EQ(pd_error_last()->code, PD_OK);
+}
+
+TEST(capi, misuse_never_crashes) {
+    pd_event ev;
+    size_t n = 0;
+    uint64_t job = 0;
+    pd_buf b = PD_BUF_INIT;
+    EXPECT_EQ(pd_session_poll_events(nullptr, &ev, sizeof ev, 1, &n), PD_E_MISUSE);
+    EXPECT_EQ(pd_job_start(&job, nullptr, nullptr, nullptr), PD_E_MISUSE);
+    EXPECT_EQ(pd_job_cancel(nullptr, 1), PD_E_MISUSE);
+    EXPECT_EQ(pd_session_get_setting(&b, nullptr, "x"), PD_E_MISUSE);
+    EXPECT_EQ(pd_manifest_parse(nullptr, "x", 1), PD_E_MISUSE);
+    EXPECT_EQ(pd_manifest_size(nullptr), 0u);
+    EXPECT_EQ(pd_manifest_id(nullptr), nullptr);
+    pd_session_free(nullptr);
+    pd_manifest_free(nullptr);
+    pd_buf_dispose(nullptr);
+    pd_session_options o = PD_SESSION_OPTIONS_INIT;
+    pd_session *s = nullptr;
+    EXPECT_EQ(pd_session_new(&s, &o), PD_E_MISUSE);  // no cache_dir
+    o.version = 99;
+    EXPECT_EQ(pd_session_new(&s, &o), PD_E_VERSION);
+    EXPECT_EQ(pd_session_options_init(&o, 99), PD_E_VERSION);
+    EXPECT_EQ(s, nullptr);
+}
+
+TEST(capi, settings_are_validated) {
+    pdtest::temp_dir dir;
+    pdtest::session_ptr s;
+    ASSERT_EQ(pdtest::open_session(s, dir / "cache"), PD_OK);
+    EXPECT_EQ(pd_session_set_setting(s, "no.such.key", "1"), PD_E_NOT_FOUND);
+    EXPECT_EQ(pd_session_set_setting(s, "job.max_pieces_in_flight", "0"), PD_E_INVALID);
+    EXPECT_EQ(pd_session_set_setting(s, "job.max_pieces_in_flight", "12x"), PD_E_INVALID);
+    EXPECT_EQ(pd_session_set_setting(s, "job.max_pieces_in_flight", "12"), PD_OK);
+    EXPECT_EQ(pd_session_set_setting(s, "plugin.origin.max_rate_bytes", "1000"), PD_OK);
+    pd_buf b = PD_BUF_INIT;
+    ASSERT_EQ(pd_session_get_setting(&b, s, "job.max_pieces_in_flight"), PD_OK);
+    EXPECT_STREQ(reinterpret_cast<char *>(b.ptr), "12");
+    ASSERT_EQ(pd_session_get_setting(&b, s, "job.piece_size_kib"), PD_OK);
+    EXPECT_STREQ(reinterpret_cast<char *>(b.ptr), "1024");
+    pd_buf_dispose(&b);
+    EXPECT_EQ(pd_session_get_setting(&b, s, "plugin.none.x"), PD_E_NOT_FOUND);
+}
+
+TEST(capi, publish_then_download_from_file_storage_with_progress) {
+    fixture f;
+    std::string dest = f.dir / "delivered.bin";
+    auto job = f.start(dest);
+    auto out = pdtest::wait_job(f.s, job);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_TRUE(out.has(PD_EVENT_JOB_STARTED));
+    EXPECT_TRUE(out.has(PD_EVENT_JOB_PROGRESS));
+    EXPECT_EQ(out.message_of(PD_EVENT_JOB_COMPLETED), dest);
+    EXPECT_EQ(pdtest::read_file(dest), f.data);
+    EXPECT_EQ(out.status.bytes_verified, f.data.size());
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_ORIGIN], f.data.size());
+    EXPECT_FALSE(std::filesystem::exists(dest + ".pdpart"));
+    // The cache now holds it complete and the path points at identical bytes.
+    pd_cache_entry entries[4];
+    entries[0].struct_size = sizeof(pd_cache_entry);
+    size_t n = 4;
+    ASSERT_EQ(pd_cache_list(f.s, entries, sizeof(pd_cache_entry), &n), PD_OK);
+    ASSERT_EQ(n, 1u);
+    EXPECT_EQ(entries[0].state, PD_CACHE_COMPLETE);
+    EXPECT_STREQ(entries[0].name, "package.bin");
+    pd_buf path = PD_BUF_INIT;
+    ASSERT_EQ(pd_cache_path(&path, f.s, pd_manifest_id(f.m)), PD_OK);
+    EXPECT_EQ(pdtest::read_file(reinterpret_cast<char *>(path.ptr)), f.data);
+    pd_buf_dispose(&path);
+    // Second job: everything is local, still re-verified and delivered.
+    std::string dest2 = f.dir / "again.bin";
+    auto job2 = f.start(dest2);
+    auto out2 = pdtest::wait_job(f.s, job2);
+    ASSERT_EQ(out2.status.state, PD_JOB_COMPLETED) << out2.status.message;
+    EXPECT_EQ(out2.status.bytes_by_source[PD_SOURCE_LOCAL], f.data.size());
+    EXPECT_EQ(out2.status.bytes_fetched, 0u);
+    EXPECT_EQ(pdtest::read_file(dest2), f.data);
+}
+
+TEST(capi, tampered_file_storage_is_detected_named_and_nothing_is_delivered) {
+    fixture f;
+    // Same size, one byte changed in block 17.
+    auto bad = f.data;
+    bad[17 * 65536 + 100] ^= 0xFF;
+    pdtest::write_file(f.dir / "origin.bin", bad);
+    std::string dest = f.dir / "delivered.bin";
+    auto job = f.start(dest);
+    auto out = pdtest::wait_job(f.s, job);
+    ASSERT_EQ(out.status.state, PD_JOB_FAILED);
+    EXPECT_EQ(out.status.error_code, PD_E_INTEGRITY) << out.status.message;
+    bool named = false;
+    for (auto &e : out.events)
+        if (e.type == PD_EVENT_BLOCK_REJECTED && e.count == 17) named = true;
+    EXPECT_TRUE(named) << "no BLOCK_REJECTED event naming block 17";
+    EXPECT_NE(std::string(out.status.message).find("block 17"), std::string::npos) << out.status.message;
+    EXPECT_FALSE(std::filesystem::exists(dest));
+    EXPECT_FALSE(std::filesystem::exists(dest + ".pdpart"));
+    EXPECT_GE(out.status.blocks_rejected, 1u);
+    EXPECT_LT(out.status.bytes_verified, f.data.size());
+}
+
+TEST(capi, origin_content_changed_is_reported) {
+    fixture f;
+    auto grown = f.data;
+    grown.push_back(1);
+    pdtest::write_file(f.dir / "origin.bin", grown);
+    auto job = f.start(f.dir / "x.bin");
+    auto out = pdtest::wait_job(f.s, job);
+    ASSERT_EQ(out.status.state, PD_JOB_FAILED);
+    EXPECT_EQ(out.status.error_code, PD_E_CHANGED);
+    EXPECT_NE(std::string(out.status.message).find("origin content changed"), std::string::npos) << out.status.message;
+}
+
+TEST(capi, missing_origin_and_no_plugins_fail_with_reasons) {
+    fixture f;
+    auto job = f.start(f.dir / "x.bin", "/does/not/exist.bin");
+    auto out = pdtest::wait_job(f.s, job);
+    ASSERT_EQ(out.status.state, PD_JOB_FAILED);
+    EXPECT_EQ(out.status.error_code, PD_E_NO_SOURCE);
+    EXPECT_NE(std::string(out.status.message).find("/does/not/exist.bin"), std::string::npos) << out.status.message;
+    EXPECT_TRUE(out.has(PD_EVENT_SOURCE_FALLBACK));
+
+    pdtest::temp_dir dir;
+    pdtest::session_ptr bare;
+    ASSERT_EQ(pdtest::open_session(bare, dir / "cache"), PD_OK);
+    ASSERT_EQ(pd_content_import(bare, f.m, "/whatever"), PD_OK);
+    uint64_t j = 0;
+    ASSERT_EQ(pd_job_start(&j, bare, pd_manifest_id(f.m), nullptr), PD_OK);
+    auto o2 = pdtest::wait_job(bare, j);
+    EXPECT_EQ(o2.status.error_code, PD_E_NO_SOURCE);
+    EXPECT_NE(std::string(o2.status.message).find("no backend plugin"), std::string::npos) << o2.status.message;
+}
+
+TEST(capi, unknown_content_duplicate_job_and_bad_destination) {
+    fixture f;
+    pd_content_id unknown{};
+    uint64_t job = 0;
+    EXPECT_EQ(pd_job_start(&job, f.s, &unknown, nullptr), PD_E_NOT_FOUND);
+    EXPECT_NE(pdtest::last_error().find("import its manifest"), std::string::npos);
+    ASSERT_EQ(pd_session_set_setting(f.s, "plugin.origin.max_rate_bytes", "1000000"), PD_OK);
+    auto first = f.start("");
+    uint64_t second = 0;
+    EXPECT_EQ(pd_job_start(&second, f.s, pd_manifest_id(f.m), nullptr), PD_E_EXISTS);
+    EXPECT_EQ(second, first);
+    EXPECT_EQ(pd_job_cancel(f.s, first), PD_OK);
+    EXPECT_EQ(pd_job_cancel(f.s, first), PD_E_STATE);
+    EXPECT_EQ(pd_job_cancel(f.s, 999), PD_E_NOT_FOUND);
+    pd_job_options jo = PD_JOB_OPTIONS_INIT;
+    jo.destination = "/no/such/dir/file.bin";
+    EXPECT_EQ(pd_job_start(&job, f.s, pd_manifest_id(f.m), &jo), PD_E_NOT_FOUND);
+}
+
+TEST(capi, pause_resume_and_cancel_keep_verified_blocks) {
+    fixture f(6 * 1024 * 1024);
+    ASSERT_EQ(pd_session_set_setting(f.s, "plugin.origin.max_rate_bytes", "4000000"), PD_OK);
+    ASSERT_EQ(pd_session_set_setting(f.s, "job.flush_interval_ms", "50"), PD_OK);
+    std::string dest = f.dir / "out.bin";
+    auto job = f.start(dest);
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    ASSERT_EQ(pd_job_pause(f.s, job), PD_OK) << pdtest::last_error();
+    EXPECT_EQ(pd_job_pause(f.s, job), PD_E_STATE);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    pd_job_status st{};
+    st.struct_size = sizeof st;
+    ASSERT_EQ(pd_job_status_get(&st, f.s, job), PD_OK);
+    EXPECT_EQ(st.state, PD_JOB_PAUSED);
+    auto paused_at = st.bytes_verified;
+    EXPECT_GT(paused_at, 0u);
+    EXPECT_LT(paused_at, f.data.size());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_EQ(pd_job_status_get(&st, f.s, job), PD_OK);
+    EXPECT_EQ(st.bytes_verified, paused_at) << "a paused job made progress";
+    ASSERT_EQ(pd_session_set_setting(f.s, "plugin.origin.max_rate_bytes", "0"), PD_OK);
+    ASSERT_EQ(pd_job_resume(f.s, job), PD_OK);
+    auto out = pdtest::wait_job(f.s, job);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_TRUE(out.has(PD_EVENT_JOB_RESUMED));
+    EXPECT_EQ(pdtest::read_file(dest), f.data);
+}
+
+TEST(capi, cancelled_job_resumes_from_its_verified_blocks) {
+    fixture f(6 * 1024 * 1024);
+    ASSERT_EQ(pd_session_set_setting(f.s, "plugin.origin.max_rate_bytes", "4000000"), PD_OK);
+    ASSERT_EQ(pd_session_set_setting(f.s, "job.flush_interval_ms", "50"), PD_OK);
+    auto job = f.start("");
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    ASSERT_EQ(pd_job_cancel(f.s, job), PD_OK);
+    auto out = pdtest::wait_job(f.s, job, 5);
+    EXPECT_EQ(out.status.state, PD_JOB_CANCELLED);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ASSERT_EQ(pd_session_set_setting(f.s, "plugin.origin.max_rate_bytes", "0"), PD_OK);
+    auto job2 = f.start(f.dir / "out.bin");
+    auto out2 = pdtest::wait_job(f.s, job2);
+    ASSERT_EQ(out2.status.state, PD_JOB_COMPLETED) << out2.status.message;
+    EXPECT_GT(out2.status.bytes_by_source[PD_SOURCE_LOCAL], 0u);
+    EXPECT_EQ(out2.status.bytes_by_source[PD_SOURCE_LOCAL] + out2.status.bytes_by_source[PD_SOURCE_ORIGIN], f.data.size());
+}
+
+TEST(capi, quota_too_small_fails_the_job_clearly) {
+    fixture f(2 * 1024 * 1024, 1024 * 1024);
+    auto job = f.start(f.dir / "x.bin");
+    auto out = pdtest::wait_job(f.s, job);
+    ASSERT_EQ(out.status.state, PD_JOB_FAILED);
+    EXPECT_EQ(out.status.error_code, PD_E_QUOTA);
+    EXPECT_NE(std::string(out.status.message).find("quota"), std::string::npos);
+}
+
+TEST(capi, full_disk_is_a_clear_error_and_the_session_keeps_working) {
+    if (!pdtest::is_root()) GTEST_SKIP() << "needs root to mount a small tmpfs";
+    pdtest::temp_dir mnt;
+    ASSERT_EQ(::mount("tmpfs", mnt.path().c_str(), "tmpfs", 0, "size=4m"), 0) << strerror(errno);
+    struct unmount {
+        std::string p;
+        ~unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+    } guard{mnt.path()};
+    {
+        fixture f(8 * 1024 * 1024, 0, mnt / "cache");
+        auto job = f.start(f.dir / "x.bin");
+        auto out = pdtest::wait_job(f.s, job);
+        ASSERT_EQ(out.status.state, PD_JOB_FAILED);
+        EXPECT_EQ(out.status.error_code, PD_E_NOSPACE) << out.status.message;
+        EXPECT_NE(std::string(out.status.message).find("disk full"), std::string::npos) << out.status.message;
+        // A content that fits still downloads in the same session.
+        pd_manifest *small = nullptr;
+        auto data = pdtest::random_bytes(300000, 77);
+        pdtest::write_file(f.dir / "small.bin", data);
+        ASSERT_EQ(pd_manifest_hash_file(&small, (f.dir / "small.bin").c_str(), nullptr), PD_OK);
+        ASSERT_EQ(pd_content_import(f.s, small, (f.dir / "small.bin").c_str()), PD_OK);
+        uint64_t j2 = 0;
+        std::string dest = f.dir / "small.out";
+        pd_job_options jo = PD_JOB_OPTIONS_INIT;
+        jo.destination = dest.c_str();
+        ASSERT_EQ(pd_job_start(&j2, f.s, pd_manifest_id(small), &jo), PD_OK);
+        auto o2 = pdtest::wait_job(f.s, j2);
+        EXPECT_EQ(o2.status.state, PD_JOB_COMPLETED) << o2.status.message;
+        EXPECT_EQ(pdtest::read_file(dest), data);
+        pd_manifest_free(small);
+    }
+}
+
+TEST(capi, second_session_on_a_cache_is_refused) {
+    pdtest::temp_dir dir;
+    pdtest::session_ptr a, b;
+    ASSERT_EQ(pdtest::open_session(a, dir / "cache"), PD_OK);
+    EXPECT_EQ(pdtest::open_session(b, dir / "cache"), PD_E_BUSY);
+    EXPECT_NE(pdtest::last_error().find("in use by another process"), std::string::npos);
+}
+
+TEST(capi, manifest_files_and_publication_records) {
+    fixture f(200000);
+    std::string path = f.dir / "m.pdm";
+    ASSERT_EQ(pd_manifest_write_file(f.m, path.c_str()), PD_OK);
+    pd_manifest *back = nullptr;
+    ASSERT_EQ(pd_manifest_read_file(&back, path.c_str()), PD_OK);
+    EXPECT_EQ(std::memcmp(pd_manifest_id(back), pd_manifest_id(f.m), 32), 0);
+    EXPECT_EQ(pd_manifest_size(back), 200000u);
+    EXPECT_EQ(pd_manifest_block_count(back), 4u);
+    pd_manifest_free(back);
+    pdtest::write_file(f.dir / "garbage.pdm", pdtest::random_bytes(1000, 5));
+    EXPECT_EQ(pd_manifest_read_file(&back, (f.dir / "garbage.pdm").c_str()), PD_E_INVALID);
+    EXPECT_NE(pdtest::last_error().find("garbage.pdm"), std::string::npos);
+    EXPECT_EQ(pd_manifest_read_file(&back, (f.dir / "none.pdm").c_str()), PD_E_NOT_FOUND);
+
+    uint8_t pk[32], sk[64], pk2[32], sk2[64];
+    ASSERT_EQ(pd_publisher_keygen(pk, sk), PD_OK);
+    ASSERT_EQ(pd_publisher_keygen(pk2, sk2), PD_OK);
+    pd_buf rec = PD_BUF_INIT;
+    ASSERT_EQ(pd_publication_sign(&rec, f.m, "https://cdn/x", 1234, sk), PD_OK);
+    pd_publication *p = nullptr;
+    ASSERT_EQ(pd_publication_verify(&p, rec.ptr, rec.size, pk), PD_OK);
+    EXPECT_STREQ(pd_publication_origin(p), "https://cdn/x");
+    EXPECT_EQ(pd_publication_time(p), 1234);
+    EXPECT_EQ(pd_publication_size(p), 200000u);
+    pd_publication_free(p);
+    EXPECT_EQ(pd_publication_verify(&p, rec.ptr, rec.size, pk2), PD_E_AUTH);
+    rec.ptr[20] ^= 1;
+    EXPECT_EQ(pd_publication_verify(&p, rec.ptr, rec.size, pk), PD_E_AUTH);
+    EXPECT_EQ(p, nullptr);
+    pd_buf_dispose(&rec);
+}
+
+TEST(capi, content_names_with_dotdot_are_refused) {
+    pdtest::temp_dir dir;
+    pdtest::write_random_file(dir / "f", 1000, 1);
+    pd_manifest *m = nullptr;
+    EXPECT_EQ(pd_manifest_hash_file(&m, (dir / "f").c_str(), "../../etc/cron.d/x"), PD_E_INVALID);
+    EXPECT_NE(pdtest::last_error().find("invalid content name"), std::string::npos) << pdtest::last_error();
+    EXPECT_EQ(pd_manifest_hash_file(&m, (dir / "f").c_str(), ".."), PD_E_INVALID);
+    EXPECT_EQ(m, nullptr);
+}
+
+TEST(capi, publish_with_add_to_cache_serves_locally) {
+    pdtest::temp_dir dir;
+    pdtest::session_ptr s;
+    ASSERT_EQ(pdtest::open_session(s, dir / "cache"), PD_OK);
+    auto data = pdtest::random_bytes(500000, 11);
+    pdtest::write_file(dir / "pkg.bin", data);
+    pd_publish_options po = PD_PUBLISH_OPTIONS_INIT;
+    po.add_to_cache = 1;
+    po.name = "pkg";
+    pd_manifest *m = nullptr;
+    ASSERT_EQ(pd_content_publish(&m, s, (dir / "pkg.bin").c_str(), &po), PD_OK) << pdtest::last_error();
+    EXPECT_STREQ(pd_manifest_name(m), "pkg");
+    pd_buf path = PD_BUF_INIT;
+    ASSERT_EQ(pd_cache_path(&path, s, pd_manifest_id(m)), PD_OK);
+    EXPECT_EQ(pdtest::read_file(reinterpret_cast<char *>(path.ptr)), data);
+    pd_buf_dispose(&path);
+    ASSERT_EQ(pd_cache_pin(s, pd_manifest_id(m), 1), PD_OK);
+    ASSERT_EQ(pd_cache_remove(s, pd_manifest_id(m)), PD_OK);
+    EXPECT_EQ(pd_cache_remove(s, pd_manifest_id(m)), PD_E_NOT_FOUND);
+    pd_manifest_free(m);
+}
+
+TEST(capi, content_information_generation) {
+    pdtest::temp_dir dir;
+    pdtest::write_random_file(dir / "f", 99710, 2);
+    uint8_t pass[32] = {1, 2, 3};
+    pd_buf v1 = PD_BUF_INIT, v2 = PD_BUF_INIT;
+    ASSERT_EQ(pd_content_info_generate(&v1, (dir / "f").c_str(), 1, pass, sizeof pass), PD_OK);
+    EXPECT_EQ(v1.size, 166u);  // same shape as the Windows vector for a 99,710-byte file
+    ASSERT_EQ(pd_content_info_generate(&v2, (dir / "f").c_str(), 2, pass, sizeof pass), PD_OK);
+    EXPECT_EQ(v2.size, 31u + 5 + 68);
+    EXPECT_EQ(pd_content_info_generate(&v2, (dir / "f").c_str(), 3, pass, sizeof pass), PD_E_UNSUPPORTED);
+    pd_buf_dispose(&v1);
+    pd_buf_dispose(&v2);
+}
+
+TEST(capi, device_facts) {
+    pdtest::temp_dir dir;
+    pdtest::session_ptr s;
+    ASSERT_EQ(pdtest::open_session(s, dir / "cache", 1 << 20), PD_OK);
+    pd_device_facts f{};
+    f.struct_size = sizeof f;
+    ASSERT_EQ(pd_session_device_facts(&f, s), PD_OK);
+    EXPECT_GT(f.free_bytes, 0u);
+    EXPECT_EQ(f.usable_free_bytes, 1u << 20);
+    EXPECT_GT(f.uptime_seconds, 0u);
+}
