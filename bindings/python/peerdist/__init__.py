@@ -1,0 +1,54 @@
+"""peerdist: peer-to-peer package distribution, Python orchestration over the C ABI.
+
+    with peerdist.Session("/var/cache/peerdist") as s:
+        s.load_plugin(peerdist.plugin_dir_default())
+        m = s.publish("/srv/pkg.msi")
+        job = s.start_job(m.id, destination="/tmp/pkg.msi")
+        status = peerdist.wait_job(s, job)
+"""
+
+import time
+
+from . import errors
+from ._native import (Manifest, content_info, plugin_dir_default, publication_sign, publication_verify,
+                      publisher_keygen, strerror, version, version_num)
+from ._native import Session as _NativeSession
+from .errors import Error
+
+__all__ = ["Session", "Manifest", "Error", "errors", "wait_job", "version", "version_num", "strerror",
+           "plugin_dir_default", "publisher_keygen", "publication_sign", "publication_verify", "content_info"]
+
+FINAL_STATES = ("completed", "failed", "cancelled")
+
+
+class Session(_NativeSession):
+    """A peerdist session (one cache directory). Use it as a context manager."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def wait_job(session, job_id, timeout=None, on_event=None):
+    """Wait until a job completes, fails or is cancelled; return its final status.
+
+    ``on_event`` is called with every event seen meanwhile (all jobs). Raises
+    peerdist.errors.TimeoutError_ when ``timeout`` seconds pass first.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        status = session.job_status(job_id)
+        if status["state"] in FINAL_STATES:
+            return status
+        wait_ms = 200
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise errors.TimeoutError_("job %d did not finish within %ss" % (job_id, timeout), -16)
+            wait_ms = max(1, min(wait_ms, int(left * 1000)))
+        for event in session.wait_events(wait_ms):
+            if on_event:
+                on_event(event)

@@ -1,0 +1,421 @@
+// peerdist._native: a thin pybind11 layer over the C ABI. Every call that can block
+// releases the GIL; errors become peerdist.errors exceptions; the session is pulled
+// for events (poll, wait with timeout, fileno() for asyncio), never pushed into Python.
+#include <peerdist.h>
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace {
+
+struct native_error {
+    int code, category;
+    std::string message;
+};
+
+void check(int rc) {
+    if (rc == PD_OK) return;
+    const pd_error *e = pd_error_last();
+    throw native_error{rc, e->category, e->message};
+}
+
+std::string id_hex(const pd_content_id *id) {
+    char hex[65];
+    check(pd_content_id_to_hex(hex, id));
+    return hex;
+}
+
+pd_content_id parse_id(const std::string &hex) {
+    pd_content_id id;
+    check(pd_content_id_from_hex(&id, hex.c_str()));
+    return id;
+}
+
+py::bytes take_buf(pd_buf &b) {
+    py::bytes out(reinterpret_cast<const char *>(b.ptr), b.size);
+    pd_buf_dispose(&b);
+    return out;
+}
+
+struct manifest {
+    pd_manifest *m = nullptr;
+    explicit manifest(pd_manifest *p) : m(p) {}
+    ~manifest() { pd_manifest_free(m); }
+    manifest(const manifest &) = delete;
+    manifest &operator=(const manifest &) = delete;
+};
+
+std::shared_ptr<manifest> hash_file(const std::string &path, std::optional<std::string> name) {
+    pd_manifest *m = nullptr;
+    int rc;
+    {
+        py::gil_scoped_release nogil;
+        rc = pd_manifest_hash_file(&m, path.c_str(), name ? name->c_str() : nullptr);
+    }
+    check(rc);
+    return std::make_shared<manifest>(m);
+}
+
+py::dict event_dict(const pd_event &e) {
+    py::dict d;
+    d["type"] = pd_event_type_name(e.type);
+    d["type_code"] = e.type;
+    d["error_code"] = e.error_code;
+    d["job_id"] = e.job_id;
+    static const pd_content_id zero{};
+    d["content"] = std::memcmp(&e.content, &zero, sizeof zero) ? py::cast(id_hex(&e.content)) : py::none();
+    d["source_class"] = e.source_class;
+    d["bytes_done"] = e.bytes_done;
+    d["bytes_total"] = e.bytes_total;
+    d["count"] = e.count;
+    d["timestamp_ms"] = e.timestamp_ms;
+    d["message"] = py::str(std::string(e.message));
+    return d;
+}
+
+const char *source_names[PD_SOURCE_CLASS_COUNT] = {"local", "lan", "wan", "origin"};
+
+class session {
+public:
+    session(const std::string &cache_dir, std::uint64_t quota_bytes, std::uint32_t quota_percent,
+            std::uint32_t worker_threads, std::uint32_t event_queue_capacity) {
+        pd_session_options o = PD_SESSION_OPTIONS_INIT;
+        o.cache_dir = cache_dir.c_str();
+        o.cache_quota_bytes = quota_bytes;
+        o.cache_quota_percent = quota_percent;
+        o.worker_threads = worker_threads;
+        o.event_queue_capacity = event_queue_capacity;
+        int rc;
+        {
+            py::gil_scoped_release nogil;
+            rc = pd_session_new(&s_, &o);
+        }
+        check(rc);
+    }
+    ~session() { close(); }
+
+    void close() {
+        if (!s_) return;
+        py::gil_scoped_release nogil;
+        pd_session_free(s_);
+        s_ = nullptr;
+    }
+
+    pd_session *get() const {
+        if (!s_) throw native_error{PD_E_MISUSE, PD_CATEGORY_API, "session is closed"};
+        return s_;
+    }
+
+    void set_setting(const std::string &k, const std::string &v) { check(pd_session_set_setting(get(), k.c_str(), v.c_str())); }
+    std::string get_setting(const std::string &k) {
+        pd_buf b = PD_BUF_INIT;
+        check(pd_session_get_setting(&b, get(), k.c_str()));
+        std::string out(reinterpret_cast<char *>(b.ptr), b.size);
+        pd_buf_dispose(&b);
+        return out;
+    }
+    void load_plugin(const std::string &path) {
+        int rc;
+        {
+            py::gil_scoped_release nogil;
+            rc = pd_session_load_plugin(get(), path.c_str());
+        }
+        check(rc);
+    }
+    py::list plugins() {
+        size_t n = 0;
+        check(pd_session_list_plugins(get(), nullptr, sizeof(pd_plugin_info), &n));
+        std::vector<pd_plugin_info> infos(n);
+        for (auto &i : infos) i.struct_size = sizeof i;
+        check(pd_session_list_plugins(get(), infos.data(), sizeof(pd_plugin_info), &n));
+        py::list out;
+        for (size_t i = 0; i < n; ++i) {
+            py::dict d;
+            d["name"] = infos[i].name;
+            d["version"] = infos[i].version;
+            d["path"] = infos[i].path;
+            d["abi_version"] = infos[i].abi_version;
+            d["source_class"] = source_names[infos[i].source_class % PD_SOURCE_CLASS_COUNT];
+            out.append(d);
+        }
+        return out;
+    }
+    std::shared_ptr<manifest> publish(const std::string &path, std::optional<std::string> name,
+                                      std::optional<std::string> origin, bool add_to_cache) {
+        pd_publish_options o = PD_PUBLISH_OPTIONS_INIT;
+        o.name = name ? name->c_str() : nullptr;
+        o.origin = origin ? origin->c_str() : nullptr;
+        o.add_to_cache = add_to_cache;
+        pd_manifest *m = nullptr;
+        int rc;
+        {
+            py::gil_scoped_release nogil;
+            rc = pd_content_publish(&m, get(), path.c_str(), &o);
+        }
+        check(rc);
+        return std::make_shared<manifest>(m);
+    }
+    void import_manifest(const manifest &m, std::optional<std::string> origin) {
+        check(pd_content_import(get(), m.m, origin ? origin->c_str() : nullptr));
+    }
+    std::shared_ptr<manifest> export_manifest(const std::string &id) {
+        auto cid = parse_id(id);
+        pd_manifest *m = nullptr;
+        check(pd_content_export(&m, get(), &cid));
+        return std::make_shared<manifest>(m);
+    }
+    std::uint64_t start_job(const std::string &id, std::optional<std::string> destination,
+                            std::optional<std::string> origin, bool pin) {
+        auto cid = parse_id(id);
+        pd_job_options o = PD_JOB_OPTIONS_INIT;
+        o.destination = destination ? destination->c_str() : nullptr;
+        o.origin = origin ? origin->c_str() : nullptr;
+        o.pin = pin;
+        std::uint64_t job = 0;
+        int rc;
+        {
+            py::gil_scoped_release nogil;
+            rc = pd_job_start(&job, get(), &cid, &o);
+        }
+        check(rc);
+        return job;
+    }
+    void pause(std::uint64_t j) { check(pd_job_pause(get(), j)); }
+    void resume(std::uint64_t j) { check(pd_job_resume(get(), j)); }
+    void cancel(std::uint64_t j) { check(pd_job_cancel(get(), j)); }
+    py::dict job_status(std::uint64_t j) {
+        pd_job_status st{};
+        st.struct_size = sizeof st;
+        check(pd_job_status_get(&st, get(), j));
+        py::dict d;
+        d["job_id"] = st.job_id;
+        d["state"] = pd_job_state_name(st.state);
+        d["content"] = id_hex(&st.content);
+        d["bytes_total"] = st.bytes_total;
+        d["bytes_verified"] = st.bytes_verified;
+        py::dict by;
+        for (int i = 0; i < PD_SOURCE_CLASS_COUNT; ++i) by[source_names[i]] = st.bytes_by_source[i];
+        d["bytes_by_source"] = by;
+        d["bytes_fetched"] = st.bytes_fetched;
+        d["blocks_rejected"] = st.blocks_rejected;
+        d["error_code"] = st.error_code;
+        d["started_ms"] = st.started_ms;
+        d["finished_ms"] = st.finished_ms;
+        d["message"] = py::str(std::string(st.message));
+        return d;
+    }
+    std::vector<std::uint64_t> jobs() {
+        size_t n = 0;
+        check(pd_job_list(get(), nullptr, &n));
+        std::vector<std::uint64_t> ids(n);
+        check(pd_job_list(get(), ids.data(), &n));
+        ids.resize(n);
+        return ids;
+    }
+    py::list poll_events(size_t max) {
+        std::vector<pd_event> ev(std::max<size_t>(1, max));
+        size_t n = 0;
+        check(pd_session_poll_events(get(), ev.data(), sizeof(pd_event), ev.size(), &n));
+        py::list out;
+        for (size_t i = 0; i < n; ++i) out.append(event_dict(ev[i]));
+        return out;
+    }
+    py::list wait_events(int timeout_ms, size_t max) {
+        std::vector<pd_event> ev(std::max<size_t>(1, max));
+        size_t n = 0;
+        int rc;
+        {
+            py::gil_scoped_release nogil;
+            rc = pd_session_wait_events(get(), ev.data(), sizeof(pd_event), ev.size(), &n, timeout_ms);
+        }
+        py::list out;
+        if (rc == PD_E_TIMEOUT) return out;
+        check(rc);
+        for (size_t i = 0; i < n; ++i) out.append(event_dict(ev[i]));
+        return out;
+    }
+    int fileno() {
+        int fd = -1;
+        check(pd_session_event_fd(&fd, get()));
+        return fd;
+    }
+    py::list cache_list() {
+        size_t n = 0;
+        check(pd_cache_list(get(), nullptr, sizeof(pd_cache_entry), &n));
+        std::vector<pd_cache_entry> es(n + 8);
+        for (auto &e : es) e.struct_size = sizeof e;
+        n = es.size();
+        check(pd_cache_list(get(), es.data(), sizeof(pd_cache_entry), &n));
+        static const char *states[] = {"known", "partial", "complete"};
+        py::list out;
+        for (size_t i = 0; i < n; ++i) {
+            py::dict d;
+            d["id"] = id_hex(&es[i].id);
+            d["name"] = py::str(std::string(es[i].name));
+            d["state"] = states[es[i].state % 3];
+            d["size"] = es[i].size;
+            d["bytes_verified"] = es[i].bytes_verified;
+            d["bytes_on_disk"] = es[i].bytes_on_disk;
+            d["pinned"] = es[i].pinned != 0;
+            d["last_used_ms"] = es[i].last_used_ms;
+            out.append(d);
+        }
+        return out;
+    }
+    void cache_remove(const std::string &id) {
+        auto cid = parse_id(id);
+        check(pd_cache_remove(get(), &cid));
+    }
+    void cache_pin(const std::string &id, bool pinned) {
+        auto cid = parse_id(id);
+        check(pd_cache_pin(get(), &cid, pinned));
+    }
+    std::string cache_path(const std::string &id) {
+        auto cid = parse_id(id);
+        pd_buf b = PD_BUF_INIT;
+        check(pd_cache_path(&b, get(), &cid));
+        std::string out(reinterpret_cast<char *>(b.ptr), b.size);
+        pd_buf_dispose(&b);
+        return out;
+    }
+    py::dict device_facts() {
+        pd_device_facts f{};
+        f.struct_size = sizeof f;
+        check(pd_session_device_facts(&f, get()));
+        static const char *chassis[] = {"unknown", "desktop", "laptop", "server"};
+        static const char *os[] = {"unknown", "workstation", "server"};
+        py::dict d;
+        d["free_bytes"] = f.free_bytes;
+        d["usable_free_bytes"] = f.usable_free_bytes;
+        d["chassis"] = chassis[f.chassis & 3];
+        d["os_type"] = os[f.os_type % 3];
+        d["uptime_seconds"] = f.uptime_seconds;
+        return d;
+    }
+
+private:
+    pd_session *s_ = nullptr;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_native, mod) {
+    mod.doc() = "peerdist C ABI binding (use the peerdist package, not this module)";
+    if (pd_version() != PD_VERSION_NUM) throw std::runtime_error("libpeerdist version does not match the binding");
+
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const native_error &e) {
+            auto errors = py::module_::import("peerdist.errors");
+            py::object exc = errors.attr("from_code")(e.code, e.category, e.message);
+            PyErr_SetObject(exc.get_type().ptr(), exc.ptr());
+        }
+    });
+
+    mod.def("version", [] { return std::string(pd_version_string()); });
+    mod.def("version_num", [] { return pd_version(); });
+    mod.def("strerror", [](int code) { return std::string(pd_strerror(code)); });
+    mod.def("plugin_dir_default", [] { return std::string(pd_plugin_dir_default()); });
+
+    py::class_<manifest, std::shared_ptr<manifest>>(mod, "Manifest")
+        .def_static("hash_file", &hash_file, py::arg("path"), py::arg("name") = py::none())
+        .def_static("parse", [](py::bytes data) {
+            std::string s = data;
+            pd_manifest *m = nullptr;
+            check(pd_manifest_parse(&m, s.data(), s.size()));
+            return std::make_shared<manifest>(m);
+        })
+        .def_static("read", [](const std::string &path) {
+            pd_manifest *m = nullptr;
+            check(pd_manifest_read_file(&m, path.c_str()));
+            return std::make_shared<manifest>(m);
+        })
+        .def("serialize", [](const manifest &m) {
+            pd_buf b = PD_BUF_INIT;
+            check(pd_manifest_serialize(&b, m.m));
+            return take_buf(b);
+        })
+        .def("write", [](const manifest &m, const std::string &path) { check(pd_manifest_write_file(m.m, path.c_str())); })
+        .def_property_readonly("id", [](const manifest &m) { return id_hex(pd_manifest_id(m.m)); })
+        .def_property_readonly("size", [](const manifest &m) { return pd_manifest_size(m.m); })
+        .def_property_readonly("name", [](const manifest &m) { return std::string(pd_manifest_name(m.m)); })
+        .def_property_readonly("block_size", [](const manifest &m) { return pd_manifest_block_size(m.m); })
+        .def_property_readonly("block_count", [](const manifest &m) { return pd_manifest_block_count(m.m); });
+
+    py::class_<session>(mod, "Session")
+        .def(py::init<const std::string &, std::uint64_t, std::uint32_t, std::uint32_t, std::uint32_t>(),
+             py::arg("cache_dir"), py::arg("quota_bytes") = 0, py::arg("quota_percent") = 0,
+             py::arg("worker_threads") = 0, py::arg("event_queue_capacity") = 0)
+        .def("close", &session::close)
+        .def("set_setting", &session::set_setting)
+        .def("get_setting", &session::get_setting)
+        .def("load_plugin", &session::load_plugin)
+        .def("plugins", &session::plugins)
+        .def("publish", &session::publish, py::arg("path"), py::arg("name") = py::none(), py::arg("origin") = py::none(),
+             py::arg("add_to_cache") = false)
+        .def("import_manifest", &session::import_manifest, py::arg("manifest"), py::arg("origin") = py::none())
+        .def("export_manifest", &session::export_manifest)
+        .def("start_job", &session::start_job, py::arg("content_id"), py::arg("destination") = py::none(),
+             py::arg("origin") = py::none(), py::arg("pin") = false)
+        .def("pause", &session::pause)
+        .def("resume", &session::resume)
+        .def("cancel", &session::cancel)
+        .def("job_status", &session::job_status)
+        .def("jobs", &session::jobs)
+        .def("poll_events", &session::poll_events, py::arg("max_events") = 64)
+        .def("wait_events", &session::wait_events, py::arg("timeout_ms"), py::arg("max_events") = 64)
+        .def("fileno", &session::fileno)
+        .def("cache_list", &session::cache_list)
+        .def("cache_remove", &session::cache_remove)
+        .def("cache_pin", &session::cache_pin, py::arg("content_id"), py::arg("pinned") = true)
+        .def("cache_path", &session::cache_path)
+        .def("device_facts", &session::device_facts);
+
+    mod.def("publisher_keygen", [] {
+        std::uint8_t pk[32], sk[64];
+        check(pd_publisher_keygen(pk, sk));
+        return py::make_tuple(py::bytes(reinterpret_cast<char *>(pk), 32), py::bytes(reinterpret_cast<char *>(sk), 64));
+    });
+    mod.def("publication_sign", [](const manifest &m, const std::string &origin, std::int64_t time_ms, py::bytes sk) {
+        std::string key = sk;
+        if (key.size() != 64) throw native_error{PD_E_MISUSE, PD_CATEGORY_API, "secret key must be 64 bytes"};
+        pd_buf b = PD_BUF_INIT;
+        check(pd_publication_sign(&b, m.m, origin.c_str(), time_ms, reinterpret_cast<const std::uint8_t *>(key.data())));
+        return take_buf(b);
+    });
+    mod.def("publication_verify", [](py::bytes record, py::bytes pk) {
+        std::string r = record, key = pk;
+        if (key.size() != 32) throw native_error{PD_E_MISUSE, PD_CATEGORY_API, "public key must be 32 bytes"};
+        pd_publication *p = nullptr;
+        check(pd_publication_verify(&p, r.data(), r.size(), reinterpret_cast<const std::uint8_t *>(key.data())));
+        py::dict d;
+        d["id"] = id_hex(pd_publication_id(p));
+        d["name"] = std::string(pd_publication_name(p));
+        d["origin"] = std::string(pd_publication_origin(p));
+        d["size"] = pd_publication_size(p);
+        d["published_ms"] = pd_publication_time(p);
+        pd_publication_free(p);
+        return d;
+    });
+    mod.def("content_info", [](const std::string &path, std::uint32_t version, py::bytes passphrase) {
+        std::string pass = passphrase;
+        pd_buf b = PD_BUF_INIT;
+        int rc;
+        {
+            py::gil_scoped_release nogil;
+            rc = pd_content_info_generate(&b, path.c_str(), version, reinterpret_cast<const std::uint8_t *>(pass.data()),
+                                          pass.size());
+        }
+        check(rc);
+        return take_buf(b);
+    });
+}
