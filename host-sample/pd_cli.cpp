@@ -1,0 +1,314 @@
+// pd: the peerdist command line, written only against the public C ABI (peerdist.h).
+//
+//   pd publish FILE [--name N] [--origin LOC] [--manifest OUT] [--cache DIR] [--add-to-cache]
+//   pd get MANIFEST [--origin LOC] [--dest PATH] [--cache DIR] [--plugins DIR]
+//   pd cache ls|rm ID|pin ID|unpin ID [--cache DIR]
+//   pd content-info FILE --version 1|2 --server-passphrase HEX
+//   pd version
+#include <peerdist.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+struct args {
+    std::vector<std::string> positional;
+    std::map<std::string, std::string> options;
+    bool has(const std::string &k) const { return options.count(k) != 0; }
+    std::string get(const std::string &k, const std::string &def = "") const {
+        auto it = options.find(k);
+        return it == options.end() ? def : it->second;
+    }
+};
+
+const char *flag_options[] = {"--add-to-cache", "--quiet"};
+
+args parse(int argc, char **argv, int first) {
+    args a;
+    for (int i = first; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s.rfind("--", 0) == 0) {
+            bool flag = false;
+            for (auto f : flag_options) flag |= s == f;
+            if (flag) a.options[s] = "1";
+            else if (i + 1 < argc) a.options[s] = argv[++i];
+            else {
+                std::fprintf(stderr, "pd: option %s needs a value\n", s.c_str());
+                std::exit(2);
+            }
+        } else {
+            a.positional.push_back(s);
+        }
+    }
+    return a;
+}
+
+int die(const char *what) {
+    const pd_error *e = pd_error_last();
+    std::fprintf(stderr, "pd: %s: %s (%s)\n", what, e->message, pd_strerror(e->code));
+    return 1;
+}
+
+std::string default_cache() {
+    if (const char *c = std::getenv("PEERDIST_CACHE")) return c;
+    if (const char *h = std::getenv("HOME")) return std::string(h) + "/.cache/peerdist";
+    return ".peerdist-cache";
+}
+
+std::string plugin_dir(const args &a) {
+    if (a.has("--plugins")) return a.get("--plugins");
+    if (const char *p = std::getenv("PEERDIST_PLUGIN_DIR")) return p;
+    return pd_plugin_dir_default();
+}
+
+struct session_guard {
+    pd_session *s = nullptr;
+    ~session_guard() { pd_session_free(s); }
+};
+
+int open_session(session_guard &g, const args &a) {
+    std::string cache = a.get("--cache", default_cache());
+    pd_session_options o = PD_SESSION_OPTIONS_INIT;
+    o.cache_dir = cache.c_str();
+    return pd_session_new(&g.s, &o);
+}
+
+std::string human(double bytes) {
+    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
+    return buf;
+}
+
+std::string hex_id(const pd_content_id *id) {
+    char h[65];
+    pd_content_id_to_hex(h, id);
+    return h;
+}
+
+int cmd_publish(const args &a) {
+    if (a.positional.size() != 1) {
+        std::fprintf(stderr, "usage: pd publish FILE [--name N] [--origin LOC] [--manifest OUT] [--cache DIR] [--add-to-cache]\n");
+        return 2;
+    }
+    const std::string &file = a.positional[0];
+    session_guard g;
+    if (open_session(g, a) != PD_OK) return die("opening the cache");
+    pd_publish_options po = PD_PUBLISH_OPTIONS_INIT;
+    std::string name = a.get("--name"), origin = a.get("--origin");
+    po.name = name.empty() ? nullptr : name.c_str();
+    po.origin = origin.empty() ? nullptr : origin.c_str();
+    po.add_to_cache = a.has("--add-to-cache");
+    pd_manifest *m = nullptr;
+    auto t0 = std::chrono::steady_clock::now();
+    if (pd_content_publish(&m, g.s, file.c_str(), &po) != PD_OK) return die("publishing");
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::string out = a.get("--manifest", file + ".pdm");
+    if (pd_manifest_write_file(m, out.c_str()) != PD_OK) {
+        pd_manifest_free(m);
+        return die("writing the manifest");
+    }
+    std::printf("%s\n", hex_id(pd_manifest_id(m)).c_str());
+    std::fprintf(stderr, "published '%s': %s in %llu blocks, hashed in %.2f s; manifest %s\n", pd_manifest_name(m),
+                 human(static_cast<double>(pd_manifest_size(m))).c_str(), (unsigned long long)pd_manifest_block_count(m),
+                 secs, out.c_str());
+    pd_manifest_free(m);
+    return 0;
+}
+
+void draw_bar(const pd_event &e, double rate, bool tty) {
+    double frac = e.bytes_total ? static_cast<double>(e.bytes_done) / static_cast<double>(e.bytes_total) : 1.0;
+    const int width = 30;
+    int fill = static_cast<int>(frac * width);
+    std::string bar(static_cast<std::size_t>(fill), '#');
+    bar.append(static_cast<std::size_t>(width - fill), '.');
+    std::fprintf(stderr, "%s[%s] %5.1f%% %s / %s  %s/s%s", tty ? "\r" : "", bar.c_str(), frac * 100,
+                 human(static_cast<double>(e.bytes_done)).c_str(), human(static_cast<double>(e.bytes_total)).c_str(),
+                 human(rate).c_str(), tty ? "   " : "\n");
+}
+
+int cmd_get(const args &a) {
+    if (a.positional.size() != 1) {
+        std::fprintf(stderr, "usage: pd get MANIFEST [--origin LOC] [--dest PATH] [--cache DIR] [--plugins DIR]\n");
+        return 2;
+    }
+    pd_manifest *m = nullptr;
+    if (pd_manifest_read_file(&m, a.positional[0].c_str()) != PD_OK) return die("reading the manifest");
+    struct mf {
+        pd_manifest *m;
+        ~mf() { pd_manifest_free(m); }
+    } mguard{m};
+    session_guard g;
+    if (open_session(g, a) != PD_OK) return die("opening the cache");
+    std::string plugins = plugin_dir(a);
+    if (pd_session_load_plugin(g.s, plugins.c_str()) != PD_OK) return die(("loading plugins from " + plugins).c_str());
+    std::string origin = a.get("--origin");
+    if (pd_content_import(g.s, m, origin.empty() ? nullptr : origin.c_str()) != PD_OK) return die("importing");
+    // The manifest's name is a display name; validated by the SDK, it is safe as a file name here.
+    std::string dest = a.get("--dest", pd_manifest_name(m));
+    pd_job_options jo = PD_JOB_OPTIONS_INIT;
+    jo.destination = dest.c_str();
+    uint64_t job = 0;
+    if (pd_job_start(&job, g.s, pd_manifest_id(m), &jo) != PD_OK) return die("starting the download");
+    bool tty = ::isatty(2) && !a.has("--quiet");
+    auto t0 = std::chrono::steady_clock::now();
+    int last_decile = -1;
+    for (bool done = false; !done;) {
+        pd_event ev[32];
+        size_t n = 0;
+        if (pd_session_wait_events(g.s, ev, sizeof(pd_event), 32, &n, 1000) != PD_OK) continue;
+        for (size_t i = 0; i < n; ++i) {
+            const pd_event &e = ev[i];
+            if (e.job_id != job) continue;
+            double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            double rate = secs > 0 ? static_cast<double>(e.bytes_done) / secs : 0;
+            switch (e.type) {
+            case PD_EVENT_JOB_PROGRESS: {
+                int decile = e.bytes_total ? static_cast<int>(e.bytes_done * 10 / e.bytes_total) : 10;
+                if (tty || decile != last_decile) draw_bar(e, rate, tty);
+                last_decile = decile;
+                break;
+            }
+            case PD_EVENT_SOURCE_FALLBACK:
+                std::fprintf(stderr, "%sfallback: %s\n", tty ? "\n" : "", e.message);
+                break;
+            case PD_EVENT_BLOCK_REJECTED:
+                std::fprintf(stderr, "%srejected: %s\n", tty ? "\n" : "", e.message);
+                break;
+            case PD_EVENT_JOB_COMPLETED:
+            case PD_EVENT_JOB_FAILED:
+            case PD_EVENT_JOB_CANCELLED:
+                done = true;
+                break;
+            default:
+                break;
+            }
+        }
+    }
+    if (tty) std::fputc('\n', stderr);
+    pd_job_status st{};
+    st.struct_size = sizeof st;
+    pd_job_status_get(&st, g.s, job);
+    double secs = static_cast<double>(st.finished_ms - st.started_ms) / 1000.0;
+    if (st.state != PD_JOB_COMPLETED) {
+        std::fprintf(stderr, "pd: download failed: %s (%s)\n", st.message, pd_strerror(st.error_code));
+        return 1;
+    }
+    std::printf("delivered %s\n", st.message);
+    std::printf("summary: %s in %.2f s (%s/s); from cache %s, LAN %s, WAN %s, origin %s; rejected blocks %llu\n",
+                human(static_cast<double>(st.bytes_total)).c_str(), secs,
+                human(secs > 0 ? static_cast<double>(st.bytes_total) / secs : 0).c_str(),
+                human(static_cast<double>(st.bytes_by_source[PD_SOURCE_LOCAL])).c_str(),
+                human(static_cast<double>(st.bytes_by_source[PD_SOURCE_LAN])).c_str(),
+                human(static_cast<double>(st.bytes_by_source[PD_SOURCE_WAN])).c_str(),
+                human(static_cast<double>(st.bytes_by_source[PD_SOURCE_ORIGIN])).c_str(),
+                (unsigned long long)st.blocks_rejected);
+    return 0;
+}
+
+int cmd_cache(const args &a) {
+    if (a.positional.empty()) {
+        std::fprintf(stderr, "usage: pd cache ls | rm ID | pin ID | unpin ID [--cache DIR]\n");
+        return 2;
+    }
+    session_guard g;
+    if (open_session(g, a) != PD_OK) return die("opening the cache");
+    const std::string &sub = a.positional[0];
+    if (sub == "ls") {
+        size_t n = 0;
+        if (pd_cache_list(g.s, nullptr, sizeof(pd_cache_entry), &n) != PD_OK) return die("listing");
+        std::vector<pd_cache_entry> es(n);
+        for (auto &e : es) e.struct_size = sizeof e;
+        if (pd_cache_list(g.s, es.data(), sizeof(pd_cache_entry), &n) != PD_OK) return die("listing");
+        static const char *states[] = {"known", "partial", "complete"};
+        std::printf("%-64s  %-8s  %10s  %6s  %s\n", "content id", "state", "size", "done", "name");
+        for (size_t i = 0; i < n; ++i) {
+            auto &e = es[i];
+            double pct = e.size ? 100.0 * static_cast<double>(e.bytes_verified) / static_cast<double>(e.size) : 100.0;
+            std::printf("%s  %-8s  %10s  %5.1f%%  %s%s\n", hex_id(&e.id).c_str(), states[e.state % 3],
+                        human(static_cast<double>(e.size)).c_str(), pct, e.name, e.pinned ? " (pinned)" : "");
+        }
+        return 0;
+    }
+    if ((sub == "rm" || sub == "pin" || sub == "unpin") && a.positional.size() == 2) {
+        pd_content_id id;
+        if (pd_content_id_from_hex(&id, a.positional[1].c_str()) != PD_OK) return die("parsing the content id");
+        int rc = sub == "rm" ? pd_cache_remove(g.s, &id) : pd_cache_pin(g.s, &id, sub == "pin");
+        if (rc != PD_OK) return die(sub.c_str());
+        return 0;
+    }
+    std::fprintf(stderr, "pd cache: unknown subcommand '%s'\n", sub.c_str());
+    return 2;
+}
+
+int cmd_content_info(const args &a) {
+    std::string pass_hex = a.get("--server-passphrase");
+    std::string version = a.get("--version", "1");
+    if (a.positional.size() != 1 || pass_hex.empty() || pass_hex.size() % 2) {
+        std::fprintf(stderr, "usage: pd content-info FILE --version 1|2 --server-passphrase HEX\n");
+        return 2;
+    }
+    std::vector<uint8_t> pass(pass_hex.size() / 2);
+    for (size_t i = 0; i < pass.size(); ++i) {
+        char byte[3] = {pass_hex[2 * i], pass_hex[2 * i + 1], 0};
+        char *end = nullptr;
+        pass[i] = static_cast<uint8_t>(std::strtoul(byte, &end, 16));
+        if (*end) {
+            std::fprintf(stderr, "pd: --server-passphrase must be hex\n");
+            return 2;
+        }
+    }
+    pd_buf out = PD_BUF_INIT;
+    if (pd_content_info_generate(&out, a.positional[0].c_str(), static_cast<uint32_t>(std::atoi(version.c_str())), pass.data(),
+                                 pass.size()) != PD_OK)
+        return die("generating Content Information");
+    for (size_t i = 0; i < out.size; ++i) std::printf("%02x", out.ptr[i]);
+    std::printf("\n");
+    pd_buf_dispose(&out);
+    return 0;
+}
+
+void usage() {
+    std::fprintf(stderr,
+                 "usage: pd <command> [options]\n"
+                 "  publish FILE         hash a file, write FILE.pdm, print the content id\n"
+                 "  get MANIFEST         download a content with a live progress bar\n"
+                 "  cache ls|rm|pin|unpin   inspect or change the local cache\n"
+                 "  content-info FILE    BranchCache Content Information as hex\n"
+                 "  version              library and header versions\n");
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    // A host built against other headers than the library it loads must not run.
+    if (pd_version() >> 16 != PD_VERSION_MAJOR || pd_version() < static_cast<uint32_t>(PD_VERSION_NUM)) {
+        std::fprintf(stderr, "pd: libpeerdist %s is older than the headers %s\n", pd_version_string(), PD_VERSION_STRING);
+        return 1;
+    }
+    if (argc < 2) {
+        usage();
+        return 2;
+    }
+    std::string cmd = argv[1];
+    args a = parse(argc, argv, 2);
+    if (cmd == "publish") return cmd_publish(a);
+    if (cmd == "get") return cmd_get(a);
+    if (cmd == "cache") return cmd_cache(a);
+    if (cmd == "content-info") return cmd_content_info(a);
+    if (cmd == "version") {
+        std::printf("pd %s (headers %s)\n", pd_version_string(), PD_VERSION_STRING);
+        return 0;
+    }
+    usage();
+    return 2;
+}

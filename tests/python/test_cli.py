@@ -1,0 +1,101 @@
+"""The pd CLI and the C example, built against the installed SDK (install_and_build_host)."""
+import os
+import subprocess
+
+import pytest
+
+HOST = os.environ.get("PD_HOST_BIN", "")
+PD = os.path.join(HOST, "pd")
+EXAMPLE = os.path.join(HOST, "download-example")
+
+if not HOST:
+    pytest.fail("PD_HOST_BIN is not set: run through ctest", pytrace=False)
+
+
+def run(*args, check=True, env_extra=None, **kw):
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    p = subprocess.run(list(args), capture_output=True, text=True, timeout=120, env=env, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError("%s failed (%d):\n%s\n%s" % (args, p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def test_publish_get_and_cache(tmp_path, plugin_dir):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    src = tmp_path / "setup.exe"
+    src.write_bytes(data)
+    cache = tmp_path / "cache"
+    p = run(PD, "publish", str(src), "--cache", str(tmp_path / "pubcache"))
+    cid = p.stdout.strip()
+    assert len(cid) == 64
+    assert (tmp_path / "setup.exe.pdm").exists()
+    dest = tmp_path / "got.exe"
+    p = run(PD, "get", str(tmp_path / "setup.exe.pdm"), "--cache", str(cache), "--plugins", plugin_dir,
+            "--dest", str(dest), "--origin", "file://" + str(src))
+    assert dest.read_bytes() == data
+    assert "summary:" in p.stdout and "origin 3.0 MiB" in p.stdout
+    assert "100.0%" in p.stderr  # the progress bar reached the end
+    ls = run(PD, "cache", "ls", "--cache", str(cache)).stdout
+    assert cid in ls and "complete" in ls and "setup.exe" in ls
+    run(PD, "cache", "pin", cid, "--cache", str(cache))
+    assert "(pinned)" in run(PD, "cache", "ls", "--cache", str(cache)).stdout
+    run(PD, "cache", "rm", cid, "--cache", str(cache))
+    assert cid not in run(PD, "cache", "ls", "--cache", str(cache)).stdout
+
+
+def test_get_reports_tampering(tmp_path, plugin_dir):
+    src = tmp_path / "pkg.bin"
+    src.write_bytes(os.urandom(1 << 20))
+    run(PD, "publish", str(src), "--cache", str(tmp_path / "pc"))
+    raw = bytearray(src.read_bytes())
+    raw[5 * 65536] ^= 0x55
+    src.write_bytes(bytes(raw))
+    p = run(PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir,
+            "--dest", str(tmp_path / "out"), "--origin", str(src), check=False)
+    assert p.returncode == 1
+    assert "block 5" in p.stderr and "verification" in p.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_get_without_an_origin_says_so(tmp_path, plugin_dir):
+    src = tmp_path / "pkg.bin"
+    src.write_bytes(os.urandom(100000))
+    run(PD, "publish", str(src), "--cache", str(tmp_path / "pc"))
+    p = run(PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir,
+            "--dest", str(tmp_path / "out"), check=False)
+    assert p.returncode == 1 and "no origin recorded" in p.stderr
+
+
+def test_get_rejects_a_corrupt_manifest(tmp_path, plugin_dir):
+    (tmp_path / "bad.pdm").write_bytes(b"PDMF\x01\x00\x01\x00\x00\x00")
+    p = run(PD, "get", str(tmp_path / "bad.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir, check=False)
+    assert p.returncode == 1 and "truncated" in p.stderr
+
+
+VECTOR_PASS = "2a3d73eb435e9f2b8a344267e7467a3c7385c6e055e2b4d30dfec7c38b0ed72c"
+
+
+def test_content_info(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(os.urandom(99710))
+    v1 = run(PD, "content-info", str(f), "--version", "1", "--server-passphrase", VECTOR_PASS).stdout.strip()
+    assert len(v1) == 166 * 2 and v1.startswith("00010c800000")
+    v2 = run(PD, "content-info", str(f), "--version", "2", "--server-passphrase", VECTOR_PASS).stdout.strip()
+    assert v2.startswith("000204") and len(v2) == (31 + 5 + 68) * 2
+    bad = run(PD, "content-info", str(f), "--version", "1", "--server-passphrase", "zz", check=False)
+    assert bad.returncode == 2
+
+
+def test_version_agrees():
+    assert "pd 0.1.0 (headers 0.1.0)" in run(PD, "version").stdout
+
+
+def test_c_example_downloads_against_the_installed_sdk(tmp_path, plugin_dir):
+    data = os.urandom(700000)
+    (tmp_path / "a.bin").write_bytes(data)
+    run(PD, "publish", str(tmp_path / "a.bin"), "--cache", str(tmp_path / "pc"))
+    p = run(EXAMPLE, str(tmp_path / "cache"), plugin_dir, str(tmp_path / "a.bin.pdm"), str(tmp_path / "a.bin"),
+            str(tmp_path / "out.bin"))
+    assert "delivered to" in p.stdout
+    assert (tmp_path / "out.bin").read_bytes() == data
