@@ -120,6 +120,19 @@ inline job_outcome wait_job(pd_session *s, std::uint64_t job, int timeout_s = 12
     return out;
 }
 
+// Waits (bounded) until the job reports at least `bytes` verified and durable.
+inline bool wait_progress(pd_session *s, std::uint64_t job, std::uint64_t bytes, int timeout_s = 60) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    while (std::chrono::steady_clock::now() < deadline) {
+        pd_job_status st{};
+        st.struct_size = sizeof st;
+        if (pd_job_status_get(&st, s, job) != PD_OK) return false;
+        if (st.bytes_verified >= bytes) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+}
+
 inline bool is_root() { return ::geteuid() == 0; }
 
 }  // namespace pdtest

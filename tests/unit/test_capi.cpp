@@ -206,7 +206,7 @@ TEST(capi, pause_resume_and_cancel_keep_verified_blocks) {
     ASSERT_EQ(pd_session_set_setting(f.s, "job.flush_interval_ms", "50"), PD_OK);
     std::string dest = f.dir / "out.bin";
     auto job = f.start(dest);
-    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    ASSERT_TRUE(pdtest::wait_progress(f.s, job, 1024 * 1024));
     ASSERT_EQ(pd_job_pause(f.s, job), PD_OK) << pdtest::last_error();
     EXPECT_EQ(pd_job_pause(f.s, job), PD_E_STATE);
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
@@ -233,17 +233,69 @@ TEST(capi, cancelled_job_resumes_from_its_verified_blocks) {
     ASSERT_EQ(pd_session_set_setting(f.s, "plugin.origin.max_rate_bytes", "4000000"), PD_OK);
     ASSERT_EQ(pd_session_set_setting(f.s, "job.flush_interval_ms", "50"), PD_OK);
     auto job = f.start("");
-    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    ASSERT_TRUE(pdtest::wait_progress(f.s, job, 1024 * 1024));
     ASSERT_EQ(pd_job_cancel(f.s, job), PD_OK);
     auto out = pdtest::wait_job(f.s, job, 5);
     EXPECT_EQ(out.status.state, PD_JOB_CANCELLED);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
     ASSERT_EQ(pd_session_set_setting(f.s, "plugin.origin.max_rate_bytes", "0"), PD_OK);
     auto job2 = f.start(f.dir / "out.bin");
     auto out2 = pdtest::wait_job(f.s, job2);
     ASSERT_EQ(out2.status.state, PD_JOB_COMPLETED) << out2.status.message;
     EXPECT_GT(out2.status.bytes_by_source[PD_SOURCE_LOCAL], 0u);
     EXPECT_EQ(out2.status.bytes_by_source[PD_SOURCE_LOCAL] + out2.status.bytes_by_source[PD_SOURCE_ORIGIN], f.data.size());
+}
+
+TEST(capi, on_disk_damage_to_a_resumed_block_is_caught_end_to_end) {
+    for (const char *reverify : {"1", "2"}) {
+        fixture f(6 * 1024 * 1024);
+        ASSERT_EQ(pd_session_set_setting(f.s, "job.reverify", reverify), PD_OK);
+        ASSERT_EQ(pd_session_set_setting(f.s, "plugin.origin.max_rate_bytes", "4000000"), PD_OK);
+        ASSERT_EQ(pd_session_set_setting(f.s, "job.flush_interval_ms", "50"), PD_OK);
+        auto job = f.start("");
+        ASSERT_TRUE(pdtest::wait_progress(f.s, job, 1024 * 1024));
+        ASSERT_EQ(pd_job_cancel(f.s, job), PD_OK);
+        pdtest::wait_job(f.s, job, 5);
+        // Block 0 is verified and durable by now: damage it behind the store's back.
+        char hex[65];
+        pd_content_id_to_hex(hex, pd_manifest_id(f.m));
+        std::string data_file = f.dir / "cache/data/" + std::string(hex) + ".data";
+        {
+            std::fstream io(data_file, std::ios::in | std::ios::out | std::ios::binary);
+            io.seekp(100);
+            io.put('\x5a' ^ static_cast<char>(f.data[100]));
+        }
+        ASSERT_EQ(pd_session_set_setting(f.s, "plugin.origin.max_rate_bytes", "0"), PD_OK);
+        std::string dest = f.dir / "out.bin";
+        auto job2 = f.start(dest);
+        auto out = pdtest::wait_job(f.s, job2);
+        ASSERT_EQ(out.status.state, PD_JOB_FAILED) << reverify;
+        EXPECT_EQ(out.status.error_code, PD_E_INTEGRITY);
+        EXPECT_NE(std::string(out.status.message).find("block 0 changed on disk"), std::string::npos) << out.status.message;
+        EXPECT_FALSE(std::filesystem::exists(dest));
+        // Only the damaged block is forgotten: the next attempt fetches it and completes.
+        auto job3 = f.start(dest);
+        auto out3 = pdtest::wait_job(f.s, job3);
+        ASSERT_EQ(out3.status.state, PD_JOB_COMPLETED) << out3.status.message;
+        EXPECT_EQ(out3.status.bytes_by_source[PD_SOURCE_ORIGIN], 65536u);
+        EXPECT_EQ(pdtest::read_file(dest), f.data);
+    }
+}
+
+TEST(capi, hardlink_delivery_shares_the_cache_file) {
+    fixture f(1024 * 1024);
+    ASSERT_EQ(pd_content_import(f.s, f.m, (f.dir / "origin.bin").c_str()), PD_OK);
+    pd_job_options jo = PD_JOB_OPTIONS_INIT;
+    std::string dest = f.dir / "linked.bin";
+    jo.destination = dest.c_str();
+    jo.delivery = PD_DELIVER_HARDLINK;
+    uint64_t job = 0;
+    ASSERT_EQ(pd_job_start(&job, f.s, pd_manifest_id(f.m), &jo), PD_OK);
+    auto out = pdtest::wait_job(f.s, job);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_EQ(pdtest::read_file(dest), f.data);
+    EXPECT_EQ(std::filesystem::hard_link_count(dest), 2u);
+    jo.delivery = 7;
+    EXPECT_EQ(pd_job_start(&job, f.s, pd_manifest_id(f.m), &jo), PD_E_MISUSE);
 }
 
 TEST(capi, quota_too_small_fails_the_job_clearly) {

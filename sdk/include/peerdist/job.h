@@ -15,6 +15,15 @@ PD_BEGIN_DECL
 
 #define PD_JOB_OPTIONS_VERSION 1
 
+/** How a completed content reaches pd_job_options.destination. */
+typedef enum pd_delivery {
+    PD_DELIVER_COPY = 0,     /**< An independent copy: a copy-on-write clone where the filesystem
+                                  supports it, else a kernel-side copy. Safe to modify. */
+    PD_DELIVER_HARDLINK = 1, /**< A hard link to the cache file (falls back to a copy across
+                                  filesystems). Fastest; the host must not modify the file. */
+    PD_DELIVERY_FORCE32 = 0x7FFFFFFF
+} pd_delivery;
+
 /** Options for pd_job_start(). */
 typedef struct pd_job_options {
     uint32_t version;        /**< PD_JOB_OPTIONS_VERSION. */
@@ -22,9 +31,10 @@ typedef struct pd_job_options {
                                   content in the cache only. Copied. */
     const char *origin;      /**< Origin locator overriding the recorded one, or NULL. Copied. */
     uint32_t pin;            /**< Non-zero: pin the content in the cache. */
+    uint32_t delivery;       /**< A pd_delivery. */
 } pd_job_options;
 
-#define PD_JOB_OPTIONS_INIT { PD_JOB_OPTIONS_VERSION, NULL, NULL, 0 }
+#define PD_JOB_OPTIONS_INIT { PD_JOB_OPTIONS_VERSION, NULL, NULL, 0, PD_DELIVER_COPY }
 
 /** Fill `opts` with defaults. @return PD_OK or PD_E_VERSION. THREAD: any. */
 PD_API int pd_job_options_init(pd_job_options *opts, uint32_t version);

@@ -45,6 +45,8 @@ PD_API int pd_job_start(uint64_t *out_job_id, pd_session *session, const pd_cont
             if (opts->destination) req.destination = opts->destination;
             if (opts->origin) req.origin = opts->origin;
             req.pin = opts->pin != 0;
+            if (opts->delivery > PD_DELIVER_HARDLINK) misuse("unknown delivery mode");
+            req.hardlink = opts->delivery == PD_DELIVER_HARDLINK;
         }
         *out_job_id = s.call([&] { return s.start_job(req, out_job_id); });
         return PD_OK;

@@ -3,7 +3,10 @@
 #include "util/error.h"
 #include "util/hex.h"
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
+#include <optional>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -91,6 +94,7 @@ void job::on_prepared(platform::file file, std::vector<std::uint8_t> verified, s
     have_ = std::move(verified);
     have_.resize((manifest_->block_count() + 7) / 8);
     written_ = have_;
+    resumed_ = have_;
     bytes_verified_ = verified_bytes;
     bytes_by_source_[PD_SOURCE_LOCAL] = verified_bytes;
     std::uint64_t per_piece = std::max<std::uint64_t>(1, session_.config().get_int("job.piece_size_kib") * 1024 / manifest_->block_size);
@@ -392,78 +396,107 @@ void job::finalize() {
     state_ = PD_JOB_VERIFYING;
     finalizing_ = true;
     stream_.reset();
+    reverify_all_ = session_.config().get_int("job.reverify") >= 2;
+    // End to end: every block is re-read from disk and re-hashed before "complete",
+    // split over the workers (hashing is the bound).
+    auto &m = *manifest_;
+    std::uint64_t blocks = m.block_count();
+    std::uint64_t parts = std::max<std::uint64_t>(1, std::min<std::uint64_t>(session_.worker_count(), (blocks + 63) / 64));
+    auto remaining = std::make_shared<std::atomic<std::uint64_t>>(parts);
+    auto first_error = std::make_shared<std::pair<std::mutex, std::optional<error>>>();
     auto self = shared_from_this();
-    asio::post(session_.workers(), [self, file = file_] {
-        std::string err, delivered;
-        int code = 0;
-        try {
-            auto &m = *self->manifest_;
-            auto &st = self->session_.store();
-            // End-to-end: every block re-read from disk and re-hashed before "complete".
-            constexpr std::size_t chunk = 4 << 20;
-            std::vector<std::uint8_t> buf(chunk);
-            for (std::uint64_t off = 0; off < m.size; off += chunk) {
-                if (self->session_.job_should_stop(self->id_))
-                    pd::fail(PD_E_CANCELLED, PD_CATEGORY_JOB, "stopped during final verification");
-                std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, m.size - off));
-                if (file->pread(off, buf.data(), len) != len)
-                    pd::fail(PD_E_INTEGRITY, PD_CATEGORY_STORE, "cached data file is shorter than the content");
-                for (std::size_t b = 0; b < len; b += m.block_size) {
-                    std::uint64_t index = (off + b) / m.block_size;
-                    std::size_t blen = std::min<std::size_t>(m.block_size, len - b);
-                    if (crypto::sha256(buf.data() + b, blen) != m.block_hashes[index]) {
-                        st.clear_verified(m.id);
-                        pd::fail(PD_E_INTEGRITY, PD_CATEGORY_STORE,
-                                 "end-to-end verification failed: block " + std::to_string(index) +
-                                     " changed on disk after it was verified; the content must be fetched again");
-                    }
-                }
+    for (std::uint64_t part = 0; part < parts; ++part) {
+        std::uint64_t first = blocks * part / parts, last = blocks * (part + 1) / parts;
+        asio::post(session_.workers(), [self, first, last, remaining, first_error, file = file_] {
+            try {
+                self->verify_blocks(*file, first, last);
+            } catch (const error &e) {
+                std::lock_guard lk(first_error->first);
+                if (!first_error->second) first_error->second = e;
             }
-            st.mark_complete(m.id);
-            if (self->request_.pin) st.set_pinned(m.id, true);
-            if (!self->request_.destination.empty()) {
-                auto &dest = self->request_.destination;
-                std::string tmp = dest + ".pdpart";
-                {
-                    platform::file out(tmp, platform::file::mode::read_write_create);
-                    out.truncate(0);
-                    platform::copy_file_data(*file, out, m.size);
-                    out.datasync();
-                }
-                platform::atomic_replace(tmp, dest);
-                delivered = dest;
-            } else {
-                delivered = st.data_path(m.id);
-            }
-        } catch (const error &e) {
-            err = e.what();
-            code = e.code();
+            if (--*remaining == 0) self->deliver(first_error->second);
+        });
+    }
+}
+
+void job::verify_blocks(const platform::file &file, std::uint64_t first, std::uint64_t last) {
+    auto &m = *manifest_;
+    constexpr std::uint64_t chunk_blocks = 64;
+    std::vector<std::uint8_t> buf(chunk_blocks * m.block_size);
+    // With job.reverify=1 only blocks that were on disk before this run are re-read:
+    // blocks fetched in this run were hashed from the very buffer that was written.
+    bool all = reverify_all_;
+    auto wanted = [&](std::uint64_t b) { return all || ((resumed_[b / 8] >> (b % 8)) & 1); };
+    for (std::uint64_t b = first; b < last;) {
+        if (!wanted(b)) {
+            ++b;
+            continue;
         }
-        asio::post(self->session_.net(), [self, err, code, delivered] {
-            self->finalizing_ = false;
-            if (!err.empty()) {
-                if (code == PD_E_CANCELLED) {
-                    if (self->state_ == PD_JOB_VERIFYING) self->state_ = PD_JOB_PAUSED;
-                    return;
-                }
-                self->fail(code, err);
+        if (session_.job_should_stop(id_)) pd::fail(PD_E_CANCELLED, PD_CATEGORY_JOB, "stopped during final verification");
+        std::uint64_t n = 1;
+        while (n < chunk_blocks && b + n < last && wanted(b + n)) ++n;
+        std::uint64_t off = m.block_offset(b);
+        std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(n * m.block_size, m.size - off));
+        if (file.pread(off, buf.data(), len) != len)
+            pd::fail(PD_E_INTEGRITY, PD_CATEGORY_STORE, "cached data file is shorter than the content");
+        for (std::uint64_t i = 0; i < n; ++i) {
+            std::size_t boff = static_cast<std::size_t>(i * m.block_size);
+            if (crypto::sha256(buf.data() + boff, m.block_length(b + i)) != m.block_hashes[b + i]) {
+                session_.store().unmark_verified(m.id, {b + i});
+                pd::fail(PD_E_INTEGRITY, PD_CATEGORY_STORE,
+                         "end-to-end verification failed: block " + std::to_string(b + i) +
+                             " changed on disk after it was verified; the content must be fetched again");
+            }
+        }
+        b += n;
+    }
+}
+
+// Runs on the worker that finished the last verification part.
+void job::deliver(std::optional<error> verify_error) {
+    std::string err, delivered;
+    int code = 0;
+    try {
+        if (verify_error) throw *verify_error;
+        auto &m = *manifest_;
+        auto &st = session_.store();
+        st.mark_complete(m.id);
+        if (request_.pin) st.set_pinned(m.id, true);
+        if (!request_.destination.empty()) {
+            platform::deliver_file(*file_, st.data_path(m.id), request_.destination, m.size,
+                                   request_.hardlink ? platform::delivery::hardlink : platform::delivery::copy);
+            delivered = request_.destination;
+        } else {
+            delivered = st.data_path(m.id);
+        }
+    } catch (const error &e) {
+        err = e.what();
+        code = e.code();
+    }
+    asio::post(session_.net(), [self = shared_from_this(), err, code, delivered] {
+        self->finalizing_ = false;
+        if (!err.empty()) {
+            if (code == PD_E_CANCELLED) {
+                if (self->state_ == PD_JOB_VERIFYING) self->state_ = PD_JOB_PAUSED;
                 return;
             }
-            if (self->state_ != PD_JOB_VERIFYING) return;
-            self->state_ = PD_JOB_COMPLETED;
-            self->finished_ms_ = store::now_ms();
-            self->message_ = delivered;
-            self->emit(PD_EVENT_JOB_COMPLETED, delivered);
-            pd_content_ref ref{};
-            ref.struct_size = sizeof ref;
-            std::memcpy(ref.id, self->manifest_->id.data(), 32);
-            ref.size = self->manifest_->size;
-            ref.name = self->manifest_->name.c_str();
-            ref.origin = "";
-            ref.job_id = self->id_;
-            for (auto &b : self->session_.plugins().backends())
-                if (b->vtable().content_available) b->vtable().content_available(b->self(), &ref);
-        });
+            self->fail(code, err);
+            return;
+        }
+        if (self->state_ != PD_JOB_VERIFYING) return;
+        self->state_ = PD_JOB_COMPLETED;
+        self->finished_ms_ = store::now_ms();
+        self->message_ = delivered;
+        self->emit(PD_EVENT_JOB_COMPLETED, delivered);
+        pd_content_ref ref{};
+        ref.struct_size = sizeof ref;
+        std::memcpy(ref.id, self->manifest_->id.data(), 32);
+        ref.size = self->manifest_->size;
+        ref.name = self->manifest_->name.c_str();
+        ref.origin = "";
+        ref.job_id = self->id_;
+        for (auto &b : self->session_.plugins().backends())
+            if (b->vtable().content_available) b->vtable().content_available(b->self(), &ref);
     });
 }
 

@@ -9,7 +9,10 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "util/error.h"
+
 #include <deque>
+#include <optional>
 
 namespace pd::core {
 
@@ -64,6 +67,8 @@ private:
     void on_flushed(std::uint64_t verified_bytes, std::vector<std::uint64_t> blocks, std::string error, int code);
     void maybe_finish();
     void finalize();
+    void verify_blocks(const platform::file &file, std::uint64_t first, std::uint64_t last);
+    void deliver(std::optional<error> verify_error);
     void fail(int code, const std::string &message);
     void emit(pd_event_type type, const std::string &message, int code = PD_OK);
     void emit_progress(bool force);
@@ -79,6 +84,8 @@ private:
 
     std::vector<std::uint8_t> have_;        // durable and verified
     std::vector<std::uint8_t> written_;     // verified and written, maybe not durable yet
+    std::vector<std::uint8_t> resumed_;     // verified before this run started
+    bool reverify_all_ = true;
     std::deque<piece> todo_;
     std::vector<std::uint64_t> pending_durable_;
     std::uint64_t pending_bytes_ = 0;

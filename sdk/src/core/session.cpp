@@ -12,16 +12,18 @@
 
 namespace pd::core {
 
-static unsigned worker_count(const pd_session_options &o) {
+// Workers block on disk (fdatasync) as well as hash, so keep at least four.
+static unsigned default_workers(const pd_session_options &o) {
     if (o.worker_threads) return o.worker_threads;
-    return std::max(2u, std::thread::hardware_concurrency());
+    return std::max(4u, std::thread::hardware_concurrency());
 }
 
 session::session(const pd_session_options &o)
     : cache_dir_(o.cache_dir),
+      worker_count_(default_workers(o)),
       events_(o.event_queue_capacity, o.notify, o.notify_user_data),
       net_guard_(net_.get_executor()),
-      workers_(worker_count(o)) {
+      workers_(worker_count_) {
     crypto::ensure_initialised();
     if (o.cache_quota_bytes) settings_.set("store.quota_bytes", std::to_string(o.cache_quota_bytes));
     if (o.cache_quota_percent) settings_.set("store.quota_percent", std::to_string(o.cache_quota_percent));

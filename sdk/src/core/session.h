@@ -32,6 +32,7 @@ struct job_request {
     std::string destination;
     std::string origin;
     bool pin = false;
+    bool hardlink = false;
 };
 
 class session {
@@ -60,6 +61,7 @@ public:
     boost::asio::io_context &net() { return net_; }
     boost::asio::thread_pool &workers() { return workers_; }
     const std::string &cache_dir() const { return cache_dir_; }
+    unsigned worker_count() const { return worker_count_; }
 
     void emit(const pd_event &e) { events_.push(e); }
     void log(int level, const std::string &message);
@@ -80,6 +82,7 @@ public:
 
 private:
     std::string cache_dir_;
+    unsigned worker_count_;
     event_queue events_;
     core::settings settings_;
     std::unique_ptr<store::block_store> store_;

@@ -21,6 +21,7 @@ public:
     file &operator=(const file &) = delete;
 
     bool is_open() const { return fd_ >= 0; }
+    int native() const { return fd_; }
     const std::string &path() const { return path_; }
     std::uint64_t size() const;
     // Reads up to len bytes at offset; returns the count (short only at end of file).
@@ -63,6 +64,12 @@ void ensure_writable_dir(const std::string &path);
 void atomic_replace(const std::string &from, const std::string &to);
 // Copies a file's bytes with the kernel's fast path where available.
 void copy_file_data(const file &src, const file &dst, std::uint64_t size);
+enum class delivery { copy, hardlink };
+// Delivers a cached file to `dest` atomically (temporary + rename): copy uses a
+// copy-on-write clone where the filesystem has one, else a kernel-side copy; hardlink
+// links the cache file (same filesystem only; falls back to copy).
+void deliver_file(const file &src, const std::string &src_path, const std::string &dest, std::uint64_t size,
+                  delivery mode);
 // Writes a whole file atomically (temporary + fsync + rename).
 void write_file_atomic(const std::string &path, const void *data, std::size_t len);
 std::string read_small_file(const std::string &path, std::size_t max_bytes);

@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <vector>
 #if defined(__linux__)
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/sysinfo.h>
 #endif
 
@@ -156,6 +158,25 @@ void atomic_replace(const std::string &from, const std::string &to) {
 }
 
 void copy_file_data(const file &src, const file &dst, std::uint64_t size) {
+#if defined(__linux__)
+    // Kernel-side copy first: no round trip through user space.
+    {
+        loff_t in_off = 0, out_off = 0;
+        bool ok = true;
+        while (static_cast<std::uint64_t>(in_off) < size) {
+            ssize_t n = ::copy_file_range(src.native(), &in_off, dst.native(), &out_off,
+                                          static_cast<std::size_t>(std::min<std::uint64_t>(size - in_off, 1ull << 30)), 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+                ok = false;
+                break;
+            }
+            if (n < 0) fail_errno(errno, "copying '" + src.path() + "' to '" + dst.path() + "'");
+            if (n == 0) fail(PD_E_IO, PD_CATEGORY_OS, "'" + src.path() + "' is shorter than expected");
+        }
+        if (ok) return;
+    }
+#endif
     std::vector<char> buf(1 << 20);
     std::uint64_t off = 0;
     while (off < size) {
@@ -165,6 +186,29 @@ void copy_file_data(const file &src, const file &dst, std::uint64_t size) {
         dst.pwrite(off, buf.data(), got);
         off += got;
     }
+}
+
+void deliver_file(const file &src, const std::string &src_path, const std::string &dest, std::uint64_t size,
+                  delivery mode) {
+    std::string tmp = dest + ".pdpart";
+    ::unlink(tmp.c_str());
+    if (mode == delivery::hardlink && ::link(src_path.c_str(), tmp.c_str()) == 0) {
+        atomic_replace(tmp, dest);
+        return;
+    }
+    {
+        file out(tmp, file::mode::read_write_create);
+        bool cloned = false;
+#if defined(__linux__) && defined(FICLONE)
+        cloned = ::ioctl(out.native(), FICLONE, src.native()) == 0;
+#endif
+        if (!cloned) {
+            out.truncate(0);
+            copy_file_data(src, out, size);
+        }
+        out.datasync();
+    }
+    atomic_replace(tmp, dest);
 }
 
 void write_file_atomic(const std::string &path, const void *data, std::size_t len) {

@@ -304,13 +304,27 @@ void block_store::mark_complete(const hash &id) {
     });
 }
 
-void block_store::clear_verified(const hash &id) {
+void block_store::unmark_verified(const hash &id, const std::vector<std::uint64_t> &blocks) {
     std::lock_guard lk(mu_);
     guarded("clearing verified blocks", [&] {
-        SQLite::Statement u(*db_,
-                            "UPDATE contents SET state = 0, verified = zeroblob(length(verified)), verified_blocks = 0 WHERE id = ?");
-        u.bind(1, id.data(), 32);
+        SQLite::Transaction tx(*db_);
+        auto rec = get_locked(id);
+        if (!rec) return;
+        std::uint64_t count = rec->verified_blocks;
+        for (auto b : blocks) {
+            if (b / 8 >= rec->verified.size()) continue;
+            std::uint8_t bit = static_cast<std::uint8_t>(1u << (b % 8));
+            if (rec->verified[b / 8] & bit) {
+                rec->verified[b / 8] &= static_cast<std::uint8_t>(~bit);
+                --count;
+            }
+        }
+        SQLite::Statement u(*db_, "UPDATE contents SET verified = ?, verified_blocks = ?, state = MIN(state, 1) WHERE id = ?");
+        u.bind(1, rec->verified.data(), static_cast<int>(rec->verified.size()));
+        u.bind(2, static_cast<std::int64_t>(count));
+        u.bind(3, id.data(), 32);
         u.exec();
+        tx.commit();
     });
 }
 

@@ -70,8 +70,8 @@ public:
     // Sets the verified bits of durable blocks. Returns the new verified byte count.
     std::uint64_t mark_verified(const hash &id, const std::vector<std::uint64_t> &blocks);
     void mark_complete(const hash &id);
-    // Forgets verified bits (after an end-to-end check found damage).
-    void clear_verified(const hash &id);
+    // Forgets verified bits of damaged blocks (after an end-to-end check found them).
+    void unmark_verified(const hash &id, const std::vector<std::uint64_t> &blocks);
     void remove(const hash &id);
     void set_pinned(const hash &id, bool pinned);
     void touch(const hash &id);
