@@ -1,7 +1,7 @@
 // pd: the peerdist command line, written only against the public C ABI (peerdist.h).
 //
 //   pd publish FILE [--name N] [--origin LOC] [--manifest OUT] [--cache DIR] [--add-to-cache]
-//   pd get MANIFEST [--origin LOC] [--dest PATH] [--cache DIR] [--plugins DIR]
+//   pd get MANIFEST [--origin LOC]... [--dest PATH] [--cache DIR] [--plugins DIR]   (origins in order of preference)
 //   pd cache ls|rm ID|pin ID|unpin ID [--cache DIR]
 //   pd content-info FILE --version 1|2 --server-passphrase HEX
 //   pd version
@@ -38,6 +38,7 @@ args parse(int argc, char **argv, int first) {
             bool flag = false;
             for (auto f : flag_options) flag |= s == f;
             if (flag) a.options[s] = "1";
+            else if (i + 1 < argc && s == "--origin" && a.has(s)) a.options[s] += std::string("\n") + argv[++i];
             else if (i + 1 < argc) a.options[s] = argv[++i];
             else {
                 std::fprintf(stderr, "pd: option %s needs a value\n", s.c_str());

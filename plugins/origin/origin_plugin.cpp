@@ -1,37 +1,50 @@
 // The `origin` backend: fetches content from where it was published when no peer has
-// it. This version serves file storage — a local path or a file:// URL, which covers
-// mounted shares. Every byte it returns is verified by the core against the manifest,
-// so a tampered file is caught there; here we only detect a changed size early.
+// it — a CDN or web server over HTTP(S) (http_source.cpp) or file storage, a local path
+// or file:// URL (file_source.cpp). A content's origin locator may list several origins,
+// one per line, in order of preference (e.g. the CDN, then a file share): a failing one is
+// reported to the host (a SOURCE_FALLBACK event with the reason) and the next takes over.
+// Every byte returned is verified by the core against the manifest, so a tampering
+// origin is caught there; here we detect changed content (size, ETag, Last-Modified) early.
 //
-// Settings (session settings under "plugin.origin."):
-//   max_rate_bytes  cap on bytes per second over all streams (0 = none), read live.
-#include <peerdist/sys/plugin.h>
+// Settings (session settings under "plugin.origin.", read when a stream opens; the rate
+// cap is read on every read): see docs/origin.md.
+#include "source.h"
 
-#include <cerrno>
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <mutex>
 #include <string>
-#include <sys/stat.h>
 #include <thread>
-#include <unistd.h>
+#include <vector>
+
+namespace pd_origin {
 
 namespace {
 
-struct origin_backend {
+struct backend {
     const pd_host_api *host = nullptr;
     std::mutex rate_mu;
     std::chrono::steady_clock::time_point next_free{};
 };
 
-struct origin_stream {
-    int fd = -1;
-    std::uint64_t size = 0;
-    std::uint64_t job_id = 0;
-    std::string path;
-};
+std::string get_string(const pd_host_api *host, const char *key) {
+    char buf[4096];
+    int64_t n = host->get_setting(host->host, key, buf, sizeof buf);
+    if (n <= 0 || n >= static_cast<int64_t>(sizeof buf)) return "";
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
+std::uint64_t get_u64(const pd_host_api *host, const char *key, std::uint64_t def) {
+    std::string v = get_string(host, key);
+    if (v.empty()) return def;
+    char *end = nullptr;
+    unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    return end && *end == '\0' ? n : def;
+}
 
 void set_message(char *buf, size_t size, const std::string &text) {
     if (buf && size) std::snprintf(buf, size, "%s", text.c_str());
@@ -61,72 +74,113 @@ bool file_url_to_path(const std::string &url, std::string &path) {
     return true;
 }
 
-std::uint64_t setting_u64(const pd_host_api *host, const char *key) {
-    char buf[32];
-    int64_t n = host->get_setting(host->host, key, buf, sizeof buf);
-    if (n <= 0 || n >= static_cast<int64_t>(sizeof buf)) return 0;
-    return std::strtoull(buf, nullptr, 10);
+std::vector<std::string> split_locators(const std::string &text) {
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    while (pos <= text.size()) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string::npos) end = text.size();
+        std::string item = text.substr(pos, end - pos);
+        while (!item.empty() && (item.back() == '\r' || item.back() == ' ')) item.pop_back();
+        while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+        if (!item.empty()) out.push_back(item);
+        pos = end + 1;
+    }
+    return out;
+}
+
+// A stream: the content's origins in order, the one in use, and failover between them.
+struct stream {
+    std::uint64_t size = 0;
+    read_context ctx{};
+    std::vector<std::string> locators;
+    std::mutex mu;
+    std::vector<std::shared_ptr<source>> sources;  // opened lazily, index = locator
+    std::size_t active = 0;
+    std::string failures;  // every origin's reason, for the final error
+};
+
+status make_and_open(stream &st, std::size_t index, const settings &s, std::shared_ptr<source> &out) {
+    const std::string &loc = st.locators[index];
+    std::unique_ptr<source> src;
+    if (loc.rfind("http://", 0) == 0 || loc.rfind("https://", 0) == 0) {
+        src = make_http_source(loc, s, st.ctx);
+        if (!src) return status::fail(PD_PLUGIN_E_INVALID, "origin '" + loc + "' is not a valid URL");
+    } else if (loc.rfind("file://", 0) == 0) {
+        std::string path;
+        if (!file_url_to_path(loc, path)) return status::fail(PD_PLUGIN_E_INVALID, "origin '" + loc + "' is not an absolute file:// URL");
+        src = make_file_source(path);
+    } else if (loc.find("://") != std::string::npos) {
+        return status::fail(PD_PLUGIN_E_NOT_FOUND, "origin '" + loc + "' uses a scheme this backend does not speak");
+    } else {
+        src = make_file_source(loc);
+    }
+    status r = src->open(st.size);
+    if (r.ok()) out = std::move(src);
+    return r;
+}
+
+// Moves the stream past origin `failed` (if it is still the active one) to the next that
+// opens; reports each fallback to the host. Returns the source to use, or null.
+std::shared_ptr<source> fail_over(stream &st, std::size_t failed, const status &why, const settings &s) {
+    std::lock_guard lk(st.mu);
+    if (st.active != failed) return st.active < st.sources.size() ? st.sources[st.active] : nullptr;
+    st.failures += (st.failures.empty() ? "" : "; ") + st.locators[failed] + ": " + why.message;
+    for (std::size_t next = failed + 1; next < st.locators.size(); ++next) {
+        st.ctx.host->report_fallback(st.ctx.host->host, st.ctx.job_id,
+                                     ("origin '" + st.locators[next - 1] + "' failed (" +
+                                      (next - 1 == failed ? why.message : std::string("could not open")) + "); trying '" +
+                                      st.locators[next] + "'")
+                                         .c_str());
+        std::shared_ptr<source> src;
+        status r = make_and_open(st, next, s, src);
+        if (r.ok()) {
+            st.sources[next] = src;
+            st.active = next;
+            return src;
+        }
+        st.failures += "; " + st.locators[next] + ": " + r.message;
+    }
+    st.active = st.locators.size();
+    return nullptr;
 }
 
 int32_t PD_CALLBACK origin_create(void **self, const pd_host_api *host, const char *) {
-    auto b = new (std::nothrow) origin_backend;
+    auto b = new (std::nothrow) backend;
     if (!b) return PD_PLUGIN_E_GENERIC;
     b->host = host;
     *self = b;
     return PD_PLUGIN_OK;
 }
 
-void PD_CALLBACK origin_destroy(void *self) { delete static_cast<origin_backend *>(self); }
+void PD_CALLBACK origin_destroy(void *self) { delete static_cast<backend *>(self); }
 
-int32_t PD_CALLBACK origin_open(void *, void **stream, const pd_content_ref *ref, char *msg, size_t msg_size) {
-    std::string locator = ref->origin ? ref->origin : "";
-    std::string path;
-    if (locator.empty()) {
+int32_t PD_CALLBACK origin_open(void *self, void **out, const pd_content_ref *ref, char *msg, size_t msg_size) {
+    auto b = static_cast<backend *>(self);
+    auto st = std::make_unique<stream>();
+    st->size = ref->size;
+    st->ctx = {b->host, ref->job_id};
+    st->locators = split_locators(ref->origin ? ref->origin : "");
+    if (st->locators.empty()) {
         set_message(msg, msg_size, "no origin recorded for this content");
         return PD_PLUGIN_E_NOT_FOUND;
     }
-    if (locator.rfind("file://", 0) == 0) {
-        if (!file_url_to_path(locator, path)) {
-            set_message(msg, msg_size, "origin '" + locator + "' is not an absolute file:// URL");
-            return PD_PLUGIN_E_INVALID;
-        }
-    } else if (locator.find("://") != std::string::npos) {
-        set_message(msg, msg_size, "origin '" + locator + "' is not file storage");
-        return PD_PLUGIN_E_NOT_FOUND;
-    } else {
-        path = locator;
+    st->sources.resize(st->locators.size());
+    settings s = settings::read(b->host);
+    std::shared_ptr<source> first;
+    status r = make_and_open(*st, 0, s, first);
+    if (r.ok()) st->sources[0] = first;
+    else if (!fail_over(*st, 0, r, s)) {
+        set_message(msg, msg_size, st->locators.size() == 1 ? r.message : "every origin failed: " + st->failures);
+        return r.code;
     }
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int err = errno;
-        set_message(msg, msg_size, "cannot open origin file '" + path + "': " + std::strerror(err));
-        return err == ENOENT ? PD_PLUGIN_E_NOT_FOUND : PD_PLUGIN_E_IO;
-    }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        set_message(msg, msg_size, "origin '" + path + "' is not a regular file");
-        return PD_PLUGIN_E_IO;
-    }
-    if (static_cast<std::uint64_t>(st.st_size) != ref->size) {
-        ::close(fd);
-        set_message(msg, msg_size,
-                    "origin content changed: '" + path + "' is " + std::to_string(st.st_size) +
-                        " bytes but the published content is " + std::to_string(ref->size));
-        return PD_PLUGIN_E_CHANGED;
-    }
-    auto s = new (std::nothrow) origin_stream{fd, ref->size, ref->job_id, path};
-    if (!s) {
-        ::close(fd);
-        return PD_PLUGIN_E_GENERIC;
-    }
-    *stream = s;
+    *out = st.release();
     return PD_PLUGIN_OK;
 }
 
 // Paces reads to max_rate_bytes over all streams; wakes every 50 ms to honour stops.
-bool pace(origin_backend *b, std::uint64_t job_id, std::size_t bytes) {
-    std::uint64_t rate = setting_u64(b->host, "max_rate_bytes");
+bool pace(backend *b, const read_context &ctx, std::size_t bytes) {
+    std::uint64_t rate = get_u64(b->host, "max_rate_bytes", 0);
     if (!rate) return true;
     using clock = std::chrono::steady_clock;
     clock::time_point until;
@@ -137,37 +191,52 @@ bool pace(origin_backend *b, std::uint64_t job_id, std::size_t bytes) {
         b->next_free = until;
     }
     while (clock::now() < until) {
-        if (b->host->job_should_stop(b->host->host, job_id)) return false;
+        if (ctx.should_stop()) return false;
         std::this_thread::sleep_for(std::min<clock::duration>(until - clock::now(), std::chrono::milliseconds(50)));
     }
     return true;
 }
 
-int32_t PD_CALLBACK origin_read(void *self, void *stream, uint64_t offset, void *buffer, size_t length, size_t *read,
+int32_t PD_CALLBACK origin_read(void *self, void *handle, uint64_t offset, void *buffer, size_t length, size_t *read,
                                 char *msg, size_t msg_size) {
-    auto b = static_cast<origin_backend *>(self);
-    auto s = static_cast<origin_stream *>(stream);
+    auto b = static_cast<backend *>(self);
+    auto st = static_cast<stream *>(handle);
     *read = 0;
-    if (!pace(b, s->job_id, length)) return PD_PLUGIN_E_CANCELLED;
-    auto p = static_cast<char *>(buffer);
-    while (*read < length) {
-        ssize_t n = ::pread(s->fd, p + *read, length - *read, static_cast<off_t>(offset + *read));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            set_message(msg, msg_size, "reading origin file '" + s->path + "': " + std::strerror(errno));
-            return PD_PLUGIN_E_IO;
-        }
-        if (n == 0) break;
-        *read += static_cast<size_t>(n);
+    if (offset > st->size) {
+        set_message(msg, msg_size, "read beyond the end of the content");
+        return PD_PLUGIN_E_INVALID;
     }
-    return PD_PLUGIN_OK;
+    length = static_cast<size_t>(std::min<std::uint64_t>(length, st->size - offset));
+    if (!pace(b, st->ctx, length)) return PD_PLUGIN_E_CANCELLED;
+    std::shared_ptr<source> src;
+    std::size_t index;
+    {
+        std::lock_guard lk(st->mu);
+        index = st->active;
+        if (index < st->sources.size()) src = st->sources[index];
+    }
+    while (src) {
+        status r = src->read(offset, buffer, length);
+        if (r.ok()) {
+            *read = length;
+            return PD_PLUGIN_OK;
+        }
+        if (r.code == PD_PLUGIN_E_CANCELLED) return r.code;
+        settings s = settings::read(b->host);
+        src = fail_over(*st, index, r, s);
+        std::lock_guard lk(st->mu);
+        index = st->active;
+        if (!src) {
+            set_message(msg, msg_size, st->locators.size() == 1 ? r.message : "every origin failed: " + st->failures);
+            return r.code;
+        }
+    }
+    std::lock_guard lk(st->mu);
+    set_message(msg, msg_size, "every origin failed: " + st->failures);
+    return PD_PLUGIN_E_IO;
 }
 
-void PD_CALLBACK origin_close(void *, void *stream) {
-    auto s = static_cast<origin_stream *>(stream);
-    if (s->fd >= 0) ::close(s->fd);
-    delete s;
-}
+void PD_CALLBACK origin_close(void *, void *handle) { delete static_cast<stream *>(handle); }
 
 const pd_backend_vtable origin_vtable = {
     sizeof(pd_backend_vtable), 3 /* PD_SOURCE_ORIGIN */, origin_create, origin_destroy,
@@ -179,10 +248,30 @@ const pd_backend_vtable *PD_CALLBACK origin_backend_for(uint32_t abi_version) {
 }
 
 const pd_plugin_descriptor origin_descriptor = {
-    sizeof(pd_plugin_descriptor), PD_PLUGIN_ABI_VERSION, 1, 0, "origin", "0.1.0", "Apache-2.0",
-    "Content from its origin: file storage (path or file:// URL)", origin_backend_for,
+    sizeof(pd_plugin_descriptor), PD_PLUGIN_ABI_VERSION, 1, 0, "origin", "0.2.0", "Apache-2.0",
+    "Content from its origins: HTTP(S) CDNs and file storage, with failover", origin_backend_for,
 };
 
 }  // namespace
 
-extern "C" PD_PLUGIN_EXPORT const pd_plugin_descriptor *pd_plugin_describe(void) { return &origin_descriptor; }
+settings settings::read(const pd_host_api *host) {
+    settings s;
+    s.connect_timeout_ms = get_u64(host, "connect_timeout_ms", s.connect_timeout_ms);
+    s.idle_timeout_ms = get_u64(host, "idle_timeout_ms", s.idle_timeout_ms);
+    s.max_redirects = get_u64(host, "max_redirects", s.max_redirects);
+    s.retries = get_u64(host, "retries", s.retries);
+    s.retry_backoff_ms = get_u64(host, "retry_backoff_ms", s.retry_backoff_ms);
+    s.max_connections = get_u64(host, "max_connections", s.max_connections);
+    s.verify_tls = get_u64(host, "verify_tls", 1) != 0;
+    s.ca_file = get_string(host, "ca_file");
+    s.client_cert = get_string(host, "client_cert");
+    s.client_key = get_string(host, "client_key");
+    s.proxy = get_string(host, "proxy");
+    return s;
+}
+
+}  // namespace pd_origin
+
+extern "C" PD_PLUGIN_EXPORT const pd_plugin_descriptor *pd_plugin_describe(void) {
+    return &pd_origin::origin_descriptor;
+}

@@ -84,6 +84,7 @@ typedef struct pd_job_status {
     int64_t started_ms;
     int64_t finished_ms;       /**< 0 while active. */
     char message[256];         /**< Failure reason or delivered path. */
+    uint64_t source_fallbacks; /**< Sources given up during the job (each one an event with its reason). */
 } pd_job_status;
 
 /**

@@ -166,11 +166,14 @@ void job::open_next_source() {
     });
 }
 
+void job::note_fallback(const std::string &reason) {
+    ++fallbacks_;
+    fallback_reasons_.push_back(reason);
+    emit(PD_EVENT_SOURCE_FALLBACK, reason);
+}
+
 void job::on_source_opened(std::shared_ptr<source_stream> stream, std::vector<std::string> reasons, int last_code) {
-    for (auto &r : reasons) {
-        fallback_reasons_.push_back(r);
-        emit(PD_EVENT_SOURCE_FALLBACK, r);
-    }
+    for (auto &r : reasons) note_fallback(r);
     if (!active()) return;
     if (!stream) {
         std::string why = "no source can provide content " + hex(manifest_->id);
@@ -311,6 +314,7 @@ void job::on_piece_done(piece_result r) {
 
 void job::source_failed(const std::string &reason) {
     if (!stream_) return;
+    ++fallbacks_;
     fallback_reasons_.push_back(reason);
     emit(PD_EVENT_SOURCE_FALLBACK, reason, error_code_);
     stream_.reset();  // closed once in-flight pieces let go
@@ -569,6 +573,7 @@ void job::status(pd_job_status &out) const {
     out.finished_ms = finished_ms_;
     std::strncpy(out.message, message_.c_str(), sizeof out.message - 1);
     out.message[sizeof out.message - 1] = '\0';
+    out.source_fallbacks = fallbacks_;
 }
 
 }  // namespace pd::core

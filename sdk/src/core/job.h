@@ -37,6 +37,8 @@ public:
     // Synchronously makes written blocks durable and records them (shutdown path).
     void flush_now();
     void status(pd_job_status &out) const;
+    // A backend moved from one of its sources to another: event + statistics.
+    void note_fallback(const std::string &reason);
 
 private:
     struct source_stream;
@@ -105,6 +107,7 @@ private:
     std::uint64_t bytes_by_source_[PD_SOURCE_CLASS_COUNT] = {};
     std::uint64_t bytes_fetched_ = 0;
     std::uint64_t blocks_rejected_ = 0;
+    std::uint64_t fallbacks_ = 0;
     int error_code_ = PD_OK;
     std::string message_;
     std::int64_t started_ms_ = 0, finished_ms_ = 0, last_progress_ms_ = 0;

@@ -44,6 +44,12 @@ session::session(const pd_session_options &o)
         return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
     };
     services.job_should_stop = [this](std::uint64_t id) { return job_should_stop(id); };
+    services.fallback = [this](const std::string &plugin, std::uint64_t id, const std::string &reason) {
+        boost::asio::post(net_, [this, id, msg = plugin + ": " + reason] {
+            auto it = jobs_.find(id);
+            if (it != jobs_.end()) it->second->note_fallback(msg);
+        });
+    };
     plugins_ = std::make_unique<plugin_host::plugin_host>(std::move(services));
     net_thread_ = std::thread([this] { net_.run(); });
 }

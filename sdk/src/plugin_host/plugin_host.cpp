@@ -175,6 +175,10 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
         auto c = static_cast<host_context *>(h);
         return c->services->job_should_stop && c->services->job_should_stop(job) ? 1 : 0;
     };
+    api.report_fallback = [](void *h, uint64_t job, const char *reason) {
+        auto c = static_cast<host_context *>(h);
+        if (c->services->fallback) c->services->fallback(c->owner->name_, job, reason ? reason : "");
+    };
 
     std::string config = "{}";
     if (services_.get_setting) {

@@ -26,6 +26,7 @@ struct host_services {
     std::function<void(const std::string &plugin, std::uint64_t job_id, int code, const std::string &message)> emit;
     std::function<std::int64_t()> now_ms;
     std::function<bool(std::uint64_t job_id)> job_should_stop;
+    std::function<void(const std::string &plugin, std::uint64_t job_id, const std::string &reason)> fallback;
 };
 
 class backend;

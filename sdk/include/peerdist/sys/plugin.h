@@ -56,6 +56,13 @@ typedef struct pd_host_api {
 
     /** Non-zero once the job has been cancelled or paused: long reads should stop early. THREAD: any. */
     int32_t(PD_CALLBACK *job_should_stop)(void *host, uint64_t job_id);
+
+    /**
+     * The backend gave up one of its own sources for a job and moved to the next (e.g. the
+     * CDN failed, file storage takes over). Becomes PD_EVENT_SOURCE_FALLBACK and counts in
+     * the job's statistics. THREAD: any.
+     */
+    void(PD_CALLBACK *report_fallback)(void *host, uint64_t job_id, const char *reason);
 } pd_host_api;
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */
