@@ -142,11 +142,11 @@ public:
 
     // Sends GET for [offset, offset + length) and reads the body into `out`, keeping
     // what arrived in `received` even on failure so the caller can resume.
-    std::optional<failure> get_range(std::uint64_t offset, std::size_t length, std::uint64_t total, char *out,
+    std::optional<failure> get_range(const url &resource, std::uint64_t offset, std::size_t length, std::uint64_t total, char *out,
                                      std::size_t &received, std::optional<url> &redirect, std::string &etag,
                                      std::string &last_modified) {
         reusable_ = false;
-        http::request<http::empty_body> req{http::verb::get, request_target(), 11};
+        http::request<http::empty_body> req{http::verb::get, request_target(resource), 11};
         req.set(http::field::host, target_.host);
         req.set(http::field::user_agent, "peerdist-origin/0.1");
         req.set(http::field::range, "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1));
@@ -167,10 +167,10 @@ public:
         unsigned status = res.result_int();
         etag = std::string(res[http::field::etag]);
         last_modified = std::string(res[http::field::last_modified]);
-        std::string where = " from " + target_.text();
+        std::string where = " from " + resource.text();
         if (status >= 300 && status < 400 && status != 304) {
             auto loc = res[http::field::location];
-            redirect = resolve(target_, std::string(loc));
+            redirect = resolve(resource, std::string(loc));
             if (!redirect) return failure{PD_PLUGIN_E_IO, "redirect" + where + " to an unusable location '" + std::string(loc) + "'", false};
             drain(parser);
             return std::nullopt;
@@ -189,7 +189,7 @@ public:
             if (std::sscanf(range.c_str(), "bytes %llu-%llu/%llu", &first, &last, &size) != 3)
                 return failure{PD_PLUGIN_E_IO, "malformed Content-Range '" + range + "'" + where, true};
             if (size != total)
-                return failure{PD_PLUGIN_E_CHANGED, "origin content changed: " + target_.text() + " is " + std::to_string(size) +
+                return failure{PD_PLUGIN_E_CHANGED, "origin content changed: " + resource.text() + " is " + std::to_string(size) +
                                                         " bytes but the published content is " + std::to_string(total),
                                false};
             if (first != offset || last != offset + length - 1)
@@ -199,7 +199,7 @@ public:
         } else if (status == 200) {
             // A server that ignores ranges sends everything: skip to the offset.
             if (res.has_content_length() && parser.content_length() && *parser.content_length() != total)
-                return failure{PD_PLUGIN_E_CHANGED, "origin content changed: " + target_.text() + " is " +
+                return failure{PD_PLUGIN_E_CHANGED, "origin content changed: " + resource.text() + " is " +
                                                         std::to_string(*parser.content_length()) +
                                                         " bytes but the published content is " + std::to_string(total),
                                false};
@@ -252,10 +252,10 @@ private:
         ioc_.run();
     }
 
-    std::string request_target() const {
+    std::string request_target(const url &resource) const {
         // Through a proxy, plain HTTP uses the absolute form.
-        if (!settings_.proxy.empty() && !target_.tls) return target_.text();
-        return target_.target;
+        if (!settings_.proxy.empty() && !resource.tls) return resource.text();
+        return resource.target;
     }
 
     std::optional<failure> proxy_connect() {
@@ -376,7 +376,7 @@ private:
             std::optional<url> redirect;
             std::string etag, last_modified;
             std::size_t got = 0;
-            auto f = conn->get_range(offset, length, size_, out, got, redirect, etag, last_modified);
+            auto f = conn->get_range(target, offset, length, size_, out, got, redirect, etag, last_modified);
             received += got;
             if (!f && !redirect) {
                 if (auto changed = check_validators(etag, last_modified)) f = changed;

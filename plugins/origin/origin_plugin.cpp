@@ -178,23 +178,31 @@ int32_t PD_CALLBACK origin_open(void *self, void **out, const pd_content_ref *re
     return PD_PLUGIN_OK;
 }
 
-// Paces reads to max_rate_bytes over all streams; wakes every 50 ms to honour stops.
+// Paces reads to max_rate_bytes over all streams. The cap is re-read while waiting,
+// so lifting or changing it takes effect within 50 ms, also for reads already waiting.
 bool pace(backend *b, const read_context &ctx, std::size_t bytes) {
+    using clock = std::chrono::steady_clock;
     std::uint64_t rate = get_u64(b->host, "max_rate_bytes", 0);
     if (!rate) return true;
-    using clock = std::chrono::steady_clock;
-    clock::time_point until;
+    clock::time_point start;
     {
         std::lock_guard lk(b->rate_mu);
-        auto start = std::max(clock::now(), b->next_free);
-        until = start + std::chrono::microseconds(bytes * 1000000ull / rate);
-        b->next_free = until;
+        start = std::max(clock::now(), b->next_free);
+        b->next_free = start + std::chrono::microseconds(bytes * 1000000ull / rate);
     }
-    while (clock::now() < until) {
+    for (;;) {
         if (ctx.should_stop()) return false;
-        std::this_thread::sleep_for(std::min<clock::duration>(until - clock::now(), std::chrono::milliseconds(50)));
+        rate = get_u64(b->host, "max_rate_bytes", 0);
+        auto now = clock::now();
+        if (!rate) {
+            std::lock_guard lk(b->rate_mu);
+            b->next_free = now;
+            return true;
+        }
+        auto until = start + std::chrono::microseconds(bytes * 1000000ull / rate);
+        if (now >= until) return true;
+        std::this_thread::sleep_for(std::min<clock::duration>(until - now, std::chrono::milliseconds(50)));
     }
-    return true;
 }
 
 int32_t PD_CALLBACK origin_read(void *self, void *handle, uint64_t offset, void *buffer, size_t length, size_t *read,

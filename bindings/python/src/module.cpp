@@ -210,6 +210,7 @@ public:
         d["started_ms"] = st.started_ms;
         d["finished_ms"] = st.finished_ms;
         d["message"] = py::str(std::string(st.message));
+        d["source_fallbacks"] = st.source_fallbacks;
         return d;
     }
     std::vector<std::uint64_t> jobs() {
