@@ -38,7 +38,9 @@ int main(int argc, char **argv) {
             pos = end + 1;
         }
     }
-    if (pd_content_import(s, m, argv[1]) != PD_OK) return fail("import");
+    // PD_BENCH_ORIGIN overrides where the bytes come from (e.g. an http:// URL of FILE).
+    const char *origin = std::getenv("PD_BENCH_ORIGIN");
+    if (pd_content_import(s, m, origin ? origin : argv[1]) != PD_OK) return fail("import");
     pd_job_options jo = PD_JOB_OPTIONS_INIT;
     jo.destination = std::string(argv[3]) == "-" ? nullptr : argv[3];
     if (argc == 5 && std::string(argv[4]) == "hardlink") jo.delivery = PD_DELIVER_HARDLINK;

@@ -207,6 +207,32 @@ public:
         } else {
             return failure{PD_PLUGIN_E_IO, "unexpected HTTP " + std::to_string(status) + where, false};
         }
+        if (status == 206 && !parser.chunked() && parser.content_length() && *parser.content_length() == length) {
+            // Fast path: the body goes straight from the socket into the caller's buffer in
+            // large reads (Beast's parser would read it in small pieces and copy it).
+            std::size_t buffered = std::min(buffer_.size(), length - received);
+            asio::buffer_copy(asio::buffer(out + received, buffered), buffer_.data());
+            buffer_.consume(buffered);
+            received += buffered;
+            while (received < length) {
+                std::size_t n = 0;
+                lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
+                with_stream([&](auto &s) {
+                    s.async_read_some(asio::buffer(out + received, length - received), [&](error_code e, std::size_t k) {
+                        ec = e;
+                        n = k;
+                    });
+                });
+                run();
+                received += n;
+                if (ec)
+                    return failure{PD_PLUGIN_E_IO, "body truncated after " + std::to_string(received) + " of " +
+                                                       std::to_string(length) + " bytes" + where + ": " + describe(ec),
+                                   true};
+            }
+            reusable_ = parser.keep_alive() && buffer_.size() == 0;
+            return std::nullopt;
+        }
         std::vector<char> scratch(skip ? 64 * 1024 : 0);
         while (!parser.is_done() && received < length) {
             auto &body = parser.get().body();

@@ -82,7 +82,7 @@ worker_processes 1;
 pid %(dir)s/nginx.pid;
 events { worker_connections 512; }
 http {
-    log_format pd '$status $request_method $uri $http_range $connection $connection_requests';
+    log_format pd '$status $request_method $uri $http_range $connection $connection_requests $body_bytes_sent';
     access_log %(dir)s/access.log pd;
     client_body_temp_path %(dir)s/tmp; proxy_temp_path %(dir)s/tmp; fastcgi_temp_path %(dir)s/tmp;
     uwsgi_temp_path %(dir)s/tmp; scgi_temp_path %(dir)s/tmp;
@@ -92,6 +92,7 @@ http {
     server {
         listen 127.0.0.1:%(port)d;
         root %(root)s;
+        location /capped/ { alias %(root)s/; limit_rate 16m; sendfile off; output_buffers 1 64k; }
         location = /loop { return 302 /loop; }
         location = /moved.bin { return 301 /payload.bin; }
         location = /error503.bin { return 503; }
@@ -134,6 +135,10 @@ http {
         if scheme == "mtls":
             return "https://localhost:%d%s" % (self.mtls_port, path)
         return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def bytes_sent(self, uri_prefix="/"):
+        """Body bytes nginx sent for URIs under `uri_prefix` (origin egress)."""
+        return sum(int(l[6]) for l in self.access_log() if len(l) > 6 and l[2].startswith(uri_prefix))
 
     def access_log(self):
         try:
