@@ -15,8 +15,8 @@ import tempfile
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "tests", "python"))
-from labnet import Nginx  # noqa: E402
+sys.path.insert(0, os.path.join(here, "..", "tests"))
+from netlab.servers import Nginx  # noqa: E402
 
 build = sys.argv[1] if len(sys.argv) > 1 else "build/dev"
 size_mib = int(sys.argv[2]) if len(sys.argv) > 2 else 1024

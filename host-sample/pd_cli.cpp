@@ -5,13 +5,22 @@
 //   pd cache ls|rm ID|pin ID|unpin ID [--cache DIR]
 //   pd content-info FILE --version 1|2 --server-passphrase HEX
 //   pd version
+//   pd --agent SOCKET status [--once] | get MANIFEST [--origin LOC]... [--dest PATH] | cancel|pause|resume JOB
+//                     | cache [ls|rm ID] | facts        (talks to a running pd-agent)
 #include <peerdist.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <thread>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -28,7 +37,7 @@ struct args {
     }
 };
 
-const char *flag_options[] = {"--add-to-cache", "--quiet"};
+const char *flag_options[] = {"--add-to-cache", "--quiet", "--once"};
 
 args parse(int argc, char **argv, int first) {
     args a;
@@ -278,6 +287,137 @@ int cmd_content_info(const args &a) {
     return 0;
 }
 
+// ---- talking to a running pd-agent over its control socket (docs/agent.md) ----
+
+using json = nlohmann::json;
+
+class agent_client {
+public:
+    explicit agent_client(const std::string &path) {
+        fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("socket path too long");
+        std::strcpy(addr.sun_path, path.c_str());
+        if (::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0)
+            throw std::runtime_error("cannot reach pd-agent at '" + path + "': " + std::strerror(errno));
+    }
+    ~agent_client() { ::close(fd_); }
+
+    json call(const json &req) {
+        std::string line = req.dump() + "\n";
+        for (std::size_t off = 0; off < line.size();) {
+            ssize_t n = ::write(fd_, line.data() + off, line.size() - off);
+            if (n <= 0) throw std::runtime_error("pd-agent closed the connection");
+            off += static_cast<std::size_t>(n);
+        }
+        std::size_t nl;
+        while ((nl = buf_.find('\n')) == std::string::npos) {
+            char chunk[65536];
+            ssize_t n = ::read(fd_, chunk, sizeof chunk);
+            if (n <= 0) throw std::runtime_error("pd-agent closed the connection");
+            buf_.append(chunk, static_cast<std::size_t>(n));
+        }
+        json reply = json::parse(buf_.substr(0, nl));
+        buf_.erase(0, nl + 1);
+        return reply;
+    }
+
+private:
+    int fd_ = -1;
+    std::string buf_;
+};
+
+bool final_state(const std::string &s) { return s == "completed" || s == "failed" || s == "cancelled"; }
+
+std::string bar_line(const json &j) {
+    double total = j["bytes_total"].get<double>(), done = j["bytes_verified"].get<double>();
+    double frac = total > 0 ? done / total : 1.0;
+    int fill = static_cast<int>(frac * 30);
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "job %-4llu [%s%s] %5.1f%% %10s / %-10s %-10s %s",
+                  static_cast<unsigned long long>(j["job"].get<uint64_t>()), std::string(static_cast<std::size_t>(fill), '#').c_str(),
+                  std::string(static_cast<std::size_t>(30 - fill), '.').c_str(), frac * 100, human(done).c_str(),
+                  human(total).c_str(), j["state"].get<std::string>().c_str(),
+                  j["state"] == "failed" ? j["message"].get<std::string>().c_str() : "");
+    return buf;
+}
+
+// Live progress bars for the given jobs (all when empty) until they are all final.
+int follow(agent_client &agent, const std::vector<uint64_t> &only, bool once) {
+    bool tty = ::isatty(1);
+    std::size_t drawn = 0;
+    for (;;) {
+        json r = agent.call({{"cmd", "jobs"}});
+        if (!r["ok"].get<bool>()) throw std::runtime_error(r.value("error", "jobs failed"));
+        std::vector<json> shown;
+        for (auto &j : r["jobs"]) {
+            uint64_t id = j["job"].get<uint64_t>();
+            if (only.empty() || std::find(only.begin(), only.end(), id) != only.end()) shown.push_back(j);
+        }
+        if (tty && drawn) std::printf("\x1b[%zuA", drawn);
+        for (auto &j : shown) std::printf("%s\x1b[K\n", bar_line(j).c_str());
+        if (shown.empty()) std::printf("no jobs\n");
+        std::fflush(stdout);
+        drawn = shown.empty() ? 1 : shown.size();
+        bool all_final = true;
+        int failed = 0;
+        for (auto &j : shown) {
+            all_final &= final_state(j["state"].get<std::string>());
+            failed += j["state"] != "completed";
+        }
+        if (once || all_final) return only.empty() ? 0 : (failed ? 1 : 0);
+        if (!tty) drawn = 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 1000));
+    }
+}
+
+int agent_main(const std::string &socket, const std::string &cmd, const args &a) {
+    try {
+        agent_client agent(socket);
+        auto check = [](const json &r) {
+            if (!r.value("ok", false)) throw std::runtime_error(r.value("error", "request failed"));
+            return r;
+        };
+        if (cmd == "status") return follow(agent, {}, a.has("--once"));
+        if (cmd == "get") {
+            if (a.positional.size() != 1) throw std::runtime_error("usage: pd --agent SOCKET get MANIFEST [--origin LOC] [--dest PATH]");
+            char resolved[4096];
+            std::string manifest = ::realpath(a.positional[0].c_str(), resolved) ? resolved : a.positional[0];
+            json req = {{"cmd", "download"}, {"manifest", manifest}};
+            if (a.has("--origin")) req["origin"] = a.get("--origin");
+            if (a.has("--dest")) req["dest"] = a.get("--dest");
+            json r = check(agent.call(req));
+            return follow(agent, {r["job"].get<uint64_t>()}, false);
+        }
+        if (cmd == "cancel" || cmd == "pause" || cmd == "resume") {
+            if (a.positional.size() != 1) throw std::runtime_error("usage: pd --agent SOCKET " + cmd + " JOB");
+            check(agent.call({{"cmd", cmd}, {"job", std::stoull(a.positional[0])}}));
+            return 0;
+        }
+        if (cmd == "cache") {
+            if (!a.positional.empty() && a.positional[0] == "rm" && a.positional.size() == 2) {
+                check(agent.call({{"cmd", "evict"}, {"content", a.positional[1]}}));
+                return 0;
+            }
+            json r = check(agent.call({{"cmd", "cache"}}));
+            for (auto &e : r["cache"])
+                std::printf("%s  %-8s  %10s  %s\n", e["content"].get<std::string>().c_str(),
+                            e["state"].get<std::string>().c_str(), human(e["size"].get<double>()).c_str(),
+                            e["name"].get<std::string>().c_str());
+            return 0;
+        }
+        if (cmd == "facts") {
+            std::printf("%s\n", check(agent.call({{"cmd", "facts"}}))["facts"].dump(2).c_str());
+            return 0;
+        }
+        throw std::runtime_error("unknown agent command '" + cmd + "'");
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "pd: %s\n", e.what());
+        return 1;
+    }
+}
+
 void usage() {
     std::fprintf(stderr,
                  "usage: pd <command> [options]\n"
@@ -285,7 +425,8 @@ void usage() {
                  "  get MANIFEST         download a content with a live progress bar\n"
                  "  cache ls|rm|pin|unpin   inspect or change the local cache\n"
                  "  content-info FILE    BranchCache Content Information as hex\n"
-                 "  version              library and header versions\n");
+                 "  version              library and header versions\n"
+                 "  --agent SOCKET status|get|cancel|pause|resume|cache|facts   talk to a running pd-agent\n");
 }
 
 }  // namespace
@@ -301,6 +442,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     std::string cmd = argv[1];
+    if (cmd == "--agent") {
+        if (argc < 4) {
+            usage();
+            return 2;
+        }
+        return agent_main(argv[2], argv[3], parse(argc, argv, 4));
+    }
     args a = parse(argc, argv, 2);
     if (cmd == "publish") return cmd_publish(a);
     if (cmd == "get") return cmd_get(a);

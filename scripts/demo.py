@@ -12,8 +12,8 @@ import tempfile
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "tests", "python"))
-from labnet import Nginx  # noqa: E402
+sys.path.insert(0, os.path.join(here, "..", "tests"))
+from netlab.servers import Nginx  # noqa: E402
 
 stage, host_bin = sys.argv[1], sys.argv[2]
 size_mib = int(sys.argv[3]) if len(sys.argv) > 3 else 256

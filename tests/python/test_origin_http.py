@@ -6,7 +6,7 @@ import pytest
 
 import peerdist
 from peerdist import errors
-from labnet import Nginx, ScriptedServer, free_port, make_pki, parse_range, proxy_handler
+from netlab.servers import Nginx, ScriptedServer, free_port, make_pki, parse_range, proxy_handler
 
 SIZE = 6 * 1024 * 1024 + 12345
 

@@ -437,4 +437,24 @@ TEST(capi, device_facts) {
     EXPECT_GT(f.free_bytes, 0u);
     EXPECT_EQ(f.usable_free_bytes, 1u << 20);
     EXPECT_GT(f.uptime_seconds, 0u);
+    // The host overrides what it knows better; the rest stays measured.
+    pd_device_facts o{};
+    o.struct_size = sizeof o;
+    o.free_bytes = 123;
+    o.usable_free_bytes = UINT64_MAX;
+    o.uptime_seconds = UINT64_MAX;
+    o.chassis = 3;
+    o.os_type = -1;
+    ASSERT_EQ(pd_session_set_device_facts(s, &o), PD_OK);
+    pd_device_facts g{};
+    g.struct_size = sizeof g;
+    ASSERT_EQ(pd_session_device_facts(&g, s), PD_OK);
+    EXPECT_EQ(g.free_bytes, 123u);
+    EXPECT_EQ(g.chassis, 3);
+    EXPECT_EQ(g.os_type, f.os_type);
+    EXPECT_EQ(g.usable_free_bytes, 1u << 20);
+    ASSERT_EQ(pd_session_set_device_facts(s, nullptr), PD_OK);
+    ASSERT_EQ(pd_session_device_facts(&g, s), PD_OK);
+    EXPECT_EQ(g.free_bytes, f.free_bytes > 0 ? g.free_bytes : 0u);
+    EXPECT_NE(g.free_bytes, 123u);
 }

@@ -120,7 +120,7 @@ typedef struct pd_plugin_info {
  */
 PD_API int pd_session_list_plugins(pd_session *session, pd_plugin_info *infos, size_t info_size, size_t *count);
 
-/** Device facts reported to backends (elections). Fields set to UINT64_MAX / -1 are measured. */
+/** Device facts reported to backends (elections); see pd_session_set_device_facts() for overrides. */
 typedef struct pd_device_facts {
     uint32_t struct_size;        /**< Caller sets sizeof(pd_device_facts). */
     uint64_t free_bytes;         /**< Actual free space of the cache filesystem. */
@@ -136,6 +136,15 @@ typedef struct pd_device_facts {
  * @return PD_OK or PD_E_MISUSE. THREAD: any.
  */
 PD_API int pd_session_device_facts(pd_device_facts *out, pd_session *session);
+
+/**
+ * Override measured device facts: the host knows better (an MDM inventory, a preferred RVP).
+ * Fields of `facts` up to facts->struct_size replace the measured ones; a field set to
+ * UINT64_MAX (byte counts, uptime) or -1 (chassis, os_type) keeps the measurement.
+ * Pass NULL to drop every override.
+ * @return PD_OK or PD_E_MISUSE. THREAD: any.
+ */
+PD_API int pd_session_set_device_facts(pd_session *session, const pd_device_facts *facts);
 
 PD_END_DECL
 

@@ -146,7 +146,22 @@ PD_API int pd_session_device_facts(pd_device_facts *out, pd_session *session) {
         f.chassis = facts.chassis;
         f.os_type = facts.os_type;
         f.uptime_seconds = facts.uptime_seconds;
+        auto o = s.device_overrides();
+        if (o.free_bytes != UINT64_MAX) f.free_bytes = o.free_bytes;
+        if (o.usable_free_bytes != UINT64_MAX) f.usable_free_bytes = o.usable_free_bytes;
+        if (o.uptime_seconds != UINT64_MAX) f.uptime_seconds = o.uptime_seconds;
+        if (o.chassis != -1) f.chassis = o.chassis;
+        if (o.os_type != -1) f.os_type = o.os_type;
         copy_sized(out, f);
+        return PD_OK;
+    });
+}
+
+PD_API int pd_session_set_device_facts(pd_session *session, const pd_device_facts *facts) {
+    return guard([&] {
+        auto &s = checked(session);
+        if (facts && facts->struct_size < sizeof(std::uint32_t)) misuse("struct_size is not set");
+        s.set_device_overrides(facts);
         return PD_OK;
     });
 }

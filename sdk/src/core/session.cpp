@@ -51,6 +51,7 @@ session::session(const pd_session_options &o)
         });
     };
     plugins_ = std::make_unique<plugin_host::plugin_host>(std::move(services));
+    set_device_overrides(nullptr);
     net_thread_ = std::thread([this] { net_.run(); });
 }
 
@@ -136,6 +137,26 @@ std::set<store::hash> session::busy_contents() const {
     for (auto &[id, j] : jobs_)
         if (j->active() || j->busy()) busy.insert(j->content());
     return busy;
+}
+
+void session::set_device_overrides(const pd_device_facts *facts) {
+    pd_device_facts keep{};
+    keep.struct_size = sizeof keep;
+    keep.free_bytes = keep.usable_free_bytes = keep.uptime_seconds = UINT64_MAX;
+    keep.chassis = keep.os_type = -1;
+    if (facts) {
+        std::size_t n = std::min<std::size_t>(facts->struct_size, sizeof keep);
+        if (n > sizeof(std::uint32_t))
+            std::memcpy(reinterpret_cast<char *>(&keep) + sizeof(std::uint32_t),
+                        reinterpret_cast<const char *>(facts) + sizeof(std::uint32_t), n - sizeof(std::uint32_t));
+    }
+    std::lock_guard lk(facts_mu_);
+    overrides_ = keep;
+}
+
+pd_device_facts session::device_overrides() const {
+    std::lock_guard lk(facts_mu_);
+    return overrides_;
 }
 
 bool session::job_should_stop(std::uint64_t id) const {

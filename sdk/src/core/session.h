@@ -74,6 +74,8 @@ public:
     std::set<store::hash> busy_contents() const;
 
     // Any thread.
+    void set_device_overrides(const pd_device_facts *facts);
+    pd_device_facts device_overrides() const;
     bool job_should_stop(std::uint64_t id) const;
     void set_job_stop_flag(std::uint64_t id, bool stop);
     // Hashes (on a worker), records, optionally copies into the cache as complete.
@@ -94,6 +96,8 @@ private:
 
     std::map<std::uint64_t, std::shared_ptr<job>> jobs_;  // network thread
     std::uint64_t next_job_id_ = 1;
+    mutable std::mutex facts_mu_;
+    pd_device_facts overrides_{};
     mutable std::mutex stop_mu_;
     std::set<std::uint64_t> stopped_jobs_;
 };

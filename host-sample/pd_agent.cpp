@@ -1,0 +1,520 @@
+// pd-agent: the sample host agent a vendor copies from. A daemon that embeds the SDK
+// through the C ABI only: reads a JSON config, opens a session on its cache, loads the
+// backend plugins it is told to, and takes commands over a local control socket (a Unix
+// domain socket speaking newline-delimited JSON, docs/agent.md). One thread: a poll()
+// loop over the control socket, its clients, the session's event fd and a signal pipe.
+//
+//   pd-agent --config /etc/peerdist/agent.json
+#include <peerdist.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <poll.h>
+#include <set>
+#include <string>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <vector>
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr std::size_t max_request_bytes = 1 << 20;
+constexpr std::size_t max_clients = 64;
+
+int signal_pipe[2] = {-1, -1};
+void on_signal(int sig) {
+    unsigned char c = static_cast<unsigned char>(sig);
+    (void)!::write(signal_pipe[1], &c, 1);
+}
+
+int log_level = PD_LOG_INFO;
+const char *level_names[] = {"error", "warn", "info", "debug"};
+
+void log(int level, const std::string &msg, const json &extra = json::object()) {
+    if (level > log_level) return;
+    json line = extra;
+    line["level"] = level_names[level];
+    line["msg"] = msg;
+    std::fprintf(stderr, "%s\n", line.dump().c_str());
+    std::fflush(stderr);
+}
+
+struct config_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct config {
+    std::string cache_dir, control_socket, plugin_dir, fleet_key_file, listen;
+    std::uint64_t quota_bytes = 0;
+    std::uint32_t quota_percent = 0;
+    std::vector<uint8_t> fleet_key;
+    std::map<std::string, std::string> settings;  // session settings, plugin ones included
+    json device = json::object();
+};
+
+std::string hex(const pd_content_id *id) {
+    char h[65];
+    pd_content_id_to_hex(h, id);
+    return h;
+}
+
+std::vector<uint8_t> read_key_file(const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw config_error("fleet key file '" + path + "' cannot be read: " + std::strerror(errno));
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+    std::vector<uint8_t> key;
+    if (text.size() == 64) {
+        for (std::size_t i = 0; i < 64; i += 2) {
+            char *end = nullptr;
+            std::string byte = text.substr(i, 2);
+            key.push_back(static_cast<uint8_t>(std::strtoul(byte.c_str(), &end, 16)));
+            if (*end) throw config_error("fleet key file '" + path + "' is not 64 hex digits");
+        }
+    } else if (text.size() == 32) {
+        key.assign(text.begin(), text.end());
+    } else {
+        throw config_error("fleet key file '" + path + "' must hold 32 bytes (raw, or 64 hex digits)");
+    }
+    return key;
+}
+
+std::string scalar_text(const json &v, const std::string &key) {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number_integer() || v.is_number_unsigned()) return std::to_string(v.get<long long>());
+    if (v.is_boolean()) return v.get<bool>() ? "1" : "0";
+    if (v.is_object() || v.is_array()) return v.dump();
+    throw config_error("'" + key + "' must be a string, integer or boolean");
+}
+
+config load_config(const std::string &path) {
+    std::ifstream in(path);
+    if (!in) throw config_error("cannot read config '" + path + "': " + std::strerror(errno));
+    json j;
+    try {
+        j = json::parse(in);
+    } catch (const json::exception &e) {
+        throw config_error("config '" + path + "' is not valid JSON: " + e.what());
+    }
+    if (!j.is_object()) throw config_error("config '" + path + "' must be a JSON object");
+    static const std::set<std::string> known = {"cache_dir", "quota_bytes", "quota_percent", "fleet_key_file", "listen",
+                                                "control_socket", "plugin_dir", "plugins", "settings", "log_level", "device"};
+    for (auto &[k, v] : j.items())
+        if (!known.count(k)) throw config_error("config '" + path + "': unknown key '" + k + "'");
+    config c;
+    auto str = [&](const char *k, bool required) {
+        if (!j.contains(k)) {
+            if (required) throw config_error("config '" + path + "': '" + k + "' is required");
+            return std::string();
+        }
+        if (!j[k].is_string()) throw config_error("config '" + path + "': '" + k + "' must be a string");
+        return j[k].get<std::string>();
+    };
+    c.cache_dir = str("cache_dir", true);
+    c.control_socket = str("control_socket", true);
+    c.plugin_dir = str("plugin_dir", false);
+    c.fleet_key_file = str("fleet_key_file", false);
+    c.listen = str("listen", false);
+    if (j.contains("quota_bytes")) {
+        if (!j["quota_bytes"].is_number_unsigned()) throw config_error("'quota_bytes' must be a non-negative integer");
+        c.quota_bytes = j["quota_bytes"].get<std::uint64_t>();
+    }
+    if (j.contains("quota_percent")) {
+        if (!j["quota_percent"].is_number_unsigned() || j["quota_percent"].get<unsigned>() > 100)
+            throw config_error("'quota_percent' must be an integer in [0, 100]");
+        c.quota_percent = j["quota_percent"].get<std::uint32_t>();
+    }
+    if (j.contains("log_level")) {
+        std::string l = j["log_level"].is_string() ? j["log_level"].get<std::string>() : "";
+        int found = -1;
+        for (int i = 0; i < 4; ++i)
+            if (l == level_names[i]) found = i;
+        if (found < 0) throw config_error("'log_level' must be one of error, warn, info, debug");
+        log_level = found;
+        c.settings["log.level"] = std::to_string(found);
+    }
+    if (!c.fleet_key_file.empty()) c.fleet_key = read_key_file(c.fleet_key_file);
+    if (j.contains("settings")) {
+        if (!j["settings"].is_object()) throw config_error("'settings' must be an object");
+        for (auto &[k, v] : j["settings"].items()) c.settings[k] = scalar_text(v, "settings." + k);
+    }
+    if (j.contains("plugins")) {
+        if (!j["plugins"].is_object()) throw config_error("'plugins' must be an object of per-plugin settings");
+        for (auto &[name, opts] : j["plugins"].items()) {
+            if (!opts.is_object()) throw config_error("'plugins." + name + "' must be an object");
+            for (auto &[k, v] : opts.items()) c.settings["plugin." + name + "." + k] = scalar_text(v, "plugins." + name + "." + k);
+        }
+    }
+    if (j.contains("device")) {
+        if (!j["device"].is_object()) throw config_error("'device' must be an object");
+        static const std::set<std::string> device_keys = {"chassis", "os_type", "free_bytes", "uptime_seconds"};
+        for (auto &[k, v] : j["device"].items())
+            if (!device_keys.count(k)) throw config_error("config: unknown key 'device." + k + "'");
+        c.device = j["device"];
+    }
+    return c;
+}
+
+struct client {
+    int fd;
+    std::string in, out;
+    bool closing = false;
+};
+
+class agent {
+public:
+    explicit agent(config c) : cfg_(std::move(c)) {}
+    ~agent() {
+        for (auto &cl : clients_) ::close(cl.fd);
+        if (listen_fd_ >= 0) {
+            ::close(listen_fd_);
+            ::unlink(cfg_.control_socket.c_str());
+        }
+        pd_session_free(session_);
+    }
+
+    int start() {
+        pd_session_options o = PD_SESSION_OPTIONS_INIT;
+        o.cache_dir = cfg_.cache_dir.c_str();
+        o.cache_quota_bytes = cfg_.quota_bytes;
+        o.cache_quota_percent = cfg_.quota_percent;
+        o.fleet_key = cfg_.fleet_key.empty() ? nullptr : cfg_.fleet_key.data();
+        o.fleet_key_len = cfg_.fleet_key.size();
+        o.listen_addresses = cfg_.listen.empty() ? nullptr : cfg_.listen.c_str();
+        if (pd_session_new(&session_, &o) != PD_OK) return fatal("cannot open the cache");
+        for (auto &[k, v] : cfg_.settings)
+            if (pd_session_set_setting(session_, k.c_str(), v.c_str()) != PD_OK) return fatal(("setting '" + k + "'").c_str());
+        if (!cfg_.device.empty()) {
+            pd_device_facts f{};
+            f.struct_size = sizeof f;
+            f.free_bytes = cfg_.device.value("free_bytes", UINT64_MAX);
+            f.usable_free_bytes = UINT64_MAX;
+            f.uptime_seconds = cfg_.device.value("uptime_seconds", UINT64_MAX);
+            static const std::map<std::string, int> chassis = {{"desktop", 1}, {"laptop", 2}, {"server", 3}};
+            static const std::map<std::string, int> os = {{"workstation", 1}, {"server", 2}};
+            f.chassis = cfg_.device.contains("chassis") ? chassis.at(cfg_.device["chassis"].get<std::string>()) : -1;
+            f.os_type = cfg_.device.contains("os_type") ? os.at(cfg_.device["os_type"].get<std::string>()) : -1;
+            if (pd_session_set_device_facts(session_, &f) != PD_OK) return fatal("device facts");
+        }
+        if (!cfg_.plugin_dir.empty() && pd_session_load_plugin(session_, cfg_.plugin_dir.c_str()) != PD_OK)
+            return fatal(("loading plugins from '" + cfg_.plugin_dir + "'").c_str());
+        return open_control_socket();
+    }
+
+    int run() {
+        log(PD_LOG_INFO, "pd-agent ready", {{"version", pd_version_string()}, {"control_socket", cfg_.control_socket}});
+        int event_fd = -1;
+        pd_session_event_fd(&event_fd, session_);
+        for (;;) {
+            std::vector<pollfd> fds = {{signal_pipe[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}, {event_fd, POLLIN, 0}};
+            for (auto &c : clients_) fds.push_back({c.fd, static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
+            if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) return 1;
+            if (fds[0].revents & POLLIN) {
+                unsigned char sig = 0;
+                (void)!::read(signal_pipe[0], &sig, 1);
+                log(PD_LOG_INFO, "stopping on signal; verified blocks are kept", {{"signal", sig}});
+                return 0;
+            }
+            if (fds[1].revents & POLLIN) accept_client();
+            drain_events();
+            for (std::size_t i = 3; i < fds.size(); ++i) service(clients_[i - 3], fds[i].revents);
+            clients_.erase(std::remove_if(clients_.begin(), clients_.end(),
+                                          [](const client &c) {
+                                              if (c.closing && c.out.empty()) ::close(c.fd);
+                                              return c.closing && c.out.empty();
+                                          }),
+                           clients_.end());
+        }
+    }
+
+private:
+    int fatal(const char *what) {
+        const pd_error *e = pd_error_last();
+        log(PD_LOG_ERROR, std::string(what) + ": " + e->message, {{"code", e->code}});
+        return 1;
+    }
+
+    int open_control_socket() {
+        sockaddr_un addr{};
+        if (cfg_.control_socket.size() >= sizeof addr.sun_path) {
+            log(PD_LOG_ERROR, "control socket path is too long");
+            return 1;
+        }
+        // A live agent answers on the socket; a stale file from a crash is replaced.
+        addr.sun_family = AF_UNIX;
+        std::strcpy(addr.sun_path, cfg_.control_socket.c_str());
+        int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (::connect(probe, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0) {
+            ::close(probe);
+            log(PD_LOG_ERROR, "another agent is listening on '" + cfg_.control_socket + "'");
+            return 1;
+        }
+        ::close(probe);
+        ::unlink(cfg_.control_socket.c_str());
+        listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (::bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 16) != 0) {
+            log(PD_LOG_ERROR, "cannot listen on '" + cfg_.control_socket + "': " + std::strerror(errno));
+            return 1;
+        }
+        ::chmod(cfg_.control_socket.c_str(), 0600);  // the socket controls the device: owner only
+        return 0;
+    }
+
+    void accept_client() {
+        int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) return;
+        if (clients_.size() >= max_clients) {
+            const char *busy = "{\"ok\":false,\"error\":\"too many control clients\"}\n";
+            (void)!::write(fd, busy, std::strlen(busy));
+            ::close(fd);
+            return;
+        }
+        clients_.push_back({fd, "", "", false});
+    }
+
+    void service(client &c, short revents) {
+        if (revents & (POLLIN | POLLHUP | POLLERR)) {
+            char buf[65536];
+            ssize_t n = ::read(c.fd, buf, sizeof buf);
+            if (n <= 0) {
+                c.closing = true;
+                c.out.clear();
+                return;
+            }
+            c.in.append(buf, static_cast<std::size_t>(n));
+            std::size_t nl;
+            while (!c.closing && (nl = c.in.find('\n')) != std::string::npos) {
+                std::string line = c.in.substr(0, nl);
+                c.in.erase(0, nl + 1);
+                c.out += handle(line).dump() + "\n";
+            }
+            if (c.in.size() > max_request_bytes) {
+                c.out += json{{"ok", false}, {"error", "request line longer than 1 MiB; closing"}}.dump() + "\n";
+                c.in.clear();
+                c.closing = true;
+            }
+        }
+        if (!c.out.empty()) {
+            ssize_t n = ::write(c.fd, c.out.data(), c.out.size());
+            if (n > 0) c.out.erase(0, static_cast<std::size_t>(n));
+            else if (n < 0 && errno != EAGAIN) c.out.clear(), c.closing = true;
+        }
+    }
+
+    void drain_events() {
+        pd_event ev[64];
+        size_t n = 0;
+        while (pd_session_poll_events(session_, ev, sizeof(pd_event), 64, &n) == PD_OK && n) {
+            for (size_t i = 0; i < n; ++i) {
+                const pd_event &e = ev[i];
+                int level = e.type == PD_EVENT_JOB_FAILED ? PD_LOG_ERROR
+                            : e.type == PD_EVENT_JOB_PROGRESS ? PD_LOG_DEBUG
+                            : e.type == PD_EVENT_LOG ? static_cast<int>(e.count)
+                                                     : PD_LOG_INFO;
+                log(level, e.message, {{"event", pd_event_type_name(e.type)}, {"job", e.job_id}, {"code", e.error_code}});
+            }
+        }
+    }
+
+    static json error_reply(const std::string &what) {
+        const pd_error *e = pd_error_last();
+        return {{"ok", false}, {"code", e->code}, {"error", what + ": " + e->message}};
+    }
+
+    json job_json(uint64_t id) {
+        pd_job_status st{};
+        st.struct_size = sizeof st;
+        if (pd_job_status_get(&st, session_, id) != PD_OK) return nullptr;
+        return {{"job", id},
+                {"state", pd_job_state_name(st.state)},
+                {"content", hex(&st.content)},
+                {"bytes_total", st.bytes_total},
+                {"bytes_verified", st.bytes_verified},
+                {"bytes_by_source",
+                 {{"local", st.bytes_by_source[PD_SOURCE_LOCAL]},
+                  {"lan", st.bytes_by_source[PD_SOURCE_LAN]},
+                  {"wan", st.bytes_by_source[PD_SOURCE_WAN]},
+                  {"origin", st.bytes_by_source[PD_SOURCE_ORIGIN]}}},
+                {"source_fallbacks", st.source_fallbacks},
+                {"blocks_rejected", st.blocks_rejected},
+                {"error_code", st.error_code},
+                {"started_ms", st.started_ms},
+                {"finished_ms", st.finished_ms},
+                {"message", st.message}};
+    }
+
+    json handle(const std::string &line) {
+        json req;
+        try {
+            req = json::parse(line);
+        } catch (const json::exception &) {
+            return {{"ok", false}, {"error", "request is not valid JSON"}};
+        }
+        if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string())
+            return {{"ok", false}, {"error", "request must be an object with a string 'cmd'"}};
+        json reply;
+        try {
+            reply = dispatch(req["cmd"].get<std::string>(), req);
+        } catch (const json::exception &e) {
+            reply = {{"ok", false}, {"error", std::string("bad arguments: ") + e.what()}};
+        }
+        if (req.contains("id")) reply["id"] = req["id"];
+        return reply;
+    }
+
+    json dispatch(const std::string &cmd, const json &req) {
+        if (cmd == "version") return {{"ok", true}, {"version", pd_version_string()}};
+        if (cmd == "download") {
+            std::string manifest_path = req.at("manifest").get<std::string>();
+            pd_manifest *m = nullptr;
+            if (pd_manifest_read_file(&m, manifest_path.c_str()) != PD_OK) return error_reply("manifest");
+            std::string origin = req.value("origin", "");
+            std::string dest = req.value("dest", "");
+            int rc = pd_content_import(session_, m, origin.empty() ? nullptr : origin.c_str());
+            uint64_t job = 0;
+            if (rc == PD_OK) {
+                pd_job_options jo = PD_JOB_OPTIONS_INIT;
+                jo.destination = dest.empty() ? nullptr : dest.c_str();
+                jo.pin = req.value("pin", false);
+                rc = pd_job_start(&job, session_, pd_manifest_id(m), &jo);
+            }
+            std::string id = hex(pd_manifest_id(m));
+            pd_manifest_free(m);
+            if (rc == PD_E_EXISTS) return {{"ok", true}, {"job", job}, {"content", id}, {"existing", true}};
+            if (rc != PD_OK) return error_reply("download");
+            return {{"ok", true}, {"job", job}, {"content", id}};
+        }
+        if (cmd == "jobs") {
+            size_t n = 0;
+            pd_job_list(session_, nullptr, &n);
+            std::vector<uint64_t> ids(n);
+            pd_job_list(session_, ids.data(), &n);
+            json list = json::array();
+            for (size_t i = 0; i < n; ++i) list.push_back(job_json(ids[i]));
+            return {{"ok", true}, {"jobs", list}};
+        }
+        if (cmd == "job") {
+            json j = job_json(req.at("job").get<uint64_t>());
+            if (j.is_null()) return error_reply("job");
+            return {{"ok", true}, {"status", j}};
+        }
+        if (cmd == "cancel" || cmd == "pause" || cmd == "resume") {
+            uint64_t job = req.at("job").get<uint64_t>();
+            int rc = cmd == "cancel" ? pd_job_cancel(session_, job)
+                     : cmd == "pause" ? pd_job_pause(session_, job)
+                                      : pd_job_resume(session_, job);
+            if (rc != PD_OK) return error_reply(cmd);
+            return {{"ok", true}};
+        }
+        if (cmd == "cache") {
+            size_t n = 0;
+            pd_cache_list(session_, nullptr, sizeof(pd_cache_entry), &n);
+            std::vector<pd_cache_entry> es(n + 4);
+            for (auto &e : es) e.struct_size = sizeof e;
+            n = es.size();
+            if (pd_cache_list(session_, es.data(), sizeof(pd_cache_entry), &n) != PD_OK) return error_reply("cache");
+            static const char *states[] = {"known", "partial", "complete"};
+            json list = json::array();
+            for (size_t i = 0; i < n; ++i)
+                list.push_back({{"content", hex(&es[i].id)},
+                                {"name", es[i].name},
+                                {"state", states[es[i].state % 3]},
+                                {"size", es[i].size},
+                                {"bytes_verified", es[i].bytes_verified},
+                                {"pinned", es[i].pinned != 0}});
+            return {{"ok", true}, {"cache", list}};
+        }
+        if (cmd == "evict") {
+            pd_content_id id;
+            if (pd_content_id_from_hex(&id, req.at("content").get<std::string>().c_str()) != PD_OK) return error_reply("evict");
+            if (pd_cache_remove(session_, &id) != PD_OK) return error_reply("evict");
+            return {{"ok", true}};
+        }
+        if (cmd == "facts") {
+            pd_device_facts f{};
+            f.struct_size = sizeof f;
+            if (pd_session_device_facts(&f, session_) != PD_OK) return error_reply("facts");
+            static const char *chassis[] = {"unknown", "desktop", "laptop", "server"};
+            static const char *os[] = {"unknown", "workstation", "server"};
+            return {{"ok", true},
+                    {"facts",
+                     {{"free_bytes", f.free_bytes},
+                      {"usable_free_bytes", f.usable_free_bytes},
+                      {"chassis", chassis[f.chassis & 3]},
+                      {"os_type", os[f.os_type % 3]},
+                      {"uptime_seconds", f.uptime_seconds}}}};
+        }
+        if (cmd == "setting") {
+            std::string key = req.at("key").get<std::string>();
+            if (req.contains("value")) {
+                if (pd_session_set_setting(session_, key.c_str(), scalar_text(req["value"], key).c_str()) != PD_OK)
+                    return error_reply("setting");
+            }
+            pd_buf b = PD_BUF_INIT;
+            if (pd_session_get_setting(&b, session_, key.c_str()) != PD_OK) return error_reply("setting");
+            json r = {{"ok", true}, {"key", key}, {"value", std::string(reinterpret_cast<char *>(b.ptr), b.size)}};
+            pd_buf_dispose(&b);
+            return r;
+        }
+        return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
+    }
+
+    config cfg_;
+    pd_session *session_ = nullptr;
+    int listen_fd_ = -1;
+    std::vector<client> clients_;
+};
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    if (pd_version() >> 16 != PD_VERSION_MAJOR || pd_version() < static_cast<uint32_t>(PD_VERSION_NUM)) {
+        std::fprintf(stderr, "pd-agent: libpeerdist %s is older than the headers %s\n", pd_version_string(), PD_VERSION_STRING);
+        return 1;
+    }
+    std::string config_path;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if ((a == "--config" || a == "-c") && i + 1 < argc) config_path = argv[++i];
+        else if (a == "--version") {
+            std::printf("pd-agent %s\n", pd_version_string());
+            return 0;
+        } else {
+            std::fprintf(stderr, "usage: pd-agent --config FILE\n");
+            return 2;
+        }
+    }
+    if (config_path.empty()) {
+        std::fprintf(stderr, "usage: pd-agent --config FILE\n");
+        return 2;
+    }
+    config cfg;
+    try {
+        cfg = load_config(config_path);
+    } catch (const config_error &e) {
+        log(PD_LOG_ERROR, e.what());
+        return 2;
+    }
+    if (::pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    agent a(std::move(cfg));
+    int rc = a.start();
+    if (rc != 0) return rc;
+    return a.run();
+}

@@ -1,0 +1,179 @@
+"""pd-agent: config checking, control socket, jobs, crash and clean shutdown, the CLI via the agent."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import peerdist
+from netlab.agent import Agent, AgentError, ControlClient
+
+
+@pytest.fixture
+def published(tmp_path):
+    data = os.urandom(12 * 1024 * 1024 + 4321)
+    src = tmp_path / "share" / "Setup.bin"
+    src.parent.mkdir()
+    src.write_bytes(data)
+    m = peerdist.Manifest.hash_file(str(src))
+    m.write(str(tmp_path / "Setup.pdm"))
+    return src, data, str(tmp_path / "Setup.pdm")
+
+
+@pytest.fixture
+def agent(tmp_path, host_bin, plugin_dir):
+    a = Agent(os.path.join(host_bin, "pd-agent"), tmp_path / "agent", plugin_dir=plugin_dir)
+    yield a
+    a.kill()
+
+
+def test_download_jobs_cache_and_facts(agent, published, tmp_path):
+    src, data, manifest = published
+    agent.start()
+    r = agent.ok("download", manifest=manifest, origin=str(src), dest=str(tmp_path / "out.bin"))
+    st = agent.wait_job(r["job"])
+    assert st["state"] == "completed", st
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert st["bytes_by_source"]["origin"] == len(data)
+    assert [j["job"] for j in agent.ok("jobs")["jobs"]] == [r["job"]]
+    cache = agent.ok("cache")["cache"]
+    assert cache[0]["state"] == "complete" and cache[0]["name"] == "Setup.bin"
+    facts = agent.ok("facts")["facts"]
+    assert facts["free_bytes"] > 0 and facts["uptime_seconds"] > 0
+    agent.ok("evict", content=cache[0]["content"])
+    assert agent.ok("cache")["cache"] == []
+    assert agent.stop() == 0
+
+
+def test_control_socket_survives_garbage_and_huge_lines(agent):
+    agent.start()
+    c = ControlClient(agent.socket)
+    c.send_raw(b"this is not json\n")
+    assert c.read_reply() == {"ok": False, "error": "request is not valid JSON"}
+    c.send_raw(b'{"cmd": 42}\n[1,2]\n{"cmd":"nope","id":7}\n{"cmd":"job"}\n')
+    assert "string 'cmd'" in c.read_reply()["error"]
+    assert "string 'cmd'" in c.read_reply()["error"]
+    r = c.read_reply()
+    assert r["id"] == 7 and "unknown command" in r["error"]
+    assert "bad arguments" in c.read_reply()["error"]
+    # A huge line: the agent answers and disconnects (the reply may be lost to a reset if
+    # the client is still sending when the agent closes; the disconnect is what matters).
+    try:
+        c.send_raw(b"x" * ((1 << 20) + 1024))
+        reply = c.read_reply()
+        assert "longer than 1 MiB" in reply["error"]
+        with pytest.raises((AgentError, OSError)):
+            c.call("version")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    c.close()
+    # Everyone else keeps going.
+    assert agent.ok("version")["version"] == peerdist.version()
+
+
+@pytest.mark.parametrize("mutate, expect", [
+    (lambda c: c.update(bogus=1), "unknown key 'bogus'"),
+    (lambda c: c.pop("cache_dir"), "'cache_dir' is required"),
+    (lambda c: c.update(fleet_key_file="/nonexistent/fleet.key"), "fleet key file '/nonexistent/fleet.key' cannot be read"),
+    (lambda c: c.update(quota_percent=300), "quota_percent"),
+    (lambda c: c.update(log_level="loud"), "log_level"),
+    (lambda c: c.update(settings={"job.max_pieces_in_flight": 0}), "must be in [1, 256]"),
+    (lambda c: c.update(device={"colour": "blue"}), "device.colour"),
+])
+def test_bad_config_is_refused_with_a_clear_message(agent, mutate, expect):
+    mutate(agent.config)
+    with pytest.raises(AgentError) as e:
+        agent.start(timeout=10)
+    assert expect in str(e.value), str(e.value)
+
+
+def test_config_that_is_not_json(agent):
+    agent.write_config()
+    with open(agent.config_path, "w") as f:
+        f.write("{ not json")
+    with pytest.raises(AgentError) as e:
+        agent.start(timeout=10, write_config=False)
+    assert "not valid JSON" in str(e.value)
+
+
+def test_fleet_key_file_and_device_overrides(agent, tmp_path):
+    key = tmp_path / "fleet.key"
+    key.write_text("ab" * 32 + "\n")
+    agent.config.update(fleet_key_file=str(key), device={"chassis": "server", "os_type": "server"})
+    agent.start()
+    facts = agent.ok("facts")["facts"]
+    assert facts["chassis"] == "server" and facts["os_type"] == "server"
+    key.write_text("short")
+    second = Agent(agent.binary, tmp_path / "second", extra={"fleet_key_file": str(key)})
+    with pytest.raises(AgentError) as e:
+        second.start(timeout=10)
+    assert "must hold 32 bytes" in str(e.value)
+
+
+def test_second_agent_on_the_same_cache_is_refused(agent, tmp_path):
+    agent.start()
+    other = Agent(agent.binary, tmp_path / "other", extra={"cache_dir": agent.config["cache_dir"]})
+    with pytest.raises(AgentError) as e:
+        other.start(timeout=10)
+    assert "in use by another process" in str(e.value)
+    assert agent.ok("version")["ok"]
+
+
+def test_sigkill_mid_download_then_restart_resumes(agent, published, tmp_path):
+    src, data, manifest = published
+    agent.config["plugins"] = {"origin": {"max_rate_bytes": 4 << 20}}
+    agent.start()
+    job = agent.ok("download", manifest=manifest, origin=str(src), dest=str(tmp_path / "out.bin"))["job"]
+    deadline = time.monotonic() + 30
+    while agent.ok("job", job=job)["status"]["bytes_verified"] < len(data) // 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    before = agent.ok("job", job=job)["status"]["bytes_verified"]
+    agent.kill()
+    agent.config["plugins"] = {"origin": {"max_rate_bytes": 0}}
+    agent.start()
+    job = agent.ok("download", manifest=manifest, origin=str(src), dest=str(tmp_path / "out.bin"))["job"]
+    st = agent.wait_job(job)
+    assert st["state"] == "completed", st
+    assert st["bytes_by_source"]["local"] >= before
+    assert st["bytes_by_source"]["local"] + st["bytes_by_source"]["origin"] == len(data)
+    assert (tmp_path / "out.bin").read_bytes() == data
+
+
+def test_sigterm_keeps_verified_blocks(agent, published, tmp_path):
+    src, data, manifest = published
+    agent.config["plugins"] = {"origin": {"max_rate_bytes": 4 << 20}}
+    agent.start()
+    job = agent.ok("download", manifest=manifest, origin=str(src))["job"]
+    while agent.ok("job", job=job)["status"]["bytes_verified"] < len(data) // 4:
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    assert agent.stop() == 0
+    assert time.monotonic() - t0 < 10
+    assert "stopping on signal" in agent.log()
+    s = peerdist.Session(agent.config["cache_dir"])  # the lock was released
+    entry = s.cache_list()[0]
+    assert entry["state"] == "partial" and entry["bytes_verified"] >= len(data) // 4
+    s.close()
+
+
+def test_pd_cli_through_the_agent(agent, published, host_bin, tmp_path):
+    src, data, manifest = published
+    agent.start()
+    pd = os.path.join(host_bin, "pd")
+    out = tmp_path / "via-agent.bin"
+    p = subprocess.run([pd, "--agent", agent.socket, "get", manifest, "--origin", str(src), "--dest", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "100.0%" in p.stdout and "completed" in p.stdout
+    assert out.read_bytes() == data
+    p = subprocess.run([pd, "--agent", agent.socket, "status", "--once"], capture_output=True, text=True, timeout=30)
+    assert "completed" in p.stdout
+    p = subprocess.run([pd, "--agent", agent.socket, "cache"], capture_output=True, text=True, timeout=30)
+    assert "Setup.bin" in p.stdout and "complete" in p.stdout
+    p = subprocess.run([pd, "--agent", agent.socket, "cancel", "999"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "no job with id 999" in p.stderr
+    p = subprocess.run([pd, "--agent", str(tmp_path / "nope.sock"), "status"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "cannot reach pd-agent" in p.stderr
