@@ -14,19 +14,27 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 def free_port():
+    # Ports picked on the host are also free inside fresh namespaces.
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=10.0):
+def wait_port(port, timeout=10.0, netns=None, ip="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        if netns:
+            probe = subprocess.run(["ip", "netns", "exec", netns, "bash", "-c", "exec 3<>/dev/tcp/%s/%d" % (ip, port)],
+                                   capture_output=True, timeout=5)
+            if probe.returncode == 0:
                 return
-        except OSError:
-            time.sleep(0.05)
+        else:
+            try:
+                with socket.create_connection((ip, port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.05)
     raise RuntimeError("nothing listens on port %d after %ss" % (port, timeout))
 
 
@@ -55,8 +63,10 @@ def make_pki(d):
 class Nginx:
     """nginx serving `root` on 127.0.0.1: plain, TLS and mutual-TLS ports."""
 
-    def __init__(self, workdir, root, pki=None):
+    def __init__(self, workdir, root, pki=None, listen_ip="127.0.0.1", netns=None):
         self.dir = str(workdir)
+        self.ip = listen_ip
+        self.netns = netns
         self.root = str(root)
         self.pki = pki
         self.port = free_port()
@@ -90,7 +100,7 @@ http {
     sendfile on;
     keepalive_requests 100000;
     server {
-        listen 127.0.0.1:%(port)d;
+        listen %(ip)s:%(port)d;
         root %(root)s;
         location /capped/ { alias %(root)s/; limit_rate 16m; sendfile off; output_buffers 1 64k; }
         location = /loop { return 302 /loop; }
@@ -99,16 +109,18 @@ http {
         location = /range416.bin { return 416; }
     }%(tls)s
 }
-""" % dict(user=user, dir=self.dir, port=self.port, root=self.root, tls=tls)
+""" % dict(user=user, dir=self.dir, port=self.port, root=self.root, tls=tls, ip=self.ip)
         self.conf = self.dir + "/nginx.conf"
         with open(self.conf, "w") as f:
             f.write(conf)
 
     def start(self):
-        self.proc = subprocess.Popen([NGINX, "-p", self.dir, "-c", self.conf, "-e", self.dir + "/error.log"],
-                                     start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cmd = [NGINX, "-p", self.dir, "-c", self.conf, "-e", self.dir + "/error.log"]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns] + cmd
+        self.proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            wait_port(self.port)
+            wait_port(self.port, netns=self.netns, ip=self.ip)
         except RuntimeError:
             self.stop()
             raise RuntimeError("nginx did not start: " + open(self.dir + "/error.log").read()[-2000:])
@@ -134,7 +146,7 @@ http {
             return "https://localhost:%d%s" % (self.tls_port, path)
         if scheme == "mtls":
             return "https://localhost:%d%s" % (self.mtls_port, path)
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        return "http://%s:%d%s" % (self.ip, self.port, path)
 
     def bytes_sent(self, uri_prefix="/"):
         """Body bytes nginx sent for URIs under `uri_prefix` (origin egress)."""

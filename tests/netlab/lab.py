@@ -1,0 +1,270 @@
+"""A fleet lab built from Linux network namespaces (design §8).
+
+    with Lab(workdir, [Office("central", devices=2),
+                       Office("branch-a", devices=3, wan_mbit=100),
+                       Office("branch-b", devices=3, wan_mbit=100)]) as lab:
+        lab.spawn(lab.device("branch-a-1"), ["pd-agent", ...])
+        lab.wan_bytes("branch-a")
+
+Topology: a router namespace (the WAN core); per office a gateway namespace holding the
+office LAN bridge, joined to the router by a veth pair (the office's WAN link); per device
+a namespace on the office bridge. Branch WAN links are shaped with tbf on both forwarding
+hops' egress (router → office downlink, gateway → router uplink), with TSO/GSO/GRO off so tbf
+sees real frames. Addresses: office i LAN 198.18.i.0/24 (gateway .1, devices .10+), WAN link i
+198.19.i.0/30. Names carry a per-run id; teardown (processes, then namespaces) runs on exit,
+on exceptions, on SIGTERM/SIGINT and at interpreter exit. Without root (or with
+namespaces=False) the same API runs every device on 127.0.0.1 with no shaping.
+"""
+import atexit
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+
+
+class LabError(Exception):
+    pass
+
+
+class Office:
+    def __init__(self, name, devices=2, wan_mbit=None, wan_queue_ms=200, parent=None):
+        self.name = name
+        self.devices = devices
+        self.wan_mbit = wan_mbit  # None: unshaped
+        self.wan_queue_ms = wan_queue_ms
+        self.parent = parent
+        self.index = None
+        self.gw_ns = None
+        self.wan_gw_if = None
+
+
+class Device:
+    def __init__(self, name, office, ns, ip):
+        self.name = name
+        self.office = office
+        self.ns = ns
+        self.ip = ip
+
+    def __repr__(self):
+        return "Device(%s, %s, %s)" % (self.name, self.office.name, self.ip)
+
+
+def _run(cmd, check=True, timeout=30):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise LabError("%s failed: %s" % (" ".join(cmd), p.stderr.strip()))
+    return p
+
+
+_live_labs = set()
+
+
+def _cleanup_all():
+    for lab in list(_live_labs):
+        lab.close()
+
+
+atexit.register(_cleanup_all)
+
+
+class Lab:
+    def __init__(self, workdir, offices, namespaces=None):
+        self.dir = str(workdir)
+        os.makedirs(self.dir, exist_ok=True)
+        self.offices = offices
+        self.run_id = secrets.token_hex(2)
+        self.namespaces = (os.geteuid() == 0) if namespaces is None else namespaces
+        self.router_ns = None
+        self.devices = []
+        self.procs = []
+        self.created_ns = []
+        self._old_handlers = {}
+
+    # ---- lifecycle ----
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def start(self):
+        _live_labs.add(self)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+        try:
+            if self.namespaces:
+                self._build_namespaces()
+            else:
+                self._build_loopback()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _on_signal(self, signum, frame):
+        self.close()
+        raise KeyboardInterrupt("lab interrupted by signal %d" % signum)
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.procs = []
+        for ns in reversed(self.created_ns):
+            pids = _run(["ip", "netns", "pids", ns], check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            _run(["ip", "netns", "del", ns], check=False)
+        self.created_ns = []
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers = {}
+        _live_labs.discard(self)
+
+    # ---- building ----
+    def _ns(self, suffix):
+        name = "pd%s-%s" % (self.run_id, suffix)
+        _run(["ip", "netns", "add", name])
+        self.created_ns.append(name)
+        self._in(name, ["ip", "link", "set", "lo", "up"])
+        return name
+
+    def _in(self, ns, cmd, check=True):
+        return _run(["ip", "netns", "exec", ns] + cmd, check=check)
+
+    def _veth(self, a_ns, a_if, b_ns, b_if):
+        _run(["ip", "link", "add", a_if, "netns", a_ns, "type", "veth", "peer", "name", b_if, "netns", b_ns])
+        for ns, ifname in ((a_ns, a_if), (b_ns, b_if)):
+            # tbf must see real frames, not 64 KiB super-packets.
+            self._in(ns, ["ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off"], check=False)
+            self._in(ns, ["ip", "link", "set", ifname, "up"])
+
+    def _shape(self, ns, ifname, mbit, queue_ms):
+        rate_bytes = mbit * 1e6 / 8
+        burst = max(int(rate_bytes / 250), 3200)  # ~4 ms of tokens
+        limit = int(rate_bytes * queue_ms / 1000) + burst
+        self._in(ns, ["tc", "qdisc", "replace", "dev", ifname, "root", "tbf", "rate", "%dmbit" % mbit,
+                      "burst", str(burst), "limit", str(limit)])
+
+    def _build_namespaces(self):
+        self.router_ns = self._ns("r")
+        self._in(self.router_ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        for i, office in enumerate(self.offices, start=1):
+            office.index = i
+            gw = self._ns("g%d" % i)
+            office.gw_ns = gw
+            self._in(gw, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            r_if, g_if = "w%s%dr" % (self.run_id, i), "w%s%dg" % (self.run_id, i)
+            self._veth(self.router_ns, r_if, gw, g_if)
+            office.wan_gw_if = g_if
+            self._in(self.router_ns, ["ip", "addr", "add", "198.19.%d.1/30" % i, "dev", r_if])
+            self._in(gw, ["ip", "addr", "add", "198.19.%d.2/30" % i, "dev", g_if])
+            self._in(self.router_ns, ["ip", "route", "add", "198.18.%d.0/24" % i, "via", "198.19.%d.2" % i])
+            self._in(gw, ["ip", "route", "add", "default", "via", "198.19.%d.1" % i])
+            if office.wan_mbit:
+                self._shape(self.router_ns, r_if, office.wan_mbit, office.wan_queue_ms)
+                self._shape(gw, g_if, office.wan_mbit, office.wan_queue_ms)
+            br = "b%s%d" % (self.run_id, i)
+            self._in(gw, ["ip", "link", "add", br, "type", "bridge"])
+            self._in(gw, ["ip", "addr", "add", "198.18.%d.1/24" % i, "dev", br])
+            self._in(gw, ["ip", "link", "set", br, "up"])
+            for j in range(1, office.devices + 1):
+                self._add_device(office, "%s-%d" % (office.name, j), br)
+
+    def _add_device(self, office, name, bridge):
+        i = office.index
+        j = sum(1 for d in self.devices if d.office is office) + 1
+        ns = self._ns("d%d-%d" % (i, j))
+        d_if, b_if = "l%s%dd%d" % (self.run_id, i, j), "l%s%db%d" % (self.run_id, i, j)
+        self._veth(ns, d_if, office.gw_ns, b_if)
+        self._in(office.gw_ns, ["ip", "link", "set", b_if, "master", bridge])
+        ip = "198.18.%d.%d" % (i, 9 + j)
+        self._in(ns, ["ip", "addr", "add", ip + "/24", "dev", d_if])
+        self._in(ns, ["ip", "route", "add", "default", "via", "198.18.%d.1" % i])
+        dev = Device(name, office, ns, ip)
+        self.devices.append(dev)
+        return dev
+
+    def add_device(self, office_name, name):
+        """An extra host in an office (e.g. the CDN in the central office)."""
+        office = self.office(office_name)
+        if not self.namespaces:
+            dev = Device(name, office, None, "127.0.0.1")
+            self.devices.append(dev)
+            return dev
+        return self._add_device(office, name, "b%s%d" % (self.run_id, office.index))
+
+    def _build_loopback(self):
+        for i, office in enumerate(self.offices, start=1):
+            office.index = i
+            for j in range(1, office.devices + 1):
+                self.devices.append(Device("%s-%d" % (office.name, j), office, None, "127.0.0.1"))
+
+    # ---- using ----
+    def office(self, name):
+        for o in self.offices:
+            if o.name == name:
+                return o
+        raise LabError("no office named %s" % name)
+
+    def device(self, name):
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise LabError("no device named %s" % name)
+
+    def devices_in(self, office_name):
+        return [d for d in self.devices if d.office.name == office_name]
+
+    def command(self, device, cmd):
+        return (["ip", "netns", "exec", device.ns] + list(cmd)) if device.ns else list(cmd)
+
+    def spawn(self, device, cmd, log_path=None, **kw):
+        """Starts a process on a device (its own process group; killed at teardown)."""
+        out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        p = subprocess.Popen(self.command(device, cmd), stdout=out, stderr=out, start_new_session=True, **kw)
+        self.procs.append(p)
+        return p
+
+    def run(self, device, cmd, timeout=60):
+        return subprocess.run(self.command(device, cmd), capture_output=True, text=True, timeout=timeout)
+
+    def _link_stats(self, ns, ifname):
+        p = self._in(ns, ["ip", "-j", "-s", "link", "show", "dev", ifname])
+        info = json.loads(p.stdout)[0]["stats64"]
+        return info["rx"]["bytes"], info["tx"]["bytes"]
+
+    def wan_bytes(self, office_name):
+        """(bytes into the office, bytes out of it) over its WAN link; None without namespaces."""
+        office = self.office(office_name)
+        if not self.namespaces:
+            return None
+        return self._link_stats(office.gw_ns, office.wan_gw_if)
+
+    def namespaces_alive(self):
+        out = _run(["ip", "netns", "list"], check=False).stdout
+        return [l.split()[0] for l in out.splitlines() if l.startswith("pd%s-" % self.run_id)]
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise LabError("timed out after %ss waiting for %s" % (timeout, what))
