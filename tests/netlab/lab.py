@@ -256,6 +256,16 @@ class Lab:
             return None
         return self._link_stats(office.gw_ns, office.wan_gw_if)
 
+    def lan_bytes(self, office_name):
+        """Bytes the office LAN delivered to its devices (bridge ports' egress); None without namespaces."""
+        office = self.office(office_name)
+        if not self.namespaces:
+            return None
+        total = 0
+        for j, d in enumerate([d for d in self.devices if d.office is office], start=1):
+            total += self._link_stats(office.gw_ns, "l%s%db%d" % (self.run_id, office.index, j))[1]
+        return total
+
     def namespaces_alive(self):
         out = _run(["ip", "netns", "list"], check=False).stdout
         return [l.split()[0] for l in out.splitlines() if l.startswith("pd%s-" % self.run_id)]

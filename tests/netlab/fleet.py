@@ -1,0 +1,191 @@
+"""Fleet orchestration over the lab: a CDN (nginx) in the central office, a pd-agent on
+every device, publish a package, deploy it to all or some devices, watch progress per
+office, and report (table + PNG chart). Also runs the default way — every device fetching
+from the CDN with curl — for comparison in the same run."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from .agent import Agent
+from .lab import Lab, Office
+from .servers import Nginx
+
+MiB = float(1 << 20)
+
+
+class Fleet:
+    def __init__(self, workdir, offices, host_bin, plugin_dir, namespaces=None, cdn_office=None):
+        self.dir = str(workdir)
+        self.host_bin = host_bin
+        self.plugin_dir = plugin_dir
+        self.lab = Lab(os.path.join(self.dir, "lab"), offices, namespaces=namespaces)
+        self.cdn_office = cdn_office or offices[0].name
+        self.agents = {}
+        self.nginx = None
+        self.www = os.path.join(self.dir, "www")
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def start(self):
+        self.lab.start()
+        try:
+            os.makedirs(self.www, exist_ok=True)
+            cdn = self.lab.add_device(self.cdn_office, "cdn")
+            self.nginx = Nginx(os.path.join(self.dir, "nginx"), self.www, listen_ip=cdn.ip, netns=cdn.ns)
+            self.lab.procs.append(self.nginx.start().proc)
+            for d in self.lab.devices:
+                if d.name == "cdn":
+                    continue
+                a = Agent(os.path.join(self.host_bin, "pd-agent"), os.path.join(self.dir, "agents", d.name),
+                          name=d.name, plugin_dir=self.plugin_dir, netns=d.ns)
+                a.start()
+                self.lab.procs.append(a.proc)
+                self.agents[d.name] = a
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self):
+        for a in self.agents.values():
+            if a.running():
+                try:
+                    a.stop(timeout=10)
+                except Exception:
+                    a.kill()
+        self.lab.close()
+
+    def publish(self, path, name=None):
+        """Puts the package on the CDN and writes its manifest; returns (manifest path, URL)."""
+        name = name or os.path.basename(path)
+        shutil.copyfile(path, os.path.join(self.www, name))
+        url = self.nginx.url("/" + name)
+        manifest = os.path.join(self.dir, name + ".pdm")
+        subprocess.run([os.path.join(self.host_bin, "pd"), "publish", os.path.join(self.www, name), "--name", name,
+                        "--manifest", manifest, "--origin", url, "--cache", os.path.join(self.dir, "publisher")],
+                       check=True, capture_output=True, timeout=600)
+        return manifest, url
+
+    def counters(self):
+        c = {"origin": self.nginx.bytes_sent("/")}
+        for o in self.lab.offices:
+            c["wan_in:" + o.name] = (self.lab.wan_bytes(o.name) or (0, 0))[0]
+            c["lan:" + o.name] = self.lab.lan_bytes(o.name) or 0
+        return c
+
+    def deploy(self, manifest, url, devices=None, dest_dir=None):
+        """Starts the download on every named device (all when None); returns {device: job}."""
+        jobs = {}
+        for name, a in self.agents.items():
+            if devices and name not in devices:
+                continue
+            req = {"manifest": manifest, "origin": url}
+            if dest_dir:
+                req["dest"] = os.path.join(dest_dir, name + ".bin")
+            jobs[name] = a.ok("download", **req)["job"]
+        return jobs
+
+    def watch(self, jobs, timeout=1800, out=sys.stdout):
+        """Progress bars per office until every job is final; returns {device: status}."""
+        tty = out.isatty()
+        drawn = 0
+        start = time.monotonic()
+        last_print = 0.0
+        while True:
+            statuses = {n: self.agents[n].ok("job", job=j)["status"] for n, j in jobs.items()}
+            lines = []
+            for office in self.lab.offices:
+                mine = [s for n, s in statuses.items() if self.lab.device(n).office is office]
+                if not mine:
+                    continue
+                done = sum(s["bytes_verified"] for s in mine)
+                total = sum(s["bytes_total"] for s in mine) or 1
+                finished = sum(s["state"] == "completed" for s in mine)
+                frac = done / total
+                lines.append("%-12s [%-30s] %5.1f%%  %d/%d devices done" %
+                             (office.name, "#" * int(frac * 30), frac * 100, finished, len(mine)))
+            final = all(s["state"] in ("completed", "failed", "cancelled") for s in statuses.values())
+            now = time.monotonic()
+            if tty or final or now - last_print >= 5:
+                if tty and drawn:
+                    out.write("\x1b[%dA" % drawn)
+                out.write("".join(l + "\x1b[K\n" if tty else l + "\n" for l in lines))
+                if not tty:
+                    out.write("\n")
+                out.flush()
+                drawn = len(lines)
+                last_print = now
+            if final:
+                return statuses
+            if now - start > timeout:
+                raise TimeoutError("deployment not finished after %ss" % timeout)
+            time.sleep(0.5)
+
+    def default_way(self, url, devices=None):
+        """Every device fetches the whole package from the CDN with curl, all at once."""
+        procs = {}
+        t0 = time.monotonic()
+        for name in self.agents:
+            if devices and name not in devices:
+                continue
+            d = self.lab.device(name)
+            dest = os.path.join(self.dir, "curl-" + name + ".bin")
+            procs[name] = subprocess.Popen(self.lab.command(d, ["curl", "-s", "-o", dest, url]))
+        times = {}
+        for name, p in procs.items():
+            p.wait(timeout=1800)
+            times[name] = time.monotonic() - t0
+            os.unlink(os.path.join(self.dir, "curl-" + name + ".bin"))
+        return times
+
+
+def table(fleet, size, runs):
+    """runs: [(label, seconds, {device: seconds}, counters delta)] -> printable table."""
+    rows = ["%-34s %8s %14s" % ("", "time", "origin egress")]
+    for label, secs, _, c in runs:
+        rows.append("%-34s %7.1fs %10.1f MiB (%.2f x content)" % (label, secs, c["origin"] / MiB, c["origin"] / size))
+    for office in fleet.lab.offices:
+        for label, _, _, c in runs:
+            rows.append("  %-12s %-28s WAN in %8.1f MiB (%.2f x)   LAN %8.1f MiB" % (
+                office.name, label, c["wan_in:" + office.name] / MiB, c["wan_in:" + office.name] / size,
+                c["lan:" + office.name] / MiB))
+    return "\n".join(rows)
+
+
+def chart(fleet, path, statuses, runs):
+    """PNG: bytes by source class per office, completion time per device."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    offices = [o.name for o in fleet.lab.offices]
+    classes = ["local", "lan", "wan", "origin"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    bottom = [0.0] * len(offices)
+    for cls in classes:
+        vals = [sum(s["bytes_by_source"][cls] for n, s in statuses.items() if fleet.lab.device(n).office.name == o) / MiB
+                for o in offices]
+        ax1.bar(offices, vals, bottom=bottom, label=cls)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax1.set_ylabel("MiB delivered to devices")
+    ax1.set_title("peerdist: bytes by source class per office")
+    ax1.legend()
+    names = sorted(statuses)
+    for i, (label, _, times, _) in enumerate(runs):
+        ax2.barh([j + i * 0.4 for j in range(len(names))], [times.get(n, 0) for n in names], height=0.4, label=label)
+    ax2.set_yticks([j + 0.2 for j in range(len(names))])
+    ax2.set_yticklabels(names)
+    ax2.set_xlabel("seconds until the device had the package")
+    ax2.set_title("completion time per device")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
