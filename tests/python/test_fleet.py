@@ -3,13 +3,16 @@ watch per office, report table and PNG chart."""
 import io
 import os
 
+import pytest
+
 from netlab.fleet import Fleet, chart, table
 from netlab.lab import Office
 
 
-def test_publish_deploy_watch_report(tmp_path, host_bin, plugin_dir):
+@pytest.mark.parametrize("namespaces", [None, False], ids=["lab", "loopback"])
+def test_publish_deploy_watch_report(tmp_path, host_bin, plugin_dir, namespaces):
     offices = [Office("central", devices=1), Office("branch", devices=2, wan_mbit=200)]
-    with Fleet(tmp_path / "fleet", offices, host_bin, plugin_dir) as fleet:
+    with Fleet(tmp_path / "fleet", offices, host_bin, plugin_dir, namespaces=namespaces) as fleet:
         pkg = tmp_path / "pkg.bin"
         data = os.urandom(6 << 20)
         pkg.write_bytes(data)
