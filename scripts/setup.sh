@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost-dev libsodium-dev libsqlitecpp-dev libsqlite3-dev libssl-dev nlohmann-json3-dev
   pybind11-dev python3-dev python3-pytest python3-matplotlib
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev clang libclang-rt-14-dev
   nginx iproute2 iperf3 ethtool openssl curl
 )
 missing=()

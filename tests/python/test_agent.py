@@ -177,3 +177,17 @@ def test_pd_cli_through_the_agent(agent, published, host_bin, tmp_path):
     assert p.returncode == 1 and "no job with id 999" in p.stderr
     p = subprocess.run([pd, "--agent", str(tmp_path / "nope.sock"), "status"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and "cannot reach pd-agent" in p.stderr
+
+
+def test_listen_port_in_use_is_refused(agent):
+    import socket
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    try:
+        agent.config["listen"] = "127.0.0.1:%d" % holder.getsockname()[1]
+        with pytest.raises(AgentError) as e:
+            agent.start(timeout=10)
+        assert "already in use" in str(e.value), str(e.value)
+    finally:
+        holder.close()

@@ -249,6 +249,8 @@ TEST(capi, on_disk_damage_to_a_resumed_block_is_caught_end_to_end) {
     for (const char *reverify : {"1", "2"}) {
         fixture f(6 * 1024 * 1024);
         ASSERT_EQ(pd_session_set_setting(f.s, "job.reverify", reverify), PD_OK);
+        // One piece at a time: pieces complete in order, so 1 MiB durable means block 0 is.
+        ASSERT_EQ(pd_session_set_setting(f.s, "job.max_pieces_in_flight", "1"), PD_OK);
         ASSERT_EQ(pd_session_set_setting(f.s, "plugin.origin.max_rate_bytes", "4000000"), PD_OK);
         ASSERT_EQ(pd_session_set_setting(f.s, "job.flush_interval_ms", "50"), PD_OK);
         auto job = f.start("");
@@ -457,4 +459,30 @@ TEST(capi, device_facts) {
     ASSERT_EQ(pd_session_device_facts(&g, s), PD_OK);
     EXPECT_EQ(g.free_bytes, f.free_bytes > 0 ? g.free_bytes : 0u);
     EXPECT_NE(g.free_bytes, 123u);
+}
+
+TEST(capi, listen_addresses_are_bound_at_start_and_a_port_in_use_is_refused) {
+    pdtest::temp_dir dir;
+    pd_session_options o = PD_SESSION_OPTIONS_INIT;
+    std::string c1 = dir / "c1", c2 = dir / "c2";
+    o.cache_dir = c1.c_str();
+    o.listen_addresses = "127.0.0.1:0";
+    pdtest::session_ptr a;
+    ASSERT_EQ(pd_session_new(&a.s, &o), PD_OK) << pdtest::last_error();
+    pd_buf b = PD_BUF_INIT;
+    ASSERT_EQ(pd_session_listen_addresses(&b, a), PD_OK);
+    std::string bound(reinterpret_cast<char *>(b.ptr), b.size);
+    pd_buf_dispose(&b);
+    ASSERT_EQ(bound.rfind("127.0.0.1:", 0), 0u) << bound;
+    EXPECT_NE(bound, "127.0.0.1:0");
+    o.cache_dir = c2.c_str();
+    o.listen_addresses = bound.c_str();
+    pdtest::session_ptr second;
+    EXPECT_EQ(pd_session_new(&second.s, &o), PD_E_BUSY);
+    EXPECT_NE(pdtest::last_error().find("already in use"), std::string::npos) << pdtest::last_error();
+    o.listen_addresses = "not-an-address";
+    EXPECT_EQ(pd_session_new(&second.s, &o), PD_E_INVALID);
+    // The cache lock of the failed attempt was released.
+    o.listen_addresses = nullptr;
+    EXPECT_EQ(pd_session_new(&second.s, &o), PD_OK) << pdtest::last_error();
 }

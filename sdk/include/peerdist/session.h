@@ -34,7 +34,8 @@ typedef struct pd_session_options {
     const char *cache_dir;       /**< Required. Created if missing; locked for this session. UTF-8, copied. */
     const uint8_t *fleet_key;    /**< Fleet shared authentication key, or NULL. Copied. */
     size_t fleet_key_len;        /**< 32 when fleet_key is set. */
-    const char *listen_addresses;/**< Comma-separated "ip:port" list for the peer server, or NULL. Copied. */
+    const char *listen_addresses;/**< Comma-separated "ip:port" list ("[v6]:port" for IPv6; port 0 picks one)
+                                      the peer server binds at pd_session_new, or NULL. Copied. */
     uint32_t worker_threads;     /**< Disk and hashing workers; 0 picks the number of cores (at least 2). */
     uint32_t event_queue_capacity; /**< Events kept before DROPPED accounting starts; 0 = 4096. */
     uint64_t cache_quota_bytes;  /**< Byte cap on the store's own data; 0 = no byte cap. */
@@ -58,7 +59,8 @@ PD_API int pd_session_options_init(pd_session_options *opts, uint32_t version);
  * @param opts  options; cache_dir is required.
  * @return PD_OK; PD_E_MISUSE (NULL or bad option); PD_E_VERSION (options newer than the library);
  *         PD_E_READONLY (cache directory not writable); PD_E_BUSY (another process holds the cache);
- *         PD_E_IO or PD_E_INVALID (cache database unreadable).
+ *         PD_E_IO or PD_E_INVALID (cache database unreadable; a malformed listen address);
+ *         PD_E_BUSY also when a listen address is already in use.
  * THREAD: any.
  */
 PD_API int pd_session_new(pd_session **out, const pd_session_options *opts);
@@ -96,6 +98,13 @@ PD_API int pd_session_get_setting(pd_buf *out, pd_session *session, const char *
  * THREAD: any.
  */
 PD_API int pd_session_load_plugin(pd_session *session, const char *path);
+
+/**
+ * The peer listen addresses as bound (ports chosen for port 0 resolved), comma-separated.
+ * @param out  OWNERSHIP: caller disposes with pd_buf_dispose(). Empty when none.
+ * @return PD_OK or PD_E_MISUSE. THREAD: any.
+ */
+PD_API int pd_session_listen_addresses(pd_buf *out, pd_session *session);
 
 /** Directory plugins were installed to at build time. OWNERSHIP: static. THREAD: any. */
 PD_API const char *pd_plugin_dir_default(void);

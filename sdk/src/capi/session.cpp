@@ -102,6 +102,16 @@ PD_API int pd_session_load_plugin(pd_session *session, const char *path) {
     });
 }
 
+PD_API int pd_session_listen_addresses(pd_buf *out, pd_session *session) {
+    return guard([&] {
+        auto &s = checked(session);
+        std::string joined;
+        for (auto &a : s.listen_addresses()) joined += (joined.empty() ? "" : ",") + a;
+        fill_buf(out, joined.data(), joined.size());
+        return PD_OK;
+    });
+}
+
 PD_API const char *pd_plugin_dir_default(void) { return PD_PLUGIN_INSTALL_DIR; }
 
 PD_API int pd_session_list_plugins(pd_session *session, pd_plugin_info *infos, size_t info_size, size_t *count) {

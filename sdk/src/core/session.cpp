@@ -52,6 +52,7 @@ session::session(const pd_session_options &o)
     };
     plugins_ = std::make_unique<plugin_host::plugin_host>(std::move(services));
     set_device_overrides(nullptr);
+    if (o.listen_addresses && *o.listen_addresses) bind_listeners(o.listen_addresses);
     net_thread_ = std::thread([this] { net_.run(); });
 }
 
@@ -75,12 +76,76 @@ session::~session() {
     call([this] {
         for (auto &[id, j] : jobs_) j->flush_now();
     });
+    call([this] {
+        for (auto &l : listeners_) l->close();
+    });
     net_guard_.reset();
     net_.stop();
     if (net_thread_.joinable()) net_thread_.join();
     workers_.join();
     jobs_.clear();
     plugins_->clear();
+}
+
+// Binds every "ip:port" of the comma-separated list now, so a port in use or a bad
+// address is an error of pd_session_new, not a surprise later.
+void session::bind_listeners(const std::string &spec) {
+    namespace ip = boost::asio::ip;
+    std::size_t pos = 0;
+    while (pos <= spec.size()) {
+        std::size_t end = spec.find(',', pos);
+        if (end == std::string::npos) end = spec.size();
+        std::string item = spec.substr(pos, end - pos);
+        pos = end + 1;
+        while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+        while (!item.empty() && item.back() == ' ') item.pop_back();
+        if (item.empty()) continue;
+        auto colon = item.rfind(':');
+        std::string host = colon == std::string::npos ? "" : item.substr(0, colon);
+        std::string port = colon == std::string::npos ? "" : item.substr(colon + 1);
+        if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        boost::system::error_code ec;
+        auto addr = ip::make_address(host, ec);
+        char *stop = nullptr;
+        unsigned long port_num = std::strtoul(port.c_str(), &stop, 10);
+        if (ec || port.empty() || *stop || port_num > 65535)
+            fail(PD_E_INVALID, PD_CATEGORY_NET, "listen address '" + item + "' is not ip:port");
+        auto acceptor = std::make_unique<ip::tcp::acceptor>(net_);
+        ip::tcp::endpoint ep(addr, static_cast<unsigned short>(port_num));
+        acceptor->open(ep.protocol(), ec);
+        if (!ec) acceptor->set_option(ip::tcp::acceptor::reuse_address(true), ec);
+        if (!ec) acceptor->bind(ep, ec);
+        if (!ec) acceptor->listen(ip::tcp::socket::max_listen_connections, ec);
+        if (ec == boost::asio::error::address_in_use)
+            fail(PD_E_BUSY, PD_CATEGORY_NET, "listen address " + item + " is already in use");
+        if (ec) fail(PD_E_IO, PD_CATEGORY_NET, "cannot listen on " + item + ": " + ec.message());
+        accept_next(*acceptor);
+        listeners_.push_back(std::move(acceptor));
+    }
+}
+
+// Until the peer wire protocol is served, connections are accepted and closed at once
+// (a peer gets a clear refusal rather than a hang).
+void session::accept_next(boost::asio::ip::tcp::acceptor &acceptor) {
+    acceptor.async_accept([this, &acceptor](const boost::system::error_code &ec, boost::asio::ip::tcp::socket socket) {
+        if (ec == boost::asio::error::operation_aborted || !acceptor.is_open()) return;
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        accept_next(acceptor);
+    });
+}
+
+std::vector<std::string> session::listen_addresses() const {
+    std::vector<std::string> out;
+    for (auto &l : listeners_) {
+        boost::system::error_code ec;
+        auto ep = l->local_endpoint(ec);
+        if (ec) continue;
+        std::string host = ep.address().to_string();
+        if (ep.address().is_v6()) host = "[" + host + "]";
+        out.push_back(host + ":" + std::to_string(ep.port()));
+    }
+    return out;
 }
 
 void session::log(int level, const std::string &message) {

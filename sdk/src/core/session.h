@@ -13,6 +13,7 @@
 
 #include <utility>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
@@ -62,6 +63,8 @@ public:
     boost::asio::thread_pool &workers() { return workers_; }
     const std::string &cache_dir() const { return cache_dir_; }
     unsigned worker_count() const { return worker_count_; }
+    // The peer listen addresses as bound ("ip:port", ports resolved), in option order.
+    std::vector<std::string> listen_addresses() const;
 
     void emit(const pd_event &e) { events_.push(e); }
     void log(int level, const std::string &message);
@@ -94,6 +97,10 @@ private:
     boost::asio::thread_pool workers_;
     std::thread net_thread_;
 
+    void bind_listeners(const std::string &spec);
+    void accept_next(boost::asio::ip::tcp::acceptor &acceptor);
+
+    std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> listeners_;
     std::map<std::uint64_t, std::shared_ptr<job>> jobs_;  // network thread
     std::uint64_t next_job_id_ = 1;
     mutable std::mutex facts_mu_;

@@ -1,0 +1,87 @@
+// libFuzzer target for every binary parser peerdist exposes to untrusted bytes: the
+// manifest, BranchCache Content Information V1 and V2, and publication records. The first
+// input byte picks the parser. A parser may reject input only by throwing pd::error;
+// anything else (a crash, a sanitizer report, another exception) is a bug. Accepted inputs
+// must re-serialise to the same bytes.
+#include "content/manifest.h"
+#include "content/pccrc.h"
+#include "content/publication.h"
+#include "util/error.h"
+#include "util/hex.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+namespace {
+
+void write_seed(const std::string &dir, const std::string &name, std::uint8_t selector, const std::vector<std::uint8_t> &body) {
+    std::ofstream out(dir + "/" + name, std::ios::binary);
+    out.put(static_cast<char>(selector));
+    out.write(reinterpret_cast<const char *>(body.data()), static_cast<std::streamsize>(body.size()));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int *, char ***) {
+    const char *dir = std::getenv("PD_FUZZ_SEEDS");
+    if (!dir) return 0;
+    std::vector<pd::content::hash> blocks(5);
+    for (std::size_t i = 0; i < blocks.size(); ++i) blocks[i] = pd::crypto::sha256(&i, sizeof i);
+    auto m = pd::content::manifest::from_block_hashes(4 * 65536 + 100, blocks, "seed.bin");
+    write_seed(dir, "manifest", 0, m.serialize());
+    write_seed(dir, "v1", 1,
+               *pd::from_hex("00010c80000000000000000000000100000000000000000000007e85010000000100"
+                             "d8d976354a4872e925761803f458d9daaa67f8e31c630fb74e6a312ef8a25aba"
+                             "11afc0d7949243f94f9c1fab35d9fd1e331fcf7811a2e01d3587b38d770a29e2"
+                             "02000000"
+                             "73c18ab8549110f8e90e71bbc3ab2aa8c44d13f4929499255b660f24ec77800b"
+                             "974bdd65567fdeeccdafe457a9503b4548f66ed3b188dcfda0ac382b09711acc"));
+    write_seed(dir, "v2", 2,
+               *pd::from_hex("000204000000000000000000000000000000000000000000000000000000000000000088000099de"
+                             "e0d0c358e2684b62330d32b5f1978724a0d0a52bdc5e781fae71ff57a8be3dd4"
+                             "58037ed404116bb616d9b14116088520c47cdc50abcea3fae188a98ea22df3c0"));
+    std::uint8_t pk[32], sk[64];
+    std::memset(sk, 7, 32);
+    pd::crypto::ensure_initialised();
+    pd::crypto::ed25519_keypair(pk, sk);
+    pd::content::publication p;
+    p.id = m.id;
+    p.size = m.size;
+    p.name = m.name;
+    p.origin = "https://cdn.example/seed.bin";
+    write_seed(dir, "publication", 3, p.sign(sk));
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
+    if (size == 0) return 0;
+    const std::uint8_t *body = data + 1;
+    std::size_t len = size - 1;
+    try {
+        switch (data[0] % 4) {
+        case 0: {
+            auto m = pd::content::manifest::parse(body, len);
+            if (m.serialize() != std::vector<std::uint8_t>(body, body + len)) std::abort();
+            break;
+        }
+        case 1: {
+            auto v = pd::content::pccrc::v1_info::parse(body, len);
+            if (v.serialize() != std::vector<std::uint8_t>(body, body + len)) std::abort();
+            break;
+        }
+        case 2:
+            pd::content::pccrc::v2_info::parse(body, len).serialize();
+            break;
+        case 3: {
+            static const std::uint8_t key[32] = {0};
+            pd::content::publication::verify(body, len, key);
+            break;
+        }
+        }
+    } catch (const pd::error &) {
+        // A clean rejection.
+    }
+    return 0;
+}
