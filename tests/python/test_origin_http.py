@@ -149,6 +149,16 @@ def test_content_changed_at_the_origin(session, site, manifest, tmp_path):
     assert "origin content changed" in st["message"], st["message"]
 
 
+def kill_mid_transfer(session, job, server, after_bytes):
+    """SIGKILLs nginx once `after_bytes` are verified, and checks the job was not done yet."""
+    deadline = time.monotonic() + 60
+    while session.job_status(job)["bytes_verified"] < after_bytes:
+        assert time.monotonic() < deadline
+        session.wait_events(100)
+    server.kill()
+    assert session.job_status(job)["bytes_verified"] < SIZE, "finished before the kill: proves nothing"
+
+
 def test_server_killed_mid_transfer_and_restarted_resumes(session, site, manifest, tmp_path):
     server, _, data = site
     session.set_setting("plugin.origin.max_rate_bytes", str(2 << 20))  # ~3 s in all
@@ -157,12 +167,7 @@ def test_server_killed_mid_transfer_and_restarted_resumes(session, site, manifes
     session.import_manifest(manifest, server.url("/payload.bin"))
     dest = tmp_path / "resumed.bin"
     job = session.start_job(manifest.id, destination=str(dest))
-    deadline = time.monotonic() + 60
-    while session.job_status(job)["bytes_verified"] < SIZE // 4:
-        assert time.monotonic() < deadline
-        session.wait_events(100)
-    server.kill()
-    assert session.job_status(job)["bytes_verified"] < SIZE, "finished before the kill: proves nothing"
+    kill_mid_transfer(session, job, server, SIZE // 4)
     time.sleep(1.0)
     server.start()
     st = peerdist.wait_job(session, job, timeout=120)
@@ -254,12 +259,7 @@ def test_cdn_dying_mid_transfer_fails_over(session, site, manifest, tmp_path):
     session.import_manifest(manifest, server.url("/payload.bin") + "\n" + str(root / "payload.bin"))
     dest = tmp_path / "fo.bin"
     job = session.start_job(manifest.id, destination=str(dest))
-    deadline = time.monotonic() + 60
-    while session.job_status(job)["bytes_verified"] < SIZE // 5:
-        assert time.monotonic() < deadline
-        session.wait_events(100)
-    server.kill()
-    assert session.job_status(job)["bytes_verified"] < SIZE, "finished before the kill: proves nothing"
+    kill_mid_transfer(session, job, server, SIZE // 5)
     st = peerdist.wait_job(session, job, timeout=120)
     assert st["state"] == "completed", st
     assert dest.read_bytes() == data
