@@ -6,6 +6,8 @@
 #include "content/manifest.h"
 #include "content/pccrc.h"
 #include "content/publication.h"
+#include "net/secure_channel.h"
+#include "net/wire.h"
 #include "util/error.h"
 #include "util/hex.h"
 
@@ -52,6 +54,10 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     p.name = m.name;
     p.origin = "https://cdn.example/seed.bin";
     write_seed(dir, "publication", 3, p.sign(sk));
+    write_seed(dir, "wire-request", 4, pd::net::wire::encode(pd::net::wire::request{1, m.id, 0, 16}));
+    write_seed(dir, "wire-have", 4, pd::net::wire::encode(pd::net::wire::have{m.id, 5, {0x1f}}));
+    pd::net::handshake client(pd::net::role::client, sk);
+    write_seed(dir, "handshake", 5, client.hello());
     return 0;
 }
 
@@ -60,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     const std::uint8_t *body = data + 1;
     std::size_t len = size - 1;
     try {
-        switch (data[0] % 4) {
+        switch (data[0] % 6) {
         case 0: {
             auto m = pd::content::manifest::parse(body, len);
             if (m.serialize() != std::vector<std::uint8_t>(body, body + len)) std::abort();
@@ -78,6 +84,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             static const std::uint8_t key[32] = {0};
             pd::content::publication::verify(body, len, key);
             break;
+        }
+        case 4: {
+            auto m = pd::net::wire::decode(body, len);
+            if (pd::net::wire::encode(m) != std::vector<std::uint8_t>(body, body + len)) std::abort();
+            break;
+        }
+        case 5: {
+            // A peer's handshake HELLO and FINISH, then records, all from the fuzzer.
+            static const std::uint8_t key[32] = {1};
+            pd::net::handshake hs(pd::net::role::server, key);
+            if (len < pd::net::hello_size) break;
+            hs.on_peer_hello(body, pd::net::hello_size);
+            hs.on_peer_finish(body + pd::net::hello_size, len - pd::net::hello_size);
+            std::abort();  // a forged FINISH verified
         }
         }
     } catch (const pd::error &) {

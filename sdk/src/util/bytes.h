@@ -20,6 +20,7 @@ public:
     void u32(std::uint32_t v) { put(v, 4); }
     void u64(std::uint64_t v) { put(v, 8); }
     void bytes(const void *p, std::size_t n) {
+        if (n == 0) return;
         auto b = static_cast<const std::uint8_t *>(p);
         out_.insert(out_.end(), b, b + n);
     }
@@ -47,6 +48,7 @@ public:
     std::uint64_t u64() { return get(8); }
     void bytes(void *dst, std::size_t n) {
         need(n);
+        if (n == 0) return;  // dst may be an empty vector's null data()
         std::memcpy(dst, p_ + pos_, n);
         pos_ += n;
     }

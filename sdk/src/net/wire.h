@@ -1,0 +1,47 @@
+// The peer wire protocol (docs/protocol.md §2): the messages peers exchange inside the
+// secure channel, one message per record. Every length is bounded; a parser accepts a
+// message only when it is exactly the size its fields say.
+#pragma once
+
+#include "content/manifest.h"
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace pd::net::wire {
+
+using content::hash;
+
+constexpr std::uint16_t protocol_version = 1;
+constexpr std::uint64_t max_blocks = content::max_content_size / 4096;  // 64 Mi blocks
+constexpr std::uint32_t max_have_delta = 4096;
+constexpr std::uint32_t max_request_blocks = 64;
+constexpr std::uint32_t max_block_bytes = 128 * 1024;
+constexpr std::size_t max_reason = 256;
+
+enum class type : std::uint8_t {
+    hello = 1, have = 2, have_delta = 3, request = 4, data = 5, cancel = 6,
+    reject = 7, ping = 8, pong = 9, goodbye = 10,
+};
+
+struct hello { std::uint16_t version = protocol_version; std::uint32_t capabilities = 0; std::uint32_t max_request_blocks = wire::max_request_blocks; };
+struct have { hash content{}; std::uint64_t block_count = 0; std::vector<std::uint8_t> bitmap; };
+struct have_delta { hash content{}; std::vector<std::uint64_t> blocks; };
+struct request { std::uint32_t id = 0; hash content{}; std::uint64_t first_block = 0; std::uint32_t count = 0; };
+struct data { std::uint32_t id = 0; hash content{}; std::uint64_t block = 0; std::vector<std::uint8_t> bytes; };
+struct cancel { std::uint32_t id = 0; };
+struct reject { std::uint32_t id = 0; std::uint16_t code = 0; std::string reason; };
+struct ping { std::uint64_t sent_us = 0; };
+struct pong { std::uint64_t sent_us = 0; std::uint64_t echo_us = 0; };
+struct goodbye { std::uint16_t code = 0; std::string reason; };
+
+using message = std::variant<hello, have, have_delta, request, data, cancel, reject, ping, pong, goodbye>;
+
+std::vector<std::uint8_t> encode(const message &m);
+// Throws PD_E_INVALID (category NET) naming the message and the bound it broke.
+message decode(const std::uint8_t *p, std::size_t len);
+const char *name(const message &m);
+
+}  // namespace pd::net::wire
