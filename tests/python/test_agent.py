@@ -179,8 +179,11 @@ def test_pd_cli_through_the_agent(agent, published, host_bin, tmp_path):
     assert p.returncode == 1 and "cannot reach pd-agent" in p.stderr
 
 
-def test_listen_port_in_use_is_refused(agent):
+def test_listen_port_in_use_is_refused(agent, tmp_path):
     import socket
+    key = tmp_path / "fleet.key"
+    key.write_text("cd" * 32)
+    agent.config["fleet_key_file"] = str(key)
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
     holder.listen(1)

@@ -468,6 +468,12 @@ TEST(capi, listen_addresses_are_bound_at_start_and_a_port_in_use_is_refused) {
     o.cache_dir = c1.c_str();
     o.listen_addresses = "127.0.0.1:0";
     pdtest::session_ptr a;
+    pdtest::session_ptr keyless;
+    EXPECT_EQ(pd_session_new(&keyless.s, &o), PD_E_MISUSE);  // serving peers needs the fleet key
+    EXPECT_NE(pdtest::last_error().find("fleet key"), std::string::npos);
+    std::uint8_t key[32] = {5};
+    o.fleet_key = key;
+    o.fleet_key_len = 32;
     ASSERT_EQ(pd_session_new(&a.s, &o), PD_OK) << pdtest::last_error();
     pd_buf b = PD_BUF_INIT;
     ASSERT_EQ(pd_session_listen_addresses(&b, a), PD_OK);

@@ -52,7 +52,13 @@ session::session(const pd_session_options &o)
     };
     plugins_ = std::make_unique<plugin_host::plugin_host>(std::move(services));
     set_device_overrides(nullptr);
-    if (o.listen_addresses && *o.listen_addresses) bind_listeners(o.listen_addresses);
+    if (o.listen_addresses && *o.listen_addresses) {
+        if (!o.fleet_key) fail(PD_E_MISUSE, PD_CATEGORY_NET, "a session that listens for peers needs the fleet key");
+        std::array<std::uint8_t, 32> key{};
+        std::memcpy(key.data(), o.fleet_key, 32);
+        peer_server_ = std::make_unique<peer_server>(*this, key);
+        bind_listeners(o.listen_addresses);
+    }
     net_thread_ = std::thread([this] { net_.run(); });
 }
 
@@ -78,6 +84,7 @@ session::~session() {
     });
     call([this] {
         for (auto &l : listeners_) l->close();
+        if (peer_server_) peer_server_->stop();
     });
     net_guard_.reset();
     net_.stop();
@@ -119,20 +126,9 @@ void session::bind_listeners(const std::string &spec) {
         if (ec == boost::asio::error::address_in_use)
             fail(PD_E_BUSY, PD_CATEGORY_NET, "listen address " + item + " is already in use");
         if (ec) fail(PD_E_IO, PD_CATEGORY_NET, "cannot listen on " + item + ": " + ec.message());
-        accept_next(*acceptor);
+        peer_server_->serve(*acceptor);
         listeners_.push_back(std::move(acceptor));
     }
-}
-
-// Until the peer wire protocol is served, connections are accepted and closed at once
-// (a peer gets a clear refusal rather than a hang).
-void session::accept_next(boost::asio::ip::tcp::acceptor &acceptor) {
-    acceptor.async_accept([this, &acceptor](const boost::system::error_code &ec, boost::asio::ip::tcp::socket socket) {
-        if (ec == boost::asio::error::operation_aborted || !acceptor.is_open()) return;
-        boost::system::error_code ignored;
-        socket.close(ignored);
-        accept_next(acceptor);
-    });
 }
 
 std::vector<std::string> session::listen_addresses() const {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/event_queue.h"
+#include "core/peer_server.h"
 #include "core/settings.h"
 #include "plugin_host/plugin_host.h"
 #include "store/block_store.h"
@@ -63,6 +64,8 @@ public:
     boost::asio::thread_pool &workers() { return workers_; }
     const std::string &cache_dir() const { return cache_dir_; }
     unsigned worker_count() const { return worker_count_; }
+    // The peer server's counters (zero without listen addresses). Network thread.
+    peer_server::stats peer_stats() const { return peer_server_ ? peer_server_->counters() : peer_server::stats{}; }
     // The peer listen addresses as bound ("ip:port", ports resolved), in option order.
     std::vector<std::string> listen_addresses() const;
 
@@ -98,9 +101,9 @@ private:
     std::thread net_thread_;
 
     void bind_listeners(const std::string &spec);
-    void accept_next(boost::asio::ip::tcp::acceptor &acceptor);
 
     std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> listeners_;
+    std::unique_ptr<peer_server> peer_server_;
     std::map<std::uint64_t, std::shared_ptr<job>> jobs_;  // network thread
     std::uint64_t next_job_id_ = 1;
     mutable std::mutex facts_mu_;

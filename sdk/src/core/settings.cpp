@@ -19,6 +19,9 @@ settings::settings() {
         {"store.quota_bytes", {0, 0, INT64_MAX}},
         {"store.quota_percent", {0, 0, 100}},
         {"log.level", {2, 0, 3}},
+        {"peer.max_connections", {64, 1, 4096}},
+        {"peer.upload_rate_bytes", {0, 0, INT64_MAX}},
+        {"peer.idle_timeout_ms", {60000, 100, 3600000}},
     };
 }
 

@@ -1,0 +1,298 @@
+#include "core/peer_server.h"
+
+#include "core/event_queue.h"
+#include "core/session.h"
+#include "util/hex.h"
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <cstring>
+
+namespace pd::core {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+class peer_server::connection : public std::enable_shared_from_this<connection> {
+public:
+    connection(peer_server &server, tcp::socket socket)
+        : server_(server), socket_(std::move(socket)), idle_(socket_.get_executor()),
+          hs_(net::role::server, server.fleet_key_.data()) {
+        error_code ec;
+        auto ep = socket_.remote_endpoint(ec);
+        peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+
+    void start() {
+        arm_idle();
+        // Both HELLOs go out at once; ours does not wait for theirs.
+        queue_raw(hs_.hello());
+        read_into(in_hello_.data(), in_hello_.size(), [this] { on_hello(); });
+    }
+
+    void close(const std::string &why, bool error) {
+        if (closed_) return;
+        closed_ = true;
+        if (error) server_.session_.log(PD_LOG_INFO, "peer " + peer_ + " disconnected: " + why);
+        error_code ec;
+        socket_.shutdown(tcp::socket::shutdown_both, ec);
+        socket_.close(ec);
+        idle_.cancel();
+        server_.closed(this);
+    }
+
+private:
+    template <class Fn>
+    void read_into(std::uint8_t *p, std::size_t n, Fn next) {
+        asio::async_read(socket_, asio::buffer(p, n), [self = shared_from_this(), next](const error_code &ec, std::size_t) {
+            if (self->closed_) return;
+            if (ec) return self->close(ec == asio::error::eof ? "closed by the peer" : ec.message(), ec != asio::error::eof);
+            self->arm_idle();
+            next();
+        });
+    }
+
+    void arm_idle() {
+        idle_.expires_after(std::chrono::milliseconds(server_.session_.config().get_int("peer.idle_timeout_ms")));
+        idle_.async_wait([self = shared_from_this()](const error_code &ec) {
+            if (!ec) self->close("idle timeout", true);
+        });
+    }
+
+    void on_hello() {
+        try {
+            auto finish = hs_.on_peer_hello(in_hello_.data(), in_hello_.size());
+            queue_raw(finish);
+        } catch (const error &e) {
+            ++server_.stats_.protocol_errors;
+            return close(e.what(), true);
+        }
+        read_into(in_finish_.data(), in_finish_.size(), [this] { on_finish(); });
+    }
+
+    void on_finish() {
+        try {
+            hs_.on_peer_finish(in_finish_.data(), in_finish_.size());
+        } catch (const error &e) {
+            ++server_.stats_.refused_auth;
+            server_.session_.log(PD_LOG_WARN, "peer " + peer_ + " refused: " + e.what());
+            return close(e.what(), false);
+        }
+        auto keys = hs_.keys();
+        queue_raw(sealer_.start(keys.send));
+        read_into(in_header_.data(), in_header_.size(), [this, keys] {
+            opener_.start(keys.receive, in_header_.data());
+            read_record();
+        });
+    }
+
+    void read_record() {
+        read_into(prefix_.data(), 4, [this] {
+            std::size_t n;
+            try {
+                n = net::record_opener::record_length(prefix_.data());
+            } catch (const error &e) {
+                ++server_.stats_.protocol_errors;
+                return close(e.what(), true);
+            }
+            record_.resize(n);
+            read_into(record_.data(), n, [this] { on_record(); });
+        });
+    }
+
+    void on_record() {
+        net::wire::message m;
+        try {
+            auto plain = opener_.open(record_.data(), record_.size());
+            m = net::wire::decode(plain.data(), plain.size());
+        } catch (const error &e) {
+            ++server_.stats_.protocol_errors;
+            return close(e.what(), true);
+        }
+        if (auto *x = std::get_if<net::wire::hello>(&m)) {
+            send(net::wire::hello{});
+            (void)x;
+        } else if (auto *h = std::get_if<net::wire::have>(&m)) {
+            send_have(h->content);
+        } else if (auto *r = std::get_if<net::wire::request>(&m)) {
+            return serve_request(*r);  // reads the next record when the blocks are queued
+        } else if (auto *p = std::get_if<net::wire::ping>(&m)) {
+            send(net::wire::pong{p->sent_us, now_us()});
+        } else if (std::holds_alternative<net::wire::goodbye>(m)) {
+            return close("said goodbye", false);
+        } else if (std::holds_alternative<net::wire::cancel>(m) || std::holds_alternative<net::wire::have_delta>(m) ||
+                   std::holds_alternative<net::wire::pong>(m)) {
+            // Requests are answered in order and at once; nothing to cancel. Deltas are for clients.
+        } else {
+            ++server_.stats_.protocol_errors;
+            return close(std::string("unexpected ") + net::wire::name(m) + " from a client", true);
+        }
+        read_record();
+    }
+
+    static std::uint64_t now_us() {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                              std::chrono::steady_clock::now().time_since_epoch())
+                                              .count());
+    }
+
+    void send_have(const content::hash &id) {
+        auto rec = server_.session_.store().get(id);
+        net::wire::have h;
+        h.content = id;
+        if (rec) {
+            auto m = server_.session_.store().manifest(id);
+            h.block_count = m ? m->block_count() : 0;
+            h.bitmap = rec->verified;
+            h.bitmap.resize(static_cast<std::size_t>((h.block_count + 7) / 8));
+        }
+        send(h);
+    }
+
+    void serve_request(net::wire::request r) {
+        auto self = shared_from_this();
+        auto &sess = server_.session_;
+        asio::post(sess.workers(), [self, r, &sess] {
+            std::vector<net::wire::message> out;
+            try {
+                auto rec = sess.store().get(r.content);
+                auto m = rec ? sess.store().manifest(r.content) : nullptr;
+                if (!rec || !m) {
+                    out.push_back(net::wire::reject{r.id, 1, "content not held"});
+                } else if (r.first_block + r.count > m->block_count()) {
+                    out.push_back(net::wire::reject{r.id, 2, "request beyond the content"});
+                } else {
+                    // Only blocks whose verified bit is set (durable and hash-checked) leave:
+                    // the leading run of held blocks is sent, the first missing one rejected.
+                    std::uint64_t end = r.first_block;
+                    while (end < r.first_block + r.count && rec->block_verified(end)) ++end;
+                    if (end > r.first_block) {
+                        platform::file f(sess.store().data_path(r.content), platform::file::mode::read);
+                        for (std::uint64_t b = r.first_block; b < end; ++b) {
+                            net::wire::data d{r.id, r.content, b, std::vector<std::uint8_t>(m->block_length(b))};
+                            if (f.pread(m->block_offset(b), d.bytes.data(), d.bytes.size()) != d.bytes.size())
+                                pd::fail(PD_E_IO, PD_CATEGORY_STORE, "cached data file is short");
+                            out.push_back(std::move(d));
+                        }
+                    }
+                    if (end < r.first_block + r.count)
+                        out.push_back(net::wire::reject{r.id, 3, "block " + std::to_string(end) + " not held"});
+                }
+            } catch (const error &e) {
+                out.push_back(net::wire::reject{r.id, 4, e.what()});
+            }
+            asio::post(self->socket_.get_executor(), [self, out = std::move(out)]() mutable {
+                if (self->closed_) return;
+                std::size_t bytes = 0;
+                for (auto &m : out)
+                    if (auto *d = std::get_if<net::wire::data>(&m)) bytes += d->bytes.size();
+                auto delay = self->server_.reserve_upload(bytes);
+                auto go = [self, out = std::move(out)] {
+                    for (auto &m : out) {
+                        if (auto *d = std::get_if<net::wire::data>(&m)) {
+                            ++self->server_.stats_.blocks_served;
+                            self->server_.stats_.bytes_served += d->bytes.size();
+                        }
+                        self->send(m);
+                    }
+                    self->read_record();
+                };
+                if (delay.count() <= 0) return go();
+                auto timer = std::make_shared<asio::steady_timer>(self->socket_.get_executor(), delay);
+                timer->async_wait([timer, go = std::move(go), self](const error_code &ec) mutable {
+                    if (!ec && !self->closed_) go();
+                });
+            });
+        });
+    }
+
+    void send(const net::wire::message &m) {
+        auto plain = net::wire::encode(m);
+        queue_raw(sealer_.seal(plain.data(), plain.size()));
+    }
+
+    void queue_raw(net::bytes data) {
+        out_.push_back(std::move(data));
+        if (out_.size() == 1) write_next();
+    }
+
+    void write_next() {
+        asio::async_write(socket_, asio::buffer(out_.front()), [self = shared_from_this()](const error_code &ec, std::size_t) {
+            if (self->closed_) return;
+            if (ec) return self->close(ec.message(), true);
+            self->out_.pop_front();
+            if (!self->out_.empty()) self->write_next();
+        });
+    }
+
+    peer_server &server_;
+    tcp::socket socket_;
+    asio::steady_timer idle_;
+    net::handshake hs_;
+    net::record_sealer sealer_;
+    net::record_opener opener_;
+    std::array<std::uint8_t, net::hello_size> in_hello_{};
+    std::array<std::uint8_t, net::finish_size> in_finish_{};
+    std::array<std::uint8_t, net::stream_header_size> in_header_{};
+    std::array<std::uint8_t, 4> prefix_{};
+    net::bytes record_;
+    std::deque<net::bytes> out_;
+    std::string peer_;
+    bool closed_ = false;
+};
+
+peer_server::peer_server(session &s, const std::array<std::uint8_t, 32> &fleet_key) : session_(s), fleet_key_(fleet_key) {}
+
+peer_server::~peer_server() = default;
+
+void peer_server::serve(tcp::acceptor &acceptor) { accept_next(acceptor); }
+
+void peer_server::accept_next(tcp::acceptor &acceptor) {
+    acceptor.async_accept([this, &acceptor](const error_code &ec, tcp::socket socket) {
+        if (stopped_ || ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+        if (!ec) {
+            error_code ignored;
+            if (connections_.size() >= static_cast<std::size_t>(session_.config().get_int("peer.max_connections"))) {
+                socket.close(ignored);  // over the limit: refuse at once
+            } else {
+                socket.set_option(tcp::no_delay(true), ignored);
+                ++stats_.connections;
+                auto c = std::make_shared<connection>(*this, std::move(socket));
+                connections_.insert(c);
+                c->start();
+            }
+        }
+        accept_next(acceptor);
+    });
+}
+
+void peer_server::closed(connection *c) {
+    for (auto it = connections_.begin(); it != connections_.end(); ++it)
+        if (it->get() == c) {
+            // Keep the object alive until its handlers have run.
+            auto keep = *it;
+            connections_.erase(it);
+            asio::post(session_.net(), [keep] {});
+            return;
+        }
+}
+
+void peer_server::stop() {
+    stopped_ = true;
+    auto all = connections_;
+    for (auto &c : all) c->close("session stopping", false);
+    connections_.clear();
+}
+
+std::chrono::steady_clock::duration peer_server::reserve_upload(std::size_t bytes) {
+    std::int64_t rate = session_.config().get_int("peer.upload_rate_bytes");
+    if (rate <= 0 || bytes == 0) return {};
+    auto now = std::chrono::steady_clock::now();
+    auto start = std::max(now, upload_free_);
+    upload_free_ = start + std::chrono::microseconds(static_cast<std::int64_t>(bytes) * 1000000 / rate);
+    return start - now;
+}
+
+}  // namespace pd::core

@@ -1,0 +1,54 @@
+// The peer server every session with listen addresses runs (design §5): it accepts TCP
+// connections, runs the secure channel (a peer without the fleet key is refused before any
+// content byte), and answers peer wire requests with *verified* blocks only. It lives on the
+// network thread; block reads happen on the workers. Limits: connections, upload rate, idle time.
+#pragma once
+
+#include "net/secure_channel.h"
+#include "net/wire.h"
+
+#include <utility>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <set>
+
+namespace pd::core {
+
+class session;
+
+class peer_server {
+public:
+    peer_server(session &s, const std::array<std::uint8_t, 32> &fleet_key);
+    ~peer_server();
+    // Starts accepting on an acceptor already bound and listening (network thread).
+    void serve(boost::asio::ip::tcp::acceptor &acceptor);
+    // Closes every connection (network thread).
+    void stop();
+
+    struct stats {
+        std::uint64_t connections = 0, refused_auth = 0, protocol_errors = 0, blocks_served = 0, bytes_served = 0;
+    };
+    stats counters() const { return stats_; }
+
+private:
+    class connection;
+    friend class connection;
+    void accept_next(boost::asio::ip::tcp::acceptor &acceptor);
+    void closed(connection *c);
+    // Delay before `bytes` more may be sent under peer.upload_rate_bytes (0: none).
+    std::chrono::steady_clock::duration reserve_upload(std::size_t bytes);
+
+    session &session_;
+    std::array<std::uint8_t, 32> fleet_key_;
+    std::set<std::shared_ptr<connection>> connections_;
+    std::chrono::steady_clock::time_point upload_free_{};
+    stats stats_;
+    bool stopped_ = false;
+};
+
+}  // namespace pd::core

@@ -1,0 +1,215 @@
+// The peer server against real TCP clients speaking the secure channel and the wire codec.
+#include "helpers.h"
+
+#include "crypto/hash.h"
+#include "net/secure_channel.h"
+#include "net/wire.h"
+#include "util/bytes.h"
+
+#include <arpa/inet.h>
+#include <future>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+using namespace pd::net;
+
+namespace {
+
+const std::uint8_t fleet_key[32] = {42, 1, 2, 3};
+
+int connect_to(const std::string &addr) {
+    auto colon = addr.rfind(':');
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(std::stoi(addr.substr(colon + 1))));
+    ::inet_pton(AF_INET, addr.substr(0, colon).c_str(), &a.sin_addr);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+struct fd_guard {
+    int fd;
+    ~fd_guard() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+wire::message ask(blocking_channel &ch, const wire::message &m) {
+    ch.send(wire::encode(m));
+    auto r = ch.receive();
+    return wire::decode(r.data(), r.size());
+}
+
+bool closed_by_server(int fd) {
+    char buf[256];
+    for (int i = 0; i < 100; ++i) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n == 0) return true;
+        if (n < 0) return errno == ECONNRESET;
+    }
+    return false;
+}
+
+struct server_fixture {
+    pdtest::temp_dir dir;
+    pdtest::session_ptr s;
+    pd_manifest *full = nullptr, *partial = nullptr;
+    std::vector<std::uint8_t> data;
+    std::string addr;
+
+    server_fixture() {
+        pd_session_options o = PD_SESSION_OPTIONS_INIT;
+        std::string cache = dir / "cache";
+        o.cache_dir = cache.c_str();
+        o.fleet_key = fleet_key;
+        o.fleet_key_len = 32;
+        o.listen_addresses = "127.0.0.1:0";
+        EXPECT_EQ(pd_session_new(&s.s, &o), PD_OK) << pdtest::last_error();
+        data = pdtest::random_bytes(10 * 65536 + 1000, 3);
+        pdtest::write_file(dir / "pkg.bin", data);
+        pd_publish_options po = PD_PUBLISH_OPTIONS_INIT;
+        po.add_to_cache = 1;
+        EXPECT_EQ(pd_content_publish(&full, s, (dir / "pkg.bin").c_str(), &po), PD_OK) << pdtest::last_error();
+        pdtest::write_file(dir / "other.bin", pdtest::random_bytes(300000, 4));
+        EXPECT_EQ(pd_content_publish(&partial, s, (dir / "other.bin").c_str(), nullptr), PD_OK);  // known, no data
+        pd_buf b = PD_BUF_INIT;
+        pd_session_listen_addresses(&b, s);
+        addr.assign(reinterpret_cast<char *>(b.ptr), b.size);
+        pd_buf_dispose(&b);
+    }
+    ~server_fixture() {
+        pd_manifest_free(full);
+        pd_manifest_free(partial);
+    }
+    pd::content::hash id(pd_manifest *m) {
+        pd::content::hash h;
+        std::memcpy(h.data(), pd_manifest_id(m)->bytes, 32);
+        return h;
+    }
+    std::vector<std::string> log_lines() {
+        std::vector<std::string> out;
+        pd_event ev[64];
+        size_t n = 0;
+        while (pd_session_poll_events(s, ev, sizeof(pd_event), 64, &n) == PD_OK && n)
+            for (size_t i = 0; i < n; ++i) out.push_back(ev[i].message);
+        return out;
+    }
+};
+
+}  // namespace
+
+TEST(peer_server, serves_verified_blocks_to_a_fleet_member) {
+    server_fixture f;
+    fd_guard g{connect_to(f.addr)};
+    ASSERT_GE(g.fd, 0);
+    blocking_channel ch(g.fd, role::client, fleet_key);
+    ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, wire::hello{})));
+    auto have = std::get<wire::have>(ask(ch, wire::have{f.id(f.full), 0, {}}));
+    EXPECT_EQ(have.block_count, 11u);
+    EXPECT_EQ(have.bitmap, (std::vector<std::uint8_t>{0xff, 0x07}));
+    ch.send(wire::encode(wire::request{9, f.id(f.full), 8, 3}));
+    for (std::uint64_t b = 8; b < 11; ++b) {
+        auto r = ch.receive();
+        auto d = std::get<wire::data>(wire::decode(r.data(), r.size()));
+        EXPECT_EQ(d.id, 9u);
+        EXPECT_EQ(d.block, b);
+        std::vector<std::uint8_t> expect(f.data.begin() + static_cast<std::ptrdiff_t>(b * 65536),
+                                         f.data.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>((b + 1) * 65536, f.data.size())));
+        EXPECT_EQ(d.bytes, expect) << b;
+    }
+    auto pong = std::get<wire::pong>(ask(ch, wire::ping{1234}));
+    EXPECT_EQ(pong.sent_us, 1234u);
+}
+
+TEST(peer_server, blocks_it_does_not_hold_are_rejected) {
+    server_fixture f;
+    fd_guard g{connect_to(f.addr)};
+    blocking_channel ch(g.fd, role::client, fleet_key);
+    auto have = std::get<wire::have>(ask(ch, wire::have{f.id(f.partial), 0, {}}));
+    EXPECT_EQ(have.bitmap, (std::vector<std::uint8_t>{0x00}));
+    auto rej = std::get<wire::reject>(ask(ch, wire::request{1, f.id(f.partial), 0, 1}));
+    EXPECT_NE(rej.reason.find("not held"), std::string::npos);
+    auto beyond = std::get<wire::reject>(ask(ch, wire::request{2, f.id(f.full), 10, 2}));
+    EXPECT_NE(beyond.reason.find("beyond"), std::string::npos);
+    pd::content::hash unknown{};
+    auto none = std::get<wire::reject>(ask(ch, wire::request{3, unknown, 0, 1}));
+    EXPECT_NE(none.reason.find("not held"), std::string::npos);
+}
+
+TEST(peer_server, wrong_fleet_key_gets_nothing_and_both_sides_say_why) {
+    server_fixture f;
+    fd_guard g{connect_to(f.addr)};
+    std::uint8_t other[32] = {7};
+    try {
+        blocking_channel ch(g.fd, role::client, other);
+        FAIL() << "handshake succeeded with another key";
+    } catch (const pd::error &e) {
+        EXPECT_EQ(e.code(), PD_E_AUTH);
+        EXPECT_NE(std::string(e.what()).find("shared key mismatch"), std::string::npos);
+    }
+    EXPECT_TRUE(closed_by_server(g.fd));
+    bool logged = false;
+    for (int i = 0; i < 50 && !logged; ++i) {
+        for (auto &l : f.log_lines()) logged |= l.find("shared key mismatch") != std::string::npos;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE(logged);
+}
+
+TEST(peer_server, garbage_oversized_and_truncated_input_is_a_disconnect_while_others_continue) {
+    server_fixture f;
+    fd_guard good_fd{connect_to(f.addr)};
+    blocking_channel good(good_fd.fd, role::client, fleet_key);
+    // 1. Garbage instead of a HELLO.
+    {
+        fd_guard g{connect_to(f.addr)};
+        auto junk = pdtest::random_bytes(500, 1);
+        ASSERT_EQ(::send(g.fd, junk.data(), junk.size(), MSG_NOSIGNAL), 500);
+        EXPECT_TRUE(closed_by_server(g.fd));
+    }
+    // 2. An authenticated peer announcing a 2 GiB record.
+    {
+        fd_guard g{connect_to(f.addr)};
+        blocking_channel ch(g.fd, role::client, fleet_key);
+        std::uint8_t huge[4] = {0, 0, 0, 0x80};
+        ::send(g.fd, huge, 4, MSG_NOSIGNAL);
+        EXPECT_TRUE(closed_by_server(g.fd));
+    }
+    // 3. A valid record holding a malformed message (REQUEST for 65 blocks).
+    {
+        fd_guard g{connect_to(f.addr)};
+        blocking_channel ch(g.fd, role::client, fleet_key);
+        pd::byte_writer w;
+        w.u8(4), w.u32(1), w.bytes(f.id(f.full).data(), 32), w.u64(0), w.u32(65);
+        ch.send(w.data());
+        EXPECT_TRUE(closed_by_server(g.fd));
+    }
+    // 4. Half a HELLO, then hang up.
+    {
+        fd_guard g{connect_to(f.addr)};
+        std::uint8_t half[30] = {'P', 'D', 'S', 'C', 1};
+        ::send(g.fd, half, sizeof half, MSG_NOSIGNAL);
+    }
+    // The well-behaved peer was never disturbed.
+    auto have = std::get<wire::have>(ask(good, wire::have{f.id(f.full), 0, {}}));
+    EXPECT_EQ(have.block_count, 11u);
+    ASSERT_TRUE(std::holds_alternative<wire::data>(ask(good, wire::request{5, f.id(f.full), 0, 1})));
+}
+
+TEST(peer_server, connection_limit_and_idle_timeout) {
+    server_fixture f;
+    ASSERT_EQ(pd_session_set_setting(f.s, "peer.max_connections", "1"), PD_OK);
+    ASSERT_EQ(pd_session_set_setting(f.s, "peer.idle_timeout_ms", "300"), PD_OK);
+    fd_guard first{connect_to(f.addr)};
+    blocking_channel ch(first.fd, role::client, fleet_key);
+    fd_guard second{connect_to(f.addr)};
+    EXPECT_TRUE(closed_by_server(second.fd));  // over the limit
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    EXPECT_TRUE(closed_by_server(first.fd));  // idle for longer than the timeout
+}
