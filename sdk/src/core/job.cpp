@@ -1,8 +1,11 @@
 #include "core/job.h"
 
+#include "core/peer_client.h"
+
 #include "util/error.h"
 #include "util/hex.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -27,7 +30,7 @@ struct job::source_stream {
 static std::string hex(const store::hash &h) { return to_hex(h.data(), h.size()); }
 
 job::job(session &s, std::uint64_t id, std::shared_ptr<const content::manifest> m, job_request request)
-    : session_(s), id_(id), manifest_(std::move(m)), request_(std::move(request)), flush_timer_(s.net()) {}
+    : session_(s), id_(id), manifest_(std::move(m)), request_(std::move(request)), peer_timer_(s.net()), flush_timer_(s.net()) {}
 
 job::~job() = default;
 
@@ -119,6 +122,9 @@ void job::on_prepared(platform::file file, std::vector<std::uint8_t> verified, s
     // Source order (design §2): nearest class first; load order within a class.
     std::stable_sort(sources_.begin(), sources_.end(),
                      [](auto &a, auto &b) { return a->source_class() < b->source_class(); });
+    last_progress_at_ = last_discovery_ms_ = store::now_ms();
+    discover_peers();
+    arm_peer_timer();
     open_next_source();
 }
 
@@ -175,6 +181,11 @@ void job::note_fallback(const std::string &reason) {
 void job::on_source_opened(std::shared_ptr<source_stream> stream, std::vector<std::string> reasons, int last_code) {
     for (auto &r : reasons) note_fallback(r);
     if (!active()) return;
+    if (!stream && (!peers_.empty() || discovering_)) {
+        // Peers may still provide everything; the stall check fails the job if not.
+        dispatch();
+        return;
+    }
     if (!stream) {
         std::string why = "no source can provide content " + hex(manifest_->id);
         if (sources_.empty()) why += ": no backend plugin with a data source is loaded";
@@ -188,90 +199,177 @@ void job::on_source_opened(std::shared_ptr<source_stream> stream, std::vector<st
     dispatch();
 }
 
+std::vector<std::uint64_t> job::wanted_blocks(const piece &p) const {
+    std::vector<std::uint64_t> wanted;
+    for (std::uint64_t b = p.first_block; b < p.first_block + p.block_count; ++b)
+        if (!block_have(b) && !((written_[b / 8] >> (b % 8)) & 1)) wanted.push_back(b);
+    return wanted;
+}
+
+// Verifies each wanted block found in `data(b)` against the manifest before writing it.
+template <class Lookup>
+static void verify_and_write(const content::manifest &m, const platform::file &file, const std::vector<std::uint64_t> &wanted,
+                             Lookup data, job::piece_result &r) {
+    try {
+        for (auto b : wanted) {
+            const std::uint8_t *bytes = data(b);
+            if (!bytes) continue;
+            std::uint32_t blen = m.block_length(b);
+            if (crypto::sha256(bytes, blen) != m.block_hashes[b]) {
+                r.bad.push_back(b);
+                continue;
+            }
+            file.pwrite(m.block_offset(b), bytes, blen);
+            r.good.push_back(b);
+            r.bytes_good += blen;
+        }
+    } catch (const error &e) {
+        r.error = e.code();
+        r.fatal = true;
+        r.message = e.what();
+    }
+}
+
+std::shared_ptr<job::peer_slot> job::pick_peer(const std::vector<std::uint64_t> &wanted, bool idle_only) const {
+    for (auto &p : peers_) {
+        if (p->banned || (idle_only && p->busy)) continue;
+        bool all = true;
+        for (auto b : wanted) all = all && ((p->have[b / 8] >> (b % 8)) & 1);
+        if (all) return p;
+    }
+    return nullptr;
+}
+
 void job::dispatch() {
-    if (state_ != PD_JOB_RUNNING || !stream_ || shutting_down_) return;
-    const unsigned max_in_flight = static_cast<unsigned>(session_.config().get_int("job.max_pieces_in_flight"));
+    if (state_ != PD_JOB_RUNNING || shutting_down_) return;
+    const unsigned max_origin = static_cast<unsigned>(session_.config().get_int("job.max_pieces_in_flight"));
+    for (auto it = todo_.begin(); it != todo_.end();) {
+        piece p = *it;
+        auto wanted = wanted_blocks(p);
+        if (wanted.empty()) {
+            it = todo_.erase(it);
+            continue;
+        }
+        // Peers first (LAN), one request per peer at a time; the origin only for pieces
+        // no peer holds (a busy peer that holds it will be free soon).
+        if (auto peer = pick_peer(wanted, true)) {
+            it = todo_.erase(it);
+            fetch_from_peer(p, std::move(wanted), peer);
+            continue;
+        }
+        // The origin waits for the first discovery round: peers found there come first.
+        if (!initial_discovery_ && !pick_peer(wanted, false) && stream_ && origin_in_flight_ < max_origin) {
+            it = todo_.erase(it);
+            fetch_from_origin(p, std::move(wanted));
+            continue;
+        }
+        ++it;
+    }
+}
+
+void job::fetch_from_origin(const piece &p, std::vector<std::uint64_t> wanted) {
+    ++in_flight_;
+    ++origin_in_flight_;
     const int retries = static_cast<int>(session_.config().get_int("job.read_retries"));
     const int backoff_ms = static_cast<int>(session_.config().get_int("job.retry_backoff_ms"));
-    while (in_flight_ < max_in_flight && !todo_.empty()) {
-        piece p = todo_.front();
-        todo_.pop_front();
-        ++in_flight_;
-        std::vector<std::uint64_t> wanted;
-        for (std::uint64_t b = p.first_block; b < p.first_block + p.block_count; ++b)
-            if (!block_have(b) && !((written_[b / 8] >> (b % 8)) & 1)) wanted.push_back(b);
-        asio::post(session_.workers(), [self = shared_from_this(), p, wanted = std::move(wanted), stream = stream_,
-                                        file = file_, retries, backoff_ms] {
-            piece_result r;
-            r.p = p;
-            r.stream = stream;
-            auto &m = *self->manifest_;
-            std::uint64_t offset = m.block_offset(p.first_block);
-            std::uint64_t end = std::min(m.size, m.block_offset(p.first_block + p.block_count));
-            std::size_t len = static_cast<std::size_t>(end - offset);
-            std::vector<std::uint8_t> buf(len);
-            auto &vt = stream->backend->vtable();
-            for (int attempt = 0;; ++attempt) {
-                if (self->session_.job_should_stop(self->id_)) {
-                    r.aborted = true;
-                    break;
-                }
-                char msg[512] = "";
-                std::size_t got = 0;
-                int rc = vt.read(stream->backend->self(), stream->handle, offset, buf.data(), len, &got, msg, sizeof msg);
-                if (rc == 0 && got == len) {
-                    r.error = 0;
-                    r.bytes_fetched += got;
-                    break;
-                }
-                if (rc == PD_PLUGIN_E_CANCELLED) {
-                    r.aborted = true;
-                    break;
-                }
-                r.error = rc ? rc : PD_E_IO;
-                r.message = rc ? (msg[0] ? msg : "read failed")
-                               : "short read: " + std::to_string(got) + " of " + std::to_string(len) + " bytes at offset " +
-                                     std::to_string(offset);
-                if (rc == PD_PLUGIN_E_CHANGED || attempt >= retries) break;
-                std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms << std::min(attempt, 10)));
+    asio::post(session_.workers(), [self = shared_from_this(), p, wanted = std::move(wanted), stream = stream_, file = file_,
+                                    retries, backoff_ms] {
+        piece_result r;
+        r.p = p;
+        r.stream = stream;
+        r.source_class = stream->backend->source_class();
+        r.source_name = stream->backend->name();
+        auto &m = *self->manifest_;
+        std::uint64_t offset = m.block_offset(p.first_block);
+        std::uint64_t end = std::min(m.size, m.block_offset(p.first_block + p.block_count));
+        std::size_t len = static_cast<std::size_t>(end - offset);
+        std::vector<std::uint8_t> buf(len);
+        auto &vt = stream->backend->vtable();
+        for (int attempt = 0;; ++attempt) {
+            if (self->session_.job_should_stop(self->id_)) {
+                r.aborted = true;
+                break;
             }
-            if (!r.aborted && r.error == 0) {
-                try {
-                    for (auto b : wanted) {
-                        std::uint64_t boff = m.block_offset(b);
-                        std::uint32_t blen = m.block_length(b);
-                        const std::uint8_t *data = buf.data() + (boff - offset);
-                        if (crypto::sha256(data, blen) != m.block_hashes[b]) {
-                            r.bad.push_back(b);
-                            continue;
-                        }
-                        file->pwrite(boff, data, blen);
-                        r.good.push_back(b);
-                        r.bytes_good += blen;
-                    }
-                } catch (const error &e) {
-                    r.error = e.code();
-                    r.fatal = true;
-                    r.message = e.what();
-                }
+            char msg[512] = "";
+            std::size_t got = 0;
+            int rc = vt.read(stream->backend->self(), stream->handle, offset, buf.data(), len, &got, msg, sizeof msg);
+            if (rc == 0 && got == len) {
+                r.error = 0;
+                r.bytes_fetched += got;
+                break;
             }
-            asio::post(self->session_.net(), [self, r = std::move(r)]() mutable { self->on_piece_done(std::move(r)); });
-        });
-    }
+            if (rc == PD_PLUGIN_E_CANCELLED) {
+                r.aborted = true;
+                break;
+            }
+            r.error = rc ? rc : PD_E_IO;
+            r.message = rc ? (msg[0] ? msg : "read failed")
+                           : "short read: " + std::to_string(got) + " of " + std::to_string(len) + " bytes at offset " +
+                                 std::to_string(offset);
+            if (rc == PD_PLUGIN_E_CHANGED || attempt >= retries) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms << std::min(attempt, 10)));
+        }
+        if (!r.aborted && r.error == 0)
+            verify_and_write(m, *file, wanted, [&](std::uint64_t b) { return buf.data() + (m.block_offset(b) - offset); }, r);
+        asio::post(self->session_.net(), [self, r = std::move(r)]() mutable { self->on_piece_done(std::move(r)); });
+    });
+}
+
+void job::fetch_from_peer(const piece &p, std::vector<std::uint64_t> wanted, std::shared_ptr<peer_slot> peer) {
+    ++in_flight_;
+    peer->busy = true;
+    std::int64_t refresh_ms = session_.config().get_int("peer.refresh_ms");
+    asio::post(session_.workers(), [self = shared_from_this(), p, wanted = std::move(wanted), peer, file = file_, refresh_ms] {
+        piece_result r;
+        r.p = p;
+        r.peer = peer;
+        r.source_class = PD_SOURCE_LAN;
+        r.source_name = "peer " + peer->client->address();
+        auto &m = *self->manifest_;
+        try {
+            std::uint64_t first = wanted.front();
+            auto count = static_cast<std::uint32_t>(wanted.back() - first + 1);
+            auto blocks = peer->client->fetch(m.id, first, count, r.rejected);
+            for (auto &b : blocks) r.bytes_fetched += b.bytes.size();
+            verify_and_write(m, *file, wanted,
+                             [&](std::uint64_t b) -> const std::uint8_t * {
+                                 std::uint64_t i = b - first;
+                                 if (i >= blocks.size() || blocks[i].bytes.size() != m.block_length(b)) return nullptr;
+                                 return blocks[i].bytes.data();
+                             },
+                             r);
+            // Partial holders grow: keep their bitmap fresh.
+            if (!r.rejected.empty() || store::now_ms() - peer->have_ms > refresh_ms) {
+                r.have = peer->client->have(m.id, m.block_count());
+            }
+        } catch (const error &e) {
+            r.error = e.code();
+            r.message = e.what();
+        }
+        asio::post(self->session_.net(), [self, r = std::move(r)]() mutable { self->on_piece_done(std::move(r)); });
+    });
 }
 
 void job::on_piece_done(piece_result r) {
     --in_flight_;
+    if (!r.peer) --origin_in_flight_;
     bytes_fetched_ += r.bytes_fetched;
-    std::uint32_t cls = r.stream->backend->source_class();
-    // Results from a source given up meanwhile must not ban its successor.
-    bool current = r.stream == stream_;
+    std::uint32_t cls = r.source_class;
     for (auto b : r.good) {
         written_[b / 8] |= static_cast<std::uint8_t>(1u << (b % 8));
         pending_durable_.push_back(b);
     }
     pending_bytes_ += r.bytes_good;
     bytes_by_source_[cls] += r.bytes_good;
+    if (r.bytes_good) last_progress_at_ = store::now_ms();
+    if (r.peer) {
+        r.peer->busy = false;
+        r.peer->bytes += r.bytes_good;
+        if (!r.have.empty()) {
+            r.peer->have = std::move(r.have);
+            r.peer->have_ms = store::now_ms();
+        }
+    }
     if (r.fatal) {
         fail(r.error, r.message);
         return;
@@ -280,15 +378,14 @@ void job::on_piece_done(piece_result r) {
         schedule_flush(true);
         return;
     }
-    bool requeue = r.aborted || r.error || !r.bad.empty();
-    if (requeue) todo_.push_front(r.p);
+    // Whatever was not written goes back to the queue.
+    if (!wanted_blocks(r.p).empty()) todo_.push_front(r.p);
     if (!r.bad.empty()) {
         blocks_rejected_ += r.bad.size();
-        std::string src = r.stream->backend->name();
         for (auto b : r.bad) {
             auto e = make_event(PD_EVENT_BLOCK_REJECTED, id_,
                                 ("block " + std::to_string(b) + " (offset " + std::to_string(manifest_->block_offset(b)) +
-                                 ") failed verification; data from source '" + src + "' discarded")
+                                 ") failed verification; data from source '" + r.source_name + "' discarded")
                                     .c_str());
             std::memcpy(e.content.bytes, manifest_->id.data(), 32);
             e.count = b;
@@ -297,19 +394,164 @@ void job::on_piece_done(piece_result r) {
             session_.emit(e);
         }
         // A source that sent bad bytes is banned for this job (design §5).
-        error_code_ = PD_E_INTEGRITY;
-        if (current) source_failed("source '" + src + "' sent block " + std::to_string(r.bad.front()) + " (offset " +
-                      std::to_string(manifest_->block_offset(r.bad.front())) + ") that failed verification (" +
-                      std::to_string(r.bad.size()) + " bad block(s) in this piece)");
+        std::string why = "source '" + r.source_name + "' sent block " + std::to_string(r.bad.front()) + " (offset " +
+                          std::to_string(manifest_->block_offset(r.bad.front())) + ") that failed verification (" +
+                          std::to_string(r.bad.size()) + " bad block(s) in this piece)";
+        if (r.peer) {
+            r.peer->banned = true;
+            note_fallback(why + "; peer banned for this content");
+        } else {
+            error_code_ = PD_E_INTEGRITY;
+            if (r.stream == stream_) source_failed(why);
+        }
     } else if (r.error && !r.aborted) {
-        std::string src = r.stream->backend->name();
-        error_code_ = r.error;
-        if (current) source_failed("source '" + src + "' failed: " + r.message);
+        if (r.peer) {
+            // A broken connection: forget the peer; discovery may bring it back.
+            note_fallback(r.source_name + " failed: " + r.message);
+            peers_.erase(std::remove(peers_.begin(), peers_.end(), r.peer), peers_.end());
+            known_peers_.erase(r.peer->client->address());
+        } else {
+            error_code_ = r.error;
+            if (r.stream == stream_) source_failed("source '" + r.source_name + "' failed: " + r.message);
+        }
     }
     if (pending_bytes_ >= static_cast<std::uint64_t>(session_.config().get_int("job.flush_bytes"))) schedule_flush(true);
     else if (!pending_durable_.empty()) schedule_flush(false);
     dispatch();
     maybe_finish();
+}
+
+// ---- peers ----
+
+void job::discover_peers() {
+    if (discovering_ || state_ != PD_JOB_RUNNING) return;
+    if (!session_.fleet_key()) {
+        initial_discovery_ = false;
+        return;
+    }
+    discovering_ = true;
+    std::vector<std::string> candidates;
+    std::string list = session_.config().get("peer.static_peers").value_or("");
+    for (std::size_t pos = 0; pos < list.size();) {
+        std::size_t end = list.find(',', pos);
+        if (end == std::string::npos) end = list.size();
+        std::string a = list.substr(pos, end - pos);
+        pos = end + 1;
+        while (!a.empty() && a.front() == ' ') a.erase(a.begin());
+        while (!a.empty() && a.back() == ' ') a.pop_back();
+        if (!a.empty()) candidates.push_back(a);
+    }
+    auto own = session_.listen_addresses();
+    std::vector<std::string> fresh;
+    for (auto &a : candidates)
+        if (!known_peers_.count(a) && std::find(own.begin(), own.end(), a) == own.end()) fresh.push_back(a);
+    for (auto &a : fresh) known_peers_.insert(a);
+    if (fresh.empty()) {
+        discovering_ = false;
+        initial_discovery_ = false;
+        return;
+    }
+    auto key = *session_.fleet_key();
+    int timeout = static_cast<int>(session_.config().get_int("peer.connect_timeout_ms"));
+    asio::post(session_.workers(), [self = shared_from_this(), fresh, key, timeout] {
+        std::vector<std::shared_ptr<peer_slot>> found;
+        std::vector<std::string> failures;
+        auto &m = *self->manifest_;
+        for (auto &a : fresh) {
+            try {
+                auto slot = std::make_shared<peer_slot>();
+                slot->client = std::make_shared<peer_client>(a, key, timeout);
+                slot->have = slot->client->have(m.id, m.block_count());
+                slot->have_ms = store::now_ms();
+                found.push_back(slot);
+            } catch (const error &e) {
+                failures.push_back(e.what());
+                // Forget it so a later round can try again.
+                asio::post(self->session_.net(), [self, a] { self->known_peers_.erase(a); });
+            }
+        }
+        asio::post(self->session_.net(), [self, found, failures] {
+            self->discovering_ = false;
+            self->initial_discovery_ = false;
+            for (auto &f : failures) self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": " + f);
+            for (auto &p : found) {
+                std::uint64_t held = 0;
+                for (auto byte : p->have) held += static_cast<std::uint64_t>(__builtin_popcount(byte));
+                self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": peer " + p->client->address() +
+                                                    " holds " + std::to_string(held) + " of " +
+                                                    std::to_string(self->manifest_->block_count()) + " blocks");
+                self->peers_.push_back(p);
+            }
+            self->dispatch();
+        });
+    });
+}
+
+void job::on_peer_tick() {
+    peer_timer_armed_ = false;
+    if (state_ != PD_JOB_RUNNING || shutting_down_) return;
+    std::int64_t now = store::now_ms();
+    if (now - last_discovery_ms_ >= session_.config().get_int("peer.discovery_interval_ms")) {
+        last_discovery_ms_ = now;
+        discover_peers();
+    }
+    // Idle peers' bitmaps go stale as they download too: refresh them in the background.
+    std::int64_t refresh = session_.config().get_int("peer.refresh_ms");
+    for (auto &p : peers_) {
+        if (p->busy || p->banned || now - p->have_ms < refresh) continue;
+        p->busy = true;
+        ++in_flight_;
+        asio::post(session_.workers(), [self = shared_from_this(), p] {
+            piece_result r;
+            r.peer = p;
+            try {
+                r.have = p->client->have(self->manifest_->id, self->manifest_->block_count());
+            } catch (const error &e) {
+                r.error = e.code();
+                r.message = e.what();
+            }
+            asio::post(self->session_.net(), [self, r = std::move(r)]() mutable { self->on_refresh_done(std::move(r)); });
+        });
+    }
+    // A job never stalls silently.
+    std::int64_t stall = session_.config().get_int("job.stall_timeout_ms");
+    if (!todo_.empty() && now - last_progress_at_ > stall && !stream_ && in_flight_ == 0) {
+        std::string why = "no progress for " + std::to_string(stall) + " ms: no peer holds the missing blocks";
+        for (auto &r : fallback_reasons_) why += "; " + r;
+        fail(PD_E_NO_SOURCE, why);
+        return;
+    }
+    dispatch();
+    arm_peer_timer();
+}
+
+void job::on_refresh_done(piece_result r) {
+    --in_flight_;
+    r.peer->busy = false;
+    if (r.error) {
+        note_fallback(std::string("peer ") + r.peer->client->address() + " failed: " + r.message);
+        peers_.erase(std::remove(peers_.begin(), peers_.end(), r.peer), peers_.end());
+        known_peers_.erase(r.peer->client->address());
+    } else {
+        r.peer->have = std::move(r.have);
+        r.peer->have_ms = store::now_ms();
+    }
+    if (!active()) return;
+    dispatch();
+    maybe_finish();
+}
+
+void job::arm_peer_timer() {
+    if (peer_timer_armed_ || state_ != PD_JOB_RUNNING) return;
+    peer_timer_armed_ = true;
+    peer_timer_.expires_after(std::chrono::milliseconds(session_.config().get_int("peer.refresh_ms")));
+    peer_timer_.async_wait([self = shared_from_this()](const boost::system::error_code &ec) {
+        if (ec) {
+            self->peer_timer_armed_ = false;
+            return;
+        }
+        self->on_peer_tick();
+    });
 }
 
 void job::source_failed(const std::string &reason) {
@@ -513,6 +755,7 @@ void job::fail(int code, const std::string &message) {
     session_.set_job_stop_flag(id_, true);
     stream_.reset();
     flush_timer_.cancel();
+    peer_timer_.cancel();
     // Blocks already verified and written are still worth keeping.
     schedule_flush(true);
     emit(PD_EVENT_JOB_FAILED, message, code);
@@ -548,6 +791,7 @@ void job::cancel() {
     session_.set_job_stop_flag(id_, true);
     stream_.reset();
     flush_timer_.cancel();
+    peer_timer_.cancel();
     schedule_flush(true);
     emit(PD_EVENT_JOB_CANCELLED, "cancelled by the host", PD_E_CANCELLED);
 }
@@ -556,6 +800,7 @@ void job::stop_for_shutdown() {
     shutting_down_ = true;
     session_.set_job_stop_flag(id_, true);
     flush_timer_.cancel();
+    peer_timer_.cancel();
     stream_.reset();
 }
 

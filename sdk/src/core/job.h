@@ -3,6 +3,7 @@
 // thread; worker tasks get copies of what they need and post results back.
 #pragma once
 
+#include "core/peer_client.h"
 #include "core/session.h"
 
 #include <peerdist/job.h>
@@ -12,6 +13,7 @@
 #include "util/error.h"
 
 #include <deque>
+#include <set>
 #include <optional>
 
 namespace pd::core {
@@ -26,7 +28,7 @@ public:
     pd_job_state state() const { return state_; }
     bool active() const;
     // True while worker tasks or flushes are outstanding.
-    bool busy() const { return in_flight_ || flushing_ || finalizing_ || preparing_ || opening_; }
+    bool busy() const { return in_flight_ || flushing_ || finalizing_ || preparing_ || opening_ || discovering_; }
 
     void start();
     void pause();
@@ -40,15 +42,27 @@ public:
     // A backend moved from one of its sources to another: event + statistics.
     void note_fallback(const std::string &reason);
 
-private:
+    // Internal, public only for the worker-side helpers in job.cpp.
     struct source_stream;
+    struct peer_slot {
+        std::shared_ptr<peer_client> client;
+        std::vector<std::uint8_t> have;
+        std::int64_t have_ms = 0;
+        std::uint64_t bytes = 0;
+        bool busy = false, banned = false;
+    };
     struct piece {
         std::uint64_t first_block;
         std::uint32_t block_count;
     };
     struct piece_result {
         piece p{};
-        std::shared_ptr<source_stream> stream;  // the source the bytes came from
+        std::shared_ptr<source_stream> stream;  // the origin-side source the bytes came from, or
+        std::shared_ptr<peer_slot> peer;        // the peer they came from
+        std::uint32_t source_class = PD_SOURCE_ORIGIN;
+        std::string source_name;
+        std::string rejected;                   // a peer's REJECT reason
+        std::vector<std::uint8_t> have;         // a refreshed peer bitmap
         std::vector<std::uint64_t> good;
         std::vector<std::uint64_t> bad;
         std::uint64_t bytes_fetched = 0;
@@ -59,10 +73,19 @@ private:
         std::string message;
     };
 
+private:
     void on_prepared(platform::file file, std::vector<std::uint8_t> verified, std::uint64_t verified_bytes);
     void open_next_source();
     void on_source_opened(std::shared_ptr<source_stream> stream, std::vector<std::string> reasons, int last_code);
     void dispatch();
+    std::vector<std::uint64_t> wanted_blocks(const piece &p) const;
+    std::shared_ptr<peer_slot> pick_peer(const std::vector<std::uint64_t> &wanted, bool idle_only) const;
+    void fetch_from_origin(const piece &p, std::vector<std::uint64_t> wanted);
+    void fetch_from_peer(const piece &p, std::vector<std::uint64_t> wanted, std::shared_ptr<peer_slot> peer);
+    void discover_peers();
+    void on_peer_tick();
+    void on_refresh_done(piece_result r);
+    void arm_peer_timer();
     void on_piece_done(piece_result r);
     void source_failed(const std::string &reason);
     void schedule_flush(bool now);
@@ -96,6 +119,13 @@ private:
     std::size_t next_source_ = 0;
     std::shared_ptr<source_stream> stream_;
     std::vector<std::string> fallback_reasons_;
+
+    std::vector<std::shared_ptr<peer_slot>> peers_;
+    std::set<std::string> known_peers_;
+    bool discovering_ = false, initial_discovery_ = true, peer_timer_armed_ = false;
+    boost::asio::steady_timer peer_timer_;
+    std::int64_t last_discovery_ms_ = 0, last_progress_at_ = 0;
+    unsigned origin_in_flight_ = 0;
 
     unsigned in_flight_ = 0;
     bool preparing_ = false, opening_ = false, flushing_ = false, flush_again_ = false, finalizing_ = false;

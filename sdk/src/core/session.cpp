@@ -25,6 +25,10 @@ session::session(const pd_session_options &o)
       net_guard_(net_.get_executor()),
       workers_(worker_count_) {
     crypto::ensure_initialised();
+    if (o.fleet_key) {
+        fleet_key_.emplace();
+        std::memcpy(fleet_key_->data(), o.fleet_key, 32);
+    }
     if (o.cache_quota_bytes) settings_.set("store.quota_bytes", std::to_string(o.cache_quota_bytes));
     if (o.cache_quota_percent) settings_.set("store.quota_percent", std::to_string(o.cache_quota_percent));
     store_ = std::make_unique<store::block_store>(
@@ -53,10 +57,8 @@ session::session(const pd_session_options &o)
     plugins_ = std::make_unique<plugin_host::plugin_host>(std::move(services));
     set_device_overrides(nullptr);
     if (o.listen_addresses && *o.listen_addresses) {
-        if (!o.fleet_key) fail(PD_E_MISUSE, PD_CATEGORY_NET, "a session that listens for peers needs the fleet key");
-        std::array<std::uint8_t, 32> key{};
-        std::memcpy(key.data(), o.fleet_key, 32);
-        peer_server_ = std::make_unique<peer_server>(*this, key);
+        if (!fleet_key_) fail(PD_E_MISUSE, PD_CATEGORY_NET, "a session that listens for peers needs the fleet key");
+        peer_server_ = std::make_unique<peer_server>(*this, *fleet_key_);
         bind_listeners(o.listen_addresses);
     }
     net_thread_ = std::thread([this] { net_.run(); });

@@ -18,7 +18,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <array>
 #include <atomic>
+#include <optional>
 #include <future>
 #include <map>
 #include <memory>
@@ -64,6 +66,8 @@ public:
     boost::asio::thread_pool &workers() { return workers_; }
     const std::string &cache_dir() const { return cache_dir_; }
     unsigned worker_count() const { return worker_count_; }
+    // The fleet key, when the session has one (peers need it).
+    const std::optional<std::array<std::uint8_t, 32>> &fleet_key() const { return fleet_key_; }
     // The peer server's counters (zero without listen addresses). Network thread.
     peer_server::stats peer_stats() const { return peer_server_ ? peer_server_->counters() : peer_server::stats{}; }
     // The peer listen addresses as bound ("ip:port", ports resolved), in option order.
@@ -91,6 +95,7 @@ public:
 private:
     std::string cache_dir_;
     unsigned worker_count_;
+    std::optional<std::array<std::uint8_t, 32>> fleet_key_;
     event_queue events_;
     core::settings settings_;
     std::unique_ptr<store::block_store> store_;

@@ -22,7 +22,13 @@ settings::settings() {
         {"peer.max_connections", {64, 1, 4096}},
         {"peer.upload_rate_bytes", {0, 0, INT64_MAX}},
         {"peer.idle_timeout_ms", {60000, 100, 3600000}},
+        {"peer.connect_timeout_ms", {3000, 50, 60000}},
+        {"peer.refresh_ms", {500, 50, 60000}},
+        {"peer.discovery_interval_ms", {3000, 100, 600000}},
+        {"job.stall_timeout_ms", {60000, 500, 86400000}},
     };
+    // Peers to try for every job ("ip:port,ip:port"): operators and tests; backends add more.
+    string_defaults_ = {{"peer.static_peers", ""}};
 }
 
 static bool is_plugin_key(const std::string &key) {
@@ -33,7 +39,7 @@ static bool is_plugin_key(const std::string &key) {
 }
 
 void settings::set(const std::string &key, const std::string &value) {
-    if (!is_plugin_key(key)) {
+    if (!is_plugin_key(key) && !string_defaults_.count(key)) {
         auto it = specs_.find(key);
         if (it == specs_.end()) fail(PD_E_NOT_FOUND, PD_CATEGORY_API, "unknown setting '" + key + "'");
         std::int64_t v = 0;
@@ -57,6 +63,8 @@ std::optional<std::string> settings::get(const std::string &key) const {
     }
     auto s = specs_.find(key);
     if (s != specs_.end()) return std::to_string(s->second.def);
+    auto t = string_defaults_.find(key);
+    if (t != string_defaults_.end()) return t->second;
     return std::nullopt;
 }
 

@@ -23,6 +23,7 @@ private:
         std::int64_t def, min, max;
     };
     std::map<std::string, spec> specs_;
+    std::map<std::string, std::string> string_defaults_;  // free-text settings
     mutable std::mutex mu_;
     std::map<std::string, std::string> values_;
 };

@@ -1,0 +1,126 @@
+// Two or more real sessions on loopback: devices fetch verified blocks from each other
+// over the secure channel, and never trust a peer's bytes.
+#include "helpers.h"
+
+namespace {
+
+const std::uint8_t fleet[32] = {11, 22, 33};
+
+struct device {
+    pdtest::session_ptr s;
+    std::string addr;
+    device(const std::string &cache, const std::uint8_t *key = fleet) {
+        pd_session_options o = PD_SESSION_OPTIONS_INIT;
+        o.cache_dir = cache.c_str();
+        o.fleet_key = key;
+        o.fleet_key_len = 32;
+        o.listen_addresses = "127.0.0.1:0";
+        EXPECT_EQ(pd_session_new(&s.s, &o), PD_OK) << pdtest::last_error();
+        EXPECT_EQ(pd_session_load_plugin(s, PD_TEST_PLUGIN_DIR), PD_OK);
+        pd_buf b = PD_BUF_INIT;
+        pd_session_listen_addresses(&b, s);
+        addr.assign(reinterpret_cast<char *>(b.ptr), b.size);
+        pd_buf_dispose(&b);
+        pd_session_set_setting(s, "peer.refresh_ms", "100");
+        pd_session_set_setting(s, "peer.discovery_interval_ms", "200");
+        pd_session_set_setting(s, "job.flush_interval_ms", "50");
+    }
+    pdtest::job_outcome get(pd_manifest *m, const std::string &origin, const std::string &dest, const std::string &peers) {
+        pd_session_set_setting(s, "peer.static_peers", peers.c_str());
+        EXPECT_EQ(pd_content_import(s, m, origin.c_str()), PD_OK);
+        pd_job_options jo = PD_JOB_OPTIONS_INIT;
+        jo.destination = dest.c_str();
+        uint64_t job = 0;
+        EXPECT_EQ(pd_job_start(&job, s, pd_manifest_id(m), &jo), PD_OK) << pdtest::last_error();
+        return pdtest::wait_job(s, job, 120);
+    }
+};
+
+struct swarm_fixture {
+    pdtest::temp_dir dir;
+    std::vector<std::uint8_t> data;
+    pd_manifest *m = nullptr;
+    swarm_fixture(std::size_t size = 5 * 1024 * 1024 + 999) {
+        data = pdtest::random_bytes(size, 77);
+        pdtest::write_file(dir / "origin.bin", data);
+        EXPECT_EQ(pd_manifest_hash_file(&m, (dir / "origin.bin").c_str(), nullptr), PD_OK);
+    }
+    ~swarm_fixture() { pd_manifest_free(m); }
+    void seed(device &d) {
+        pd_publish_options po = PD_PUBLISH_OPTIONS_INIT;
+        po.add_to_cache = 1;
+        pd_manifest *mm = nullptr;
+        EXPECT_EQ(pd_content_publish(&mm, d.s, (dir / "origin.bin").c_str(), &po), PD_OK) << pdtest::last_error();
+        pd_manifest_free(mm);
+    }
+};
+
+}  // namespace
+
+TEST(swarm, a_device_fetches_everything_from_a_peer_not_the_origin) {
+    swarm_fixture f;
+    device seeder(f.dir / "a"), leecher(f.dir / "b");
+    f.seed(seeder);
+    // The origin does not even exist: every byte must come from the peer.
+    auto out = leecher.get(f.m, f.dir / "gone.bin", f.dir / "out.bin", seeder.addr);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_LAN], f.data.size());
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_ORIGIN], 0u);
+    EXPECT_EQ(pdtest::read_file(f.dir / "out.bin"), f.data);
+}
+
+TEST(swarm, peers_are_preferred_and_partial_holders_serve_what_they_have) {
+    swarm_fixture f;
+    device seeder(f.dir / "a"), middle(f.dir / "b"), last(f.dir / "c");
+    f.seed(seeder);
+    auto first = middle.get(f.m, f.dir / "origin.bin", f.dir / "b.bin", seeder.addr);
+    ASSERT_EQ(first.status.state, PD_JOB_COMPLETED) << first.status.message;
+    EXPECT_EQ(first.status.bytes_by_source[PD_SOURCE_ORIGIN], 0u);
+    // The third device knows both; it completes from them without the origin.
+    auto second = last.get(f.m, f.dir / "origin.bin", f.dir / "c.bin", seeder.addr + "," + middle.addr);
+    ASSERT_EQ(second.status.state, PD_JOB_COMPLETED) << second.status.message;
+    EXPECT_EQ(second.status.bytes_by_source[PD_SOURCE_LAN], f.data.size());
+    EXPECT_EQ(pdtest::read_file(f.dir / "c.bin"), f.data);
+}
+
+TEST(swarm, a_peer_serving_a_corrupted_block_is_banned_and_the_job_completes) {
+    swarm_fixture f;
+    device seeder(f.dir / "a"), leecher(f.dir / "b");
+    f.seed(seeder);
+    // Damage block 3 in the seeder's cache behind its back: its index still says verified.
+    char hex[65];
+    pd_content_id_to_hex(hex, pd_manifest_id(f.m));
+    {
+        std::fstream io(f.dir / "a/data/" + std::string(hex) + ".data", std::ios::in | std::ios::out | std::ios::binary);
+        io.seekp(3 * 65536 + 10);
+        io.put(static_cast<char>(f.data[3 * 65536 + 10] ^ 0x40));
+    }
+    auto out = leecher.get(f.m, f.dir / "origin.bin", f.dir / "out.bin", seeder.addr);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_GE(out.status.blocks_rejected, 1u);
+    bool named = false, banned = false;
+    for (auto &e : out.events) {
+        if (e.type == PD_EVENT_BLOCK_REJECTED && e.count == 3 && std::string(e.message).find("peer 127.0.0.1") != std::string::npos)
+            named = true;
+        if (e.type == PD_EVENT_SOURCE_FALLBACK && std::string(e.message).find("banned") != std::string::npos) banned = true;
+    }
+    EXPECT_TRUE(named);
+    EXPECT_TRUE(banned);
+    EXPECT_GT(out.status.bytes_by_source[PD_SOURCE_ORIGIN], 0u);
+    EXPECT_EQ(pdtest::read_file(f.dir / "out.bin"), f.data);
+}
+
+TEST(swarm, a_device_with_another_fleet_key_gets_nothing_and_says_why) {
+    swarm_fixture f;
+    std::uint8_t other[32] = {99};
+    device seeder(f.dir / "a"), stranger(f.dir / "b", other);
+    f.seed(seeder);
+    pd_session_set_setting(stranger.s, "job.stall_timeout_ms", "1500");
+    auto out = stranger.get(f.m, f.dir / "gone.bin", f.dir / "out.bin", seeder.addr);
+    ASSERT_EQ(out.status.state, PD_JOB_FAILED);
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_LAN], 0u);
+    bool said = false;
+    for (auto &e : out.events) said |= std::string(e.message).find("shared key mismatch") != std::string::npos;
+    EXPECT_TRUE(said) << "no event names the key mismatch";
+    EXPECT_FALSE(std::filesystem::exists(f.dir / "out.bin"));
+}
