@@ -448,7 +448,12 @@ private:
             if (pd_session_device_facts(&f, session_) != PD_OK) return error_reply("facts");
             static const char *chassis[] = {"unknown", "desktop", "laptop", "server"};
             static const char *os[] = {"unknown", "workstation", "server"};
+            pd_buf listen = PD_BUF_INIT;
+            pd_session_listen_addresses(&listen, session_);
+            std::string bound = listen.ptr ? std::string(reinterpret_cast<char *>(listen.ptr), listen.size) : "";
+            pd_buf_dispose(&listen);
             return {{"ok", true},
+                    {"listen", bound},
                     {"facts",
                      {{"free_bytes", f.free_bytes},
                       {"usable_free_bytes", f.usable_free_bytes},

@@ -53,7 +53,8 @@ class Agent:
             "cache_dir": os.path.join(self.dir, "cache"),
             "control_socket": self.socket,
             "log_level": "info",
-            "settings": {"job.flush_interval_ms": 100, "job.progress_interval_ms": 100},
+            "settings": {"job.flush_interval_ms": 100, "job.progress_interval_ms": 100,
+                         "peer.refresh_ms": 200, "peer.discovery_interval_ms": 1000},
         }
         if plugin_dir:
             self.config["plugin_dir"] = plugin_dir

@@ -16,8 +16,12 @@ MiB = float(1 << 20)
 
 
 class Fleet:
-    def __init__(self, workdir, offices, host_bin, plugin_dir, namespaces=None, cdn_office=None):
+    def __init__(self, workdir, offices, host_bin, plugin_dir, namespaces=None, cdn_office=None, p2p=False):
+        """p2p: agents share a fleet key and serve peers; in namespaces they find each other
+        with the branchcache backend (multicast on each office subnet), on loopback through
+        peer.static_peers (nothing is multicast from the host's own namespace)."""
         self.dir = str(workdir)
+        self.p2p = p2p
         self.host_bin = host_bin
         self.plugin_dir = plugin_dir
         self.lab = Lab(os.path.join(self.dir, "lab"), offices, namespaces=namespaces)
@@ -41,14 +45,26 @@ class Fleet:
             cdn = self.lab.add_device(self.cdn_office, "cdn")
             self.nginx = Nginx(os.path.join(self.dir, "nginx"), self.www, listen_ip=cdn.ip, netns=cdn.ns)
             self.lab.procs.append(self.nginx.start().proc)
+            extra = {}
+            if self.p2p:
+                key = os.path.join(self.dir, "fleet.key")
+                with open(key, "w") as f:
+                    f.write(os.urandom(32).hex())
+                extra = {"fleet_key_file": key,
+                         "listen": "0.0.0.0:34760" if self.lab.namespaces else "127.0.0.1:0",
+                         "plugins": {"branchcache": {"enabled": 1 if self.lab.namespaces else 0}}}
             for d in self.lab.devices:
                 if d.name == "cdn":
                     continue
                 a = Agent(os.path.join(self.host_bin, "pd-agent"), os.path.join(self.dir, "agents", d.name),
-                          name=d.name, plugin_dir=self.plugin_dir, netns=d.ns)
+                          name=d.name, plugin_dir=self.plugin_dir, netns=d.ns, extra=dict(extra))
                 a.start()
                 self.lab.procs.append(a.proc)
                 self.agents[d.name] = a
+            if self.p2p and not self.lab.namespaces:
+                addrs = {n: a.ok("facts")["listen"] for n, a in self.agents.items()}
+                for n, a in self.agents.items():
+                    a.ok("setting", key="peer.static_peers", value=",".join(v for k, v in addrs.items() if k != n))
         except BaseException:
             self.close()
             raise

@@ -101,6 +101,8 @@ def test_config_that_is_not_json(agent):
 def test_fleet_key_file_and_device_overrides(agent, tmp_path):
     key = tmp_path / "fleet.key"
     key.write_text("ab" * 32 + "\n")
+    # No plugins: with a fleet key, branchcache would join its multicast group on the host.
+    agent.config.pop("plugin_dir")
     agent.config.update(fleet_key_file=str(key), device={"chassis": "server", "os_type": "server"})
     agent.start()
     facts = agent.ok("facts")["facts"]

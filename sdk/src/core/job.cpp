@@ -442,21 +442,48 @@ void job::discover_peers() {
         if (!a.empty()) candidates.push_back(a);
     }
     auto own = session_.listen_addresses();
+    auto finders = std::vector<std::shared_ptr<plugin_host::backend>>();
+    for (auto &b : session_.plugins().backends())
+        if (b->can_find_peers()) finders.push_back(b);
     std::vector<std::string> fresh;
     for (auto &a : candidates)
         if (!known_peers_.count(a) && std::find(own.begin(), own.end(), a) == own.end()) fresh.push_back(a);
     for (auto &a : fresh) known_peers_.insert(a);
-    if (fresh.empty()) {
+    if (fresh.empty() && finders.empty()) {
         discovering_ = false;
         initial_discovery_ = false;
         return;
     }
     auto key = *session_.fleet_key();
     int timeout = static_cast<int>(session_.config().get_int("peer.connect_timeout_ms"));
-    asio::post(session_.workers(), [self = shared_from_this(), fresh, key, timeout] {
+    std::set<std::string> known = known_peers_;
+    asio::post(session_.workers(), [self = shared_from_this(), fresh, key, timeout, finders, own, known]() mutable {
         std::vector<std::shared_ptr<peer_slot>> found;
         std::vector<std::string> failures;
         auto &m = *self->manifest_;
+        // Backends that discover peers (e.g. branchcache on the subnet) add candidates.
+        for (auto &b : finders) {
+            pd_content_ref ref{};
+            ref.struct_size = sizeof ref;
+            std::memcpy(ref.id, m.id.data(), 32);
+            ref.size = m.size;
+            ref.name = m.name.c_str();
+            ref.origin = "";
+            ref.job_id = self->id_;
+            std::vector<char> out(16384);
+            if (b->vtable().find_peers(b->self(), &ref, out.data(), out.size()) <= 0) continue;
+            std::string text(out.data());
+            for (std::size_t pos = 0; pos < text.size();) {
+                std::size_t nl = text.find('\n', pos);
+                if (nl == std::string::npos) nl = text.size();
+                std::string a = text.substr(pos, nl - pos);
+                pos = nl + 1;
+                if (a.empty() || known.count(a) || std::find(own.begin(), own.end(), a) != own.end()) continue;
+                known.insert(a);
+                fresh.push_back(a);
+                asio::post(self->session_.net(), [self, a] { self->known_peers_.insert(a); });
+            }
+        }
         for (auto &a : fresh) {
             try {
                 auto slot = std::make_shared<peer_slot>();

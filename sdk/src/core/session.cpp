@@ -54,6 +54,28 @@ session::session(const pd_session_options &o)
             if (it != jobs_.end()) it->second->note_fallback(msg);
         });
     };
+    services.content_label = [this](const std::uint8_t id[32], std::uint8_t label[32]) {
+        if (!fleet_key_) return false;
+        auto l = discovery_label(id);
+        std::memcpy(label, l.data(), 32);
+        return true;
+    };
+    services.lookup_label = [this](const std::uint8_t label[32], std::uint64_t &verified, std::uint64_t &total) {
+        if (!fleet_key_) return false;
+        for (auto &rec : store_->list()) {
+            if (std::memcmp(discovery_label(rec.id.data()).data(), label, 32) != 0) continue;
+            if (!rec.verified_blocks) return false;
+            verified = rec.verified_blocks;
+            total = rec.verified.size() * 8;
+            return true;
+        }
+        return false;
+    };
+    services.listen_addresses = [this] {
+        std::string joined;
+        for (auto &a : listen_addresses()) joined += (joined.empty() ? "" : ",") + a;
+        return joined;
+    };
     plugins_ = std::make_unique<plugin_host::plugin_host>(std::move(services));
     set_device_overrides(nullptr);
     if (o.listen_addresses && *o.listen_addresses) {
@@ -131,6 +153,13 @@ void session::bind_listeners(const std::string &spec) {
         peer_server_->serve(*acceptor);
         listeners_.push_back(std::move(acceptor));
     }
+}
+
+std::array<std::uint8_t, 32> session::discovery_label(const std::uint8_t id[32]) const {
+    static const char tag[] = "peerdist discovery label v1";
+    std::vector<std::uint8_t> msg(tag, tag + sizeof tag - 1);
+    msg.insert(msg.end(), id, id + 32);
+    return crypto::hmac_sha256(fleet_key_->data(), 32, msg.data(), msg.size());
 }
 
 std::vector<std::string> session::listen_addresses() const {

@@ -179,6 +179,24 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
         auto c = static_cast<host_context *>(h);
         if (c->services->fallback) c->services->fallback(c->owner->name_, job, reason ? reason : "");
     };
+    api.content_label = [](void *h, const uint8_t id[32], uint8_t label[32]) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        return c->services->content_label && c->services->content_label(id, label) ? 0 : PD_PLUGIN_E_NOT_FOUND;
+    };
+    api.lookup_label = [](void *h, const uint8_t label[32], uint64_t *verified, uint64_t *total) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        std::uint64_t v = 0, t = 0;
+        if (!c->services->lookup_label || !c->services->lookup_label(label, v, t)) return PD_PLUGIN_E_NOT_FOUND;
+        if (verified) *verified = v;
+        if (total) *total = t;
+        return 0;
+    };
+    api.listen_addresses = [](void *h, char *buf, size_t size) -> int64_t {
+        auto c = static_cast<host_context *>(h);
+        std::string v = c->services->listen_addresses ? c->services->listen_addresses() : "";
+        if (buf && size > v.size()) std::memcpy(buf, v.c_str(), v.size() + 1);
+        return static_cast<int64_t>(v.size());
+    };
 
     std::string config = "{}";
     if (services_.get_setting) {

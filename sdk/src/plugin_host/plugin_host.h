@@ -27,6 +27,9 @@ struct host_services {
     std::function<std::int64_t()> now_ms;
     std::function<bool(std::uint64_t job_id)> job_should_stop;
     std::function<void(const std::string &plugin, std::uint64_t job_id, const std::string &reason)> fallback;
+    std::function<bool(const std::uint8_t id[32], std::uint8_t label[32])> content_label;
+    std::function<bool(const std::uint8_t label[32], std::uint64_t &verified, std::uint64_t &total)> lookup_label;
+    std::function<std::string()> listen_addresses;
 };
 
 class backend;
@@ -52,6 +55,7 @@ public:
     const pd_backend_vtable &vtable() const { return vtable_; }
     void *self() const { return self_; }
     bool can_stream() const { return vtable_.open != nullptr; }
+    bool can_find_peers() const { return vtable_.find_peers != nullptr; }
 
 private:
     friend class plugin_host;

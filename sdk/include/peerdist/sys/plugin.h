@@ -63,6 +63,26 @@ typedef struct pd_host_api {
      * the job's statistics. THREAD: any.
      */
     void(PD_CALLBACK *report_fallback)(void *host, uint64_t job_id, const char *reason);
+
+    /**
+     * The content's discovery label: a keyed hash of the content id under the fleet key, so
+     * discovery traffic never shows content ids (BranchCache shows its segment ids).
+     * @return 0, or PD_PLUGIN_E_NOT_FOUND when the session has no fleet key. THREAD: any.
+     */
+    int32_t(PD_CALLBACK *content_label)(void *host, const uint8_t id[32], uint8_t label[32]);
+
+    /**
+     * Whether this device holds blocks of the content with `label`: fills the verified and
+     * total block counts. @return 0, or PD_PLUGIN_E_NOT_FOUND when no content has it. THREAD: any.
+     */
+    int32_t(PD_CALLBACK *lookup_label)(void *host, const uint8_t label[32], uint64_t *verified_blocks,
+                                       uint64_t *block_count);
+
+    /**
+     * This device's peer listen addresses ("ip:port", comma-separated).
+     * @return the text length (written NUL-terminated when it fits). THREAD: any.
+     */
+    int64_t(PD_CALLBACK *listen_addresses)(void *host, char *buf, size_t size);
 } pd_host_api;
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */
@@ -127,6 +147,14 @@ typedef struct pd_backend_vtable {
 
     /** Optional. The device now holds a complete, verified content (announce it). */
     void(PD_CALLBACK *content_available)(void *self, const pd_content_ref *content);
+
+    /**
+     * Optional. Find peers holding blocks of a content: write their "ip:port" addresses,
+     * one per line, NUL-terminated, into `out`. Blocking, bounded by the backend's own
+     * timeout; the core connects to them over the secure channel and verifies every block.
+     * THREAD: a worker thread. @return the number of peers written, or a negative code.
+     */
+    int32_t(PD_CALLBACK *find_peers)(void *self, const pd_content_ref *content, char *out, size_t out_size);
 } pd_backend_vtable;
 
 /** The static descriptor pd_plugin_describe() returns. */
