@@ -69,3 +69,54 @@ def test_loopback_fleet_shares_through_static_peers(tmp_path, host_bin, plugin_d
         statuses = fleet.watch(fleet.deploy(manifest, url, devices=["office-2", "office-3"]), out=io.StringIO())
         for s in statuses.values():
             assert s["state"] == "completed" and s["bytes_by_source"]["lan"] == len(data), s
+
+
+def content_file(agent, manifest):
+    import peerdist
+    cid = peerdist.Manifest.read(manifest).id
+    return os.path.join(agent.config["cache_dir"], "data", cid + ".data")
+
+
+@root_only
+def test_a_peer_serving_corrupted_blocks_is_banned_and_everyone_completes(tmp_path, host_bin, plugin_dir):
+    with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, p2p=True) as fleet:
+        data, manifest, url = publish(fleet, tmp_path, 8 << 20)
+        st = fleet.watch(fleet.deploy(manifest, url, devices=["office-1"]), out=io.StringIO())["office-1"]
+        assert st["state"] == "completed"
+        # office-1's disk rots under it: block 5 changes, its index still says verified.
+        path = content_file(fleet.agents["office-1"], manifest)
+        with open(path, "r+b") as f:
+            f.seek(5 * 65536 + 3)
+            b = f.read(1)
+            f.seek(5 * 65536 + 3)
+            f.write(bytes([b[0] ^ 0xFF]))
+        statuses = fleet.watch(fleet.deploy(manifest, url, devices=["office-2", "office-3"], dest_dir=str(tmp_path)),
+                               out=io.StringIO())
+        rejected = 0
+        for name, s in statuses.items():
+            assert s["state"] == "completed", (name, s)
+            assert (tmp_path / (name + ".bin")).read_bytes() == data
+            rejected += s["blocks_rejected"]
+        assert rejected >= 1, statuses
+
+
+@root_only
+def test_a_peer_killed_mid_transfer_leaves_the_others_completing(tmp_path, host_bin, plugin_dir):
+    import time
+    with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, p2p=True) as fleet:
+        data, manifest, url = publish(fleet, tmp_path, 16 << 20)
+        seeder = fleet.agents["office-1"]
+        assert fleet.watch(fleet.deploy(manifest, url, devices=["office-1"]), out=io.StringIO())["office-1"]["state"] == "completed"
+        seeder.ok("setting", key="peer.upload_rate_bytes", value=str(4 << 20))  # ~4 s to serve everyone
+        jobs = fleet.deploy(manifest, url, devices=["office-2", "office-3"], dest_dir=str(tmp_path))
+        deadline = time.monotonic() + 30
+        while fleet.agents["office-2"].ok("job", job=jobs["office-2"])["status"]["bytes_verified"] < (2 << 20):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        before = fleet.agents["office-2"].ok("job", job=jobs["office-2"])["status"]["bytes_verified"]
+        seeder.kill()
+        assert before < len(data), "office-2 finished before the kill: proves nothing"
+        statuses = fleet.watch(jobs, timeout=120, out=io.StringIO())
+        for name, s in statuses.items():
+            assert s["state"] == "completed", (name, s)
+            assert (tmp_path / (name + ".bin")).read_bytes() == data
