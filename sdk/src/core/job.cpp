@@ -398,7 +398,9 @@ void job::on_piece_done(piece_result r) {
                           std::to_string(manifest_->block_offset(r.bad.front())) + ") that failed verification (" +
                           std::to_string(r.bad.size()) + " bad block(s) in this piece)";
         if (r.peer) {
-            r.peer->banned = true;
+            // Ban every connection to that peer.
+            for (auto &p : peers_)
+                if (p->client->address() == r.peer->client->address()) p->banned = true;
             note_fallback(why + "; peer banned for this content");
         } else {
             error_code_ = PD_E_INTEGRITY;
@@ -408,8 +410,7 @@ void job::on_piece_done(piece_result r) {
         if (r.peer) {
             // A broken connection: forget the peer; discovery may bring it back.
             note_fallback(r.source_name + " failed: " + r.message);
-            peers_.erase(std::remove(peers_.begin(), peers_.end(), r.peer), peers_.end());
-            known_peers_.erase(r.peer->client->address());
+            drop_peer(r.peer);
         } else {
             error_code_ = r.error;
             if (r.stream == stream_) source_failed("source '" + r.source_name + "' failed: " + r.message);
@@ -456,8 +457,9 @@ void job::discover_peers() {
     }
     auto key = *session_.fleet_key();
     int timeout = static_cast<int>(session_.config().get_int("peer.connect_timeout_ms"));
+    int connections = static_cast<int>(session_.config().get_int("peer.connections_per_peer"));
     std::set<std::string> known = known_peers_;
-    asio::post(session_.workers(), [self = shared_from_this(), fresh, key, timeout, finders, own, known]() mutable {
+    asio::post(session_.workers(), [self = shared_from_this(), fresh, key, timeout, connections, finders, own, known]() mutable {
         std::vector<std::shared_ptr<peer_slot>> found;
         std::vector<std::string> failures;
         auto &m = *self->manifest_;
@@ -486,11 +488,14 @@ void job::discover_peers() {
         }
         for (auto &a : fresh) {
             try {
-                auto slot = std::make_shared<peer_slot>();
-                slot->client = std::make_shared<peer_client>(a, key, timeout);
-                slot->have = slot->client->have(m.id, m.block_count());
-                slot->have_ms = store::now_ms();
-                found.push_back(slot);
+                // Several connections per peer keep several requests in flight to it.
+                for (int i = 0; i < connections; ++i) {
+                    auto slot = std::make_shared<peer_slot>();
+                    slot->client = std::make_shared<peer_client>(a, key, timeout);
+                    slot->have = slot->client->have(m.id, m.block_count());
+                    slot->have_ms = store::now_ms();
+                    found.push_back(slot);
+                }
             } catch (const error &e) {
                 failures.push_back(e.what());
                 // Forget it so a later round can try again.
@@ -501,13 +506,15 @@ void job::discover_peers() {
             self->discovering_ = false;
             self->initial_discovery_ = false;
             for (auto &f : failures) self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": " + f);
+            std::set<std::string> logged;
             for (auto &p : found) {
+                self->peers_.push_back(p);
+                if (!logged.insert(p->client->address()).second) continue;
                 std::uint64_t held = 0;
                 for (auto byte : p->have) held += static_cast<std::uint64_t>(__builtin_popcount(byte));
                 self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": peer " + p->client->address() +
                                                     " holds " + std::to_string(held) + " of " +
                                                     std::to_string(self->manifest_->block_count()) + " blocks");
-                self->peers_.push_back(p);
             }
             self->dispatch();
         });
@@ -557,8 +564,7 @@ void job::on_refresh_done(piece_result r) {
     r.peer->busy = false;
     if (r.error) {
         note_fallback(std::string("peer ") + r.peer->client->address() + " failed: " + r.message);
-        peers_.erase(std::remove(peers_.begin(), peers_.end(), r.peer), peers_.end());
-        known_peers_.erase(r.peer->client->address());
+        drop_peer(r.peer);
     } else {
         r.peer->have = std::move(r.have);
         r.peer->have_ms = store::now_ms();
@@ -566,6 +572,13 @@ void job::on_refresh_done(piece_result r) {
     if (!active()) return;
     dispatch();
     maybe_finish();
+}
+
+void job::drop_peer(const std::shared_ptr<peer_slot> &peer) {
+    peers_.erase(std::remove(peers_.begin(), peers_.end(), peer), peers_.end());
+    std::string addr = peer->client->address();
+    bool any = std::any_of(peers_.begin(), peers_.end(), [&](auto &p) { return p->client->address() == addr; });
+    if (!any) known_peers_.erase(addr);  // discovery may bring it back
 }
 
 void job::arm_peer_timer() {

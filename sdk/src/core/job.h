@@ -86,6 +86,7 @@ private:
     void on_peer_tick();
     void on_refresh_done(piece_result r);
     void arm_peer_timer();
+    void drop_peer(const std::shared_ptr<peer_slot> &peer);
     void on_piece_done(piece_result r);
     void source_failed(const std::string &reason);
     void schedule_flush(bool now);

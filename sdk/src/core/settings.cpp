@@ -24,6 +24,7 @@ settings::settings() {
         {"peer.idle_timeout_ms", {60000, 100, 3600000}},
         {"peer.connect_timeout_ms", {3000, 50, 60000}},
         {"peer.refresh_ms", {500, 50, 60000}},
+        {"peer.connections_per_peer", {4, 1, 16}},
         {"peer.discovery_interval_ms", {3000, 100, 600000}},
         {"job.stall_timeout_ms", {60000, 500, 86400000}},
     };
