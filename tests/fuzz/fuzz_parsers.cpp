@@ -55,7 +55,7 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     p.origin = "https://cdn.example/seed.bin";
     write_seed(dir, "publication", 3, p.sign(sk));
     write_seed(dir, "wire-request", 4, pd::net::wire::encode(pd::net::wire::request{1, m.id, 0, 16}));
-    write_seed(dir, "wire-have", 4, pd::net::wire::encode(pd::net::wire::have{m.id, 5, {0x1f}}));
+    write_seed(dir, "wire-have", 4, pd::net::wire::encode(pd::net::wire::have{m.id, 5, 0, {0x1f}}));
     pd::net::handshake client(pd::net::role::client, sk);
     write_seed(dir, "handshake", 5, client.hello());
     return 0;

@@ -120,3 +120,23 @@ def test_a_peer_killed_mid_transfer_leaves_the_others_completing(tmp_path, host_
         for name, s in statuses.items():
             assert s["state"] == "completed", (name, s)
             assert (tmp_path / (name + ".bin")).read_bytes() == data
+
+
+@root_only
+def test_devices_starting_together_split_the_origin_download(tmp_path, host_bin, plugin_dir):
+    # The CDN sits behind the branch's 100 Mbit/s WAN link, as in a branch office.
+    offices = [Office("central", devices=0), Office("branch", devices=6, wan_mbit=100)]
+    with Fleet(tmp_path / "f", offices, host_bin, plugin_dir, p2p=True, cdn_office="central") as fleet:
+        data, manifest, url = publish(fleet, tmp_path, 32 << 20)
+        c0 = fleet.counters()
+        jobs = fleet.deploy(manifest, url, dest_dir=str(tmp_path))
+        statuses = fleet.watch(jobs, timeout=300, out=io.StringIO())
+        c1 = fleet.counters()
+        for name, s in statuses.items():
+            assert s["state"] == "completed", (name, s)
+            assert (tmp_path / (name + ".bin")).read_bytes() == data
+        egress = c1["origin"] - c0["origin"]
+        lan = sum(s["bytes_by_source"]["lan"] for s in statuses.values())
+        print("origin egress %.2f x content, LAN %.2f x" % (egress / len(data), lan / len(data)))
+        assert egress <= 1.25 * len(data), "origin served %.2f copies" % (egress / len(data))
+        assert lan >= 4 * len(data)

@@ -149,9 +149,9 @@ TEST(wire, every_message_round_trips) {
     pd::content::hash h{};
     h[0] = 0xab;
     std::vector<wire::message> all = {
-        wire::hello{1, 3, 32},
-        wire::have{h, 11, {0xff, 0x07}},
-        wire::have{h, 0, {}},  // found by the fuzzer: an empty bitmap once reached memcpy(NULL, p, 0)
+        wire::hello{1, 3, 32, 0x1122334455667788ull},
+        wire::have{h, 11, wire::have_fetching, {0xff, 0x07}},
+        wire::have{h, 0, 0, {}},  // found by the fuzzer: an empty bitmap once reached memcpy(NULL, p, 0)
         wire::have_delta{h, {1, 5, 9}},
         wire::request{7, h, 100, 16},
         wire::data{7, h, 100, bytes(65536, 0x42)},
@@ -183,10 +183,11 @@ TEST(wire, bounds_are_enforced) {
     };
     EXPECT_NE(refused(wire::request{1, h, 0, 65}).find("1..64"), std::string::npos);
     EXPECT_NE(refused(wire::request{1, h, 0, 0}).find("1..64"), std::string::npos);
-    EXPECT_NE(refused(wire::have{h, 9, {0xff, 0xff}}).find("past the last block"), std::string::npos);
+    EXPECT_NE(refused(wire::have{h, 9, 0, {0xff, 0xff}}).find("past the last block"), std::string::npos);
+    EXPECT_NE(refused(wire::have{h, 8, 0x80, {0xff}}).find("unknown flags"), std::string::npos);
     EXPECT_NE(refused(wire::data{1, h, 0, bytes(200000, 1)}).find("DATA of 200000"), std::string::npos);
     EXPECT_NE(refused(wire::have_delta{h, {}}).find("HAVE_DELTA"), std::string::npos);
-    EXPECT_NE(refused(wire::hello{1, 0, 0}).find("max_request_blocks"), std::string::npos);
+    EXPECT_NE(refused(wire::hello{1, 0, 0, 0}).find("max_request_blocks"), std::string::npos);
     std::uint8_t unknown[] = {99};
     std::string msg;
     EXPECT_EQ(code_of([&] { wire::decode(unknown, 1); }, &msg), PD_E_INVALID);

@@ -110,7 +110,7 @@ TEST(peer_server, serves_verified_blocks_to_a_fleet_member) {
     ASSERT_GE(g.fd, 0);
     blocking_channel ch(g.fd, role::client, fleet_key);
     ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, wire::hello{})));
-    auto have = std::get<wire::have>(ask(ch, wire::have{f.id(f.full), 0, {}}));
+    auto have = std::get<wire::have>(ask(ch, wire::have{f.id(f.full), 0, 0, {}}));
     EXPECT_EQ(have.block_count, 11u);
     EXPECT_EQ(have.bitmap, (std::vector<std::uint8_t>{0xff, 0x07}));
     ch.send(wire::encode(wire::request{9, f.id(f.full), 8, 3}));
@@ -131,7 +131,7 @@ TEST(peer_server, blocks_it_does_not_hold_are_rejected) {
     server_fixture f;
     fd_guard g{connect_to(f.addr)};
     blocking_channel ch(g.fd, role::client, fleet_key);
-    auto have = std::get<wire::have>(ask(ch, wire::have{f.id(f.partial), 0, {}}));
+    auto have = std::get<wire::have>(ask(ch, wire::have{f.id(f.partial), 0, 0, {}}));
     EXPECT_EQ(have.bitmap, (std::vector<std::uint8_t>{0x00}));
     auto rej = std::get<wire::reject>(ask(ch, wire::request{1, f.id(f.partial), 0, 1}));
     EXPECT_NE(rej.reason.find("not held"), std::string::npos);
@@ -197,7 +197,7 @@ TEST(peer_server, garbage_oversized_and_truncated_input_is_a_disconnect_while_ot
         ::send(g.fd, half, sizeof half, MSG_NOSIGNAL);
     }
     // The well-behaved peer was never disturbed.
-    auto have = std::get<wire::have>(ask(good, wire::have{f.id(f.full), 0, {}}));
+    auto have = std::get<wire::have>(ask(good, wire::have{f.id(f.full), 0, 0, {}}));
     EXPECT_EQ(have.block_count, 11u);
     ASSERT_TRUE(std::holds_alternative<wire::data>(ask(good, wire::request{5, f.id(f.full), 0, 1})));
 }

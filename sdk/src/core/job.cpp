@@ -57,6 +57,7 @@ void job::emit_progress(bool force) {
 void job::start() {
     started_ms_ = store::now_ms();
     state_ = PD_JOB_RUNNING;
+    mark_fetching(true);
     emit(PD_EVENT_JOB_STARTED, manifest_->name);
     preparing_ = true;
     auto self = shared_from_this();
@@ -258,13 +259,48 @@ void job::dispatch() {
             continue;
         }
         // The origin waits for the first discovery round: peers found there come first.
-        if (!initial_discovery_ && !pick_peer(wanted, false) && stream_ && origin_in_flight_ < max_origin) {
+        if (!initial_discovery_ && !pick_peer(wanted, false) && stream_ && origin_in_flight_ < max_origin &&
+            origin_turn(p)) {
             it = todo_.erase(it);
             fetch_from_origin(p, std::move(wanted));
             continue;
         }
         ++it;
     }
+}
+
+static std::uint64_t mix64(std::uint64_t x) {  // splitmix64 finaliser
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+// Devices fetching the same content at once split the origin's work: each piece belongs to
+// the participant with the highest hash of (node id, piece) — rendezvous hashing, so every
+// device computes the same owner from the same set — and the others wait for the owner to
+// share it. A piece nobody delivered within peer.coop_wait_ms is fetched anyway, so a slow
+// or vanished owner costs time, never completion.
+bool job::origin_turn(const piece &p) {
+    std::uint64_t me = session_.node_id();
+    std::uint64_t best = mix64(me ^ mix64(p.first_block));
+    std::uint64_t owner = me;
+    std::set<std::uint64_t> seen{me};
+    for (auto &peer : peers_) {
+        if (peer->banned || !peer->fetching || !seen.insert(peer->client->node_id()).second) continue;
+        std::uint64_t h = mix64(peer->client->node_id() ^ mix64(p.first_block));
+        if (h > best) best = h, owner = peer->client->node_id();
+    }
+    if (owner == me) return true;
+    std::int64_t now = store::now_ms();
+    auto [it, inserted] = waiting_since_.emplace(p.first_block, now);
+    return now - it->second >= session_.config().get_int("peer.coop_wait_ms");
+}
+
+void job::mark_fetching(bool on) {
+    if (on == fetching_flag_) return;
+    fetching_flag_ = on;
+    session_.set_fetching(manifest_->id, on);
 }
 
 void job::fetch_from_origin(const piece &p, std::vector<std::uint64_t> wanted) {
@@ -340,7 +376,7 @@ void job::fetch_from_peer(const piece &p, std::vector<std::uint64_t> wanted, std
                              r);
             // Partial holders grow: keep their bitmap fresh.
             if (!r.rejected.empty() || store::now_ms() - peer->have_ms > refresh_ms) {
-                r.have = peer->client->have(m.id, m.block_count());
+                r.have = peer->client->have(m.id, m.block_count(), &r.peer_fetching);
             }
         } catch (const error &e) {
             r.error = e.code();
@@ -368,6 +404,7 @@ void job::on_piece_done(piece_result r) {
         if (!r.have.empty()) {
             r.peer->have = std::move(r.have);
             r.peer->have_ms = store::now_ms();
+            r.peer->fetching = r.peer_fetching;
         }
     }
     if (r.fatal) {
@@ -452,14 +489,17 @@ void job::discover_peers() {
     for (auto &a : fresh) known_peers_.insert(a);
     if (fresh.empty() && finders.empty()) {
         discovering_ = false;
-        initial_discovery_ = false;
+        first_round_done_ = true;
+        settle_initial_discovery();
         return;
     }
     auto key = *session_.fleet_key();
     int timeout = static_cast<int>(session_.config().get_int("peer.connect_timeout_ms"));
     int connections = static_cast<int>(session_.config().get_int("peer.connections_per_peer"));
+    std::uint64_t node = session_.node_id();
     std::set<std::string> known = known_peers_;
-    asio::post(session_.workers(), [self = shared_from_this(), fresh, key, timeout, connections, finders, own, known]() mutable {
+    asio::post(session_.workers(), [self = shared_from_this(), fresh, key, timeout, connections, node, finders, own,
+                                    known]() mutable {
         std::vector<std::shared_ptr<peer_slot>> found;
         std::vector<std::string> failures;
         auto &m = *self->manifest_;
@@ -491,8 +531,8 @@ void job::discover_peers() {
                 // Several connections per peer keep several requests in flight to it.
                 for (int i = 0; i < connections; ++i) {
                     auto slot = std::make_shared<peer_slot>();
-                    slot->client = std::make_shared<peer_client>(a, key, timeout);
-                    slot->have = slot->client->have(m.id, m.block_count());
+                    slot->client = std::make_shared<peer_client>(a, key, timeout, node);
+                    slot->have = slot->client->have(m.id, m.block_count(), &slot->fetching);
                     slot->have_ms = store::now_ms();
                     found.push_back(slot);
                 }
@@ -504,7 +544,7 @@ void job::discover_peers() {
         }
         asio::post(self->session_.net(), [self, found, failures] {
             self->discovering_ = false;
-            self->initial_discovery_ = false;
+            self->first_round_done_ = true;
             for (auto &f : failures) self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": " + f);
             std::set<std::string> logged;
             for (auto &p : found) {
@@ -516,14 +556,34 @@ void job::discover_peers() {
                                                     " holds " + std::to_string(held) + " of " +
                                                     std::to_string(self->manifest_->block_count()) + " blocks");
             }
+            self->settle_initial_discovery();  // after the peers are in: they come before the origin
             self->dispatch();
         });
     });
 }
 
+// The origin waits for the first discovery round and, when a discovery backend is loaded,
+// for peer.coop_settle_ms after the start, so devices starting together see each other
+// before anyone takes the origin (each later round can only add participants).
+void job::settle_initial_discovery() {
+    if (!initial_discovery_ || !first_round_done_) return;
+    bool finders = false;
+    for (auto &b : session_.plugins().backends()) finders |= b->can_find_peers();
+    if (!finders || store::now_ms() - started_ms_ >= session_.config().get_int("peer.coop_settle_ms")) {
+        initial_discovery_ = false;
+        session_.log(PD_LOG_DEBUG, "job " + std::to_string(id_) + ": origin opens after " +
+                                       std::to_string(store::now_ms() - started_ms_) + " ms of discovery, " +
+                                       std::to_string(peers_.size()) + " peer connections");
+        dispatch();
+    } else if (!discovering_) {
+        discover_peers();  // a second look before the origin opens up
+    }
+}
+
 void job::on_peer_tick() {
     peer_timer_armed_ = false;
     if (state_ != PD_JOB_RUNNING || shutting_down_) return;
+    settle_initial_discovery();
     std::int64_t now = store::now_ms();
     if (now - last_discovery_ms_ >= session_.config().get_int("peer.discovery_interval_ms")) {
         last_discovery_ms_ = now;
@@ -539,7 +599,7 @@ void job::on_peer_tick() {
             piece_result r;
             r.peer = p;
             try {
-                r.have = p->client->have(self->manifest_->id, self->manifest_->block_count());
+                r.have = p->client->have(self->manifest_->id, self->manifest_->block_count(), &r.peer_fetching);
             } catch (const error &e) {
                 r.error = e.code();
                 r.message = e.what();
@@ -568,6 +628,7 @@ void job::on_refresh_done(piece_result r) {
     } else {
         r.peer->have = std::move(r.have);
         r.peer->have_ms = store::now_ms();
+        r.peer->fetching = r.peer_fetching;
     }
     if (!active()) return;
     dispatch();
@@ -771,6 +832,7 @@ void job::deliver(std::optional<error> verify_error) {
         }
         if (self->state_ != PD_JOB_VERIFYING) return;
         self->state_ = PD_JOB_COMPLETED;
+        self->mark_fetching(false);
         self->finished_ms_ = store::now_ms();
         self->message_ = delivered;
         self->emit(PD_EVENT_JOB_COMPLETED, delivered);
@@ -789,6 +851,7 @@ void job::deliver(std::optional<error> verify_error) {
 void job::fail(int code, const std::string &message) {
     if (!active()) return;
     state_ = PD_JOB_FAILED;
+    mark_fetching(false);
     error_code_ = code;
     message_ = message;
     finished_ms_ = store::now_ms();
@@ -805,6 +868,7 @@ void job::pause() {
     if (state_ != PD_JOB_RUNNING && state_ != PD_JOB_QUEUED && state_ != PD_JOB_VERIFYING)
         pd::fail(PD_E_STATE, PD_CATEGORY_JOB, "job is not running");
     state_ = PD_JOB_PAUSED;
+    mark_fetching(false);
     session_.set_job_stop_flag(id_, true);
     schedule_flush(true);
     emit(PD_EVENT_JOB_PAUSED, "paused by the host");
@@ -814,6 +878,7 @@ void job::resume() {
     if (state_ != PD_JOB_PAUSED) pd::fail(PD_E_STATE, PD_CATEGORY_JOB, "job is not paused");
     session_.set_job_stop_flag(id_, false);
     state_ = PD_JOB_RUNNING;
+    mark_fetching(true);
     emit(PD_EVENT_JOB_RESUMED, "resumed by the host");
     if (!file_) {
         if (!preparing_) start();
@@ -827,6 +892,7 @@ void job::resume() {
 void job::cancel() {
     if (!active()) pd::fail(PD_E_STATE, PD_CATEGORY_JOB, "job has already finished");
     state_ = PD_JOB_CANCELLED;
+    mark_fetching(false);
     finished_ms_ = store::now_ms();
     session_.set_job_stop_flag(id_, true);
     stream_.reset();
@@ -838,6 +904,7 @@ void job::cancel() {
 
 void job::stop_for_shutdown() {
     shutting_down_ = true;
+    mark_fetching(false);
     session_.set_job_stop_flag(id_, true);
     flush_timer_.cancel();
     peer_timer_.cancel();

@@ -13,6 +13,7 @@
 #include "util/error.h"
 
 #include <deque>
+#include <map>
 #include <set>
 #include <optional>
 
@@ -50,6 +51,7 @@ public:
         std::int64_t have_ms = 0;
         std::uint64_t bytes = 0;
         bool busy = false, banned = false;
+        bool fetching = false;  // downloading the content too: shares the origin work
     };
     struct piece {
         std::uint64_t first_block;
@@ -63,6 +65,7 @@ public:
         std::string source_name;
         std::string rejected;                   // a peer's REJECT reason
         std::vector<std::uint8_t> have;         // a refreshed peer bitmap
+        bool peer_fetching = false;
         std::vector<std::uint64_t> good;
         std::vector<std::uint64_t> bad;
         std::uint64_t bytes_fetched = 0;
@@ -87,6 +90,10 @@ private:
     void on_refresh_done(piece_result r);
     void arm_peer_timer();
     void drop_peer(const std::shared_ptr<peer_slot> &peer);
+    // Cooperative origin split: should this device fetch the piece from the origin now?
+    bool origin_turn(const piece &p);
+    void mark_fetching(bool on);
+    void settle_initial_discovery();
     void on_piece_done(piece_result r);
     void source_failed(const std::string &reason);
     void schedule_flush(bool now);
@@ -123,10 +130,12 @@ private:
 
     std::vector<std::shared_ptr<peer_slot>> peers_;
     std::set<std::string> known_peers_;
-    bool discovering_ = false, initial_discovery_ = true, peer_timer_armed_ = false;
+    bool discovering_ = false, initial_discovery_ = true, first_round_done_ = false, peer_timer_armed_ = false;
     boost::asio::steady_timer peer_timer_;
     std::int64_t last_discovery_ms_ = 0, last_progress_at_ = 0;
     unsigned origin_in_flight_ = 0;
+    std::map<std::uint64_t, std::int64_t> waiting_since_;  // piece first block -> ms left to others
+    bool fetching_flag_ = false;
 
     unsigned in_flight_ = 0;
     bool preparing_ = false, opening_ = false, flushing_ = false, flush_again_ = false, finalizing_ = false;

@@ -15,7 +15,8 @@
 
 namespace pd::core {
 
-peer_client::peer_client(const std::string &address, const std::array<std::uint8_t, 32> &fleet_key, int timeout_ms)
+peer_client::peer_client(const std::string &address, const std::array<std::uint8_t, 32> &fleet_key, int timeout_ms,
+                         std::uint64_t own_node_id)
     : address_(address) {
     auto colon = address.rfind(':');
     if (colon == std::string::npos) fail(PD_E_INVALID, PD_CATEGORY_NET, "peer address '" + address + "' is not ip:port");
@@ -58,9 +59,13 @@ peer_client::peer_client(const std::string &address, const std::array<std::uint8
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     try {
         channel_ = std::make_unique<net::blocking_channel>(fd_, net::role::client, fleet_key.data());
-        channel_->send(net::wire::encode(net::wire::hello{}));
-        if (!std::holds_alternative<net::wire::hello>(next()))
-            fail(PD_E_INVALID, PD_CATEGORY_NET, "peer " + address + " did not answer HELLO");
+        net::wire::hello mine;
+        mine.node_id = own_node_id;
+        channel_->send(net::wire::encode(mine));
+        auto reply = next();
+        auto *h = std::get_if<net::wire::hello>(&reply);
+        if (!h) fail(PD_E_INVALID, PD_CATEGORY_NET, "peer " + address + " did not answer HELLO");
+        node_id_ = h->node_id;
     } catch (const error &e) {
         ::close(fd_);
         fd_ = -1;
@@ -83,13 +88,14 @@ net::wire::message peer_client::next() {
     return net::wire::decode(r.data(), r.size());
 }
 
-std::vector<std::uint8_t> peer_client::have(const content::hash &id, std::uint64_t block_count) {
-    channel_->send(net::wire::encode(net::wire::have{id, 0, {}}));
+std::vector<std::uint8_t> peer_client::have(const content::hash &id, std::uint64_t block_count, bool *fetching) {
+    channel_->send(net::wire::encode(net::wire::have{id, 0, 0, {}}));
     auto m = next();
     auto *h = std::get_if<net::wire::have>(&m);
     if (!h || h->content != id) fail(PD_E_INVALID, PD_CATEGORY_NET, "peer " + address_ + " answered HAVE with something else");
     if (h->block_count != block_count && h->block_count != 0)
         fail(PD_E_INVALID, PD_CATEGORY_NET, "peer " + address_ + " describes the content with another block count");
+    if (fetching) *fetching = (h->flags & net::wire::have_fetching) != 0;
     h->bitmap.resize(static_cast<std::size_t>((block_count + 7) / 8));
     return std::move(h->bitmap);
 }

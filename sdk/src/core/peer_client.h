@@ -16,14 +16,16 @@ class peer_client {
 public:
     // Connects to "ip:port" and runs the handshake. Throws PD_E_IO, PD_E_TIMEOUT,
     // PD_E_AUTH ("shared key mismatch").
-    peer_client(const std::string &address, const std::array<std::uint8_t, 32> &fleet_key, int timeout_ms);
+    peer_client(const std::string &address, const std::array<std::uint8_t, 32> &fleet_key, int timeout_ms,
+                std::uint64_t own_node_id = 0);
     ~peer_client();
     peer_client(const peer_client &) = delete;
     peer_client &operator=(const peer_client &) = delete;
 
     const std::string &address() const { return address_; }
-    // The peer's verified-block bitmap for a content (empty when it holds nothing).
-    std::vector<std::uint8_t> have(const content::hash &id, std::uint64_t block_count);
+    std::uint64_t node_id() const { return node_id_; }
+    // The peer's verified-block bitmap for a content; `fetching` says it is downloading it too.
+    std::vector<std::uint8_t> have(const content::hash &id, std::uint64_t block_count, bool *fetching = nullptr);
 
     struct block {
         std::uint64_t index;
@@ -40,6 +42,7 @@ private:
     int fd_ = -1;
     std::unique_ptr<net::blocking_channel> channel_;
     std::uint32_t next_request_ = 1;
+    std::uint64_t node_id_ = 0;
 };
 
 }  // namespace pd::core

@@ -111,9 +111,10 @@ private:
             ++server_.stats_.protocol_errors;
             return close(e.what(), true);
         }
-        if (auto *x = std::get_if<net::wire::hello>(&m)) {
-            send(net::wire::hello{});
-            (void)x;
+        if (std::holds_alternative<net::wire::hello>(m)) {
+            net::wire::hello h;
+            h.node_id = server_.session_.node_id();
+            send(h);
         } else if (auto *h = std::get_if<net::wire::have>(&m)) {
             send_have(h->content);
         } else if (auto *r = std::get_if<net::wire::request>(&m)) {
@@ -142,6 +143,7 @@ private:
         auto rec = server_.session_.store().get(id);
         net::wire::have h;
         h.content = id;
+        h.flags = server_.session_.is_fetching(id) ? net::wire::have_fetching : 0;
         if (rec) {
             auto m = server_.session_.store().manifest(id);
             h.block_count = m ? m->block_count() : 0;

@@ -6,6 +6,7 @@
 #include "util/hex.h"
 
 #include <chrono>
+#include <sodium.h>
 #include <filesystem>
 #include <cstring>
 #include <thread>
@@ -25,6 +26,7 @@ session::session(const pd_session_options &o)
       net_guard_(net_.get_executor()),
       workers_(worker_count_) {
     crypto::ensure_initialised();
+    randombytes_buf(&node_id_, sizeof node_id_);
     if (o.fleet_key) {
         fleet_key_.emplace();
         std::memcpy(fleet_key_->data(), o.fleet_key, 32);
@@ -64,7 +66,8 @@ session::session(const pd_session_options &o)
         if (!fleet_key_) return false;
         for (auto &rec : store_->list()) {
             if (std::memcmp(discovery_label(rec.id.data()).data(), label, 32) != 0) continue;
-            if (!rec.verified_blocks) return false;
+            // Devices fetching it answer too, so devices starting together find each other.
+            if (!rec.verified_blocks && !is_fetching(rec.id)) return false;
             verified = rec.verified_blocks;
             total = rec.verified.size() * 8;
             return true;
@@ -229,6 +232,17 @@ std::set<store::hash> session::busy_contents() const {
     for (auto &[id, j] : jobs_)
         if (j->active() || j->busy()) busy.insert(j->content());
     return busy;
+}
+
+void session::set_fetching(const store::hash &id, bool fetching) {
+    std::lock_guard lk(fetching_mu_);
+    if (fetching) fetching_.insert(id);
+    else if (auto it = fetching_.find(id); it != fetching_.end()) fetching_.erase(it);
+}
+
+bool session::is_fetching(const store::hash &id) const {
+    std::lock_guard lk(fetching_mu_);
+    return fetching_.count(id) != 0;
 }
 
 void session::set_device_overrides(const pd_device_facts *facts) {

@@ -86,6 +86,9 @@ public:
     std::set<store::hash> busy_contents() const;
 
     // Any thread.
+    std::uint64_t node_id() const { return node_id_; }
+    void set_fetching(const store::hash &id, bool fetching);
+    bool is_fetching(const store::hash &id) const;
     void set_device_overrides(const pd_device_facts *facts);
     pd_device_facts device_overrides() const;
     bool job_should_stop(std::uint64_t id) const;
@@ -113,6 +116,9 @@ private:
     std::unique_ptr<peer_server> peer_server_;
     std::map<std::uint64_t, std::shared_ptr<job>> jobs_;  // network thread
     std::uint64_t next_job_id_ = 1;
+    std::uint64_t node_id_ = 0;
+    mutable std::mutex fetching_mu_;
+    std::multiset<store::hash> fetching_;
     mutable std::mutex facts_mu_;
     pd_device_facts overrides_{};
     mutable std::mutex stop_mu_;

@@ -25,6 +25,8 @@ settings::settings() {
         {"peer.connect_timeout_ms", {3000, 50, 60000}},
         {"peer.refresh_ms", {500, 50, 60000}},
         {"peer.connections_per_peer", {4, 1, 16}},
+        {"peer.coop_wait_ms", {5000, 0, 600000}},
+        {"peer.coop_settle_ms", {1000, 0, 60000}},
         {"peer.discovery_interval_ms", {3000, 100, 600000}},
         {"job.stall_timeout_ms", {60000, 500, 86400000}},
     };

@@ -39,9 +39,11 @@ std::string get_reason(byte_reader &r) {
 std::vector<std::uint8_t> encode(const message &m) {
     byte_writer w;
     std::visit(overload{
-                   [&](const hello &x) { w.u8(1), w.u16(x.version), w.u32(x.capabilities), w.u32(x.max_request_blocks); },
+                   [&](const hello &x) {
+                       w.u8(1), w.u16(x.version), w.u32(x.capabilities), w.u32(x.max_request_blocks), w.u64(x.node_id);
+                   },
                    [&](const have &x) {
-                       w.u8(2), put_hash(w, x.content), w.u64(x.block_count);
+                       w.u8(2), put_hash(w, x.content), w.u64(x.block_count), w.u8(x.flags);
                        w.bytes(x.bitmap.data(), x.bitmap.size());
                    },
                    [&](const have_delta &x) {
@@ -74,6 +76,7 @@ message decode(const std::uint8_t *p, std::size_t len) {
         x.version = r.u16();
         x.capabilities = r.u32();
         x.max_request_blocks = r.u32();
+        x.node_id = r.u64();
         if (x.max_request_blocks == 0 || x.max_request_blocks > max_request_blocks) bad("HELLO max_request_blocks out of range");
         out = x;
         break;
@@ -82,7 +85,9 @@ message decode(const std::uint8_t *p, std::size_t len) {
         have x;
         x.content = get_hash(r);
         x.block_count = r.u64();
+        x.flags = r.u8();
         if (x.block_count > max_blocks) bad("HAVE for more blocks than a content can have");
+        if (x.flags & ~have_fetching) bad("HAVE with unknown flags");
         std::size_t n = static_cast<std::size_t>((x.block_count + 7) / 8);
         r.need(n);
         x.bitmap.resize(n);

@@ -26,8 +26,19 @@ enum class type : std::uint8_t {
     reject = 7, ping = 8, pong = 9, goodbye = 10,
 };
 
-struct hello { std::uint16_t version = protocol_version; std::uint32_t capabilities = 0; std::uint32_t max_request_blocks = wire::max_request_blocks; };
-struct have { hash content{}; std::uint64_t block_count = 0; std::vector<std::uint8_t> bitmap; };
+struct hello {
+    std::uint16_t version = protocol_version;
+    std::uint32_t capabilities = 0;
+    std::uint32_t max_request_blocks = wire::max_request_blocks;
+    std::uint64_t node_id = 0;  // random per session: orders devices for the cooperative origin split
+};
+constexpr std::uint8_t have_fetching = 1;  // HAVE flag: the sender is downloading this content now
+struct have {
+    hash content{};
+    std::uint64_t block_count = 0;
+    std::uint8_t flags = 0;
+    std::vector<std::uint8_t> bitmap;
+};
 struct have_delta { hash content{}; std::vector<std::uint64_t> blocks; };
 struct request { std::uint32_t id = 0; hash content{}; std::uint64_t first_block = 0; std::uint32_t count = 0; };
 struct data { std::uint32_t id = 0; hash content{}; std::uint64_t block = 0; std::vector<std::uint8_t> bytes; };
