@@ -279,22 +279,38 @@ static std::uint64_t mix64(std::uint64_t x) {  // splitmix64 finaliser
 // Devices fetching the same content at once split the origin's work: each piece belongs to
 // the participant with the highest hash of (node id, piece) — rendezvous hashing, so every
 // device computes the same owner from the same set — and the others wait for the owner to
-// share it. A piece nobody delivered within peer.coop_wait_ms is fetched anyway, so a slow
-// or vanished owner costs time, never completion.
+// share it. An owner whose bitmap has not grown for peer.coop_wait_ms is presumed stalled or
+// gone, and its pieces are fetched here: a slow owner costs time, never completion.
 bool job::origin_turn(const piece &p) {
     std::uint64_t me = session_.node_id();
     std::uint64_t best = mix64(me ^ mix64(p.first_block));
     std::uint64_t owner = me;
-    std::set<std::uint64_t> seen{me};
+    std::int64_t owner_grew = 0;
+    std::map<std::uint64_t, std::int64_t> participants;  // node id -> last growth
     for (auto &peer : peers_) {
-        if (peer->banned || !peer->fetching || !seen.insert(peer->client->node_id()).second) continue;
-        std::uint64_t h = mix64(peer->client->node_id() ^ mix64(p.first_block));
-        if (h > best) best = h, owner = peer->client->node_id();
+        if (peer->banned || !peer->fetching) continue;
+        auto &g = participants[peer->client->node_id()];
+        g = std::max(g, peer->grew_ms);
+    }
+    for (auto &[node, grew] : participants) {
+        if (node == me) continue;
+        std::uint64_t h = mix64(node ^ mix64(p.first_block));
+        if (h > best) best = h, owner = node, owner_grew = grew;
     }
     if (owner == me) return true;
+    return store::now_ms() - owner_grew >= session_.config().get_int("peer.coop_wait_ms");
+}
+
+// Takes a refreshed bitmap; notes when it gained blocks (the owner is making progress).
+static void update_have(job::peer_slot &peer, std::vector<std::uint8_t> have, bool fetching) {
+    std::uint64_t before = 0, after = 0;
+    for (auto b : peer.have) before += static_cast<std::uint64_t>(__builtin_popcount(b));
+    for (auto b : have) after += static_cast<std::uint64_t>(__builtin_popcount(b));
     std::int64_t now = store::now_ms();
-    auto [it, inserted] = waiting_since_.emplace(p.first_block, now);
-    return now - it->second >= session_.config().get_int("peer.coop_wait_ms");
+    if (after > before) peer.grew_ms = now;
+    peer.have = std::move(have);
+    peer.have_ms = now;
+    peer.fetching = fetching;
 }
 
 void job::mark_fetching(bool on) {
@@ -401,11 +417,7 @@ void job::on_piece_done(piece_result r) {
     if (r.peer) {
         r.peer->busy = false;
         r.peer->bytes += r.bytes_good;
-        if (!r.have.empty()) {
-            r.peer->have = std::move(r.have);
-            r.peer->have_ms = store::now_ms();
-            r.peer->fetching = r.peer_fetching;
-        }
+        if (!r.have.empty()) update_have(*r.peer, std::move(r.have), r.peer_fetching);
     }
     if (r.fatal) {
         fail(r.error, r.message);
@@ -532,8 +544,10 @@ void job::discover_peers() {
                 for (int i = 0; i < connections; ++i) {
                     auto slot = std::make_shared<peer_slot>();
                     slot->client = std::make_shared<peer_client>(a, key, timeout, node);
+                    // Discovery also finds this device itself (it answers its own query).
+                    if (slot->client->node_id() == node) break;
                     slot->have = slot->client->have(m.id, m.block_count(), &slot->fetching);
-                    slot->have_ms = store::now_ms();
+                    slot->have_ms = slot->grew_ms = store::now_ms();
                     found.push_back(slot);
                 }
             } catch (const error &e) {
@@ -626,9 +640,7 @@ void job::on_refresh_done(piece_result r) {
         note_fallback(std::string("peer ") + r.peer->client->address() + " failed: " + r.message);
         drop_peer(r.peer);
     } else {
-        r.peer->have = std::move(r.have);
-        r.peer->have_ms = store::now_ms();
-        r.peer->fetching = r.peer_fetching;
+        update_have(*r.peer, std::move(r.have), r.peer_fetching);
     }
     if (!active()) return;
     dispatch();

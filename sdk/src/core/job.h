@@ -13,7 +13,6 @@
 #include "util/error.h"
 
 #include <deque>
-#include <map>
 #include <set>
 #include <optional>
 
@@ -52,6 +51,7 @@ public:
         std::uint64_t bytes = 0;
         bool busy = false, banned = false;
         bool fetching = false;  // downloading the content too: shares the origin work
+        std::int64_t grew_ms = 0;  // when its bitmap last gained blocks
     };
     struct piece {
         std::uint64_t first_block;
@@ -134,7 +134,6 @@ private:
     boost::asio::steady_timer peer_timer_;
     std::int64_t last_discovery_ms_ = 0, last_progress_at_ = 0;
     unsigned origin_in_flight_ = 0;
-    std::map<std::uint64_t, std::int64_t> waiting_since_;  // piece first block -> ms left to others
     bool fetching_flag_ = false;
 
     unsigned in_flight_ = 0;
