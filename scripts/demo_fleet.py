@@ -70,7 +70,7 @@ try:
         print("\nchart: %s" % png)
         print("Every device verified every block before delivery. Inside each office the devices found each\n"
               "other by multicast, split the CDN download among themselves and shared blocks over the LAN, so\n"
-              "each office's WAN link carried about one copy. Office-to-office transfer (one copy from the\n"
-              "CDN in all) arrives with the hierarchy backend.")
+              "each branch's WAN link carried one copy plus what the split duplicated, not one per device.\n"
+              "Office-to-office transfer (one copy from the CDN in all) arrives with the hierarchy backend.")
 finally:
     shutil.rmtree(work, ignore_errors=True)
