@@ -2,6 +2,8 @@
 // a cache and delivers it to DEST (verified, durable, atomic). Prints seconds.
 #include <peerdist.h>
 
+#include "bench_util.h"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -47,17 +49,7 @@ int main(int argc, char **argv) {
     auto t0 = std::chrono::steady_clock::now();
     uint64_t job = 0;
     if (pd_job_start(&job, s, pd_manifest_id(m), &jo) != PD_OK) return fail("start");
-    int rc = 1;
-    for (bool done = false; !done;) {
-        pd_event ev[64];
-        size_t n = 0;
-        if (pd_session_wait_events(s, ev, sizeof(pd_event), 64, &n, 1000) != PD_OK) continue;
-        for (size_t i = 0; i < n; ++i) {
-            if (ev[i].job_id != job) continue;
-            if (ev[i].type == PD_EVENT_JOB_COMPLETED) done = true, rc = 0;
-            if (ev[i].type == PD_EVENT_JOB_FAILED) done = true, std::fprintf(stderr, "%s\n", ev[i].message);
-        }
-    }
+    int rc = bench_wait_job(s, job);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("%.4f\n", secs);
     pd_session_free(s);

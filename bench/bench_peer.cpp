@@ -3,6 +3,8 @@
 // the secure channel (encrypted, every block verified, durable, delivered). Prints seconds.
 #include <peerdist.h>
 
+#include "bench_util.h"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -42,17 +44,7 @@ int main(int argc, char **argv) {
     auto t0 = std::chrono::steady_clock::now();
     uint64_t job = 0;
     if (pd_job_start(&job, leecher, pd_manifest_id(m), &jo) != PD_OK) return fail("start");
-    int rc = 1;
-    for (bool done = false; !done;) {
-        pd_event ev[64];
-        size_t n = 0;
-        if (pd_session_wait_events(leecher, ev, sizeof(pd_event), 64, &n, 1000) != PD_OK) continue;
-        for (size_t i = 0; i < n; ++i) {
-            if (ev[i].job_id != job) continue;
-            if (ev[i].type == PD_EVENT_JOB_COMPLETED) done = true, rc = 0;
-            if (ev[i].type == PD_EVENT_JOB_FAILED) done = true, std::fprintf(stderr, "%s\n", ev[i].message);
-        }
-    }
+    int rc = bench_wait_job(leecher, job);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     pd_job_status st{};
     st.struct_size = sizeof st;

@@ -34,3 +34,11 @@ TEST(bytes, big_endian_writer_matches_reader) {
     EXPECT_EQ(r.u64(), 0x1122334455667788ull);
     r.expect_end();
 }
+
+#include "util/text.h"
+
+TEST(text, split_list_trims_and_drops_empty_items) {
+    EXPECT_EQ(pd::split_list(" a, b,,c ,", ','), (std::vector<std::string>{"a", "b", "c"}));
+    EXPECT_EQ(pd::split_list("", ','), std::vector<std::string>{});
+    EXPECT_EQ(pd::split_list("x:1\ny:2\n", '\n'), (std::vector<std::string>{"x:1", "y:2"}));
+}

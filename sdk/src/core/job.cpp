@@ -4,6 +4,7 @@
 
 #include "util/error.h"
 #include "util/hex.h"
+#include "util/text.h"
 
 #include <algorithm>
 #include <atomic>
@@ -465,9 +466,13 @@ void job::on_piece_done(piece_result r) {
             if (r.stream == stream_) source_failed("source '" + r.source_name + "' failed: " + r.message);
         }
     }
-    if (pending_bytes_ >= static_cast<std::uint64_t>(session_.config().get_int("job.flush_bytes"))) schedule_flush(true);
-    else if (!pending_durable_.empty()) schedule_flush(false);
     dispatch();
+    // The last blocks are made durable at once rather than on the flush timer.
+    bool last = todo_.empty() && in_flight_ == 0;
+    if (last || pending_bytes_ >= static_cast<std::uint64_t>(session_.config().get_int("job.flush_bytes")))
+        schedule_flush(true);
+    else if (!pending_durable_.empty())
+        schedule_flush(false);
     maybe_finish();
 }
 
@@ -480,17 +485,7 @@ void job::discover_peers() {
         return;
     }
     discovering_ = true;
-    std::vector<std::string> candidates;
-    std::string list = session_.config().get("peer.static_peers").value_or("");
-    for (std::size_t pos = 0; pos < list.size();) {
-        std::size_t end = list.find(',', pos);
-        if (end == std::string::npos) end = list.size();
-        std::string a = list.substr(pos, end - pos);
-        pos = end + 1;
-        while (!a.empty() && a.front() == ' ') a.erase(a.begin());
-        while (!a.empty() && a.back() == ' ') a.pop_back();
-        if (!a.empty()) candidates.push_back(a);
-    }
+    auto candidates = split_list(session_.config().get("peer.static_peers").value_or(""), ',');
     auto own = session_.listen_addresses();
     auto finders = std::vector<std::shared_ptr<plugin_host::backend>>();
     for (auto &b : session_.plugins().backends())
@@ -526,13 +521,8 @@ void job::discover_peers() {
             ref.job_id = self->id_;
             std::vector<char> out(16384);
             if (b->vtable().find_peers(b->self(), &ref, out.data(), out.size()) <= 0) continue;
-            std::string text(out.data());
-            for (std::size_t pos = 0; pos < text.size();) {
-                std::size_t nl = text.find('\n', pos);
-                if (nl == std::string::npos) nl = text.size();
-                std::string a = text.substr(pos, nl - pos);
-                pos = nl + 1;
-                if (a.empty() || known.count(a) || std::find(own.begin(), own.end(), a) != own.end()) continue;
+            for (auto &a : split_list(out.data(), '\n')) {
+                if (known.count(a) || std::find(own.begin(), own.end(), a) != own.end()) continue;
                 known.insert(a);
                 fresh.push_back(a);
                 asio::post(self->session_.net(), [self, a] { self->known_peers_.insert(a); });

@@ -4,6 +4,7 @@
 #include "platform/file.h"
 #include "util/error.h"
 #include "util/hex.h"
+#include "util/text.h"
 
 #include <chrono>
 #include <sodium.h>
@@ -125,15 +126,7 @@ session::~session() {
 // address is an error of pd_session_new, not a surprise later.
 void session::bind_listeners(const std::string &spec) {
     namespace ip = boost::asio::ip;
-    std::size_t pos = 0;
-    while (pos <= spec.size()) {
-        std::size_t end = spec.find(',', pos);
-        if (end == std::string::npos) end = spec.size();
-        std::string item = spec.substr(pos, end - pos);
-        pos = end + 1;
-        while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-        while (!item.empty() && item.back() == ' ') item.pop_back();
-        if (item.empty()) continue;
+    for (auto &item : split_list(spec, ',')) {
         auto colon = item.rfind(':');
         std::string host = colon == std::string::npos ? "" : item.substr(0, colon);
         std::string port = colon == std::string::npos ? "" : item.substr(colon + 1);
