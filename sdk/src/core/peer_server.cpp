@@ -185,20 +185,23 @@ private:
             } catch (const error &e) {
                 out.push_back(net::wire::reject{r.id, 4, e.what()});
             }
-            asio::post(self->socket_.get_executor(), [self, out = std::move(out)]() mutable {
+            // Sealed here, on the worker: this connection reads no other request until the
+            // answer is queued, so its sealer is not used concurrently, and the network
+            // thread only moves bytes.
+            std::size_t bytes = 0, blocks = 0;
+            std::vector<net::bytes> records;
+            for (auto &msg : out) {
+                if (auto *d = std::get_if<net::wire::data>(&msg)) bytes += d->bytes.size(), ++blocks;
+                auto plain = net::wire::encode(msg);
+                records.push_back(self->sealer_.seal(plain.data(), plain.size()));
+            }
+            asio::post(self->socket_.get_executor(), [self, records = std::move(records), bytes, blocks]() mutable {
                 if (self->closed_) return;
-                std::size_t bytes = 0;
-                for (auto &m : out)
-                    if (auto *d = std::get_if<net::wire::data>(&m)) bytes += d->bytes.size();
                 auto delay = self->server_.reserve_upload(bytes);
-                auto go = [self, out = std::move(out)] {
-                    for (auto &m : out) {
-                        if (auto *d = std::get_if<net::wire::data>(&m)) {
-                            ++self->server_.stats_.blocks_served;
-                            self->server_.stats_.bytes_served += d->bytes.size();
-                        }
-                        self->send(m);
-                    }
+                auto go = [self, records = std::move(records), bytes, blocks]() mutable {
+                    self->server_.stats_.blocks_served += blocks;
+                    self->server_.stats_.bytes_served += bytes;
+                    for (auto &record : records) self->queue_raw(std::move(record));
                     self->read_record();
                 };
                 if (delay.count() <= 0) return go();
