@@ -16,7 +16,7 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests"))
-from netlab.servers import Nginx  # noqa: E402
+from netlab.servers import serve_random_file  # noqa: E402
 
 build = sys.argv[1] if len(sys.argv) > 1 else "build/dev"
 size_mib = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
@@ -25,12 +25,7 @@ bench = os.path.join(build, "bench", "pd_bench_download")
 
 work = tempfile.mkdtemp(prefix="pd-origin-bench.", dir=os.environ.get("PD_BENCH_DIR", "/var/tmp"))
 try:
-    os.mkdir(work + "/www")
-    with open(work + "/www/file", "wb") as f:
-        for _ in range(size_mib):
-            f.write(os.urandom(1 << 20))
-    nginx = Nginx(work + "/nginx", work + "/www").start()
-    url = nginx.url("/file")
+    nginx, url, _ = serve_random_file(work, size_mib)
 
     def timed(cmd, env=None):
         t = time.monotonic()

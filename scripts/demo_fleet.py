@@ -17,6 +17,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests"))
 from netlab.fleet import Fleet, chart, table  # noqa: E402
 from netlab.lab import Office  # noqa: E402
+from netlab.servers import write_random_file  # noqa: E402
 
 stage, host_bin = sys.argv[1], sys.argv[2]
 size_mib = int(sys.argv[3]) if len(sys.argv) > 3 else 128
@@ -32,10 +33,7 @@ try:
     with Fleet(work, offices, host_bin, plugins, p2p=True) as fleet:
         mode = "network namespaces, WAN links %d Mbit/s (tbf)" % wan if fleet.lab.namespaces else "loopback (not root)"
         print("== lab: %s; %d agents" % (mode, len(fleet.agents)), flush=True)
-        pkg = os.path.join(work, "Setup-2.0.bin")
-        with open(pkg, "wb") as f:
-            for _ in range(size_mib):
-                f.write(os.urandom(1 << 20))
+        pkg = write_random_file(os.path.join(work, "Setup-2.0.bin"), size_mib)
         manifest, url = fleet.publish(pkg)
         size = size_mib * (1 << 20)
         print("== published %d MiB to the CDN at %s" % (size_mib, url), flush=True)

@@ -13,6 +13,22 @@ import time
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
+def write_random_file(path, size_mib):
+    """A file of `size_mib` MiB of random bytes (packages for tests, benchmarks, demos)."""
+    with open(path, "wb") as f:
+        for _ in range(size_mib):
+            f.write(os.urandom(1 << 20))
+    return path
+
+
+def serve_random_file(workdir, size_mib):
+    """nginx on loopback serving a fresh random file at /file; returns (nginx, url, path)."""
+    os.mkdir(os.path.join(workdir, "www"))
+    path = write_random_file(os.path.join(workdir, "www", "file"), size_mib)
+    nginx = Nginx(os.path.join(workdir, "nginx"), os.path.join(workdir, "www")).start()
+    return nginx, nginx.url("/file"), path
+
+
 def free_port():
     # Ports picked on the host are also free inside fresh namespaces.
     with socket.socket() as s:
