@@ -66,7 +66,6 @@ private:
             auto finish = hs_.on_peer_hello(in_hello_.data(), in_hello_.size());
             queue_raw(finish);
         } catch (const error &e) {
-            ++server_.stats_.protocol_errors;
             return close(e.what(), true);
         }
         read_into(in_finish_.data(), in_finish_.size(), [this] { on_finish(); });
@@ -76,7 +75,6 @@ private:
         try {
             hs_.on_peer_finish(in_finish_.data(), in_finish_.size());
         } catch (const error &e) {
-            ++server_.stats_.refused_auth;
             server_.session_.log(PD_LOG_WARN, "peer " + peer_ + " refused: " + e.what());
             return close(e.what(), false);
         }
@@ -94,7 +92,6 @@ private:
             try {
                 n = net::record_opener::record_length(prefix_.data());
             } catch (const error &e) {
-                ++server_.stats_.protocol_errors;
                 return close(e.what(), true);
             }
             record_.resize(n);
@@ -108,7 +105,6 @@ private:
             auto plain = opener_.open(record_.data(), record_.size());
             m = net::wire::decode(plain.data(), plain.size());
         } catch (const error &e) {
-            ++server_.stats_.protocol_errors;
             return close(e.what(), true);
         }
         if (std::holds_alternative<net::wire::hello>(m)) {
@@ -127,7 +123,6 @@ private:
                    std::holds_alternative<net::wire::pong>(m)) {
             // Requests are answered in order and at once; nothing to cancel. Deltas are for clients.
         } else {
-            ++server_.stats_.protocol_errors;
             return close(std::string("unexpected ") + net::wire::name(m) + " from a client", true);
         }
         read_record();
@@ -188,19 +183,17 @@ private:
             // Sealed here, on the worker: this connection reads no other request until the
             // answer is queued, so its sealer is not used concurrently, and the network
             // thread only moves bytes.
-            std::size_t bytes = 0, blocks = 0;
+            std::size_t bytes = 0;
             std::vector<net::bytes> records;
             for (auto &msg : out) {
-                if (auto *d = std::get_if<net::wire::data>(&msg)) bytes += d->bytes.size(), ++blocks;
+                if (auto *d = std::get_if<net::wire::data>(&msg)) bytes += d->bytes.size();
                 auto plain = net::wire::encode(msg);
                 records.push_back(self->sealer_.seal(plain.data(), plain.size()));
             }
-            asio::post(self->socket_.get_executor(), [self, records = std::move(records), bytes, blocks]() mutable {
+            asio::post(self->socket_.get_executor(), [self, records = std::move(records), bytes]() mutable {
                 if (self->closed_) return;
                 auto delay = self->server_.reserve_upload(bytes);
-                auto go = [self, records = std::move(records), bytes, blocks]() mutable {
-                    self->server_.stats_.blocks_served += blocks;
-                    self->server_.stats_.bytes_served += bytes;
+                auto go = [self, records = std::move(records)]() mutable {
                     for (auto &record : records) self->queue_raw(std::move(record));
                     self->read_record();
                 };
@@ -263,7 +256,6 @@ void peer_server::accept_next(tcp::acceptor &acceptor) {
                 socket.close(ignored);  // over the limit: refuse at once
             } else {
                 socket.set_option(tcp::no_delay(true), ignored);
-                ++stats_.connections;
                 auto c = std::make_shared<connection>(*this, std::move(socket));
                 connections_.insert(c);
                 c->start();

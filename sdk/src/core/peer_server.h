@@ -30,11 +30,6 @@ public:
     // Closes every connection (network thread).
     void stop();
 
-    struct stats {
-        std::uint64_t connections = 0, refused_auth = 0, protocol_errors = 0, blocks_served = 0, bytes_served = 0;
-    };
-    stats counters() const { return stats_; }
-
 private:
     class connection;
     friend class connection;
@@ -47,7 +42,6 @@ private:
     std::array<std::uint8_t, 32> fleet_key_;
     std::set<std::shared_ptr<connection>> connections_;
     std::chrono::steady_clock::time_point upload_free_{};
-    stats stats_;
     bool stopped_ = false;
 };
 

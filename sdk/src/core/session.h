@@ -68,8 +68,6 @@ public:
     unsigned worker_count() const { return worker_count_; }
     // The fleet key, when the session has one (peers need it).
     const std::optional<std::array<std::uint8_t, 32>> &fleet_key() const { return fleet_key_; }
-    // The peer server's counters (zero without listen addresses). Network thread.
-    peer_server::stats peer_stats() const { return peer_server_ ? peer_server_->counters() : peer_server::stats{}; }
     // HMAC(fleet key, tag ‖ content id): what discovery puts on the wire instead of the id.
     std::array<std::uint8_t, 32> discovery_label(const std::uint8_t id[32]) const;
     // The peer listen addresses as bound ("ip:port", ports resolved), in option order.

@@ -265,10 +265,8 @@ device_facts read_device_facts() {
     }
     // A machine with no graphical target and no battery is treated as a server OS;
     // hosts that know better override through the C ABI.
-    std::string def = first_line("/etc/systemd/system/default.target");
     std::error_code ec;
-    auto target = std::filesystem::read_symlink("/etc/systemd/system/default.target", ec);
-    if (!ec) def = target.filename().string();
+    std::string def = std::filesystem::read_symlink("/etc/systemd/system/default.target", ec).filename().string();
     if (def.find("graphical") != std::string::npos) facts.os_type = 1;
     else if (def.find("multi-user") != std::string::npos) facts.os_type = 2;
 #endif
