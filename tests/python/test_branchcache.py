@@ -11,6 +11,13 @@ from netlab.lab import Office
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
 
+def seed(fleet, manifest, url, device):
+    """One device downloads the package alone (from the CDN) before the others start."""
+    st = fleet.watch(fleet.deploy(manifest, url, devices=[device]), out=io.StringIO())[device]
+    assert st["state"] == "completed", st
+    return st
+
+
 def publish(fleet, tmp_path, size):
     pkg = tmp_path / "pkg.bin"
     data = os.urandom(size)
@@ -24,9 +31,7 @@ def test_devices_on_a_subnet_share_blocks_found_by_multicast(tmp_path, host_bin,
     with Fleet(tmp_path / "f", [Office("office", devices=4)], host_bin, plugin_dir, p2p=True) as fleet:
         data, manifest, url = publish(fleet, tmp_path, 16 << 20)
         c0 = fleet.counters()
-        first = fleet.deploy(manifest, url, devices=["office-1"], dest_dir=str(tmp_path))
-        st = fleet.watch(first, timeout=120, out=io.StringIO())["office-1"]
-        assert st["state"] == "completed", st
+        st = seed(fleet, manifest, url, "office-1")
         assert st["bytes_by_source"]["origin"] == len(data)
         rest = fleet.deploy(manifest, url, devices=["office-2", "office-3", "office-4"], dest_dir=str(tmp_path))
         statuses = fleet.watch(rest, timeout=120, out=io.StringIO())
@@ -44,8 +49,7 @@ def test_devices_on_a_subnet_share_blocks_found_by_multicast(tmp_path, host_bin,
 def test_a_device_with_another_fleet_key_gets_nothing_from_peers(tmp_path, host_bin, plugin_dir):
     with Fleet(tmp_path / "f", [Office("office", devices=2)], host_bin, plugin_dir, p2p=True) as fleet:
         data, manifest, url = publish(fleet, tmp_path, 4 << 20)
-        st = fleet.watch(fleet.deploy(manifest, url, devices=["office-1"]), out=io.StringIO())["office-1"]
-        assert st["state"] == "completed"
+        seed(fleet, manifest, url, "office-1")
         # Restart office-2 with a different key: its queries carry labels nobody can match,
         # and a direct connection would fail the handshake.
         stranger = fleet.agents["office-2"]
@@ -64,8 +68,7 @@ def test_loopback_fleet_shares_through_static_peers(tmp_path, host_bin, plugin_d
     with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, namespaces=False,
                p2p=True) as fleet:
         data, manifest, url = publish(fleet, tmp_path, 4 << 20)
-        st = fleet.watch(fleet.deploy(manifest, url, devices=["office-1"]), out=io.StringIO())["office-1"]
-        assert st["bytes_by_source"]["origin"] == len(data)
+        assert seed(fleet, manifest, url, "office-1")["bytes_by_source"]["origin"] == len(data)
         statuses = fleet.watch(fleet.deploy(manifest, url, devices=["office-2", "office-3"]), out=io.StringIO())
         for s in statuses.values():
             assert s["state"] == "completed" and s["bytes_by_source"]["lan"] == len(data), s
@@ -81,8 +84,7 @@ def content_file(agent, manifest):
 def test_a_peer_serving_corrupted_blocks_is_banned_and_everyone_completes(tmp_path, host_bin, plugin_dir):
     with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, p2p=True) as fleet:
         data, manifest, url = publish(fleet, tmp_path, 8 << 20)
-        st = fleet.watch(fleet.deploy(manifest, url, devices=["office-1"]), out=io.StringIO())["office-1"]
-        assert st["state"] == "completed"
+        seed(fleet, manifest, url, "office-1")
         # office-1's disk rots under it: block 5 changes, its index still says verified.
         path = content_file(fleet.agents["office-1"], manifest)
         with open(path, "r+b") as f:
@@ -106,7 +108,7 @@ def test_a_peer_killed_mid_transfer_leaves_the_others_completing(tmp_path, host_
     with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, p2p=True) as fleet:
         data, manifest, url = publish(fleet, tmp_path, 16 << 20)
         seeder = fleet.agents["office-1"]
-        assert fleet.watch(fleet.deploy(manifest, url, devices=["office-1"]), out=io.StringIO())["office-1"]["state"] == "completed"
+        seed(fleet, manifest, url, "office-1")
         seeder.ok("setting", key="peer.upload_rate_bytes", value=str(4 << 20))  # ~4 s to serve everyone
         jobs = fleet.deploy(manifest, url, devices=["office-2", "office-3"], dest_dir=str(tmp_path))
         deadline = time.monotonic() + 30
