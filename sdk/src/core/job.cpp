@@ -1,6 +1,6 @@
 #include "core/job.h"
 
-#include "core/peer_client.h"
+#include "core/peer_link.h"
 
 #include "util/error.h"
 #include "util/hex.h"
@@ -13,6 +13,7 @@
 #include <optional>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <thread>
 
 namespace pd::core {
@@ -112,8 +113,11 @@ void job::on_prepared(platform::file file, std::vector<std::uint8_t> verified, s
                 lo = std::min(lo, b);
                 hi = b + 1;
             }
-        if (lo < hi) todo_.push_back({lo, static_cast<std::uint32_t>(hi - lo)});
+        if (lo < hi) pieces_.push_back({lo, static_cast<std::uint32_t>(hi - lo)});
     }
+    for (std::uint32_t i = 0; i < pieces_.size(); ++i) todo_.push_back(i);
+    flights_.assign(pieces_.size(), 0);
+    avail_.assign(pieces_.size(), 0);
     if (bytes_verified_) emit_progress(true);
     if (todo_.empty()) {
         maybe_finish();
@@ -232,41 +236,81 @@ static void verify_and_write(const content::manifest &m, const platform::file &f
     }
 }
 
-std::shared_ptr<job::peer_slot> job::pick_peer(const std::vector<std::uint64_t> &wanted, bool idle_only) const {
-    for (auto &p : peers_) {
-        if (p->banned || (idle_only && p->busy)) continue;
-        bool all = true;
-        for (auto b : wanted) all = all && ((p->have[b / 8] >> (b % 8)) & 1);
-        if (all) return p;
+bool job::holds(const peer_slot &peer, std::uint32_t index) const {
+    const piece &p = pieces_[index];
+    for (std::uint64_t b = p.first_block; b < p.first_block + p.block_count; ++b)
+        if (!((peer.have[b / 8] >> (b % 8)) & 1)) return false;
+    return true;
+}
+
+void job::count_availability(const peer_slot &peer, int sign) {
+    if (peer.banned || peer.have.empty()) return;
+    for (std::uint32_t i = 0; i < pieces_.size(); ++i)
+        if (holds(peer, i)) avail_[i] = static_cast<std::uint16_t>(avail_[i] + sign);
+}
+
+void job::take_from_todo(std::uint32_t index) {
+    auto it = std::find(todo_.begin(), todo_.end(), index);
+    if (it != todo_.end()) {
+        *it = todo_.back();
+        todo_.pop_back();
     }
-    return nullptr;
+    ++flights_[index];
+}
+
+// Enough requests to keep the peer busy for peer.request_queue_ms at its measured rate
+// (libtorrent's request queue time), at least two so one is always on the wire.
+unsigned job::pipeline_depth(const peer_slot &peer) const {
+    auto max = static_cast<unsigned>(session_.config().get_int("peer.max_requests"));
+    double piece_bytes = static_cast<double>(session_.config().get_int("job.piece_size_kib")) * 1024;
+    double queue_s = static_cast<double>(session_.config().get_int("peer.request_queue_ms")) / 1000.0;
+    auto depth = static_cast<unsigned>(peer.rate * queue_s / piece_bytes) + 1;
+    return std::clamp(depth, std::min(2u, max), max);
+}
+
+static std::uint64_t mix64(std::uint64_t x);
+
+std::uint32_t job::choose_piece(const peer_slot &peer) const {
+    constexpr auto none = std::numeric_limits<std::uint32_t>::max();
+    std::uint32_t best = none;
+    std::pair<std::uint16_t, std::uint64_t> best_key{};
+    std::uint64_t me = session_.node_id();
+    for (auto i : todo_) {
+        if (!holds(peer, i)) continue;
+        std::pair<std::uint16_t, std::uint64_t> key{avail_[i], mix64(me ^ i)};
+        if (best == none || key < best_key) best = i, best_key = key;
+    }
+    if (best != none || !todo_.empty() || peer.requests) return best;
+    // End-game: everything is requested and this peer is idle; ask it too for a piece in
+    // flight elsewhere. Whichever answer verifies first wins; the other is discarded.
+    for (std::uint32_t i = 0; i < pieces_.size(); ++i)
+        if (flights_[i] == 1 && holds(peer, i) && !wanted_blocks(pieces_[i]).empty()) return i;
+    return none;
 }
 
 void job::dispatch() {
     if (state_ != PD_JOB_RUNNING || shutting_down_) return;
+    constexpr auto none = std::numeric_limits<std::uint32_t>::max();
+    // Peers first (LAN): the fastest choose first, each up to its pipeline depth.
+    auto order = peers_;
+    std::stable_sort(order.begin(), order.end(), [](auto &a, auto &b) { return a->rate > b->rate; });
+    for (auto &peer : order) {
+        if (peer->banned || !peer->link->open()) continue;
+        while (peer->requests < pipeline_depth(*peer)) {
+            auto index = choose_piece(*peer);
+            if (index == none) break;
+            fetch_from_peer(index, peer);
+        }
+    }
+    // The origin only for pieces no peer holds, after the first discovery round (peers
+    // found there come first), and in turn with the devices fetching it too.
+    if (initial_discovery_ || !stream_) return;
     const unsigned max_origin = static_cast<unsigned>(session_.config().get_int("job.max_pieces_in_flight"));
-    for (auto it = todo_.begin(); it != todo_.end();) {
-        piece p = *it;
-        auto wanted = wanted_blocks(p);
-        if (wanted.empty()) {
-            it = todo_.erase(it);
-            continue;
-        }
-        // Peers first (LAN), one request per peer at a time; the origin only for pieces
-        // no peer holds (a busy peer that holds it will be free soon).
-        if (auto peer = pick_peer(wanted, true)) {
-            it = todo_.erase(it);
-            fetch_from_peer(p, std::move(wanted), peer);
-            continue;
-        }
-        // The origin waits for the first discovery round: peers found there come first.
-        if (!initial_discovery_ && !pick_peer(wanted, false) && stream_ && origin_in_flight_ < max_origin &&
-            origin_turn(p)) {
-            it = todo_.erase(it);
-            fetch_from_origin(p, std::move(wanted));
-            continue;
-        }
-        ++it;
+    auto candidates = todo_;
+    std::sort(candidates.begin(), candidates.end());
+    for (auto i : candidates) {
+        if (origin_in_flight_ >= max_origin) break;
+        if (avail_[i] == 0 && origin_turn(pieces_[i])) fetch_from_origin(i);
     }
 }
 
@@ -290,7 +334,7 @@ bool job::origin_turn(const piece &p) {
     std::map<std::uint64_t, std::int64_t> participants;  // node id -> last growth
     for (auto &peer : peers_) {
         if (peer->banned || !peer->fetching) continue;
-        auto &g = participants[peer->client->node_id()];
+        auto &g = participants[peer->link->node_id()];
         g = std::max(g, peer->grew_ms);
     }
     for (auto &[node, grew] : participants) {
@@ -303,13 +347,15 @@ bool job::origin_turn(const piece &p) {
 }
 
 // Takes a refreshed bitmap; notes when it gained blocks (the owner is making progress).
-static void update_have(job::peer_slot &peer, std::vector<std::uint8_t> have, bool fetching) {
+void job::set_peer_have(peer_slot &peer, std::vector<std::uint8_t> have, bool fetching) {
     std::uint64_t before = 0, after = 0;
     for (auto b : peer.have) before += static_cast<std::uint64_t>(__builtin_popcount(b));
     for (auto b : have) after += static_cast<std::uint64_t>(__builtin_popcount(b));
     std::int64_t now = store::now_ms();
     if (after > before) peer.grew_ms = now;
+    count_availability(peer, -1);
     peer.have = std::move(have);
+    count_availability(peer, +1);
     peer.have_ms = now;
     peer.fetching = fetching;
 }
@@ -320,14 +366,18 @@ void job::mark_fetching(bool on) {
     session_.set_fetching(manifest_->id, on);
 }
 
-void job::fetch_from_origin(const piece &p, std::vector<std::uint64_t> wanted) {
+void job::fetch_from_origin(std::uint32_t index) {
+    take_from_todo(index);
     ++in_flight_;
     ++origin_in_flight_;
+    piece p = pieces_[index];
+    auto wanted = wanted_blocks(p);
     const int retries = static_cast<int>(session_.config().get_int("job.read_retries"));
     const int backoff_ms = static_cast<int>(session_.config().get_int("job.retry_backoff_ms"));
-    asio::post(session_.workers(), [self = shared_from_this(), p, wanted = std::move(wanted), stream = stream_, file = file_,
-                                    retries, backoff_ms] {
+    asio::post(session_.workers(), [self = shared_from_this(), index, p, wanted = std::move(wanted), stream = stream_,
+                                    file = file_, retries, backoff_ms] {
         piece_result r;
+        r.index = index;
         r.p = p;
         r.stream = stream;
         r.source_class = stream->backend->source_class();
@@ -368,57 +418,83 @@ void job::fetch_from_origin(const piece &p, std::vector<std::uint64_t> wanted) {
     });
 }
 
-void job::fetch_from_peer(const piece &p, std::vector<std::uint64_t> wanted, std::shared_ptr<peer_slot> peer) {
+void job::fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer_slot> &peer) {
+    take_from_todo(index);
     ++in_flight_;
-    peer->busy = true;
-    std::int64_t refresh_ms = session_.config().get_int("peer.refresh_ms");
-    asio::post(session_.workers(), [self = shared_from_this(), p, wanted = std::move(wanted), peer, file = file_, refresh_ms] {
-        piece_result r;
-        r.p = p;
-        r.peer = peer;
-        r.source_class = PD_SOURCE_LAN;
-        r.source_name = "peer " + peer->client->address();
-        auto &m = *self->manifest_;
-        try {
-            std::uint64_t first = wanted.front();
-            auto count = static_cast<std::uint32_t>(wanted.back() - first + 1);
-            auto blocks = peer->client->fetch(m.id, first, count, r.rejected);
-            for (auto &b : blocks) r.bytes_fetched += b.bytes.size();
-            verify_and_write(m, *file, wanted,
-                             [&](std::uint64_t b) -> const std::uint8_t * {
-                                 std::uint64_t i = b - first;
-                                 if (i >= blocks.size() || blocks[i].bytes.size() != m.block_length(b)) return nullptr;
-                                 return blocks[i].bytes.data();
-                             },
-                             r);
-            // Partial holders grow: keep their bitmap fresh.
-            if (!r.rejected.empty() || store::now_ms() - peer->have_ms > refresh_ms) {
-                r.have = peer->client->have(m.id, m.block_count(), &r.peer_fetching);
+    ++peer->requests;
+    piece p = pieces_[index];
+    auto wanted = wanted_blocks(p);
+    std::uint64_t first = wanted.front();
+    auto count = static_cast<std::uint32_t>(wanted.back() - first + 1);
+    auto blocks = std::make_shared<std::vector<std::vector<std::uint8_t>>>();
+    blocks->reserve(count);
+    std::int64_t sent_ms = store::now_ms();
+    peer->link->request(
+        manifest_->id, first, count,
+        [blocks](std::uint64_t, std::vector<std::uint8_t> bytes) { blocks->push_back(std::move(bytes)); },
+        [self = shared_from_this(), index, p, wanted = std::move(wanted), peer, blocks, first, sent_ms](
+            const error *why, const std::string &rejected) mutable {
+            piece_result r;
+            r.index = index;
+            r.p = p;
+            r.peer = peer;
+            r.source_class = PD_SOURCE_LAN;
+            r.source_name = "peer " + peer->link->address();
+            r.rejected = rejected;
+            if (why) {
+                r.error = why->code();
+                r.message = why->what();
+                r.aborted = why->code() == PD_E_CANCELLED;
+                return self->on_piece_done(std::move(r));
             }
-        } catch (const error &e) {
-            r.error = e.code();
-            r.message = e.what();
-        }
-        asio::post(self->session_.net(), [self, r = std::move(r)]() mutable { self->on_piece_done(std::move(r)); });
-    });
+            // Throughput: bytes over the time this answer took, counted from when it was
+            // sent or when the previous answer ended, whichever is later (pipelining).
+            std::int64_t now = store::now_ms();
+            for (auto &b : *blocks) r.bytes_fetched += b.size();
+            double span = static_cast<double>(std::max<std::int64_t>(1, now - std::max(sent_ms, peer->last_answer_ms)));
+            double sample = static_cast<double>(r.bytes_fetched) * 1000.0 / span;
+            peer->rate = peer->rate == 0 ? sample : 0.7 * peer->rate + 0.3 * sample;
+            peer->last_answer_ms = now;
+            asio::post(self->session_.workers(), [self, r = std::move(r), wanted = std::move(wanted), blocks, first,
+                                                  file = self->file_]() mutable {
+                auto &m = *self->manifest_;
+                // A block of the wrong length is as bad as one with the wrong hash.
+                for (std::uint64_t i = 0; i < blocks->size(); ++i)
+                    if ((*blocks)[i].size() != m.block_length(first + i)) r.bad.push_back(first + i);
+                verify_and_write(m, *file, wanted,
+                                 [&](std::uint64_t b) -> const std::uint8_t * {
+                                     std::uint64_t i = b - first;
+                                     if (i >= blocks->size() || (*blocks)[i].size() != m.block_length(b)) return nullptr;
+                                     return (*blocks)[i].data();
+                                 },
+                                 r);
+                asio::post(self->session_.net(), [self, r = std::move(r)]() mutable { self->on_piece_done(std::move(r)); });
+            });
+        });
 }
 
 void job::on_piece_done(piece_result r) {
     --in_flight_;
     if (!r.peer) --origin_in_flight_;
     bytes_fetched_ += r.bytes_fetched;
+    --flights_[r.index];
     std::uint32_t cls = r.source_class;
+    std::uint64_t fresh_bytes = 0;
     for (auto b : r.good) {
+        // In end-game two sources may deliver the same block: count it once.
+        if ((written_[b / 8] >> (b % 8)) & 1) continue;
         written_[b / 8] |= static_cast<std::uint8_t>(1u << (b % 8));
         pending_durable_.push_back(b);
+        fresh_bytes += manifest_->block_length(b);
     }
-    pending_bytes_ += r.bytes_good;
-    bytes_by_source_[cls] += r.bytes_good;
-    if (r.bytes_good) last_progress_at_ = store::now_ms();
+    pending_bytes_ += fresh_bytes;
+    bytes_by_source_[cls] += fresh_bytes;
+    if (fresh_bytes) last_progress_at_ = store::now_ms();
     if (r.peer) {
-        r.peer->busy = false;
-        r.peer->bytes += r.bytes_good;
-        if (!r.have.empty()) update_have(*r.peer, std::move(r.have), r.peer_fetching);
+        --r.peer->requests;
+        r.peer->bytes += fresh_bytes;
+        // A peer that turned a request down has a newer (or smaller) bitmap than we think.
+        if (!r.rejected.empty()) refresh_have(r.peer);
     }
     if (r.fatal) {
         fail(r.error, r.message);
@@ -428,8 +504,8 @@ void job::on_piece_done(piece_result r) {
         schedule_flush(true);
         return;
     }
-    // Whatever was not written goes back to the queue.
-    if (!wanted_blocks(r.p).empty()) todo_.push_front(r.p);
+    // Whatever was not written goes back to the queue (unless another fetch of it is out).
+    if (flights_[r.index] == 0 && !wanted_blocks(r.p).empty()) todo_.push_back(r.index);
     if (!r.bad.empty()) {
         blocks_rejected_ += r.bad.size();
         for (auto b : r.bad) {
@@ -448,19 +524,16 @@ void job::on_piece_done(piece_result r) {
                           std::to_string(manifest_->block_offset(r.bad.front())) + ") that failed verification (" +
                           std::to_string(r.bad.size()) + " bad block(s) in this piece)";
         if (r.peer) {
-            // Ban every connection to that peer.
-            for (auto &p : peers_)
-                if (p->client->address() == r.peer->client->address()) p->banned = true;
             note_fallback(why + "; peer banned for this content");
+            ban_peer(r.peer);
         } else {
             error_code_ = PD_E_INTEGRITY;
             if (r.stream == stream_) source_failed(why);
         }
     } else if (r.error && !r.aborted) {
         if (r.peer) {
-            // A broken connection: forget the peer; discovery may bring it back.
-            note_fallback(r.source_name + " failed: " + r.message);
-            drop_peer(r.peer);
+            // A broken or silent connection: forget the peer; discovery may bring it back.
+            drop_peer(r.peer, r.message);
         } else {
             error_code_ = r.error;
             if (r.stream == stream_) source_failed("source '" + r.source_name + "' failed: " + r.message);
@@ -478,6 +551,9 @@ void job::on_piece_done(piece_result r) {
 
 // ---- peers ----
 
+// A discovery round: static peers and what discovery backends find (their calls block, so
+// they run on a worker); then every new address is connected on the network thread. The
+// round ends when each connection has answered its first HAVE or failed.
 void job::discover_peers() {
     if (discovering_ || state_ != PD_JOB_RUNNING) return;
     if (!session_.fleet_key()) {
@@ -486,31 +562,11 @@ void job::discover_peers() {
     }
     discovering_ = true;
     auto candidates = split_list(session_.config().get("peer.static_peers").value_or(""), ',');
-    auto own = session_.listen_addresses();
-    auto finders = std::vector<std::shared_ptr<plugin_host::backend>>();
+    std::vector<std::shared_ptr<plugin_host::backend>> finders;
     for (auto &b : session_.plugins().backends())
         if (b->can_find_peers()) finders.push_back(b);
-    std::vector<std::string> fresh;
-    for (auto &a : candidates)
-        if (!known_peers_.count(a) && std::find(own.begin(), own.end(), a) == own.end()) fresh.push_back(a);
-    for (auto &a : fresh) known_peers_.insert(a);
-    if (fresh.empty() && finders.empty()) {
-        discovering_ = false;
-        first_round_done_ = true;
-        settle_initial_discovery();
-        return;
-    }
-    auto key = *session_.fleet_key();
-    int timeout = static_cast<int>(session_.config().get_int("peer.connect_timeout_ms"));
-    int connections = static_cast<int>(session_.config().get_int("peer.connections_per_peer"));
-    std::uint64_t node = session_.node_id();
-    std::set<std::string> known = known_peers_;
-    asio::post(session_.workers(), [self = shared_from_this(), fresh, key, timeout, connections, node, finders, own,
-                                    known]() mutable {
-        std::vector<std::shared_ptr<peer_slot>> found;
-        std::vector<std::string> failures;
+    asio::post(session_.workers(), [self = shared_from_this(), candidates, finders]() mutable {
         auto &m = *self->manifest_;
-        // Backends that discover peers (e.g. branchcache on the subnet) add candidates.
         for (auto &b : finders) {
             pd_content_ref ref{};
             ref.struct_size = sizeof ref;
@@ -521,49 +577,72 @@ void job::discover_peers() {
             ref.job_id = self->id_;
             std::vector<char> out(16384);
             if (b->vtable().find_peers(b->self(), &ref, out.data(), out.size()) <= 0) continue;
-            for (auto &a : split_list(out.data(), '\n')) {
-                if (known.count(a) || std::find(own.begin(), own.end(), a) != own.end()) continue;
-                known.insert(a);
-                fresh.push_back(a);
-                asio::post(self->session_.net(), [self, a] { self->known_peers_.insert(a); });
-            }
+            for (auto &a : split_list(out.data(), '\n')) candidates.push_back(a);
         }
-        for (auto &a : fresh) {
-            try {
-                // Several connections per peer keep several requests in flight to it.
-                for (int i = 0; i < connections; ++i) {
-                    auto slot = std::make_shared<peer_slot>();
-                    slot->client = std::make_shared<peer_client>(a, key, timeout, node);
-                    // Discovery also finds this device itself (it answers its own query).
-                    if (slot->client->node_id() == node) break;
-                    slot->have = slot->client->have(m.id, m.block_count(), &slot->fetching);
-                    slot->have_ms = slot->grew_ms = store::now_ms();
-                    found.push_back(slot);
-                }
-            } catch (const error &e) {
-                failures.push_back(e.what());
-                // Forget it so a later round can try again.
-                asio::post(self->session_.net(), [self, a] { self->known_peers_.erase(a); });
+        asio::post(self->session_.net(), [self, candidates] {
+            auto own = self->session_.listen_addresses();
+            for (auto &a : candidates) {
+                if (self->known_peers_.count(a) || std::find(own.begin(), own.end(), a) != own.end()) continue;
+                self->known_peers_.insert(a);
+                self->connect_peer(a);
             }
-        }
-        asio::post(self->session_.net(), [self, found, failures] {
-            self->discovering_ = false;
-            self->first_round_done_ = true;
-            for (auto &f : failures) self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": " + f);
-            std::set<std::string> logged;
-            for (auto &p : found) {
-                self->peers_.push_back(p);
-                if (!logged.insert(p->client->address()).second) continue;
-                std::uint64_t held = 0;
-                for (auto byte : p->have) held += static_cast<std::uint64_t>(__builtin_popcount(byte));
-                self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": peer " + p->client->address() +
-                                                    " holds " + std::to_string(held) + " of " +
-                                                    std::to_string(self->manifest_->block_count()) + " blocks");
-            }
-            self->settle_initial_discovery();  // after the peers are in: they come before the origin
-            self->dispatch();
+            if (!self->connecting_) self->on_discovery_round_done();
         });
     });
+}
+
+void job::connect_peer(const std::string &address) {
+    if (state_ != PD_JOB_RUNNING) return;
+    ++connecting_;
+    auto link = std::make_shared<peer_link>(session_.net(), address, *session_.fleet_key(), session_.node_id());
+    link->set_request_timeout(static_cast<int>(session_.config().get_int("peer.request_timeout_ms")));
+    auto self = shared_from_this();
+    auto give_up = [self, address](const std::string &why) {
+        self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": " + why);
+        self->known_peers_.erase(address);  // a later round may try again
+        if (--self->connecting_ == 0) self->on_discovery_round_done();
+    };
+    link->connect(static_cast<int>(session_.config().get_int("peer.connect_timeout_ms")), [self, link, give_up](const error *why) {
+        if (why) return give_up(why->what());
+        if (link->node_id() == self->session_.node_id()) {
+            // Discovery also finds this device itself (it answers its own query): remember
+            // the address so it is not dialled again.
+            link->close("this device itself");
+            if (--self->connecting_ == 0) self->on_discovery_round_done();
+            return;
+        }
+        link->query_have(self->manifest_->id, self->manifest_->block_count(),
+                         [self, link, give_up](const error *failed, peer_link::have_answer a) {
+                             if (failed) return give_up(failed->what());
+                             if (!self->active() || self->shutting_down_) {
+                                 link->close("job ended");
+                             } else {
+                                 auto slot = std::make_shared<peer_slot>();
+                                 slot->link = link;
+                                 slot->have.assign(self->have_.size(), 0);
+                                 self->set_peer_have(*slot, std::move(a.bitmap), a.fetching);
+                                 slot->grew_ms = slot->have_ms;
+                                 self->peers_.push_back(slot);
+                                 std::uint64_t held = 0;
+                                 for (auto byte : slot->have) held += static_cast<std::uint64_t>(__builtin_popcount(byte));
+                                 self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": peer " +
+                                                                     link->address() + " holds " + std::to_string(held) +
+                                                                     " of " + std::to_string(self->manifest_->block_count()) +
+                                                                     " blocks");
+                             }
+                             if (--self->connecting_ == 0) self->on_discovery_round_done();
+                             self->dispatch();
+                         });
+    });
+}
+
+void job::on_discovery_round_done() {
+    if (!discovering_) return;
+    discovering_ = false;
+    first_round_done_ = true;
+    settle_initial_discovery();  // after the peers are in: they come before the origin
+    dispatch();
+    maybe_finish();
 }
 
 // The origin waits for the first discovery round and, when a discovery backend is loaded,
@@ -577,11 +656,27 @@ void job::settle_initial_discovery() {
         initial_discovery_ = false;
         session_.log(PD_LOG_DEBUG, "job " + std::to_string(id_) + ": origin opens after " +
                                        std::to_string(store::now_ms() - started_ms_) + " ms of discovery, " +
-                                       std::to_string(peers_.size()) + " peer connections");
+                                       std::to_string(peers_.size()) + " peers");
         dispatch();
     } else if (!discovering_) {
         discover_peers();  // a second look before the origin opens up
     }
+}
+
+void job::refresh_have(const std::shared_ptr<peer_slot> &peer) {
+    if (peer->have_pending || peer->banned || !peer->link->open()) return;
+    peer->have_pending = true;
+    peer->link->query_have(manifest_->id, manifest_->block_count(),
+                           [self = shared_from_this(), peer](const error *why, peer_link::have_answer a) {
+                               peer->have_pending = false;
+                               if (why) {
+                                   if (why->code() != PD_E_CANCELLED) self->drop_peer(peer, why->what());
+                                   return;
+                               }
+                               if (!self->active()) return;
+                               self->set_peer_have(*peer, std::move(a.bitmap), a.fetching);
+                               self->dispatch();
+                           });
 }
 
 void job::on_peer_tick() {
@@ -593,24 +688,10 @@ void job::on_peer_tick() {
         last_discovery_ms_ = now;
         discover_peers();
     }
-    // Idle peers' bitmaps go stale as they download too: refresh them in the background.
+    // Peers' bitmaps go stale as they download too.
     std::int64_t refresh = session_.config().get_int("peer.refresh_ms");
-    for (auto &p : peers_) {
-        if (p->busy || p->banned || now - p->have_ms < refresh) continue;
-        p->busy = true;
-        ++in_flight_;
-        asio::post(session_.workers(), [self = shared_from_this(), p] {
-            piece_result r;
-            r.peer = p;
-            try {
-                r.have = p->client->have(self->manifest_->id, self->manifest_->block_count(), &r.peer_fetching);
-            } catch (const error &e) {
-                r.error = e.code();
-                r.message = e.what();
-            }
-            asio::post(self->session_.net(), [self, r = std::move(r)]() mutable { self->on_refresh_done(std::move(r)); });
-        });
-    }
+    for (auto &p : peers_)
+        if (now - p->have_ms >= refresh) refresh_have(p);
     // A job never stalls silently.
     std::int64_t stall = session_.config().get_int("job.stall_timeout_ms");
     if (!todo_.empty() && now - last_progress_at_ > stall && !stream_ && in_flight_ == 0) {
@@ -623,25 +704,29 @@ void job::on_peer_tick() {
     arm_peer_timer();
 }
 
-void job::on_refresh_done(piece_result r) {
-    --in_flight_;
-    r.peer->busy = false;
-    if (r.error) {
-        note_fallback(std::string("peer ") + r.peer->client->address() + " failed: " + r.message);
-        drop_peer(r.peer);
-    } else {
-        update_have(*r.peer, std::move(r.have), r.peer_fetching);
-    }
-    if (!active()) return;
-    dispatch();
-    maybe_finish();
+void job::drop_peer(const std::shared_ptr<peer_slot> &peer, const std::string &why) {
+    auto it = std::find(peers_.begin(), peers_.end(), peer);
+    if (it == peers_.end()) return;
+    note_fallback("peer " + peer->link->address() + " failed: " + why);
+    count_availability(*peer, -1);
+    peers_.erase(it);
+    known_peers_.erase(peer->link->address());  // discovery may bring it back
+    peer->link->close(why);  // its outstanding requests come back as aborted pieces
 }
 
-void job::drop_peer(const std::shared_ptr<peer_slot> &peer) {
-    peers_.erase(std::remove(peers_.begin(), peers_.end(), peer), peers_.end());
-    std::string addr = peer->client->address();
-    bool any = std::any_of(peers_.begin(), peers_.end(), [&](auto &p) { return p->client->address() == addr; });
-    if (!any) known_peers_.erase(addr);  // discovery may bring it back
+// A peer that sent a block failing verification is banned for this job (design §5): it
+// stays known, so discovery does not bring it back, and its link is closed.
+void job::ban_peer(const std::shared_ptr<peer_slot> &peer) {
+    if (peer->banned) return;
+    count_availability(*peer, -1);
+    peer->banned = true;
+    peer->link->close("banned: sent a block that failed verification");
+}
+
+void job::close_links(const std::string &why) {
+    auto peers = std::move(peers_);
+    peers_.clear();
+    for (auto &p : peers) p->link->close(why);
 }
 
 void job::arm_peer_timer() {
@@ -745,6 +830,7 @@ void job::finalize() {
     state_ = PD_JOB_VERIFYING;
     finalizing_ = true;
     stream_.reset();
+    close_links("content complete");
     reverify_all_ = session_.config().get_int("job.reverify") >= 2;
     // End to end: every block is re-read from disk and re-hashed before "complete",
     // split over the workers (hashing is the bound).
@@ -859,6 +945,7 @@ void job::fail(int code, const std::string &message) {
     finished_ms_ = store::now_ms();
     session_.set_job_stop_flag(id_, true);
     stream_.reset();
+    close_links("job failed");
     flush_timer_.cancel();
     peer_timer_.cancel();
     // Blocks already verified and written are still worth keeping.
@@ -898,6 +985,7 @@ void job::cancel() {
     finished_ms_ = store::now_ms();
     session_.set_job_stop_flag(id_, true);
     stream_.reset();
+    close_links("job cancelled");
     flush_timer_.cancel();
     peer_timer_.cancel();
     schedule_flush(true);
@@ -911,6 +999,7 @@ void job::stop_for_shutdown() {
     flush_timer_.cancel();
     peer_timer_.cancel();
     stream_.reset();
+    close_links("session stopping");
 }
 
 void job::status(pd_job_status &out) const {

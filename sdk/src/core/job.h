@@ -3,7 +3,7 @@
 // thread; worker tasks get copies of what they need and post results back.
 #pragma once
 
-#include "core/peer_client.h"
+#include "core/peer_link.h"
 #include "core/session.h"
 
 #include <peerdist/job.h>
@@ -28,7 +28,7 @@ public:
     pd_job_state state() const { return state_; }
     bool active() const;
     // True while worker tasks or flushes are outstanding.
-    bool busy() const { return in_flight_ || flushing_ || finalizing_ || preparing_ || opening_ || discovering_; }
+    bool busy() const { return in_flight_ || flushing_ || finalizing_ || preparing_ || opening_ || discovering_ || connecting_; }
 
     void start();
     void pause();
@@ -45,27 +45,29 @@ public:
     // Internal, public only for the worker-side helpers in job.cpp.
     struct source_stream;
     struct peer_slot {
-        std::shared_ptr<peer_client> client;
-        std::vector<std::uint8_t> have;
-        std::int64_t have_ms = 0;
-        std::uint64_t bytes = 0;
-        bool busy = false, banned = false;
-        bool fetching = false;  // downloading the content too: shares the origin work
-        std::int64_t grew_ms = 0;  // when its bitmap last gained blocks
+        std::shared_ptr<peer_link> link;
+        std::vector<std::uint8_t> have;  // its verified blocks, as last reported
+        std::int64_t have_ms = 0;        // when `have` was last refreshed
+        std::int64_t grew_ms = 0;        // when its bitmap last gained blocks
+        bool fetching = false;           // downloading the content too: shares the origin work
+        bool banned = false, have_pending = false;
+        unsigned requests = 0;           // block requests outstanding on the link
+        std::uint64_t bytes = 0;         // verified bytes received from it
+        double rate = 0;                 // bytes/s: moving average over answered requests
+        std::int64_t last_answer_ms = 0;
     };
     struct piece {
         std::uint64_t first_block;
         std::uint32_t block_count;
     };
     struct piece_result {
+        std::uint32_t index = 0;  // into pieces_
         piece p{};
         std::shared_ptr<source_stream> stream;  // the origin-side source the bytes came from, or
         std::shared_ptr<peer_slot> peer;        // the peer they came from
         std::uint32_t source_class = PD_SOURCE_ORIGIN;
         std::string source_name;
         std::string rejected;                   // a peer's REJECT reason
-        std::vector<std::uint8_t> have;         // a refreshed peer bitmap
-        bool peer_fetching = false;
         std::vector<std::uint64_t> good;
         std::vector<std::uint64_t> bad;
         std::uint64_t bytes_fetched = 0;
@@ -82,14 +84,25 @@ private:
     void on_source_opened(std::shared_ptr<source_stream> stream, std::vector<std::string> reasons, int last_code);
     void dispatch();
     std::vector<std::uint64_t> wanted_blocks(const piece &p) const;
-    std::shared_ptr<peer_slot> pick_peer(const std::vector<std::uint64_t> &wanted, bool idle_only) const;
-    void fetch_from_origin(const piece &p, std::vector<std::uint64_t> wanted);
-    void fetch_from_peer(const piece &p, std::vector<std::uint64_t> wanted, std::shared_ptr<peer_slot> peer);
+    void fetch_from_origin(std::uint32_t index);
+    void fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer_slot> &peer);
+    // Rarest piece in todo_ the peer holds (ties broken per device, so devices spread out),
+    // or in end-game an in-flight piece it could duplicate; npos when none.
+    std::uint32_t choose_piece(const peer_slot &peer) const;
+    unsigned pipeline_depth(const peer_slot &peer) const;
+    bool holds(const peer_slot &peer, std::uint32_t index) const;
+    void set_peer_have(peer_slot &peer, std::vector<std::uint8_t> have, bool fetching);
+    void count_availability(const peer_slot &peer, int sign);
+    void take_from_todo(std::uint32_t index);
     void discover_peers();
+    void connect_peer(const std::string &address);
+    void on_discovery_round_done();
+    void refresh_have(const std::shared_ptr<peer_slot> &peer);
     void on_peer_tick();
-    void on_refresh_done(piece_result r);
     void arm_peer_timer();
-    void drop_peer(const std::shared_ptr<peer_slot> &peer);
+    void drop_peer(const std::shared_ptr<peer_slot> &peer, const std::string &why);
+    void ban_peer(const std::shared_ptr<peer_slot> &peer);
+    void close_links(const std::string &why);
     // Cooperative origin split: should this device fetch the piece from the origin now?
     bool origin_turn(const piece &p);
     void mark_fetching(bool on);
@@ -119,7 +132,10 @@ private:
     std::vector<std::uint8_t> written_;     // verified and written, maybe not durable yet
     std::vector<std::uint8_t> resumed_;     // verified before this run started
     bool reverify_all_ = true;
-    std::deque<piece> todo_;
+    std::vector<piece> pieces_;             // what this run must fetch
+    std::vector<std::uint32_t> todo_;       // indexes of pieces_ with no fetch outstanding
+    std::vector<std::uint8_t> flights_;     // per piece: fetches outstanding (2 in end-game)
+    std::vector<std::uint16_t> avail_;      // per piece: usable peers holding all of it
     std::vector<std::uint64_t> pending_durable_;
     std::uint64_t pending_bytes_ = 0;
 
@@ -129,7 +145,8 @@ private:
     std::vector<std::string> fallback_reasons_;
 
     std::vector<std::shared_ptr<peer_slot>> peers_;
-    std::set<std::string> known_peers_;
+    std::set<std::string> known_peers_;     // connected, connecting, or this device itself
+    unsigned connecting_ = 0;
     bool discovering_ = false, initial_discovery_ = true, first_round_done_ = false, peer_timer_armed_ = false;
     boost::asio::steady_timer peer_timer_;
     std::int64_t last_discovery_ms_ = 0, last_progress_at_ = 0;

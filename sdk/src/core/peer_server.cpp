@@ -4,8 +4,7 @@
 #include "core/session.h"
 #include "util/hex.h"
 
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
+#include "net/async_channel.h"
 
 #include <cstring>
 
@@ -18,42 +17,38 @@ using error_code = boost::system::error_code;
 class peer_server::connection : public std::enable_shared_from_this<connection> {
 public:
     connection(peer_server &server, tcp::socket socket)
-        : server_(server), socket_(std::move(socket)), idle_(socket_.get_executor()),
-          hs_(net::role::server, server.fleet_key_.data()) {
+        : server_(server), idle_(socket.get_executor()) {
         error_code ec;
-        auto ep = socket_.remote_endpoint(ec);
+        auto ep = socket.remote_endpoint(ec);
         peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+        channel_ = std::make_shared<net::async_channel>(std::move(socket), net::role::server, server.fleet_key_.data());
     }
 
     void start() {
         arm_idle();
-        // Both HELLOs go out at once; ours does not wait for theirs.
-        queue_raw(hs_.hello());
-        read_into(in_hello_.data(), in_hello_.size(), [this] { on_hello(); });
+        auto self = shared_from_this();
+        channel_->on_write_error([self](const error *why) { self->close(why->what(), true); });
+        channel_->handshake([self](const error *why) {
+            if (self->closed_) return;
+            if (why) {
+                bool mismatch = why->code() == PD_E_AUTH;
+                if (mismatch) self->server_.session_.log(PD_LOG_WARN, "peer " + self->peer_ + " refused: " + why->what());
+                return self->close(why->what(), !mismatch);
+            }
+            self->read_record();
+        });
     }
 
     void close(const std::string &why, bool error) {
         if (closed_) return;
         closed_ = true;
         if (error) server_.session_.log(PD_LOG_INFO, "peer " + peer_ + " disconnected: " + why);
-        error_code ec;
-        socket_.shutdown(tcp::socket::shutdown_both, ec);
-        socket_.close(ec);
+        channel_->close();
         idle_.cancel();
         server_.closed(this);
     }
 
 private:
-    template <class Fn>
-    void read_into(std::uint8_t *p, std::size_t n, Fn next) {
-        asio::async_read(socket_, asio::buffer(p, n), [self = shared_from_this(), next](const error_code &ec, std::size_t) {
-            if (self->closed_) return;
-            if (ec) return self->close(ec == asio::error::eof ? "closed by the peer" : ec.message(), ec != asio::error::eof);
-            self->arm_idle();
-            next();
-        });
-    }
-
     void arm_idle() {
         idle_.expires_after(std::chrono::milliseconds(server_.session_.config().get_int("peer.idle_timeout_ms")));
         idle_.async_wait([self = shared_from_this()](const error_code &ec) {
@@ -61,48 +56,18 @@ private:
         });
     }
 
-    void on_hello() {
-        try {
-            auto finish = hs_.on_peer_hello(in_hello_.data(), in_hello_.size());
-            queue_raw(finish);
-        } catch (const error &e) {
-            return close(e.what(), true);
-        }
-        read_into(in_finish_.data(), in_finish_.size(), [this] { on_finish(); });
-    }
-
-    void on_finish() {
-        try {
-            hs_.on_peer_finish(in_finish_.data(), in_finish_.size());
-        } catch (const error &e) {
-            server_.session_.log(PD_LOG_WARN, "peer " + peer_ + " refused: " + e.what());
-            return close(e.what(), false);
-        }
-        auto keys = hs_.keys();
-        queue_raw(sealer_.start(keys.send));
-        read_into(in_header_.data(), in_header_.size(), [this, keys] {
-            opener_.start(keys.receive, in_header_.data());
-            read_record();
-        });
-    }
-
     void read_record() {
-        read_into(prefix_.data(), 4, [this] {
-            std::size_t n;
-            try {
-                n = net::record_opener::record_length(prefix_.data());
-            } catch (const error &e) {
-                return close(e.what(), true);
-            }
-            record_.resize(n);
-            read_into(record_.data(), n, [this] { on_record(); });
+        channel_->receive([self = shared_from_this()](const error *why, net::bytes plain) {
+            if (self->closed_) return;
+            if (why) return self->close(why->what(), std::string(why->what()) != net::async_channel::closed_by_peer);
+            self->arm_idle();
+            self->on_record(plain);
         });
     }
 
-    void on_record() {
+    void on_record(const net::bytes &plain) {
         net::wire::message m;
         try {
-            auto plain = opener_.open(record_.data(), record_.size());
             m = net::wire::decode(plain.data(), plain.size());
         } catch (const error &e) {
             return close(e.what(), true);
@@ -110,13 +75,13 @@ private:
         if (std::holds_alternative<net::wire::hello>(m)) {
             net::wire::hello h;
             h.node_id = server_.session_.node_id();
-            send(h);
+            channel_->send(net::wire::encode(h));
         } else if (auto *h = std::get_if<net::wire::have>(&m)) {
-            send_have(h->content);
+            return send_have(h->content);  // reads the next record when the answer is queued
         } else if (auto *r = std::get_if<net::wire::request>(&m)) {
             return serve_request(*r);  // reads the next record when the blocks are queued
         } else if (auto *p = std::get_if<net::wire::ping>(&m)) {
-            send(net::wire::pong{p->sent_us, now_us()});
+            channel_->send(net::wire::encode(net::wire::pong{p->sent_us, now_us()}));
         } else if (std::holds_alternative<net::wire::goodbye>(m)) {
             return close("said goodbye", false);
         } else if (std::holds_alternative<net::wire::cancel>(m) || std::holds_alternative<net::wire::have_delta>(m) ||
@@ -134,24 +99,59 @@ private:
                                               .count());
     }
 
+    // Answers are built on a worker (SQLite, disk, sealing) and queued in request order:
+    // this connection reads no other request until the answer is queued, so its sealer is
+    // never used by two threads at once and the network thread only moves bytes.
+    template <class Build>
+    void answer_on_worker(Build build) {
+        auto self = shared_from_this();
+        asio::post(server_.session_.workers(), [self, build = std::move(build)] {
+            std::vector<net::wire::message> out = build(self->server_.session_);
+            std::size_t bytes = 0;
+            std::vector<net::bytes> records;
+            for (auto &msg : out) {
+                if (auto *d = std::get_if<net::wire::data>(&msg)) bytes += d->bytes.size();
+                auto plain = net::wire::encode(msg);
+                records.push_back(self->channel_->sealer().seal(plain.data(), plain.size()));
+            }
+            asio::post(self->idle_.get_executor(), [self, records = std::move(records), bytes]() mutable {
+                if (self->closed_) return;
+                auto delay = self->server_.reserve_upload(bytes);
+                auto go = [self, records = std::move(records)]() mutable {
+                    for (auto &record : records) self->channel_->send_sealed(std::move(record));
+                    self->read_record();
+                };
+                if (delay.count() <= 0) return go();
+                auto timer = std::make_shared<asio::steady_timer>(self->idle_.get_executor(), delay);
+                timer->async_wait([timer, go = std::move(go), self](const error_code &ec) mutable {
+                    if (!ec && !self->closed_) go();
+                });
+            });
+        });
+    }
+
     void send_have(const content::hash &id) {
-        auto rec = server_.session_.store().get(id);
-        net::wire::have h;
-        h.content = id;
-        h.flags = server_.session_.is_fetching(id) ? net::wire::have_fetching : 0;
-        if (rec) {
-            auto m = server_.session_.store().manifest(id);
-            h.block_count = m ? m->block_count() : 0;
-            h.bitmap = rec->verified;
-            h.bitmap.resize(static_cast<std::size_t>((h.block_count + 7) / 8));
-        }
-        send(h);
+        answer_on_worker([id](session &sess) {
+            net::wire::have h;
+            h.content = id;
+            h.flags = sess.is_fetching(id) ? net::wire::have_fetching : 0;
+            try {
+                if (auto rec = sess.store().get(id)) {
+                    auto m = sess.store().manifest(id);
+                    h.block_count = m ? m->block_count() : 0;
+                    h.bitmap = rec->verified;
+                    h.bitmap.resize(static_cast<std::size_t>((h.block_count + 7) / 8));
+                }
+            } catch (const error &) {
+                h.block_count = 0;  // an unreadable index holds nothing to offer
+                h.bitmap.clear();
+            }
+            return std::vector<net::wire::message>{std::move(h)};
+        });
     }
 
     void serve_request(net::wire::request r) {
-        auto self = shared_from_this();
-        auto &sess = server_.session_;
-        asio::post(sess.workers(), [self, r, &sess] {
+        answer_on_worker([r](session &sess) {
             std::vector<net::wire::message> out;
             try {
                 auto rec = sess.store().get(r.content);
@@ -178,65 +178,16 @@ private:
                         out.push_back(net::wire::reject{r.id, 3, "block " + std::to_string(end) + " not held"});
                 }
             } catch (const error &e) {
+                out.clear();
                 out.push_back(net::wire::reject{r.id, 4, e.what()});
             }
-            // Sealed here, on the worker: this connection reads no other request until the
-            // answer is queued, so its sealer is not used concurrently, and the network
-            // thread only moves bytes.
-            std::size_t bytes = 0;
-            std::vector<net::bytes> records;
-            for (auto &msg : out) {
-                if (auto *d = std::get_if<net::wire::data>(&msg)) bytes += d->bytes.size();
-                auto plain = net::wire::encode(msg);
-                records.push_back(self->sealer_.seal(plain.data(), plain.size()));
-            }
-            asio::post(self->socket_.get_executor(), [self, records = std::move(records), bytes]() mutable {
-                if (self->closed_) return;
-                auto delay = self->server_.reserve_upload(bytes);
-                auto go = [self, records = std::move(records)]() mutable {
-                    for (auto &record : records) self->queue_raw(std::move(record));
-                    self->read_record();
-                };
-                if (delay.count() <= 0) return go();
-                auto timer = std::make_shared<asio::steady_timer>(self->socket_.get_executor(), delay);
-                timer->async_wait([timer, go = std::move(go), self](const error_code &ec) mutable {
-                    if (!ec && !self->closed_) go();
-                });
-            });
-        });
-    }
-
-    void send(const net::wire::message &m) {
-        auto plain = net::wire::encode(m);
-        queue_raw(sealer_.seal(plain.data(), plain.size()));
-    }
-
-    void queue_raw(net::bytes data) {
-        out_.push_back(std::move(data));
-        if (out_.size() == 1) write_next();
-    }
-
-    void write_next() {
-        asio::async_write(socket_, asio::buffer(out_.front()), [self = shared_from_this()](const error_code &ec, std::size_t) {
-            if (self->closed_) return;
-            if (ec) return self->close(ec.message(), true);
-            self->out_.pop_front();
-            if (!self->out_.empty()) self->write_next();
+            return out;
         });
     }
 
     peer_server &server_;
-    tcp::socket socket_;
     asio::steady_timer idle_;
-    net::handshake hs_;
-    net::record_sealer sealer_;
-    net::record_opener opener_;
-    std::array<std::uint8_t, net::hello_size> in_hello_{};
-    std::array<std::uint8_t, net::finish_size> in_finish_{};
-    std::array<std::uint8_t, net::stream_header_size> in_header_{};
-    std::array<std::uint8_t, 4> prefix_{};
-    net::bytes record_;
-    std::deque<net::bytes> out_;
+    std::shared_ptr<net::async_channel> channel_;
     std::string peer_;
     bool closed_ = false;
 };

@@ -1,0 +1,213 @@
+#include "core/peer_link.h"
+
+#include <boost/asio/post.hpp>
+
+#include <charconv>
+#include <optional>
+#include <utility>
+
+namespace pd::core {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+peer_link::peer_link(asio::io_context &io, std::string address, const std::array<std::uint8_t, 32> &fleet_key,
+                     std::uint64_t own_node_id)
+    : io_(io), address_(std::move(address)), fleet_key_(fleet_key), own_node_id_(own_node_id), timer_(io) {}
+
+peer_link::~peer_link() {
+    if (channel_) channel_->close();
+}
+
+static std::optional<tcp::endpoint> parse_endpoint(const std::string &address) {
+    auto colon = address.rfind(':');
+    if (colon == std::string::npos) return std::nullopt;
+    std::string host = address.substr(0, colon);
+    if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    unsigned port = 0;
+    auto res = std::from_chars(address.data() + colon + 1, address.data() + address.size(), port);
+    if (res.ec != std::errc() || res.ptr != address.data() + address.size() || port == 0 || port > 65535)
+        return std::nullopt;
+    error_code ec;
+    auto ip = asio::ip::make_address(host, ec);
+    if (ec) return std::nullopt;
+    return tcp::endpoint(ip, static_cast<unsigned short>(port));
+}
+
+void peer_link::connect(int timeout_ms, connect_fn done) {
+    on_connected_ = std::move(done);
+    auto self = shared_from_this();
+    auto endpoint = parse_endpoint(address_);
+    if (!endpoint) {
+        asio::post(io_, [self] { self->fail(error(PD_E_INVALID, PD_CATEGORY_NET, "peer address '" + self->address_ + "' is not ip:port")); });
+        return;
+    }
+    timer_.expires_after(std::chrono::milliseconds(timeout_ms));
+    timer_.async_wait([self, timeout_ms](const error_code &ec) {
+        if (ec || self->ready_) return;
+        self->fail(error(PD_E_TIMEOUT, PD_CATEGORY_NET,
+                         "cannot connect to peer " + self->address_ + ": no answer within " + std::to_string(timeout_ms) + " ms"));
+    });
+    auto socket = std::make_shared<tcp::socket>(io_);
+    socket->async_connect(*endpoint, [self, socket](const error_code &ec) {
+        if (self->failed_) return;
+        if (ec) return self->fail(error(PD_E_IO, PD_CATEGORY_NET, "cannot connect to peer " + self->address_ + ": " + ec.message()));
+        error_code ignored;
+        socket->set_option(tcp::no_delay(true), ignored);
+        self->channel_ = std::make_shared<net::async_channel>(std::move(*socket), net::role::client, self->fleet_key_.data());
+        self->channel_->on_write_error([self](const error *why) {
+            self->fail(error(PD_E_IO, PD_CATEGORY_NET, "peer " + self->address_ + ": " + why->what()));
+        });
+        self->channel_->handshake([self](const error *why) {
+            if (self->failed_) return;
+            if (why) return self->fail(error(why->code(), PD_CATEGORY_NET, "peer " + self->address_ + ": " + why->what()));
+            net::wire::hello mine;
+            mine.node_id = self->own_node_id_;
+            self->channel_->send(net::wire::encode(mine));
+            self->read_next();
+        });
+    });
+}
+
+void peer_link::read_next() {
+    channel_->receive([self = shared_from_this()](const error *why, net::bytes plain) {
+        if (self->failed_) return;
+        if (why) return self->fail(error(why->code(), PD_CATEGORY_NET, "peer " + self->address_ + ": " + why->what()));
+        net::wire::message m;
+        try {
+            m = net::wire::decode(plain.data(), plain.size());
+        } catch (const error &e) {
+            return self->fail(error(e.code(), PD_CATEGORY_NET, "peer " + self->address_ + ": " + e.what()));
+        }
+        self->on_message(std::move(m));
+        if (self->failed_) return;
+        self->arm_timer();
+        self->read_next();
+    });
+}
+
+void peer_link::on_message(net::wire::message m) {
+    auto protocol_error = [this](const std::string &what) {
+        fail(error(PD_E_INVALID, PD_CATEGORY_NET, "peer " + address_ + " " + what));
+    };
+    if (!ready_) {
+        auto *h = std::get_if<net::wire::hello>(&m);
+        if (!h) return protocol_error("did not answer HELLO");
+        node_id_ = h->node_id;
+        ready_ = true;
+        timer_.cancel();
+        if (auto cb = std::exchange(on_connected_, nullptr)) cb(nullptr);
+        return;
+    }
+    if (auto *h = std::get_if<net::wire::have>(&m)) {
+        if (ops_.empty() || !ops_.front().is_have || h->content != ops_.front().content)
+            return protocol_error("sent a HAVE nobody asked for");
+        op o = std::move(ops_.front());
+        ops_.pop_front();
+        if (h->block_count != o.block_count && h->block_count != 0)
+            return protocol_error("describes the content with another block count");
+        have_answer a;
+        a.fetching = (h->flags & net::wire::have_fetching) != 0;
+        a.bitmap = std::move(h->bitmap);
+        a.bitmap.resize(static_cast<std::size_t>((o.block_count + 7) / 8));
+        o.on_have(nullptr, std::move(a));
+    } else if (auto *d = std::get_if<net::wire::data>(&m)) {
+        if (ops_.empty() || ops_.front().is_have) return protocol_error("sent a block that was not asked for");
+        op &o = ops_.front();
+        if (d->id != o.id || d->content != o.content || d->block != o.next_block)
+            return protocol_error("sent a block that was not asked for");
+        ++o.next_block;
+        bool last = --o.remaining == 0;
+        o.on_block(d->block, std::move(d->bytes));
+        if (last && !failed_) {
+            op finished = std::move(ops_.front());
+            ops_.pop_front();
+            finished.on_done(nullptr, {});
+        }
+    } else if (auto *r = std::get_if<net::wire::reject>(&m)) {
+        if (ops_.empty() || ops_.front().is_have || ops_.front().id != r->id)
+            return protocol_error("rejected a request that is not outstanding");
+        op o = std::move(ops_.front());
+        ops_.pop_front();
+        o.on_done(nullptr, r->reason.empty() ? std::string("rejected") : r->reason);
+    } else if (auto *g = std::get_if<net::wire::goodbye>(&m)) {
+        fail(error(PD_E_IO, PD_CATEGORY_NET, "peer " + address_ + " said goodbye: " + g->reason));
+    } else if (std::holds_alternative<net::wire::pong>(m) || std::holds_alternative<net::wire::have_delta>(m)) {
+        // Not asked for by this client; harmless.
+    } else {
+        protocol_error(std::string("sent ") + net::wire::name(m) + " to a client");
+    }
+}
+
+void peer_link::query_have(const content::hash &id, std::uint64_t block_count, have_fn done) {
+    if (!open()) {
+        asio::post(io_, [done, a = address_] {
+            error e(PD_E_IO, PD_CATEGORY_NET, "peer " + a + ": connection is closed");
+            done(&e, {});
+        });
+        return;
+    }
+    op o;
+    o.is_have = true;
+    o.content = id;
+    o.block_count = block_count;
+    o.on_have = std::move(done);
+    ops_.push_back(std::move(o));
+    channel_->send(net::wire::encode(net::wire::have{id, 0, 0, {}}));
+    if (ops_.size() == 1) arm_timer();
+}
+
+void peer_link::request(const content::hash &id, std::uint64_t first, std::uint32_t count, block_fn on_block, done_fn done) {
+    if (!open()) {
+        asio::post(io_, [done, a = address_] {
+            error e(PD_E_IO, PD_CATEGORY_NET, "peer " + a + ": connection is closed");
+            done(&e, {});
+        });
+        return;
+    }
+    op o;
+    o.content = id;
+    o.id = next_request_++;
+    o.next_block = first;
+    o.remaining = count;
+    o.on_block = std::move(on_block);
+    o.on_done = std::move(done);
+    ops_.push_back(std::move(o));
+    channel_->send(net::wire::encode(net::wire::request{ops_.back().id, id, first, count}));
+    if (ops_.size() == 1) arm_timer();
+}
+
+void peer_link::arm_timer() {
+    if (ops_.empty()) {
+        timer_.cancel();
+        return;
+    }
+    timer_.expires_after(std::chrono::milliseconds(request_timeout_ms_));
+    timer_.async_wait([weak = weak_from_this(), ms = request_timeout_ms_](const error_code &ec) {
+        auto self = weak.lock();
+        if (ec || !self || self->failed_) return;
+        self->fail(error(PD_E_TIMEOUT, PD_CATEGORY_NET,
+                         "peer " + self->address_ + " sent nothing for " + std::to_string(ms) + " ms"));
+    });
+}
+
+void peer_link::close(const std::string &why) { fail(error(PD_E_CANCELLED, PD_CATEGORY_NET, why)); }
+
+void peer_link::fail(const error &why) {
+    if (failed_) return;
+    failed_ = true;
+    timer_.cancel();
+    if (channel_) channel_->close();
+    if (auto cb = std::exchange(on_connected_, nullptr)) cb(&why);
+    auto ops = std::move(ops_);
+    ops_.clear();
+    for (auto &o : ops) {
+        if (o.is_have)
+            o.on_have(&why, {});
+        else
+            o.on_done(&why, {});
+    }
+}
+
+}  // namespace pd::core

@@ -1,0 +1,90 @@
+// A job's connection to one peer, on the network thread: the secure channel, then HAVE
+// queries and block requests, pipelined — many may be outstanding and the peer answers
+// them in order. Blocks arrive as they are decrypted; the job verifies them on workers.
+// A peer that sends nothing for the request timeout while something is outstanding is
+// failed, and every outstanding operation gets the error.
+#pragma once
+
+#include "net/async_channel.h"
+#include "net/wire.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pd::core {
+
+class peer_link : public std::enable_shared_from_this<peer_link> {
+public:
+    struct have_answer {
+        std::vector<std::uint8_t> bitmap;
+        bool fetching = false;  // the peer downloads this content too
+    };
+    using connect_fn = std::function<void(const error *why)>;
+    using have_fn = std::function<void(const error *why, have_answer)>;
+    using block_fn = std::function<void(std::uint64_t block, std::vector<std::uint8_t> bytes)>;
+    // `rejected` holds the peer's REJECT reason when it ended the answer early.
+    using done_fn = std::function<void(const error *why, const std::string &rejected)>;
+
+    peer_link(boost::asio::io_context &io, std::string address, const std::array<std::uint8_t, 32> &fleet_key,
+              std::uint64_t own_node_id);
+    ~peer_link();
+    peer_link(const peer_link &) = delete;
+    peer_link &operator=(const peer_link &) = delete;
+
+    // TCP connect, secure channel and HELLO exchange, bounded by `timeout_ms` together.
+    // Errors: PD_E_INVALID (bad address or protocol), PD_E_IO, PD_E_TIMEOUT, PD_E_AUTH
+    // ("shared key mismatch"), PD_E_VERSION.
+    void connect(int timeout_ms, connect_fn done);
+    // How long the peer may stay silent while operations are outstanding (default 10 s).
+    void set_request_timeout(int ms) { request_timeout_ms_ = ms; }
+    // The peer's verified-block bitmap for a content, sized to `block_count` bits.
+    void query_have(const content::hash &id, std::uint64_t block_count, have_fn done);
+    // Requests [first, first + count): `on_block` for each block in order, then `done`.
+    void request(const content::hash &id, std::uint64_t first, std::uint32_t count, block_fn on_block, done_fn done);
+    // Operations sent and not yet answered.
+    std::size_t outstanding() const { return ops_.size(); }
+    // Says goodbye and fails every outstanding operation with PD_E_CANCELLED.
+    void close(const std::string &why);
+    bool open() const { return ready_ && !failed_; }
+    const std::string &address() const { return address_; }
+    std::uint64_t node_id() const { return node_id_; }
+
+private:
+    struct op {
+        bool is_have = false;
+        content::hash content{};
+        std::uint64_t block_count = 0;  // have: the bitmap size
+        std::uint32_t id = 0;           // request: its id
+        std::uint64_t next_block = 0;
+        std::uint32_t remaining = 0;
+        have_fn on_have;
+        block_fn on_block;
+        done_fn on_done;
+    };
+    void read_next();
+    void on_message(net::wire::message m);
+    void fail(const error &why);
+    void arm_timer();
+
+    boost::asio::io_context &io_;
+    std::string address_;
+    std::array<std::uint8_t, 32> fleet_key_;
+    std::uint64_t own_node_id_;
+    std::uint64_t node_id_ = 0;
+    std::shared_ptr<net::async_channel> channel_;
+    boost::asio::steady_timer timer_;
+    int request_timeout_ms_ = 10000;
+    std::deque<op> ops_;
+    std::uint32_t next_request_ = 1;
+    connect_fn on_connected_;
+    bool ready_ = false, failed_ = false;
+};
+
+}  // namespace pd::core

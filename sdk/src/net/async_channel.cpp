@@ -1,0 +1,116 @@
+#include "net/async_channel.h"
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+namespace pd::net {
+
+namespace asio = boost::asio;
+using error_code = boost::system::error_code;
+
+async_channel::async_channel(asio::ip::tcp::socket socket, role r, const std::uint8_t fleet_key[32])
+    : socket_(std::move(socket)), hs_(r, fleet_key) {}
+
+template <class Fn>
+void async_channel::read_exact(std::uint8_t *p, std::size_t n, Fn next) {
+    asio::async_read(socket_, asio::buffer(p, n), [self = shared_from_this(), next = std::move(next)](const error_code &ec, std::size_t) mutable {
+        if (ec) {
+            error e(PD_E_IO, PD_CATEGORY_NET, ec == asio::error::eof ? std::string(closed_by_peer) : ec.message());
+            return next(&e);
+        }
+        next(nullptr);
+    });
+}
+
+void async_channel::handshake(done_fn done) {
+    // Both HELLOs go out at once; ours does not wait for theirs.
+    send_sealed(hs_.hello());
+    read_exact(in_hello_.data(), in_hello_.size(), [this, done](const error *hello_failed) {
+        if (hello_failed) return done(hello_failed);
+        try {
+            // Both FINISH messages are sent before either is checked, so both sides can
+            // name a key mismatch.
+            send_sealed(hs_.on_peer_hello(in_hello_.data(), in_hello_.size()));
+        } catch (const error &e) {
+            return done(&e);
+        }
+        read_exact(in_finish_.data(), in_finish_.size(), [this, done](const error *finish_failed) {
+            if (finish_failed) return done(finish_failed);
+            try {
+                hs_.on_peer_finish(in_finish_.data(), in_finish_.size());
+            } catch (const error &e) {
+                return done(&e);
+            }
+            auto keys = hs_.keys();
+            send_sealed(sealer_.start(keys.send));
+            read_exact(in_header_.data(), in_header_.size(), [this, done, keys](const error *header_failed) {
+                if (header_failed) return done(header_failed);
+                try {
+                    opener_.start(keys.receive, in_header_.data());
+                } catch (const error &e) {
+                    return done(&e);
+                }
+                done(nullptr);
+            });
+        });
+    });
+}
+
+void async_channel::receive(record_fn done) {
+    read_exact(prefix_.data(), 4, [this, done](const error *prefix_failed) {
+        if (prefix_failed) return done(prefix_failed, {});
+        std::size_t n;
+        try {
+            n = record_opener::record_length(prefix_.data());
+        } catch (const error &e) {
+            return done(&e, {});
+        }
+        record_.resize(n);
+        read_exact(record_.data(), n, [this, done](const error *body_failed) {
+            if (body_failed) return done(body_failed, {});
+            bytes plain;
+            try {
+                plain = opener_.open(record_.data(), record_.size());
+            } catch (const error &e) {
+                return done(&e, {});
+            }
+            done(nullptr, std::move(plain));
+        });
+    });
+}
+
+void async_channel::send(const bytes &plaintext) { send_sealed(sealer_.seal(plaintext.data(), plaintext.size())); }
+
+void async_channel::send_sealed(bytes record) {
+    if (closed_) return;
+    queued_bytes_ += record.size();
+    out_.push_back(std::move(record));
+    if (out_.size() == 1) write_next();
+}
+
+void async_channel::write_next() {
+    asio::async_write(socket_, asio::buffer(out_.front()), [self = shared_from_this()](const error_code &ec, std::size_t) {
+        if (self->closed_) return;
+        if (ec) {
+            auto report = std::move(self->write_error_);
+            self->write_error_ = nullptr;
+            error e(PD_E_IO, PD_CATEGORY_NET, ec.message());
+            if (report) report(&e);
+            return;
+        }
+        self->queued_bytes_ -= self->out_.front().size();
+        self->out_.pop_front();
+        if (!self->out_.empty()) self->write_next();
+    });
+}
+
+void async_channel::close() {
+    if (closed_) return;
+    closed_ = true;
+    write_error_ = nullptr;
+    error_code ec;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+}
+
+}  // namespace pd::net

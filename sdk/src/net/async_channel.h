@@ -1,0 +1,68 @@
+// The secure channel (secure_channel.h) driven over an Asio TCP socket, for the network
+// thread: the handshake, then a record at a time in, a queue of records out. Both the peer
+// server's connections and the job's peer links run on it. It owns no timers: the owner
+// bounds the handshake and idle time and calls close().
+#pragma once
+
+#include "net/secure_channel.h"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <deque>
+#include <functional>
+#include <memory>
+
+namespace pd::net {
+
+class async_channel : public std::enable_shared_from_this<async_channel> {
+public:
+    // `why` is null on success. Errors carry PD_E_AUTH ("shared key mismatch"), PD_E_VERSION,
+    // PD_E_INVALID or PD_E_IO (with "closed by the peer" on a clean EOF).
+    using done_fn = std::function<void(const error *why)>;
+    using record_fn = std::function<void(const error *why, bytes plaintext)>;
+
+    // The message of the PD_E_IO error a clean EOF from the peer reports.
+    static constexpr const char *closed_by_peer = "closed by the peer";
+
+    async_channel(boost::asio::ip::tcp::socket socket, role r, const std::uint8_t fleet_key[32]);
+    async_channel(const async_channel &) = delete;
+    async_channel &operator=(const async_channel &) = delete;
+
+    // Sends our HELLO at once, then runs the exchange; `done` once both proofs verified.
+    void handshake(done_fn done);
+    // Reads exactly one record; call again for the next (the owner paces its reads).
+    void receive(record_fn done);
+    // Seals and queues a record. A write error is reported once through on_write_error.
+    void send(const bytes &plaintext);
+    // Queues a record the owner sealed with sealer() itself (e.g. on a worker, while no
+    // other send() can run for this channel).
+    void send_sealed(bytes record);
+    record_sealer &sealer() { return sealer_; }
+    void on_write_error(done_fn f) { write_error_ = std::move(f); }
+    // Bytes queued and not yet written: owners use it for back-pressure.
+    std::size_t queued_bytes() const { return queued_bytes_; }
+    void close();
+    bool closed() const { return closed_; }
+    boost::asio::ip::tcp::socket &socket() { return socket_; }
+
+private:
+    template <class Fn>
+    void read_exact(std::uint8_t *p, std::size_t n, Fn next);
+    void write_next();
+
+    boost::asio::ip::tcp::socket socket_;
+    net::handshake hs_;  // qualified: the member function handshake() hides the type
+    record_sealer sealer_;
+    record_opener opener_;
+    std::array<std::uint8_t, hello_size> in_hello_{};
+    std::array<std::uint8_t, finish_size> in_finish_{};
+    std::array<std::uint8_t, stream_header_size> in_header_{};
+    std::array<std::uint8_t, 4> prefix_{};
+    bytes record_;
+    std::deque<bytes> out_;
+    std::size_t queued_bytes_ = 0;
+    done_fn write_error_;
+    bool closed_ = false;
+};
+
+}  // namespace pd::net
