@@ -2,6 +2,16 @@
 // over the secure channel, and never trust a peer's bytes.
 #include "helpers.h"
 
+#include "net/secure_channel.h"
+#include "net/wire.h"
+
+#include <arpa/inet.h>
+#include <atomic>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
 namespace {
 
 const std::uint8_t fleet[32] = {11, 22, 33};
@@ -124,4 +134,104 @@ TEST(swarm, a_device_with_another_fleet_key_gets_nothing_and_says_why) {
     for (auto &e : out.events) said |= std::string(e.message).find("shared key mismatch") != std::string::npos;
     EXPECT_TRUE(said) << "no event names the key mismatch";
     EXPECT_FALSE(std::filesystem::exists(f.dir / "out.bin"));
+}
+
+namespace {
+
+// A peer that completes the handshake, claims to hold every block, and then never answers a
+// request: it accepts connections until stopped (the job may come back after its backoff).
+struct silent_peer {
+    int listener = -1;
+    std::string addr;
+    std::atomic<bool> stop{false};
+    std::atomic<int> requests{0};
+    std::thread thread;
+    std::vector<int> open_fds;
+
+    explicit silent_peer(std::uint64_t block_count) {
+        listener = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::bind(listener, reinterpret_cast<sockaddr *>(&a), sizeof a);
+        ::listen(listener, 16);
+        socklen_t len = sizeof a;
+        ::getsockname(listener, reinterpret_cast<sockaddr *>(&a), &len);
+        addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+        timeval tv{0, 100000};
+        ::setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        thread = std::thread([this, block_count] {
+            using namespace pd::net;
+            while (!stop) {
+                int fd = ::accept(listener, nullptr, nullptr);
+                if (fd < 0) continue;
+                open_fds.push_back(fd);
+                timeval t{2, 0};
+                ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, sizeof t);
+                try {
+                    blocking_channel ch(fd, role::server, fleet);
+                    for (int i = 0; i < 3 && !stop; ++i) {
+                        auto in = ch.receive();
+                        auto m = wire::decode(in.data(), in.size());
+                        if (std::holds_alternative<wire::hello>(m)) {
+                            ch.send(wire::encode(wire::hello{}));
+                        } else if (auto *h = std::get_if<wire::have>(&m)) {
+                            wire::have all{h->content, block_count, 0, std::vector<std::uint8_t>((block_count + 7) / 8, 0)};
+                            for (std::uint64_t b = 0; b < block_count; ++b) all.bitmap[b / 8] |= static_cast<std::uint8_t>(1u << (b % 8));
+                            ch.send(wire::encode(all));
+                        } else if (std::holds_alternative<wire::request>(m)) {
+                            ++requests;  // and say nothing
+                            break;
+                        }
+                    }
+                } catch (const std::exception &) {
+                }
+            }
+        });
+    }
+    ~silent_peer() {
+        stop = true;
+        thread.join();
+        for (int fd : open_fds) ::close(fd);
+        ::close(listener);
+    }
+};
+
+}  // namespace
+
+TEST(swarm, a_peer_that_goes_silent_is_dropped_and_backed_off_and_the_origin_finishes) {
+    swarm_fixture f;
+    device leecher(f.dir / "b");
+    std::uint64_t blocks = (f.data.size() + 65535) / 65536;
+    silent_peer liar(blocks);
+    pd_session_set_setting(leecher.s, "peer.request_timeout_ms", "300");
+    auto out = leecher.get(f.m, f.dir / "origin.bin", f.dir / "out.bin", liar.addr);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_GE(liar.requests.load(), 1);
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_ORIGIN], f.data.size());
+    bool named = false;
+    for (auto &e : out.events)
+        named |= e.type == PD_EVENT_SOURCE_FALLBACK && std::string(e.message).find("sent nothing for 300 ms") != std::string::npos;
+    EXPECT_TRUE(named) << "no event says the peer went silent";
+    EXPECT_EQ(pdtest::read_file(f.dir / "out.bin"), f.data);
+}
+
+TEST(swarm, several_seeders_share_the_load_and_the_job_verifies_everything) {
+    swarm_fixture f(12 * 1024 * 1024 + 5);
+    device a(f.dir / "a"), b(f.dir / "b"), c(f.dir / "c"), leecher(f.dir / "d");
+    f.seed(a);
+    f.seed(b);
+    f.seed(c);
+    pd_session_set_setting(leecher.s, "job.piece_size_kib", "256");
+    auto out = leecher.get(f.m, f.dir / "gone.bin", f.dir / "out.bin", a.addr + "," + b.addr + "," + c.addr);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_LAN], f.data.size());
+    EXPECT_EQ(pdtest::read_file(f.dir / "out.bin"), f.data);
+    // Every seeder served part of it: the pieces were spread, not all asked of one peer.
+    for (auto *d : {&a, &b, &c}) {
+        pd_session_stats st{};
+        st.struct_size = sizeof st;
+        ASSERT_EQ(pd_session_get_stats(&st, d->s), PD_OK);
+        EXPECT_GT(st.bytes_uploaded, 0u);
+    }
 }

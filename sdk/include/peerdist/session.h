@@ -155,6 +155,23 @@ PD_API int pd_session_device_facts(pd_device_facts *out, pd_session *session);
  */
 PD_API int pd_session_set_device_facts(pd_session *session, const pd_device_facts *facts);
 
+/** What this session's peer server has done since the session started. */
+typedef struct pd_session_stats {
+    uint32_t struct_size;         /**< Caller sets sizeof(pd_session_stats). */
+    uint64_t bytes_uploaded;      /**< Block bytes sent to peers (DATA payloads). */
+    uint64_t blocks_uploaded;     /**< Blocks sent to peers. */
+    uint64_t peer_connections;    /**< Peer connections accepted (over the limit ones excluded). */
+    uint64_t peers_refused;       /**< Connections refused: wrong fleet key, limit, bad input. */
+    uint32_t connections_open;    /**< Peer connections open now. */
+} pd_session_stats;
+
+/**
+ * Read the session's serving statistics.
+ * @param out  filled up to out->struct_size.
+ * @return PD_OK or PD_E_MISUSE. THREAD: any (waits for the network thread).
+ */
+PD_API int pd_session_get_stats(pd_session_stats *out, pd_session *session);
+
 PD_END_DECL
 
 #endif /* PEERDIST_SESSION_H */

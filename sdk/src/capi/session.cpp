@@ -140,6 +140,23 @@ PD_API int pd_session_list_plugins(pd_session *session, pd_plugin_info *infos, s
     });
 }
 
+PD_API int pd_session_get_stats(pd_session_stats *out, pd_session *session) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(out, "out");
+        auto c = s.call([&] { return s.serving_counters(); });
+        pd_session_stats st{};
+        st.struct_size = sizeof st;
+        st.bytes_uploaded = c.bytes_uploaded;
+        st.blocks_uploaded = c.blocks_uploaded;
+        st.peer_connections = c.connections_accepted;
+        st.peers_refused = c.connections_refused;
+        st.connections_open = c.connections_open;
+        copy_sized(out, st);
+        return PD_OK;
+    });
+}
+
 PD_API int pd_session_device_facts(pd_device_facts *out, pd_session *session) {
     return guard([&] {
         auto &s = checked(session);

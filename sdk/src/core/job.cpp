@@ -581,8 +581,11 @@ void job::discover_peers() {
         }
         asio::post(self->session_.net(), [self, candidates] {
             auto own = self->session_.listen_addresses();
+            std::int64_t now = store::now_ms();
             for (auto &a : candidates) {
                 if (self->known_peers_.count(a) || std::find(own.begin(), own.end(), a) != own.end()) continue;
+                auto backoff = self->peer_backoff_.find(a);
+                if (backoff != self->peer_backoff_.end() && now < backoff->second.second) continue;
                 self->known_peers_.insert(a);
                 self->connect_peer(a);
             }
@@ -599,7 +602,7 @@ void job::connect_peer(const std::string &address) {
     auto self = shared_from_this();
     auto give_up = [self, address](const std::string &why) {
         self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": " + why);
-        self->known_peers_.erase(address);  // a later round may try again
+        self->forget_peer(address);
         if (--self->connecting_ == 0) self->on_discovery_round_done();
     };
     link->connect(static_cast<int>(session_.config().get_int("peer.connect_timeout_ms")), [self, link, give_up](const error *why) {
@@ -710,8 +713,18 @@ void job::drop_peer(const std::shared_ptr<peer_slot> &peer, const std::string &w
     note_fallback("peer " + peer->link->address() + " failed: " + why);
     count_availability(*peer, -1);
     peers_.erase(it);
-    known_peers_.erase(peer->link->address());  // discovery may bring it back
+    forget_peer(peer->link->address());
     peer->link->close(why);  // its outstanding requests come back as aborted pieces
+}
+
+// A peer that keeps failing (say, one that advertises blocks and never sends them) must not
+// hold pieces hostage: each failure doubles its wait, from 1 s up to a minute, and the
+// origin takes the pieces only it held meanwhile.
+void job::forget_peer(const std::string &address) {
+    known_peers_.erase(address);
+    auto &[failures, not_before] = peer_backoff_[address];
+    ++failures;
+    not_before = store::now_ms() + std::min<std::int64_t>(60000, std::int64_t{1000} << std::min(failures - 1, 6));
 }
 
 // A peer that sent a block failing verification is banned for this job (design §5): it

@@ -13,6 +13,7 @@
 #include "util/error.h"
 
 #include <deque>
+#include <map>
 #include <set>
 #include <optional>
 
@@ -101,6 +102,8 @@ private:
     void on_peer_tick();
     void arm_peer_timer();
     void drop_peer(const std::shared_ptr<peer_slot> &peer, const std::string &why);
+    // Forget a failed address; discovery may bring it back after an exponential backoff.
+    void forget_peer(const std::string &address);
     void ban_peer(const std::shared_ptr<peer_slot> &peer);
     void close_links(const std::string &why);
     // Cooperative origin split: should this device fetch the piece from the origin now?
@@ -146,6 +149,8 @@ private:
 
     std::vector<std::shared_ptr<peer_slot>> peers_;
     std::set<std::string> known_peers_;     // connected, connecting, or this device itself
+    // Peers that failed (unreachable, silent, broken): address -> (failures, not before ms).
+    std::map<std::string, std::pair<int, std::int64_t>> peer_backoff_;
     unsigned connecting_ = 0;
     bool discovering_ = false, initial_discovery_ = true, first_round_done_ = false, peer_timer_armed_ = false;
     boost::asio::steady_timer peer_timer_;

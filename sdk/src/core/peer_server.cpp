@@ -31,6 +31,7 @@ public:
         channel_->handshake([self](const error *why) {
             if (self->closed_) return;
             if (why) {
+                ++self->server_.counters_.connections_refused;
                 bool mismatch = why->code() == PD_E_AUTH;
                 if (mismatch) self->server_.session_.log(PD_LOG_WARN, "peer " + self->peer_ + " refused: " + why->what());
                 return self->close(why->what(), !mismatch);
@@ -70,6 +71,7 @@ private:
         try {
             m = net::wire::decode(plain.data(), plain.size());
         } catch (const error &e) {
+            ++server_.counters_.connections_refused;
             return close(e.what(), true);
         }
         if (std::holds_alternative<net::wire::hello>(m)) {
@@ -107,15 +109,17 @@ private:
         auto self = shared_from_this();
         asio::post(server_.session_.workers(), [self, build = std::move(build)] {
             std::vector<net::wire::message> out = build(self->server_.session_);
-            std::size_t bytes = 0;
+            std::size_t bytes = 0, blocks = 0;
             std::vector<net::bytes> records;
             for (auto &msg : out) {
-                if (auto *d = std::get_if<net::wire::data>(&msg)) bytes += d->bytes.size();
+                if (auto *d = std::get_if<net::wire::data>(&msg)) bytes += d->bytes.size(), ++blocks;
                 auto plain = net::wire::encode(msg);
                 records.push_back(self->channel_->sealer().seal(plain.data(), plain.size()));
             }
-            asio::post(self->idle_.get_executor(), [self, records = std::move(records), bytes]() mutable {
+            asio::post(self->idle_.get_executor(), [self, records = std::move(records), bytes, blocks]() mutable {
                 if (self->closed_) return;
+                self->server_.counters_.bytes_uploaded += bytes;
+                self->server_.counters_.blocks_uploaded += blocks;
                 auto delay = self->server_.reserve_upload(bytes);
                 auto go = [self, records = std::move(records)]() mutable {
                     for (auto &record : records) self->channel_->send_sealed(std::move(record));
@@ -205,7 +209,9 @@ void peer_server::accept_next(tcp::acceptor &acceptor) {
             error_code ignored;
             if (connections_.size() >= static_cast<std::size_t>(session_.config().get_int("peer.max_connections"))) {
                 socket.close(ignored);  // over the limit: refuse at once
+                ++counters_.connections_refused;
             } else {
+                ++counters_.connections_accepted;
                 socket.set_option(tcp::no_delay(true), ignored);
                 auto c = std::make_shared<connection>(*this, std::move(socket));
                 connections_.insert(c);
@@ -232,6 +238,12 @@ void peer_server::stop() {
     auto all = connections_;
     for (auto &c : all) c->close("session stopping", false);
     connections_.clear();
+}
+
+peer_server::counters peer_server::stats() const {
+    counters c = counters_;
+    c.connections_open = static_cast<std::uint32_t>(connections_.size());
+    return c;
 }
 
 std::chrono::steady_clock::duration peer_server::reserve_upload(std::size_t bytes) {

@@ -30,6 +30,14 @@ public:
     // Closes every connection (network thread).
     void stop();
 
+    struct counters {
+        std::uint64_t bytes_uploaded = 0, blocks_uploaded = 0;
+        std::uint64_t connections_accepted = 0, connections_refused = 0;
+        std::uint32_t connections_open = 0;
+    };
+    // Network thread.
+    counters stats() const;
+
 private:
     class connection;
     friend class connection;
@@ -42,6 +50,7 @@ private:
     std::array<std::uint8_t, 32> fleet_key_;
     std::set<std::shared_ptr<connection>> connections_;
     std::chrono::steady_clock::time_point upload_free_{};
+    counters counters_;
     bool stopped_ = false;
 };
 

@@ -82,6 +82,8 @@ public:
     std::shared_ptr<job> find_job(std::uint64_t id) const;
     std::vector<std::uint64_t> job_ids() const;
     std::set<store::hash> busy_contents() const;
+    // The peer server's counters (zero without listen addresses).
+    peer_server::counters serving_counters() const { return peer_server_ ? peer_server_->stats() : peer_server::counters{}; }
 
     // Any thread.
     std::uint64_t node_id() const { return node_id_; }
