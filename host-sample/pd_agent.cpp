@@ -452,8 +452,17 @@ private:
             pd_session_listen_addresses(&listen, session_);
             std::string bound = listen.ptr ? std::string(reinterpret_cast<char *>(listen.ptr), listen.size) : "";
             pd_buf_dispose(&listen);
+            pd_session_stats st{};
+            st.struct_size = sizeof st;
+            if (pd_session_get_stats(&st, session_) != PD_OK) return error_reply("stats");
             return {{"ok", true},
                     {"listen", bound},
+                    {"serving",
+                     {{"bytes_uploaded", st.bytes_uploaded},
+                      {"blocks_uploaded", st.blocks_uploaded},
+                      {"peer_connections", st.peer_connections},
+                      {"peers_refused", st.peers_refused},
+                      {"connections_open", st.connections_open}}},
                     {"facts",
                      {{"free_bytes", f.free_bytes},
                       {"usable_free_bytes", f.usable_free_bytes},

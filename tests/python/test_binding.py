@@ -101,3 +101,9 @@ def test_content_info_and_device_facts(tmp_path, payload):
         facts = s.device_facts()
         assert facts["usable_free_bytes"] == 10 << 20
         assert facts["chassis"] in ("unknown", "desktop", "laptop", "server")
+
+
+def test_serving_stats_start_at_zero_and_count_nothing_without_a_peer_server(tmp_path):
+    with peerdist.Session(str(tmp_path / "c")) as s:
+        assert s.stats() == {"bytes_uploaded": 0, "blocks_uploaded": 0, "peer_connections": 0,
+                             "peers_refused": 0, "connections_open": 0}

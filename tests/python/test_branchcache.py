@@ -43,6 +43,9 @@ def test_devices_on_a_subnet_share_blocks_found_by_multicast(tmp_path, host_bin,
         c1 = fleet.counters()
         egress = c1["origin"] - c0["origin"]
         assert egress <= 1.01 * len(data), egress  # one copy from the CDN for four devices
+        served = sum(a.ok("facts")["serving"]["bytes_uploaded"] for a in fleet.agents.values())
+        # Every LAN byte was served by some agent (end-game may send a few blocks twice).
+        assert 3 * len(data) <= served <= 3.1 * len(data), served
 
 
 @root_only
@@ -134,7 +137,10 @@ def deploy_together(fleet, tmp_path, manifest, url, data, timeout=300):
         assert (tmp_path / (name + ".bin")).read_bytes() == data
     egress = (c1["origin"] - c0["origin"]) / len(data)
     lan = sum(s["bytes_by_source"]["lan"] for s in statuses.values()) / len(data)
-    print("origin egress %.2f x content, LAN %.2f x" % (egress, lan))
+    served = sum(a.ok("facts")["serving"]["bytes_uploaded"] for a in fleet.agents.values()) / len(data)
+    print("origin egress %.2f x content, LAN %.2f x, served %.2f x" % (egress, lan, served))
+    # End-game duplicates are few: peers send little that nobody needed.
+    assert served <= 1.05 * lan + 0.05, (served, lan)
     return egress, lan
 
 

@@ -301,6 +301,18 @@ public:
         d["uptime_seconds"] = f.uptime_seconds;
         return d;
     }
+    py::dict stats() {
+        pd_session_stats st{};
+        st.struct_size = sizeof st;
+        check(pd_session_get_stats(&st, get()));
+        py::dict d;
+        d["bytes_uploaded"] = st.bytes_uploaded;
+        d["blocks_uploaded"] = st.blocks_uploaded;
+        d["peer_connections"] = st.peer_connections;
+        d["peers_refused"] = st.peers_refused;
+        d["connections_open"] = st.connections_open;
+        return d;
+    }
 
 private:
     pd_session *s_ = nullptr;
@@ -379,7 +391,8 @@ PYBIND11_MODULE(_native, mod) {
         .def("cache_remove", &session::cache_remove)
         .def("cache_pin", &session::cache_pin, py::arg("content_id"), py::arg("pinned") = true)
         .def("cache_path", &session::cache_path)
-        .def("device_facts", &session::device_facts);
+        .def("device_facts", &session::device_facts)
+        .def("stats", &session::stats);
 
     mod.def("publisher_keygen", [] {
         std::uint8_t pk[32], sk[64];

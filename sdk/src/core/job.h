@@ -138,6 +138,7 @@ private:
     std::vector<piece> pieces_;             // what this run must fetch
     std::vector<std::uint32_t> todo_;       // indexes of pieces_ with no fetch outstanding
     std::vector<std::uint8_t> flights_;     // per piece: fetches outstanding (2 in end-game)
+    std::vector<std::int64_t> flight_ms_;   // per piece: when its latest fetch was sent
     std::vector<std::uint16_t> avail_;      // per piece: usable peers holding all of it
     std::vector<std::uint64_t> pending_durable_;
     std::uint64_t pending_bytes_ = 0;

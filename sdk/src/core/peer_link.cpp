@@ -133,7 +133,9 @@ void peer_link::on_message(net::wire::message m) {
         o.on_done(nullptr, r->reason.empty() ? std::string("rejected") : r->reason);
     } else if (auto *g = std::get_if<net::wire::goodbye>(&m)) {
         fail(error(PD_E_IO, PD_CATEGORY_NET, "peer " + address_ + " said goodbye: " + g->reason));
-    } else if (std::holds_alternative<net::wire::pong>(m) || std::holds_alternative<net::wire::have_delta>(m)) {
+    } else if (auto *delta = std::get_if<net::wire::have_delta>(&m)) {
+        if (on_delta_) on_delta_(delta->content, delta->blocks);
+    } else if (std::holds_alternative<net::wire::pong>(m)) {
         // Not asked for by this client; harmless.
     } else {
         protocol_error(std::string("sent ") + net::wire::name(m) + " to a client");
@@ -199,6 +201,7 @@ void peer_link::fail(const error &why) {
     failed_ = true;
     timer_.cancel();
     if (channel_) channel_->close();
+    on_delta_ = nullptr;  // it may hold its job
     if (auto cb = std::exchange(on_connected_, nullptr)) cb(&why);
     auto ops = std::move(ops_);
     ops_.clear();

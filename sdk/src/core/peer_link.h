@@ -48,6 +48,9 @@ public:
     void query_have(const content::hash &id, std::uint64_t block_count, have_fn done);
     // Requests [first, first + count): `on_block` for each block in order, then `done`.
     void request(const content::hash &id, std::uint64_t first, std::uint32_t count, block_fn on_block, done_fn done);
+    // Called for each HAVE_DELTA the peer pushes (blocks it verified since its HAVE answer).
+    using delta_fn = std::function<void(const content::hash &id, const std::vector<std::uint64_t> &blocks)>;
+    void on_have_delta(delta_fn f) { on_delta_ = std::move(f); }
     // Operations sent and not yet answered.
     std::size_t outstanding() const { return ops_.size(); }
     // Says goodbye and fails every outstanding operation with PD_E_CANCELLED.
@@ -84,6 +87,7 @@ private:
     std::deque<op> ops_;
     std::uint32_t next_request_ = 1;
     connect_fn on_connected_;
+    delta_fn on_delta_;
     bool ready_ = false, failed_ = false;
 };
 

@@ -79,6 +79,8 @@ private:
             h.node_id = server_.session_.node_id();
             channel_->send(net::wire::encode(h));
         } else if (auto *h = std::get_if<net::wire::have>(&m)) {
+            // The client follows this content from now on: HAVE_DELTAs keep it current.
+            if (interests_.size() < max_interests) interests_.insert(h->content);
             return send_have(h->content);  // reads the next record when the answer is queued
         } else if (auto *r = std::get_if<net::wire::request>(&m)) {
             return serve_request(*r);  // reads the next record when the blocks are queued
@@ -101,12 +103,31 @@ private:
                                               .count());
     }
 
+public:
+    void push_delta(const content::hash &content, const std::vector<std::uint64_t> &blocks) {
+        if (closed_ || !interests_.count(content)) return;
+        for (std::size_t i = 0; i < blocks.size(); i += net::wire::max_have_delta) {
+            auto end = std::min(blocks.size(), i + net::wire::max_have_delta);
+            net::wire::have_delta d{content, std::vector<std::uint64_t>(blocks.begin() + static_cast<std::ptrdiff_t>(i),
+                                                                         blocks.begin() + static_cast<std::ptrdiff_t>(end))};
+            // While a worker seals an answer the sealer is its; the delta follows the answer.
+            if (answering_)
+                deferred_.push_back(net::wire::encode(d));
+            else
+                channel_->send(net::wire::encode(d));
+        }
+    }
+
+private:
+    static constexpr std::size_t max_interests = 64;
+
     // Answers are built on a worker (SQLite, disk, sealing) and queued in request order:
     // this connection reads no other request until the answer is queued, so its sealer is
     // never used by two threads at once and the network thread only moves bytes.
     template <class Build>
     void answer_on_worker(Build build) {
         auto self = shared_from_this();
+        answering_ = true;
         asio::post(server_.session_.workers(), [self, build = std::move(build)] {
             std::vector<net::wire::message> out = build(self->server_.session_);
             std::size_t bytes = 0, blocks = 0;
@@ -123,6 +144,9 @@ private:
                 auto delay = self->server_.reserve_upload(bytes);
                 auto go = [self, records = std::move(records)]() mutable {
                     for (auto &record : records) self->channel_->send_sealed(std::move(record));
+                    self->answering_ = false;
+                    for (auto &d : self->deferred_) self->channel_->send(d);
+                    self->deferred_.clear();
                     self->read_record();
                 };
                 if (delay.count() <= 0) return go();
@@ -193,6 +217,9 @@ private:
     asio::steady_timer idle_;
     std::shared_ptr<net::async_channel> channel_;
     std::string peer_;
+    std::set<content::hash> interests_;  // contents the client asked HAVE for
+    std::vector<net::bytes> deferred_;   // deltas waiting for an answer being sealed
+    bool answering_ = false;
     bool closed_ = false;
 };
 
@@ -238,6 +265,11 @@ void peer_server::stop() {
     auto all = connections_;
     for (auto &c : all) c->close("session stopping", false);
     connections_.clear();
+}
+
+void peer_server::blocks_verified(const content::hash &content, const std::vector<std::uint64_t> &blocks) {
+    if (blocks.empty()) return;
+    for (auto &c : connections_) c->push_delta(content, blocks);
 }
 
 peer_server::counters peer_server::stats() const {

@@ -30,6 +30,10 @@ public:
     // Closes every connection (network thread).
     void stop();
 
+    // Blocks of `content` just became verified and durable here: clients that asked for this
+    // content's HAVE get a HAVE_DELTA (network thread).
+    void blocks_verified(const content::hash &content, const std::vector<std::uint64_t> &blocks);
+
     struct counters {
         std::uint64_t bytes_uploaded = 0, blocks_uploaded = 0;
         std::uint64_t connections_accepted = 0, connections_refused = 0;

@@ -14,6 +14,10 @@
 
 namespace pd::core {
 
+// Blocking plugin calls in flight at once, all jobs together: above the default
+// job.max_pieces_in_flight (8) plus a discovery round and a source open.
+constexpr std::size_t source_io_threads = 16;
+
 // Workers block on disk (fdatasync) as well as hash, so keep at least four.
 static unsigned default_workers(const pd_session_options &o) {
     if (o.worker_threads) return o.worker_threads;
@@ -25,7 +29,8 @@ session::session(const pd_session_options &o)
       worker_count_(default_workers(o)),
       events_(o.event_queue_capacity, o.notify, o.notify_user_data),
       net_guard_(net_.get_executor()),
-      workers_(worker_count_) {
+      workers_(worker_count_),
+      source_io_(source_io_threads) {
     crypto::ensure_initialised();
     randombytes_buf(&node_id_, sizeof node_id_);
     if (o.fleet_key) {
@@ -118,6 +123,7 @@ session::~session() {
     net_.stop();
     if (net_thread_.joinable()) net_thread_.join();
     workers_.join();
+    source_io_.join();
     jobs_.clear();
     plugins_->clear();
 }

@@ -64,6 +64,10 @@ public:
     plugin_host::plugin_host &plugins() { return *plugins_; }
     boost::asio::io_context &net() { return net_; }
     boost::asio::thread_pool &workers() { return workers_; }
+    // Threads for calls that block on the network inside plugins (source open and read,
+    // peer discovery): kept apart from the workers, so a slow origin never starves the
+    // hashing, flushing and peer serving that the workers do.
+    boost::asio::thread_pool &source_io() { return source_io_; }
     const std::string &cache_dir() const { return cache_dir_; }
     unsigned worker_count() const { return worker_count_; }
     // The fleet key, when the session has one (peers need it).
@@ -82,6 +86,10 @@ public:
     std::shared_ptr<job> find_job(std::uint64_t id) const;
     std::vector<std::uint64_t> job_ids() const;
     std::set<store::hash> busy_contents() const;
+    // A job made blocks verified and durable: the peer server tells the clients following it.
+    void blocks_verified(const store::hash &content, const std::vector<std::uint64_t> &blocks) {
+        if (peer_server_) peer_server_->blocks_verified(content, blocks);
+    }
     // The peer server's counters (zero without listen addresses).
     peer_server::counters serving_counters() const { return peer_server_ ? peer_server_->stats() : peer_server::counters{}; }
 
@@ -108,6 +116,7 @@ private:
     boost::asio::io_context net_;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> net_guard_;
     boost::asio::thread_pool workers_;
+    boost::asio::thread_pool source_io_;
     std::thread net_thread_;
 
     void bind_listeners(const std::string &spec);

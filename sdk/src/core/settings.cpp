@@ -27,7 +27,7 @@ settings::settings() {
         {"peer.max_requests", {8, 1, 64}},
         {"peer.request_queue_ms", {250, 10, 10000}},
         {"peer.request_timeout_ms", {10000, 100, 600000}},
-        {"peer.coop_wait_ms", {5000, 0, 600000}},
+        {"peer.coop_wait_ms", {30000, 0, 600000}},
         {"peer.coop_settle_ms", {1000, 0, 60000}},
         {"peer.discovery_interval_ms", {3000, 100, 600000}},
         {"job.stall_timeout_ms", {60000, 500, 86400000}},
