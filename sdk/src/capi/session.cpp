@@ -161,25 +161,7 @@ PD_API int pd_session_device_facts(pd_device_facts *out, pd_session *session) {
     return guard([&] {
         auto &s = checked(session);
         require(out, "out");
-        auto facts = pd::platform::read_device_facts();
-        auto space = pd::platform::filesystem_space(s.cache_dir());
-        pd_device_facts f{};
-        f.struct_size = sizeof f;
-        f.free_bytes = space.free_bytes;
-        std::uint64_t quota = s.store().quota_bytes();
-        std::uint64_t used = s.store().used_bytes();
-        std::uint64_t under_quota = quota ? (quota > used ? quota - used : 0) : space.free_bytes;
-        f.usable_free_bytes = std::min(under_quota, space.free_bytes);
-        f.chassis = facts.chassis;
-        f.os_type = facts.os_type;
-        f.uptime_seconds = facts.uptime_seconds;
-        auto o = s.device_overrides();
-        if (o.free_bytes != UINT64_MAX) f.free_bytes = o.free_bytes;
-        if (o.usable_free_bytes != UINT64_MAX) f.usable_free_bytes = o.usable_free_bytes;
-        if (o.uptime_seconds != UINT64_MAX) f.uptime_seconds = o.uptime_seconds;
-        if (o.chassis != -1) f.chassis = o.chassis;
-        if (o.os_type != -1) f.os_type = o.os_type;
-        copy_sized(out, f);
+        copy_sized(out, s.device_facts());
         return PD_OK;
     });
 }

@@ -31,6 +31,26 @@ struct job::source_stream {
 
 static std::string hex(const store::hash &h) { return to_hex(h.data(), h.size()); }
 
+pd_content_ref job::content_ref(const char *origin) const {
+    pd_content_ref ref{};
+    ref.struct_size = sizeof ref;
+    std::memcpy(ref.id, manifest_->id.data(), 32);
+    ref.size = manifest_->size;
+    ref.name = manifest_->name.c_str();
+    ref.origin = origin;
+    ref.job_id = id_;
+    return ref;
+}
+
+// Asks the backends with an origin policy (a hierarchy) whether this device may use the
+// origin now; returns who said no, or "". Blocking: source I/O threads only.
+std::string job::origin_refused_by() const {
+    auto ref = content_ref("");
+    for (auto &b : session_.plugins().backends())
+        if (b->has_origin_policy() && b->vtable().origin_allowed(b->self(), &ref) == 0) return b->name();
+    return {};
+}
+
 job::job(session &s, std::uint64_t id, std::shared_ptr<const content::manifest> m, job_request request)
     : session_(s), id_(id), manifest_(std::move(m)), request_(std::move(request)), peer_timer_(s.net()), flush_timer_(s.net()) {}
 
@@ -119,6 +139,7 @@ void job::on_prepared(platform::file file, std::vector<std::uint8_t> verified, s
     flights_.assign(pieces_.size(), 0);
     flight_ms_.assign(pieces_.size(), 0);
     avail_.assign(pieces_.size(), 0);
+    avail_lan_.assign(pieces_.size(), 0);
     if (bytes_verified_) emit_progress(true);
     if (todo_.empty()) {
         maybe_finish();
@@ -141,7 +162,17 @@ void job::open_next_source() {
     auto self = shared_from_this();
     auto candidates = std::vector<std::shared_ptr<plugin_host::backend>>(sources_.begin() + static_cast<std::ptrdiff_t>(std::min(next_source_, sources_.size())), sources_.end());
     std::string requested_origin = request_.origin;
-    asio::post(session_.source_io(), [self, candidates, requested_origin] {
+    bool override_policy = stall_override_;
+    asio::post(session_.source_io(), [self, candidates, requested_origin, override_policy] {
+        if (!override_policy) {
+            if (auto who = self->origin_refused_by(); !who.empty()) {
+                asio::post(self->session_.net(), [self, who] {
+                    self->opening_ = false;
+                    self->withhold_origin(who);
+                });
+                return;
+            }
+        }
         std::string origin = requested_origin;
         if (origin.empty()) {
             try {
@@ -156,13 +187,7 @@ void job::open_next_source() {
         std::size_t tried = 0;
         for (auto &b : candidates) {
             ++tried;
-            pd_content_ref ref{};
-            ref.struct_size = sizeof ref;
-            std::memcpy(ref.id, self->manifest_->id.data(), 32);
-            ref.size = self->manifest_->size;
-            ref.name = self->manifest_->name.c_str();
-            ref.origin = origin.c_str();
-            ref.job_id = self->id_;
+            auto ref = self->content_ref(origin.c_str());
             char msg[512] = "";
             void *handle = nullptr;
             int rc = b->vtable().open(b->self(), &handle, &ref, msg, sizeof msg);
@@ -181,6 +206,17 @@ void job::open_next_source() {
             self->on_source_opened(opened, reasons, last_code);
         });
     });
+}
+
+// A backend keeps this device off the origin for now (hierarchy: another office fetches it);
+// peers bring the content, and discovery rounds ask again.
+void job::withhold_origin(const std::string &who) {
+    if (origin_withheld_by_ != who)
+        session_.log(PD_LOG_INFO, "job " + std::to_string(id_) + ": " + who + " keeps this device off the origin for now");
+    origin_withheld_by_ = who;
+    stream_.reset();
+    mark_fetching(false);
+    dispatch();
 }
 
 void job::note_fallback(const std::string &reason) {
@@ -253,8 +289,12 @@ bool job::holds(const peer_slot &peer, std::uint32_t index) const {
 
 void job::count_availability(const peer_slot &peer, int sign) {
     if (peer.banned || peer.have.empty()) return;
+    bool lan = peer.source_class == PD_SOURCE_LAN;
     for (std::uint32_t i = 0; i < pieces_.size(); ++i)
-        if (holds(peer, i)) avail_[i] = static_cast<std::uint16_t>(avail_[i] + sign);
+        if (holds(peer, i)) {
+            avail_[i] = static_cast<std::uint16_t>(avail_[i] + sign);
+            if (lan) avail_lan_[i] = static_cast<std::uint16_t>(avail_lan_[i] + sign);
+        }
 }
 
 void job::take_from_todo(std::uint32_t index) {
@@ -265,6 +305,23 @@ void job::take_from_todo(std::uint32_t index) {
     }
     ++flights_[index];
     flight_ms_[index] = store::now_ms();
+}
+
+// The WAN class until the background transport (issue 7) lands: a token bucket on what is
+// requested from peers in other offices, peer.wan_rate_bytes per second (0: no cap), with a
+// burst of two pieces. The receiver paces, so a parent office serving several child offices
+// is paced by each of them; the class is chosen per peer, so a delay-based transport can
+// replace it without touching the scheduler.
+bool job::wan_budget(std::uint64_t bytes) {
+    std::int64_t rate = session_.config().get_int("peer.wan_rate_bytes");
+    if (rate <= 0) return true;
+    std::int64_t now = store::now_ms();
+    double burst = 2.0 * static_cast<double>(session_.config().get_int("job.piece_size_kib")) * 1024;
+    wan_allowance_ = std::min(burst, wan_allowance_ + static_cast<double>(rate) * static_cast<double>(now - wan_refill_ms_) / 1000.0);
+    wan_refill_ms_ = now;
+    if (wan_allowance_ < 0) return false;
+    wan_allowance_ -= static_cast<double>(bytes);
+    return true;
 }
 
 // Enough requests to keep the peer busy for peer.request_queue_ms at its measured rate
@@ -284,8 +341,10 @@ std::uint32_t job::choose_piece(const peer_slot &peer) const {
     std::uint32_t best = none;
     std::pair<std::uint16_t, std::uint64_t> best_key{};
     std::uint64_t me = session_.node_id();
+    // A WAN peer (another office) only gets what no LAN peer has: each byte crosses the WAN once.
+    bool wan = peer.source_class == PD_SOURCE_WAN;
     for (auto i : todo_) {
-        if (!holds(peer, i)) continue;
+        if (!holds(peer, i) || (wan && avail_lan_[i])) continue;
         std::pair<std::uint16_t, std::uint64_t> key{avail_[i], mix64(me ^ i)};
         if (best == none || key < best_key) best = i, best_key = key;
     }
@@ -300,7 +359,8 @@ std::uint32_t job::choose_piece(const peer_slot &peer) const {
     if (peer.rate > 0) overdue = std::max(overdue, static_cast<std::int64_t>(2000.0 * piece_bytes / peer.rate));
     std::int64_t now = store::now_ms();
     for (std::uint32_t i = 0; i < pieces_.size(); ++i)
-        if (flights_[i] == 1 && now - flight_ms_[i] > overdue && holds(peer, i) && !wanted_blocks(pieces_[i]).empty())
+        if (flights_[i] == 1 && now - flight_ms_[i] > overdue && holds(peer, i) && !(wan && avail_lan_[i]) &&
+            !wanted_blocks(pieces_[i]).empty())
             return i;
     return none;
 }
@@ -316,6 +376,9 @@ void job::dispatch() {
         while (peer->requests < pipeline_depth(*peer)) {
             auto index = choose_piece(*peer);
             if (index == none) break;
+            if (peer->source_class == PD_SOURCE_WAN &&
+                !wan_budget(pieces_[index].block_count * static_cast<std::uint64_t>(manifest_->block_size)))
+                break;  // the peer tick dispatches again once the budget refilled
             fetch_from_peer(index, peer);
         }
     }
@@ -459,8 +522,8 @@ void job::fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer_slot> 
             r.index = index;
             r.p = p;
             r.peer = peer;
-            r.source_class = PD_SOURCE_LAN;
-            r.source_name = "peer " + peer->link->address();
+            r.source_class = peer->source_class;
+            r.source_name = (peer->source_class == PD_SOURCE_WAN ? "WAN peer " : "peer ") + peer->link->address();
             r.rejected = rejected;
             if (why) {
                 r.error = why->code();
@@ -587,35 +650,42 @@ void job::discover_peers() {
     for (auto &b : session_.plugins().backends())
         if (b->can_find_peers()) finders.push_back(b);
     asio::post(session_.source_io(), [self = shared_from_this(), candidates, finders]() mutable {
-        auto &m = *self->manifest_;
         for (auto &b : finders) {
-            pd_content_ref ref{};
-            ref.struct_size = sizeof ref;
-            std::memcpy(ref.id, m.id.data(), 32);
-            ref.size = m.size;
-            ref.name = m.name.c_str();
-            ref.origin = "";
-            ref.job_id = self->id_;
+            auto ref = self->content_ref("");
             std::vector<char> out(16384);
             if (b->vtable().find_peers(b->self(), &ref, out.data(), out.size()) <= 0) continue;
             for (auto &a : split_list(out.data(), '\n')) candidates.push_back(a);
         }
-        asio::post(self->session_.net(), [self, candidates] {
+        // Ask the origin policy again: the office's RVP may have changed.
+        std::string refused = self->origin_refused_by();
+        asio::post(self->session_.net(), [self, candidates, refused] {
+            if (!self->stall_override_ && self->state_ == PD_JOB_RUNNING) {
+                if (!refused.empty() && (self->stream_ || self->origin_withheld_by_ != refused)) {
+                    self->withhold_origin(refused);
+                } else if (refused.empty() && !self->origin_withheld_by_.empty()) {
+                    self->origin_withheld_by_.clear();
+                    if (!self->stream_) self->open_next_source();
+                }
+            }
             auto own = self->session_.listen_addresses();
             std::int64_t now = store::now_ms();
-            for (auto &a : candidates) {
+            for (auto &line : candidates) {
+                // "ip:port" or "ip:port wan" (a peer in another office).
+                auto space = line.find(' ');
+                std::string a = line.substr(0, space);
+                std::uint32_t cls = space != std::string::npos && line.substr(space + 1) == "wan" ? PD_SOURCE_WAN : PD_SOURCE_LAN;
                 if (self->known_peers_.count(a) || std::find(own.begin(), own.end(), a) != own.end()) continue;
                 auto backoff = self->peer_backoff_.find(a);
                 if (backoff != self->peer_backoff_.end() && now < backoff->second.second) continue;
                 self->known_peers_.insert(a);
-                self->connect_peer(a);
+                self->connect_peer(a, cls);
             }
             if (!self->connecting_) self->on_discovery_round_done();
         });
     });
 }
 
-void job::connect_peer(const std::string &address) {
+void job::connect_peer(const std::string &address, std::uint32_t source_class) {
     if (state_ != PD_JOB_RUNNING) return;
     ++connecting_;
     auto link = std::make_shared<peer_link>(session_.net(), address, *session_.fleet_key(), session_.node_id());
@@ -626,7 +696,7 @@ void job::connect_peer(const std::string &address) {
         self->forget_peer(address);
         if (--self->connecting_ == 0) self->on_discovery_round_done();
     };
-    link->connect(static_cast<int>(session_.config().get_int("peer.connect_timeout_ms")), [self, link, give_up](const error *why) {
+    link->connect(static_cast<int>(session_.config().get_int("peer.connect_timeout_ms")), [self, link, give_up, source_class](const error *why) {
         if (why) return give_up(why->what());
         if (link->node_id() == self->session_.node_id()) {
             // Discovery also finds this device itself (it answers its own query): remember
@@ -636,13 +706,14 @@ void job::connect_peer(const std::string &address) {
             return;
         }
         link->query_have(self->manifest_->id, self->manifest_->block_count(),
-                         [self, link, give_up](const error *failed, peer_link::have_answer a) {
+                         [self, link, give_up, source_class](const error *failed, peer_link::have_answer a) {
                              if (failed) return give_up(failed->what());
                              if (!self->active() || self->shutting_down_) {
                                  link->close("job ended");
                              } else {
                                  auto slot = std::make_shared<peer_slot>();
                                  slot->link = link;
+                                 slot->source_class = source_class;
                                  std::weak_ptr<peer_slot> weak_slot = slot;
                                  link->on_have_delta([self, weak_slot](const content::hash &id,
                                                                        const std::vector<std::uint64_t> &blocks) {
@@ -729,7 +800,15 @@ void job::on_peer_tick() {
         if (now - p->have_ms >= refresh) refresh_have(p);
     // A job never stalls silently.
     std::int64_t stall = session_.config().get_int("job.stall_timeout_ms");
-    if (!todo_.empty() && now - last_progress_at_ > stall && !stream_ && in_flight_ == 0) {
+    if (!todo_.empty() && now - last_progress_at_ > stall && !stream_ && !origin_withheld_by_.empty() && !stall_override_) {
+        // Held off the origin by a backend and the peers brought nothing: fall back anyway.
+        stall_override_ = true;
+        note_fallback("no progress for " + std::to_string(stall) + " ms from peers while " + origin_withheld_by_ +
+                      " kept this device off the origin: falling back to the origin");
+        origin_withheld_by_.clear();
+        last_progress_at_ = now;
+        open_next_source();
+    } else if (!todo_.empty() && now - last_progress_at_ > stall && !stream_ && !opening_ && in_flight_ == 0) {
         std::string why = "no progress for " + std::to_string(stall) + " ms: no peer holds the missing blocks";
         for (auto &r : fallback_reasons_) why += "; " + r;
         fail(PD_E_NO_SOURCE, why);
@@ -970,16 +1049,21 @@ void job::deliver(std::optional<error> verify_error) {
         self->finished_ms_ = store::now_ms();
         self->message_ = delivered;
         self->emit(PD_EVENT_JOB_COMPLETED, delivered);
-        pd_content_ref ref{};
-        ref.struct_size = sizeof ref;
-        std::memcpy(ref.id, self->manifest_->id.data(), 32);
-        ref.size = self->manifest_->size;
-        ref.name = self->manifest_->name.c_str();
-        ref.origin = "";
-        ref.job_id = self->id_;
+        auto ref = self->content_ref("");
         for (auto &b : self->session_.plugins().backends())
             if (b->vtable().content_available) b->vtable().content_available(b->self(), &ref);
+        self->notify_finished();
     });
+}
+
+// Backends hear how the job went (a coordinator keeps per-office statistics).
+void job::notify_finished() {
+    if (finished_notified_) return;
+    finished_notified_ = true;
+    auto ref = content_ref("");
+    for (auto &b : session_.plugins().backends())
+        if (b->vtable().job_finished)
+            b->vtable().job_finished(b->self(), &ref, state_, bytes_by_source_, PD_SOURCE_CLASS_COUNT);
 }
 
 void job::fail(int code, const std::string &message) {
@@ -997,6 +1081,7 @@ void job::fail(int code, const std::string &message) {
     // Blocks already verified and written are still worth keeping.
     schedule_flush(true);
     emit(PD_EVENT_JOB_FAILED, message, code);
+    notify_finished();
 }
 
 void job::pause() {
@@ -1036,6 +1121,7 @@ void job::cancel() {
     peer_timer_.cancel();
     schedule_flush(true);
     emit(PD_EVENT_JOB_CANCELLED, "cancelled by the host", PD_E_CANCELLED);
+    notify_finished();
 }
 
 void job::stop_for_shutdown() {

@@ -56,6 +56,7 @@ public:
         std::uint64_t bytes = 0;         // verified bytes received from it
         double rate = 0;                 // bytes/s: moving average over answered requests
         std::int64_t last_answer_ms = 0;
+        std::uint32_t source_class = PD_SOURCE_LAN;  // WAN: another office's device
     };
     struct piece {
         std::uint64_t first_block;
@@ -82,6 +83,11 @@ public:
 private:
     void on_prepared(platform::file file, std::vector<std::uint8_t> verified, std::uint64_t verified_bytes);
     void open_next_source();
+    pd_content_ref content_ref(const char *origin) const;
+    std::string origin_refused_by() const;
+    void withhold_origin(const std::string &who);
+    void notify_finished();
+    bool wan_budget(std::uint64_t bytes);
     void on_source_opened(std::shared_ptr<source_stream> stream, std::vector<std::string> reasons, int last_code);
     void dispatch();
     std::vector<std::uint64_t> wanted_blocks(const piece &p) const;
@@ -96,7 +102,7 @@ private:
     void count_availability(const peer_slot &peer, int sign);
     void take_from_todo(std::uint32_t index);
     void discover_peers();
-    void connect_peer(const std::string &address);
+    void connect_peer(const std::string &address, std::uint32_t source_class);
     void on_discovery_round_done();
     void refresh_have(const std::shared_ptr<peer_slot> &peer);
     void on_peer_tick();
@@ -140,6 +146,7 @@ private:
     std::vector<std::uint8_t> flights_;     // per piece: fetches outstanding (2 in end-game)
     std::vector<std::int64_t> flight_ms_;   // per piece: when its latest fetch was sent
     std::vector<std::uint16_t> avail_;      // per piece: usable peers holding all of it
+    std::vector<std::uint16_t> avail_lan_;  // the same, LAN peers only (WAN peers get the rest)
     std::vector<std::uint64_t> pending_durable_;
     std::uint64_t pending_bytes_ = 0;
 
@@ -158,6 +165,11 @@ private:
     std::int64_t last_discovery_ms_ = 0, last_progress_at_ = 0;
     unsigned origin_in_flight_ = 0;
     bool fetching_flag_ = false;
+    std::string origin_withheld_by_;        // a backend's "not now" for the origin
+    bool stall_override_ = false;           // stalled: the origin is used whatever backends say
+    double wan_allowance_ = 0;              // bytes WAN peers may still be asked for
+    std::int64_t wan_refill_ms_ = 0;
+    bool finished_notified_ = false;
 
     unsigned in_flight_ = 0;
     bool preparing_ = false, opening_ = false, flushing_ = false, flush_again_ = false, finalizing_ = false;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <sodium.h>
 #include <filesystem>
+#include <fstream>
 #include <cstring>
 #include <thread>
 
@@ -17,6 +18,51 @@ namespace pd::core {
 // Blocking plugin calls in flight at once, all jobs together: above the default
 // job.max_pieces_in_flight (8) plus a discovery round and a source open.
 constexpr std::size_t source_io_threads = 16;
+
+// A random id, created once per cache directory (atomically: write, fsync, rename), so a
+// device keeps its identity at the coordinator across restarts of the agent.
+static std::string load_device_id(const std::string &cache_dir) {
+    auto path = std::filesystem::path(cache_dir) / "device-id";
+    if (std::ifstream in(path); in) {
+        std::string id;
+        in >> id;
+        if (id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos) return id;
+    }
+    std::uint8_t raw[16];
+    randombytes_buf(raw, sizeof raw);
+    std::string id = to_hex(raw, sizeof raw);
+    auto tmp = path;
+    tmp += ".tmp";
+    {
+        platform::file f(tmp.string(), platform::file::mode::read_write_create);
+        f.pwrite(0, id.data(), id.size());
+        f.datasync();
+    }
+    std::filesystem::rename(tmp, path);
+    return id;
+}
+
+pd_device_facts session::device_facts() const {
+    auto facts = platform::read_device_facts();
+    auto space = platform::filesystem_space(cache_dir_);
+    pd_device_facts f{};
+    f.struct_size = sizeof f;
+    f.free_bytes = space.free_bytes;
+    std::uint64_t quota = store_->quota_bytes();
+    std::uint64_t used = store_->used_bytes();
+    std::uint64_t under_quota = quota ? (quota > used ? quota - used : 0) : space.free_bytes;
+    f.usable_free_bytes = std::min(under_quota, space.free_bytes);
+    f.chassis = facts.chassis;
+    f.os_type = facts.os_type;
+    f.uptime_seconds = facts.uptime_seconds;
+    auto o = device_overrides();
+    if (o.free_bytes != UINT64_MAX) f.free_bytes = o.free_bytes;
+    if (o.usable_free_bytes != UINT64_MAX) f.usable_free_bytes = o.usable_free_bytes;
+    if (o.uptime_seconds != UINT64_MAX) f.uptime_seconds = o.uptime_seconds;
+    if (o.chassis != -1) f.chassis = o.chassis;
+    if (o.os_type != -1) f.os_type = o.os_type;
+    return f;
+}
 
 // Workers block on disk (fdatasync) as well as hash, so keep at least four.
 static unsigned default_workers(const pd_session_options &o) {
@@ -41,6 +87,7 @@ session::session(const pd_session_options &o)
     if (o.cache_quota_percent) settings_.set("store.quota_percent", std::to_string(o.cache_quota_percent));
     store_ = std::make_unique<store::block_store>(
         cache_dir_, store::quota{o.cache_quota_bytes, o.cache_quota_percent});
+    device_id_ = load_device_id(cache_dir_);
     plugin_host::host_services services;
     services.log = [this](const std::string &plugin, int level, const std::string &msg) {
         log(level, plugin.empty() ? msg : plugin + ": " + msg);
@@ -79,6 +126,10 @@ session::session(const pd_session_options &o)
             return true;
         }
         return false;
+    };
+    services.device_facts = [this](pd_device_facts &facts, std::string &id) {
+        facts = device_facts();
+        id = device_id_;
     };
     services.listen_addresses = [this] {
         std::string joined;

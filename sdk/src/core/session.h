@@ -99,6 +99,10 @@ public:
     bool is_fetching(const store::hash &id) const;
     void set_device_overrides(const pd_device_facts *facts);
     pd_device_facts device_overrides() const;
+    // Measured facts with the overrides applied.
+    pd_device_facts device_facts() const;
+    // Stable per cache directory (32 hex digits).
+    const std::string &device_id() const { return device_id_; }
     bool job_should_stop(std::uint64_t id) const;
     void set_job_stop_flag(std::uint64_t id, bool stop);
     // Hashes (on a worker), records, optionally copies into the cache as complete.
@@ -107,6 +111,7 @@ public:
 
 private:
     std::string cache_dir_;
+    std::string device_id_;
     unsigned worker_count_;
     std::optional<std::array<std::uint8_t, 32>> fleet_key_;
     event_queue events_;

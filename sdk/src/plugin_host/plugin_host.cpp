@@ -198,6 +198,27 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
         return static_cast<int64_t>(v.size());
     };
 
+    api.device_facts = [](void *h, pd_device_facts *facts, char *id, size_t id_size) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        if (!c->services->device_facts) return PD_PLUGIN_E_GENERIC;
+        pd_device_facts f{};
+        std::string device_id;
+        try {
+            c->services->device_facts(f, device_id);
+        } catch (...) {
+            return PD_PLUGIN_E_GENERIC;
+        }
+        if (facts) {
+            // The plugin set struct_size to what it knows; fill that much.
+            auto n = std::min<std::size_t>(facts->struct_size, sizeof f);
+            if (n < sizeof f.struct_size) return PD_PLUGIN_E_INVALID;
+            f.struct_size = static_cast<uint32_t>(n);
+            std::memcpy(facts, &f, n);
+        }
+        if (id && id_size > device_id.size()) std::memcpy(id, device_id.c_str(), device_id.size() + 1);
+        return 0;
+    };
+
     std::string config = "{}";
     if (services_.get_setting) {
         if (auto v = services_.get_setting("plugin." + name + ".config")) config = *v;

@@ -30,6 +30,7 @@ struct host_services {
     std::function<bool(const std::uint8_t id[32], std::uint8_t label[32])> content_label;
     std::function<bool(const std::uint8_t label[32], std::uint64_t &verified, std::uint64_t &total)> lookup_label;
     std::function<std::string()> listen_addresses;
+    std::function<void(pd_device_facts &facts, std::string &device_id)> device_facts;
 };
 
 class backend;
@@ -56,6 +57,7 @@ public:
     void *self() const { return self_; }
     bool can_stream() const { return vtable_.open != nullptr; }
     bool can_find_peers() const { return vtable_.find_peers != nullptr; }
+    bool has_origin_policy() const { return vtable_.origin_allowed != nullptr; }
 
 private:
     friend class plugin_host;

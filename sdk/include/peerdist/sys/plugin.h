@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "../export.h"
+#include "../session.h"
 
 PD_BEGIN_DECL
 
@@ -83,6 +84,17 @@ typedef struct pd_host_api {
      * @return the text length (written NUL-terminated when it fits). THREAD: any.
      */
     int64_t(PD_CALLBACK *listen_addresses)(void *host, char *buf, size_t size);
+
+    /* Appended in 0.2 (check struct_size before use). */
+
+    /**
+     * This device's facts with the host's overrides (what a coordinator elects by), and its
+     * stable device id: 32 hex digits, the same for every session on one cache directory.
+     * @param facts      filled up to facts->struct_size.
+     * @param device_id  receives the id, NUL-terminated (33 bytes are enough).
+     * @return 0, or PD_PLUGIN_E_GENERIC when the facts cannot be measured. THREAD: any.
+     */
+    int32_t(PD_CALLBACK *device_facts)(void *host, pd_device_facts *facts, char *device_id, size_t device_id_size);
 } pd_host_api;
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */
@@ -124,7 +136,7 @@ typedef struct pd_backend_vtable {
     void(PD_CALLBACK *destroy)(void *self);
 
     /**
-     * Optional. Open a stream of the content's bytes. THREAD: a worker thread.
+     * Optional. Open a stream of the content's bytes. THREAD: a source I/O thread.
      * @param message  on failure, a reason (NUL-terminated, at most message_size bytes).
      * @return PD_PLUGIN_OK; PD_PLUGIN_E_NOT_FOUND when this backend cannot serve the content
      *         (the host tries the next source); PD_PLUGIN_E_CHANGED when the origin's bytes
@@ -135,7 +147,7 @@ typedef struct pd_backend_vtable {
 
     /**
      * Optional (required with open). Read `length` bytes at `offset` into `buffer`.
-     * Blocking; called from several worker threads at once on one stream.
+     * Blocking; called from several source I/O threads at once on one stream.
      * @param read  receives the bytes read; fewer than `length` only at the content's end.
      * @return PD_PLUGIN_OK or a negative code with a reason in `message`.
      */
@@ -150,11 +162,31 @@ typedef struct pd_backend_vtable {
 
     /**
      * Optional. Find peers holding blocks of a content: write their "ip:port" addresses,
-     * one per line, NUL-terminated, into `out`. Blocking, bounded by the backend's own
+     * one per line, NUL-terminated, into `out`. A line may end with " wan": that peer is in
+     * another office, its bytes count as PD_SOURCE_WAN, it gets only pieces no LAN peer
+     * holds, and it is paced by peer.wan_rate_bytes. Blocking, bounded by the backend's own
      * timeout; the core connects to them over the secure channel and verifies every block.
-     * THREAD: a worker thread. @return the number of peers written, or a negative code.
+     * THREAD: a source I/O thread. @return the number of peers written, or a negative code.
      */
     int32_t(PD_CALLBACK *find_peers)(void *self, const pd_content_ref *content, char *out, size_t out_size);
+
+    /* Appended in 0.2: absent (NULL) in plugins built before; the host checks struct_size. */
+
+    /**
+     * Optional. May this device fetch the content from the origin now? Asked before origin
+     * sources are opened and again at every discovery round: a hierarchy lets only its top
+     * office take the origin, the others wait for their office or the office above.
+     * THREAD: a source I/O thread. @return 1 allowed, 0 not now, PD_PLUGIN_E_NOT_FOUND no opinion.
+     */
+    int32_t(PD_CALLBACK *origin_allowed)(void *self, const pd_content_ref *content);
+
+    /**
+     * Optional. A job ended. `state` is a pd_job_state (COMPLETED, FAILED, CANCELLED);
+     * `bytes_by_source[i]` the verified bytes of source class i, `classes` entries.
+     * THREAD: the network thread; return quickly.
+     */
+    void(PD_CALLBACK *job_finished)(void *self, const pd_content_ref *content, int32_t state,
+                                    const uint64_t *bytes_by_source, size_t classes);
 } pd_backend_vtable;
 
 /** The static descriptor pd_plugin_describe() returns. */

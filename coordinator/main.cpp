@@ -1,0 +1,189 @@
+// pd-coordinator: the hierarchy mode's server (docs/coordinator.md).
+//   pd-coordinator init  --db PATH [--regenerate-key] [--key-out FILE]
+//   pd-coordinator serve --db PATH --listen IP:PORT [--heartbeat-ms N] [--bucket-bytes N]
+//   pd-coordinator admin --connect IP:PORT --key-file FILE OP [ARGS]
+#include "coordinator/protocol.h"
+#include "coordinator/server.h"
+#include "coordinator/store.h"
+#include "util/error.h"
+#include "util/hex.h"
+
+#include <peerdist/common.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+namespace {
+
+using pd::coord::json;
+
+struct args {
+    std::vector<std::string> positional;
+    std::map<std::string, std::string> options;
+    bool has(const std::string &k) const { return options.count(k) != 0; }
+    std::string get(const std::string &k, const std::string &fallback = {}) const {
+        auto it = options.find(k);
+        return it == options.end() ? fallback : it->second;
+    }
+};
+
+args parse(int argc, char **argv, int first) {
+    static const char *flags[] = {"--regenerate-key"};
+    args a;
+    for (int i = first; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s.rfind("--", 0) == 0) {
+            bool flag = std::any_of(std::begin(flags), std::end(flags), [&](const char *f) { return s == f; });
+            if (flag) {
+                a.options[s] = "1";
+            } else {
+                if (i + 1 >= argc) throw std::runtime_error(s + " needs a value");
+                a.options[s] = argv[++i];
+            }
+        } else {
+            a.positional.push_back(s);
+        }
+    }
+    return a;
+}
+
+std::string read_file(const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read '" + path + "'");
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::array<std::uint8_t, 32> parse_key(const std::string &hex_text) {
+    std::string h = hex_text;
+    while (!h.empty() && std::isspace(static_cast<unsigned char>(h.back()))) h.pop_back();
+    auto raw = pd::from_hex(h);
+    if (!raw || raw->size() != 32) throw std::runtime_error("a fleet key is 64 hex digits");
+    std::array<std::uint8_t, 32> key{};
+    std::copy(raw->begin(), raw->end(), key.begin());
+    return key;
+}
+
+int init(const args &a) {
+    auto db = a.get("--db");
+    if (db.empty()) throw std::runtime_error("init needs --db PATH");
+    auto store = pd::coord::open_sqlite_store(db);
+    auto existing = store->meta("server_id");
+    if (existing && !a.has("--regenerate-key"))
+        throw std::runtime_error("'" + db + "' is already initialised (server id " + *existing +
+                                 "); --regenerate-key replaces the fleet key");
+    std::string server_id = existing.value_or("");
+    if (server_id.empty()) {
+        std::uint8_t raw[16];
+        randombytes_buf(raw, sizeof raw);
+        server_id = pd::to_hex(raw, sizeof raw);
+        store->set_meta("server_id", server_id);
+    }
+    std::uint8_t key[32];
+    randombytes_buf(key, sizeof key);
+    std::string key_hex = pd::to_hex(key, sizeof key);
+    store->set_meta("fleet_key", key_hex);
+    if (a.has("--key-out")) {
+        std::ofstream out(a.get("--key-out"), std::ios::trunc);
+        out << key_hex << "\n";
+        if (!out) throw std::runtime_error("cannot write '" + a.get("--key-out") + "'");
+    }
+    std::cout << "server id: " << server_id << "\n";
+    std::cout << (existing ? "new " : "") << "fleet key (shown once; give it to every agent as fleet_key_file):\n"
+              << key_hex << "\n";
+    if (existing) std::cout << "agents holding the old key now get \"shared key mismatch\"\n";
+    return 0;
+}
+
+int serve(const args &a) {
+    auto db = a.get("--db"), listen = a.get("--listen");
+    if (db.empty() || listen.empty()) throw std::runtime_error("serve needs --db PATH --listen IP:PORT");
+    auto store = pd::coord::open_sqlite_store(db);
+    auto server_id = store->meta("server_id");
+    auto key = store->meta("fleet_key");
+    if (!server_id || !key) throw std::runtime_error("'" + db + "' is not initialised: run pd-coordinator init first");
+    pd::coord::server_options o;
+    o.server_id = *server_id;
+    o.fleet_key = parse_key(*key);
+    o.heartbeat_ms = std::stoll(a.get("--heartbeat-ms", "5000"));
+    pd::coord::election_policy policy;
+    policy.bucket_bytes = std::stoull(a.get("--bucket-bytes", std::to_string(1ull << 30)));
+    pd::coord::registry reg(*store, policy, 3 * o.heartbeat_ms);
+    reg.load();
+    boost::asio::io_context io;
+    pd::coord::server srv(io, reg, *store, o);
+    srv.listen(listen);
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code &, int) {
+        srv.stop();
+        io.stop();
+    });
+    std::cout << "pd-coordinator " << PD_VERSION_STRING << " server " << *server_id << " listening on "
+              << srv.bound_address() << " (" << reg.device_count() << " devices, " << reg.office_count() << " offices)"
+              << std::endl;
+    io.run();
+    return 0;
+}
+
+// Admin operations from the command line; prints the reply (CSV bodies as plain text).
+int admin(const args &a) {
+    if (a.positional.empty()) throw std::runtime_error("admin needs an operation");
+    auto key = parse_key(read_file(a.get("--key-file")));
+    pd::coord::coordinator_client client(a.get("--connect"), key.data(), 10000);
+    const auto &op = a.positional[0];
+    json request;
+    if (op == "health") request = {{"op", "admin.health"}};
+    else if (op == "server-id") request = {{"op", "admin.server_id"}};
+    else if (op == "topology-import") request = {{"op", "admin.topology.import"}, {"csv", read_file(a.positional.at(1))}};
+    else if (op == "topology-export") request = {{"op", "admin.topology.export"}};
+    else if (op == "devices-csv") request = {{"op", "admin.devices.csv"}};
+    else if (op == "stats") request = {{"op", "admin.stats"}};
+    else if (op == "rvp") request = {{"op", "admin.rvp"}, {"office", a.positional.at(1)}};
+    else if (op == "groups") request = {{"op", "admin.groups.list"}};
+    else throw std::runtime_error("unknown admin operation '" + op + "'");
+    auto reply = client.call(request);
+    if (!reply.value("ok", false)) {
+        std::cerr << "pd-coordinator: " << reply.value("error", std::string("failed")) << "\n";
+        return 1;
+    }
+    if (reply.contains("csv"))
+        std::cout << reply["csv"].get<std::string>();
+    else
+        std::cout << reply.dump(2) << "\n";
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    if (sodium_init() < 0) return 1;
+    if (argc < 2) {
+        std::cerr << "usage: pd-coordinator init|serve|admin ... (see docs/coordinator.md)\n";
+        return 2;
+    }
+    std::string cmd = argv[1];
+    try {
+        auto a = parse(argc, argv, 2);
+        if (cmd == "init") return init(a);
+        if (cmd == "serve") return serve(a);
+        if (cmd == "admin") return admin(a);
+        std::cerr << "pd-coordinator: unknown command '" << cmd << "'\n";
+        return 2;
+    } catch (const pd::error &e) {
+        std::cerr << "pd-coordinator: " << e.what() << "\n";
+        return 1;
+    } catch (const std::exception &e) {
+        std::cerr << "pd-coordinator: " << e.what() << "\n";
+        return 1;
+    }
+}

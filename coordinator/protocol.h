@@ -1,0 +1,54 @@
+// The coordinator protocol (docs/protocol.md §4): one JSON object per message inside the
+// secure channel, a request answered by exactly one reply, in order. A message longer than
+// one record (a topology CSV, the devices report) travels as {"parts": N} followed by N
+// records of raw text whose concatenation is the JSON. Limits: 64 MiB per message.
+#pragma once
+
+#include "net/secure_channel.h"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pd::coord {
+
+using json = nlohmann::json;
+
+constexpr std::size_t max_part_bytes = 192 * 1024;
+constexpr std::size_t max_message_bytes = 64u << 20;
+
+// The records (plaintext) that carry one message.
+std::vector<net::bytes> frame_message(const json &message);
+
+// Collects records into messages. feed() returns the message once complete; throws
+// pd::error PD_E_INVALID for bad JSON, a bad part count, or a message over the limit.
+class message_assembler {
+public:
+    std::optional<json> feed(const net::bytes &record);
+
+private:
+    std::size_t parts_left_ = 0;
+    std::string text_;
+};
+
+// A blocking client (agents' hierarchy plugin, admin tools, tests): connects, runs the
+// secure channel with the fleet key, then call() sends a request and waits for its reply.
+class coordinator_client {
+public:
+    // Throws PD_E_TIMEOUT / PD_E_IO / PD_E_AUTH ("shared key mismatch").
+    coordinator_client(const std::string &address, const std::uint8_t fleet_key[32], int timeout_ms);
+    ~coordinator_client();
+    coordinator_client(const coordinator_client &) = delete;
+    coordinator_client &operator=(const coordinator_client &) = delete;
+    // Throws PD_E_IO when the connection broke, PD_E_INVALID for a malformed reply. A reply
+    // with "ok": false is returned as is (its "error" says why).
+    json call(const json &request);
+
+private:
+    int fd_ = -1;
+    std::unique_ptr<net::blocking_channel> channel_;
+};
+
+}  // namespace pd::coord

@@ -1,0 +1,251 @@
+#include "coordinator/registry.h"
+
+#include <algorithm>
+
+namespace pd::coord {
+
+registry::registry(coordinator_store &store, election_policy policy, std::int64_t online_ms)
+    : store_(store), policy_(policy), online_ms_(online_ms) {}
+
+void registry::load() {
+    devices_.clear();
+    for (auto &d : store_.devices()) devices_[d.id] = d;
+    contents_.clear();
+    for (auto &c : store_.contents()) contents_[c.id] = c;
+    holdings_.clear();
+    for (auto &h : store_.holdings()) holdings_[h.content_id][h.device_id] = h;
+    groups_.clear();
+    for (auto &g : store_.groups()) groups_[g.name] = g;
+    uploaded_ = false;
+    if (auto csv = store_.meta("topology_csv"); csv && !csv->empty()) {
+        topology_ = topology::parse_csv(*csv);
+        uploaded_ = true;
+    }
+    rebuild_membership();
+}
+
+void registry::rebuild_membership() {
+    if (!uploaded_) {
+        std::vector<std::string> addresses;
+        for (auto &[id, d] : devices_) addresses.push_back(d.address);
+        std::sort(addresses.begin(), addresses.end());
+        topology_ = topology::automatic(addresses);
+    }
+    office_of_.clear();
+    members_.clear();
+    rvp_.clear();
+    for (auto &[id, d] : devices_) place(d);
+}
+
+std::string registry::place(device_record &d) {
+    const office *o = topology_.locate(d.address);
+    if (!o && !uploaded_) {  // a new subnet: the automatic tree grows
+        std::vector<std::string> addresses;
+        for (auto &[id, other] : devices_) addresses.push_back(other.address);
+        addresses.push_back(d.address);
+        std::sort(addresses.begin(), addresses.end());
+        topology_ = topology::automatic(addresses);
+        o = topology_.locate(d.address);
+    }
+    auto old = office_of_.find(d.id);
+    if (old != office_of_.end()) members_[old->second].erase(d.id);
+    if (!o) {
+        office_of_.erase(d.id);
+        return {};
+    }
+    office_of_[d.id] = o->name;
+    members_[o->name].insert(d.id);
+    return o->name;
+}
+
+std::string registry::register_device(device_record d, std::int64_t now_ms) {
+    auto it = devices_.find(d.id);
+    d.registered_ms = it == devices_.end() ? now_ms : it->second.registered_ms;
+    d.last_seen_ms = now_ms;
+    store_.put_device(d);
+    auto &slot = devices_[d.id];
+    slot = std::move(d);
+    return place(slot);
+}
+
+std::string registry::heartbeat(const std::string &device_id, const device_record &facts, std::int64_t now_ms) {
+    auto it = devices_.find(device_id);
+    if (it == devices_.end()) return {};
+    auto &d = it->second;
+    d.free_bytes = facts.free_bytes;
+    d.usable_free_bytes = facts.usable_free_bytes;
+    d.uptime_seconds = facts.uptime_seconds;
+    bool moved = !facts.address.empty() && facts.address != d.address;
+    if (moved) d.address = facts.address;
+    d.last_seen_ms = now_ms;
+    // Last-seen lives in memory between registrations: writing 100k heartbeats a minute
+    // buys nothing a restart needs (devices re-register within one heartbeat).
+    if (moved) store_.put_device(d);
+    auto office = office_of_.find(device_id);
+    return moved || office == office_of_.end() ? place(d) : office->second;
+}
+
+void registry::report_holding(const holding &h) {
+    holdings_[h.content_id][h.device_id] = h;
+    store_.put_holding(h);
+}
+
+void registry::put_content(const content_record &c) {
+    contents_[c.id] = c;
+    store_.put_content(c);
+}
+
+void registry::add_stats(const std::string &device_id, std::uint64_t origin_bytes, std::uint64_t wan_bytes,
+                         std::uint64_t lan_bytes) {
+    auto it = office_of_.find(device_id);
+    store_.add_stats({it == office_of_.end() ? std::string("(no office)") : it->second, origin_bytes, wan_bytes, lan_bytes});
+}
+
+void registry::import_topology(const std::string &csv) {
+    auto parsed = topology::parse_csv(csv);  // throws, leaving everything as it was
+    store_.set_meta("topology_csv", csv);
+    topology_ = std::move(parsed);
+    uploaded_ = true;
+    rebuild_membership();
+}
+
+std::string registry::export_topology() const { return topology_.to_csv(); }
+
+void registry::put_group(const assignment_group &g) {
+    groups_[g.name] = g;
+    store_.put_group(g);
+}
+
+void registry::remove_group(const std::string &name) {
+    groups_.erase(name);
+    store_.remove_group(name);
+}
+
+bool registry::assigned(const std::string &device_id, const std::string &content_id) const {
+    if (groups_.empty()) return true;
+    auto dev = devices_.find(device_id);
+    for (auto &[name, g] : groups_) {
+        bool content = g.contents.empty() || std::find(g.contents.begin(), g.contents.end(), content_id) != g.contents.end();
+        bool device = std::any_of(g.devices.begin(), g.devices.end(), [&](const std::string &m) {
+            return m == device_id || (dev != devices_.end() && m == dev->second.name);
+        });
+        if (content && device) return true;
+    }
+    return false;
+}
+
+candidate registry::as_candidate(const device_record &d) const {
+    candidate c;
+    c.device_id = d.id;
+    c.free_bytes = d.free_bytes;
+    c.usable_free_bytes = d.usable_free_bytes;
+    c.preferred = d.preferred;
+    c.chassis = d.chassis;
+    c.os_type = d.os_type;
+    c.uptime_seconds = d.uptime_seconds;
+    return c;
+}
+
+std::string registry::rvp(const std::string &office, std::int64_t now_ms) {
+    const auto *o = topology_.find(office);
+    if (!o || o->type == office_type::vpn) return {};
+    // Sticky: the RVP keeps its role while it is online, so free-space jitter does not move
+    // the office's WAN pulls around; it is re-elected only when it goes away.
+    auto current = rvp_.find(office);
+    if (current != rvp_.end()) {
+        auto d = devices_.find(current->second);
+        auto where = office_of_.find(current->second);
+        if (d != devices_.end() && online(d->second, now_ms) && where != office_of_.end() && where->second == office)
+            return current->second;
+    }
+    std::vector<candidate> candidates;
+    auto members = members_.find(office);
+    if (members != members_.end())
+        for (auto &id : members->second) {
+            auto &d = devices_.at(id);
+            if (online(d, now_ms) && !d.listen.empty()) candidates.push_back(as_candidate(d));
+        }
+    int winner = elect(candidates, policy_);
+    if (winner < 0) {
+        rvp_.erase(office);
+        return {};
+    }
+    return rvp_[office] = candidates[static_cast<std::size_t>(winner)].device_id;
+}
+
+std::vector<const device_record *> registry::participants(const std::string &office, const std::string &content_id,
+                                                          std::int64_t now_ms, const std::string &except) const {
+    std::vector<const device_record *> out;
+    auto members = members_.find(office);
+    if (members == members_.end()) return out;
+    for (auto &id : members->second) {
+        if (id == except) continue;
+        auto &d = devices_.at(id);
+        if (online(d, now_ms) && !d.listen.empty() && assigned(id, content_id)) out.push_back(&d);
+    }
+    return out;
+}
+
+sources_answer registry::sources(const std::string &device_id, const std::string &content_id, std::int64_t now_ms) {
+    sources_answer a;
+    auto where = office_of_.find(device_id);
+    if (where == office_of_.end() || !assigned(device_id, content_id)) return a;  // origin only
+    const office *o = topology_.find(where->second);
+    a.office = o->name;
+    a.type = o->type;
+    a.serve = o->type != office_type::vpn;
+    auto path = topology_.path_to_root(*o);
+    // The nearest ancestor office with participants: where this office's content comes from.
+    const office *upstream = nullptr;
+    for (std::size_t i = 1; i < path.size() && !upstream; ++i)
+        if (path[i]->type != office_type::vpn && !participants(path[i]->name, content_id, now_ms).empty()) upstream = path[i];
+    auto endpoints = [](const std::vector<const device_record *> &devices) {
+        std::vector<std::string> out;
+        for (auto *d : devices) out.push_back(d->listen);
+        return out;
+    };
+    if (o->type == office_type::vpn) {
+        // VPN devices share nothing with each other; each pulls from upstream like an RVP.
+        a.role = "member";
+        a.origin_allowed = !upstream;
+        if (upstream) a.wan_peers = endpoints(participants(upstream->name, content_id, now_ms));
+        return a;
+    }
+    a.rvp = rvp(o->name, now_ms);
+    a.lan_peers = endpoints(participants(o->name, content_id, now_ms, device_id));
+    if (!upstream) {
+        a.role = "top";  // the highest office with participants: only it touches the origin
+        a.origin_allowed = true;
+    } else if (a.rvp == device_id) {
+        a.role = "rvp";
+        a.origin_allowed = false;
+        a.wan_peers = endpoints(participants(upstream->name, content_id, now_ms));
+    } else {
+        a.role = "member";
+        a.origin_allowed = false;
+    }
+    return a;
+}
+
+std::string registry::activated_devices_csv(std::int64_t now_ms) {
+    std::string out = "device_id,name,address,office,version,online,last_seen_ms,free_bytes,chassis,os_type\n";
+    std::vector<const device_record *> sorted;
+    for (auto &[id, d] : devices_) sorted.push_back(&d);
+    std::sort(sorted.begin(), sorted.end(), [](auto *a, auto *b) { return a->id < b->id; });
+    auto field = [](const std::string &f) {
+        if (f.find_first_of(",\"\n") == std::string::npos) return f;
+        std::string q = "\"";
+        for (char c : f) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+        return q + "\"";
+    };
+    for (auto *d : sorted) {
+        auto office = office_of_.find(d->id);
+        out += field(d->id) + "," + field(d->name) + "," + field(d->address) + "," +
+               field(office == office_of_.end() ? "" : office->second) + "," + field(d->version) + "," +
+               (online(*d, now_ms) ? "yes" : "no") + "," + std::to_string(d->last_seen_ms) + "," +
+               std::to_string(d->free_bytes) + "," + std::to_string(d->chassis) + "," + std::to_string(d->os_type) + "\n";
+    }
+    return out;
+}
+
+}  // namespace pd::coord

@@ -1,0 +1,90 @@
+// The coordinator's working state and decisions, without I/O: devices and where they sit in
+// the office tree, who holds what, the RVP of each office, and the answer to "where does
+// this device fetch this content from". Every change is written through to the store; a
+// restart reloads it. Not thread-safe: the server calls it from its one network thread.
+#pragma once
+
+#include "coordinator/election.h"
+#include "coordinator/store.h"
+#include "coordinator/topology.h"
+
+#include <map>
+#include <set>
+#include <unordered_map>
+
+namespace pd::coord {
+
+struct sources_answer {
+    // "unmanaged" (no office or not assigned: origin only), "top" (the highest office with
+    // participants: it alone takes the origin), "rvp" (pulls from the nearest ancestor office
+    // over the WAN), "member" (fetches inside its office).
+    std::string role = "unmanaged";
+    std::string office;
+    office_type type = office_type::standard;
+    std::string rvp;  // device id of the office's RVP
+    bool origin_allowed = true;
+    bool serve = true;                    // false in VPN offices
+    std::vector<std::string> lan_peers;   // "ip:port" in the device's own office
+    std::vector<std::string> wan_peers;   // "ip:port" in the nearest ancestor office with participants
+};
+
+class registry {
+public:
+    registry(coordinator_store &store, election_policy policy, std::int64_t online_ms);
+
+    // Reads everything back from the store (restart).
+    void load();
+
+    // Registration and heartbeats update facts and last-seen; both return the device's office ("" for none).
+    std::string register_device(device_record d, std::int64_t now_ms);
+    std::string heartbeat(const std::string &device_id, const device_record &facts, std::int64_t now_ms);
+    void report_holding(const holding &h);
+    void put_content(const content_record &c);
+    void add_stats(const std::string &device_id, std::uint64_t origin_bytes, std::uint64_t wan_bytes, std::uint64_t lan_bytes);
+
+    sources_answer sources(const std::string &device_id, const std::string &content_id, std::int64_t now_ms);
+
+    // Replaces the topology; on error throws topology_error and keeps the old one.
+    void import_topology(const std::string &csv);
+    // The uploaded topology, or the automatic one built from registered devices.
+    std::string export_topology() const;
+    const topology &current_topology() const { return topology_; }
+    bool topology_uploaded() const { return uploaded_; }
+
+    void put_group(const assignment_group &g);
+    void remove_group(const std::string &name);
+
+    // The RVP (device id) of an office now, "" when no device there is online.
+    std::string rvp(const std::string &office, std::int64_t now_ms);
+    bool online(const device_record &d, std::int64_t now_ms) const { return now_ms - d.last_seen_ms <= online_ms_; }
+    // "device_id,name,address,office,version,online,last_seen_ms,free_bytes,chassis,os_type"
+    std::string activated_devices_csv(std::int64_t now_ms);
+    std::size_t device_count() const { return devices_.size(); }
+    std::size_t office_count() const { return topology_.offices().size(); }
+    const std::unordered_map<std::string, device_record> &devices() const { return devices_; }
+    const std::map<std::string, content_record> &contents() const { return contents_; }
+
+private:
+    std::string place(device_record &d);  // sets the office membership, returns it
+    void rebuild_membership();
+    bool assigned(const std::string &device_id, const std::string &content_id) const;
+    candidate as_candidate(const device_record &d) const;
+    // Online participants of the office for the content, excluding `except`.
+    std::vector<const device_record *> participants(const std::string &office, const std::string &content_id,
+                                                    std::int64_t now_ms, const std::string &except = {}) const;
+
+    coordinator_store &store_;
+    election_policy policy_;
+    std::int64_t online_ms_;
+    topology topology_;
+    bool uploaded_ = false;
+    std::unordered_map<std::string, device_record> devices_;
+    std::unordered_map<std::string, std::string> office_of_;             // device id -> office
+    std::map<std::string, std::set<std::string>> members_;               // office -> device ids
+    std::map<std::string, content_record> contents_;
+    std::map<std::string, std::map<std::string, holding>> holdings_;     // content -> device -> holding
+    std::map<std::string, assignment_group> groups_;
+    std::map<std::string, std::string> rvp_;                             // office -> current RVP
+};
+
+}  // namespace pd::coord

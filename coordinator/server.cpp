@@ -1,0 +1,292 @@
+#include "coordinator/server.h"
+
+#include "net/async_channel.h"
+#include "util/error.h"
+
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+
+namespace pd::coord {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+namespace {
+
+std::string text(const json &j, const char *key, const std::string &fallback = {}) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return fallback;
+    if (!it->is_string()) fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' must be a string");
+    return it->get<std::string>();
+}
+
+std::string required(const json &j, const char *key) {
+    auto v = text(j, key);
+    if (v.empty()) fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' is required");
+    return v;
+}
+
+std::uint64_t number(const json &j, const char *key) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return 0;
+    if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<std::int64_t>() >= 0))
+        fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' must be a non-negative integer");
+    return it->get<std::uint64_t>();
+}
+
+std::string content_id(const json &j) {
+    auto id = required(j, "content");
+    if (id.size() != 64 || id.find_first_not_of("0123456789abcdef") != std::string::npos)
+        fail(PD_E_INVALID, PD_CATEGORY_API, "'content' must be 64 lowercase hex digits");
+    return id;
+}
+
+std::vector<std::string> strings(const json &j, const char *key) {
+    std::vector<std::string> out;
+    auto it = j.find(key);
+    if (it == j.end()) return out;
+    if (!it->is_array()) fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' must be an array of strings");
+    for (auto &v : *it) {
+        if (!v.is_string()) fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' must be an array of strings");
+        out.push_back(v.get<std::string>());
+    }
+    return out;
+}
+
+void read_facts(const json &j, device_record &d) {
+    auto it = j.find("facts");
+    if (it == j.end()) return;
+    if (!it->is_object()) fail(PD_E_INVALID, PD_CATEGORY_API, "'facts' must be an object");
+    d.free_bytes = number(*it, "free_bytes");
+    d.usable_free_bytes = number(*it, "usable_free_bytes");
+    d.uptime_seconds = number(*it, "uptime_seconds");
+    d.chassis = static_cast<int>(number(*it, "chassis") & 3);
+    d.os_type = static_cast<int>(number(*it, "os_type") % 3);
+}
+
+}  // namespace
+
+// One agent or admin connection: secure channel, then request -> reply in order.
+class server::connection : public std::enable_shared_from_this<connection> {
+public:
+    connection(server &owner, tcp::socket socket) : owner_(owner) {
+        error_code ec;
+        auto ep = socket.remote_endpoint(ec);
+        peer_ip_ = ec ? "" : ep.address().to_string();
+        if (peer_ip_.rfind("::ffff:", 0) == 0) peer_ip_ = peer_ip_.substr(7);
+        channel_ = std::make_shared<net::async_channel>(std::move(socket), net::role::server, owner.options_.fleet_key.data());
+    }
+
+    void start() {
+        auto self = shared_from_this();
+        channel_->on_write_error([self](const error *) { self->close(); });
+        channel_->handshake([self](const error *why) {
+            if (why) return self->close();
+            self->read_next();
+        });
+    }
+
+    void close() {
+        if (closed_) return;
+        closed_ = true;
+        channel_->close();
+        auto self = shared_from_this();
+        asio::post(owner_.io_, [self] { self->owner_.connections_.erase(self); });
+    }
+
+private:
+    void read_next() {
+        channel_->receive([self = shared_from_this()](const error *why, net::bytes record) {
+            if (self->closed_) return;
+            if (why) return self->close();
+            std::optional<json> request;
+            try {
+                request = self->in_.feed(record);
+            } catch (const error &e) {
+                self->reply({{"ok", false}, {"error", e.what()}});
+                return self->close();  // the framing is lost: nothing after this can be trusted
+            }
+            if (request) self->reply(self->owner_.handle(*request, self->peer_ip_));
+            self->read_next();
+        });
+    }
+
+    void reply(const json &j) {
+        for (auto &r : frame_message(j)) channel_->send(r);
+    }
+
+    server &owner_;
+    std::shared_ptr<net::async_channel> channel_;
+    message_assembler in_;
+    std::string peer_ip_;
+    bool closed_ = false;
+};
+
+server::server(asio::io_context &io, registry &reg, coordinator_store &store, server_options options)
+    : io_(io), registry_(reg), store_(store), options_(std::move(options)), acceptor_(io) {
+    if (!options_.now_ms)
+        options_.now_ms = [] {
+            using namespace std::chrono;
+            return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+        };
+}
+
+server::~server() { stop(); }
+
+void server::listen(const std::string &address) {
+    auto colon = address.rfind(':');
+    std::string host = colon == std::string::npos ? "" : address.substr(0, colon);
+    if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    error_code ec;
+    auto ip = asio::ip::make_address(host, ec);
+    int port = colon == std::string::npos ? -1 : std::atoi(address.c_str() + colon + 1);
+    if (ec || port < 0 || port > 65535) fail(PD_E_INVALID, PD_CATEGORY_NET, "listen address '" + address + "' is not ip:port");
+    tcp::endpoint ep(ip, static_cast<unsigned short>(port));
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(ep, ec);
+    if (ec) fail(PD_E_IO, PD_CATEGORY_NET, "cannot listen on " + address + ": " + ec.message());
+    acceptor_.listen();
+    accept_next();
+}
+
+std::string server::bound_address() const {
+    error_code ec;
+    auto ep = acceptor_.local_endpoint(ec);
+    return ec ? "" : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void server::stop() {
+    error_code ec;
+    acceptor_.close(ec);
+    auto all = connections_;
+    for (auto &c : all) c->close();
+}
+
+void server::accept_next() {
+    acceptor_.async_accept([this](const error_code &ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+        if (!ec && connections_.size() < options_.max_connections) {
+            error_code ignored;
+            socket.set_option(tcp::no_delay(true), ignored);
+            auto c = std::make_shared<connection>(*this, std::move(socket));
+            connections_.insert(c);
+            c->start();
+        }
+        accept_next();
+    });
+}
+
+json server::handle(const json &request, const std::string &peer_ip) {
+    try {
+        auto op = required(request, "op");
+        auto now = options_.now_ms();
+        if (op == "register") {
+            device_record d;
+            d.id = required(request, "device_id");
+            d.name = text(request, "name");
+            d.version = text(request, "version");
+            d.address = text(request, "address", peer_ip);
+            d.listen = text(request, "listen");
+            // An agent listening on the wildcard is reached at the address it came from.
+            if (d.listen.rfind("0.0.0.0:", 0) == 0) d.listen = d.address + d.listen.substr(7);
+            if (d.listen.rfind("[::]:", 0) == 0) d.listen = "[" + d.address + "]" + d.listen.substr(4);
+            d.preferred = request.value("preferred", false);
+            read_facts(request, d);
+            auto office = registry_.register_device(d, now);
+            return {{"ok", true}, {"server_id", options_.server_id}, {"office", office}, {"heartbeat_ms", options_.heartbeat_ms}};
+        }
+        if (op == "heartbeat") {
+            device_record facts;
+            read_facts(request, facts);
+            facts.address = text(request, "address");
+            auto id = required(request, "device_id");
+            if (!registry_.devices().count(id))
+                return {{"ok", false}, {"error", "unknown device: register again"}, {"unregistered", true}};
+            return {{"ok", true}, {"office", registry_.heartbeat(id, facts, now)}};
+        }
+        if (op == "holding") {
+            registry_.report_holding({required(request, "device_id"), content_id(request), number(request, "verified_blocks"),
+                                      request.value("complete", false)});
+            return {{"ok", true}};
+        }
+        if (op == "sources") {
+            auto a = registry_.sources(required(request, "device_id"), content_id(request), now);
+            return {{"ok", true}, {"role", a.role}, {"office", a.office}, {"office_type", type_name(a.type)},
+                    {"rvp", a.rvp}, {"origin_allowed", a.origin_allowed}, {"serve", a.serve},
+                    {"lan", a.lan_peers}, {"wan", a.wan_peers}};
+        }
+        if (op == "job_stats") {
+            auto bytes = request.value("bytes", json::object());
+            registry_.add_stats(required(request, "device_id"), number(bytes, "origin"), number(bytes, "wan"), number(bytes, "lan"));
+            return {{"ok", true}};
+        }
+        if (op == "admin.health") {
+            std::size_t online = 0;
+            for (auto &[id, d] : registry_.devices()) online += registry_.online(d, now);
+            auto db = store_.check();
+            return {{"ok", db == "ok"}, {"server_id", options_.server_id}, {"version", PD_VERSION_STRING},
+                    {"devices", registry_.device_count()}, {"online", online}, {"offices", registry_.office_count()},
+                    {"contents", registry_.contents().size()}, {"database", db},
+                    {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"}};
+        }
+        if (op == "admin.server_id") return {{"ok", true}, {"server_id", options_.server_id}};
+        if (op == "admin.publish") {
+            content_record c;
+            c.id = content_id(request);
+            c.name = text(request, "name");
+            c.size = number(request, "size");
+            c.block_count = number(request, "block_count");
+            for (auto &o : strings(request, "origins")) c.origins += (c.origins.empty() ? "" : "\n") + o;
+            c.published_ms = now;
+            registry_.put_content(c);
+            return {{"ok", true}};
+        }
+        if (op == "admin.contents") {
+            json list = json::array();
+            for (auto &[id, c] : registry_.contents())
+                list.push_back({{"content", id}, {"name", c.name}, {"size", c.size}, {"published_ms", c.published_ms}});
+            return {{"ok", true}, {"contents", list}};
+        }
+        if (op == "admin.topology.import") {
+            try {
+                registry_.import_topology(required(request, "csv"));
+            } catch (const topology_error &e) {
+                return {{"ok", false}, {"error", e.what()}, {"problems", e.problems()}};
+            }
+            return {{"ok", true}, {"offices", registry_.office_count()}};
+        }
+        if (op == "admin.topology.export")
+            return {{"ok", true}, {"csv", registry_.export_topology()}, {"uploaded", registry_.topology_uploaded()}};
+        if (op == "admin.groups.set") {
+            registry_.put_group({required(request, "name"), strings(request, "devices"), strings(request, "contents")});
+            return {{"ok", true}};
+        }
+        if (op == "admin.groups.remove") {
+            registry_.remove_group(required(request, "name"));
+            return {{"ok", true}};
+        }
+        if (op == "admin.groups.list") {
+            json list = json::array();
+            for (auto &g : store_.groups()) list.push_back({{"name", g.name}, {"devices", g.devices}, {"contents", g.contents}});
+            return {{"ok", true}, {"groups", list}};
+        }
+        if (op == "admin.devices.csv") return {{"ok", true}, {"csv", registry_.activated_devices_csv(now)}};
+        if (op == "admin.stats") {
+            json list = json::array();
+            for (auto &s : store_.stats())
+                list.push_back({{"office", s.office}, {"origin_bytes", s.origin_bytes}, {"wan_bytes", s.wan_bytes}, {"lan_bytes", s.lan_bytes}});
+            return {{"ok", true}, {"offices", list}};
+        }
+        if (op == "admin.rvp") return {{"ok", true}, {"device_id", registry_.rvp(required(request, "office"), now)}};
+        return {{"ok", false}, {"error", "unknown operation '" + op + "'"}};
+    } catch (const error &e) {
+        return {{"ok", false}, {"error", e.what()}};
+    } catch (const json::exception &e) {
+        return {{"ok", false}, {"error", std::string("malformed request: ") + e.what()}};
+    }
+}
+
+}  // namespace pd::coord

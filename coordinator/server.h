@@ -1,0 +1,50 @@
+// The coordinator's network side: accepts agents and admin tools over the secure channel
+// (the fleet key), and answers the JSON operations of docs/coordinator.md from one network
+// thread that owns the registry. Holds metadata only: content bytes never pass through it.
+#pragma once
+
+#include "coordinator/protocol.h"
+#include "coordinator/registry.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <set>
+
+namespace pd::coord {
+
+struct server_options {
+    std::string server_id;
+    std::array<std::uint8_t, 32> fleet_key{};
+    std::int64_t heartbeat_ms = 5000;  // told to agents; devices are online for 3 heartbeats
+    std::size_t max_connections = 20000;
+    std::function<std::int64_t()> now_ms;  // injectable clock (tests)
+};
+
+class server {
+public:
+    server(boost::asio::io_context &io, registry &reg, coordinator_store &store, server_options options);
+    ~server();
+    // Binds "ip:port" (port 0: any) and starts accepting. Throws pd::error.
+    void listen(const std::string &address);
+    std::string bound_address() const;
+    void stop();
+    // One request, as the network side would answer it (also used by tests).
+    json handle(const json &request, const std::string &peer_ip);
+
+private:
+    class connection;
+    void accept_next();
+
+    boost::asio::io_context &io_;
+    registry &registry_;
+    coordinator_store &store_;
+    server_options options_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::set<std::shared_ptr<connection>> connections_;
+};
+
+}  // namespace pd::coord

@@ -1,0 +1,277 @@
+// coordinator_store on SQLite through SQLiteCpp: WAL, synchronous=NORMAL (a crash of the
+// process loses nothing committed), one mutex around the connection.
+#include "coordinator/store.h"
+
+#include "util/error.h"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <sqlite3.h>
+
+#include <mutex>
+#include <sstream>
+
+namespace pd::coord {
+
+namespace {
+
+constexpr int schema_version = 1;
+// application_id marks a coordinator database: opening a device cache by mistake fails.
+constexpr int application_id = 0x70644344;  // "pdCD"
+
+const char *schema = R"(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE devices(id TEXT PRIMARY KEY, name TEXT, address TEXT, listen TEXT, version TEXT,
+  free_bytes INTEGER, usable_free_bytes INTEGER, uptime_seconds INTEGER, chassis INTEGER, os_type INTEGER,
+  preferred INTEGER, registered_ms INTEGER, last_seen_ms INTEGER);
+CREATE TABLE contents(id TEXT PRIMARY KEY, name TEXT, size INTEGER, block_count INTEGER, origins TEXT,
+  published_ms INTEGER);
+CREATE TABLE holdings(device_id TEXT, content_id TEXT, verified_blocks INTEGER, complete INTEGER,
+  PRIMARY KEY(device_id, content_id));
+CREATE TABLE groups(name TEXT PRIMARY KEY, devices TEXT, contents TEXT);
+CREATE TABLE office_stats(office TEXT PRIMARY KEY, origin_bytes INTEGER, wan_bytes INTEGER, lan_bytes INTEGER);
+)";
+
+std::string join(const std::vector<std::string> &v) {
+    std::string out;
+    for (auto &s : v) out += (out.empty() ? "" : "\n") + s;
+    return out;
+}
+
+std::vector<std::string> lines(const std::string &text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    std::string l;
+    while (std::getline(in, l))
+        if (!l.empty()) out.push_back(l);
+    return out;
+}
+
+std::uint64_t u64(const SQLite::Column &c) { return static_cast<std::uint64_t>(c.getInt64()); }
+
+class sqlite_store final : public coordinator_store {
+public:
+    explicit sqlite_store(const std::string &path) {
+        try {
+            db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+            db_->exec("PRAGMA busy_timeout=2000");
+            db_->exec("PRAGMA journal_mode=WAL");
+            db_->exec("PRAGMA synchronous=NORMAL");
+            int app = db_->execAndGet("PRAGMA application_id").getInt();
+            int version = db_->execAndGet("PRAGMA user_version").getInt();
+            if (app == 0 && version == 0) {
+                if (db_->execAndGet("SELECT count(*) FROM sqlite_master").getInt() != 0)
+                    fail(PD_E_INVALID, PD_CATEGORY_STORE, "'" + path + "' is a database of something else");
+                SQLite::Transaction t(*db_);
+                db_->exec(schema);
+                db_->exec("PRAGMA application_id=" + std::to_string(application_id));
+                db_->exec("PRAGMA user_version=" + std::to_string(schema_version));
+                t.commit();
+            } else if (app != application_id) {
+                fail(PD_E_INVALID, PD_CATEGORY_STORE, "'" + path + "' is not a peerdist coordinator database");
+            } else if (version != schema_version) {
+                fail(PD_E_VERSION, PD_CATEGORY_STORE,
+                     "coordinator database schema " + std::to_string(version) + " is not supported (this build: " +
+                         std::to_string(schema_version) + ")");
+            }
+        } catch (const SQLite::Exception &e) {
+            int code = e.getErrorCode() == SQLITE_BUSY ? PD_E_BUSY : PD_E_IO;
+            fail(code, PD_CATEGORY_STORE, "coordinator database '" + path + "': " + e.what());
+        }
+    }
+
+    std::optional<std::string> meta(const std::string &key) override {
+        std::lock_guard lk(mu_);
+        SQLite::Statement q(*db_, "SELECT value FROM meta WHERE key=?");
+        q.bind(1, key);
+        if (!q.executeStep()) return std::nullopt;
+        return q.getColumn(0).getString();
+    }
+
+    void set_meta(const std::string &key, const std::string &value) override {
+        run([&] {
+            SQLite::Statement q(*db_, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+            q.bind(1, key);
+            q.bind(2, value);
+            q.exec();
+        });
+    }
+
+    void put_device(const device_record &d) override {
+        run([&] {
+            SQLite::Statement q(*db_, "INSERT OR REPLACE INTO devices VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+            int i = 1;
+            q.bind(i++, d.id);
+            q.bind(i++, d.name);
+            q.bind(i++, d.address);
+            q.bind(i++, d.listen);
+            q.bind(i++, d.version);
+            q.bind(i++, static_cast<std::int64_t>(d.free_bytes));
+            q.bind(i++, static_cast<std::int64_t>(d.usable_free_bytes));
+            q.bind(i++, static_cast<std::int64_t>(d.uptime_seconds));
+            q.bind(i++, d.chassis);
+            q.bind(i++, d.os_type);
+            q.bind(i++, d.preferred ? 1 : 0);
+            q.bind(i++, d.registered_ms);
+            q.bind(i++, d.last_seen_ms);
+            q.exec();
+        });
+    }
+
+    std::vector<device_record> devices() override {
+        std::lock_guard lk(mu_);
+        std::vector<device_record> out;
+        SQLite::Statement q(*db_, "SELECT * FROM devices ORDER BY id");
+        while (q.executeStep()) {
+            device_record d;
+            int i = 0;
+            d.id = q.getColumn(i++).getString();
+            d.name = q.getColumn(i++).getString();
+            d.address = q.getColumn(i++).getString();
+            d.listen = q.getColumn(i++).getString();
+            d.version = q.getColumn(i++).getString();
+            d.free_bytes = u64(q.getColumn(i++));
+            d.usable_free_bytes = u64(q.getColumn(i++));
+            d.uptime_seconds = u64(q.getColumn(i++));
+            d.chassis = q.getColumn(i++).getInt();
+            d.os_type = q.getColumn(i++).getInt();
+            d.preferred = q.getColumn(i++).getInt() != 0;
+            d.registered_ms = q.getColumn(i++).getInt64();
+            d.last_seen_ms = q.getColumn(i++).getInt64();
+            out.push_back(std::move(d));
+        }
+        return out;
+    }
+
+    void put_content(const content_record &c) override {
+        run([&] {
+            SQLite::Statement q(*db_, "INSERT OR REPLACE INTO contents VALUES(?,?,?,?,?,?)");
+            q.bind(1, c.id);
+            q.bind(2, c.name);
+            q.bind(3, static_cast<std::int64_t>(c.size));
+            q.bind(4, static_cast<std::int64_t>(c.block_count));
+            q.bind(5, c.origins);
+            q.bind(6, c.published_ms);
+            q.exec();
+        });
+    }
+
+    std::vector<content_record> contents() override {
+        std::lock_guard lk(mu_);
+        std::vector<content_record> out;
+        SQLite::Statement q(*db_, "SELECT * FROM contents ORDER BY published_ms, id");
+        while (q.executeStep()) {
+            content_record c;
+            c.id = q.getColumn(0).getString();
+            c.name = q.getColumn(1).getString();
+            c.size = u64(q.getColumn(2));
+            c.block_count = u64(q.getColumn(3));
+            c.origins = q.getColumn(4).getString();
+            c.published_ms = q.getColumn(5).getInt64();
+            out.push_back(std::move(c));
+        }
+        return out;
+    }
+
+    void put_holding(const holding &h) override {
+        run([&] {
+            SQLite::Statement q(*db_, "INSERT OR REPLACE INTO holdings VALUES(?,?,?,?)");
+            q.bind(1, h.device_id);
+            q.bind(2, h.content_id);
+            q.bind(3, static_cast<std::int64_t>(h.verified_blocks));
+            q.bind(4, h.complete ? 1 : 0);
+            q.exec();
+        });
+    }
+
+    std::vector<holding> holdings() override {
+        std::lock_guard lk(mu_);
+        std::vector<holding> out;
+        SQLite::Statement q(*db_, "SELECT * FROM holdings");
+        while (q.executeStep())
+            out.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), u64(q.getColumn(2)),
+                           q.getColumn(3).getInt() != 0});
+        return out;
+    }
+
+    void put_group(const assignment_group &g) override {
+        run([&] {
+            SQLite::Statement q(*db_, "INSERT OR REPLACE INTO groups VALUES(?,?,?)");
+            q.bind(1, g.name);
+            q.bind(2, join(g.devices));
+            q.bind(3, join(g.contents));
+            q.exec();
+        });
+    }
+
+    void remove_group(const std::string &name) override {
+        run([&] {
+            SQLite::Statement q(*db_, "DELETE FROM groups WHERE name=?");
+            q.bind(1, name);
+            q.exec();
+        });
+    }
+
+    std::vector<assignment_group> groups() override {
+        std::lock_guard lk(mu_);
+        std::vector<assignment_group> out;
+        SQLite::Statement q(*db_, "SELECT * FROM groups ORDER BY name");
+        while (q.executeStep())
+            out.push_back({q.getColumn(0).getString(), lines(q.getColumn(1).getString()), lines(q.getColumn(2).getString())});
+        return out;
+    }
+
+    void add_stats(const office_stats &d) override {
+        run([&] {
+            SQLite::Statement q(*db_,
+                                "INSERT INTO office_stats VALUES(?,?,?,?) ON CONFLICT(office) DO UPDATE SET "
+                                "origin_bytes=origin_bytes+excluded.origin_bytes, wan_bytes=wan_bytes+excluded.wan_bytes, "
+                                "lan_bytes=lan_bytes+excluded.lan_bytes");
+            q.bind(1, d.office);
+            q.bind(2, static_cast<std::int64_t>(d.origin_bytes));
+            q.bind(3, static_cast<std::int64_t>(d.wan_bytes));
+            q.bind(4, static_cast<std::int64_t>(d.lan_bytes));
+            q.exec();
+        });
+    }
+
+    std::vector<office_stats> stats() override {
+        std::lock_guard lk(mu_);
+        std::vector<office_stats> out;
+        SQLite::Statement q(*db_, "SELECT * FROM office_stats ORDER BY office");
+        while (q.executeStep())
+            out.push_back({q.getColumn(0).getString(), u64(q.getColumn(1)), u64(q.getColumn(2)), u64(q.getColumn(3))});
+        return out;
+    }
+
+    std::string check() override {
+        std::lock_guard lk(mu_);
+        try {
+            return db_->execAndGet("PRAGMA quick_check").getString();
+        } catch (const SQLite::Exception &e) {
+            return e.what();
+        }
+    }
+
+private:
+    template <class Fn>
+    void run(Fn fn) {
+        std::lock_guard lk(mu_);
+        try {
+            fn();
+        } catch (const SQLite::Exception &e) {
+            int code = e.getErrorCode() == SQLITE_FULL ? PD_E_NOSPACE : e.getErrorCode() == SQLITE_BUSY ? PD_E_BUSY : PD_E_IO;
+            fail(code, PD_CATEGORY_STORE, std::string("coordinator database: ") + e.what());
+        }
+    }
+
+    std::mutex mu_;
+    std::unique_ptr<SQLite::Database> db_;
+};
+
+}  // namespace
+
+std::unique_ptr<coordinator_store> open_sqlite_store(const std::string &path) { return std::make_unique<sqlite_store>(path); }
+
+}  // namespace pd::coord

@@ -1,0 +1,80 @@
+// The coordinator's durable state behind an interface, so a PostgreSQL store can replace
+// SQLite for large fleets without touching the server. Metadata only: devices, contents
+// (id, size, origins — never the bytes), who holds what, assignment groups, the topology,
+// per-office statistics and the server's identity. The server keeps its working set in
+// memory and writes through; a restart reloads it from here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pd::coord {
+
+struct device_record {
+    std::string id;       // the agent's stable device id
+    std::string name;     // host name, for reports
+    std::string address;  // the address it registered from (office lookup)
+    std::string listen;   // its peer endpoint "ip:port" ("" when it serves nothing)
+    std::string version;
+    std::uint64_t free_bytes = 0, usable_free_bytes = 0, uptime_seconds = 0;
+    int chassis = 0, os_type = 0;
+    bool preferred = false;
+    std::int64_t registered_ms = 0, last_seen_ms = 0;
+};
+
+struct content_record {
+    std::string id;  // hex content id
+    std::string name;
+    std::uint64_t size = 0;
+    std::uint64_t block_count = 0;
+    std::string origins;  // newline-separated locators, in order
+    std::int64_t published_ms = 0;
+};
+
+struct holding {
+    std::string device_id;
+    std::string content_id;
+    std::uint64_t verified_blocks = 0;
+    bool complete = false;
+};
+
+struct office_stats {
+    std::string office;
+    std::uint64_t origin_bytes = 0, wan_bytes = 0, lan_bytes = 0;
+};
+
+struct assignment_group {
+    std::string name;
+    std::vector<std::string> devices;   // device ids or names
+    std::vector<std::string> contents;  // hex content ids
+};
+
+class coordinator_store {
+public:
+    virtual ~coordinator_store() = default;
+    // Small named values: "server_id", "fleet_key", "topology_csv", settings.
+    virtual std::optional<std::string> meta(const std::string &key) = 0;
+    virtual void set_meta(const std::string &key, const std::string &value) = 0;
+    virtual void put_device(const device_record &d) = 0;
+    virtual std::vector<device_record> devices() = 0;
+    virtual void put_content(const content_record &c) = 0;
+    virtual std::vector<content_record> contents() = 0;
+    virtual void put_holding(const holding &h) = 0;
+    virtual std::vector<holding> holdings() = 0;
+    virtual void put_group(const assignment_group &g) = 0;
+    virtual void remove_group(const std::string &name) = 0;
+    virtual std::vector<assignment_group> groups() = 0;
+    virtual void add_stats(const office_stats &delta) = 0;
+    virtual std::vector<office_stats> stats() = 0;
+    // "ok" or what is wrong (health check).
+    virtual std::string check() = 0;
+};
+
+// SQLite (WAL) at `path`, created when missing. Throws pd::error (PD_E_BUSY when another
+// coordinator holds it, PD_E_INVALID when it is not a coordinator database).
+std::unique_ptr<coordinator_store> open_sqlite_store(const std::string &path);
+
+}  // namespace pd::coord

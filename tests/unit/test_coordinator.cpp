@@ -1,0 +1,380 @@
+// The coordinator: topology CSV, RVP election, the SQLite store across restarts, where a
+// device fetches from in the office tree, and the server over real sockets.
+#include "helpers.h"
+
+#include "coordinator/election.h"
+#include "coordinator/protocol.h"
+#include "coordinator/registry.h"
+#include "coordinator/server.h"
+#include "coordinator/store.h"
+#include "coordinator/topology.h"
+
+#include <boost/asio/io_context.hpp>
+
+#include <thread>
+
+using namespace pd::coord;
+
+namespace {
+
+const char *good_csv =
+    "# a comment\n"
+    "name,parent,type,ranges\n"
+    "Central Office,,Default,10.0.0.0/24\n"
+    "Branch A,Central Office,Default,10.1.0.0/24;10.1.1.0/24\n"
+    "Branch A WiFi,Branch A,WiFi,10.1.2.10-10.1.2.200\n"
+    "Branch B,Central Office,Default,10.2.0.0/24\n"
+    "\"VPN, remote\",Central Office,VPN,10.8.0.0/16\n";
+
+std::vector<std::string> problems_of(const std::string &csv) {
+    try {
+        topology::parse_csv(csv);
+    } catch (const topology_error &e) {
+        return e.problems();
+    }
+    return {};
+}
+
+bool mentions(const std::vector<std::string> &problems, const std::string &needle) {
+    for (auto &p : problems)
+        if (p.find(needle) != std::string::npos) return true;
+    return false;
+}
+
+}  // namespace
+
+TEST(topology, parses_locates_and_round_trips) {
+    auto t = topology::parse_csv(good_csv);
+    ASSERT_EQ(t.offices().size(), 5u);
+    EXPECT_EQ(t.locate("10.1.1.77")->name, "Branch A");
+    EXPECT_EQ(t.locate("10.1.2.10")->name, "Branch A WiFi");
+    EXPECT_EQ(t.locate("10.1.2.9"), nullptr);
+    EXPECT_EQ(t.locate("10.8.200.1")->name, "VPN, remote");
+    EXPECT_EQ(t.locate("10.8.200.1")->type, office_type::vpn);
+    auto path = t.path_to_root(*t.find("Branch A WiFi"));
+    ASSERT_EQ(path.size(), 3u);
+    EXPECT_EQ(path[2]->name, "Central Office");
+    auto again = topology::parse_csv(t.to_csv());
+    EXPECT_EQ(again.to_csv(), t.to_csv());
+    EXPECT_EQ(again.find("VPN, remote")->ranges[0].text, "10.8.0.0/16");
+}
+
+TEST(topology, every_problem_is_reported_with_its_line) {
+    auto p = problems_of(
+        "name,parent,type,ranges\n"           // 1
+        "Central Office,,Default,10.0.0.0/24\n"  // 2
+        "A,Central Office,Default,10.1.0.0/24\n"  // 3
+        "A,Central Office,Default,10.9.0.0/24\n"  // 4 duplicate
+        "B,Nowhere,Default,10.2.0.0/24\n"         // 5 unknown parent
+        "C,Central Office,Default,10.1.0.128/25\n"  // 6 overlaps A
+        "D,Central Office,Default,10.1.300.0/24\n"  // 7 bad address
+        "E,F,Default,\n"                          // 8 cycle E -> F -> E
+        "F,E,Default,\n"                          // 9
+        "G,Central Office,Satellite,\n"           // 10 bad type
+        "H,Central Office\n"                      // 11 field count
+        "I,Central Office,Default,10.3.0.7/24\n");  // 12 host bits set
+    EXPECT_TRUE(mentions(p, "line 4: duplicate office name 'A' (first on line 3)"));
+    EXPECT_TRUE(mentions(p, "line 5: unknown parent 'Nowhere'"));
+    EXPECT_TRUE(mentions(p, "line 6: range 10.1.0.128/25 of 'C' overlaps 10.1.0.0/24 of 'A' (line 3)"));
+    EXPECT_TRUE(mentions(p, "line 7: bad address range '10.1.300.0/24'"));
+    EXPECT_TRUE(mentions(p, "line 8: office 'E' is in a cycle: E -> F -> E"));
+    EXPECT_TRUE(mentions(p, "line 10: unknown office type 'Satellite'"));
+    EXPECT_TRUE(mentions(p, "line 11: expected 4 fields"));
+    EXPECT_TRUE(mentions(p, "line 12: bad address range '10.3.0.7/24'"));
+    EXPECT_TRUE(mentions(problems_of("name,parent,type,ranges\nA,,Default,\nB,,Default,\n"), "line 3: second root office 'B'"));
+    EXPECT_TRUE(mentions(problems_of("office,up\n"), "line 1: expected the header"));
+}
+
+TEST(topology, automatic_has_one_office_per_subnet_under_the_central_office) {
+    auto t = topology::automatic({"10.1.0.5", "10.1.0.9", "10.2.0.5", "fd00::1"});
+    ASSERT_EQ(t.offices().size(), 4u);
+    EXPECT_EQ(t.locate("10.1.0.200")->name, "Subnet 10.1.0.0/24");
+    EXPECT_EQ(t.locate("10.1.0.200")->parent, topology::root_name);
+    EXPECT_EQ(t.locate("fd00::abcd")->name, "Subnet fd00::/64");
+}
+
+TEST(election, follows_the_documented_order) {
+    election_policy strict{1};
+    candidate base;
+    base.device_id = "b";
+    base.free_bytes = 100;
+    auto better = [&](candidate a, candidate b) { return ranks_before(a, b, strict); };
+    candidate more_space = base;
+    more_space.free_bytes = 101;
+    EXPECT_TRUE(better(more_space, base));
+    candidate preferred = base;
+    preferred.preferred = true;
+    EXPECT_TRUE(better(preferred, base));
+    EXPECT_TRUE(better(more_space, preferred));  // free space comes first
+    candidate desktop = base, laptop = base;
+    desktop.chassis = 1;
+    laptop.chassis = 2;
+    EXPECT_TRUE(better(desktop, laptop));
+    EXPECT_TRUE(better(preferred, desktop));  // preferred comes before chassis
+    candidate server = laptop, workstation = laptop;
+    server.os_type = 2;
+    workstation.os_type = 1;
+    EXPECT_TRUE(better(server, workstation));
+    EXPECT_TRUE(better(desktop, server));  // chassis comes before OS type
+    candidate old = workstation, young = workstation;
+    old.uptime_seconds = 1000;
+    young.uptime_seconds = 10;
+    EXPECT_TRUE(better(old, young));
+    candidate roomy = young;
+    roomy.usable_free_bytes = 5;
+    EXPECT_TRUE(better(roomy, young));
+    EXPECT_TRUE(better(old, roomy));  // uptime before usable free space
+    // Buckets: 100 and 101 bytes tie in a 1 GiB bucket, so the preferred device wins.
+    EXPECT_TRUE(ranks_before(preferred, more_space, election_policy{}));
+    std::vector<candidate> all{base, preferred, laptop};
+    EXPECT_EQ(elect(all, election_policy{}), 1);
+    EXPECT_EQ(elect({}, election_policy{}), -1);
+}
+
+TEST(coordinator_store, state_survives_a_restart_and_foreign_files_are_refused) {
+    pdtest::temp_dir dir;
+    auto db = dir / "coord.db";
+    {
+        auto s = open_sqlite_store(db);
+        s->set_meta("server_id", "abc");
+        device_record d;
+        d.id = "dev1";
+        d.name = "pc-1";
+        d.free_bytes = 42;
+        s->put_device(d);
+        s->put_content({"c1", "pkg", 10, 1, "http://x/a\nhttp://y/a", 5});
+        s->put_holding({"dev1", "c1", 1, true});
+        s->put_group({"g", {"pc-1"}, {"c1"}});
+        s->add_stats({"Branch A", 1, 2, 3});
+        s->add_stats({"Branch A", 1, 2, 3});
+    }
+    auto s = open_sqlite_store(db);
+    EXPECT_EQ(s->meta("server_id").value(), "abc");
+    ASSERT_EQ(s->devices().size(), 1u);
+    EXPECT_EQ(s->devices()[0].free_bytes, 42u);
+    EXPECT_EQ(s->contents().at(0).origins, "http://x/a\nhttp://y/a");
+    EXPECT_TRUE(s->holdings().at(0).complete);
+    EXPECT_EQ(s->groups().at(0).devices, std::vector<std::string>{"pc-1"});
+    EXPECT_EQ(s->stats().at(0).wan_bytes, 4u);
+    EXPECT_EQ(s->check(), "ok");
+    // A device's cache database is not a coordinator database.
+    pd_session *sess = nullptr;
+    pd_session_options o = PD_SESSION_OPTIONS_INIT;
+    auto cache = dir / "cache";
+    o.cache_dir = cache.c_str();
+    ASSERT_EQ(pd_session_new(&sess, &o), PD_OK);
+    pd_session_free(sess);
+    try {
+        open_sqlite_store(dir / "cache/peerdist.db");
+        FAIL() << "a cache database was accepted";
+    } catch (const pd::error &e) {
+        EXPECT_EQ(e.code(), PD_E_INVALID);
+    }
+}
+
+namespace {
+
+struct fleet_registry {
+    pdtest::temp_dir dir;
+    std::unique_ptr<coordinator_store> store = open_sqlite_store(dir / "c.db");
+    registry reg{*store, election_policy{1}, 15000};
+    std::int64_t now = 1000000;
+
+    void add(const std::string &id, const std::string &ip, std::uint64_t free_bytes = 100) {
+        device_record d;
+        d.id = id;
+        d.name = "host-" + id;
+        d.address = ip;
+        d.listen = ip + ":34760";
+        d.free_bytes = free_bytes;
+        reg.register_device(d, now);
+    }
+};
+
+const std::string cid(64, 'a');
+
+}  // namespace
+
+TEST(registry, the_top_office_takes_the_origin_rvps_pull_over_the_wan_members_stay_inside) {
+    fleet_registry f;
+    f.reg.import_topology(good_csv);
+    f.add("c1", "10.0.0.11");
+    f.add("c2", "10.0.0.12");
+    f.add("a1", "10.1.0.11", 50);
+    f.add("a2", "10.1.0.12", 500);  // most free space: Branch A's RVP
+    f.add("a3", "10.1.1.13", 70);
+    f.add("w1", "10.1.2.20");
+    f.add("v1", "10.8.0.5");
+    f.add("lost", "192.168.9.9");
+
+    auto top = f.reg.sources("c1", cid, f.now);
+    EXPECT_EQ(top.role, "top");
+    EXPECT_TRUE(top.origin_allowed);
+    EXPECT_EQ(top.lan_peers, std::vector<std::string>{"10.0.0.12:34760"});
+    EXPECT_TRUE(top.wan_peers.empty());
+
+    auto rvp = f.reg.sources("a2", cid, f.now);
+    EXPECT_EQ(rvp.role, "rvp");
+    EXPECT_FALSE(rvp.origin_allowed);
+    EXPECT_EQ(rvp.wan_peers, (std::vector<std::string>{"10.0.0.11:34760", "10.0.0.12:34760"}));
+    EXPECT_EQ(rvp.lan_peers.size(), 2u);
+
+    auto member = f.reg.sources("a1", cid, f.now);
+    EXPECT_EQ(member.role, "member");
+    EXPECT_EQ(member.rvp, "a2");
+    EXPECT_FALSE(member.origin_allowed);
+    EXPECT_TRUE(member.wan_peers.empty());
+
+    // The WiFi office below Branch A pulls from Branch A, not from the Central Office.
+    auto wifi = f.reg.sources("w1", cid, f.now);
+    EXPECT_EQ(wifi.role, "rvp");
+    EXPECT_EQ(wifi.type, office_type::wifi);
+    EXPECT_EQ(wifi.wan_peers.size(), 3u);
+    EXPECT_EQ(wifi.wan_peers[0].rfind("10.1.", 0), 0u);
+
+    auto vpn = f.reg.sources("v1", cid, f.now);
+    EXPECT_FALSE(vpn.serve);
+    EXPECT_FALSE(vpn.origin_allowed);
+    EXPECT_EQ(vpn.wan_peers.size(), 2u);
+
+    EXPECT_EQ(f.reg.sources("lost", cid, f.now).role, "unmanaged");
+    EXPECT_TRUE(f.reg.sources("lost", cid, f.now).origin_allowed);
+}
+
+TEST(registry, an_rvp_that_goes_offline_is_replaced_and_the_role_is_sticky_meanwhile) {
+    fleet_registry f;
+    f.reg.import_topology(good_csv);
+    f.add("c1", "10.0.0.11");
+    f.add("a1", "10.1.0.11", 50);
+    f.add("a2", "10.1.0.12", 500);
+    EXPECT_EQ(f.reg.rvp("Branch A", f.now), "a2");
+    // A bigger device arriving does not take the role from a live RVP.
+    f.add("a3", "10.1.0.13", 900);
+    EXPECT_EQ(f.reg.rvp("Branch A", f.now), "a2");
+    // a2 stops heartbeating: after three heartbeats it is offline and a3 takes over.
+    f.now += 16000;
+    device_record facts;
+    facts.free_bytes = 50;
+    f.reg.heartbeat("a1", facts, f.now);
+    facts.free_bytes = 900;
+    f.reg.heartbeat("a3", facts, f.now);
+    f.reg.heartbeat("c1", facts, f.now);
+    EXPECT_EQ(f.reg.rvp("Branch A", f.now), "a3");
+    EXPECT_EQ(f.reg.sources("a3", cid, f.now).role, "rvp");
+    auto member = f.reg.sources("a1", cid, f.now);
+    EXPECT_EQ(member.lan_peers, std::vector<std::string>{"10.1.0.13:34760"});  // the dead RVP is gone
+}
+
+TEST(registry, assignment_groups_decide_who_takes_part) {
+    fleet_registry f;
+    f.add("c1", "10.0.0.11");
+    f.add("c2", "10.0.0.12");
+    f.reg.put_group({"pilot", {"host-c1"}, {cid}});
+    EXPECT_EQ(f.reg.sources("c1", cid, f.now).role, "top");
+    EXPECT_EQ(f.reg.sources("c2", cid, f.now).role, "unmanaged");  // outside the group: origin
+    EXPECT_TRUE(f.reg.sources("c1", cid, f.now).lan_peers.empty());
+    EXPECT_EQ(f.reg.sources("c1", std::string(64, 'b'), f.now).role, "unmanaged");  // not assigned
+}
+
+TEST(registry, a_bad_topology_is_rejected_and_the_old_one_stays_across_a_restart) {
+    fleet_registry f;
+    f.reg.import_topology(good_csv);
+    f.add("a1", "10.1.0.11");
+    EXPECT_THROW(f.reg.import_topology("name,parent,type,ranges\nX,Y,Default,\n"), topology_error);
+    EXPECT_EQ(f.reg.current_topology().offices().size(), 5u);
+    registry again(*f.store, election_policy{1}, 15000);
+    again.load();
+    EXPECT_TRUE(again.topology_uploaded());
+    EXPECT_EQ(again.current_topology().offices().size(), 5u);
+    EXPECT_EQ(again.sources("a1", cid, f.now).office, "Branch A");
+    EXPECT_NE(again.activated_devices_csv(f.now).find("a1,host-a1,10.1.0.11,Branch A,"), std::string::npos);
+}
+
+TEST(registry, without_a_topology_each_subnet_is_an_office_below_the_central_office) {
+    fleet_registry f;
+    f.add("x1", "10.5.0.1");
+    f.add("x2", "10.5.0.2");
+    f.add("y1", "10.6.0.1");
+    EXPECT_EQ(f.reg.sources("x1", cid, f.now).office, "Subnet 10.5.0.0/24");
+    EXPECT_EQ(f.reg.sources("x1", cid, f.now).lan_peers, std::vector<std::string>{"10.5.0.2:34760"});
+    // Sibling subnets share a parent with no devices: both are "top" and take the origin.
+    EXPECT_EQ(f.reg.sources("y1", cid, f.now).role, "top");
+    EXPECT_NE(f.reg.export_topology().find("Subnet 10.6.0.0/24,Central Office,Default,10.6.0.0/24"), std::string::npos);
+}
+
+namespace {
+
+struct running_server {
+    pdtest::temp_dir dir;
+    std::unique_ptr<coordinator_store> store = open_sqlite_store(dir / "c.db");
+    registry reg{*store, election_policy{}, 15000};
+    boost::asio::io_context io;
+    std::unique_ptr<server> srv;
+    std::thread thread;
+    std::array<std::uint8_t, 32> key{7, 7, 7};
+
+    running_server() {
+        server_options o;
+        o.server_id = "s1";
+        o.fleet_key = key;
+        srv = std::make_unique<server>(io, reg, *store, o);
+        srv->listen("127.0.0.1:0");
+        thread = std::thread([this] { io.run(); });
+    }
+    ~running_server() {
+        boost::asio::post(io, [this] { srv->stop(); });
+        io.stop();
+        thread.join();
+    }
+};
+
+}  // namespace
+
+TEST(coordinator_server, agents_register_and_ask_for_sources_over_the_secure_channel) {
+    running_server s;
+    coordinator_client c(s.srv->bound_address(), s.key.data(), 5000);
+    auto reply = c.call({{"op", "register"}, {"device_id", "d1"}, {"name", "pc1"}, {"listen", "0.0.0.0:34760"},
+                         {"facts", {{"free_bytes", 10}}}});
+    ASSERT_TRUE(reply["ok"].get<bool>()) << reply.dump();
+    EXPECT_EQ(reply["server_id"], "s1");
+    EXPECT_EQ(reply["office"], "Subnet 127.0.0.0/24");
+    c.call({{"op", "register"}, {"device_id", "d2"}, {"listen", "0.0.0.0:34761"}});
+    auto src = c.call({{"op", "sources"}, {"device_id", "d1"}, {"content", cid}});
+    ASSERT_TRUE(src["ok"].get<bool>()) << src.dump();
+    EXPECT_EQ(src["role"], "top");
+    EXPECT_EQ(src["lan"], json::array({"127.0.0.1:34761"}));  // the wildcard became the source address
+    // Bad requests get an answer that says why, and the connection goes on.
+    EXPECT_NE(c.call({{"op", "sources"}, {"device_id", "d1"}, {"content", "xyz"}})["error"].get<std::string>().find("64 lowercase hex"),
+              std::string::npos);
+    EXPECT_NE(c.call({{"op", "fly"}})["error"].get<std::string>().find("unknown operation"), std::string::npos);
+    EXPECT_TRUE(c.call({{"op", "heartbeat"}, {"device_id", "nobody"}})["unregistered"].get<bool>());
+    EXPECT_EQ(c.call({{"op", "admin.health"}})["devices"], 2);
+}
+
+TEST(coordinator_server, a_wrong_key_is_a_shared_key_mismatch_and_big_messages_travel_in_parts) {
+    running_server s;
+    std::array<std::uint8_t, 32> other{9};
+    try {
+        coordinator_client bad(s.srv->bound_address(), other.data(), 5000);
+        FAIL() << "a client with another key connected";
+    } catch (const pd::error &e) {
+        EXPECT_EQ(e.code(), PD_E_AUTH);
+        EXPECT_NE(std::string(e.what()).find("shared key mismatch"), std::string::npos);
+    }
+    coordinator_client c(s.srv->bound_address(), s.key.data(), 5000);
+    // A topology of 5000 offices is well over one record each way.
+    std::string csv = "name,parent,type,ranges\nCentral Office,,Default,\n";
+    for (int i = 0; i < 5000; ++i)
+        csv += "Office number " + std::to_string(i) + ",Central Office,Default,10." + std::to_string(i / 256) + "." +
+               std::to_string(i % 256) + ".0/24\n";
+    ASSERT_GT(csv.size(), max_part_bytes);
+    auto r = c.call({{"op", "admin.topology.import"}, {"csv", csv}});
+    ASSERT_TRUE(r["ok"].get<bool>()) << r.dump().substr(0, 300);
+    EXPECT_EQ(r["offices"], 5001);
+    auto out = c.call({{"op", "admin.topology.export"}});
+    EXPECT_GT(out["csv"].get<std::string>().size(), max_part_bytes);
+    auto bad = c.call({{"op", "admin.topology.import"}, {"csv", "name,parent,type,ranges\nA,B,Default,\n"}});
+    EXPECT_FALSE(bad["ok"].get<bool>());
+    EXPECT_EQ(bad["problems"][0], "line 2: unknown parent 'B' of 'A'");
+    EXPECT_EQ(c.call({{"op", "admin.health"}})["offices"], 5001);  // the old topology stays
+}
