@@ -1,0 +1,269 @@
+// The `hierarchy` backend (design §6, Adaptiva-style mode): the agent side of
+// pd-coordinator. It registers the device with its facts, heartbeats, reports what it holds
+// and how each job went, and answers the core's two questions per content from the
+// coordinator's "sources" reply: which peers (its office's devices on the LAN; for the
+// office's RVP also the nearest ancestor office's devices, marked " wan"), and whether
+// this device may use the origin (only the top office with participants may).
+//
+// Configuration (plugin.hierarchy.config, JSON): {"coordinator": "ip:port",
+// "fleet_key_file": "/path", "preferred": false, "timeout_ms": 5000}. Without "coordinator"
+// the backend stays idle. When the coordinator cannot be reached the backend has no
+// opinion: the core uses its other sources, so a coordinator outage never stops a download.
+#include "coordinator/protocol.h"
+#include "util/error.h"
+
+#include <peerdist/sys/plugin.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+using pd::coord::json;
+
+std::string hex(const std::uint8_t *p, std::size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) out += {digits[p[i] >> 4], digits[p[i] & 15]};
+    return out;
+}
+
+struct cached_sources {
+    json reply;
+    std::int64_t at_ms = 0;
+};
+
+struct backend {
+    const pd_host_api *host = nullptr;
+    std::string coordinator;
+    std::array<std::uint8_t, 32> key{};
+    bool preferred = false;
+    int timeout_ms = 5000;
+    std::string device_id;
+
+    std::mutex mu;  // the connection and the cache
+    std::unique_ptr<pd::coord::coordinator_client> client;
+    std::map<std::string, cached_sources> sources;
+    bool registered = false;
+    std::string last_error;
+    std::int64_t heartbeat_ms = 5000;
+
+    std::mutex stop_mu;  // also guards `reports`
+    std::condition_variable stop_cv;
+    bool stopping = false;
+    std::vector<json> reports;  // job statistics waiting for the agent thread
+    std::thread agent;
+
+    void log(int level, const std::string &m) const { host->log(host->host, level, m.c_str()); }
+
+    json facts(std::string *listen) {
+        pd_device_facts f{};
+        f.struct_size = sizeof f;
+        char id[65] = "";
+        if (host->struct_size >= offsetof(pd_host_api, device_facts) + sizeof host->device_facts && host->device_facts)
+            host->device_facts(host->host, &f, id, sizeof id);
+        device_id = id;
+        if (listen) {
+            char buf[512] = "";
+            host->listen_addresses(host->host, buf, sizeof buf);
+            *listen = buf;
+            auto comma = listen->find(',');
+            if (comma != std::string::npos) listen->resize(comma);
+        }
+        return {{"free_bytes", f.free_bytes}, {"usable_free_bytes", f.usable_free_bytes}, {"chassis", f.chassis},
+                {"os_type", f.os_type}, {"uptime_seconds", f.uptime_seconds}};
+    }
+
+    // One request; reconnects (and re-registers) once when the connection broke. Caller holds mu.
+    json call_locked(const json &request) {
+        for (int attempt = 0;; ++attempt) {
+            try {
+                if (!client) {
+                    client = std::make_unique<pd::coord::coordinator_client>(coordinator, key.data(), timeout_ms);
+                    registered = false;
+                }
+                if (!registered && request.value("op", "") != "register") register_locked();
+                auto reply = client->call(request);
+                if (reply.value("unregistered", false) && attempt == 0) {
+                    registered = false;
+                    continue;
+                }
+                if (!last_error.empty()) log(PD_LOG_INFO, "hierarchy: coordinator " + coordinator + " reachable again");
+                last_error.clear();
+                return reply;
+            } catch (const pd::error &e) {
+                client.reset();
+                if (attempt == 0 && e.code() != PD_E_AUTH && e.code() != PD_E_TIMEOUT) continue;
+                if (last_error != e.what()) log(PD_LOG_WARN, std::string("hierarchy: ") + e.what());
+                last_error = e.what();
+                throw;
+            }
+        }
+    }
+
+    void register_locked() {
+        std::string listen;
+        auto f = facts(&listen);
+        json r = {{"op", "register"}, {"device_id", device_id}, {"version", PD_VERSION_STRING},
+                  {"listen", listen}, {"facts", f}, {"preferred", preferred}};
+        char name[256] = "";
+        if (::gethostname(name, sizeof name - 1) == 0) r["name"] = name;
+        auto reply = client->call(r);
+        if (!reply.value("ok", false)) pd::fail(PD_E_INVALID, PD_CATEGORY_PLUGIN, "register refused: " + reply.value("error", std::string()));
+        heartbeat_ms = std::max<std::int64_t>(200, reply.value("heartbeat_ms", std::int64_t{5000}));
+        registered = true;
+        log(PD_LOG_INFO, "hierarchy: registered with " + coordinator + " in office '" + reply.value("office", std::string()) + "'");
+    }
+
+    json call(const json &request) {
+        std::lock_guard lk(mu);
+        return call_locked(request);
+    }
+
+    // The agent thread: heartbeats, and the reports hooks on the network thread queued.
+    void run() {
+        auto next_heartbeat = std::chrono::steady_clock::now();
+        for (;;) {
+            std::vector<json> pending;
+            {
+                std::unique_lock lk(stop_mu);
+                stop_cv.wait_until(lk, next_heartbeat, [this] { return stopping || !reports.empty(); });
+                if (stopping) return;
+                pending.swap(reports);
+            }
+            try {
+                for (auto &r : pending) call(r);
+                if (std::chrono::steady_clock::now() >= next_heartbeat) {
+                    next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(heartbeat_ms);
+                    call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)}});
+                }
+            } catch (const pd::error &) {
+                // Logged once by call(); the next round tries again (reports of this round are dropped).
+                next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(heartbeat_ms);
+            }
+        }
+    }
+
+    void report(json r) {
+        {
+            std::lock_guard lk(stop_mu);
+            if (reports.size() < 1000) reports.push_back(std::move(r));
+        }
+        stop_cv.notify_all();
+    }
+
+    // The coordinator's answer for a content, at most `max_age_ms` old; null when unreachable.
+    std::optional<json> sources_for(const pd_content_ref *c, std::int64_t max_age_ms) {
+        std::string id = hex(c->id, 32);
+        std::int64_t now = host->now_ms(host->host);
+        std::lock_guard lk(mu);
+        auto it = sources.find(id);
+        if (it != sources.end() && now - it->second.at_ms <= max_age_ms) return it->second.reply;
+        try {
+            auto reply = call_locked({{"op", "sources"}, {"device_id", device_id}, {"content", id}});
+            if (!reply.value("ok", false)) return std::nullopt;
+            sources[id] = {reply, now};
+            return reply;
+        } catch (const pd::error &) {
+            return std::nullopt;
+        }
+    }
+};
+
+int32_t PD_CALLBACK hy_create(void **self, const pd_host_api *host, const char *config) {
+    auto b = std::make_unique<backend>();
+    b->host = host;
+    json cfg = json::parse(config ? config : "{}", nullptr, false);
+    if (cfg.is_discarded() || !cfg.is_object()) {
+        host->log(host->host, PD_LOG_ERROR, "hierarchy: configuration is not a JSON object");
+        return PD_PLUGIN_E_INVALID;
+    }
+    b->coordinator = cfg.value("coordinator", std::string());
+    b->preferred = cfg.value("preferred", false);
+    b->timeout_ms = cfg.value("timeout_ms", 5000);
+    if (!b->coordinator.empty()) {
+        std::ifstream in(cfg.value("fleet_key_file", std::string()));
+        std::string text;
+        in >> text;
+        if (text.size() != 64) {
+            host->log(host->host, PD_LOG_ERROR, "hierarchy: fleet_key_file must hold the fleet key (64 hex digits)");
+            return PD_PLUGIN_E_INVALID;
+        }
+        for (std::size_t i = 0; i < 32; ++i) b->key[i] = static_cast<std::uint8_t>(std::stoul(text.substr(2 * i, 2), nullptr, 16));
+        b->facts(nullptr);  // learns the device id
+        b->agent = std::thread([p = b.get()] { p->run(); });
+    }
+    *self = b.release();
+    return PD_PLUGIN_OK;
+}
+
+void PD_CALLBACK hy_destroy(void *self) {
+    auto b = static_cast<backend *>(self);
+    {
+        std::lock_guard lk(b->stop_mu);
+        b->stopping = true;
+    }
+    b->stop_cv.notify_all();
+    if (b->agent.joinable()) b->agent.join();
+    delete b;
+}
+
+int32_t PD_CALLBACK hy_find_peers(void *self, const pd_content_ref *c, char *out, size_t out_size) {
+    auto b = static_cast<backend *>(self);
+    if (b->coordinator.empty() || out_size == 0) return 0;
+    auto reply = b->sources_for(c, 0);  // fresh: the office's RVP may have changed
+    out[0] = '\0';
+    if (!reply) return 0;
+    std::string lines;
+    int n = 0;
+    for (auto &p : (*reply)["lan"]) lines += p.get<std::string>() + "\n", ++n;
+    for (auto &p : (*reply)["wan"]) lines += p.get<std::string>() + " wan\n", ++n;
+    if (lines.size() >= out_size) return PD_PLUGIN_E_GENERIC;
+    std::memcpy(out, lines.c_str(), lines.size() + 1);
+    return n;
+}
+
+int32_t PD_CALLBACK hy_origin_allowed(void *self, const pd_content_ref *c) {
+    auto b = static_cast<backend *>(self);
+    if (b->coordinator.empty()) return PD_PLUGIN_E_NOT_FOUND;
+    auto reply = b->sources_for(c, 1000);
+    if (!reply) return PD_PLUGIN_E_NOT_FOUND;  // coordinator down: no opinion
+    return reply->value("origin_allowed", true) ? 1 : 0;
+}
+
+void PD_CALLBACK hy_content_available(void *self, const pd_content_ref *c) {
+    auto b = static_cast<backend *>(self);
+    if (b->coordinator.empty()) return;
+    b->report({{"op", "holding"}, {"device_id", b->device_id}, {"content", hex(c->id, 32)}, {"complete", true}});
+}
+
+void PD_CALLBACK hy_job_finished(void *self, const pd_content_ref *c, int32_t, const uint64_t *bytes, size_t classes) {
+    auto b = static_cast<backend *>(self);
+    if (b->coordinator.empty() || classes < 4) return;
+    b->report({{"op", "job_stats"}, {"device_id", b->device_id}, {"content", hex(c->id, 32)},
+               {"bytes", {{"lan", bytes[1]}, {"wan", bytes[2]}, {"origin", bytes[3]}}}});
+}
+
+const pd_backend_vtable hy_vtable = {
+    sizeof(pd_backend_vtable), 1 /* PD_SOURCE_LAN */, hy_create, hy_destroy, nullptr, nullptr, nullptr,
+    hy_content_available,      hy_find_peers,         hy_origin_allowed, hy_job_finished,
+};
+
+const pd_backend_vtable *PD_CALLBACK hy_backend_for(uint32_t abi) { return abi == 1 ? &hy_vtable : nullptr; }
+
+const pd_plugin_descriptor hy_descriptor = {
+    sizeof(pd_plugin_descriptor), PD_PLUGIN_ABI_VERSION, 1, 0, "hierarchy", "0.1.0", "Apache-2.0",
+    "Offices, RVP election and parent-to-child flow through pd-coordinator", hy_backend_for,
+};
+
+}  // namespace
+
+extern "C" PD_PLUGIN_EXPORT const pd_plugin_descriptor *pd_plugin_describe(void) { return &hy_descriptor; }
