@@ -96,13 +96,13 @@ struct backend {
                     registered = false;
                     continue;
                 }
-                if (!last_error.empty()) log(PD_LOG_INFO, "hierarchy: coordinator " + coordinator + " reachable again");
+                if (!last_error.empty()) log(PD_LOG_INFO, "coordinator " + coordinator + " reachable again");
                 last_error.clear();
                 return reply;
             } catch (const pd::error &e) {
                 client.reset();
                 if (attempt == 0 && e.code() != PD_E_AUTH && e.code() != PD_E_TIMEOUT) continue;
-                if (last_error != e.what()) log(PD_LOG_WARN, std::string("hierarchy: ") + e.what());
+                if (last_error != e.what()) log(PD_LOG_WARN, e.what());
                 last_error = e.what();
                 throw;
             }
@@ -120,7 +120,7 @@ struct backend {
         if (!reply.value("ok", false)) pd::fail(PD_E_INVALID, PD_CATEGORY_PLUGIN, "register refused: " + reply.value("error", std::string()));
         heartbeat_ms = std::max<std::int64_t>(200, reply.value("heartbeat_ms", std::int64_t{5000}));
         registered = true;
-        log(PD_LOG_INFO, "hierarchy: registered with " + coordinator + " in office '" + reply.value("office", std::string()) + "'");
+        log(PD_LOG_INFO, "registered with " + coordinator + " in office '" + reply.value("office", std::string()) + "'");
     }
 
     json call(const json &request) {
@@ -142,8 +142,9 @@ struct backend {
             try {
                 for (auto &r : pending) call(r);
                 if (std::chrono::steady_clock::now() >= next_heartbeat) {
-                    next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(heartbeat_ms);
                     call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)}});
+                    // After the call: the first one registers and learns the interval.
+                    next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(heartbeat_ms);
                 }
             } catch (const pd::error &) {
                 // Logged once by call(); the next round tries again (reports of this round are dropped).
@@ -183,7 +184,7 @@ int32_t PD_CALLBACK hy_create(void **self, const pd_host_api *host, const char *
     b->host = host;
     json cfg = json::parse(config ? config : "{}", nullptr, false);
     if (cfg.is_discarded() || !cfg.is_object()) {
-        host->log(host->host, PD_LOG_ERROR, "hierarchy: configuration is not a JSON object");
+        host->log(host->host, PD_LOG_ERROR, "configuration is not a JSON object");
         return PD_PLUGIN_E_INVALID;
     }
     b->coordinator = cfg.value("coordinator", std::string());
@@ -194,7 +195,7 @@ int32_t PD_CALLBACK hy_create(void **self, const pd_host_api *host, const char *
         std::string text;
         in >> text;
         if (text.size() != 64) {
-            host->log(host->host, PD_LOG_ERROR, "hierarchy: fleet_key_file must hold the fleet key (64 hex digits)");
+            host->log(host->host, PD_LOG_ERROR, "fleet_key_file must hold the fleet key (64 hex digits)");
             return PD_PLUGIN_E_INVALID;
         }
         for (std::size_t i = 0; i < 32; ++i) b->key[i] = static_cast<std::uint8_t>(std::stoul(text.substr(2 * i, 2), nullptr, 16));

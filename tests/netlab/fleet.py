@@ -16,12 +16,19 @@ MiB = float(1 << 20)
 
 
 class Fleet:
-    def __init__(self, workdir, offices, host_bin, plugin_dir, namespaces=None, cdn_office=None, p2p=False):
+    def __init__(self, workdir, offices, host_bin, plugin_dir, namespaces=None, cdn_office=None, p2p=False,
+                 coordinator_bin=None):
         """p2p: agents share a fleet key and serve peers; in namespaces they find each other
         with the branchcache backend (multicast on each office subnet), on loopback through
-        peer.static_peers (nothing is multicast from the host's own namespace)."""
+        peer.static_peers (nothing is multicast from the host's own namespace).
+        p2p="hierarchy": a pd-coordinator runs in the CDN's office with the lab's offices as
+        its topology (Office.parent, Office.kind), and agents use the hierarchy backend."""
         self.dir = str(workdir)
         self.p2p = p2p
+        self.hierarchy = p2p == "hierarchy"
+        self.coordinator_bin = coordinator_bin or os.path.join(os.path.dirname(os.path.abspath(host_bin)), "coordinator",
+                                                               "pd-coordinator")
+        self.coordinator = None  # "ip:port" in hierarchy mode
         self.host_bin = host_bin
         self.plugin_dir = plugin_dir
         self.lab = Lab(os.path.join(self.dir, "lab"), offices, namespaces=namespaces)
@@ -46,7 +53,12 @@ class Fleet:
             self.nginx = Nginx(os.path.join(self.dir, "nginx"), self.www, listen_ip=cdn.ip, netns=cdn.ns)
             self.lab.procs.append(self.nginx.start().proc)
             extra = {}
-            if self.p2p:
+            if self.hierarchy:
+                key = self._start_coordinator()
+                extra = {"fleet_key_file": key, "listen": "0.0.0.0:34760",
+                         "plugins": {"branchcache": {"enabled": 0},
+                                     "hierarchy": {"config": {"coordinator": self.coordinator, "fleet_key_file": key}}}}
+            elif self.p2p:
                 key = os.path.join(self.dir, "fleet.key")
                 with open(key, "w") as f:
                     f.write(os.urandom(32).hex())
@@ -54,7 +66,7 @@ class Fleet:
                          "listen": "0.0.0.0:34760" if self.lab.namespaces else "127.0.0.1:0",
                          "plugins": {"branchcache": {"enabled": 1 if self.lab.namespaces else 0}}}
             for d in self.lab.devices:
-                if d.name == "cdn":
+                if d.name in ("cdn", "coord"):
                     continue
                 a = Agent(os.path.join(self.host_bin, "pd-agent"), os.path.join(self.dir, "agents", d.name),
                           name=d.name, plugin_dir=self.plugin_dir, netns=d.ns, extra=dict(extra))
@@ -69,6 +81,43 @@ class Fleet:
             self.close()
             raise
         return self
+
+    def topology_csv(self):
+        """The lab's offices as a pd-coordinator topology (docs/hierarchy.md)."""
+        rows = ["name,parent,type,ranges"]
+        for o in self.lab.offices:
+            rows.append("%s,%s,%s,198.18.%d.0/24" % (o.name, o.parent or "", getattr(o, "kind", "Default"), o.index))
+        return "\n".join(rows) + "\n"
+
+    def _start_coordinator(self):
+        if not self.lab.namespaces:
+            raise ValueError("hierarchy mode needs network namespaces")
+        d = self.lab.add_device(self.cdn_office, "coord")
+        db = os.path.join(self.dir, "coordinator.db")
+        key = os.path.join(self.dir, "fleet.key")
+        subprocess.run([self.coordinator_bin, "init", "--db", db, "--key-out", key], check=True, capture_output=True)
+        self.coordinator = d.ip + ":7400"
+        self.coordinator_log = os.path.join(self.dir, "coordinator.log")
+        self.coordinator_proc = self.lab.spawn(d, [self.coordinator_bin, "serve", "--db", db, "--listen", self.coordinator,
+                                                   "--heartbeat-ms", "1000"], log_path=self.coordinator_log)
+        deadline = time.monotonic() + 10
+        while "listening on" not in open(self.coordinator_log).read():
+            if self.coordinator_proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("pd-coordinator did not start: " + open(self.coordinator_log).read())
+            time.sleep(0.05)
+        self.coordinator_device = d
+        topo = os.path.join(self.dir, "topology.csv")
+        with open(topo, "w") as f:
+            f.write(self.topology_csv())
+        out = self.admin("topology-import", topo)
+        if out.returncode != 0:
+            raise RuntimeError("topology import failed: " + out.stderr)
+        return key
+
+    def admin(self, *args):
+        """Runs `pd-coordinator admin` from the coordinator's own namespace."""
+        return self.lab.run(self.coordinator_device, [self.coordinator_bin, "admin", "--connect", self.coordinator,
+                                                      "--key-file", os.path.join(self.dir, "fleet.key")] + list(args))
 
     def close(self):
         for a in self.agents.values():
@@ -94,6 +143,7 @@ class Fleet:
         c = {"origin": self.nginx.bytes_sent("/")}
         for o in self.lab.offices:
             c["wan_in:" + o.name] = (self.lab.wan_bytes(o.name) or (0, 0))[0]
+            c["wan_in_packets:" + o.name] = (self.lab.wan_packets(o.name) or (0, 0))[0]
             c["lan:" + o.name] = self.lab.lan_bytes(o.name) or 0
         return c
 

@@ -29,8 +29,9 @@ class LabError(Exception):
 
 
 class Office:
-    def __init__(self, name, devices=2, wan_mbit=None, wan_queue_ms=200, parent=None):
+    def __init__(self, name, devices=2, wan_mbit=None, wan_queue_ms=200, parent=None, kind="Default"):
         self.name = name
+        self.kind = kind  # the office type in hierarchy mode: Default, VPN or WiFi
         self.devices = devices
         self.wan_mbit = wan_mbit  # None: unshaped
         self.wan_queue_ms = wan_queue_ms
@@ -248,6 +249,15 @@ class Lab:
         p = self._in(ns, ["ip", "-j", "-s", "link", "show", "dev", ifname])
         info = json.loads(p.stdout)[0]["stats64"]
         return info["rx"]["bytes"], info["tx"]["bytes"]
+
+    def wan_packets(self, office_name):
+        """(packets into the office, packets out of it) over its WAN link; None without namespaces."""
+        office = self.office(office_name)
+        if not self.namespaces:
+            return None
+        p = self._in(office.gw_ns, ["ip", "-j", "-s", "link", "show", "dev", office.wan_gw_if])
+        info = json.loads(p.stdout)[0]["stats64"]
+        return info["rx"]["packets"], info["tx"]["packets"]
 
     def wan_bytes(self, office_name):
         """(bytes into the office, bytes out of it) over its WAN link; None without namespaces."""

@@ -348,7 +348,9 @@ std::uint32_t job::choose_piece(const peer_slot &peer) const {
         std::pair<std::uint16_t, std::uint64_t> key{avail_[i], mix64(me ^ i)};
         if (best == none || key < best_key) best = i, best_key = key;
     }
-    if (best != none || !todo_.empty() || peer.requests) return best;
+    // No end-game over the WAN: a duplicate there spends the scarcest link (request timeouts
+    // still move pieces off a WAN peer that stopped answering).
+    if (best != none || !todo_.empty() || peer.requests || wan) return best;
     // End-game: everything is requested and this peer is idle; ask it too for a piece in
     // flight elsewhere that is overdue — in flight longer than twice what this peer would
     // need for it, and at least peer.request_queue_ms. Whichever answer verifies first wins;
