@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -119,7 +120,7 @@ int serve(const args &a) {
     pd::coord::election_policy policy;
     policy.bucket_bytes = std::stoull(a.get("--bucket-bytes", std::to_string(1ull << 30)));
     pd::coord::registry reg(*store, policy, 3 * o.heartbeat_ms);
-    reg.load();
+    reg.load(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
     boost::asio::io_context io;
     pd::coord::server srv(io, reg, *store, o);
     srv.listen(listen);

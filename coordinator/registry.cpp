@@ -7,7 +7,7 @@ namespace pd::coord {
 registry::registry(coordinator_store &store, election_policy policy, std::int64_t online_ms)
     : store_(store), policy_(policy), online_ms_(online_ms) {}
 
-void registry::load() {
+void registry::load(std::int64_t now_ms) {
     devices_.clear();
     for (auto &d : store_.devices()) devices_[d.id] = d;
     contents_.clear();
@@ -22,6 +22,11 @@ void registry::load() {
         uploaded_ = true;
     }
     rebuild_membership();
+    // A restarted coordinator gives every known device one online window to reconnect, and
+    // keeps the RVPs it had: a restart must not move an office's WAN pulls to another device.
+    for (auto &[id, d] : devices_) d.last_seen_ms = std::max(d.last_seen_ms, now_ms);
+    for (auto &[office, members] : members_)
+        if (auto id = store_.meta("rvp:" + office); id && members.count(*id)) rvp_[office] = *id;
 }
 
 void registry::rebuild_membership() {
@@ -170,7 +175,10 @@ std::string registry::rvp(const std::string &office, std::int64_t now_ms) {
         rvp_.erase(office);
         return {};
     }
-    return rvp_[office] = candidates[static_cast<std::size_t>(winner)].device_id;
+    auto &chosen = rvp_[office];
+    chosen = candidates[static_cast<std::size_t>(winner)].device_id;
+    store_.set_meta("rvp:" + office, chosen);
+    return chosen;
 }
 
 std::vector<const device_record *> registry::participants(const std::string &office, const std::string &content_id,

@@ -32,8 +32,9 @@ class registry {
 public:
     registry(coordinator_store &store, election_policy policy, std::int64_t online_ms);
 
-    // Reads everything back from the store (restart).
-    void load();
+    // Reads everything back from the store (restart). Known devices count as online for one
+    // online window from `now_ms`, and each office keeps the RVP it had.
+    void load(std::int64_t now_ms);
 
     // Registration and heartbeats update facts and last-seen; both return the device's office ("" for none).
     std::string register_device(device_record d, std::int64_t now_ms);

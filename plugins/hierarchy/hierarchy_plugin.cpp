@@ -6,9 +6,11 @@
 // this device may use the origin (only the top office with participants may).
 //
 // Configuration (plugin.hierarchy.config, JSON): {"coordinator": "ip:port",
-// "fleet_key_file": "/path", "preferred": false, "timeout_ms": 5000}. Without "coordinator"
-// the backend stays idle. When the coordinator cannot be reached the backend has no
-// opinion: the core uses its other sources, so a coordinator outage never stops a download.
+// "fleet_key_file": "/path", "preferred": false, "timeout_ms": 5000, "outage_grace_ms":
+// 120000}. Without "coordinator" the backend stays idle. When the coordinator cannot be
+// reached, its last answer for a content holds for outage_grace_ms (a restart does not send
+// a branch to the origin); after that the backend has no opinion and the core uses its other
+// sources, so a coordinator outage never stops a download.
 #include "coordinator/protocol.h"
 #include "util/error.h"
 
@@ -47,6 +49,7 @@ struct backend {
     std::array<std::uint8_t, 32> key{};
     bool preferred = false;
     int timeout_ms = 5000;
+    std::int64_t outage_grace_ms = 120000;
     std::string device_id;
 
     std::mutex mu;  // the connection and the cache
@@ -174,6 +177,9 @@ struct backend {
             sources[id] = {reply, now};
             return reply;
         } catch (const pd::error &) {
+            // A coordinator restart must not send a whole branch to the origin: the last
+            // answer holds for a grace period, then the backend has no opinion.
+            if (it != sources.end() && now - it->second.at_ms <= outage_grace_ms) return it->second.reply;
             return std::nullopt;
         }
     }
@@ -190,6 +196,7 @@ int32_t PD_CALLBACK hy_create(void **self, const pd_host_api *host, const char *
     b->coordinator = cfg.value("coordinator", std::string());
     b->preferred = cfg.value("preferred", false);
     b->timeout_ms = cfg.value("timeout_ms", 5000);
+    b->outage_grace_ms = cfg.value("outage_grace_ms", 120000);
     if (!b->coordinator.empty()) {
         std::ifstream in(cfg.value("fleet_key_file", std::string()));
         std::string text;

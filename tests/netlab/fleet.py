@@ -98,14 +98,8 @@ class Fleet:
         subprocess.run([self.coordinator_bin, "init", "--db", db, "--key-out", key], check=True, capture_output=True)
         self.coordinator = d.ip + ":7400"
         self.coordinator_log = os.path.join(self.dir, "coordinator.log")
-        self.coordinator_proc = self.lab.spawn(d, [self.coordinator_bin, "serve", "--db", db, "--listen", self.coordinator,
-                                                   "--heartbeat-ms", "1000"], log_path=self.coordinator_log)
-        deadline = time.monotonic() + 10
-        while "listening on" not in open(self.coordinator_log).read():
-            if self.coordinator_proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("pd-coordinator did not start: " + open(self.coordinator_log).read())
-            time.sleep(0.05)
         self.coordinator_device = d
+        self.restart_coordinator()
         topo = os.path.join(self.dir, "topology.csv")
         with open(topo, "w") as f:
             f.write(self.topology_csv())
@@ -113,6 +107,23 @@ class Fleet:
         if out.returncode != 0:
             raise RuntimeError("topology import failed: " + out.stderr)
         return key
+
+    def restart_coordinator(self):
+        """Starts pd-coordinator serve on its database (again, after a kill)."""
+        db = os.path.join(self.dir, "coordinator.db")
+        mark = os.path.getsize(self.coordinator_log) if os.path.exists(self.coordinator_log) else 0
+        self.coordinator_proc = self.lab.spawn(self.coordinator_device, [
+            self.coordinator_bin, "serve", "--db", db, "--listen", self.coordinator, "--heartbeat-ms", "1000"],
+            log_path=self.coordinator_log)
+        deadline = time.monotonic() + 10
+        while True:
+            with open(self.coordinator_log) as f:
+                f.seek(mark)
+                if "listening on" in f.read():
+                    return
+            if self.coordinator_proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("pd-coordinator did not start: " + open(self.coordinator_log).read())
+            time.sleep(0.05)
 
     def admin(self, *args):
         """Runs `pd-coordinator admin` from the coordinator's own namespace."""

@@ -2,7 +2,10 @@
 office tree; each branch elects an RVP that pulls the content over its WAN link once, and
 the branch's other devices fetch it from inside the office."""
 import io
+import json
 import os
+import signal
+import time
 
 import pytest
 
@@ -11,45 +14,135 @@ from netlab.lab import Office
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 MiB = 1 << 20
+WAN_MBIT = 20
 # Per frame on the lab's WAN veths: Ethernet 14 + IPv4 20 + TCP 20 + timestamps 12. The link
 # counters count frames; with a 1500-byte MTU this framing alone is 4.6% of the payload.
 FRAME_OVERHEAD = 66
 
 
+def publish(fleet, tmp_path, size):
+    pkg = tmp_path / "pkg.bin"
+    data = os.urandom(size)
+    pkg.write_bytes(data)
+    manifest, url = fleet.publish(str(pkg))
+    return data, manifest, url
+
+
+def wan_payload(c0, c1, office):
+    """Bytes TCP carried into the office over its WAN link (frames minus their headers)."""
+    frames = c1["wan_in_packets:" + office] - c0["wan_in_packets:" + office]
+    raw = c1["wan_in:" + office] - c0["wan_in:" + office]
+    return raw - frames * FRAME_OVERHEAD, raw
+
+
+def check_completed(statuses, tmp_path, data):
+    for name, s in statuses.items():
+        assert s["state"] == "completed", (name, s)
+        assert (tmp_path / (name + ".bin")).read_bytes() == data
+
+
+def device_id(agent):
+    with open(os.path.join(agent.config["cache_dir"], "device-id")) as f:
+        return f.read().strip()
+
+
 @root_only
-def test_content_crosses_each_wan_link_once_and_only_the_top_office_uses_the_origin(tmp_path, host_bin, plugin_dir):
-    wan_mbit = 20
-    offices = [Office("central", devices=2),
-               Office("branch-a", devices=3, wan_mbit=wan_mbit, parent="central"),
-               Office("branch-b", devices=3, wan_mbit=wan_mbit, parent="central")]
+def test_the_office_tree_content_crosses_each_wan_link_once(tmp_path, host_bin, plugin_dir):
+    offices = [Office("central", devices=3),
+               Office("branch-a", devices=3, wan_mbit=WAN_MBIT, parent="central"),
+               Office("branch-a-wifi", devices=3, wan_mbit=WAN_MBIT, parent="branch-a", kind="WiFi"),
+               Office("branch-b", devices=3, wan_mbit=WAN_MBIT, parent="central"),
+               Office("vpn", devices=2, wan_mbit=WAN_MBIT, parent="central", kind="VPN")]
     with Fleet(tmp_path / "f", offices, host_bin, plugin_dir, p2p="hierarchy") as fleet:
+        # A bad topology is refused with its line numbers and the uploaded one stays.
+        before = fleet.admin("topology-export").stdout
+        bad = tmp_path / "bad.csv"
+        bad.write_text("name,parent,type,ranges\ncentral,,Default,198.18.1.0/24\nx,nowhere,Default,198.18.1.128/25\n")
+        out = fleet.admin("topology-import", str(bad))
+        assert out.returncode != 0
+        assert "line 3: unknown parent 'nowhere'" in out.stderr and "line 3: range 198.18.1.128/25" in out.stderr, out.stderr
+        assert fleet.admin("topology-export").stdout == before
+
         size = 64 * MiB
-        pkg = tmp_path / "pkg.bin"
-        data = os.urandom(size)
-        pkg.write_bytes(data)
-        manifest, url = fleet.publish(str(pkg))
+        data, manifest, url = publish(fleet, tmp_path, size)
         c0 = fleet.counters()
         statuses = fleet.watch(fleet.deploy(manifest, url, dest_dir=str(tmp_path)), timeout=300, out=io.StringIO())
         c1 = fleet.counters()
-        for name, s in statuses.items():
-            assert s["state"] == "completed", (name, s)
-            assert (tmp_path / (name + ".bin")).read_bytes() == data
+        check_completed(statuses, tmp_path, data)
         origin = (c1["origin"] - c0["origin"]) / size
         start = min(s["started_ms"] for s in statuses.values())
+        bound = size * 8 / (WAN_MBIT * 1e6)  # F/W: each WAN link on the path carries F once
         report = ["origin %.3f x" % origin]
-        for office in ("branch-a", "branch-b"):
-            frames = c1["wan_in_packets:" + office] - c0["wan_in_packets:" + office]
-            raw = c1["wan_in:" + office] - c0["wan_in:" + office]
-            wan_in = (raw - frames * FRAME_OVERHEAD) / size  # what TCP carried into the office
-            mine = [s for n, s in statuses.items() if n.startswith(office)]
-            last = (max(s["finished_ms"] for s in mine) - start) / 1000.0
-            bound = size * 8 / (wan_mbit * 1e6)
-            report.append("%s: WAN in %.3f x (%.3f x with framing), last done %.1f s = %.2f x F/W" % (
-                office, wan_in, raw / size, last, last / bound))
-            assert sum(s["bytes_by_source"]["origin"] for s in mine) == 0, (office, mine)
-            assert wan_in <= 1.05, report
+        for office in ("branch-a", "branch-a-wifi", "branch-b"):
+            payload, raw = wan_payload(c0, c1, office)
+            mine = {n: s for n, s in statuses.items() if fleet.lab.device(n).office.name == office}
+            last = (max(s["finished_ms"] for s in mine.values()) - start) / 1000.0
+            report.append("%s: WAN in %.3f x (%.3f x with framing), last done %.2f x F/W" % (
+                office, payload / size, raw / size, last / bound))
+            assert sum(s["bytes_by_source"]["origin"] for s in mine.values()) == 0, (office, mine)
+            assert payload <= 1.05 * size, report
             assert last <= 1.25 * bound, report
         print("; ".join(report))
         assert origin <= 1.05, report
-        health = fleet.admin("health")
-        assert health.returncode == 0 and '"devices": 8' in health.stdout, health.stdout + health.stderr
+        # VPN devices share nothing: they only downloaded; nobody was sent to them.
+        for name, a in fleet.agents.items():
+            if name.startswith("vpn"):
+                assert a.ok("facts")["serving"]["bytes_uploaded"] == 0, name
+        health = json.loads(fleet.admin("health").stdout)
+        assert health["devices"] == 14 and health["online"] == 14 and health["database"] == "ok", health
+        stats = {o["office"]: o for o in json.loads(fleet.admin("stats").stdout)["offices"]}
+        assert stats["central"]["origin_bytes"] >= size and stats["branch-a"]["origin_bytes"] == 0, stats
+        assert stats["branch-a"]["wan_bytes"] >= size, stats
+        assert "branch-a-wifi" in fleet.admin("devices-csv").stdout
+
+
+@root_only
+def test_a_killed_rvp_is_replaced_and_the_office_completes(tmp_path, host_bin, plugin_dir):
+    offices = [Office("central", devices=2), Office("branch-a", devices=3, wan_mbit=WAN_MBIT, parent="central")]
+    with Fleet(tmp_path / "f", offices, host_bin, plugin_dir, p2p="hierarchy") as fleet:
+        size = 48 * MiB
+        data, manifest, url = publish(fleet, tmp_path, size)
+        c0 = fleet.counters()
+        jobs = fleet.deploy(manifest, url, dest_dir=str(tmp_path))
+        rvp_id = json.loads(fleet.admin("rvp", "branch-a").stdout)["device_id"]
+        rvp = next(n for n, a in fleet.agents.items() if device_id(a) == rvp_id)
+        deadline = time.monotonic() + 60
+        while fleet.agents[rvp].ok("job", job=jobs[rvp])["status"]["bytes_verified"] < size // 3:
+            assert time.monotonic() < deadline, "the RVP made no progress"
+            time.sleep(0.1)
+        fleet.agents[rvp].kill()
+        survivors = {n: j for n, j in jobs.items() if n != rvp}
+        statuses = fleet.watch(survivors, timeout=300, out=io.StringIO())
+        c1 = fleet.counters()
+        check_completed(statuses, tmp_path, data)
+        new_rvp = json.loads(fleet.admin("rvp", "branch-a").stdout)["device_id"]
+        assert new_rvp and new_rvp != rvp_id
+        payload, raw = wan_payload(c0, c1, "branch-a")
+        print("WAN into branch-a %.3f x (%.3f x with framing) with the RVP killed at a third" % (payload / size, raw / size))
+        assert payload <= 1.05 * size
+        assert c1["origin"] - c0["origin"] <= 1.05 * size
+
+
+@root_only
+def test_a_coordinator_restart_mid_deployment_loses_nothing(tmp_path, host_bin, plugin_dir):
+    offices = [Office("central", devices=2), Office("branch-a", devices=2, wan_mbit=WAN_MBIT, parent="central")]
+    with Fleet(tmp_path / "f", offices, host_bin, plugin_dir, p2p="hierarchy") as fleet:
+        size = 32 * MiB
+        data, manifest, url = publish(fleet, tmp_path, size)
+        c0 = fleet.counters()
+        jobs = fleet.deploy(manifest, url, dest_dir=str(tmp_path))
+        time.sleep(4)
+        fleet.coordinator_proc.send_signal(signal.SIGKILL)
+        fleet.coordinator_proc.wait(timeout=10)
+        time.sleep(2)
+        fleet.restart_coordinator()
+        statuses = fleet.watch(jobs, timeout=300, out=io.StringIO())
+        c1 = fleet.counters()
+        check_completed(statuses, tmp_path, data)
+        # The devices and the topology came back from the database, and the branch still
+        # took the content over its WAN link once.
+        health = json.loads(fleet.admin("health").stdout)
+        assert health["devices"] == 4 and health["topology"] == "uploaded", health
+        payload, _ = wan_payload(c0, c1, "branch-a")
+        assert payload <= 1.05 * size
+        assert c1["origin"] - c0["origin"] <= 1.05 * size

@@ -283,7 +283,7 @@ TEST(registry, a_bad_topology_is_rejected_and_the_old_one_stays_across_a_restart
     EXPECT_THROW(f.reg.import_topology("name,parent,type,ranges\nX,Y,Default,\n"), topology_error);
     EXPECT_EQ(f.reg.current_topology().offices().size(), 5u);
     registry again(*f.store, election_policy{1}, 15000);
-    again.load();
+    again.load(f.now);
     EXPECT_TRUE(again.topology_uploaded());
     EXPECT_EQ(again.current_topology().offices().size(), 5u);
     EXPECT_EQ(again.sources("a1", cid, f.now).office, "Branch A");

@@ -138,6 +138,7 @@ void job::on_prepared(platform::file file, std::vector<std::uint8_t> verified, s
     for (std::uint32_t i = 0; i < pieces_.size(); ++i) todo_.push_back(i);
     flights_.assign(pieces_.size(), 0);
     flight_ms_.assign(pieces_.size(), 0);
+    flight_peer_.assign(pieces_.size(), {});
     avail_.assign(pieces_.size(), 0);
     avail_lan_.assign(pieces_.size(), 0);
     if (bytes_verified_) emit_progress(true);
@@ -360,10 +361,13 @@ std::uint32_t job::choose_piece(const peer_slot &peer) const {
     auto overdue = static_cast<std::int64_t>(session_.config().get_int("peer.request_queue_ms"));
     if (peer.rate > 0) overdue = std::max(overdue, static_cast<std::int64_t>(2000.0 * piece_bytes / peer.rate));
     std::int64_t now = store::now_ms();
-    for (std::uint32_t i = 0; i < pieces_.size(); ++i)
-        if (flights_[i] == 1 && now - flight_ms_[i] > overdue && holds(peer, i) && !(wan && avail_lan_[i]) &&
-            !wanted_blocks(pieces_[i]).empty())
-            return i;
+    for (std::uint32_t i = 0; i < pieces_.size(); ++i) {
+        if (flights_[i] != 1 || now - flight_ms_[i] <= overdue || !holds(peer, i) || (wan && avail_lan_[i])) continue;
+        // A piece queued behind others on a link that is answering is not late, just queued.
+        auto holder = flight_peer_[i].lock();
+        if (holder && now - std::max(holder->last_answer_ms, flight_ms_[i]) <= overdue) continue;
+        if (!wanted_blocks(pieces_[i]).empty()) return i;
+    }
     return none;
 }
 
@@ -454,6 +458,7 @@ void job::mark_fetching(bool on) {
 
 void job::fetch_from_origin(std::uint32_t index) {
     take_from_todo(index);
+    flight_peer_[index].reset();
     ++in_flight_;
     ++origin_in_flight_;
     piece p = pieces_[index];
@@ -504,59 +509,120 @@ void job::fetch_from_origin(std::uint32_t index) {
     });
 }
 
+// One request to a peer in flight: its blocks are verified and written as they arrive (on
+// workers), so a block can be shared moments after it was received and a connection that
+// dies loses only what was on the wire. The piece completes once the answer has ended and
+// every block task has finished.
+struct job::peer_request {
+    std::mutex mu;
+    piece_result r;
+    unsigned outstanding = 1;  // the answer itself, plus one per block task
+    std::vector<std::uint64_t> wanted;
+};
+
 void job::fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer_slot> &peer) {
     take_from_todo(index);
+    flight_peer_[index] = peer;
     ++in_flight_;
     ++peer->requests;
     piece p = pieces_[index];
-    auto wanted = wanted_blocks(p);
-    std::uint64_t first = wanted.front();
-    auto count = static_cast<std::uint32_t>(wanted.back() - first + 1);
-    auto blocks = std::make_shared<std::vector<std::vector<std::uint8_t>>>();
-    blocks->reserve(count);
+    auto st = std::make_shared<peer_request>();
+    st->wanted = wanted_blocks(p);
+    st->r.index = index;
+    st->r.p = p;
+    st->r.peer = peer;
+    st->r.source_class = peer->source_class;
+    st->r.source_name = (peer->source_class == PD_SOURCE_WAN ? "WAN peer " : "peer ") + peer->link->address();
+    std::uint64_t first = st->wanted.front();
+    auto count = static_cast<std::uint32_t>(st->wanted.back() - first + 1);
     std::int64_t sent_ms = store::now_ms();
+    auto self = shared_from_this();
+    // The last of the answer and the block tasks hands the piece to on_piece_done.
+    auto finish_one = [self, st] {
+        piece_result done;
+        {
+            std::lock_guard lk(st->mu);
+            if (--st->outstanding) return;
+            done = std::move(st->r);
+        }
+        asio::post(self->session_.net(), [self, done = std::move(done)]() mutable { self->on_piece_done(std::move(done)); });
+    };
     peer->link->request(
         manifest_->id, first, count,
-        [blocks](std::uint64_t, std::vector<std::uint8_t> bytes) { blocks->push_back(std::move(bytes)); },
-        [self = shared_from_this(), index, p, wanted = std::move(wanted), peer, blocks, first, sent_ms](
-            const error *why, const std::string &rejected) mutable {
-            piece_result r;
-            r.index = index;
-            r.p = p;
-            r.peer = peer;
-            r.source_class = peer->source_class;
-            r.source_name = (peer->source_class == PD_SOURCE_WAN ? "WAN peer " : "peer ") + peer->link->address();
-            r.rejected = rejected;
-            if (why) {
-                r.error = why->code();
-                r.message = why->what();
-                r.aborted = why->code() == PD_E_CANCELLED;
-                return self->on_piece_done(std::move(r));
+        [self, st, finish_one](std::uint64_t b, std::vector<std::uint8_t> bytes) {
+            {
+                std::lock_guard lk(st->mu);
+                st->r.bytes_fetched += bytes.size();
+                if (!std::binary_search(st->wanted.begin(), st->wanted.end(), b)) return;
+                ++st->outstanding;
             }
-            // Throughput: bytes over the time this answer took, counted from when it was
-            // sent or when the previous answer ended, whichever is later (pipelining).
-            std::int64_t now = store::now_ms();
-            for (auto &b : *blocks) r.bytes_fetched += b.size();
-            double span = static_cast<double>(std::max<std::int64_t>(1, now - std::max(sent_ms, peer->last_answer_ms)));
-            double sample = static_cast<double>(r.bytes_fetched) * 1000.0 / span;
-            peer->rate = peer->rate == 0 ? sample : 0.7 * peer->rate + 0.3 * sample;
-            peer->last_answer_ms = now;
-            asio::post(self->session_.workers(), [self, r = std::move(r), wanted = std::move(wanted), blocks, first,
-                                                  file = self->file_]() mutable {
+            asio::post(self->session_.workers(), [self, st, finish_one, b, bytes = std::move(bytes), file = self->file_] {
                 auto &m = *self->manifest_;
-                // A block of the wrong length is as bad as one with the wrong hash.
-                for (std::uint64_t i = 0; i < blocks->size(); ++i)
-                    if ((*blocks)[i].size() != m.block_length(first + i)) r.bad.push_back(first + i);
-                verify_and_write(m, *file, wanted,
-                                 [&](std::uint64_t b) -> const std::uint8_t * {
-                                     std::uint64_t i = b - first;
-                                     if (i >= blocks->size() || (*blocks)[i].size() != m.block_length(b)) return nullptr;
-                                     return (*blocks)[i].data();
-                                 },
-                                 r);
-                asio::post(self->session_.net(), [self, r = std::move(r)]() mutable { self->on_piece_done(std::move(r)); });
+                bool good = false;
+                std::string failure;
+                try {
+                    // A block of the wrong length is as bad as one with the wrong hash.
+                    if (bytes.size() == m.block_length(b) && crypto::sha256(bytes.data(), bytes.size()) == m.block_hashes[b]) {
+                        file->pwrite(m.block_offset(b), bytes.data(), bytes.size());
+                        good = true;
+                    }
+                } catch (const error &e) {
+                    failure = e.what();
+                    std::lock_guard lk(st->mu);
+                    st->r.error = e.code();
+                    st->r.fatal = true;
+                    st->r.message = e.what();
+                }
+                if (failure.empty()) {
+                    std::lock_guard lk(st->mu);
+                    (good ? st->r.good : st->r.bad).push_back(b);
+                    if (good) st->r.bytes_good += bytes.size();
+                }
+                if (good)
+                    asio::post(self->session_.net(), [self, b, cls = st->r.source_class, peer = st->r.peer] {
+                        self->on_block_written(b, cls, peer.get());
+                    });
+                finish_one();
             });
+        },
+        [self, st, finish_one, peer, sent_ms](const error *why, const std::string &rejected) {
+            {
+                std::lock_guard lk(st->mu);
+                st->r.rejected = rejected;
+                if (why) {
+                    st->r.error = why->code();
+                    st->r.message = why->what();
+                    st->r.aborted = why->code() == PD_E_CANCELLED;
+                } else {
+                    // Throughput: bytes over the time this answer took, counted from when it
+                    // was sent or when the previous answer ended, whichever is later (pipelining).
+                    std::int64_t now = store::now_ms();
+                    double span = static_cast<double>(std::max<std::int64_t>(1, now - std::max(sent_ms, peer->last_answer_ms)));
+                    double sample = static_cast<double>(st->r.bytes_fetched) * 1000.0 / span;
+                    peer->rate = peer->rate == 0 ? sample : 0.7 * peer->rate + 0.3 * sample;
+                    peer->last_answer_ms = now;
+                }
+            }
+            finish_one();
         });
+}
+
+// A block from a peer is verified and on disk: it becomes durable with the next flush and
+// is announced to peers following this content right after.
+void job::on_block_written(std::uint64_t b, std::uint32_t source_class, peer_slot *peer) {
+    if ((written_[b / 8] >> (b % 8)) & 1) return;  // end-game: the other copy was first
+    written_[b / 8] |= static_cast<std::uint8_t>(1u << (b % 8));
+    pending_durable_.push_back(b);
+    std::uint32_t len = manifest_->block_length(b);
+    pending_bytes_ += len;
+    bytes_by_source_[source_class] += len;
+    if (peer) peer->bytes += len;
+    last_progress_at_ = store::now_ms();
+    if (!active()) return;
+    if (pending_bytes_ >= static_cast<std::uint64_t>(session_.config().get_int("job.flush_bytes")))
+        schedule_flush(true);
+    else
+        schedule_flush(false);
 }
 
 void job::on_piece_done(piece_result r) {
@@ -671,6 +737,21 @@ void job::discover_peers() {
             }
             auto own = self->session_.listen_addresses();
             std::int64_t now = store::now_ms();
+            // WAN peers come from a backend's plan (the office's RVP pulls from the office
+            // above); a device that is no longer told to use them lets them go, so two
+            // devices of one office never pull the same content over the WAN.
+            std::set<std::string> listed;
+            for (auto &line : candidates) listed.insert(line.substr(0, line.find(' ')));
+            auto peers = self->peers_;
+            for (auto &p : peers)
+                if (p->source_class == PD_SOURCE_WAN && !listed.count(p->link->address())) {
+                    self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": WAN peer " +
+                                                        p->link->address() + " is no longer a source of this device");
+                    self->count_availability(*p, -1);
+                    self->peers_.erase(std::remove(self->peers_.begin(), self->peers_.end(), p), self->peers_.end());
+                    self->known_peers_.erase(p->link->address());
+                    p->link->close("no longer a source");
+                }
             for (auto &line : candidates) {
                 // "ip:port" or "ip:port wan" (a peer in another office).
                 auto space = line.find(' ');

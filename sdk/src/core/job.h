@@ -45,6 +45,7 @@ public:
 
     // Internal, public only for the worker-side helpers in job.cpp.
     struct source_stream;
+    struct peer_request;
     struct peer_slot {
         std::shared_ptr<peer_link> link;
         std::vector<std::uint8_t> have;  // its verified blocks, as last reported
@@ -117,6 +118,7 @@ private:
     void mark_fetching(bool on);
     void settle_initial_discovery();
     void on_piece_done(piece_result r);
+    void on_block_written(std::uint64_t block, std::uint32_t source_class, peer_slot *peer);
     void source_failed(const std::string &reason);
     void schedule_flush(bool now);
     void on_flushed(std::uint64_t verified_bytes, std::vector<std::uint64_t> blocks, std::string error, int code);
@@ -145,6 +147,7 @@ private:
     std::vector<std::uint32_t> todo_;       // indexes of pieces_ with no fetch outstanding
     std::vector<std::uint8_t> flights_;     // per piece: fetches outstanding (2 in end-game)
     std::vector<std::int64_t> flight_ms_;   // per piece: when its latest fetch was sent
+    std::vector<std::weak_ptr<peer_slot>> flight_peer_;  // per piece: the peer asked last (empty: origin)
     std::vector<std::uint16_t> avail_;      // per piece: usable peers holding all of it
     std::vector<std::uint16_t> avail_lan_;  // the same, LAN peers only (WAN peers get the rest)
     std::vector<std::uint64_t> pending_durable_;
