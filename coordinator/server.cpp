@@ -15,10 +15,15 @@ using error_code = boost::system::error_code;
 
 namespace {
 
-std::string text(const json &j, const char *key, const std::string &fallback = {}) {
+// Identifiers, names and addresses; a topology CSV or a list is not read through here.
+constexpr std::size_t max_text = 1024;
+
+std::string text(const json &j, const char *key, const std::string &fallback = {}, std::size_t limit = max_text) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return fallback;
     if (!it->is_string()) fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' must be a string");
+    if (it->get_ref<const std::string &>().size() > limit)
+        fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' is longer than " + std::to_string(limit) + " bytes");
     return it->get<std::string>();
 }
 
@@ -252,7 +257,9 @@ json server::handle(const json &request, const std::string &peer_ip) {
         }
         if (op == "admin.topology.import") {
             try {
-                registry_.import_topology(required(request, "csv"));
+                auto csv = text(request, "csv", {}, max_message_bytes);
+                if (csv.empty()) fail(PD_E_INVALID, PD_CATEGORY_API, "'csv' is required");
+                registry_.import_topology(csv);
             } catch (const topology_error &e) {
                 return {{"ok", false}, {"error", e.what()}, {"problems", e.problems()}};
             }

@@ -127,6 +127,32 @@ def test_a_peer_killed_mid_transfer_leaves_the_others_completing(tmp_path, host_
             assert (tmp_path / (name + ".bin")).read_bytes() == data
 
 
+@root_only
+def test_a_rogue_socket_is_disconnected_while_everyone_else_keeps_going(tmp_path, host_bin, plugin_dir):
+    import subprocess
+    rogue_bin = os.path.join(os.environ.get("PD_BUILD_DIR", ""), "tests", "pd_test_rogue")
+    with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, p2p=True) as fleet:
+        data, manifest, url = publish(fleet, tmp_path, 16 << 20)
+        seed(fleet, manifest, url, "office-1")
+        fleet.agents["office-1"].ok("setting", key="peer.upload_rate_bytes", value=str(8 << 20))  # ~4 s of serving
+        rogue = fleet.lab.add_device("office", "rogue")
+        target = fleet.lab.device("office-1").ip + ":34760"
+        jobs = fleet.deploy(manifest, url, devices=["office-2", "office-3"], dest_dir=str(tmp_path))
+        # The rogue holds the fleet key (an insider), so it gets past the handshake too.
+        out = subprocess.run(fleet.lab.command(rogue, [rogue_bin, target, os.path.join(str(tmp_path / "f"), "fleet.key")]),
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert out.stdout.count("disconnected") == 4 and "NOT" not in out.stdout, out.stdout
+        statuses = fleet.watch(jobs, timeout=120, out=io.StringIO())
+        for name, s in statuses.items():
+            assert s["state"] == "completed", (name, s)
+            assert s["bytes_by_source"]["lan"] == len(data), (name, s["bytes_by_source"])
+            assert (tmp_path / (name + ".bin")).read_bytes() == data
+        # Garbage, the oversized record and the malformed message count as refused peers (the
+        # truncated record ends in an ordinary hang-up).
+        assert fleet.agents["office-1"].ok("facts")["serving"]["peers_refused"] >= 3
+
+
 def deploy_together(fleet, tmp_path, manifest, url, data, timeout=300):
     """Every device starts at once; returns (origin egress, LAN bytes) in content copies."""
     c0 = fleet.counters()

@@ -161,7 +161,7 @@ typedef struct pd_session_stats {
     uint64_t bytes_uploaded;      /**< Block bytes sent to peers (DATA payloads). */
     uint64_t blocks_uploaded;     /**< Blocks sent to peers. */
     uint64_t peer_connections;    /**< Peer connections accepted (over the limit ones excluded). */
-    uint64_t peers_refused;       /**< Connections refused: wrong fleet key, limit, bad input. */
+    uint64_t peers_refused;       /**< Connections refused or dropped: wrong fleet key, over the limit, malformed input. */
     uint32_t connections_open;    /**< Peer connections open now. */
 } pd_session_stats;
 

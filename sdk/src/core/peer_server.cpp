@@ -60,7 +60,11 @@ private:
     void read_record() {
         channel_->receive([self = shared_from_this()](const error *why, net::bytes plain) {
             if (self->closed_) return;
-            if (why) return self->close(why->what(), std::string(why->what()) != net::async_channel::closed_by_peer);
+            if (why) {
+                bool eof = std::string(why->what()) == net::async_channel::closed_by_peer;
+                if (!eof) ++self->server_.counters_.connections_refused;  // bad framing, failed authentication
+                return self->close(why->what(), !eof);
+            }
             self->arm_idle();
             self->on_record(plain);
         });
