@@ -22,7 +22,7 @@ def test_publish_download_with_events(tmp_path, plugin_dir, payload):
     seen = []
     with peerdist.Session(str(tmp_path / "cache")) as s:
         s.load_plugin(plugin_dir)
-        assert [p["name"] for p in s.plugins()] == ["branchcache", "origin"]
+        assert [p["name"] for p in s.plugins()] == ["branchcache", "hierarchy", "origin"]
         m = peerdist.Manifest.read(str(tmp_path / "m.pdm"))
         s.import_manifest(m, "file://" + str(path))
         dest = tmp_path / "out.bin"
