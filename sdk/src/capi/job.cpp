@@ -48,7 +48,10 @@ PD_API int pd_job_start(uint64_t *out_job_id, pd_session *session, const pd_cont
             if (opts->delivery > PD_DELIVER_HARDLINK) misuse("unknown delivery mode");
             req.hardlink = opts->delivery == PD_DELIVER_HARDLINK;
         }
-        *out_job_id = s.call([&] { return s.start_job(req, out_job_id); });
+        // The manifest is read here, on the caller's thread: the network thread never waits
+        // on SQLite.
+        auto manifest = s.store().manifest(req.content);
+        *out_job_id = s.call([&] { return s.start_job(req, std::move(manifest), out_job_id); });
         return PD_OK;
     });
 }

@@ -242,13 +242,13 @@ void session::apply_setting(const std::string &key, const std::string &value) {
                            static_cast<std::uint32_t>(settings_.get_int("store.quota_percent"))});
 }
 
-std::uint64_t session::start_job(const job_request &request, std::uint64_t *existing) {
+std::uint64_t session::start_job(const job_request &request, std::shared_ptr<const content::manifest> m,
+                                 std::uint64_t *existing) {
     for (auto &[id, j] : jobs_)
         if (j->active() && j->content() == request.content) {
             if (existing) *existing = id;
             fail(PD_E_EXISTS, PD_CATEGORY_JOB, "job " + std::to_string(id) + " is already fetching this content");
         }
-    auto m = store_->manifest(request.content);
     if (!m)
         fail(PD_E_NOT_FOUND, PD_CATEGORY_JOB,
              "content " + to_hex(request.content.data(), 32) + " is unknown: import its manifest first");

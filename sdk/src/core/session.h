@@ -82,7 +82,9 @@ public:
     void apply_setting(const std::string &key, const std::string &value);
 
     // Network thread only.
-    std::uint64_t start_job(const job_request &request, std::uint64_t *existing);
+    // `m` is the content's manifest as the caller read it from the store (null: unknown).
+    std::uint64_t start_job(const job_request &request, std::shared_ptr<const content::manifest> m,
+                            std::uint64_t *existing);
     std::shared_ptr<job> find_job(std::uint64_t id) const;
     std::vector<std::uint64_t> job_ids() const;
     std::set<store::hash> busy_contents() const;
