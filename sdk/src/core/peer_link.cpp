@@ -144,10 +144,7 @@ void peer_link::on_message(net::wire::message m) {
 
 void peer_link::query_have(const content::hash &id, std::uint64_t block_count, have_fn done) {
     if (!open()) {
-        asio::post(io_, [done, a = address_] {
-            error e(PD_E_IO, PD_CATEGORY_NET, "peer " + a + ": connection is closed");
-            done(&e, {});
-        });
+        asio::post(io_, [done, e = closed_error()] { done(&e, {}); });
         return;
     }
     op o;
@@ -162,10 +159,7 @@ void peer_link::query_have(const content::hash &id, std::uint64_t block_count, h
 
 void peer_link::request(const content::hash &id, std::uint64_t first, std::uint32_t count, block_fn on_block, done_fn done) {
     if (!open()) {
-        asio::post(io_, [done, a = address_] {
-            error e(PD_E_IO, PD_CATEGORY_NET, "peer " + a + ": connection is closed");
-            done(&e, {});
-        });
+        asio::post(io_, [done, e = closed_error()] { done(&e, {}); });
         return;
     }
     op o;

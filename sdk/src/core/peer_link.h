@@ -75,6 +75,7 @@ private:
     void on_message(net::wire::message m);
     void fail(const error &why);
     void arm_timer();
+    error closed_error() const { return error(PD_E_IO, PD_CATEGORY_NET, "peer " + address_ + ": connection is closed"); }
 
     boost::asio::io_context &io_;
     std::string address_;
