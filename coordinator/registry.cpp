@@ -59,7 +59,7 @@ std::string registry::place(device_record &d) {
         return {};
     }
     office_of_[d.id] = o->name;
-    members_[o->name].insert(d.id);
+    members_[o->name][d.id] = &d;
     return o->name;
 }
 
@@ -166,10 +166,8 @@ std::string registry::rvp(const std::string &office, std::int64_t now_ms) {
     std::vector<candidate> candidates;
     auto members = members_.find(office);
     if (members != members_.end())
-        for (auto &id : members->second) {
-            auto &d = devices_.at(id);
-            if (online(d, now_ms) && !d.listen.empty()) candidates.push_back(as_candidate(d));
-        }
+        for (auto &[id, d] : members->second)
+            if (online(*d, now_ms) && !d->listen.empty()) candidates.push_back(as_candidate(*d));
     int winner = elect(candidates, policy_);
     if (winner < 0) {
         rvp_.erase(office);
@@ -186,11 +184,42 @@ std::vector<const device_record *> registry::participants(const std::string &off
     std::vector<const device_record *> out;
     auto members = members_.find(office);
     if (members == members_.end()) return out;
-    for (auto &id : members->second) {
-        if (id == except) continue;
-        auto &d = devices_.at(id);
-        if (online(d, now_ms) && !d.listen.empty() && assigned(id, content_id)) out.push_back(&d);
+    for (auto &[id, d] : members->second)
+        if (id != except && online(*d, now_ms) && !d->listen.empty() && assigned(id, content_id)) out.push_back(d);
+    return out;
+}
+
+bool registry::has_participants(const std::string &office, const std::string &content_id, std::int64_t now_ms) const {
+    auto members = members_.find(office);
+    if (members == members_.end()) return false;
+    for (auto &[id, d] : members->second)
+        if (online(*d, now_ms) && !d->listen.empty() && assigned(id, content_id)) return true;
+    return false;
+}
+
+std::vector<std::string> registry::endpoints(std::vector<const device_record *> devices, const std::string &content_id,
+                                             const std::string &rvp, const std::string &asker) const {
+    if (devices.size() > max_peers) {
+        auto held = holdings_.find(content_id);
+        auto rank = [&](const device_record *d) {
+            if (d->id == rvp) return 0;
+            if (held != holdings_.end()) {
+                auto h = held->second.find(d->id);
+                if (h != held->second.end() && h->second.complete) return 1;
+            }
+            return 2;
+        };
+        std::stable_sort(devices.begin(), devices.end(), [&](auto *a, auto *b) { return rank(a) < rank(b); });
+        auto rest = std::find_if(devices.begin(), devices.end(), [&](auto *d) { return rank(d) == 2; });
+        if (rest != devices.end()) {
+            auto offset = std::hash<std::string>{}(asker) % static_cast<std::size_t>(devices.end() - rest);
+            std::rotate(rest, rest + static_cast<std::ptrdiff_t>(offset), devices.end());
+        }
+        devices.resize(max_peers);
     }
+    std::vector<std::string> out;
+    out.reserve(devices.size());
+    for (auto *d : devices) out.push_back(d->listen);
     return out;
 }
 
@@ -206,28 +235,26 @@ sources_answer registry::sources(const std::string &device_id, const std::string
     // The nearest ancestor office with participants: where this office's content comes from.
     const office *upstream = nullptr;
     for (std::size_t i = 1; i < path.size() && !upstream; ++i)
-        if (path[i]->type != office_type::vpn && !participants(path[i]->name, content_id, now_ms).empty()) upstream = path[i];
-    auto endpoints = [](const std::vector<const device_record *> &devices) {
-        std::vector<std::string> out;
-        for (auto *d : devices) out.push_back(d->listen);
-        return out;
+        if (path[i]->type != office_type::vpn && has_participants(path[i]->name, content_id, now_ms)) upstream = path[i];
+    auto upstream_peers = [&] {
+        return endpoints(participants(upstream->name, content_id, now_ms), content_id, rvp(upstream->name, now_ms), device_id);
     };
     if (o->type == office_type::vpn) {
         // VPN devices share nothing with each other; each pulls from upstream like an RVP.
         a.role = "member";
         a.origin_allowed = !upstream;
-        if (upstream) a.wan_peers = endpoints(participants(upstream->name, content_id, now_ms));
+        if (upstream) a.wan_peers = upstream_peers();
         return a;
     }
     a.rvp = rvp(o->name, now_ms);
-    a.lan_peers = endpoints(participants(o->name, content_id, now_ms, device_id));
+    a.lan_peers = endpoints(participants(o->name, content_id, now_ms, device_id), content_id, a.rvp, device_id);
     if (!upstream) {
         a.role = "top";  // the highest office with participants: only it touches the origin
         a.origin_allowed = true;
     } else if (a.rvp == device_id) {
         a.role = "rvp";
         a.origin_allowed = false;
-        a.wan_peers = endpoints(participants(upstream->name, content_id, now_ms));
+        a.wan_peers = upstream_peers();
     } else {
         a.role = "member";
         a.origin_allowed = false;

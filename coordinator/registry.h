@@ -14,6 +14,9 @@
 
 namespace pd::coord {
 
+// Longest peer list in a sources answer: a large office is sampled, not listed whole.
+constexpr std::size_t max_peers = 64;
+
 struct sources_answer {
     // "unmanaged" (no office or not assigned: origin only), "top" (the highest office with
     // participants: it alone takes the origin), "rvp" (pulls from the nearest ancestor office
@@ -73,6 +76,11 @@ private:
     // Online participants of the office for the content, excluding `except`.
     std::vector<const device_record *> participants(const std::string &office, const std::string &content_id,
                                                     std::int64_t now_ms, const std::string &except = {}) const;
+    bool has_participants(const std::string &office, const std::string &content_id, std::int64_t now_ms) const;
+    // At most max_peers endpoints for `asker`: the RVP first, then devices holding the whole
+    // content, then a slice of the rest that differs per asker (spreading the load).
+    std::vector<std::string> endpoints(std::vector<const device_record *> devices, const std::string &content_id,
+                                       const std::string &rvp, const std::string &asker) const;
 
     coordinator_store &store_;
     election_policy policy_;
@@ -81,7 +89,8 @@ private:
     bool uploaded_ = false;
     std::unordered_map<std::string, device_record> devices_;
     std::unordered_map<std::string, std::string> office_of_;             // device id -> office
-    std::map<std::string, std::set<std::string>> members_;               // office -> device ids
+    // office -> (device id -> its record in devices_; unordered_map nodes do not move)
+    std::map<std::string, std::map<std::string, const device_record *>> members_;
     std::map<std::string, content_record> contents_;
     std::map<std::string, std::map<std::string, holding>> holdings_;     // content -> device -> holding
     std::map<std::string, assignment_group> groups_;

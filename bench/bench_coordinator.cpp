@@ -1,0 +1,152 @@
+// Coordinator scale benchmark (issue 6): a real `pd-coordinator serve` process, a topology of
+// OFFICES offices, then DEVICES simulated devices registered over the secure channel by
+// CLIENTS concurrent connections, one heartbeat each, and one source lookup each. Reports
+// registrations and heartbeats per second, lookup latency p50/p99 as the client sees it
+// (request to reply, loopback), and the server's resident memory (VmRSS, VmHWM).
+// usage: pd_bench_coordinator PD_COORDINATOR [DEVICES] [OFFICES] [CLIENTS]
+#include "coordinator/protocol.h"
+#include "util/error.h"
+
+#include <sodium.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <signal.h>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using pd::coord::json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+std::string read_text(const std::string &path) {
+    std::ifstream in(path);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::uint64_t status_kib(pid_t pid, const char *field) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(field, 0) == 0) return std::stoull(line.substr(std::strlen(field)));
+    return 0;
+}
+
+std::string office_net(int i) { return "10." + std::to_string(i / 256) + "." + std::to_string(i % 256); }
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: pd_bench_coordinator PD_COORDINATOR [DEVICES] [OFFICES] [CLIENTS]\n");
+        return 2;
+    }
+    if (sodium_init() < 0) return 1;
+    std::string bin = argv[1];
+    int devices = argc > 2 ? std::atoi(argv[2]) : 100000;
+    int offices = argc > 3 ? std::atoi(argv[3]) : 1000;
+    int clients = argc > 4 ? std::atoi(argv[4]) : 8;
+    char dir_template[] = "/var/tmp/pd-coord-bench.XXXXXX";
+    std::string dir = ::mkdtemp(dir_template);
+    std::string db = dir + "/c.db", keyfile = dir + "/key", log = dir + "/log";
+    if (std::system((bin + " init --db " + db + " --key-out " + keyfile + " >/dev/null").c_str()) != 0) return 1;
+    std::string port = std::to_string(20000 + (::getpid() % 20000));
+    std::string address = "127.0.0.1:" + port;
+    pid_t server = ::fork();
+    if (server == 0) {
+        std::freopen(log.c_str(), "w", stdout);
+        ::execl(bin.c_str(), bin.c_str(), "serve", "--db", db.c_str(), "--listen", address.c_str(), "--heartbeat-ms",
+                "60000", static_cast<char *>(nullptr));
+        _exit(127);
+    }
+    while (read_text(log).find("listening") == std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::uint64_t rss_idle = status_kib(server, "VmRSS:");
+    std::string key_hex = read_text(keyfile).substr(0, 64);
+    std::uint8_t key[32];
+    for (int i = 0; i < 32; ++i) key[i] = static_cast<std::uint8_t>(std::stoul(key_hex.substr(2 * i, 2), nullptr, 16));
+
+    std::string csv = "name,parent,type,ranges\nCentral Office,,Default," + office_net(0) + ".0/24\n";
+    for (int i = 1; i < offices; ++i)
+        csv += "Office " + std::to_string(i) + ",Central Office,Default," + office_net(i) + ".0/24\n";
+    {
+        pd::coord::coordinator_client admin(address, key, 30000);
+        auto r = admin.call({{"op", "admin.topology.import"}, {"csv", csv}});
+        if (!r.value("ok", false)) {
+            std::fprintf(stderr, "topology import failed: %s\n", r.dump().c_str());
+            return 1;
+        }
+    }
+    auto device_json = [&](int d) {
+        int office = d % offices, host = d / offices;
+        std::string ip = office_net(office) + "." + std::to_string(10 + host % 240);
+        char id[33];
+        std::snprintf(id, sizeof id, "%032x", d);
+        return json{{"op", "register"}, {"device_id", id}, {"name", "host-" + std::to_string(d)},
+                    {"address", ip}, {"listen", ip + ":34760"}, {"version", "0.1.0"},
+                    {"facts", {{"free_bytes", 1000000000ull + static_cast<std::uint64_t>(d) * 7919 % 100000000000ull},
+                               {"usable_free_bytes", 500000000ull}, {"chassis", 1 + d % 2}, {"os_type", 1},
+                               {"uptime_seconds", d % 86400}}}};
+    };
+    // Runs `make(d)` for every device over `clients` connections; returns seconds and the
+    // latency of each request in microseconds.
+    auto phase = [&](auto make) {
+        std::vector<std::vector<double>> lat(static_cast<std::size_t>(clients));
+        std::atomic<int> next{0};
+        auto t0 = clock_type::now();
+        std::vector<std::thread> threads;
+        for (int c = 0; c < clients; ++c)
+            threads.emplace_back([&, c] {
+                pd::coord::coordinator_client client(address, key, 30000);
+                for (int d; (d = next++) < devices;) {
+                    auto t = clock_type::now();
+                    auto reply = client.call(make(d));
+                    lat[static_cast<std::size_t>(c)].push_back(
+                        std::chrono::duration<double, std::micro>(clock_type::now() - t).count());
+                    if (!reply.value("ok", false)) std::fprintf(stderr, "refused: %s\n", reply.dump().c_str());
+                }
+            });
+        for (auto &t : threads) t.join();
+        double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+        std::vector<double> all;
+        for (auto &l : lat) all.insert(all.end(), l.begin(), l.end());
+        std::sort(all.begin(), all.end());
+        return std::make_pair(secs, all);
+    };
+    auto pct = [](const std::vector<double> &v, double p) { return v.empty() ? 0.0 : v[static_cast<std::size_t>(p * (v.size() - 1))]; };
+
+    auto reg = phase(device_json);
+    std::uint64_t rss_registered = status_kib(server, "VmRSS:");
+    auto hb = phase([&](int d) {
+        char id[33];
+        std::snprintf(id, sizeof id, "%032x", d);
+        return json{{"op", "heartbeat"}, {"device_id", id}, {"facts", {{"free_bytes", 1000000000ull}, {"uptime_seconds", 100}}}};
+    });
+    std::string content(64, 'c');
+    auto look = phase([&](int d) {
+        char id[33];
+        std::snprintf(id, sizeof id, "%032x", (d * 7919) % devices);
+        return json{{"op", "sources"}, {"device_id", id}, {"content", content}};
+    });
+    std::uint64_t rss = status_kib(server, "VmRSS:"), hwm = status_kib(server, "VmHWM:");
+    ::kill(server, SIGTERM);
+    ::waitpid(server, nullptr, 0);
+    std::printf("coordinator scale: %d devices in %d offices, %d client connections, loopback\n", devices, offices, clients);
+    std::printf("  registrations  %8.0f /s  (p50 %.0f us, p99 %.0f us)\n", devices / reg.first, pct(reg.second, .5), pct(reg.second, .99));
+    std::printf("  heartbeats     %8.0f /s  (p50 %.0f us, p99 %.0f us)\n", devices / hb.first, pct(hb.second, .5), pct(hb.second, .99));
+    std::printf("  source lookups %8.0f /s  p50 %.0f us, p99 %.0f us (target p99 < 1000 us)\n", devices / look.first,
+                pct(look.second, .5), pct(look.second, .99));
+    std::printf("  server memory  idle %.1f MiB, after registrations %.1f MiB, end %.1f MiB, peak %.1f MiB (target < 1024 MiB)\n",
+                rss_idle / 1024.0, rss_registered / 1024.0, rss / 1024.0, hwm / 1024.0);
+    std::system(("rm -rf " + dir).c_str());
+    return 0;
+}
