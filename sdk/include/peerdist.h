@@ -10,5 +10,6 @@
 #include "peerdist/events.h"
 #include "peerdist/content.h"
 #include "peerdist/job.h"
+#include "peerdist/admin.h"
 
 #endif /* PEERDIST_H */

@@ -9,6 +9,9 @@
 #include "coordinator/store.h"
 #include "coordinator/topology.h"
 
+#include <peerdist/admin.h>
+#include <cstring>
+
 #include <boost/asio/io_context.hpp>
 
 #include <thread>
@@ -377,4 +380,66 @@ TEST(coordinator_server, a_wrong_key_is_a_shared_key_mismatch_and_big_messages_t
     EXPECT_FALSE(bad["ok"].get<bool>());
     EXPECT_EQ(bad["problems"][0], "line 2: unknown parent 'B' of 'A'");
     EXPECT_EQ(c.call({{"op", "admin.health"}})["offices"], 5001);  // the old topology stays
+}
+
+TEST(admin_capi, every_admin_operation_over_the_c_abi) {
+    running_server s;
+    auto addr = s.srv->bound_address();
+    std::uint8_t other[32] = {9};
+    pd_admin *bad = nullptr;
+    EXPECT_EQ(pd_admin_connect(&bad, addr.c_str(), other, 32, 3000), PD_E_AUTH);
+    EXPECT_NE(std::string(pd_error_last()->message).find("shared key mismatch"), std::string::npos);
+    EXPECT_EQ(bad, nullptr);
+    EXPECT_EQ(pd_admin_connect(&bad, addr.c_str(), s.key.data(), 31, 3000), PD_E_INVALID);
+
+    pd_admin *a = nullptr;
+    ASSERT_EQ(pd_admin_connect(&a, addr.c_str(), s.key.data(), 32, 3000), PD_OK) << pdtest::last_error();
+    auto text = [](pd_buf &b) {
+        std::string t(reinterpret_cast<char *>(b.ptr), b.size);
+        pd_buf_dispose(&b);
+        return t;
+    };
+    pd_buf b = PD_BUF_INIT;
+    ASSERT_EQ(pd_admin_server_id(&b, a), PD_OK);
+    EXPECT_EQ(text(b), "s1");
+    ASSERT_EQ(pd_admin_health(&b, a), PD_OK);
+    auto health = json::parse(text(b));
+    EXPECT_EQ(health["database"], "ok");
+    EXPECT_EQ(health["topology"], "automatic");
+
+    ASSERT_EQ(pd_admin_topology_import(a, good_csv, std::strlen(good_csv)), PD_OK) << pdtest::last_error();
+    const char *broken = "name,parent,type,ranges\nCentral Office,,Default,\nX,Nowhere,Default,10.9.0.300/24\n";
+    EXPECT_EQ(pd_admin_topology_import(a, broken, std::strlen(broken)), PD_E_INVALID);
+    std::string why = pd_error_last()->message;
+    EXPECT_NE(why.find("line 3: unknown parent 'Nowhere'"), std::string::npos) << why;
+    EXPECT_NE(why.find("line 3: bad address range '10.9.0.300/24'"), std::string::npos) << why;
+    ASSERT_EQ(pd_admin_topology_export(&b, a), PD_OK);
+    EXPECT_NE(text(b).find("Branch A WiFi,Branch A,WiFi,10.1.2.10-10.1.2.200"), std::string::npos);
+
+    pdtest::temp_dir dir;
+    pdtest::write_file(dir / "pkg.bin", pdtest::random_bytes(200000, 5));
+    pd_manifest *m = nullptr;
+    ASSERT_EQ(pd_manifest_hash_file(&m, (dir / "pkg.bin").c_str(), nullptr), PD_OK);
+    EXPECT_EQ(pd_admin_publish(a, m, "http://cdn/pkg.bin\nfile:///share/pkg.bin"), PD_OK) << pdtest::last_error();
+    const char *devs[] = {"pc-1"};
+    EXPECT_EQ(pd_admin_set_group(a, "pilot", devs, 1, pd_manifest_id(m), 1), PD_OK) << pdtest::last_error();
+    EXPECT_EQ(s.store->groups().at(0).contents.size(), 1u);
+    EXPECT_EQ(s.store->contents().at(0).origins, "http://cdn/pkg.bin\nfile:///share/pkg.bin");
+    EXPECT_EQ(pd_admin_remove_group(a, "pilot"), PD_OK);
+    EXPECT_TRUE(s.store->groups().empty());
+    pd_manifest_free(m);
+
+    coordinator_client agent(addr, s.key.data(), 3000);
+    agent.call({{"op", "register"}, {"device_id", "d1"}, {"name", "pc-1"}, {"address", "10.1.0.5"}, {"listen", "10.1.0.5:34760"}});
+    agent.call({{"op", "job_stats"}, {"device_id", "d1"}, {"content", cid}, {"bytes", {{"wan", 5}, {"lan", 7}}}});
+    ASSERT_EQ(pd_admin_devices_csv(&b, a), PD_OK);
+    EXPECT_NE(text(b).find("d1,pc-1,10.1.0.5,Branch A,"), std::string::npos);
+    ASSERT_EQ(pd_admin_office_stats_csv(&b, a), PD_OK);
+    EXPECT_EQ(text(b), "office,origin_bytes,wan_bytes,lan_bytes\nBranch A,0,5,7\n");
+    ASSERT_EQ(pd_admin_rvp(&b, a, "Branch A"), PD_OK);
+    EXPECT_EQ(text(b), "d1");
+    ASSERT_EQ(pd_admin_rvp(&b, a, "Branch B"), PD_OK);
+    EXPECT_EQ(text(b), "");
+    pd_admin_free(a);
+    pd_admin_free(nullptr);
 }

@@ -9,11 +9,6 @@
 
 #include <cstring>
 
-struct pd_manifest {
-    pd::content::manifest m;
-    pd_content_id id;
-};
-
 struct pd_publication {
     pd::content::publication p;
     pd_content_id id;

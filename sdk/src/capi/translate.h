@@ -15,6 +15,11 @@ struct pd_session {
     std::unique_ptr<pd::core::session> impl;
 };
 
+struct pd_manifest {
+    pd::content::manifest m;
+    pd_content_id id;
+};
+
 namespace pd::capi {
 
 void set_error(int code, int category, const std::string &message);

@@ -1,0 +1,87 @@
+/*
+ * peerdist/admin.h - administering a pd-coordinator (hierarchy mode).
+ *
+ * An admin handle is one secure-channel connection to a coordinator, authenticated with
+ * the fleet's shared key (docs/coordinator.md). Every call is a blocking request/reply on
+ * it, bounded by the handle's timeout. A handle is not thread-safe: use one per thread.
+ * Texts come back in a pd_buf the caller disposes with pd_buf_dispose().
+ */
+#ifndef PEERDIST_ADMIN_H
+#define PEERDIST_ADMIN_H
+
+#include "content.h"
+
+PD_BEGIN_DECL
+
+/** Opaque connection to a coordinator. */
+typedef struct pd_admin pd_admin;
+
+/**
+ * Connect to a coordinator.
+ * @param out         receives the handle. OWNERSHIP: caller frees with pd_admin_free().
+ * @param address     "ip:port" ("[v6]:port").
+ * @param fleet_key   the fleet's 32-byte shared key (pd-coordinator init printed it).
+ * @param timeout_ms  bound of the connect and of every later call (0: 10 s).
+ * @return PD_OK; PD_E_INVALID (address, key length); PD_E_TIMEOUT; PD_E_IO;
+ *         PD_E_AUTH with "shared key mismatch" when the coordinator holds another key.
+ * THREAD: any.
+ */
+PD_API int pd_admin_connect(pd_admin **out, const char *address, const uint8_t *fleet_key, size_t fleet_key_len,
+                            uint32_t timeout_ms);
+
+/** Close the connection and free the handle (NULL is a no-op). THREAD: any. */
+PD_API void pd_admin_free(pd_admin *admin);
+
+/**
+ * Health check: a JSON object with "server_id", "version", "devices", "online", "offices",
+ * "contents", "database" ("ok" or what is wrong) and "topology" ("uploaded"/"automatic").
+ * @return PD_OK, or PD_E_IO when the connection broke (reconnect with a new handle).
+ */
+PD_API int pd_admin_health(pd_buf *out, pd_admin *admin);
+
+/** The coordinator's server id (32 hex digits). */
+PD_API int pd_admin_server_id(pd_buf *out, pd_admin *admin);
+
+/**
+ * Replace the office topology with a CSV (format in docs/hierarchy.md).
+ * @return PD_OK; PD_E_INVALID when the CSV was refused: the topology in force stays, and
+ *         pd_error_last()->message lists every problem with its line number, one per line.
+ */
+PD_API int pd_admin_topology_import(pd_admin *admin, const char *csv, size_t len);
+
+/** The topology in force as CSV (the automatic one when none was uploaded). */
+PD_API int pd_admin_topology_export(pd_buf *out, pd_admin *admin);
+
+/**
+ * The activated-devices report, CSV with a header:
+ * device_id,name,address,office,version,online,last_seen_ms,free_bytes,chassis,os_type
+ */
+PD_API int pd_admin_devices_csv(pd_buf *out, pd_admin *admin);
+
+/** Per-office statistics, CSV with a header: office,origin_bytes,wan_bytes,lan_bytes */
+PD_API int pd_admin_office_stats_csv(pd_buf *out, pd_admin *admin);
+
+/**
+ * Publish a content to the coordinator (metadata only: id, name, size, block count, origins).
+ * @param origins  origin locators, newline-separated, in order of preference; may be NULL.
+ */
+PD_API int pd_admin_publish(pd_admin *admin, const pd_manifest *manifest, const char *origins);
+
+/**
+ * Create or replace an assignment group. With groups defined, a device takes part in a
+ * content only if a group lists both (a group listing no contents covers every content);
+ * everyone else downloads from the origin.
+ * @param devices   device ids or host names. @param contents  may be NULL when n_contents is 0.
+ */
+PD_API int pd_admin_set_group(pd_admin *admin, const char *name, const char *const *devices, size_t n_devices,
+                              const pd_content_id *contents, size_t n_contents);
+
+/** Remove an assignment group (removing a missing one is not an error). */
+PD_API int pd_admin_remove_group(pd_admin *admin, const char *name);
+
+/** The office's RVP now (a device id), or an empty text when no device there is online. */
+PD_API int pd_admin_rvp(pd_buf *out, pd_admin *admin, const char *office);
+
+PD_END_DECL
+
+#endif /* PEERDIST_ADMIN_H */
