@@ -12,10 +12,11 @@ import time
 from . import errors
 from ._native import (Manifest, content_info, plugin_dir_default, publication_sign, publication_verify,
                       publisher_keygen, strerror, version, version_num)
+from ._native import Admin as _NativeAdmin
 from ._native import Session as _NativeSession
 from .errors import Error
 
-__all__ = ["Session", "Manifest", "Error", "errors", "wait_job", "version", "version_num", "strerror",
+__all__ = ["Session", "Admin", "Manifest", "Error", "errors", "wait_job", "version", "version_num", "strerror",
            "plugin_dir_default", "publisher_keygen", "publication_sign", "publication_verify", "content_info"]
 
 FINAL_STATES = ("completed", "failed", "cancelled")
@@ -30,6 +31,37 @@ class Session(_NativeSession):
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+class Admin(_NativeAdmin):
+    """A connection to a pd-coordinator (hierarchy mode), authenticated with the fleet key.
+
+        with peerdist.Admin("10.0.0.5:7400", bytes.fromhex(key_hex)) as admin:
+            admin.import_topology(open("offices.csv").read())
+            print(admin.health())
+    """
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def health(self):
+        """Versions, devices (online), offices, contents, database check, topology kind."""
+        import json
+        return json.loads(self.health_json())
+
+    def office_stats(self):
+        """[{office, origin_bytes, wan_bytes, lan_bytes}] from the agents' job reports."""
+        import csv
+        import io
+        rows = list(csv.DictReader(io.StringIO(self.office_stats_csv())))
+        for r in rows:
+            for k in ("origin_bytes", "wan_bytes", "lan_bytes"):
+                r[k] = int(r[k])
+        return rows
 
 
 def wait_job(session, job_id, timeout=None, on_event=None):

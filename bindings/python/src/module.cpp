@@ -318,6 +318,79 @@ private:
     pd_session *s_ = nullptr;
 };
 
+// A connection to a coordinator (pd_admin_*). Texts come back as str; every call releases
+// the GIL while it waits for the coordinator.
+class admin {
+public:
+    admin(const std::string &address, py::bytes fleet_key, std::uint32_t timeout_ms) {
+        std::string key = fleet_key;
+        int rc;
+        {
+            py::gil_scoped_release nogil;
+            rc = pd_admin_connect(&a_, address.c_str(), reinterpret_cast<const std::uint8_t *>(key.data()), key.size(), timeout_ms);
+        }
+        check(rc);
+    }
+    ~admin() { pd_admin_free(a_); }
+    admin(const admin &) = delete;
+    admin &operator=(const admin &) = delete;
+
+    void close() {
+        pd_admin_free(a_);
+        a_ = nullptr;
+    }
+    std::string health() { return text([&](pd_buf *b) { return pd_admin_health(b, get()); }); }
+    std::string server_id() { return text([&](pd_buf *b) { return pd_admin_server_id(b, get()); }); }
+    std::string export_topology() { return text([&](pd_buf *b) { return pd_admin_topology_export(b, get()); }); }
+    std::string devices_csv() { return text([&](pd_buf *b) { return pd_admin_devices_csv(b, get()); }); }
+    std::string office_stats_csv() { return text([&](pd_buf *b) { return pd_admin_office_stats_csv(b, get()); }); }
+    std::string rvp(const std::string &office) {
+        return text([&](pd_buf *b) { return pd_admin_rvp(b, get(), office.c_str()); });
+    }
+    void import_topology(const std::string &csv) {
+        call([&] { return pd_admin_topology_import(get(), csv.data(), csv.size()); });
+    }
+    void publish(const manifest &m, const std::vector<std::string> &origins) {
+        std::string joined;
+        for (auto &o : origins) joined += (joined.empty() ? "" : "\n") + o;
+        call([&] { return pd_admin_publish(get(), m.m, joined.c_str()); });
+    }
+    void set_group(const std::string &name, const std::vector<std::string> &devices, const std::vector<std::string> &contents) {
+        std::vector<const char *> devs;
+        for (auto &d : devices) devs.push_back(d.c_str());
+        std::vector<pd_content_id> ids;
+        for (auto &c : contents) ids.push_back(parse_id(c));
+        call([&] { return pd_admin_set_group(get(), name.c_str(), devs.data(), devs.size(), ids.data(), ids.size()); });
+    }
+    void remove_group(const std::string &name) {
+        call([&] { return pd_admin_remove_group(get(), name.c_str()); });
+    }
+
+private:
+    pd_admin *get() const {
+        if (!a_) throw native_error{PD_E_MISUSE, PD_CATEGORY_API, "admin connection is closed"};
+        return a_;
+    }
+    template <class F>
+    void call(F f) {
+        int rc;
+        {
+            py::gil_scoped_release nogil;
+            rc = f();
+        }
+        check(rc);
+    }
+    template <class F>
+    std::string text(F f) {
+        pd_buf b = PD_BUF_INIT;
+        call([&] { return f(&b); });
+        std::string out(reinterpret_cast<const char *>(b.ptr), b.size);
+        pd_buf_dispose(&b);
+        return out;
+    }
+    pd_admin *a_ = nullptr;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_native, mod) {
@@ -393,6 +466,21 @@ PYBIND11_MODULE(_native, mod) {
         .def("cache_path", &session::cache_path)
         .def("device_facts", &session::device_facts)
         .def("stats", &session::stats);
+
+    py::class_<admin>(mod, "Admin")
+        .def(py::init<const std::string &, py::bytes, std::uint32_t>(), py::arg("address"), py::arg("fleet_key"),
+             py::arg("timeout_ms") = 10000)
+        .def("close", &admin::close)
+        .def("health_json", &admin::health)
+        .def("server_id", &admin::server_id)
+        .def("import_topology", &admin::import_topology, py::arg("csv"))
+        .def("export_topology", &admin::export_topology)
+        .def("devices_csv", &admin::devices_csv)
+        .def("office_stats_csv", &admin::office_stats_csv)
+        .def("publish", &admin::publish, py::arg("manifest"), py::arg("origins") = std::vector<std::string>{})
+        .def("set_group", &admin::set_group, py::arg("name"), py::arg("devices"), py::arg("contents") = std::vector<std::string>{})
+        .def("remove_group", &admin::remove_group, py::arg("name"))
+        .def("rvp", &admin::rvp, py::arg("office"));
 
     mod.def("publisher_keygen", [] {
         std::uint8_t pk[32], sk[64];
