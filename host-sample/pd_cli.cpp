@@ -17,7 +17,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
+#include <memory>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <thread>
@@ -418,6 +421,92 @@ int agent_main(const std::string &socket, const std::string &cmd, const args &a)
     }
 }
 
+// pd admin --coordinator IP:PORT --key-file FILE OP ...: the coordinator's admin API
+// (pd_admin_*, docs/coordinator.md).
+int cmd_admin(const args &a) {
+    const auto &p = a.positional;
+    std::string coordinator = a.get("--coordinator"), keyfile = a.get("--key-file");
+    if (p.empty() || coordinator.empty() || keyfile.empty()) {
+        std::fprintf(stderr,
+                     "usage: pd admin --coordinator IP:PORT --key-file FILE OP\n"
+                     "  health | server-id | topology-export | devices-csv | stats | rvp OFFICE\n"
+                     "  topology-import CSV | publish MANIFEST [--origin URL]... | group-set NAME --devices A,B [--contents ID,ID]\n"
+                     "  group-remove NAME\n");
+        return 2;
+    }
+    std::ifstream in(keyfile);
+    std::string hex;
+    in >> hex;
+    std::vector<uint8_t> key(32);
+    for (size_t i = 0; i < 32 && hex.size() == 64; ++i) key[i] = static_cast<uint8_t>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
+    if (hex.size() != 64) {
+        std::fprintf(stderr, "pd: %s does not hold a fleet key (64 hex digits)\n", keyfile.c_str());
+        return 2;
+    }
+    pd_admin *admin = nullptr;
+    if (pd_admin_connect(&admin, coordinator.c_str(), key.data(), key.size(), 10000) != PD_OK) return die("connecting to the coordinator");
+    std::unique_ptr<pd_admin, void (*)(pd_admin *)> guard(admin, pd_admin_free);
+    auto print = [](int rc, pd_buf &b, const char *what) {
+        if (rc != PD_OK) return die(what);
+        std::fwrite(b.ptr, 1, b.size, stdout);
+        if (b.size && static_cast<const char *>(static_cast<void *>(b.ptr))[b.size - 1] != '\n') std::printf("\n");
+        pd_buf_dispose(&b);
+        return 0;
+    };
+    auto split = [](const std::string &text) {
+        std::vector<std::string> out;
+        for (size_t pos = 0; pos <= text.size();) {
+            size_t end = text.find(',', pos);
+            if (end == std::string::npos) end = text.size();
+            if (end > pos) out.push_back(text.substr(pos, end - pos));
+            pos = end + 1;
+        }
+        return out;
+    };
+    pd_buf b = PD_BUF_INIT;
+    const std::string &op = p[0];
+    if (op == "health") return print(pd_admin_health(&b, admin), b, "health");
+    if (op == "server-id") return print(pd_admin_server_id(&b, admin), b, "server id");
+    if (op == "topology-export") return print(pd_admin_topology_export(&b, admin), b, "topology export");
+    if (op == "devices-csv") return print(pd_admin_devices_csv(&b, admin), b, "devices report");
+    if (op == "stats") return print(pd_admin_office_stats_csv(&b, admin), b, "office statistics");
+    if (op == "rvp" && p.size() == 2) return print(pd_admin_rvp(&b, admin, p[1].c_str()), b, "rvp");
+    if (op == "topology-import" && p.size() == 2) {
+        std::ifstream f(p[1], std::ios::binary);
+        std::string csv((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        if (!f) return die(("reading " + p[1]).c_str());
+        if (pd_admin_topology_import(admin, csv.data(), csv.size()) != PD_OK) return die("topology import");
+        std::printf("topology imported\n");
+        return 0;
+    }
+    if (op == "publish" && p.size() == 2) {
+        pd_manifest *m = nullptr;
+        if (pd_manifest_read_file(&m, p[1].c_str()) != PD_OK) return die("reading the manifest");
+        int rc = pd_admin_publish(admin, m, a.has("--origin") ? a.get("--origin").c_str() : nullptr);
+        pd_manifest_free(m);
+        if (rc != PD_OK) return die("publish");
+        std::printf("published\n");
+        return 0;
+    }
+    if (op == "group-set" && p.size() == 2) {
+        auto devices = split(a.get("--devices"));
+        std::vector<const char *> devs;
+        for (auto &d : devices) devs.push_back(d.c_str());
+        std::vector<pd_content_id> ids;
+        for (auto &c : split(a.get("--contents"))) {
+            pd_content_id id;
+            if (pd_content_id_from_hex(&id, c.c_str()) != PD_OK) return die("content id");
+            ids.push_back(id);
+        }
+        if (pd_admin_set_group(admin, p[1].c_str(), devs.data(), devs.size(), ids.data(), ids.size()) != PD_OK)
+            return die("group-set");
+        return 0;
+    }
+    if (op == "group-remove" && p.size() == 2) return pd_admin_remove_group(admin, p[1].c_str()) == PD_OK ? 0 : die("group-remove");
+    std::fprintf(stderr, "pd: unknown admin operation '%s'\n", op.c_str());
+    return 2;
+}
+
 void usage() {
     std::fprintf(stderr,
                  "usage: pd <command> [options]\n"
@@ -426,6 +515,7 @@ void usage() {
                  "  cache ls|rm|pin|unpin   inspect or change the local cache\n"
                  "  content-info FILE    BranchCache Content Information as hex\n"
                  "  version              library and header versions\n"
+                 "  admin --coordinator IP:PORT --key-file FILE OP   administer a pd-coordinator\n"
                  "  --agent SOCKET status|get|cancel|pause|resume|cache|facts   talk to a running pd-agent\n");
 }
 
@@ -454,6 +544,7 @@ int main(int argc, char **argv) {
     if (cmd == "get") return cmd_get(a);
     if (cmd == "cache") return cmd_cache(a);
     if (cmd == "content-info") return cmd_content_info(a);
+    if (cmd == "admin") return cmd_admin(a);
     if (cmd == "version") {
         std::printf("pd %s (headers %s)\n", pd_version_string(), PD_VERSION_STRING);
         return 0;

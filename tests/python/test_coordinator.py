@@ -118,3 +118,20 @@ def test_admin_cli(coordinator, tmp_path):
     out = subprocess.run([COORDINATOR, "admin", "--connect", server.address, "--key-file", str(keyfile), "health"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and '"database": "ok"' in out.stdout
+
+
+def test_pd_cli_admin(coordinator, tmp_path, host_bin):
+    server, key, _ = coordinator
+    pd = os.path.join(host_bin, "pd")
+    base = [pd, "admin", "--coordinator", server.address, "--key-file", str(tmp_path / "key")]
+    topo = tmp_path / "t.csv"
+    topo.write_text(TOPOLOGY)
+    out = subprocess.run(base + ["topology-import", str(topo)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    topo.write_text(TOPOLOGY + "Loop,Loop,Default,\n")
+    out = subprocess.run(base + ["topology-import", str(topo)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "line 5: office 'Loop' is in a cycle: Loop -> Loop" in out.stderr, out.stderr
+    out = subprocess.run(base + ["stats"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout == "office,origin_bytes,wan_bytes,lan_bytes\n"
+    out = subprocess.run(base + ["topology-export"], capture_output=True, text=True, timeout=30)
+    assert "Branch A WiFi,Branch A,WiFi,10.1.2.0/24" in out.stdout
