@@ -73,6 +73,11 @@ class Fleet:
                 a.start()
                 self.lab.procs.append(a.proc)
                 self.agents[d.name] = a
+            if self.hierarchy:
+                # The coordinator lists an office's participants in the first discovery round,
+                # so the wait for co-starting devices can be short (docs/hierarchy.md).
+                for a in self.agents.values():
+                    a.ok("setting", key="peer.coop_settle_ms", value="200")
             if self.p2p and not self.lab.namespaces:
                 addrs = {n: a.ok("facts")["listen"] for n, a in self.agents.items()}
                 for n, a in self.agents.items():

@@ -165,7 +165,7 @@ private:
     unsigned connecting_ = 0;
     bool discovering_ = false, initial_discovery_ = true, first_round_done_ = false, peer_timer_armed_ = false;
     boost::asio::steady_timer peer_timer_;
-    std::int64_t last_discovery_ms_ = 0, last_progress_at_ = 0;
+    std::int64_t last_discovery_ms_ = 0, last_progress_at_ = 0, first_round_ms_ = 0;
     unsigned origin_in_flight_ = 0;
     bool fetching_flag_ = false;
     std::string origin_withheld_by_;        // a backend's "not now" for the origin
