@@ -91,6 +91,7 @@ private:
     bool wan_budget(std::uint64_t bytes);
     void on_source_opened(std::shared_ptr<source_stream> stream, std::vector<std::string> reasons, int last_code);
     void dispatch();
+    void dispatch_to(const std::shared_ptr<peer_slot> &peer);
     std::vector<std::uint64_t> wanted_blocks(const piece &p) const;
     void fetch_from_origin(std::uint32_t index);
     void fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer_slot> &peer);
