@@ -272,7 +272,6 @@ static void verify_and_write(const content::manifest &m, const platform::file &f
             }
             file.pwrite(m.block_offset(b), bytes, blen);
             r.good.push_back(b);
-            r.bytes_good += blen;
         }
     } catch (const error &e) {
         r.error = e.code();
@@ -583,12 +582,9 @@ void job::fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer_slot> 
                 if (failure.empty()) {
                     std::lock_guard lk(st->mu);
                     (good ? st->r.good : st->r.bad).push_back(b);
-                    if (good) st->r.bytes_good += bytes.size();
                 }
                 if (good)
-                    asio::post(self->session_.net(), [self, b, cls = st->r.source_class, peer = st->r.peer] {
-                        self->on_block_written(b, cls, peer.get());
-                    });
+                    asio::post(self->session_.net(), [self, b, cls = st->r.source_class] { self->on_block_written(b, cls); });
                 finish_one();
             });
         },
@@ -616,14 +612,13 @@ void job::fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer_slot> 
 
 // A block from a peer is verified and on disk: it becomes durable with the next flush and
 // is announced to peers following this content right after.
-void job::on_block_written(std::uint64_t b, std::uint32_t source_class, peer_slot *peer) {
+void job::on_block_written(std::uint64_t b, std::uint32_t source_class) {
     if ((written_[b / 8] >> (b % 8)) & 1) return;  // end-game: the other copy was first
     written_[b / 8] |= static_cast<std::uint8_t>(1u << (b % 8));
     pending_durable_.push_back(b);
     std::uint32_t len = manifest_->block_length(b);
     pending_bytes_ += len;
     bytes_by_source_[source_class] += len;
-    if (peer) peer->bytes += len;
     last_progress_at_ = store::now_ms();
     if (!active()) return;
     if (pending_bytes_ >= static_cast<std::uint64_t>(session_.config().get_int("job.flush_bytes")))
@@ -651,7 +646,6 @@ void job::on_piece_done(piece_result r) {
     if (fresh_bytes) last_progress_at_ = store::now_ms();
     if (r.peer) {
         --r.peer->requests;
-        r.peer->bytes += fresh_bytes;
         // A peer that turned a request down has a newer (or smaller) bitmap than we think.
         if (!r.rejected.empty()) refresh_have(r.peer);
     }
@@ -754,10 +748,7 @@ void job::discover_peers() {
                 if (p->source_class == PD_SOURCE_WAN && !listed.count(p->link->address())) {
                     self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": WAN peer " +
                                                         p->link->address() + " is no longer a source of this device");
-                    self->count_availability(*p, -1);
-                    self->peers_.erase(std::remove(self->peers_.begin(), self->peers_.end(), p), self->peers_.end());
-                    self->known_peers_.erase(p->link->address());
-                    p->link->close("no longer a source");
+                    self->remove_peer(p, "no longer a source");
                 }
             for (auto &line : candidates) {
                 // "ip:port" or "ip:port wan" (a peer in another office).
@@ -920,14 +911,20 @@ void job::on_peer_tick() {
     arm_peer_timer();
 }
 
-void job::drop_peer(const std::shared_ptr<peer_slot> &peer, const std::string &why) {
-    auto it = std::find(peers_.begin(), peers_.end(), peer);
-    if (it == peers_.end()) return;
-    note_fallback("peer " + peer->link->address() + " failed: " + why);
+// Takes a peer out of the job: its availability, its slot, its address, its link (the
+// outstanding requests come back as aborted pieces).
+void job::remove_peer(const std::shared_ptr<peer_slot> &peer, const std::string &why) {
     count_availability(*peer, -1);
-    peers_.erase(it);
+    peers_.erase(std::remove(peers_.begin(), peers_.end(), peer), peers_.end());
+    known_peers_.erase(peer->link->address());
+    peer->link->close(why);
+}
+
+void job::drop_peer(const std::shared_ptr<peer_slot> &peer, const std::string &why) {
+    if (std::find(peers_.begin(), peers_.end(), peer) == peers_.end()) return;
+    note_fallback("peer " + peer->link->address() + " failed: " + why);
     forget_peer(peer->link->address());
-    peer->link->close(why);  // its outstanding requests come back as aborted pieces
+    remove_peer(peer, why);
 }
 
 // A peer that keeps failing (say, one that advertises blocks and never sends them) must not

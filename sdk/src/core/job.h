@@ -54,7 +54,6 @@ public:
         bool fetching = false;           // downloading the content too: shares the origin work
         bool banned = false, have_pending = false;
         unsigned requests = 0;           // block requests outstanding on the link
-        std::uint64_t bytes = 0;         // verified bytes received from it
         double rate = 0;                 // bytes/s: moving average over answered requests
         std::int64_t last_answer_ms = 0;
         std::uint32_t source_class = PD_SOURCE_LAN;  // WAN: another office's device
@@ -74,7 +73,6 @@ public:
         std::vector<std::uint64_t> good;
         std::vector<std::uint64_t> bad;
         std::uint64_t bytes_fetched = 0;
-        std::uint64_t bytes_good = 0;
         int error = 0;
         bool fatal = false;    // a local failure (disk): the job fails
         bool aborted = false;  // stopped by pause/cancel: requeue silently
@@ -109,6 +107,8 @@ private:
     void refresh_have(const std::shared_ptr<peer_slot> &peer);
     void on_peer_tick();
     void arm_peer_timer();
+    void remove_peer(const std::shared_ptr<peer_slot> &peer, const std::string &why);
+    // A failed peer: an event, a backoff, then removal.
     void drop_peer(const std::shared_ptr<peer_slot> &peer, const std::string &why);
     // Forget a failed address; discovery may bring it back after an exponential backoff.
     void forget_peer(const std::string &address);
@@ -119,7 +119,7 @@ private:
     void mark_fetching(bool on);
     void settle_initial_discovery();
     void on_piece_done(piece_result r);
-    void on_block_written(std::uint64_t block, std::uint32_t source_class, peer_slot *peer);
+    void on_block_written(std::uint64_t block, std::uint32_t source_class);
     void source_failed(const std::string &reason);
     void schedule_flush(bool now);
     void on_flushed(std::uint64_t verified_bytes, std::vector<std::uint64_t> blocks, std::string error, int code);
