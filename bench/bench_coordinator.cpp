@@ -71,9 +71,9 @@ int main(int argc, char **argv) {
     }
     while (read_text(log).find("listening") == std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     std::uint64_t rss_idle = status_kib(server, "VmRSS:");
-    std::string key_hex = read_text(keyfile).substr(0, 64);
-    std::uint8_t key[32];
-    for (int i = 0; i < 32; ++i) key[i] = static_cast<std::uint8_t>(std::stoul(key_hex.substr(2 * i, 2), nullptr, 16));
+    auto fleet_key = pd::coord::read_fleet_key(keyfile);
+    if (!fleet_key) return 1;
+    const std::uint8_t *key = fleet_key->data();
 
     std::string csv = "name,parent,type,ranges\nCentral Office,,Default," + office_net(0) + ".0/24\n";
     for (int i = 1; i < offices; ++i)

@@ -65,14 +65,10 @@ std::string read_file(const std::string &path) {
     return s.str();
 }
 
-std::array<std::uint8_t, 32> parse_key(const std::string &hex_text) {
-    std::string h = hex_text;
-    while (!h.empty() && std::isspace(static_cast<unsigned char>(h.back()))) h.pop_back();
-    auto raw = pd::from_hex(h);
-    if (!raw || raw->size() != 32) throw std::runtime_error("a fleet key is 64 hex digits");
-    std::array<std::uint8_t, 32> key{};
-    std::copy(raw->begin(), raw->end(), key.begin());
-    return key;
+std::array<std::uint8_t, 32> parse_key(const std::string &text) {
+    auto key = pd::coord::parse_fleet_key(text);
+    if (!key) throw std::runtime_error("a fleet key is 64 hex digits");
+    return *key;
 }
 
 int init(const args &a) {

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,12 @@ using json = nlohmann::json;
 
 constexpr std::size_t max_part_bytes = 192 * 1024;
 constexpr std::size_t max_message_bytes = 64u << 20;
+
+// The fleet key as `pd-coordinator init --key-out` writes it: 64 hex digits, surrounding
+// whitespace allowed. nullopt when the text is anything else; read_fleet_key also when
+// the file cannot be read.
+std::optional<std::array<std::uint8_t, 32>> parse_fleet_key(std::string text);
+std::optional<std::array<std::uint8_t, 32>> read_fleet_key(const std::string &path);
 
 // The records (plaintext) that carry one message.
 std::vector<net::bytes> frame_message(const json &message);

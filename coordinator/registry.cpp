@@ -267,16 +267,10 @@ std::string registry::activated_devices_csv(std::int64_t now_ms) {
     std::vector<const device_record *> sorted;
     for (auto &[id, d] : devices_) sorted.push_back(&d);
     std::sort(sorted.begin(), sorted.end(), [](auto *a, auto *b) { return a->id < b->id; });
-    auto field = [](const std::string &f) {
-        if (f.find_first_of(",\"\n") == std::string::npos) return f;
-        std::string q = "\"";
-        for (char c : f) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-        return q + "\"";
-    };
     for (auto *d : sorted) {
         auto office = office_of_.find(d->id);
-        out += field(d->id) + "," + field(d->name) + "," + field(d->address) + "," +
-               field(office == office_of_.end() ? "" : office->second) + "," + field(d->version) + "," +
+        out += csv_field(d->id) + "," + csv_field(d->name) + "," + csv_field(d->address) + "," +
+               csv_field(office == office_of_.end() ? "" : office->second) + "," + csv_field(d->version) + "," +
                (online(*d, now_ms) ? "yes" : "no") + "," + std::to_string(d->last_seen_ms) + "," +
                std::to_string(d->free_bytes) + "," + std::to_string(d->chassis) + "," + std::to_string(d->os_type) + "\n";
     }

@@ -116,8 +116,8 @@ static std::optional<std::vector<std::string>> split_csv(const std::string &line
     return out;
 }
 
-static std::string quote(const std::string &f) {
-    if (f.find_first_of(",\"") == std::string::npos) return f;
+std::string csv_field(const std::string &f) {
+    if (f.find_first_of(",\"\n") == std::string::npos) return f;
     std::string q = "\"";
     for (char c : f) q += c == '"' ? std::string("\"\"") : std::string(1, c);
     return q + "\"";
@@ -251,7 +251,7 @@ std::string topology::to_csv() const {
     for (auto &o : offices_) {
         std::string ranges;
         for (auto &r : o.ranges) ranges += (ranges.empty() ? "" : ";") + r.text;
-        out += quote(o.name) + "," + quote(o.parent) + "," + type_name(o.type) + "," + quote(ranges) + "\n";
+        out += csv_field(o.name) + "," + csv_field(o.parent) + "," + type_name(o.type) + "," + csv_field(ranges) + "\n";
     }
     return out;
 }

@@ -13,6 +13,7 @@
 // sources, so a coordinator outage never stops a download.
 #include "coordinator/protocol.h"
 #include "util/error.h"
+#include "util/hex.h"
 
 #include <peerdist/sys/plugin.h>
 
@@ -20,7 +21,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -31,12 +31,7 @@ namespace {
 
 using pd::coord::json;
 
-std::string hex(const std::uint8_t *p, std::size_t n) {
-    static const char digits[] = "0123456789abcdef";
-    std::string out;
-    for (std::size_t i = 0; i < n; ++i) out += {digits[p[i] >> 4], digits[p[i] & 15]};
-    return out;
-}
+std::string hex(const std::uint8_t id[32]) { return pd::to_hex(id, 32); }
 
 struct cached_sources {
     json reply;
@@ -166,7 +161,7 @@ struct backend {
 
     // The coordinator's answer for a content, at most `max_age_ms` old; null when unreachable.
     std::optional<json> sources_for(const pd_content_ref *c, std::int64_t max_age_ms) {
-        std::string id = hex(c->id, 32);
+        std::string id = hex(c->id);
         std::int64_t now = host->now_ms(host->host);
         std::lock_guard lk(mu);
         auto it = sources.find(id);
@@ -198,14 +193,12 @@ int32_t PD_CALLBACK hy_create(void **self, const pd_host_api *host, const char *
     b->timeout_ms = cfg.value("timeout_ms", 5000);
     b->outage_grace_ms = cfg.value("outage_grace_ms", 120000);
     if (!b->coordinator.empty()) {
-        std::ifstream in(cfg.value("fleet_key_file", std::string()));
-        std::string text;
-        in >> text;
-        if (text.size() != 64) {
+        auto key = pd::coord::read_fleet_key(cfg.value("fleet_key_file", std::string()));
+        if (!key) {
             host->log(host->host, PD_LOG_ERROR, "fleet_key_file must hold the fleet key (64 hex digits)");
             return PD_PLUGIN_E_INVALID;
         }
-        for (std::size_t i = 0; i < 32; ++i) b->key[i] = static_cast<std::uint8_t>(std::stoul(text.substr(2 * i, 2), nullptr, 16));
+        b->key = *key;
         b->facts(nullptr);  // learns the device id
         b->agent = std::thread([p = b.get()] { p->run(); });
     }
@@ -250,13 +243,13 @@ int32_t PD_CALLBACK hy_origin_allowed(void *self, const pd_content_ref *c) {
 void PD_CALLBACK hy_content_available(void *self, const pd_content_ref *c) {
     auto b = static_cast<backend *>(self);
     if (b->coordinator.empty()) return;
-    b->report({{"op", "holding"}, {"device_id", b->device_id}, {"content", hex(c->id, 32)}, {"complete", true}});
+    b->report({{"op", "holding"}, {"device_id", b->device_id}, {"content", hex(c->id)}, {"complete", true}});
 }
 
 void PD_CALLBACK hy_job_finished(void *self, const pd_content_ref *c, int32_t, const uint64_t *bytes, size_t classes) {
     auto b = static_cast<backend *>(self);
     if (b->coordinator.empty() || classes < 4) return;
-    b->report({{"op", "job_stats"}, {"device_id", b->device_id}, {"content", hex(c->id, 32)},
+    b->report({{"op", "job_stats"}, {"device_id", b->device_id}, {"content", hex(c->id)},
                {"bytes", {{"lan", bytes[1]}, {"wan", bytes[2]}, {"origin", bytes[3]}}}});
 }
 

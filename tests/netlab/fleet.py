@@ -155,6 +155,15 @@ class Fleet:
                        check=True, capture_output=True, timeout=600)
         return manifest, url
 
+    def publish_random(self, size, name="pkg.bin"):
+        """Publishes `size` random bytes; returns (data, manifest path, URL)."""
+        path = os.path.join(self.dir, name)
+        data = os.urandom(size)
+        with open(path, "wb") as f:
+            f.write(data)
+        manifest, url = self.publish(path)
+        return data, manifest, url
+
     def counters(self):
         c = {"origin": self.nginx.bytes_sent("/")}
         for o in self.lab.offices:

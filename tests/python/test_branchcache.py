@@ -18,18 +18,10 @@ def seed(fleet, manifest, url, device):
     return st
 
 
-def publish(fleet, tmp_path, size):
-    pkg = tmp_path / "pkg.bin"
-    data = os.urandom(size)
-    pkg.write_bytes(data)
-    manifest, url = fleet.publish(str(pkg))
-    return data, manifest, url
-
-
 @root_only
 def test_devices_on_a_subnet_share_blocks_found_by_multicast(tmp_path, host_bin, plugin_dir):
     with Fleet(tmp_path / "f", [Office("office", devices=4)], host_bin, plugin_dir, p2p=True) as fleet:
-        data, manifest, url = publish(fleet, tmp_path, 16 << 20)
+        data, manifest, url = fleet.publish_random(16 << 20)
         c0 = fleet.counters()
         st = seed(fleet, manifest, url, "office-1")
         assert st["bytes_by_source"]["origin"] == len(data)
@@ -51,7 +43,7 @@ def test_devices_on_a_subnet_share_blocks_found_by_multicast(tmp_path, host_bin,
 @root_only
 def test_a_device_with_another_fleet_key_gets_nothing_from_peers(tmp_path, host_bin, plugin_dir):
     with Fleet(tmp_path / "f", [Office("office", devices=2)], host_bin, plugin_dir, p2p=True) as fleet:
-        data, manifest, url = publish(fleet, tmp_path, 4 << 20)
+        data, manifest, url = fleet.publish_random(4 << 20)
         seed(fleet, manifest, url, "office-1")
         # Restart office-2 with a different key: its queries carry labels nobody can match,
         # and a direct connection would fail the handshake.
@@ -70,7 +62,7 @@ def test_a_device_with_another_fleet_key_gets_nothing_from_peers(tmp_path, host_
 def test_loopback_fleet_shares_through_static_peers(tmp_path, host_bin, plugin_dir):
     with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, namespaces=False,
                p2p=True) as fleet:
-        data, manifest, url = publish(fleet, tmp_path, 4 << 20)
+        data, manifest, url = fleet.publish_random(4 << 20)
         assert seed(fleet, manifest, url, "office-1")["bytes_by_source"]["origin"] == len(data)
         statuses = fleet.watch(fleet.deploy(manifest, url, devices=["office-2", "office-3"]), out=io.StringIO())
         for s in statuses.values():
@@ -86,7 +78,7 @@ def content_file(agent, manifest):
 @root_only
 def test_a_peer_serving_corrupted_blocks_is_banned_and_everyone_completes(tmp_path, host_bin, plugin_dir):
     with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, p2p=True) as fleet:
-        data, manifest, url = publish(fleet, tmp_path, 8 << 20)
+        data, manifest, url = fleet.publish_random(8 << 20)
         seed(fleet, manifest, url, "office-1")
         # office-1's disk rots under it: block 5 changes, its index still says verified.
         path = content_file(fleet.agents["office-1"], manifest)
@@ -109,7 +101,7 @@ def test_a_peer_serving_corrupted_blocks_is_banned_and_everyone_completes(tmp_pa
 def test_a_peer_killed_mid_transfer_leaves_the_others_completing(tmp_path, host_bin, plugin_dir):
     import time
     with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, p2p=True) as fleet:
-        data, manifest, url = publish(fleet, tmp_path, 16 << 20)
+        data, manifest, url = fleet.publish_random(16 << 20)
         seeder = fleet.agents["office-1"]
         seed(fleet, manifest, url, "office-1")
         seeder.ok("setting", key="peer.upload_rate_bytes", value=str(4 << 20))  # ~4 s to serve everyone
@@ -132,7 +124,7 @@ def test_a_rogue_socket_is_disconnected_while_everyone_else_keeps_going(tmp_path
     import subprocess
     rogue_bin = os.path.join(os.environ.get("PD_BUILD_DIR", ""), "tests", "pd_test_rogue")
     with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, p2p=True) as fleet:
-        data, manifest, url = publish(fleet, tmp_path, 16 << 20)
+        data, manifest, url = fleet.publish_random(16 << 20)
         seed(fleet, manifest, url, "office-1")
         fleet.agents["office-1"].ok("setting", key="peer.upload_rate_bytes", value=str(8 << 20))  # ~4 s of serving
         rogue = fleet.lab.add_device("office", "rogue")
@@ -175,7 +167,7 @@ def test_eight_agents_starting_together_take_one_copy_from_the_origin(tmp_path, 
     # Unshaped LAN, CDN on the same subnet: the hardest case for the split, since a device
     # could fetch everything itself before the others have announced anything.
     with Fleet(tmp_path / "f", [Office("office", devices=8)], host_bin, plugin_dir, p2p=True) as fleet:
-        data, manifest, url = publish(fleet, tmp_path, 64 << 20)
+        data, manifest, url = fleet.publish_random(64 << 20)
         egress, lan = deploy_together(fleet, tmp_path, manifest, url, data)
         assert egress <= 1.1, "origin served %.2f copies" % egress
         assert lan >= 6.9
@@ -186,7 +178,7 @@ def test_devices_starting_together_behind_a_wan_link_split_the_origin_download(t
     # The CDN sits behind the branch's 100 Mbit/s WAN link, as in a branch office.
     offices = [Office("central", devices=0), Office("branch", devices=6, wan_mbit=100)]
     with Fleet(tmp_path / "f", offices, host_bin, plugin_dir, p2p=True, cdn_office="central") as fleet:
-        data, manifest, url = publish(fleet, tmp_path, 32 << 20)
+        data, manifest, url = fleet.publish_random(32 << 20)
         egress, lan = deploy_together(fleet, tmp_path, manifest, url, data)
         assert egress <= 1.1, "origin served %.2f copies" % egress
         assert lan >= 4.9

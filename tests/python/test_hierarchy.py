@@ -20,14 +20,6 @@ WAN_MBIT = 20
 FRAME_OVERHEAD = 66
 
 
-def publish(fleet, tmp_path, size):
-    pkg = tmp_path / "pkg.bin"
-    data = os.urandom(size)
-    pkg.write_bytes(data)
-    manifest, url = fleet.publish(str(pkg))
-    return data, manifest, url
-
-
 def wan_payload(c0, c1, office):
     """Bytes TCP carried into the office over its WAN link (frames minus their headers)."""
     frames = c1["wan_in_packets:" + office] - c0["wan_in_packets:" + office]
@@ -64,7 +56,7 @@ def test_the_office_tree_content_crosses_each_wan_link_once(tmp_path, host_bin, 
         assert fleet.admin("topology-export").stdout == before
 
         size = 64 * MiB
-        data, manifest, url = publish(fleet, tmp_path, size)
+        data, manifest, url = fleet.publish_random(size)
         c0 = fleet.counters()
         statuses = fleet.watch(fleet.deploy(manifest, url, dest_dir=str(tmp_path)), timeout=300, out=io.StringIO())
         c1 = fleet.counters()
@@ -110,7 +102,7 @@ def test_a_killed_rvp_is_replaced_and_the_office_completes(tmp_path, host_bin, p
     offices = [Office("central", devices=2), Office("branch-a", devices=3, wan_mbit=WAN_MBIT, parent="central")]
     with Fleet(tmp_path / "f", offices, host_bin, plugin_dir, p2p="hierarchy") as fleet:
         size = 64 * MiB
-        data, manifest, url = publish(fleet, tmp_path, size)
+        data, manifest, url = fleet.publish_random(size)
         c0 = fleet.counters()
         jobs = fleet.deploy(manifest, url, dest_dir=str(tmp_path))
         rvp_id = json.loads(fleet.admin("rvp", "branch-a").stdout)["device_id"]
@@ -137,7 +129,7 @@ def test_a_coordinator_restart_mid_deployment_loses_nothing(tmp_path, host_bin, 
     offices = [Office("central", devices=2), Office("branch-a", devices=2, wan_mbit=WAN_MBIT, parent="central")]
     with Fleet(tmp_path / "f", offices, host_bin, plugin_dir, p2p="hierarchy") as fleet:
         size = 32 * MiB
-        data, manifest, url = publish(fleet, tmp_path, size)
+        data, manifest, url = fleet.publish_random(size)
         c0 = fleet.counters()
         jobs = fleet.deploy(manifest, url, dest_dir=str(tmp_path))
         time.sleep(4)

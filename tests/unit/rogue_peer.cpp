@@ -2,6 +2,7 @@
 // oversized record, a truncated record and a malformed message, each on its own
 // connection, and checks that the agent answers every one with a disconnect.
 // usage: pd_test_rogue IP:PORT FLEET_KEY_FILE  (exit 0 when every case was disconnected)
+#include "coordinator/protocol.h"
 #include "net/secure_channel.h"
 #include "net/tcp_connect.h"
 #include "util/error.h"
@@ -35,11 +36,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     std::string address = argv[1];
-    std::ifstream in(argv[2]);
-    std::string hex;
-    in >> hex;
-    std::uint8_t key[32] = {};
-    for (int i = 0; i < 32 && hex.size() == 64; ++i) key[i] = static_cast<std::uint8_t>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
+    auto fleet_key = pd::coord::read_fleet_key(argv[2]);
+    if (!fleet_key) {
+        std::fprintf(stderr, "pd_test_rogue: %s holds no fleet key\n", argv[2]);
+        return 2;
+    }
+    const std::uint8_t *key = fleet_key->data();
     struct rogue_case {
         const char *name;
         std::function<void(int fd)> act;

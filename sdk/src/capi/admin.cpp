@@ -1,6 +1,7 @@
 // pd_admin_*: the coordinator's admin operations over the C ABI (docs/coordinator.md).
 #include "capi/translate.h"
 #include "coordinator/protocol.h"
+#include "coordinator/topology.h"
 #include "util/hex.h"
 
 #include <peerdist/admin.h>
@@ -106,13 +107,7 @@ PD_API int pd_admin_office_stats_csv(pd_buf *out, pd_admin *admin) {
         auto reply = call(admin, {{"op", "admin.stats"}});
         std::string csv = "office,origin_bytes,wan_bytes,lan_bytes\n";
         for (auto &o : reply["offices"]) {
-            std::string name = o.value("office", std::string());
-            if (name.find_first_of(",\"\n") != std::string::npos) {
-                std::string q = "\"";
-                for (char c : name) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-                name = q + "\"";
-            }
-            csv += name + "," + std::to_string(o.value("origin_bytes", 0ull)) + "," + std::to_string(o.value("wan_bytes", 0ull)) +
+            csv += pd::coord::csv_field(o.value("office", std::string())) + "," + std::to_string(o.value("origin_bytes", 0ull)) + "," + std::to_string(o.value("wan_bytes", 0ull)) +
                    "," + std::to_string(o.value("lan_bytes", 0ull)) + "\n";
         }
         fill_buf(out, csv.data(), csv.size());
