@@ -235,3 +235,72 @@ TEST(swarm, several_seeders_share_the_load_and_the_job_verifies_everything) {
         EXPECT_GT(st.bytes_uploaded, 0u);
     }
 }
+
+// The background class (docs/background-transport.md): a peer in another office ("ip:port
+// wan") is pulled one block at a time under the delay-based window.
+TEST(swarm, a_wan_peer_serves_over_the_background_class_and_every_block_verifies) {
+    swarm_fixture f;
+    device seeder(f.dir / "a"), leecher(f.dir / "b");
+    f.seed(seeder);
+    char value[32] = {};
+    pd_buf b = PD_BUF_INIT;
+    ASSERT_EQ(pd_session_get_setting(&b, leecher.s, "wan.transport"), PD_OK);
+    std::memcpy(value, b.ptr, std::min<std::size_t>(b.size, sizeof value - 1));
+    pd_buf_dispose(&b);
+    EXPECT_STREQ(value, "background");  // the default for other offices
+    auto out = leecher.get(f.m, f.dir / "gone.bin", f.dir / "out.bin", seeder.addr + " wan");
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_WAN], f.data.size());
+    EXPECT_EQ(pdtest::read_file(f.dir / "out.bin"), f.data);
+    EXPECT_EQ(pd_session_set_setting(leecher.s, "wan.transport", "fast"), PD_E_INVALID);
+    EXPECT_EQ(pd_session_set_setting(leecher.s, "wan.target_delay_ms", "500"), PD_E_INVALID);
+}
+
+TEST(swarm, a_background_peer_serving_a_corrupted_block_is_banned_and_the_job_completes) {
+    swarm_fixture f;
+    device seeder(f.dir / "a"), leecher(f.dir / "b");
+    f.seed(seeder);
+    char hex[65];
+    pd_content_id_to_hex(hex, pd_manifest_id(f.m));
+    {
+        std::fstream io(f.dir / "a/data/" + std::string(hex) + ".data", std::ios::in | std::ios::out | std::ios::binary);
+        io.seekp(5 * 65536 + 7);
+        io.put(static_cast<char>(f.data[5 * 65536 + 7] ^ 0x01));
+    }
+    // The LAN class can be background too (the setting is per source class).
+    ASSERT_EQ(pd_session_set_setting(leecher.s, "lan.transport", "background"), PD_OK);
+    auto out = leecher.get(f.m, f.dir / "origin.bin", f.dir / "out.bin", seeder.addr);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    bool named = false;
+    for (auto &e : out.events)
+        named |= e.type == PD_EVENT_BLOCK_REJECTED && e.count == 5 && std::string(e.message).find("peer 127.0.0.1") != std::string::npos;
+    EXPECT_TRUE(named);
+    EXPECT_GT(out.status.bytes_by_source[PD_SOURCE_ORIGIN], 0u);
+    EXPECT_EQ(pdtest::read_file(f.dir / "out.bin"), f.data);
+}
+
+TEST(swarm, the_office_wan_budget_caps_wan_requests_and_changes_at_run_time) {
+    swarm_fixture f(4 * 1024 * 1024);
+    device seeder(f.dir / "a"), leecher(f.dir / "b");
+    f.seed(seeder);
+    ASSERT_EQ(pd_session_set_setting(leecher.s, "wan.budget_bytes", "65536"), PD_OK);
+    pd_session_set_setting(leecher.s, "peer.static_peers", (seeder.addr + " wan").c_str());
+    ASSERT_EQ(pd_content_import(leecher.s, f.m, (f.dir / "gone.bin").c_str()), PD_OK);
+    pd_job_options jo = PD_JOB_OPTIONS_INIT;
+    std::string dest = f.dir / "out.bin";
+    jo.destination = dest.c_str();
+    uint64_t job = 0;
+    ASSERT_EQ(pd_job_start(&job, leecher.s, pd_manifest_id(f.m), &jo), PD_OK) << pdtest::last_error();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    pd_job_status st{};
+    st.struct_size = sizeof st;
+    ASSERT_EQ(pd_job_status_get(&st, leecher.s, job), PD_OK);
+    // 64 KiB/s for 2 s, plus the bucket's first fill: far from 4 MiB.
+    EXPECT_LE(st.bytes_fetched, 8u * 65536) << "the budget did not hold";
+    // Lifting the budget at run time lets the same job finish.
+    ASSERT_EQ(pd_session_set_setting(leecher.s, "wan.budget_bytes", "0"), PD_OK);
+    auto out = pdtest::wait_job(leecher.s, job, 120);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_WAN], f.data.size());
+    EXPECT_EQ(pdtest::read_file(f.dir / "out.bin"), f.data);
+}

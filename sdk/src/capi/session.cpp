@@ -229,6 +229,8 @@ PD_API const char *pd_event_type_name(uint32_t type) {
     case PD_EVENT_PLUGIN: return "plugin";
     case PD_EVENT_CACHE_EVICTED: return "cache-evicted";
     case PD_EVENT_LOG: return "log";
+    case PD_EVENT_TRANSFER_PAUSED: return "transfer_paused";
+    case PD_EVENT_TRANSFER_RESUMED: return "transfer_resumed";
     default: return "unknown";
     }
 }

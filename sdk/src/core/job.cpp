@@ -307,26 +307,11 @@ void job::take_from_todo(std::uint32_t index) {
     flight_ms_[index] = store::now_ms();
 }
 
-// The WAN class until the background transport (issue 7) lands: a token bucket on what is
-// requested from peers in other offices, peer.wan_rate_bytes per second (0: no cap), with a
-// burst of two pieces. The receiver paces, so a parent office serving several child offices
-// is paced by each of them; the class is chosen per peer, so a delay-based transport can
-// replace it without touching the scheduler.
-bool job::wan_budget(std::uint64_t bytes) {
-    std::int64_t rate = session_.config().get_int("peer.wan_rate_bytes");
-    if (rate <= 0) return true;
-    std::int64_t now = store::now_ms();
-    double burst = 2.0 * static_cast<double>(session_.config().get_int("job.piece_size_kib")) * 1024;
-    wan_allowance_ = std::min(burst, wan_allowance_ + static_cast<double>(rate) * static_cast<double>(now - wan_refill_ms_) / 1000.0);
-    wan_refill_ms_ = now;
-    if (wan_allowance_ < 0) return false;
-    wan_allowance_ -= static_cast<double>(bytes);
-    return true;
-}
-
 // Enough requests to keep the peer busy for peer.request_queue_ms at its measured rate
 // (libtorrent's request queue time), at least two so one is always on the wire.
 unsigned job::pipeline_depth(const peer_slot &peer) const {
+    // A background link paces its blocks itself; two pieces keep it from running dry.
+    if (peer.link->controller()) return 2;
     auto max = static_cast<unsigned>(session_.config().get_int("peer.max_requests"));
     double piece_bytes = static_cast<double>(session_.config().get_int("job.piece_size_kib")) * 1024;
     double queue_s = static_cast<double>(session_.config().get_int("peer.request_queue_ms")) / 1000.0;
@@ -381,8 +366,9 @@ void job::dispatch_to(const std::shared_ptr<peer_slot> &peer) {
     while (peer->requests < pipeline_depth(*peer)) {
         auto index = choose_piece(*peer);
         if (index == none) break;
-        if (peer->source_class == PD_SOURCE_WAN &&
-            !wan_budget(pieces_[index].block_count * static_cast<std::uint64_t>(manifest_->block_size)))
+        // The office WAN budget; a background link takes it block by block itself.
+        if (peer->source_class == PD_SOURCE_WAN && !peer->link->controller() &&
+            session_.take_wan_budget(pieces_[index].block_count * static_cast<std::uint64_t>(manifest_->block_size)))
             break;  // the peer tick dispatches again once the budget refilled
         fetch_from_peer(index, peer);
     }
@@ -772,6 +758,28 @@ void job::connect_peer(const std::string &address, std::uint32_t source_class) {
     auto link = std::make_shared<peer_link>(session_.net(), address, *session_.fleet_key(), session_.node_id());
     link->set_request_timeout(static_cast<int>(session_.config().get_int("peer.request_timeout_ms")));
     auto self = shared_from_this();
+    bool wan = source_class == PD_SOURCE_WAN;
+    if (session_.config().get(wan ? "wan.transport" : "lan.transport") == std::string("background")) {
+        net::ledbat_config cc;
+        cc.target_us = session_.config().get_int("wan.target_delay_ms") * 1000;
+        peer_link::budget_fn budget;
+        if (wan) budget = [s = &session_](std::uint64_t bytes) { return s->take_wan_budget(bytes); };
+        link->set_background(cc, manifest_->block_size, std::move(budget));
+        std::weak_ptr<job> weak = self;
+        link->on_yield_change([weak, address, wan](bool yielding, std::int64_t queue_us, std::int64_t target_us) {
+            auto j = weak.lock();
+            if (!j || !j->active()) return;
+            std::string who = (wan ? "WAN peer " : "peer ") + address;
+            std::string delay = std::to_string(queue_us / 1000) + " ms";
+            std::string target = std::to_string(target_us / 1000) + " ms target";
+            if (yielding)
+                j->emit(PD_EVENT_TRANSFER_PAUSED, "background transfer from " + who + " yields: queueing delay " + delay +
+                                                      " over the " + target + " (other traffic is using the link); down to its minimum rate");
+            else
+                j->emit(PD_EVENT_TRANSFER_RESUMED, "background transfer from " + who + " resumes: queueing delay " + delay +
+                                                       " (the " + target + "); the link is free again");
+        });
+    }
     auto give_up = [self, address](const std::string &why) {
         self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->id_) + ": " + why);
         self->forget_peer(address);
@@ -887,6 +895,10 @@ void job::on_peer_tick() {
         last_discovery_ms_ = now;
         discover_peers();
     }
+    // Settings change at run time: the target delay too.
+    std::int64_t target_us = session_.config().get_int("wan.target_delay_ms") * 1000;
+    for (auto &p : peers_)
+        if (p->link->controller() && p->link->controller()->target_us() != target_us) p->link->set_target_delay_us(target_us);
     // Peers' bitmaps go stale as they download too.
     std::int64_t refresh = session_.config().get_int("peer.refresh_ms");
     for (auto &p : peers_)

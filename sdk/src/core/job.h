@@ -86,7 +86,6 @@ private:
     std::string origin_refused_by() const;
     void withhold_origin(const std::string &who);
     void notify_finished();
-    bool wan_budget(std::uint64_t bytes);
     void on_source_opened(std::shared_ptr<source_stream> stream, std::vector<std::string> reasons, int last_code);
     void dispatch();
     void dispatch_to(const std::shared_ptr<peer_slot> &peer);
@@ -171,8 +170,6 @@ private:
     bool fetching_flag_ = false;
     std::string origin_withheld_by_;        // a backend's "not now" for the origin
     bool stall_override_ = false;           // stalled: the origin is used whatever backends say
-    double wan_allowance_ = 0;              // bytes WAN peers may still be asked for
-    std::int64_t wan_refill_ms_ = 0;
     bool finished_notified_ = false;
 
     unsigned in_flight_ = 0;

@@ -2,7 +2,10 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -14,10 +17,14 @@ using error_code = boost::system::error_code;
 
 peer_link::peer_link(asio::io_context &io, std::string address, const std::array<std::uint8_t, 32> &fleet_key,
                      std::uint64_t own_node_id)
-    : io_(io), address_(std::move(address)), fleet_key_(fleet_key), own_node_id_(own_node_id), timer_(io) {}
+    : io_(io), address_(std::move(address)), fleet_key_(fleet_key), own_node_id_(own_node_id), timer_(io), pace_timer_(io) {}
 
 peer_link::~peer_link() {
     if (channel_) channel_->close();
+}
+
+static std::int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 static std::optional<tcp::endpoint> parse_endpoint(const std::string &address) {
@@ -117,6 +124,24 @@ void peer_link::on_message(net::wire::message m) {
         op &o = ops_.front();
         if (d->id != o.id || d->content != o.content || d->block != o.next_block)
             return protocol_error("sent a block that was not asked for");
+        if (o.paced) {
+            op answered = std::move(ops_.front());
+            ops_.pop_front();
+            auto t = now_us();
+            cc_->on_delivered(block_size_, t - answered.sent_us, t);
+            auto &p = answered.paced;
+            --p->outstanding;
+            if (!p->finished) p->on_block(d->block, std::move(d->bytes));
+            if (failed_) return;
+            if (!p->finished && p->unsent == 0 && p->outstanding == 0) finish_paced(p, nullptr, {});
+            if (failed_) return;
+            if (cc_->yielding() != yielding_) {
+                yielding_ = cc_->yielding();
+                if (on_yield_) on_yield_(yielding_, cc_->queue_delay_us(), cc_->target_us());
+            }
+            pump();
+            return;
+        }
         ++o.next_block;
         bool last = --o.remaining == 0;
         o.on_block(d->block, std::move(d->bytes));
@@ -130,7 +155,15 @@ void peer_link::on_message(net::wire::message m) {
             return protocol_error("rejected a request that is not outstanding");
         op o = std::move(ops_.front());
         ops_.pop_front();
-        o.on_done(nullptr, r->reason.empty() ? std::string("rejected") : r->reason);
+        std::string reason = r->reason.empty() ? std::string("rejected") : r->reason;
+        if (o.paced) {
+            cc_->on_abandoned(block_size_);
+            --o.paced->outstanding;
+            if (!o.paced->finished) finish_paced(o.paced, nullptr, reason);
+            if (!failed_) pump();
+            return;
+        }
+        o.on_done(nullptr, reason);
     } else if (auto *g = std::get_if<net::wire::goodbye>(&m)) {
         fail(error(PD_E_IO, PD_CATEGORY_NET, "peer " + address_ + " said goodbye: " + g->reason));
     } else if (auto *delta = std::get_if<net::wire::have_delta>(&m)) {
@@ -162,16 +195,83 @@ void peer_link::request(const content::hash &id, std::uint64_t first, std::uint3
         asio::post(io_, [done, e = closed_error()] { done(&e, {}); });
         return;
     }
+    if (cc_) {
+        auto p = std::make_shared<paced_request>();
+        p->content = id;
+        p->next_block = first;
+        p->unsent = count;
+        p->on_block = std::move(on_block);
+        p->on_done = std::move(done);
+        paced_.push_back(std::move(p));
+        pump();
+        return;
+    }
     op o;
     o.content = id;
+    o.on_block = std::move(on_block);
+    o.on_done = std::move(done);
+    send_request(std::move(o), first, count);
+}
+
+void peer_link::send_request(op o, std::uint64_t first, std::uint32_t count) {
     o.id = next_request_++;
     o.next_block = first;
     o.remaining = count;
-    o.on_block = std::move(on_block);
-    o.on_done = std::move(done);
+    o.sent_us = now_us();
+    auto request = net::wire::request{o.id, o.content, first, count};
     ops_.push_back(std::move(o));
-    channel_->send(net::wire::encode(net::wire::request{ops_.back().id, id, first, count}));
+    channel_->send(net::wire::encode(request));
     if (ops_.size() == 1) arm_timer();
+}
+
+void peer_link::set_background(const net::ledbat_config &config, std::uint32_t block_size, budget_fn budget) {
+    cc_ = std::make_unique<net::ledbat>(config);
+    block_size_ = block_size;
+    budget_ = std::move(budget);
+}
+
+void peer_link::pump() {
+    if (!open() || pace_timer_armed_) return;
+    while (!paced_.empty()) {
+        // Requests finish in order; the oldest with blocks left to ask for goes first.
+        auto it = std::find_if(paced_.begin(), paced_.end(), [](auto &p) { return p->unsent > 0; });
+        if (it == paced_.end()) return;
+        auto t = now_us();
+        std::int64_t at = cc_->send_at(block_size_, t);
+        std::int64_t wait_ms = 0;
+        if (at == std::numeric_limits<std::int64_t>::max()) return;  // the next answer pumps
+        if (at > t) wait_ms = (at - t + 999) / 1000;
+        else if (budget_) wait_ms = budget_(block_size_);
+        if (wait_ms > 0) {
+            pace_timer_armed_ = true;
+            pace_timer_.expires_after(std::chrono::milliseconds(wait_ms));
+            pace_timer_.async_wait([weak = weak_from_this()](const error_code &ec) {
+                auto self = weak.lock();
+                if (!self || ec) return;
+                self->pace_timer_armed_ = false;
+                self->pump();
+            });
+            return;
+        }
+        auto p = *it;
+        op o;
+        o.content = p->content;
+        o.paced = p;
+        std::uint64_t b = p->next_block++;
+        --p->unsent;
+        ++p->outstanding;
+        cc_->on_sent(block_size_, t);
+        send_request(std::move(o), b, 1);
+    }
+}
+
+void peer_link::finish_paced(const std::shared_ptr<paced_request> &p, const error *why, const std::string &rejected) {
+    p->finished = true;
+    p->unsent = 0;
+    paced_.erase(std::remove(paced_.begin(), paced_.end(), p), paced_.end());
+    auto done = std::move(p->on_done);
+    p->on_block = nullptr;
+    done(why, rejected);
 }
 
 void peer_link::arm_timer() {
@@ -194,17 +294,23 @@ void peer_link::fail(const error &why) {
     if (failed_) return;
     failed_ = true;
     timer_.cancel();
+    pace_timer_.cancel();
     if (channel_) channel_->close();
-    on_delta_ = nullptr;  // it may hold its job
+    on_delta_ = nullptr;  // they may hold their job
+    on_yield_ = nullptr;
     if (auto cb = std::exchange(on_connected_, nullptr)) cb(&why);
     auto ops = std::move(ops_);
     ops_.clear();
+    auto paced = std::move(paced_);
+    paced_.clear();
     for (auto &o : ops) {
         if (o.is_have)
             o.on_have(&why, {});
-        else
+        else if (!o.paced)
             o.on_done(&why, {});
     }
+    for (auto &p : paced)
+        if (!p->finished) finish_paced(p, &why, {});
 }
 
 }  // namespace pd::core

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "net/async_channel.h"
+#include "net/ledbat.h"
 #include "net/wire.h"
 
 #include <boost/asio/io_context.hpp>
@@ -53,6 +54,21 @@ public:
     void on_have_delta(delta_fn f) { on_delta_ = std::move(f); }
     // Operations sent and not yet answered.
     std::size_t outstanding() const { return ops_.size(); }
+
+    // The background class (docs/background-transport.md). From now on a request() is sent
+    // one block at a time, as the delay-based window allows and `budget` grants the bytes
+    // (it returns 0, or how many ms to wait: the office's WAN budget). `block_size` is the
+    // content's block size, the unit of the window.
+    using budget_fn = std::function<std::int64_t(std::uint64_t bytes)>;
+    void set_background(const net::ledbat_config &config, std::uint32_t block_size, budget_fn budget);
+    // Called when the transfer starts or stops yielding to other traffic on the path.
+    using yield_fn = std::function<void(bool yielding, std::int64_t queue_delay_us, std::int64_t target_us)>;
+    void on_yield_change(yield_fn f) { on_yield_ = std::move(f); }
+    // The background controller; null for the foreground class.
+    const net::ledbat *controller() const { return cc_.get(); }
+    void set_target_delay_us(std::int64_t t) {
+        if (cc_) cc_->set_target_us(t);
+    }
     // Says goodbye and fails every outstanding operation with PD_E_CANCELLED.
     void close(const std::string &why);
     bool open() const { return ready_ && !failed_; }
@@ -60,6 +76,16 @@ public:
     std::uint64_t node_id() const { return node_id_; }
 
 private:
+    // A request() of the background class: its blocks leave one by one.
+    struct paced_request {
+        content::hash content{};
+        std::uint64_t next_block = 0;
+        std::uint32_t unsent = 0;      // blocks not requested yet
+        unsigned outstanding = 0;      // blocks requested, not answered
+        bool finished = false;
+        block_fn on_block;
+        done_fn on_done;
+    };
     struct op {
         bool is_have = false;
         content::hash content{};
@@ -70,8 +96,14 @@ private:
         have_fn on_have;
         block_fn on_block;
         done_fn on_done;
+        std::shared_ptr<paced_request> paced;  // background: the request this block belongs to
+        std::int64_t sent_us = 0;
     };
     void read_next();
+    void send_request(op o, std::uint64_t first, std::uint32_t count);
+    // Background: sends what the window and the budget allow, or arms the pacing timer.
+    void pump();
+    void finish_paced(const std::shared_ptr<paced_request> &p, const error *why, const std::string &rejected);
     void on_message(net::wire::message m);
     void fail(const error &why);
     void arm_timer();
@@ -89,6 +121,14 @@ private:
     std::uint32_t next_request_ = 1;
     connect_fn on_connected_;
     delta_fn on_delta_;
+    std::unique_ptr<net::ledbat> cc_;
+    std::uint32_t block_size_ = 0;
+    budget_fn budget_;
+    yield_fn on_yield_;
+    bool yielding_ = false;
+    std::deque<std::shared_ptr<paced_request>> paced_;
+    boost::asio::steady_timer pace_timer_;
+    bool pace_timer_armed_ = false;
     bool ready_ = false, failed_ = false;
 };
 

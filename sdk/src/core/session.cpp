@@ -361,4 +361,19 @@ content::manifest session::publish(const std::string &path, const std::string &n
     return m;
 }
 
+// A token bucket holding at most a fifth of a second of the budget; a request larger than
+// what is left (a foreground piece) overdraws it and the next one waits the debt out, so the
+// average is the budget whatever the request size.
+std::int64_t session::take_wan_budget(std::uint64_t bytes) {
+    std::int64_t rate = settings_.get_int("wan.budget_bytes");
+    if (rate <= 0) return 0;
+    std::int64_t now = store::now_ms();
+    double r = static_cast<double>(rate);
+    wan_allowance_ = std::min(std::max(r / 5, 65536.0), wan_allowance_ + r * static_cast<double>(now - wan_refill_ms_) / 1000.0);
+    wan_refill_ms_ = now;
+    if (wan_allowance_ < 0) return std::max<std::int64_t>(1, static_cast<std::int64_t>(-wan_allowance_ * 1000.0 / r) + 1);
+    wan_allowance_ -= static_cast<double>(bytes);
+    return 0;
+}
+
 }  // namespace pd::core

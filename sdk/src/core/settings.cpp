@@ -27,14 +27,15 @@ settings::settings() {
         {"peer.max_requests", {8, 1, 64}},
         {"peer.request_queue_ms", {250, 10, 10000}},
         {"peer.request_timeout_ms", {10000, 100, 600000}},
-        {"peer.wan_rate_bytes", {0, 0, INT64_MAX}},
+        {"wan.budget_bytes", {0, 0, INT64_MAX}},
+        {"wan.target_delay_ms", {60, 5, 100}},
         {"peer.coop_wait_ms", {30000, 0, 600000}},
         {"peer.coop_settle_ms", {1000, 0, 60000}},
         {"peer.discovery_interval_ms", {3000, 100, 600000}},
         {"job.stall_timeout_ms", {60000, 500, 86400000}},
     };
     // Peers to try for every job ("ip:port,ip:port"): operators and tests; backends add more.
-    string_defaults_ = {{"peer.static_peers", ""}};
+    string_defaults_ = {{"peer.static_peers", ""}, {"lan.transport", "foreground"}, {"wan.transport", "background"}};
 }
 
 static bool is_plugin_key(const std::string &key) {
@@ -45,7 +46,10 @@ static bool is_plugin_key(const std::string &key) {
 }
 
 void settings::set(const std::string &key, const std::string &value) {
-    if (!is_plugin_key(key) && !string_defaults_.count(key)) {
+    if (key == "lan.transport" || key == "wan.transport") {
+        if (value != "foreground" && value != "background")
+            fail(PD_E_INVALID, PD_CATEGORY_API, "setting '" + key + "' is 'foreground' or 'background', got '" + value + "'");
+    } else if (!is_plugin_key(key) && !string_defaults_.count(key)) {
         auto it = specs_.find(key);
         if (it == specs_.end()) fail(PD_E_NOT_FOUND, PD_CATEGORY_API, "unknown setting '" + key + "'");
         std::int64_t v = 0;

@@ -1,0 +1,147 @@
+#include "net/ledbat.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace pd::net {
+
+namespace {
+constexpr std::int64_t minute_us = 60'000'000;
+constexpr std::int64_t after_next_delivery = std::numeric_limits<std::int64_t>::max();
+}  // namespace
+
+ledbat::ledbat(const ledbat_config &config) : config_(config), window_(static_cast<double>(config.initial_window)) {
+    config_.min_window = std::max<std::uint64_t>(config_.min_window, 1);
+    config_.max_window = std::max(config_.max_window, config_.min_window);
+    window_ = std::clamp(window_, static_cast<double>(config_.min_window), static_cast<double>(config_.max_window));
+}
+
+std::int64_t ledbat::queue_delay_us() const {
+    if (recent_count_ == 0 || base_count_ == 0) return 0;
+    std::int64_t current = *std::min_element(recent_.begin(), recent_.begin() + recent_count_);
+    return std::max<std::int64_t>(0, current - base_delay_us());
+}
+
+std::int64_t ledbat::base_delay_us() const {
+    if (base_count_ == 0) return 0;
+    return *std::min_element(base_.begin(), base_.begin() + base_count_);
+}
+
+std::int64_t ledbat::send_at(std::uint64_t bytes, std::int64_t now_us) {
+    if (phase_ == phase::slowdown) {
+        if (now_us < slowdown_ends_us_) return slowdown_ends_us_;
+        phase_ = phase::ramp;  // back up in slow start, to the window it had
+    }
+    // LEDBAT++ periodic slowdown: everyone's queue drains now and then, so each flow's base
+    // stays true (a latecomer otherwise takes the standing queue for the base). Pointless
+    // while someone else's traffic holds the queue: then the window is at its minimum anyway.
+    if (phase_ == phase::avoidance && next_slowdown_us_ >= 0 && now_us >= next_slowdown_us_) {
+        if (yielding_) {
+            next_slowdown_us_ = now_us + std::max<std::int64_t>(config_.target_us, static_cast<std::int64_t>(smoothed_delay_us_));
+        } else {
+            start_slowdown(now_us);
+            return slowdown_ends_us_;
+        }
+    }
+    double b = static_cast<double>(bytes);
+    if (in_flight_ == 0) {
+        // One request always may leave, but a window smaller than a request spaces them out:
+        // one request every (request / window) round trips averages the window's rate.
+        bool growing = phase_ == phase::slow_start || phase_ == phase::ramp;
+        if (growing || window_ >= b / 2) return 0;
+        auto wait = static_cast<std::int64_t>((b / window_ - 1.0) * smoothed_delay_us_);
+        return now_us >= last_delivery_us_ + wait ? 0 : last_delivery_us_ + wait;
+    }
+    // Round to the nearest whole request: requests are blocks, much larger than a segment.
+    return static_cast<double>(in_flight_) + b <= window_ + b / 2 ? 0 : after_next_delivery;
+}
+
+void ledbat::on_sent(std::uint64_t bytes, std::int64_t) { in_flight_ += bytes; }
+
+void ledbat::on_abandoned(std::uint64_t bytes) { in_flight_ -= std::min(bytes, in_flight_); }
+
+void ledbat::start_slowdown(std::int64_t now_us) {
+    ssthresh_ = window_;
+    window_ = static_cast<double>(config_.min_window);
+    phase_ = phase::slowdown;
+    slowdown_started_us_ = now_us;
+    // Two round trips with nothing new requested: the queue this flow built drains.
+    slowdown_ends_us_ = now_us + std::max<std::int64_t>(2 * static_cast<std::int64_t>(smoothed_delay_us_), 10000);
+    next_slowdown_us_ = -1;
+}
+
+void ledbat::end_phase(std::int64_t now_us) {
+    std::int64_t rtt = std::max<std::int64_t>(static_cast<std::int64_t>(smoothed_delay_us_), 1000);
+    if (phase_ == phase::slow_start) {
+        next_slowdown_us_ = now_us + 2 * rtt;  // the first slowdown soon: the base may be wrong
+    } else {
+        // A slowdown costs its duration; repeating it at nine times that keeps the cost ≤ 10 %.
+        next_slowdown_us_ = now_us + 9 * std::max(now_us - slowdown_started_us_, rtt);
+    }
+    phase_ = phase::avoidance;
+}
+
+void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64_t now_us) {
+    in_flight_ -= std::min(bytes, in_flight_);
+    last_delivery_us_ = now_us;
+    delay_us = std::max<std::int64_t>(delay_us, 0);
+    recent_[recent_next_] = delay_us;
+    recent_next_ = (recent_next_ + 1) % current_samples;
+    recent_count_ = std::min(recent_count_ + 1, current_samples);
+    if (base_count_ == 0 || now_us - base_bucket_start_us_ >= minute_us) {
+        std::rotate(base_.rbegin(), base_.rbegin() + 1, base_.rend());  // oldest minute falls off
+        base_[0] = delay_us;
+        base_count_ = std::min(base_count_ + 1, base_minutes);
+        base_bucket_start_us_ = now_us;
+    } else {
+        base_[0] = std::min(base_[0], delay_us);
+    }
+    smoothed_delay_us_ = smoothed_delay_us_ == 0 ? static_cast<double>(delay_us)
+                                                 : 0.875 * smoothed_delay_us_ + 0.125 * static_cast<double>(delay_us);
+
+    double b = static_cast<double>(bytes);
+    double target = static_cast<double>(config_.target_us);
+    double queue = static_cast<double>(queue_delay_us());
+    switch (phase_) {
+    case phase::slowdown:
+        break;
+    case phase::slow_start:
+    case phase::ramp:
+        // LEDBAT++ leaves slow start at three quarters of the target, before overshooting it.
+        if (queue >= 0.75 * target || (phase_ == phase::ramp && window_ >= ssthresh_))
+            end_phase(now_us);
+        else
+            window_ += b;
+        break;
+    case phase::avoidance: {
+        double over = queue / target - 1.0;
+        if (over > 0) {
+            // LEDBAT++ multiplicative decrease: per round trip W += GAIN - W * (delay/target - 1),
+            // at most halving. The constant increase against a decrease proportional to W is
+            // what makes flows that see the same queue converge to equal windows.
+            window_ += static_cast<double>(config_.gain_bytes) * b / window_ - std::min(0.5, over) * b;
+        } else if (queue < 0.25 * target) {
+            // The queue is nearly empty: whoever held it left. Grow by up to half a window per
+            // round trip so the link fills again within a few round trips, not a minute.
+            window_ += 0.5 * b * (-over);
+        } else {
+            window_ += static_cast<double>(config_.gain_bytes) * b / window_;
+        }
+        break;
+    }
+    }
+    window_ = std::clamp(window_, static_cast<double>(config_.min_window), static_cast<double>(config_.max_window));
+    update_yielding();
+}
+
+void ledbat::update_yielding() {
+    auto queue = queue_delay_us();
+    double small = 4.0 * static_cast<double>(config_.min_window);
+    if (!yielding_ && phase_ == phase::avoidance && queue > config_.target_us &&
+        window_ <= 2.0 * static_cast<double>(config_.min_window))
+        yielding_ = true;
+    else if (yielding_ && (queue < config_.target_us / 2 || window_ > small))
+        yielding_ = false;
+}
+
+}  // namespace pd::net

@@ -1,0 +1,199 @@
+// The background class's controller driven through a simulated bottleneck: a FIFO drained at
+// the link rate (tbf with a 200 ms buffer), background receivers pulling 64 KiB blocks through
+// it with net::ledbat, and a loss-based foreground flow that keeps the buffer full while it
+// runs (what cubic does to a tail-drop queue). Time is simulated, so the figures are exact and
+// the test is fast; the lab benchmark (bench/background_bench.py) measures the real thing.
+#include "net/ledbat.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <memory>
+#include <vector>
+
+namespace {
+
+using pd::net::ledbat;
+
+constexpr std::uint64_t block = 64 * 1024;
+
+struct link_sim {
+    double rate = 2.5e6;               // bytes/s: 20 Mbit/s
+    double buffer_s = 0.2;             // tbf limit, in seconds of the rate
+    std::int64_t base_rtt_us = 200;    // no netem: veths add ~0.2 ms
+    std::int64_t step_us = 250;
+
+    struct item {
+        int flow;                      // -1: the foreground flow
+        double left;
+        std::int64_t sent_us;
+    };
+    struct flow {
+        std::unique_ptr<ledbat> cc;
+        std::int64_t start_us = 0, stop_us = INT64_MAX;
+        std::vector<double> served;    // bytes delivered per 100 ms bucket
+    };
+    struct request {
+        std::int64_t at_us;            // reaches the bottleneck
+        int flow;
+        std::int64_t sent_us;
+    };
+    std::vector<flow> flows;
+    std::deque<item> queue;
+    std::deque<request> requests;
+    double queued = 0;
+    std::int64_t fg_start_us = INT64_MAX, fg_stop_us = INT64_MAX;
+    std::vector<double> fg_served;
+    std::vector<double> probe_ms;      // queueing delay every 10 ms
+    std::int64_t now = 0;
+
+    int add_flow(std::int64_t start_us, std::int64_t stop_us = INT64_MAX) {
+        flows.push_back({std::make_unique<ledbat>(), start_us, stop_us, {}});
+        return static_cast<int>(flows.size()) - 1;
+    }
+
+    static void count(std::vector<double> &buckets, std::int64_t t, double bytes) {
+        auto i = static_cast<std::size_t>(t / 100000);
+        if (buckets.size() <= i) buckets.resize(i + 1, 0.0);
+        buckets[i] += bytes;
+    }
+
+    void run_until(std::int64_t end_us) {
+        for (; now < end_us; now += step_us) {
+            // Requests leave when the window allows; the peer answers at once.
+            for (int f = 0; f < static_cast<int>(flows.size()); ++f) {
+                auto &fl = flows[f];
+                if (now < fl.start_us || now >= fl.stop_us) continue;
+                while (fl.cc->send_at(block, now) == 0) {
+                    fl.cc->on_sent(block, now);
+                    requests.push_back({now + base_rtt_us / 2, f, now});
+                }
+            }
+            while (!requests.empty() && requests.front().at_us <= now) {
+                auto r = requests.front();
+                requests.pop_front();
+                queue.push_back({r.flow, static_cast<double>(block), r.sent_us});
+                queued += static_cast<double>(block);
+            }
+            // The foreground flow keeps the buffer full (tail drop takes its excess).
+            if (now >= fg_start_us && now < fg_stop_us)
+                while (queued < rate * buffer_s) {
+                    queue.push_back({-1, 1500, now});
+                    queued += 1500;
+                }
+            double budget = rate * static_cast<double>(step_us) / 1e6;
+            while (budget > 0 && !queue.empty()) {
+                auto &head = queue.front();
+                double take = std::min(budget, head.left);
+                head.left -= take;
+                budget -= take;
+                queued -= take;
+                if (head.flow < 0) count(fg_served, now, take);
+                if (head.left > 0) break;
+                if (head.flow >= 0) {
+                    auto &fl = flows[head.flow];
+                    std::int64_t arrive = now + base_rtt_us / 2;
+                    fl.cc->on_delivered(block, arrive - head.sent_us, arrive);
+                    count(fl.served, now, static_cast<double>(block));
+                }
+                queue.pop_front();
+            }
+            if (now % 10000 == 0) probe_ms.push_back(queued / rate * 1000.0);
+        }
+    }
+
+    // Mean rate (bytes/s) over [from, to) seconds.
+    static double mean(const std::vector<double> &buckets, double from, double to) {
+        double sum = 0;
+        for (auto i = static_cast<std::size_t>(from * 10); i < static_cast<std::size_t>(to * 10); ++i)
+            sum += i < buckets.size() ? buckets[i] : 0.0;
+        return sum / (to - from);
+    }
+    double percentile(double from, double to, double p) const {
+        std::vector<double> v(probe_ms.begin() + static_cast<long>(from * 100), probe_ms.begin() + static_cast<long>(to * 100));
+        std::sort(v.begin(), v.end());
+        return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
+    }
+};
+
+TEST(Ledbat, FillsAnIdleLinkWithASmallQueue) {
+    link_sim sim;
+    int f = sim.add_flow(0);
+    sim.run_until(40'000'000);
+    double goodput = link_sim::mean(sim.flows[f].served, 10, 40);
+    EXPECT_GE(goodput, 0.90 * sim.rate);
+    double target_ms = 60;
+    EXPECT_LE(sim.percentile(10, 40, 0.5), target_ms + 25);
+    EXPECT_LE(sim.percentile(10, 40, 0.95), 100);
+}
+
+TEST(Ledbat, YieldsToAForegroundFlowAndComesBack) {
+    link_sim sim;
+    int f = sim.add_flow(0);
+    sim.fg_start_us = 20'000'000;
+    sim.fg_stop_us = 50'000'000;
+    sim.run_until(70'000'000);
+    auto &bg = sim.flows[f].served;
+    // Within 2 s of the foreground flow's arrival the background is under a quarter of the link...
+    EXPECT_LT(link_sim::mean(bg, 22, 23), 0.25 * sim.rate);
+    // ...and the foreground flow keeps almost all of it while both run.
+    EXPECT_GE(link_sim::mean(sim.fg_served, 25, 50), 0.90 * sim.rate);
+    EXPECT_TRUE(sim.flows[f].cc->yielding() || sim.now >= sim.fg_stop_us);
+    // Within 2 s of its departure the background is back above 90 %.
+    EXPECT_GE(link_sim::mean(bg, 52, 55), 0.90 * sim.rate);
+}
+
+TEST(Ledbat, TwoFlowsStartedTogetherShareFairly) {
+    link_sim sim;
+    int a = sim.add_flow(0), b = sim.add_flow(0);
+    sim.run_until(40'000'000);
+    double x = link_sim::mean(sim.flows[a].served, 10, 40), y = link_sim::mean(sim.flows[b].served, 10, 40);
+    double jain = (x + y) * (x + y) / (2 * (x * x + y * y));
+    EXPECT_GE(jain, 0.95) << x << " " << y;
+    EXPECT_GE(x + y, 0.90 * sim.rate);
+}
+
+TEST(Ledbat, ALatecomerGetsItsShare) {
+    link_sim sim;
+    int first = sim.add_flow(0), late = sim.add_flow(10'000'000);
+    sim.run_until(60'000'000);
+    // Within 20 s of its start the latecomer holds 35-65 % of the link.
+    double l = link_sim::mean(sim.flows[late].served, 25, 30), e = link_sim::mean(sim.flows[first].served, 25, 30);
+    EXPECT_GE(l / (l + e), 0.35) << l << " " << e;
+    EXPECT_LE(l / (l + e), 0.65) << l << " " << e;
+}
+
+TEST(Ledbat, LongerBaseDelays) {
+    // WANs with real round trips. The link still fills and the median queue stays near the
+    // target; the slow-start ramps after each slowdown overshoot by up to a round trip of
+    // feedback, so the tail grows with the base delay (110 ms at 80 ms in this model).
+    for (std::int64_t rtt_ms : {20, 40, 80}) {
+        link_sim sim;
+        sim.base_rtt_us = rtt_ms * 1000;
+        int f = sim.add_flow(0);
+        sim.run_until(40'000'000);
+        EXPECT_GE(link_sim::mean(sim.flows[f].served, 10, 40), 0.85 * sim.rate) << rtt_ms;
+        EXPECT_LE(sim.percentile(10, 40, 0.5), 60 + 25) << rtt_ms;
+        EXPECT_LE(sim.percentile(10, 40, 0.95), 100 + rtt_ms / 2) << rtt_ms;
+    }
+}
+
+TEST(Ledbat, WindowStaysWithinBounds) {
+    pd::net::ledbat_config c;
+    ledbat cc(c);
+    std::int64_t t = 0;
+    // Absurd samples (zero, huge, backwards) never push the window outside its bounds.
+    for (std::int64_t d : {0ll, 1ll, 10'000'000'000ll, -5ll, 3ll, 500'000ll, 0ll}) {
+        t += 1000;
+        cc.on_sent(block, t);
+        cc.on_delivered(block, d, t);
+        EXPECT_GE(cc.window(), c.min_window);
+        EXPECT_LE(cc.window(), c.max_window);
+    }
+    cc.on_abandoned(10 * block);
+    EXPECT_EQ(cc.in_flight(), 0u);
+}
+
+}  // namespace
