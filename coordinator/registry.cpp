@@ -277,4 +277,9 @@ std::string registry::activated_devices_csv(std::int64_t now_ms) {
     return out;
 }
 
+std::int64_t registry::wan_budget(const std::string &office) const {
+    const auto *o = office.empty() ? nullptr : topology_.find(office);
+    return o ? o->wan_budget : 0;
+}
+
 }  // namespace pd::coord

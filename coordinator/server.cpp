@@ -201,7 +201,8 @@ json server::handle(const json &request, const std::string &peer_ip) {
             d.preferred = request.value("preferred", false);
             read_facts(request, d);
             auto office = registry_.register_device(d, now);
-            return {{"ok", true}, {"server_id", options_.server_id}, {"office", office}, {"heartbeat_ms", options_.heartbeat_ms}};
+            return {{"ok", true}, {"server_id", options_.server_id}, {"office", office}, {"heartbeat_ms", options_.heartbeat_ms},
+                    {"wan_budget", registry_.wan_budget(office)}};
         }
         if (op == "heartbeat") {
             device_record facts;
@@ -210,7 +211,8 @@ json server::handle(const json &request, const std::string &peer_ip) {
             auto id = required(request, "device_id");
             if (!registry_.devices().count(id))
                 return {{"ok", false}, {"error", "unknown device: register again"}, {"unregistered", true}};
-            return {{"ok", true}, {"office", registry_.heartbeat(id, facts, now)}};
+            auto office = registry_.heartbeat(id, facts, now);
+            return {{"ok", true}, {"office", office}, {"wan_budget", registry_.wan_budget(office)}};
         }
         if (op == "holding") {
             registry_.report_holding({required(request, "device_id"), content_id(request), number(request, "verified_blocks"),

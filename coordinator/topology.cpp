@@ -130,6 +130,7 @@ topology topology::parse_csv(const std::string &text) {
     std::string line;
     int n = 0;
     bool header = false;
+    std::size_t columns = 5;
     std::map<std::string, int> first_line;
     while (std::getline(in, line)) {
         ++n;
@@ -146,12 +147,16 @@ topology topology::parse_csv(const std::string &text) {
             std::string h;
             for (auto &f : *fields) h += (h.empty() ? "" : ",") + f;
             std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-            if (h != csv_header) problems.push_back(at + "expected the header '" + std::string(csv_header) + "'");
+            if (h == csv_header_v1)
+                columns = 4;
+            else if (h != csv_header)
+                problems.push_back(at + "expected the header '" + std::string(csv_header) + "'");
             header = true;
             continue;
         }
-        if (fields->size() != 4) {
-            problems.push_back(at + "expected 4 fields (name,parent,type,ranges), found " + std::to_string(fields->size()));
+        if (fields->size() != columns) {
+            problems.push_back(at + "expected " + std::to_string(columns) + " fields (" +
+                               (columns == 5 ? csv_header : csv_header_v1) + "), found " + std::to_string(fields->size()));
             continue;
         }
         office o;
@@ -175,6 +180,15 @@ topology topology::parse_csv(const std::string &text) {
                 o.ranges.push_back(*r);
             else
                 problems.push_back(at + "bad address range '" + item + "'");
+        }
+        if (columns == 5 && !(*fields)[4].empty()) {
+            const std::string &b = (*fields)[4];
+            std::int64_t v = -1;
+            auto res = std::from_chars(b.data(), b.data() + b.size(), v);
+            if (res.ec != std::errc() || res.ptr != b.data() + b.size() || v < 0)
+                problems.push_back(at + "bad WAN budget '" + b + "' (bytes per second, empty for none)");
+            else
+                o.wan_budget = v;
         }
         auto [it, fresh] = first_line.emplace(o.name, n);
         if (!fresh) {
@@ -251,7 +265,8 @@ std::string topology::to_csv() const {
     for (auto &o : offices_) {
         std::string ranges;
         for (auto &r : o.ranges) ranges += (ranges.empty() ? "" : ";") + r.text;
-        out += csv_field(o.name) + "," + csv_field(o.parent) + "," + type_name(o.type) + "," + csv_field(ranges) + "\n";
+        out += csv_field(o.name) + "," + csv_field(o.parent) + "," + type_name(o.type) + "," + csv_field(ranges) + "," +
+               (o.wan_budget ? std::to_string(o.wan_budget) : std::string()) + "\n";
     }
     return out;
 }

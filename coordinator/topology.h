@@ -41,6 +41,7 @@ struct office {
     std::string parent;  // empty for the root
     office_type type = office_type::standard;
     std::vector<ip_range> ranges;
+    std::int64_t wan_budget = 0;  // bytes/s its devices may pull from other offices (0: no cap)
     int line = 0;  // where it came from in the CSV (0: built, not parsed)
 };
 
@@ -57,7 +58,8 @@ private:
 class topology {
 public:
     static constexpr const char *root_name = "Central Office";
-    static constexpr const char *csv_header = "name,parent,type,ranges";
+    static constexpr const char *csv_header = "name,parent,type,ranges,wan_budget";
+    static constexpr const char *csv_header_v1 = "name,parent,type,ranges";  // still accepted
 
     // The CSV format of docs/hierarchy.md. Throws topology_error listing every problem:
     // bad column counts, unknown types, bad addresses, duplicate names, unknown parents,

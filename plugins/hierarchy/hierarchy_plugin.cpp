@@ -53,6 +53,7 @@ struct backend {
     bool registered = false;
     std::string last_error;
     std::int64_t heartbeat_ms = 5000;
+    std::int64_t applied_budget = 0;
 
     std::mutex stop_mu;  // also guards `reports`
     std::condition_variable stop_cv;
@@ -117,8 +118,20 @@ struct backend {
         auto reply = client->call(r);
         if (!reply.value("ok", false)) pd::fail(PD_E_INVALID, PD_CATEGORY_PLUGIN, "register refused: " + reply.value("error", std::string()));
         heartbeat_ms = std::max<std::int64_t>(200, reply.value("heartbeat_ms", std::int64_t{5000}));
+        apply_budget(reply);
         registered = true;
         log(PD_LOG_INFO, "registered with " + coordinator + " in office '" + reply.value("office", std::string()) + "'");
+    }
+
+    // The office's WAN budget from the topology, handed to the core (hosts before 0.3 lack it).
+    void apply_budget(const json &reply) {
+        if (!reply.is_object() || !reply.contains("wan_budget")) return;
+        auto budget = reply.value("wan_budget", std::int64_t{0});
+        if (budget == applied_budget) return;
+        if (host->struct_size < offsetof(pd_host_api, set_wan_budget) + sizeof host->set_wan_budget || !host->set_wan_budget) return;
+        host->set_wan_budget(host->host, static_cast<std::uint64_t>(std::max<std::int64_t>(0, budget)));
+        applied_budget = budget;
+        log(PD_LOG_INFO, budget ? "office WAN budget: " + std::to_string(budget) + " bytes/s" : std::string("office WAN budget lifted"));
     }
 
     json call(const json &request) {
@@ -140,7 +153,7 @@ struct backend {
             try {
                 for (auto &r : pending) call(r);
                 if (std::chrono::steady_clock::now() >= next_heartbeat) {
-                    call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)}});
+                    apply_budget(call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)}}));
                     // After the call: the first one registers and learns the interval.
                     next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(heartbeat_ms);
                 }

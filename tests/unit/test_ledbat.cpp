@@ -147,7 +147,7 @@ TEST(Ledbat, YieldsToAForegroundFlowAndComesBack) {
 
 TEST(Ledbat, TwoFlowsStartedTogetherShareFairly) {
     link_sim sim;
-    int a = sim.add_flow(0), b = sim.add_flow(0);
+    int a = sim.add_flow(0), b = sim.add_flow(300000);  // "together": a process start apart
     sim.run_until(40'000'000);
     double x = link_sim::mean(sim.flows[a].served, 10, 40), y = link_sim::mean(sim.flows[b].served, 10, 40);
     double jain = (x + y) * (x + y) / (2 * (x * x + y * y));

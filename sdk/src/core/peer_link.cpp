@@ -3,6 +3,9 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
 #include <charconv>
 #include <chrono>
 #include <limits>
@@ -129,6 +132,8 @@ void peer_link::on_message(net::wire::message m) {
             ops_.pop_front();
             auto t = now_us();
             cc_->on_delivered(block_size_, t - answered.sent_us, t);
+            if (static FILE *trace = [] { const char *p = std::getenv("PD_LEDBAT_TRACE"); return p ? std::fopen((std::string(p) + "." + std::to_string(::getpid())).c_str(), "w") : nullptr; }(); trace)
+                std::fprintf(trace, "%lld %lld %lld %lld %llu %d %llu\n", (long long)t, (long long)(t - answered.sent_us), (long long)cc_->base_delay_us(), (long long)cc_->queue_delay_us(), (unsigned long long)cc_->window(), (int)cc_->current_phase(), (unsigned long long)cc_->in_flight());
             auto &p = answered.paced;
             --p->outstanding;
             if (!p->finished) p->on_block(d->block, std::move(d->bytes));

@@ -127,6 +127,7 @@ session::session(const pd_session_options &o)
         }
         return false;
     };
+    services.set_wan_budget = [this](std::uint64_t rate) { backend_wan_budget_ = rate; };
     services.device_facts = [this](pd_device_facts &facts, std::string &id) {
         facts = device_facts();
         id = device_id_;
@@ -366,6 +367,8 @@ content::manifest session::publish(const std::string &path, const std::string &n
 // average is the budget whatever the request size.
 std::int64_t session::take_wan_budget(std::uint64_t bytes) {
     std::int64_t rate = settings_.get_int("wan.budget_bytes");
+    auto office = static_cast<std::int64_t>(std::min<std::uint64_t>(backend_wan_budget_.load(), INT64_MAX));
+    if (office > 0 && (rate <= 0 || office < rate)) rate = office;
     if (rate <= 0) return 0;
     std::int64_t now = store::now_ms();
     double r = static_cast<double>(rate);

@@ -92,7 +92,8 @@ public:
     void blocks_verified(const store::hash &content, const std::vector<std::uint64_t> &blocks) {
         if (peer_server_) peer_server_->blocks_verified(content, blocks);
     }
-    // The office WAN budget: wan.budget_bytes per second (0: none) for everything this
+    // The office WAN budget: wan.budget_bytes per second (0: none), or the coordinator's
+    // budget for the office when smaller (set by a backend), for everything this
     // device requests from peers in other offices, all jobs together. 0 when `bytes` may be
     // requested now (they are taken), otherwise how many ms until the budget has room.
     std::int64_t take_wan_budget(std::uint64_t bytes);
@@ -136,6 +137,7 @@ private:
     std::unique_ptr<peer_server> peer_server_;
     std::map<std::uint64_t, std::shared_ptr<job>> jobs_;  // network thread
     std::uint64_t next_job_id_ = 1;
+    std::atomic<std::uint64_t> backend_wan_budget_{0};  // a backend's (coordinator's) office budget
     double wan_allowance_ = 0;  // network thread: bytes the WAN budget still grants
     std::int64_t wan_refill_ms_ = 0;
     std::uint64_t node_id_ = 0;

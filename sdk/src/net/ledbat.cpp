@@ -102,28 +102,46 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     double b = static_cast<double>(bytes);
     double target = static_cast<double>(config_.target_us);
     double queue = static_cast<double>(queue_delay_us());
+    double min = static_cast<double>(config_.min_window);
+    // A queue twice the target is not another background flow (they all aim at the target):
+    // a loss-based flow is filling the buffer. Get out of its way at once, not over a few
+    // halvings (measured: halving per round trip left the transfer above a quarter of the
+    // link for 2.5 s after an iperf3 cubic flow started).
+    bool foreground = queue > 2.0 * target;
     switch (phase_) {
     case phase::slowdown:
         break;
     case phase::slow_start:
-    case phase::ramp:
         // LEDBAT++ leaves slow start at three quarters of the target, before overshooting it.
-        if (queue >= 0.75 * target || (phase_ == phase::ramp && window_ >= ssthresh_))
+        if (foreground) window_ = min;
+        if (foreground || queue >= 0.75 * target)
+            end_phase(now_us);
+        else
+            window_ += b;
+        break;
+    case phase::ramp:
+        // Back to the window it gave up, whatever the queue: stopping early at the target
+        // would hand this flow's share to whoever did not slow down (measured: one of two
+        // flows starved for 16 s that way).
+        if (foreground) window_ = min;
+        if (foreground || window_ >= ssthresh_)
             end_phase(now_us);
         else
             window_ += b;
         break;
     case phase::avoidance: {
         double over = queue / target - 1.0;
-        if (over > 0) {
+        if (foreground) {
+            window_ = min;
+        } else if (over > 0) {
             // LEDBAT++ multiplicative decrease: per round trip W += GAIN - W * (delay/target - 1),
             // at most halving. The constant increase against a decrease proportional to W is
             // what makes flows that see the same queue converge to equal windows.
             window_ += static_cast<double>(config_.gain_bytes) * b / window_ - std::min(0.5, over) * b;
         } else if (queue < 0.25 * target) {
-            // The queue is nearly empty: whoever held it left. Grow by up to half a window per
-            // round trip so the link fills again within a few round trips, not a minute.
-            window_ += 0.5 * b * (-over);
+            // The queue is nearly empty: whoever held it left. One more request per round trip
+            // refills the link within a few round trips; additive, so flows stay fair.
+            window_ += b * b / window_;
         } else {
             window_ += static_cast<double>(config_.gain_bytes) * b / window_;
         }

@@ -219,6 +219,11 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
         return 0;
     };
 
+    api.set_wan_budget = [](void *h, uint64_t rate) {
+        auto c = static_cast<host_context *>(h);
+        if (c->services->set_wan_budget) c->services->set_wan_budget(rate);
+    };
+
     std::string config = "{}";
     if (services_.get_setting) {
         if (auto v = services_.get_setting("plugin." + name + ".config")) config = *v;

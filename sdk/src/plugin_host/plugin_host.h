@@ -31,6 +31,7 @@ struct host_services {
     std::function<bool(const std::uint8_t label[32], std::uint64_t &verified, std::uint64_t &total)> lookup_label;
     std::function<std::string()> listen_addresses;
     std::function<void(pd_device_facts &facts, std::string &device_id)> device_facts;
+    std::function<void(std::uint64_t bytes_per_second)> set_wan_budget;
 };
 
 class backend;

@@ -95,6 +95,16 @@ typedef struct pd_host_api {
      * @return 0, or PD_PLUGIN_E_GENERIC when the facts cannot be measured. THREAD: any.
      */
     int32_t(PD_CALLBACK *device_facts)(void *host, pd_device_facts *facts, char *device_id, size_t device_id_size);
+
+    /* Appended in 0.3 (check struct_size before use). */
+
+    /**
+     * The office WAN budget an authority (a coordinator) sets for this device: bytes per
+     * second it may request from other offices, all jobs together; 0 lifts it. The host
+     * applies the smaller of this and its own wan.budget_bytes setting, from the next
+     * request on. THREAD: any.
+     */
+    void(PD_CALLBACK *set_wan_budget)(void *host, uint64_t bytes_per_second);
 } pd_host_api;
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */
@@ -164,7 +174,8 @@ typedef struct pd_backend_vtable {
      * Optional. Find peers holding blocks of a content: write their "ip:port" addresses,
      * one per line, NUL-terminated, into `out`. A line may end with " wan": that peer is in
      * another office, its bytes count as PD_SOURCE_WAN, it gets only pieces no LAN peer
-     * holds, and it is paced by peer.wan_rate_bytes. Blocking, bounded by the backend's own
+     * holds, and it goes over the wan.transport class (background: delay-based, yields to
+     * other traffic) within the office WAN budget (wan.budget_bytes). Blocking, bounded by the backend's own
      * timeout; the core connects to them over the secure channel and verifies every block.
      * THREAD: a source I/O thread. @return the number of peers written, or a negative code.
      */
