@@ -14,7 +14,8 @@ Phases: cubic alone (30 s) -> background alone, cubic arrives at +30 s for 30 s,
 +80 s -> the same with the background class switched to plain TCP (contrast; not in quick)
 -> two background flows started together -> a latecomer 10 s behind.
 usage: bench/background_bench.py BUILD_DIR [OUT_DIR] [quick]
-(PD_BG_PHASES=yield,two,late runs only those phases, for tuning; the report needs them all.)"""
+(PD_BG_PHASES=yield,two,late runs only those phases, and PD_BG_SETTINGS="key=value ..." adds
+session settings to every background puller: for tuning; the report needs every phase.)"""
 import json
 import os
 import shutil
@@ -27,7 +28,8 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests"))
-from netlab.lab import Lab, Office, wait_until  # noqa: E402
+from netlab.lab import Lab, Office  # noqa: E402
+from netlab.wan import WanSeeder  # noqa: E402
 
 ECHO = r"""
 import socket, sys
@@ -128,14 +130,7 @@ def main():
         with Lab(os.path.join(work, "lab"), offices) as lab:
             seeder, sender = lab.device("hq-1"), lab.device("hq-2")
             rx1, rx_tcp, rx2 = lab.device("branch-1"), lab.device("branch-2"), lab.device("branch-3")
-            pkg = os.path.join(work, "pkg.bin")
-            with open(pkg, "wb") as f:
-                for _ in range(SIZE_MIB):
-                    f.write(os.urandom(1 << 20))
-            manifest = os.path.join(work, "pkg.manifest")
-            lab.spawn(seeder, [tool, "seed", pkg, os.path.join(work, "seed"), seeder.ip + ":7400", manifest],
-                      os.path.join(work, "seed.log"))
-            wait_until(lambda: os.path.exists(manifest), 120, "the seeder to publish")
+            wan = WanSeeder(lab, seeder, tool, work, SIZE_MIB)
             lab.spawn(rx_tcp, ["iperf3", "-s", "-p", "5201"], os.path.join(work, "iperf3-s.log"))
             lab.spawn(rx_tcp, [sys.executable, "-c", ECHO, "9000"])
             probe_log = os.path.join(work, "probe.log")
@@ -151,20 +146,15 @@ def main():
 
             fetches = []
 
+            extra = os.environ.get("PD_BG_SETTINGS", "").split()  # "key=value ..." for tuning runs
+
             def background(dev, tag, *settings):
-                cache = os.path.join(work, "cache-" + tag)
-                p = lab.spawn(dev, [tool, "fetch", manifest, cache, seeder.ip + ":7400", os.path.join(work, "out-" + tag)]
-                              + list(settings), os.path.join(work, "fetch-%s.log" % tag))
-                fetches.append((p, cache, os.path.join(work, "out-" + tag)))
-                return time.monotonic(), p
+                fetches.append(wan.fetch(dev, tag, *(list(settings) + extra)))
+                return time.monotonic(), fetches[-1]
 
             def stop_background():
-                for p, cache, out in fetches:
-                    p.kill()
-                    p.wait()
-                    shutil.rmtree(cache, ignore_errors=True)
-                    if os.path.exists(out):
-                        os.unlink(out)
+                for f in fetches:
+                    f.stop()
                 fetches.clear()
                 time.sleep(2.0)  # the queue drains
 

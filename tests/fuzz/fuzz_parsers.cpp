@@ -6,6 +6,7 @@
 #include "content/manifest.h"
 #include "content/pccrc.h"
 #include "content/publication.h"
+#include "net/ledbat.h"
 #include "net/secure_channel.h"
 #include "net/wire.h"
 #include "util/error.h"
@@ -58,6 +59,14 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     write_seed(dir, "wire-have", 4, pd::net::wire::encode(pd::net::wire::have{m.id, 5, 0, {0x1f}}));
     pd::net::handshake client(pd::net::role::client, sk);
     write_seed(dir, "handshake", 5, client.hello());
+    // Background controller: sends and deliveries 25 ms apart with a growing queue.
+    std::vector<std::uint8_t> steps;
+    for (std::uint32_t i = 0; i < 64; ++i) {
+        std::uint32_t v = 25000 + i * 3000;
+        steps.push_back(static_cast<std::uint8_t>(i % 2));
+        steps.insert(steps.end(), reinterpret_cast<std::uint8_t *>(&v), reinterpret_cast<std::uint8_t *>(&v) + 4);
+    }
+    write_seed(dir, "ledbat", 6, steps);
     return 0;
 }
 
@@ -66,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     const std::uint8_t *body = data + 1;
     std::size_t len = size - 1;
     try {
-        switch (data[0] % 6) {
+        switch (data[0] % 7) {
         case 0: {
             auto m = pd::content::manifest::parse(body, len);
             if (m.serialize() != std::vector<std::uint8_t>(body, body + len)) std::abort();
@@ -98,6 +107,33 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             hs.on_peer_hello(body, pd::net::hello_size);
             hs.on_peer_finish(body + pd::net::hello_size, len - pd::net::hello_size);
             std::abort();  // a forged FINISH verified
+        }
+        case 6: {
+            // The background controller fed what a peer controls: when answers arrive (any
+            // delay, clocks that jump) and how much is in flight. Its window stays in bounds and
+            // it never asks the caller to wait into the past.
+            pd::net::ledbat_config c;
+            c.target_us = 5000 + body[0 % (len ? len : 1)] * 1000;
+            pd::net::ledbat cc(c);
+            std::int64_t now = 0;
+            for (std::size_t i = 0; i + 5 <= len; i += 5) {
+                std::uint32_t v;
+                std::memcpy(&v, body + i + 1, 4);
+                now += static_cast<std::int64_t>(v % 1000000);
+                switch (body[i] % 4) {
+                case 0: {
+                    auto at = cc.send_at(65536, now);
+                    if (at != 0 && at < now) std::abort();
+                    if (at == 0) cc.on_sent(65536, now);
+                    break;
+                }
+                case 1: cc.on_delivered(65536, static_cast<std::int64_t>(v) - 1000, now); break;
+                case 2: cc.on_delivered(65536, static_cast<std::int64_t>(v) * 4096, now); break;
+                case 3: cc.on_abandoned(v); break;
+                }
+                if (cc.window() < c.min_window || cc.window() > c.max_window || cc.queue_delay_us() < 0) std::abort();
+            }
+            break;
         }
         }
     } catch (const pd::error &) {

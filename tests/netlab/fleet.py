@@ -87,11 +87,13 @@ class Fleet:
             raise
         return self
 
-    def topology_csv(self):
-        """The lab's offices as a pd-coordinator topology (docs/hierarchy.md)."""
-        rows = ["name,parent,type,ranges"]
+    def topology_csv(self, wan_budgets=None):
+        """The lab's offices as a pd-coordinator topology (docs/hierarchy.md); `wan_budgets`
+        maps office names to their WAN budget in bytes/s."""
+        rows = ["name,parent,type,ranges,wan_budget"]
         for o in self.lab.offices:
-            rows.append("%s,%s,%s,198.18.%d.0/24" % (o.name, o.parent or "", getattr(o, "kind", "Default"), o.index))
+            rows.append("%s,%s,%s,198.18.%d.0/24,%s" % (o.name, o.parent or "", getattr(o, "kind", "Default"), o.index,
+                                                       (wan_budgets or {}).get(o.name, "")))
         return "\n".join(rows) + "\n"
 
     def _start_coordinator(self):

@@ -276,6 +276,12 @@ class Lab:
             total += self._link_stats(office.gw_ns, "l%s%db%d" % (self.run_id, office.index, j))[1]
         return total
 
+    def ip_counters(self, device):
+        """The device's IP counters (/proc/net/netstat IpExt: OutMcastPkts, OutBcastPkts, ...)."""
+        out = self._in(device.ns, ["cat", "/proc/net/netstat"]).stdout.splitlines()
+        rows = [l.split()[1:] for l in out if l.startswith("IpExt:")]
+        return dict(zip(rows[0], (int(v) for v in rows[1])))
+
     def namespaces_alive(self):
         out = _run(["ip", "netns", "list"], check=False).stdout
         return [l.split()[0] for l in out.splitlines() if l.startswith("pd%s-" % self.run_id)]

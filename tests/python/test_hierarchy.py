@@ -10,7 +10,7 @@ import time
 import pytest
 
 from netlab.fleet import Fleet
-from netlab.lab import Office
+from netlab.lab import Office, wait_until
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 MiB = 1 << 20
@@ -85,6 +85,10 @@ def test_the_office_tree_content_crosses_each_wan_link_once(tmp_path, host_bin, 
         assert timings["branch-b"] <= 1.25, report
         assert timings["branch-a"] <= 1.5 and timings["branch-a-wifi"] <= 1.5, report
         assert origin <= 1.05, report
+        # WiFi devices sent no broadcast or multicast (the coordinator lists their peers).
+        for d in fleet.lab.devices_in("branch-a-wifi"):
+            ip = fleet.lab.ip_counters(d)
+            assert ip["OutMcastPkts"] == 0 and ip["OutBcastPkts"] == 0, (d.name, ip)
         # VPN devices share nothing: they only downloaded; nobody was sent to them.
         for name, a in fleet.agents.items():
             if name.startswith("vpn"):
@@ -95,6 +99,17 @@ def test_the_office_tree_content_crosses_each_wan_link_once(tmp_path, host_bin, 
         assert stats["central"]["origin_bytes"] >= size and stats["branch-a"]["origin_bytes"] == 0, stats
         assert stats["branch-a"]["wan_bytes"] >= size, stats
         assert "branch-a-wifi" in fleet.admin("devices-csv").stdout
+
+        # The office WAN budget: set in the topology at run time, it reaches the office's
+        # agents with their next heartbeat, and only theirs.
+        budgeted = tmp_path / "budget.csv"
+        budgeted.write_text(fleet.topology_csv({"branch-b": 1250000}))
+        assert fleet.admin("topology-import", str(budgeted)).returncode == 0
+
+        def budgets():
+            return {n: a.ok("facts")["serving"]["wan_budget_bytes"] for n, a in fleet.agents.items()}
+        wait_until(lambda: all(v == (1250000 if n.startswith("branch-b") else 0) for n, v in budgets().items()), 15,
+                   "the branch-b agents to learn their office's WAN budget")
 
 
 @root_only

@@ -354,6 +354,38 @@ TEST(coordinator_server, agents_register_and_ask_for_sources_over_the_secure_cha
     EXPECT_EQ(c.call({{"op", "admin.health"}})["devices"], 2);
 }
 
+TEST(topology, an_office_wan_budget_is_an_optional_fifth_column) {
+    auto t = topology::parse_csv("name,parent,type,ranges,wan_budget\n"
+                                 "Central Office,,Default,10.0.0.0/24,\n"
+                                 "Branch A,Central Office,Default,10.1.0.0/24,1250000\n");
+    EXPECT_EQ(t.find("Central Office")->wan_budget, 0);
+    EXPECT_EQ(t.find("Branch A")->wan_budget, 1250000);
+    EXPECT_NE(t.to_csv().find("Branch A,Central Office,Default,10.1.0.0/24,1250000\n"), std::string::npos);
+    EXPECT_EQ(topology::parse_csv(t.to_csv()).to_csv(), t.to_csv());
+    // Four-column files (the first format) still import; mixing is a line-numbered error.
+    EXPECT_EQ(topology::parse_csv(good_csv).find("Branch A")->wan_budget, 0);
+    auto problems = problems_of("name,parent,type,ranges,wan_budget\nA,,Default,10.0.0.0/24,fast\nB,A,Default,10.1.0.0/24\n");
+    EXPECT_TRUE(mentions(problems, "line 2: bad WAN budget 'fast'"));
+    EXPECT_TRUE(mentions(problems, "line 3: expected 5 fields"));
+}
+
+TEST(coordinator_server, registration_and_heartbeats_carry_the_office_wan_budget) {
+    running_server s;
+    coordinator_client c(s.srv->bound_address(), s.key.data(), 5000);
+    auto set = [&](const std::string &budget) {
+        auto r = c.call({{"op", "admin.topology.import"},
+                         {"csv", "name,parent,type,ranges,wan_budget\nCentral Office,,Default,10.0.0.0/8,\n"
+                                 "Loopback,Central Office,Default,127.0.0.0/8," + budget + "\n"}});
+        ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
+    };
+    set("2500000");
+    auto reply = c.call({{"op", "register"}, {"device_id", "d1"}, {"listen", "0.0.0.0:34760"}});
+    EXPECT_EQ(reply["office"], "Loopback");
+    EXPECT_EQ(reply["wan_budget"], 2500000);
+    set("");  // changed at run time: the next heartbeat says so
+    EXPECT_EQ(c.call({{"op", "heartbeat"}, {"device_id", "d1"}})["wan_budget"], 0);
+}
+
 TEST(coordinator_server, a_wrong_key_is_a_shared_key_mismatch_and_big_messages_travel_in_parts) {
     running_server s;
     std::array<std::uint8_t, 32> other{9};

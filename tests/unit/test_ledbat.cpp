@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <deque>
 #include <memory>
@@ -49,8 +50,8 @@ struct link_sim {
     std::vector<double> probe_ms;      // queueing delay every 10 ms
     std::int64_t now = 0;
 
-    int add_flow(std::int64_t start_us, std::int64_t stop_us = INT64_MAX) {
-        flows.push_back({std::make_unique<ledbat>(), start_us, stop_us, {}});
+    int add_flow(std::int64_t start_us, std::int64_t stop_us = INT64_MAX, const pd::net::ledbat_config &c = {}) {
+        flows.push_back({std::make_unique<ledbat>(c), start_us, stop_us, {}});
         return static_cast<int>(flows.size()) - 1;
     }
 
@@ -124,7 +125,7 @@ TEST(Ledbat, FillsAnIdleLinkWithASmallQueue) {
     sim.run_until(40'000'000);
     double goodput = link_sim::mean(sim.flows[f].served, 10, 40);
     EXPECT_GE(goodput, 0.90 * sim.rate);
-    double target_ms = 60;
+    double target_ms = 25;
     EXPECT_LE(sim.percentile(10, 40, 0.5), target_ms + 25);
     EXPECT_LE(sim.percentile(10, 40, 0.95), 100);
 }
@@ -166,17 +167,26 @@ TEST(Ledbat, ALatecomerGetsItsShare) {
 }
 
 TEST(Ledbat, LongerBaseDelays) {
-    // WANs with real round trips. The link still fills and the median queue stays near the
-    // target; the slow-start ramps after each slowdown overshoot by up to a round trip of
-    // feedback, so the tail grows with the base delay (110 ms at 80 ms in this model).
+    // WANs with real round trips (the lab has ~0.2 ms: no netem). The median queue stays near
+    // the target and the tail bounded. Requests are whole blocks, so every one more in flight
+    // is a 26 ms step at 20 Mbit/s; with the 25 ms default the window saws between too few and
+    // too many and leaves some of a long path idle, which a 60 ms target (LEDBAT++'s value,
+    // wan.target_delay_ms) does not. docs/background-transport.md has the figures.
     for (std::int64_t rtt_ms : {20, 40, 80}) {
-        link_sim sim;
-        sim.base_rtt_us = rtt_ms * 1000;
-        int f = sim.add_flow(0);
-        sim.run_until(40'000'000);
-        EXPECT_GE(link_sim::mean(sim.flows[f].served, 10, 40), 0.85 * sim.rate) << rtt_ms;
-        EXPECT_LE(sim.percentile(10, 40, 0.5), 60 + 25) << rtt_ms;
-        EXPECT_LE(sim.percentile(10, 40, 0.95), 100 + rtt_ms / 2) << rtt_ms;
+        for (std::int64_t target_ms : {25, 60}) {
+            link_sim sim;
+            sim.base_rtt_us = rtt_ms * 1000;
+            pd::net::ledbat_config c;
+            c.target_us = target_ms * 1000;
+            int f = sim.add_flow(0, INT64_MAX, c);
+            sim.run_until(40'000'000);
+            double goodput = link_sim::mean(sim.flows[f].served, 10, 40) / sim.rate;
+            EXPECT_GE(goodput, target_ms == 25 ? 0.75 : 0.90) << rtt_ms << " ms, target " << target_ms;
+            EXPECT_LE(sim.percentile(10, 40, 0.5), target_ms + 25) << rtt_ms << " ms, target " << target_ms;
+            EXPECT_LE(sim.percentile(10, 40, 0.95), 100 + rtt_ms / 2) << rtt_ms << " ms, target " << target_ms;
+            std::printf("base %ld ms target %ld ms: goodput %.3f, queue p50 %.0f p95 %.0f ms\n", static_cast<long>(rtt_ms),
+                        static_cast<long>(target_ms), goodput, sim.percentile(10, 40, 0.5), sim.percentile(10, 40, 0.95));
+        }
     }
 }
 

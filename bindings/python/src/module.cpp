@@ -311,6 +311,7 @@ public:
         d["peer_connections"] = st.peer_connections;
         d["peers_refused"] = st.peers_refused;
         d["connections_open"] = st.connections_open;
+        d["wan_budget_bytes"] = st.wan_budget_bytes;
         return d;
     }
 

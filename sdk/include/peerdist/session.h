@@ -163,10 +163,13 @@ typedef struct pd_session_stats {
     uint64_t peer_connections;    /**< Peer connections accepted (over the limit ones excluded). */
     uint64_t peers_refused;       /**< Connections refused or dropped: wrong fleet key, over the limit, malformed input. */
     uint32_t connections_open;    /**< Peer connections open now. */
+    /* Appended in 0.3. */
+    uint64_t wan_budget_bytes;    /**< The office WAN budget in force, bytes/s (0: none): the smaller of
+                                       wan.budget_bytes and the one a backend (coordinator) set. */
 } pd_session_stats;
 
 /**
- * Read the session's serving statistics.
+ * Read the session's serving statistics and the WAN budget in force.
  * @param out  filled up to out->struct_size.
  * @return PD_OK or PD_E_MISUSE. THREAD: any (waits for the network thread).
  */

@@ -152,6 +152,7 @@ PD_API int pd_session_get_stats(pd_session_stats *out, pd_session *session) {
         st.peer_connections = c.connections_accepted;
         st.peers_refused = c.connections_refused;
         st.connections_open = c.connections_open;
+        st.wan_budget_bytes = s.wan_budget();
         copy_sized(out, st);
         return PD_OK;
     });

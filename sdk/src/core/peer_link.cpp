@@ -3,9 +3,6 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <unistd.h>
 #include <charconv>
 #include <chrono>
 #include <limits>
@@ -130,10 +127,14 @@ void peer_link::on_message(net::wire::message m) {
         if (o.paced) {
             op answered = std::move(ops_.front());
             ops_.pop_front();
+            // The delay is timed to the first bytes of the answer: a block's last byte can also
+            // wait for the serving peer's TCP window, which restarts small after an idle spell
+            // (slow start after idle) — at the minimum rate every block would look 2-3 round
+            // trips late, and a flow at its minimum would stay there (measured in the lab).
             auto t = now_us();
-            cc_->on_delivered(block_size_, t - answered.sent_us, t);
-            if (static FILE *trace = [] { const char *p = std::getenv("PD_LEDBAT_TRACE"); return p ? std::fopen((std::string(p) + "." + std::to_string(::getpid())).c_str(), "w") : nullptr; }(); trace)
-                std::fprintf(trace, "%lld %lld %lld %lld %llu %d %llu\n", (long long)t, (long long)(t - answered.sent_us), (long long)cc_->base_delay_us(), (long long)cc_->queue_delay_us(), (unsigned long long)cc_->window(), (int)cc_->current_phase(), (unsigned long long)cc_->in_flight());
+            auto started = std::chrono::duration_cast<std::chrono::microseconds>(channel_->record_started().time_since_epoch()).count();
+            std::int64_t sample = std::min(t, started) - answered.sent_us;
+            cc_->on_delivered(block_size_, sample, t);
             auto &p = answered.paced;
             --p->outstanding;
             if (!p->finished) p->on_block(d->block, std::move(d->bytes));

@@ -365,10 +365,15 @@ content::manifest session::publish(const std::string &path, const std::string &n
 // A token bucket holding at most a fifth of a second of the budget; a request larger than
 // what is left (a foreground piece) overdraws it and the next one waits the debt out, so the
 // average is the budget whatever the request size.
+std::uint64_t session::wan_budget() const {
+    auto own = static_cast<std::uint64_t>(std::max<std::int64_t>(0, settings_.get_int("wan.budget_bytes")));
+    std::uint64_t office = backend_wan_budget_.load();
+    if (own == 0 || (office != 0 && office < own)) return office;
+    return own;
+}
+
 std::int64_t session::take_wan_budget(std::uint64_t bytes) {
-    std::int64_t rate = settings_.get_int("wan.budget_bytes");
-    auto office = static_cast<std::int64_t>(std::min<std::uint64_t>(backend_wan_budget_.load(), INT64_MAX));
-    if (office > 0 && (rate <= 0 || office < rate)) rate = office;
+    auto rate = static_cast<std::int64_t>(std::min<std::uint64_t>(wan_budget(), INT64_MAX));
     if (rate <= 0) return 0;
     std::int64_t now = store::now_ms();
     double r = static_cast<double>(rate);

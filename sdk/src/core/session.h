@@ -97,6 +97,8 @@ public:
     // device requests from peers in other offices, all jobs together. 0 when `bytes` may be
     // requested now (they are taken), otherwise how many ms until the budget has room.
     std::int64_t take_wan_budget(std::uint64_t bytes);
+    // The budget in force, bytes/s (0: none). Any thread.
+    std::uint64_t wan_budget() const;
     // The peer server's counters (zero without listen addresses).
     peer_server::counters serving_counters() const { return peer_server_ ? peer_server_->stats() : peer_server::counters{}; }
 

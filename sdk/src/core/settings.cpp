@@ -28,7 +28,7 @@ settings::settings() {
         {"peer.request_queue_ms", {250, 10, 10000}},
         {"peer.request_timeout_ms", {10000, 100, 600000}},
         {"wan.budget_bytes", {0, 0, INT64_MAX}},
-        {"wan.target_delay_ms", {60, 5, 100}},
+        {"wan.target_delay_ms", {25, 5, 100}},
         {"peer.coop_wait_ms", {30000, 0, 600000}},
         {"peer.coop_settle_ms", {1000, 0, 60000}},
         {"peer.discovery_interval_ms", {3000, 100, 600000}},

@@ -59,6 +59,7 @@ void async_channel::handshake(done_fn done) {
 void async_channel::receive(record_fn done) {
     read_exact(prefix_.data(), 4, [this, done](const error *prefix_failed) {
         if (prefix_failed) return done(prefix_failed, {});
+        record_started_ = std::chrono::steady_clock::now();
         std::size_t n;
         try {
             n = record_opener::record_length(prefix_.data());

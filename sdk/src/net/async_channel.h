@@ -8,6 +8,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -39,6 +40,9 @@ public:
     void send_sealed(bytes record);
     record_sealer &sealer() { return sealer_; }
     void on_write_error(done_fn f) { write_error_ = std::move(f); }
+    // When the first bytes of the record receive() delivered last arrived: the background
+    // class times a request to the start of its answer, which TCP's window cannot delay.
+    std::chrono::steady_clock::time_point record_started() const { return record_started_; }
     // Bytes queued and not yet written: owners use it for back-pressure.
     std::size_t queued_bytes() const { return queued_bytes_; }
     void close();
@@ -59,6 +63,7 @@ private:
     std::array<std::uint8_t, stream_header_size> in_header_{};
     std::array<std::uint8_t, 4> prefix_{};
     bytes record_;
+    std::chrono::steady_clock::time_point record_started_{};
     std::deque<bytes> out_;
     std::size_t queued_bytes_ = 0;
     done_fn write_error_;

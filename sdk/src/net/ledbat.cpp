@@ -1,12 +1,18 @@
 #include "net/ledbat.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace pd::net {
 
 namespace {
 constexpr std::int64_t minute_us = 60'000'000;
+constexpr double current_window_us = 100000;  // the current delay averages about this long
+constexpr double decrease_gain = 4;
+// A queue over twice the target, and at least this, is a loss-based flow's: with a small
+// target, this flow's own few requests can reach twice it.
+constexpr std::int64_t foreground_queue_us = 100000;
 constexpr std::int64_t after_next_delivery = std::numeric_limits<std::int64_t>::max();
 }  // namespace
 
@@ -17,9 +23,8 @@ ledbat::ledbat(const ledbat_config &config) : config_(config), window_(static_ca
 }
 
 std::int64_t ledbat::queue_delay_us() const {
-    if (recent_count_ == 0 || base_count_ == 0) return 0;
-    std::int64_t current = *std::min_element(recent_.begin(), recent_.begin() + recent_count_);
-    return std::max<std::int64_t>(0, current - base_delay_us());
+    if (current_delay_us_ < 0 || base_count_ == 0) return 0;
+    return std::max<std::int64_t>(0, static_cast<std::int64_t>(current_delay_us_) - base_delay_us());
 }
 
 std::int64_t ledbat::base_delay_us() const {
@@ -83,11 +88,18 @@ void ledbat::end_phase(std::int64_t now_us) {
 
 void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64_t now_us) {
     in_flight_ -= std::min(bytes, in_flight_);
-    last_delivery_us_ = now_us;
     delay_us = std::max<std::int64_t>(delay_us, 0);
-    recent_[recent_next_] = delay_us;
-    recent_next_ = (recent_next_ + 1) % current_samples;
-    recent_count_ = std::min(recent_count_ + 1, current_samples);
+    // Time-weighted, not per sample: flows sharing a queue then see the same current delay
+    // whatever their rates. (RFC 6817's minimum of the last few samples favours the faster
+    // flow: its samples are close together and the minimum catches the trough of its own
+    // block-sized sawtooth, while a slow flow's few samples land anywhere — measured: one of
+    // two flows held at its minimum window for 16 s.) One late answer moves the average by
+    // the time it covers, not more.
+    double since = current_delay_us_ < 0 ? 0 : static_cast<double>(std::max<std::int64_t>(0, now_us - last_delivery_us_));
+    double weight = current_delay_us_ < 0 ? 1.0 : 1.0 - std::exp(-since / current_window_us);
+    weight = std::max(weight, 0.05);  // back-to-back answers still move it
+    current_delay_us_ = current_delay_us_ < 0 ? static_cast<double>(delay_us)
+                                              : current_delay_us_ + weight * (static_cast<double>(delay_us) - current_delay_us_);
     if (base_count_ == 0 || now_us - base_bucket_start_us_ >= minute_us) {
         std::rotate(base_.rbegin(), base_.rbegin() + 1, base_.rend());  // oldest minute falls off
         base_[0] = delay_us;
@@ -96,6 +108,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     } else {
         base_[0] = std::min(base_[0], delay_us);
     }
+    last_delivery_us_ = now_us;
     smoothed_delay_us_ = smoothed_delay_us_ == 0 ? static_cast<double>(delay_us)
                                                  : 0.875 * smoothed_delay_us_ + 0.125 * static_cast<double>(delay_us);
 
@@ -107,7 +120,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     // a loss-based flow is filling the buffer. Get out of its way at once, not over a few
     // halvings (measured: halving per round trip left the transfer above a quarter of the
     // link for 2.5 s after an iperf3 cubic flow started).
-    bool foreground = queue > 2.0 * target;
+    bool foreground = queue > std::max(2.0 * target, static_cast<double>(foreground_queue_us));
     switch (phase_) {
     case phase::slowdown:
         break;
@@ -120,11 +133,12 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
             window_ += b;
         break;
     case phase::ramp:
-        // Back to the window it gave up, whatever the queue: stopping early at the target
-        // would hand this flow's share to whoever did not slow down (measured: one of two
-        // flows starved for 16 s that way).
+        // Back to the window it gave up unless the queue is over the target: stopping at
+        // three quarters of it (slow start's rule) handed this flow's share to whoever had
+        // not slowed down; ramping regardless took the link back from a cubic flow that had
+        // just arrived.
         if (foreground) window_ = min;
-        if (foreground || window_ >= ssthresh_)
+        if (foreground || window_ >= ssthresh_ || queue > target)
             end_phase(now_us);
         else
             window_ += b;
@@ -134,14 +148,19 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
         if (foreground) {
             window_ = min;
         } else if (over > 0) {
-            // LEDBAT++ multiplicative decrease: per round trip W += GAIN - W * (delay/target - 1),
+            // LEDBAT++ multiplicative decrease: per round trip W += GAIN - C * W * (delay/target - 1),
             // at most halving. The constant increase against a decrease proportional to W is
-            // what makes flows that see the same queue converge to equal windows.
-            window_ += static_cast<double>(config_.gain_bytes) * b / window_ - std::min(0.5, over) * b;
+            // what makes flows that see the same queue converge to equal windows. C = 4, not
+            // LEDBAT++'s 1: a cubic flow that left slow start early (HyStart sees our queue)
+            // grows slowly and holds the queue only a little over the target; with C = 1 the
+            // transfer kept over a quarter of the link for 2.5 s against it.
+            window_ += static_cast<double>(config_.gain_bytes) * b / window_ - std::min(0.5, decrease_gain * over) * b;
         } else if (queue < 0.25 * target) {
             // The queue is nearly empty: whoever held it left. One more request per round trip
-            // refills the link within a few round trips; additive, so flows stay fair.
-            window_ += b * b / window_;
+            // refills the link within a few round trips; additive, so flows stay fair. (Below
+            // one request per round trip, at most one request per answer: a jump from the
+            // minimum straight to four requests overshot into the foreground rule, a cycle.)
+            window_ += std::min(b, b * b / window_);
         } else {
             window_ += static_cast<double>(config_.gain_bytes) * b / window_;
         }

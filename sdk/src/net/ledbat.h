@@ -18,7 +18,7 @@
 namespace pd::net {
 
 struct ledbat_config {
-    std::int64_t target_us = 60000;          // queueing delay the transfer may add (LEDBAT++: 60 ms)
+    std::int64_t target_us = 25000;          // queueing delay the transfer may add (docs/background-transport.md)
     std::uint64_t min_window = 16 * 1024;    // below one request: requests are spaced out instead
     std::uint64_t max_window = 64ull << 20;
     std::uint64_t initial_window = 128 * 1024;
@@ -67,11 +67,11 @@ private:
     std::int64_t slowdown_started_us_ = 0, slowdown_ends_us_ = 0;
     std::int64_t last_delivery_us_ = 0;
     double smoothed_delay_us_ = 0;             // EWMA of samples: the round trip for timing
-    // RFC 6817 filters: the current delay is the minimum of the last few samples, the base
-    // the minimum over per-minute buckets (so a route change ages out).
-    static constexpr int current_samples = 3, base_minutes = 10;
-    std::array<std::int64_t, current_samples> recent_{};
-    int recent_count_ = 0, recent_next_ = 0;
+    // The current delay: a time-weighted average of the samples over the last ~100 ms (see
+    // on_delivered for why not RFC 6817's minimum of the last few). The base: the minimum
+    // over per-minute buckets (RFC 6817), so a route change ages out.
+    static constexpr int base_minutes = 10;
+    double current_delay_us_ = -1;  // -1: no sample yet
     std::array<std::int64_t, base_minutes> base_{};
     int base_count_ = 0;
     std::int64_t base_bucket_start_us_ = 0;

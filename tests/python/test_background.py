@@ -1,0 +1,95 @@
+"""The background transport class in the fleet lab: a branch office pulls from the head office
+as from a peer in another office, over a WAN link shaped with tbf on the router (real TCP, real
+queues, real drops). The benchmark with the issue's figures is bench/background_bench.py."""
+import filecmp
+import json
+import os
+import time
+
+import pytest
+
+from conftest import BUILD
+from netlab.lab import Lab, Office
+from netlab.wan import WanSeeder, tbf_drops
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+TOOL = os.path.join(BUILD, "bench", "pd_bench_wan")
+
+
+def two_offices(tmp_path, mbit, queue_ms):
+    return Lab(tmp_path / "lab", [Office("hq", devices=2), Office("branch", devices=2, wan_mbit=mbit, wan_queue_ms=queue_ms)])
+
+
+def cubic(lab, seconds):
+    """iperf3 cubic from the head office into the branch; returns received bits/s."""
+    server, client = lab.device("branch-2"), lab.device("hq-2")
+    lab.spawn(server, ["iperf3", "-s", "-1", "-p", "5201"])
+    time.sleep(0.3)
+    out = lab.run(client, ["iperf3", "-c", server.ip, "-p", "5201", "-C", "cubic", "-t", str(seconds), "-J"],
+                  timeout=seconds + 30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"]
+
+
+@root_only
+def test_idle_busy_idle_the_transfer_yields_says_so_resumes_and_verifies(tmp_path):
+    with two_offices(tmp_path, 20, 200) as lab:
+        wan = WanSeeder(lab, lab.device("hq-1"), TOOL, tmp_path, 48)
+        fetch = wan.fetch(lab.device("branch-1"), "bg")
+        time.sleep(6)  # idle link: the background fills it
+        busy_from = time.monotonic()
+        got = cubic(lab, 10)  # busy: a user's TCP download
+        busy_until = time.monotonic()
+        assert fetch.wait(180) == 0, open(fetch.log).read()
+        assert filecmp.cmp(wan.package, fetch.out, shallow=False)
+        # The user's flow kept most of the link: plain TCP in the background would leave ~half.
+        assert got >= 0.75 * 20e6, "cubic got %.1f Mbit/s next to the background transfer" % (got / 1e6)
+        events = fetch.events()
+        kinds = [k for _, k, _ in events]
+        assert "paused" in kinds and "resumed" in kinds, events
+        first_pause = next(msg for _, k, msg in events if k == "paused")
+        assert "WAN peer" in first_pause and "over the 25 ms target" in first_pause, first_pause
+        # Events came in order: a pause while the link was busy, then a resume.
+        assert kinds.index("paused") < len(kinds) - 1 - kinds[::-1].index("resumed")
+        assert busy_until - busy_from >= 10
+
+
+@root_only
+def test_drops_in_a_shallow_router_queue_lose_nothing(tmp_path):
+    # A 5 ms tbf queue overflows all the time: TCP underneath recovers every loss, the
+    # controller sees it as delay, and every block still verifies.
+    with two_offices(tmp_path, 20, 5) as lab:
+        wan = WanSeeder(lab, lab.device("hq-1"), TOOL, tmp_path, 16)
+        before = tbf_drops(lab, "branch")
+        fetch = wan.fetch(lab.device("branch-1"), "bg")
+        cubic(lab, 4)
+        assert fetch.wait(120) == 0, open(fetch.log).read()
+        assert tbf_drops(lab, "branch") > before, "the shallow queue never dropped: the test proves nothing"
+        assert filecmp.cmp(wan.package, fetch.out, shallow=False)
+
+
+@root_only
+def test_a_256_mib_background_transfer_is_intact(tmp_path):
+    with two_offices(tmp_path, 200, 50) as lab:
+        wan = WanSeeder(lab, lab.device("hq-1"), TOOL, tmp_path, 256)
+        fetch = wan.fetch(lab.device("branch-1"), "bg")
+        assert fetch.wait(300) == 0, open(fetch.log).read()
+        assert os.path.getsize(fetch.out) == 256 << 20
+        assert filecmp.cmp(wan.package, fetch.out, shallow=False)
+        # It went over the branch's WAN link, once.
+        rx, _ = lab.wan_bytes("branch")
+        assert rx >= 256 << 20
+        assert rx <= 1.05 * (256 << 20)  # plus frame headers, no more
+
+
+@root_only
+def test_the_office_wan_budget_caps_the_transfer(tmp_path):
+    # (Changing it at run time: tests/unit/test_swarm.cpp; from the coordinator: test_hierarchy.py.)
+    with two_offices(tmp_path, 100, 50) as lab:
+        wan = WanSeeder(lab, lab.device("hq-1"), TOOL, tmp_path, 8)
+        t0 = time.monotonic()
+        fetch = wan.fetch(lab.device("branch-1"), "capped", "wan.budget_bytes=1048576")
+        assert fetch.wait(120) == 0, open(fetch.log).read()
+        # 8 MiB at 1 MiB/s cannot take less than ~7 s (the bucket starts with a fifth of a second).
+        assert time.monotonic() - t0 >= 7
+        assert filecmp.cmp(wan.package, fetch.out, shallow=False)
