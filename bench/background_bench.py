@@ -234,7 +234,7 @@ def main():
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "background-bench.json"), "w") as f:
-            json.dump({"results": results, "series": series}, f, indent=1)
+            json.dump(results, f, indent=1)
         plot(series, out_dir)
 
 
@@ -282,7 +282,8 @@ def plot(series, out_dir):
             continue
         s = series[name]
         fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
-        ax.plot([t for t, _ in s["bg"]], [v * 8e-6 for _, v in s["bg"]], label="background (%s)" % name.replace("_", " "))
+        ax.plot([t for t, _ in s["bg"]], [v * 8e-6 for _, v in s["bg"]],
+                label="peerdist, wan.transport=%s" % ("background" if name == "background" else "foreground"))
         ax.plot([t for t, _ in s["cubic"]], [v * 8e-6 for _, v in s["cubic"]], label="iperf3 cubic")
         for x in (s["arrive"], s["depart"]):
             ax.axvline(x, color="grey", lw=0.5)

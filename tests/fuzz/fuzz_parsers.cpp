@@ -57,6 +57,7 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     write_seed(dir, "publication", 3, p.sign(sk));
     write_seed(dir, "wire-request", 4, pd::net::wire::encode(pd::net::wire::request{1, m.id, 0, 16}));
     write_seed(dir, "wire-have", 4, pd::net::wire::encode(pd::net::wire::have{m.id, 5, 0, {0x1f}}));
+    write_seed(dir, "wire-timed-data", 4, pd::net::wire::encode(pd::net::wire::data{3, m.id, 1, std::vector<std::uint8_t>(64, 9), true, 777}));
     pd::net::handshake client(pd::net::role::client, sk);
     write_seed(dir, "handshake", 5, client.hello());
     // Background controller: sends and deliveries 25 ms apart with a growing queue.
@@ -127,8 +128,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                     if (at == 0) cc.on_sent(65536, now);
                     break;
                 }
-                case 1: cc.on_delivered(65536, static_cast<std::int64_t>(v) - 1000, now); break;
-                case 2: cc.on_delivered(65536, static_cast<std::int64_t>(v) * 4096, now); break;
+                case 1: cc.on_delivered(65536, static_cast<std::int64_t>(v) - 1000, v % 500000, now); break;
+                case 2: cc.on_delivered(65536, static_cast<std::int64_t>(v) * 4096 - (1ll << 50), v, now); break;  // clock offsets
                 case 3: cc.on_abandoned(v); break;
                 }
                 if (cc.window() < c.min_window || cc.window() > c.max_window || cc.queue_delay_us() < 0) std::abort();

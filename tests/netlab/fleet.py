@@ -78,6 +78,10 @@ class Fleet:
                 # so the wait for co-starting devices can be short (docs/hierarchy.md).
                 for a in self.agents.values():
                     a.ok("setting", key="peer.coop_settle_ms", value="200")
+            # Tuning aid: PD_LAB_AGENT_SETTINGS="key=value ..." is set on every agent.
+            for kv in os.environ.get("PD_LAB_AGENT_SETTINGS", "").split():
+                for a in self.agents.values():
+                    a.ok("setting", key=kv.split("=", 1)[0], value=kv.split("=", 1)[1])
             if self.p2p and not self.lab.namespaces:
                 addrs = {n: a.ok("facts")["listen"] for n, a in self.agents.items()}
                 for n, a in self.agents.items():

@@ -96,7 +96,7 @@ struct link_sim {
                 if (head.flow >= 0) {
                     auto &fl = flows[head.flow];
                     std::int64_t arrive = now + base_rtt_us / 2;
-                    fl.cc->on_delivered(block, arrive - head.sent_us, arrive);
+                    fl.cc->on_delivered(block, arrive - head.sent_us, arrive - head.sent_us, arrive);
                     count(fl.served, now, static_cast<double>(block));
                 }
                 queue.pop_front();
@@ -198,7 +198,7 @@ TEST(Ledbat, WindowStaysWithinBounds) {
     for (std::int64_t d : {0ll, 1ll, 10'000'000'000ll, -5ll, 3ll, 500'000ll, 0ll}) {
         t += 1000;
         cc.on_sent(block, t);
-        cc.on_delivered(block, d, t);
+        cc.on_delivered(block, d, d, t);
         EXPECT_GE(cc.window(), c.min_window);
         EXPECT_LE(cc.window(), c.max_window);
     }

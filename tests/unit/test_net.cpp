@@ -155,6 +155,7 @@ TEST(wire, every_message_round_trips) {
         wire::have_delta{h, {1, 5, 9}},
         wire::request{7, h, 100, 16},
         wire::data{7, h, 100, bytes(65536, 0x42)},
+        wire::data{7, h, 100, bytes(100, 0x42), true, 0xfedcba9876543210ull},  // TIMED_DATA
         wire::cancel{7},
         wire::reject{7, 3, "not held"},
         wire::ping{123},
@@ -171,6 +172,16 @@ TEST(wire, every_message_round_trips) {
         enc.push_back(0);
         EXPECT_EQ(code_of([&] { wire::decode(enc.data(), enc.size()); }), PD_E_INVALID) << wire::name(m) << " trailing";
     }
+}
+
+TEST(wire, timed_data_carries_the_sender_clock_and_is_a_type_of_its_own) {
+    pd::content::hash h{};
+    auto enc = wire::encode(wire::data{1, h, 2, bytes(10, 1), true, 12345});
+    EXPECT_EQ(enc[0], 11);
+    auto d = std::get<wire::data>(wire::decode(enc.data(), enc.size()));
+    EXPECT_TRUE(d.timed);
+    EXPECT_EQ(d.sent_us, 12345u);
+    EXPECT_EQ(wire::encode(wire::data{1, h, 2, bytes(10, 1)})[0], 5);
 }
 
 TEST(wire, bounds_are_enforced) {

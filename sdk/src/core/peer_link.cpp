@@ -71,6 +71,7 @@ void peer_link::connect(int timeout_ms, connect_fn done) {
             if (why) return self->fail(error(why->code(), PD_CATEGORY_NET, "peer " + self->address_ + ": " + why->what()));
             net::wire::hello mine;
             mine.node_id = self->own_node_id_;
+            mine.capabilities = net::wire::capability_timestamps;
             self->channel_->send(net::wire::encode(mine));
             self->read_next();
         });
@@ -131,10 +132,17 @@ void peer_link::on_message(net::wire::message m) {
             // wait for the serving peer's TCP window, which restarts small after an idle spell
             // (slow start after idle) — at the minimum rate every block would look 2-3 round
             // trips late, and a flow at its minimum would stay there (measured in the lab).
+            // With a timestamp from the peer, the one-way delay of the data path alone: a round
+            // trip also counts the queue on the way back, which another office's transfer
+            // through this office's uplink fills (measured in the hierarchy lab: an office
+            // serving its child office yielded to its own upload). Clocks differ by an
+            // offset the base subtracts.
             auto t = now_us();
-            auto started = std::chrono::duration_cast<std::chrono::microseconds>(channel_->record_started().time_since_epoch()).count();
-            std::int64_t sample = std::min(t, started) - answered.sent_us;
-            cc_->on_delivered(block_size_, sample, t);
+            auto started = std::min(t, std::chrono::duration_cast<std::chrono::microseconds>(
+                                           channel_->record_started().time_since_epoch()).count());
+            std::int64_t rtt = started - answered.sent_us;
+            std::int64_t delay = d->timed ? started - static_cast<std::int64_t>(d->sent_us) : rtt;
+            cc_->on_delivered(block_size_, delay, rtt, t);
             auto &p = answered.paced;
             --p->outstanding;
             if (!p->finished) p->on_block(d->block, std::move(d->bytes));

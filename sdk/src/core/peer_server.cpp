@@ -78,9 +78,11 @@ private:
             ++server_.counters_.connections_refused;
             return close(e.what(), true);
         }
-        if (std::holds_alternative<net::wire::hello>(m)) {
+        if (auto *hello = std::get_if<net::wire::hello>(&m)) {
+            timestamps_ = (hello->capabilities & net::wire::capability_timestamps) != 0;
             net::wire::hello h;
             h.node_id = server_.session_.node_id();
+            h.capabilities = net::wire::capability_timestamps;
             channel_->send(net::wire::encode(h));
         } else if (auto *h = std::get_if<net::wire::have>(&m)) {
             // The client follows this content from now on: HAVE_DELTAs keep it current.
@@ -183,7 +185,7 @@ private:
     }
 
     void serve_request(net::wire::request r) {
-        answer_on_worker([r](session &sess) {
+        answer_on_worker([r, timestamps = timestamps_](session &sess) {
             std::vector<net::wire::message> out;
             try {
                 auto rec = sess.store().get(r.content);
@@ -203,6 +205,9 @@ private:
                             net::wire::data d{r.id, r.content, b, std::vector<std::uint8_t>(m->block_length(b))};
                             if (f.pread(m->block_offset(b), d.bytes.data(), d.bytes.size()) != d.bytes.size())
                                 pd::fail(PD_E_IO, PD_CATEGORY_STORE, "cached data file is short");
+                            // Stamped after the read: the disk is not the path's queue.
+                            d.timed = timestamps;
+                            d.sent_us = timestamps ? now_us() : 0;
                             out.push_back(std::move(d));
                         }
                     }
@@ -224,6 +229,7 @@ private:
     std::set<content::hash> interests_;  // contents the client asked HAVE for
     std::vector<net::bytes> deferred_;   // deltas waiting for an answer being sealed
     bool answering_ = false;
+    bool timestamps_ = false;  // the client asked for TIMED_DATA (HELLO capability)
     bool closed_ = false;
 };
 

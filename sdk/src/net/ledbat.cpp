@@ -86,9 +86,9 @@ void ledbat::end_phase(std::int64_t now_us) {
     phase_ = phase::avoidance;
 }
 
-void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64_t now_us) {
+void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64_t rtt_us, std::int64_t now_us) {
     in_flight_ -= std::min(bytes, in_flight_);
-    delay_us = std::max<std::int64_t>(delay_us, 0);
+    rtt_us = std::max<std::int64_t>(rtt_us, 0);
     // Time-weighted, not per sample: flows sharing a queue then see the same current delay
     // whatever their rates. (RFC 6817's minimum of the last few samples favours the faster
     // flow: its samples are close together and the minimum catches the trough of its own
@@ -109,8 +109,8 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
         base_[0] = std::min(base_[0], delay_us);
     }
     last_delivery_us_ = now_us;
-    smoothed_delay_us_ = smoothed_delay_us_ == 0 ? static_cast<double>(delay_us)
-                                                 : 0.875 * smoothed_delay_us_ + 0.125 * static_cast<double>(delay_us);
+    smoothed_delay_us_ = smoothed_delay_us_ == 0 ? static_cast<double>(rtt_us)
+                                                 : 0.875 * smoothed_delay_us_ + 0.125 * static_cast<double>(rtt_us);
 
     double b = static_cast<double>(bytes);
     double target = static_cast<double>(config_.target_us);

@@ -36,8 +36,10 @@ public:
     std::int64_t send_at(std::uint64_t bytes, std::int64_t now_us);
     // A request for `bytes` left at `now_us`.
     void on_sent(std::uint64_t bytes, std::int64_t now_us);
-    // Its answer arrived, `delay_us` after the request left.
-    void on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64_t now_us);
+    // Its answer arrived. `delay_us`: the delay sample — one-way from the sender's clock (any
+    // offset: only differences count) or, without one, the round trip; `rtt_us`: request to
+    // answer, which times slowdowns and spaced requests.
+    void on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64_t rtt_us, std::int64_t now_us);
     // A request that will never be answered (connection lost, peer refused).
     void on_abandoned(std::uint64_t bytes);
 
@@ -66,11 +68,13 @@ private:
     std::int64_t next_slowdown_us_ = -1;       // -1: none scheduled
     std::int64_t slowdown_started_us_ = 0, slowdown_ends_us_ = 0;
     std::int64_t last_delivery_us_ = 0;
-    double smoothed_delay_us_ = 0;             // EWMA of samples: the round trip for timing
+    double smoothed_delay_us_ = 0;             // EWMA of round trips, for timing
     // The current delay: a time-weighted average of the samples over the last ~100 ms (see
     // on_delivered for why not RFC 6817's minimum of the last few). The base: the minimum
     // over per-minute buckets (RFC 6817), so a route change ages out.
-    static constexpr int base_minutes = 10;
+    // Three minutes, not RFC 6817's ten: one-way samples come from two clocks, and a drift of
+    // 50 ppm moves them 3 ms a minute; the periodic slowdowns re-measure the base anyway.
+    static constexpr int base_minutes = 3;
     double current_delay_us_ = -1;  // -1: no sample yet
     std::array<std::int64_t, base_minutes> base_{};
     int base_count_ = 0;

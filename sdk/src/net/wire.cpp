@@ -52,7 +52,8 @@ std::vector<std::uint8_t> encode(const message &m) {
                    },
                    [&](const request &x) { w.u8(4), w.u32(x.id), put_hash(w, x.content), w.u64(x.first_block), w.u32(x.count); },
                    [&](const data &x) {
-                       w.u8(5), w.u32(x.id), put_hash(w, x.content), w.u64(x.block);
+                       w.u8(x.timed ? 11 : 5), w.u32(x.id), put_hash(w, x.content), w.u64(x.block);
+                       if (x.timed) w.u64(x.sent_us);
                        w.u32(static_cast<std::uint32_t>(x.bytes.size()));
                        w.bytes(x.bytes.data(), x.bytes.size());
                    },
@@ -121,11 +122,14 @@ message decode(const std::uint8_t *p, std::size_t len) {
         out = x;
         break;
     }
-    case type::data: {
+    case type::data:
+    case type::timed_data: {
         data x;
         x.id = r.u32();
         x.content = get_hash(r);
         x.block = r.u64();
+        x.timed = static_cast<type>(t) == type::timed_data;
+        if (x.timed) x.sent_us = r.u64();
         std::uint32_t n = r.u32();
         if (n == 0 || n > max_block_bytes) bad("DATA of " + std::to_string(n) + " bytes (1..131072)");
         if (x.block >= max_blocks) bad("DATA block index out of range");

@@ -23,8 +23,11 @@ constexpr std::size_t max_reason = 256;
 
 enum class type : std::uint8_t {
     hello = 1, have = 2, have_delta = 3, request = 4, data = 5, cancel = 6,
-    reject = 7, ping = 8, pong = 9, goodbye = 10,
+    reject = 7, ping = 8, pong = 9, goodbye = 10, timed_data = 11,
 };
+
+// HELLO capability bits.
+constexpr std::uint32_t capability_timestamps = 1;  // "send me TIMED_DATA": DATA stamped when it leaves
 
 struct hello {
     std::uint16_t version = protocol_version;
@@ -41,7 +44,16 @@ struct have {
 };
 struct have_delta { hash content{}; std::vector<std::uint64_t> blocks; };
 struct request { std::uint32_t id = 0; hash content{}; std::uint64_t first_block = 0; std::uint32_t count = 0; };
-struct data { std::uint32_t id = 0; hash content{}; std::uint64_t block = 0; std::vector<std::uint8_t> bytes; };
+// DATA, or TIMED_DATA when `timed`: the same plus the sender's monotonic clock when the
+// answer was built (µs), which the receiver's background class turns into one-way delays.
+struct data {
+    std::uint32_t id = 0;
+    hash content{};
+    std::uint64_t block = 0;
+    std::vector<std::uint8_t> bytes;
+    bool timed = false;
+    std::uint64_t sent_us = 0;
+};
 struct cancel { std::uint32_t id = 0; };
 struct reject { std::uint32_t id = 0; std::uint16_t code = 0; std::string reason; };
 struct ping { std::uint64_t sent_us = 0; };
