@@ -114,7 +114,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             // delay, clocks that jump) and how much is in flight. Its window stays in bounds and
             // it never asks the caller to wait into the past.
             pd::net::ledbat_config c;
-            c.target_us = 5000 + body[0 % (len ? len : 1)] * 1000;
+            c.target_us = 5000 + (len ? body[0] : 0) * 1000;  // the case byte alone: an empty body
             pd::net::ledbat cc(c);
             std::int64_t now = 0;
             for (std::size_t i = 0; i + 5 <= len; i += 5) {

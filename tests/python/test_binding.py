@@ -106,4 +106,6 @@ def test_content_info_and_device_facts(tmp_path, payload):
 def test_serving_stats_start_at_zero_and_count_nothing_without_a_peer_server(tmp_path):
     with peerdist.Session(str(tmp_path / "c")) as s:
         assert s.stats() == {"bytes_uploaded": 0, "blocks_uploaded": 0, "peer_connections": 0,
-                             "peers_refused": 0, "connections_open": 0}
+                             "peers_refused": 0, "connections_open": 0, "wan_budget_bytes": 0}
+        s.set_setting("wan.budget_bytes", "1000000")
+        assert s.stats()["wan_budget_bytes"] == 1000000  # the office WAN budget in force
