@@ -137,11 +137,19 @@ private:
         asio::post(server_.session_.workers(), [self, build = std::move(build)] {
             std::vector<net::wire::message> out = build(self->server_.session_);
             std::size_t bytes = 0, blocks = 0;
-            std::vector<net::bytes> records;
+            // A record, or a TIMED_DATA left to stamp and seal on the network thread as it is
+            // queued: stamped here, the worker's hand-off to the network thread would count as
+            // path delay (a busy serving device's scheduling read as WAN queue).
+            std::vector<std::pair<net::bytes, std::optional<net::wire::data>>> records;
             for (auto &msg : out) {
-                if (auto *d = std::get_if<net::wire::data>(&msg)) bytes += d->bytes.size(), ++blocks;
+                auto *d = std::get_if<net::wire::data>(&msg);
+                if (d) bytes += d->bytes.size(), ++blocks;
+                if (d && d->timed) {
+                    records.emplace_back(net::bytes{}, std::move(*d));
+                    continue;
+                }
                 auto plain = net::wire::encode(msg);
-                records.push_back(self->channel_->sealer().seal(plain.data(), plain.size()));
+                records.emplace_back(self->channel_->sealer().seal(plain.data(), plain.size()), std::nullopt);
             }
             asio::post(self->idle_.get_executor(), [self, records = std::move(records), bytes, blocks]() mutable {
                 if (self->closed_) return;
@@ -149,7 +157,14 @@ private:
                 self->server_.counters_.blocks_uploaded += blocks;
                 auto delay = self->server_.reserve_upload(bytes);
                 auto go = [self, records = std::move(records)]() mutable {
-                    for (auto &record : records) self->channel_->send_sealed(std::move(record));
+                    for (auto &[sealed, timed] : records) {
+                        if (timed) {
+                            timed->sent_us = now_us();
+                            self->channel_->send(net::wire::encode(*timed));
+                        } else {
+                            self->channel_->send_sealed(std::move(sealed));
+                        }
+                    }
                     self->answering_ = false;
                     for (auto &d : self->deferred_) self->channel_->send(d);
                     self->deferred_.clear();
@@ -205,9 +220,7 @@ private:
                             net::wire::data d{r.id, r.content, b, std::vector<std::uint8_t>(m->block_length(b))};
                             if (f.pread(m->block_offset(b), d.bytes.data(), d.bytes.size()) != d.bytes.size())
                                 pd::fail(PD_E_IO, PD_CATEGORY_STORE, "cached data file is short");
-                            // Stamped after the read: the disk is not the path's queue.
-                            d.timed = timestamps;
-                            d.sent_us = timestamps ? now_us() : 0;
+                            d.timed = timestamps;  // stamped when queued (answer_on_worker)
                             out.push_back(std::move(d));
                         }
                     }
