@@ -57,6 +57,15 @@ struct swarm_fixture {
         EXPECT_EQ(pd_manifest_hash_file(&m, (dir / "origin.bin").c_str(), nullptr), PD_OK);
     }
     ~swarm_fixture() { pd_manifest_free(m); }
+    // Flips bits of one byte of `block` in a seeder's cache behind its back: its index still
+    // says the block is verified, so it serves the damaged bytes.
+    void damage(const std::string &cache, std::uint64_t block, std::size_t at, std::uint8_t bits) {
+        char hex[65];
+        pd_content_id_to_hex(hex, pd_manifest_id(m));
+        std::fstream io(cache + "/data/" + std::string(hex) + ".data", std::ios::in | std::ios::out | std::ios::binary);
+        io.seekp(static_cast<std::streamoff>(block * 65536 + at));
+        io.put(static_cast<char>(data[block * 65536 + at] ^ bits));
+    }
     void seed(device &d) {
         pd_publish_options po = PD_PUBLISH_OPTIONS_INIT;
         po.add_to_cache = 1;
@@ -98,14 +107,7 @@ TEST(swarm, a_peer_serving_a_corrupted_block_is_banned_and_the_job_completes) {
     swarm_fixture f;
     device seeder(f.dir / "a"), leecher(f.dir / "b");
     f.seed(seeder);
-    // Damage block 3 in the seeder's cache behind its back: its index still says verified.
-    char hex[65];
-    pd_content_id_to_hex(hex, pd_manifest_id(f.m));
-    {
-        std::fstream io(f.dir / "a/data/" + std::string(hex) + ".data", std::ios::in | std::ios::out | std::ios::binary);
-        io.seekp(3 * 65536 + 10);
-        io.put(static_cast<char>(f.data[3 * 65536 + 10] ^ 0x40));
-    }
+    f.damage(f.dir / "a", 3, 10, 0x40);
     auto out = leecher.get(f.m, f.dir / "origin.bin", f.dir / "out.bin", seeder.addr);
     ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
     EXPECT_GE(out.status.blocks_rejected, 1u);
@@ -260,13 +262,7 @@ TEST(swarm, a_background_peer_serving_a_corrupted_block_is_banned_and_the_job_co
     swarm_fixture f;
     device seeder(f.dir / "a"), leecher(f.dir / "b");
     f.seed(seeder);
-    char hex[65];
-    pd_content_id_to_hex(hex, pd_manifest_id(f.m));
-    {
-        std::fstream io(f.dir / "a/data/" + std::string(hex) + ".data", std::ios::in | std::ios::out | std::ios::binary);
-        io.seekp(5 * 65536 + 7);
-        io.put(static_cast<char>(f.data[5 * 65536 + 7] ^ 0x01));
-    }
+    f.damage(f.dir / "a", 5, 7, 0x01);
     // The LAN class can be background too (the setting is per source class).
     ASSERT_EQ(pd_session_set_setting(leecher.s, "lan.transport", "background"), PD_OK);
     auto out = leecher.get(f.m, f.dir / "origin.bin", f.dir / "out.bin", seeder.addr);
