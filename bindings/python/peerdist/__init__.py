@@ -22,8 +22,8 @@ __all__ = ["Session", "Admin", "Manifest", "Error", "errors", "wait_job", "versi
 FINAL_STATES = ("completed", "failed", "cancelled")
 
 
-class Session(_NativeSession):
-    """A peerdist session (one cache directory). Use it as a context manager."""
+class _Closing:
+    """`with` support for native objects that have close()."""
 
     def __enter__(self):
         return self
@@ -33,20 +33,17 @@ class Session(_NativeSession):
         return False
 
 
-class Admin(_NativeAdmin):
+class Session(_Closing, _NativeSession):
+    """A peerdist session (one cache directory). Use it as a context manager."""
+
+
+class Admin(_Closing, _NativeAdmin):
     """A connection to a pd-coordinator (hierarchy mode), authenticated with the fleet key.
 
         with peerdist.Admin("10.0.0.5:7400", bytes.fromhex(key_hex)) as admin:
             admin.import_topology(open("offices.csv").read())
             print(admin.health())
     """
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def health(self):
         """Versions, devices (online), offices, contents, database check, topology kind."""
