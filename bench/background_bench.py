@@ -19,7 +19,6 @@ session settings to every background puller: for tuning; the report needs every 
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile

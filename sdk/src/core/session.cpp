@@ -362,9 +362,6 @@ content::manifest session::publish(const std::string &path, const std::string &n
     return m;
 }
 
-// A token bucket holding at most a fifth of a second of the budget; a request larger than
-// what is left (a foreground piece) overdraws it and the next one waits the debt out, so the
-// average is the budget whatever the request size.
 std::uint64_t session::wan_budget() const {
     auto own = static_cast<std::uint64_t>(std::max<std::int64_t>(0, settings_.get_int("wan.budget_bytes")));
     std::uint64_t office = backend_wan_budget_.load();
@@ -372,6 +369,9 @@ std::uint64_t session::wan_budget() const {
     return own;
 }
 
+// A token bucket holding at most a fifth of a second of the budget; a request larger than
+// what is left (a foreground piece) overdraws it and the next one waits the debt out, so the
+// average is the budget whatever the request size.
 std::int64_t session::take_wan_budget(std::uint64_t bytes) {
     auto rate = static_cast<std::int64_t>(std::min<std::uint64_t>(wan_budget(), INT64_MAX));
     if (rate <= 0) return 0;
