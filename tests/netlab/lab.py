@@ -18,6 +18,7 @@ namespaces=False) the same API runs every device on 127.0.0.1 with no shaping.
 import atexit
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -265,6 +266,13 @@ class Lab:
         if not self.namespaces:
             return None
         return self._link_stats(office.gw_ns, office.wan_gw_if)
+
+    def tbf_drops(self, office_name):
+        """Packets tbf dropped on the router's egress into the office (its WAN downlink)."""
+        office = self.office(office_name)
+        out = self._in(self.router_ns, ["tc", "-s", "qdisc", "show", "dev", "w%s%dr" % (self.run_id, office.index)]).stdout
+        m = re.search(r"dropped (\d+)", out)
+        return int(m.group(1)) if m else 0
 
     def lan_bytes(self, office_name):
         """Bytes the office LAN delivered to its devices (bridge ports' egress); None without namespaces."""

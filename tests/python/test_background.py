@@ -10,7 +10,7 @@ import pytest
 
 from conftest import BUILD
 from netlab.lab import Lab, Office
-from netlab.wan import WanSeeder, tbf_drops
+from netlab.wan import WanSeeder
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 TOOL = os.path.join(BUILD, "bench", "pd_bench_wan")
@@ -60,11 +60,11 @@ def test_drops_in_a_shallow_router_queue_lose_nothing(tmp_path):
     # controller sees it as delay, and every block still verifies.
     with two_offices(tmp_path, 20, 5) as lab:
         wan = WanSeeder(lab, lab.device("hq-1"), TOOL, tmp_path, 16)
-        before = tbf_drops(lab, "branch")
+        before = lab.tbf_drops("branch")
         fetch = wan.fetch(lab.device("branch-1"), "bg")
         cubic(lab, 4)
         assert fetch.wait(120) == 0, open(fetch.log).read()
-        assert tbf_drops(lab, "branch") > before, "the shallow queue never dropped: the test proves nothing"
+        assert lab.tbf_drops("branch") > before, "the shallow queue never dropped: the test proves nothing"
         assert filecmp.cmp(wan.package, fetch.out, shallow=False)
 
 
