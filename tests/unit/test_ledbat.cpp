@@ -32,9 +32,11 @@ struct link_sim {
         std::int64_t sent_us;
     };
     struct flow {
-        std::unique_ptr<ledbat> cc;
+        std::shared_ptr<ledbat> cc;
         std::int64_t start_us = 0, stop_us = INT64_MAX;
         std::vector<double> served;    // bytes delivered per 100 ms bucket
+        std::uint32_t source = 0;      // its id at a controller shared with other flows
+        std::int64_t clock_offset_us = 0;  // the serving peer's clock minus the receiver's
     };
     struct request {
         std::int64_t at_us;            // reaches the bottleneck
@@ -49,9 +51,16 @@ struct link_sim {
     std::vector<double> fg_served;
     std::vector<double> probe_ms;      // queueing delay every 10 ms
     std::int64_t now = 0;
+    int turn = 0;                      // the flow asked first next time
 
     int add_flow(std::int64_t start_us, std::int64_t stop_us = INT64_MAX, const pd::net::ledbat_config &c = {}) {
-        flows.push_back({std::make_unique<ledbat>(c), start_us, stop_us, {}});
+        flows.push_back({std::make_shared<ledbat>(c), start_us, stop_us, {}});
+        return static_cast<int>(flows.size()) - 1;
+    }
+    // Another peer pulled from under the same controller as flow `of` (one window per path),
+    // its one-way samples off by its clock's offset.
+    int add_source(int of, std::uint32_t source, std::int64_t clock_offset_us) {
+        flows.push_back({flows[static_cast<std::size_t>(of)].cc, 0, INT64_MAX, {}, source, clock_offset_us});
         return static_cast<int>(flows.size()) - 1;
     }
 
@@ -63,13 +72,20 @@ struct link_sim {
 
     void run_until(std::int64_t end_us) {
         for (; now < end_us; now += step_us) {
-            // Requests leave when the window allows; the peer answers at once.
-            for (int f = 0; f < static_cast<int>(flows.size()); ++f) {
-                auto &fl = flows[f];
-                if (now < fl.start_us || now >= fl.stop_us) continue;
-                while (fl.cc->send_at(block, now) == 0) {
+            // Requests leave when the window allows, one per flow in turn (flows sharing a
+            // controller take turns, as the links of a background path do); the peer answers
+            // at once.
+            int n = static_cast<int>(flows.size());
+            for (bool sent = true; sent;) {
+                sent = false;
+                for (int k = 0; k < n; ++k) {
+                    int f = (turn + k) % n;
+                    auto &fl = flows[f];
+                    if (now < fl.start_us || now >= fl.stop_us || fl.cc->send_at(block, now) != 0) continue;
                     fl.cc->on_sent(block, now);
                     requests.push_back({now + base_rtt_us / 2, f, now});
+                    turn = f + 1;
+                    sent = true;
                 }
             }
             while (!requests.empty() && requests.front().at_us <= now) {
@@ -96,7 +112,7 @@ struct link_sim {
                 if (head.flow >= 0) {
                     auto &fl = flows[head.flow];
                     std::int64_t arrive = now + base_rtt_us / 2;
-                    fl.cc->on_delivered(block, arrive - head.sent_us, arrive - head.sent_us, arrive);
+                    fl.cc->on_delivered(block, arrive - head.sent_us - fl.clock_offset_us, arrive - head.sent_us, arrive, fl.source);
                     count(fl.served, now, static_cast<double>(block));
                 }
                 queue.pop_front();
@@ -188,6 +204,53 @@ TEST(Ledbat, LongerBaseDelays) {
                         static_cast<long>(target_ms), goodput, sim.percentile(10, 40, 0.5), sim.percentile(10, 40, 0.95));
         }
     }
+}
+
+TEST(Ledbat, OneWindowOverPeersWhoseClocksDiffer) {
+    // Three parent-office peers behind one bottleneck share one window; their one-way samples
+    // carry clock offsets seconds apart, and each is measured against its own base. Together
+    // they behave as one flow: the link full, the queue near the target. (Against one base,
+    // the peer whose clock is ahead would read as seconds of queue and stop the transfer.)
+    link_sim sim;
+    int first = sim.add_flow(0);
+    int second = sim.add_source(first, 1, 5'000'000), third = sim.add_source(first, 2, -3'000'000);
+    sim.run_until(40'000'000);
+    double total = 0;
+    for (int f : {first, second, third}) {
+        double share = link_sim::mean(sim.flows[f].served, 10, 40);
+        EXPECT_GT(share, 0.05 * sim.rate) << f;  // every peer is asked
+        total += share;
+    }
+    EXPECT_GE(total, 0.90 * sim.rate);
+    EXPECT_LE(sim.percentile(10, 40, 0.5), 25 + 25);
+    EXPECT_LE(sim.percentile(10, 40, 0.95), 100);
+    // A peer gone: its base goes with it, the window stays.
+    sim.flows[first].cc->forget_source(1);
+    EXPECT_GE(sim.flows[first].cc->window(), pd::net::ledbat_config{}.min_window);
+}
+
+TEST(Ledbat, AWindowThatIsNotUsedDoesNotGrow) {
+    // A child office pulling what its parent has just received: one block now and then, the
+    // path idle. The window stays where it was (RFC 7661); otherwise the next burst of blocks
+    // the parent receives would all be asked for at once.
+    pd::net::ledbat_config c;
+    ledbat cc(c);
+    std::int64_t t = 0;
+    for (int i = 0; i < 200; ++i) {
+        t += 100000;  // one block every 100 ms, answered in 30 ms over an empty queue
+        ASSERT_EQ(cc.send_at(block, t), 0);
+        cc.on_sent(block, t);
+        cc.on_delivered(block, 1000, 30000, t + 30000);
+    }
+    EXPECT_LE(cc.window(), c.initial_window);
+    // Asked to the full: it grows again.
+    std::uint64_t before = cc.window();
+    for (int i = 0; i < 20; ++i) {
+        t += 30000;
+        while (cc.send_at(block, t) == 0) cc.on_sent(block, t);
+        cc.on_delivered(block, 1000, 30000, t);
+    }
+    EXPECT_GT(cc.window(), before);
 }
 
 TEST(Ledbat, WindowStaysWithinBounds) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <limits>
 
 namespace pd::net {
@@ -23,13 +24,30 @@ ledbat::ledbat(const ledbat_config &config) : config_(config), window_(static_ca
 }
 
 std::int64_t ledbat::queue_delay_us() const {
-    if (current_delay_us_ < 0 || base_count_ == 0) return 0;
-    return std::max<std::int64_t>(0, static_cast<std::int64_t>(current_delay_us_) - base_delay_us());
+    return current_queue_us_ < 0 ? 0 : static_cast<std::int64_t>(current_queue_us_);
 }
 
-std::int64_t ledbat::base_delay_us() const {
-    if (base_count_ == 0) return 0;
-    return *std::min_element(base_.begin(), base_.begin() + base_count_);
+std::int64_t ledbat::queueing(std::uint32_t source, std::int64_t delay_us, std::int64_t now_us) {
+    auto it = std::find_if(bases_.begin(), bases_.end(), [&](auto &b) { return b.source == source; });
+    if (it == bases_.end()) {
+        bases_.push_back({});
+        it = bases_.end() - 1;
+        it->source = source;
+    }
+    auto &b = *it;
+    if (b.count == 0 || now_us - b.bucket_start_us >= minute_us) {
+        std::rotate(b.minimum.rbegin(), b.minimum.rbegin() + 1, b.minimum.rend());  // oldest minute falls off
+        b.minimum[0] = delay_us;
+        b.count = std::min(b.count + 1, base_minutes);
+        b.bucket_start_us = now_us;
+    } else {
+        b.minimum[0] = std::min(b.minimum[0], delay_us);
+    }
+    return delay_us - *std::min_element(b.minimum.begin(), b.minimum.begin() + b.count);
+}
+
+void ledbat::forget_source(std::uint32_t source) {
+    bases_.erase(std::remove_if(bases_.begin(), bases_.end(), [&](auto &b) { return b.source == source; }), bases_.end());
 }
 
 std::int64_t ledbat::send_at(std::uint64_t bytes, std::int64_t now_us) {
@@ -55,13 +73,22 @@ std::int64_t ledbat::send_at(std::uint64_t bytes, std::int64_t now_us) {
         bool growing = phase_ == phase::slow_start || phase_ == phase::ramp;
         if (growing || window_ >= b / 2) return 0;
         auto wait = static_cast<std::int64_t>((b / window_ - 1.0) * smoothed_delay_us_);
-        return now_us >= last_delivery_us_ + wait ? 0 : last_delivery_us_ + wait;
+        if (now_us >= last_delivery_us_ + wait) return 0;
+        window_limited_ = true;
+        return last_delivery_us_ + wait;
     }
     // Round to the nearest whole request: requests are blocks, much larger than a segment.
-    return static_cast<double>(in_flight_) + b <= window_ + b / 2 ? 0 : after_next_delivery;
+    if (static_cast<double>(in_flight_) + b > window_ + b / 2) {
+        window_limited_ = true;
+        return after_next_delivery;
+    }
+    return 0;
 }
 
-void ledbat::on_sent(std::uint64_t bytes, std::int64_t) { in_flight_ += bytes; }
+void ledbat::on_sent(std::uint64_t bytes, std::int64_t) {
+    in_flight_ += bytes;
+    if (static_cast<double>(in_flight_) + static_cast<double>(bytes) / 2 > window_) window_limited_ = true;
+}
 
 void ledbat::on_abandoned(std::uint64_t bytes) { in_flight_ -= std::min(bytes, in_flight_); }
 
@@ -86,28 +113,21 @@ void ledbat::end_phase(std::int64_t now_us) {
     phase_ = phase::avoidance;
 }
 
-void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64_t rtt_us, std::int64_t now_us) {
+void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64_t rtt_us, std::int64_t now_us,
+                          std::uint32_t source) {
     in_flight_ -= std::min(bytes, in_flight_);
     rtt_us = std::max<std::int64_t>(rtt_us, 0);
+    auto sample = static_cast<double>(queueing(source, delay_us, now_us));
     // Time-weighted, not per sample: flows sharing a queue then see the same current delay
     // whatever their rates. (RFC 6817's minimum of the last few samples favours the faster
     // flow: its samples are close together and the minimum catches the trough of its own
     // block-sized sawtooth, while a slow flow's few samples land anywhere — measured: one of
     // two flows held at its minimum window for 16 s.) One late answer moves the average by
     // the time it covers, not more.
-    double since = current_delay_us_ < 0 ? 0 : static_cast<double>(std::max<std::int64_t>(0, now_us - last_delivery_us_));
-    double weight = current_delay_us_ < 0 ? 1.0 : 1.0 - std::exp(-since / current_window_us);
+    double since = current_queue_us_ < 0 ? 0 : static_cast<double>(std::max<std::int64_t>(0, now_us - last_delivery_us_));
+    double weight = current_queue_us_ < 0 ? 1.0 : 1.0 - std::exp(-since / current_window_us);
     weight = std::max(weight, 0.05);  // back-to-back answers still move it
-    current_delay_us_ = current_delay_us_ < 0 ? static_cast<double>(delay_us)
-                                              : current_delay_us_ + weight * (static_cast<double>(delay_us) - current_delay_us_);
-    if (base_count_ == 0 || now_us - base_bucket_start_us_ >= minute_us) {
-        std::rotate(base_.rbegin(), base_.rbegin() + 1, base_.rend());  // oldest minute falls off
-        base_[0] = delay_us;
-        base_count_ = std::min(base_count_ + 1, base_minutes);
-        base_bucket_start_us_ = now_us;
-    } else {
-        base_[0] = std::min(base_[0], delay_us);
-    }
+    current_queue_us_ = current_queue_us_ < 0 ? sample : current_queue_us_ + weight * (sample - current_queue_us_);
     last_delivery_us_ = now_us;
     smoothed_delay_us_ = smoothed_delay_us_ == 0 ? static_cast<double>(rtt_us)
                                                  : 0.875 * smoothed_delay_us_ + 0.125 * static_cast<double>(rtt_us);
@@ -116,6 +136,13 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     double target = static_cast<double>(config_.target_us);
     double queue = static_cast<double>(queue_delay_us());
     double min = static_cast<double>(config_.min_window);
+    // Grow only a window that held a request back since the last answer (RFC 7661's
+    // congestion window validation). A transfer short of blocks to ask for (a child office
+    // pulling what its parent has just received) would otherwise grow it without limit while
+    // it waits, and then ask for all of its parent's next blocks at once: a burst that fills
+    // the parent office's uplink, where the parent's own requests and acknowledgements queue.
+    bool limited = std::exchange(window_limited_, false);
+    double grow = limited ? 1.0 : 0.0;
     // A queue twice the target is not another background flow (they all aim at the target):
     // a loss-based flow is filling the buffer. Get out of its way at once, not over a few
     // halvings (measured: halving per round trip left the transfer above a quarter of the
@@ -130,7 +157,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
         if (foreground || queue >= 0.75 * target)
             end_phase(now_us);
         else
-            window_ += b;
+            window_ += grow * b;
         break;
     case phase::ramp:
         // Back to the window it gave up unless the queue is over the target: stopping at
@@ -141,7 +168,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
         if (foreground || window_ >= ssthresh_ || queue > target)
             end_phase(now_us);
         else
-            window_ += b;
+            window_ += grow * b;
         break;
     case phase::avoidance: {
         double over = queue / target - 1.0;
@@ -154,15 +181,15 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
             // LEDBAT++'s 1: a cubic flow that left slow start early (HyStart sees our queue)
             // grows slowly and holds the queue only a little over the target; with C = 1 the
             // transfer kept over a quarter of the link for 2.5 s against it.
-            window_ += static_cast<double>(config_.gain_bytes) * b / window_ - std::min(0.5, decrease_gain * over) * b;
+            window_ += grow * static_cast<double>(config_.gain_bytes) * b / window_ - std::min(0.5, decrease_gain * over) * b;
         } else if (queue < 0.25 * target) {
             // The queue is nearly empty: whoever held it left. One more request per round trip
             // refills the link within a few round trips; additive, so flows stay fair. (Below
             // one request per round trip, at most one request per answer: a jump from the
             // minimum straight to four requests overshot into the foreground rule, a cycle.)
-            window_ += std::min(b, b * b / window_);
+            window_ += grow * std::min(b, b * b / window_);
         } else {
-            window_ += static_cast<double>(config_.gain_bytes) * b / window_;
+            window_ += grow * static_cast<double>(config_.gain_bytes) * b / window_;
         }
         break;
     }

@@ -1,10 +1,11 @@
 // The background transport class's congestion controller: LEDBAT (RFC 6817) with the
 // LEDBAT++ changes (multiplicative decrease, periodic slowdowns), driven by the receiver.
 //
-// A device pulling from a peer in another office asks for blocks; the time from a request
-// leaving to its block arriving is the delay sample (the peer answers at once, so it is the
-// round trip plus whatever queue sits on the path). The minimum over the last minutes is the
-// base; the excess is queueing delay. The window — bytes requested and not yet received —
+// A device pulling from peers in another office asks for blocks; each answer brings a delay
+// sample (one-way from the peer's clock, or the round trip). The minimum over the last
+// minutes is the base — one per source, since every peer's clock has its own offset; the
+// excess is queueing delay. One controller may serve several sources that share a
+// bottleneck (docs/background-transport.md, "One window per path"). The window — bytes requested and not yet received —
 // grows while that queue is below the target and shrinks multiplicatively above it, so the
 // transfer fills an idle link with a small standing queue and falls to a trickle when a
 // foreground flow fills the router's buffer. Pure logic, no clock or socket of its own:
@@ -14,6 +15,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 namespace pd::net {
 
@@ -37,18 +39,21 @@ public:
     // A request for `bytes` left at `now_us`.
     void on_sent(std::uint64_t bytes, std::int64_t now_us);
     // Its answer arrived. `delay_us`: the delay sample — one-way from the sender's clock (any
-    // offset: only differences count) or, without one, the round trip; `rtt_us`: request to
-    // answer, which times slowdowns and spaced requests.
-    void on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64_t rtt_us, std::int64_t now_us);
+    // offset: only differences from the same `source` count) or, without one, the round
+    // trip; `rtt_us`: from the request to the whole answer, which times slowdowns and
+    // spaced requests.
+    void on_delivered(std::uint64_t size, std::int64_t delay_us, std::int64_t rtt_us, std::int64_t now_us,
+                      std::uint32_t source = 0);
+    // A source that will send no more samples: its base is dropped.
+    void forget_source(std::uint32_t source);
     // A request that will never be answered (connection lost, peer refused).
     void on_abandoned(std::uint64_t bytes);
 
     std::uint64_t window() const { return static_cast<std::uint64_t>(window_); }
     std::uint64_t in_flight() const { return in_flight_; }
     phase current_phase() const { return phase_; }
-    // Filtered queueing delay (current minus base), µs; 0 before the first sample.
+    // Filtered queueing delay (samples minus their source's base), µs; 0 before the first.
     std::int64_t queue_delay_us() const;
-    std::int64_t base_delay_us() const;
     std::int64_t target_us() const { return config_.target_us; }
     void set_target_us(std::int64_t t) { config_.target_us = t; }
     // True while the path is busy with someone else's traffic: the queue is over the target
@@ -68,17 +73,26 @@ private:
     std::int64_t next_slowdown_us_ = -1;       // -1: none scheduled
     std::int64_t slowdown_started_us_ = 0, slowdown_ends_us_ = 0;
     std::int64_t last_delivery_us_ = 0;
-    double smoothed_delay_us_ = 0;             // EWMA of round trips, for timing
-    // The current delay: a time-weighted average of the samples over the last ~100 ms (see
-    // on_delivered for why not RFC 6817's minimum of the last few). The base: the minimum
-    // over per-minute buckets (RFC 6817), so a route change ages out.
-    // Three minutes, not RFC 6817's ten: one-way samples come from two clocks, and a drift of
-    // 50 ppm moves them 3 ms a minute; the periodic slowdowns re-measure the base anyway.
+    // The window held a request back (or was filled by one) since the last answer.
+    bool window_limited_ = false;
+    double smoothed_delay_us_ = 0;             // EWMA of request-to-answer times, for timing
+    // The current queueing delay: a time-weighted average of the samples, each less its
+    // source's base, over the last ~100 ms (see on_delivered for why not RFC 6817's minimum
+    // of the last few). A base: the minimum over per-minute buckets (RFC 6817), so a route
+    // change ages out. Three minutes, not RFC 6817's ten: one-way samples come from two
+    // clocks, and a drift of 50 ppm moves them 3 ms a minute; the periodic slowdowns
+    // re-measure the base anyway.
     static constexpr int base_minutes = 3;
-    double current_delay_us_ = -1;  // -1: no sample yet
-    std::array<std::int64_t, base_minutes> base_{};
-    int base_count_ = 0;
-    std::int64_t base_bucket_start_us_ = 0;
+    struct base_history {
+        std::uint32_t source = 0;
+        std::array<std::int64_t, base_minutes> minimum{};
+        int count = 0;
+        std::int64_t bucket_start_us = 0;
+    };
+    // The sample less the base of its source, after adding it to that base.
+    std::int64_t queueing(std::uint32_t source, std::int64_t delay_us, std::int64_t now_us);
+    double current_queue_us_ = -1;  // -1: no sample yet
+    std::vector<base_history> bases_;  // a few sources: a vector beats a map
     bool yielding_ = false;
 };
 
