@@ -311,7 +311,7 @@ void job::take_from_todo(std::uint32_t index) {
 // (libtorrent's request queue time), at least two so one is always on the wire.
 unsigned job::pipeline_depth(const peer_slot &peer) const {
     // A background link paces its blocks itself; two pieces keep it from running dry.
-    if (peer.link->controller()) return 2;
+    if (peer.link->background()) return 2;
     auto max = static_cast<unsigned>(session_.config().get_int("peer.max_requests"));
     double piece_bytes = static_cast<double>(session_.config().get_int("job.piece_size_kib")) * 1024;
     double queue_s = static_cast<double>(session_.config().get_int("peer.request_queue_ms")) / 1000.0;
@@ -367,7 +367,7 @@ void job::dispatch_to(const std::shared_ptr<peer_slot> &peer) {
         auto index = choose_piece(*peer);
         if (index == none) break;
         // The office WAN budget; a background link takes it block by block itself.
-        if (peer->source_class == PD_SOURCE_WAN && !peer->link->controller() &&
+        if (peer->source_class == PD_SOURCE_WAN && !peer->link->background() &&
             session_.take_wan_budget(pieces_[index].block_count * static_cast<std::uint64_t>(manifest_->block_size)))
             break;  // the peer tick dispatches again once the budget refilled
         fetch_from_peer(index, peer);
@@ -760,11 +760,17 @@ void job::connect_peer(const std::string &address, std::uint32_t source_class) {
     auto self = shared_from_this();
     bool wan = source_class == PD_SOURCE_WAN;
     if (session_.config().get(wan ? "wan.transport" : "lan.transport") == std::string("background")) {
+        // One window for every link across this office's WAN link (they share it); a LAN
+        // peer's path is its own.
         net::ledbat_config cc;
         cc.target_us = session_.config().get_int("wan.target_delay_ms") * 1000;
-        peer_link::budget_fn budget;
-        if (wan) budget = [s = &session_](std::uint64_t bytes) { return s->take_wan_budget(bytes); };
-        link->set_background(cc, manifest_->block_size, std::move(budget));
+        std::shared_ptr<background_path> path;
+        if (!wan)
+            path = std::make_shared<background_path>(session_.net(), cc);
+        else if (!(path = wan_path_))
+            path = wan_path_ = std::make_shared<background_path>(
+                session_.net(), cc, [s = &session_](std::uint64_t bytes) { return s->take_wan_budget(bytes); });
+        link->set_background(std::move(path), manifest_->block_size);
         std::weak_ptr<job> weak = self;
         link->on_yield_change([weak, address, wan](bool yielding, std::int64_t queue_us, std::int64_t target_us) {
             auto j = weak.lock();
@@ -898,7 +904,7 @@ void job::on_peer_tick() {
     // Settings change at run time: the target delay too.
     std::int64_t target_us = session_.config().get_int("wan.target_delay_ms") * 1000;
     for (auto &p : peers_)
-        if (p->link->controller() && p->link->controller()->target_us() != target_us) p->link->set_target_delay_us(target_us);
+        if (auto *path = p->link->background()) path->set_target_delay_us(target_us);
     // Peers' bitmaps go stale as they download too.
     std::int64_t refresh = session_.config().get_int("peer.refresh_ms");
     for (auto &p : peers_)

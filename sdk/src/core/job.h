@@ -159,6 +159,8 @@ private:
     std::vector<std::string> fallback_reasons_;
 
     std::vector<std::shared_ptr<peer_slot>> peers_;
+    // The background window shared by the links to other offices (core/background_path.h).
+    std::shared_ptr<background_path> wan_path_;
     std::set<std::string> known_peers_;     // connected, connecting, or this device itself
     // Peers that failed (unreachable, silent, broken): address -> (failures, not before ms).
     std::map<std::string, std::pair<int, std::int64_t>> peer_backoff_;

@@ -17,15 +17,13 @@ using error_code = boost::system::error_code;
 
 peer_link::peer_link(asio::io_context &io, std::string address, const std::array<std::uint8_t, 32> &fleet_key,
                      std::uint64_t own_node_id)
-    : io_(io), address_(std::move(address)), fleet_key_(fleet_key), own_node_id_(own_node_id), timer_(io), pace_timer_(io) {}
+    : io_(io), address_(std::move(address)), fleet_key_(fleet_key), own_node_id_(own_node_id), timer_(io) {}
 
 peer_link::~peer_link() {
     if (channel_) channel_->close();
 }
 
-static std::int64_t now_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+static std::int64_t now_us() { return background_path::now_us(); }
 
 static std::optional<tcp::endpoint> parse_endpoint(const std::string &address) {
     auto colon = address.rfind(':');
@@ -140,20 +138,21 @@ void peer_link::on_message(net::wire::message m) {
             auto t = now_us();
             auto started = std::min(t, std::chrono::duration_cast<std::chrono::microseconds>(
                                            channel_->record_started().time_since_epoch()).count());
-            std::int64_t rtt = started - answered.sent_us;
-            std::int64_t delay = d->timed ? started - static_cast<std::int64_t>(d->sent_us) : rtt;
-            cc_->on_delivered(block_size_, delay, rtt, t);
+            std::int64_t delay = d->timed ? started - static_cast<std::int64_t>(d->sent_us) : started - answered.sent_us;
+            std::int64_t rtt = t - answered.sent_us;
+            auto &cc = path_->cc_;
+            cc.on_delivered(block_size_, delay, rtt, t, source_);
             auto &p = answered.paced;
             --p->outstanding;
             if (!p->finished) p->on_block(d->block, std::move(d->bytes));
             if (failed_) return;
             if (!p->finished && p->unsent == 0 && p->outstanding == 0) finish_paced(p, nullptr, {});
             if (failed_) return;
-            if (cc_->yielding() != yielding_) {
-                yielding_ = cc_->yielding();
-                if (on_yield_) on_yield_(yielding_, cc_->queue_delay_us(), cc_->target_us());
+            if (cc.yielding() != path_->yielding_) {
+                path_->yielding_ = cc.yielding();
+                if (on_yield_) on_yield_(cc.yielding(), cc.queue_delay_us(), cc.target_us());
             }
-            pump();
+            path_->pump();
             return;
         }
         ++o.next_block;
@@ -171,10 +170,10 @@ void peer_link::on_message(net::wire::message m) {
         ops_.pop_front();
         std::string reason = r->reason.empty() ? std::string("rejected") : r->reason;
         if (o.paced) {
-            cc_->on_abandoned(block_size_);
+            path_->cc_.on_abandoned(block_size_);
             --o.paced->outstanding;
             if (!o.paced->finished) finish_paced(o.paced, nullptr, reason);
-            if (!failed_) pump();
+            if (!failed_) path_->pump();
             return;
         }
         o.on_done(nullptr, reason);
@@ -209,7 +208,7 @@ void peer_link::request(const content::hash &id, std::uint64_t first, std::uint3
         asio::post(io_, [done, e = closed_error()] { done(&e, {}); });
         return;
     }
-    if (cc_) {
+    if (path_) {
         auto p = std::make_shared<paced_request>();
         p->content = id;
         p->next_block = first;
@@ -217,7 +216,7 @@ void peer_link::request(const content::hash &id, std::uint64_t first, std::uint3
         p->on_block = std::move(on_block);
         p->on_done = std::move(done);
         paced_.push_back(std::move(p));
-        pump();
+        path_->pump();
         return;
     }
     op o;
@@ -238,45 +237,31 @@ void peer_link::send_request(op o, std::uint64_t first, std::uint32_t count) {
     if (ops_.size() == 1) arm_timer();
 }
 
-void peer_link::set_background(const net::ledbat_config &config, std::uint32_t block_size, budget_fn budget) {
-    cc_ = std::make_unique<net::ledbat>(config);
+void peer_link::set_background(std::shared_ptr<background_path> path, std::uint32_t block_size) {
+    path_ = std::move(path);
+    source_ = path_->join(shared_from_this());
     block_size_ = block_size;
-    budget_ = std::move(budget);
 }
 
-void peer_link::pump() {
-    if (!open() || pace_timer_armed_) return;
-    while (!paced_.empty()) {
-        // Requests finish in order; the oldest with blocks left to ask for goes first.
-        auto it = std::find_if(paced_.begin(), paced_.end(), [](auto &p) { return p->unsent > 0; });
-        if (it == paced_.end()) return;
-        auto t = now_us();
-        std::int64_t at = cc_->send_at(block_size_, t);
-        std::int64_t wait_ms = 0;
-        if (at == std::numeric_limits<std::int64_t>::max()) return;  // the next answer pumps
-        if (at > t) wait_ms = (at - t + 999) / 1000;
-        else if (budget_) wait_ms = budget_(block_size_);
-        if (wait_ms > 0) {
-            pace_timer_armed_ = true;
-            pace_timer_.expires_after(std::chrono::milliseconds(wait_ms));
-            pace_timer_.async_wait([weak = weak_from_this()](const error_code &ec) {
-                auto self = weak.lock();
-                if (!self || ec) return;
-                self->pace_timer_armed_ = false;
-                self->pump();
-            });
-            return;
-        }
-        auto p = *it;
-        op o;
-        o.content = p->content;
-        o.paced = p;
-        std::uint64_t b = p->next_block++;
-        --p->unsent;
-        ++p->outstanding;
-        cc_->on_sent(block_size_, t);
-        send_request(std::move(o), b, 1);
-    }
+bool peer_link::has_unsent() const {
+    return std::any_of(paced_.begin(), paced_.end(), [](auto &p) { return p->unsent > 0; });
+}
+
+void peer_link::send_next_paced() {
+    // Requests finish in order; the oldest with blocks left to ask for goes first.
+    auto it = std::find_if(paced_.begin(), paced_.end(), [](auto &p) { return p->unsent > 0; });
+    auto p = *it;
+    op o;
+    o.content = p->content;
+    o.paced = p;
+    std::uint64_t b = p->next_block++;
+    --p->unsent;
+    ++p->outstanding;
+    send_request(std::move(o), b, 1);
+}
+
+std::uint64_t peer_link::paced_in_flight() const {
+    return block_size_ * static_cast<std::uint64_t>(std::count_if(ops_.begin(), ops_.end(), [](auto &o) { return o.paced != nullptr; }));
 }
 
 void peer_link::finish_paced(const std::shared_ptr<paced_request> &p, const error *why, const std::string &rejected) {
@@ -308,7 +293,11 @@ void peer_link::fail(const error &why) {
     if (failed_) return;
     failed_ = true;
     timer_.cancel();
-    pace_timer_.cancel();
+    if (path_) {
+        // Its unanswered requests leave the shared window; the other links may use it.
+        path_->leave(source_, paced_in_flight());
+        asio::post(io_, [path = path_] { path->pump(); });
+    }
     if (channel_) channel_->close();
     on_delta_ = nullptr;  // they may hold their job
     on_yield_ = nullptr;

@@ -5,8 +5,8 @@
 // failed, and every outstanding operation gets the error.
 #pragma once
 
+#include "core/background_path.h"
 #include "net/async_channel.h"
-#include "net/ledbat.h"
 #include "net/wire.h"
 
 #include <boost/asio/io_context.hpp>
@@ -56,19 +56,16 @@ public:
     std::size_t outstanding() const { return ops_.size(); }
 
     // The background class (docs/background-transport.md). From now on a request() is sent
-    // one block at a time, as the delay-based window allows and `budget` grants the bytes
-    // (it returns 0, or how many ms to wait: the office's WAN budget). `block_size` is the
-    // content's block size, the unit of the window.
-    using budget_fn = std::function<std::int64_t(std::uint64_t bytes)>;
-    void set_background(const net::ledbat_config &config, std::uint32_t block_size, budget_fn budget);
-    // Called when the transfer starts or stops yielding to other traffic on the path.
+    // one block at a time, as the window of `path` — shared with the other links across the
+    // same bottleneck — and its budget allow. `block_size` is the content's block size, the
+    // unit of the window.
+    void set_background(std::shared_ptr<background_path> path, std::uint32_t block_size);
+    // Called when the transfer starts or stops yielding to other traffic on the path (on the
+    // link whose answer showed it).
     using yield_fn = std::function<void(bool yielding, std::int64_t queue_delay_us, std::int64_t target_us)>;
     void on_yield_change(yield_fn f) { on_yield_ = std::move(f); }
-    // The background controller; null for the foreground class.
-    const net::ledbat *controller() const { return cc_.get(); }
-    void set_target_delay_us(std::int64_t t) {
-        if (cc_) cc_->set_target_us(t);
-    }
+    // The background path; null for the foreground class.
+    background_path *background() const { return path_.get(); }
     // Says goodbye and fails every outstanding operation with PD_E_CANCELLED.
     void close(const std::string &why);
     bool open() const { return ready_ && !failed_; }
@@ -101,8 +98,12 @@ private:
     };
     void read_next();
     void send_request(op o, std::uint64_t first, std::uint32_t count);
-    // Background: sends what the window and the budget allow, or arms the pacing timer.
-    void pump();
+    friend class background_path;
+    bool has_unsent() const;
+    // Background: asks for the next block of the oldest request with blocks left to ask for.
+    void send_next_paced();
+    // Background: this link's paced requests sent and not answered, in bytes.
+    std::uint64_t paced_in_flight() const;
     void finish_paced(const std::shared_ptr<paced_request> &p, const error *why, const std::string &rejected);
     void on_message(net::wire::message m);
     void fail(const error &why);
@@ -121,14 +122,11 @@ private:
     std::uint32_t next_request_ = 1;
     connect_fn on_connected_;
     delta_fn on_delta_;
-    std::unique_ptr<net::ledbat> cc_;
+    std::shared_ptr<background_path> path_;
+    std::uint32_t source_ = 0;  // this link's id for the path's delay samples
     std::uint32_t block_size_ = 0;
-    budget_fn budget_;
     yield_fn on_yield_;
-    bool yielding_ = false;
     std::deque<std::shared_ptr<paced_request>> paced_;
-    boost::asio::steady_timer pace_timer_;
-    bool pace_timer_armed_ = false;
     bool ready_ = false, failed_ = false;
 };
 

@@ -1,0 +1,70 @@
+#include "core/background_path.h"
+
+#include "core/peer_link.h"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+
+namespace pd::core {
+
+std::int64_t background_path::now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+background_path::background_path(boost::asio::io_context &io, const net::ledbat_config &config, budget_fn budget)
+    : cc_(config), budget_(std::move(budget)), timer_(io) {}
+
+std::uint32_t background_path::join(const std::shared_ptr<peer_link> &link) {
+    links_.push_back(link);
+    return next_source_++;
+}
+
+void background_path::leave(std::uint32_t source, std::uint64_t abandoned) {
+    cc_.on_abandoned(abandoned);
+    cc_.forget_source(source);
+}
+
+void background_path::pump() {
+    if (timer_armed_) return;
+    links_.erase(std::remove_if(links_.begin(), links_.end(),
+                                [](auto &w) {
+                                    auto l = w.lock();
+                                    return !l || l->failed_;
+                                }),
+                 links_.end());
+    for (;;) {
+        // The next link in turn with a block to ask for.
+        std::shared_ptr<peer_link> next;
+        std::size_t n = links_.size(), at_index = 0;
+        for (std::size_t k = 0; k < n && !next; ++k) {
+            at_index = (turn_ + k) % n;
+            auto l = links_[at_index].lock();
+            if (l && l->open() && l->has_unsent()) next = std::move(l);
+        }
+        if (!next) return;
+        auto t = now_us();
+        std::uint64_t bytes = next->block_size_;
+        std::int64_t at = cc_.send_at(bytes, t);
+        if (at == std::numeric_limits<std::int64_t>::max()) return;  // the next answer pumps
+        std::int64_t wait_ms = 0;
+        if (at > t) wait_ms = (at - t + 999) / 1000;
+        else if (budget_) wait_ms = budget_(bytes);
+        if (wait_ms > 0) {
+            timer_armed_ = true;
+            timer_.expires_after(std::chrono::milliseconds(wait_ms));
+            timer_.async_wait([weak = weak_from_this()](const boost::system::error_code &ec) {
+                auto self = weak.lock();
+                if (!self || ec) return;
+                self->timer_armed_ = false;
+                self->pump();
+            });
+            return;
+        }
+        cc_.on_sent(bytes, t);
+        turn_ = at_index + 1;
+        next->send_next_paced();
+    }
+}
+
+}  // namespace pd::core

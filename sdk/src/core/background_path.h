@@ -1,0 +1,65 @@
+// The background class's window for one bottleneck, shared by every link that pulls across it.
+//
+// A job in a branch office pulls over its WAN link from several peers of the parent office.
+// Those links share one bottleneck, so they share one LEDBAT window: samples from every peer
+// (each less that peer's own base: their clocks differ) feed one controller, and requests go
+// to the links in turn as the window opens. With a window per link, the few blocks a 25 ms
+// target allows at WAN rates were split into shares below one block each, and each link fell
+// back to spacing single requests a round trip apart: the link idled between them (measured in
+// the hierarchy lab, docs/background-transport.md "One window per path"). One window is also
+// what the office's traffic should see: one background flow, not one per peer.
+//
+// On the network thread, like the links.
+#pragma once
+
+#include "net/ledbat.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace pd::core {
+
+class peer_link;
+
+class background_path : public std::enable_shared_from_this<background_path> {
+public:
+    // Returns 0 when `bytes` may leave now (and takes them), otherwise how many ms to wait:
+    // the office's WAN budget.
+    using budget_fn = std::function<std::int64_t(std::uint64_t bytes)>;
+
+    background_path(boost::asio::io_context &io, const net::ledbat_config &config, budget_fn budget = nullptr);
+    background_path(const background_path &) = delete;
+    background_path &operator=(const background_path &) = delete;
+
+    const net::ledbat &controller() const { return cc_; }
+    // The target queueing delay; settings change at run time.
+    void set_target_delay_us(std::int64_t t) { cc_.set_target_us(t); }
+    // The controller's clock (µs), which the links' delay samples use too.
+    static std::int64_t now_us();
+
+private:
+    friend class peer_link;
+    // A link joins when it turns background; returns its source id for delay samples.
+    std::uint32_t join(const std::shared_ptr<peer_link> &link);
+    // A link failed or closed with `abandoned` bytes requested and never answered.
+    void leave(std::uint32_t source, std::uint64_t abandoned);
+    // Sends requests on the links in turn while the window and the budget allow; otherwise
+    // waits for the next answer on any link, or arms the pacing timer.
+    void pump();
+
+    net::ledbat cc_;
+    budget_fn budget_;
+    std::vector<std::weak_ptr<peer_link>> links_;
+    std::size_t turn_ = 0;  // the link asked first next time: requests go round the links
+    std::uint32_t next_source_ = 0;
+    boost::asio::steady_timer timer_;
+    bool timer_armed_ = false;
+    bool yielding_ = false;  // last reported to the links' yield callbacks
+};
+
+}  // namespace pd::core
