@@ -34,13 +34,16 @@ void background_path::pump() {
                                 }),
                  links_.end());
     for (;;) {
-        // The next link in turn with a block to ask for.
+        // The link whose oldest request with blocks left to ask for came first: pieces finish
+        // in the order the job asked for them, one after another, rather than all of them
+        // crawling together. A child office can only pull the pieces its parent completed.
         std::shared_ptr<peer_link> next;
-        std::size_t n = links_.size(), at_index = 0;
-        for (std::size_t k = 0; k < n && !next; ++k) {
-            at_index = (turn_ + k) % n;
-            auto l = links_[at_index].lock();
-            if (l && l->open() && l->has_unsent()) next = std::move(l);
+        std::uint64_t first = 0;
+        for (auto &w : links_) {
+            auto l = w.lock();
+            if (!l || !l->open()) continue;
+            auto order = l->oldest_unsent();
+            if (order && (!next || *order < first)) next = std::move(l), first = *order;
         }
         if (!next) return;
         auto t = now_us();
@@ -62,7 +65,6 @@ void background_path::pump() {
             return;
         }
         cc_.on_sent(bytes, t);
-        turn_ = at_index + 1;
         next->send_next_paced();
     }
 }

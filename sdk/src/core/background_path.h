@@ -7,7 +7,9 @@
 // target allows at WAN rates were split into shares below one block each, and each link fell
 // back to spacing single requests a round trip apart: the link idled between them (measured in
 // the hierarchy lab, docs/background-transport.md "One window per path"). One window is also
-// what the office's traffic should see: one background flow, not one per peer.
+// what the office's traffic should see: one background flow, not one per peer. Requests go out
+// in the order the job made them, whichever link they are on, so pieces complete one after
+// another: a child office pulls only what its parent office has completed.
 //
 // On the network thread, like the links.
 #pragma once
@@ -48,14 +50,14 @@ private:
     std::uint32_t join(const std::shared_ptr<peer_link> &link);
     // A link failed or closed with `abandoned` bytes requested and never answered.
     void leave(std::uint32_t source, std::uint64_t abandoned);
-    // Sends requests on the links in turn while the window and the budget allow; otherwise
+    // Sends requests, oldest first, while the window and the budget allow; otherwise
     // waits for the next answer on any link, or arms the pacing timer.
     void pump();
 
     net::ledbat cc_;
     budget_fn budget_;
     std::vector<std::weak_ptr<peer_link>> links_;
-    std::size_t turn_ = 0;  // the link asked first next time: requests go round the links
+    std::uint64_t next_order_ = 0;  // numbers the links' requests as the job makes them
     std::uint32_t next_source_ = 0;
     boost::asio::steady_timer timer_;
     bool timer_armed_ = false;

@@ -61,6 +61,7 @@ void peer_link::connect(int timeout_ms, connect_fn done) {
         error_code ignored;
         socket->set_option(tcp::no_delay(true), ignored);
         self->channel_ = std::make_shared<net::async_channel>(std::move(*socket), net::role::client, self->fleet_key_.data());
+        self->channel_->use_kernel_arrival_times();
         self->channel_->on_write_error([self](const error *why) {
             self->fail(error(PD_E_IO, PD_CATEGORY_NET, "peer " + self->address_ + ": " + why->what()));
         });
@@ -138,8 +139,8 @@ void peer_link::on_message(net::wire::message m) {
             auto t = now_us();
             auto started = std::min(t, std::chrono::duration_cast<std::chrono::microseconds>(
                                            channel_->record_started().time_since_epoch()).count());
-            std::int64_t delay = d->timed ? started - static_cast<std::int64_t>(d->sent_us) : started - answered.sent_us;
-            std::int64_t rtt = t - answered.sent_us;
+            std::int64_t rtt = started - answered.sent_us;
+            std::int64_t delay = d->timed ? started - static_cast<std::int64_t>(d->sent_us) : rtt;
             auto &cc = path_->cc_;
             cc.on_delivered(block_size_, delay, rtt, t, source_);
             auto &p = answered.paced;
@@ -213,6 +214,7 @@ void peer_link::request(const content::hash &id, std::uint64_t first, std::uint3
         p->content = id;
         p->next_block = first;
         p->unsent = count;
+        p->order = path_->next_order_++;
         p->on_block = std::move(on_block);
         p->on_done = std::move(done);
         paced_.push_back(std::move(p));
@@ -243,8 +245,10 @@ void peer_link::set_background(std::shared_ptr<background_path> path, std::uint3
     block_size_ = block_size;
 }
 
-bool peer_link::has_unsent() const {
-    return std::any_of(paced_.begin(), paced_.end(), [](auto &p) { return p->unsent > 0; });
+std::optional<std::uint64_t> peer_link::oldest_unsent() const {
+    auto it = std::find_if(paced_.begin(), paced_.end(), [](auto &p) { return p->unsent > 0; });
+    if (it == paced_.end()) return std::nullopt;
+    return (*it)->order;
 }
 
 void peer_link::send_next_paced() {

@@ -16,6 +16,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,7 @@ private:
     struct paced_request {
         content::hash content{};
         std::uint64_t next_block = 0;
+        std::uint64_t order = 0;       // its number at the path: the oldest goes first
         std::uint32_t unsent = 0;      // blocks not requested yet
         unsigned outstanding = 0;      // blocks requested, not answered
         bool finished = false;
@@ -99,7 +101,9 @@ private:
     void read_next();
     void send_request(op o, std::uint64_t first, std::uint32_t count);
     friend class background_path;
-    bool has_unsent() const;
+    // Background: the path's number for this link's oldest request with blocks left to ask
+    // for; none when every block is asked for.
+    std::optional<std::uint64_t> oldest_unsent() const;
     // Background: asks for the next block of the oldest request with blocks left to ask for.
     void send_next_paced();
     // Background: this link's paced requests sent and not answered, in bytes.
