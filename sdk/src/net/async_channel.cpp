@@ -3,6 +3,10 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include "platform/socket_stamps.h"
+
+#include <cstring>
+
 namespace pd::net {
 
 namespace asio = boost::asio;
@@ -56,27 +60,69 @@ void async_channel::handshake(done_fn done) {
     });
 }
 
+bool async_channel::use_kernel_arrival_times() {
+    kernel_stamps_ = platform::enable_receive_timestamps(socket_.native_handle());
+    return kernel_stamps_;
+}
+
 void async_channel::receive(record_fn done) {
+    if (kernel_stamps_) return read_prefix_stamped(0, std::move(done));
     read_exact(prefix_.data(), 4, [this, done](const error *prefix_failed) {
         if (prefix_failed) return done(prefix_failed, {});
         record_started_ = std::chrono::steady_clock::now();
-        std::size_t n;
+        read_body(done);
+    });
+}
+
+void async_channel::read_prefix_stamped(std::size_t got, record_fn done) {
+    socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this(), got, done](const error_code &ec) mutable {
+        if (ec) {
+            error e(PD_E_IO, PD_CATEGORY_NET, ec.message());
+            return done(&e, {});
+        }
+        auto r = platform::read_stamped(self->socket_.native_handle(), self->prefix_.data() + got, 4 - got);
+        if (r.count == 0) {
+            error e(PD_E_IO, PD_CATEGORY_NET, closed_by_peer);
+            return done(&e, {});
+        }
+        if (r.count < 0 && !r.would_block) {
+            error e(PD_E_IO, PD_CATEGORY_NET, std::strerror(r.error));
+            return done(&e, {});
+        }
+        if (r.count > 0) {
+            if (got == 0) {
+                // The kernel's clock is the system clock; carry the stamp over to steady time.
+                auto now = std::chrono::steady_clock::now();
+                self->record_started_ = now;
+                if (r.arrived) {
+                    auto age = std::chrono::system_clock::now() - *r.arrived;
+                    if (age > decltype(age)::zero()) self->record_started_ = now - std::chrono::duration_cast<std::chrono::steady_clock::duration>(age);
+                }
+            }
+            got += static_cast<std::size_t>(r.count);
+            if (got == 4) return self->read_body(done);
+        }
+        self->read_prefix_stamped(got, std::move(done));
+    });
+}
+
+void async_channel::read_body(record_fn done) {
+    std::size_t n;
+    try {
+        n = record_opener::record_length(prefix_.data());
+    } catch (const error &e) {
+        return done(&e, {});
+    }
+    record_.resize(n);
+    read_exact(record_.data(), n, [this, done](const error *body_failed) {
+        if (body_failed) return done(body_failed, {});
+        bytes plain;
         try {
-            n = record_opener::record_length(prefix_.data());
+            plain = opener_.open(record_.data(), record_.size());
         } catch (const error &e) {
             return done(&e, {});
         }
-        record_.resize(n);
-        read_exact(record_.data(), n, [this, done](const error *body_failed) {
-            if (body_failed) return done(body_failed, {});
-            bytes plain;
-            try {
-                plain = opener_.open(record_.data(), record_.size());
-            } catch (const error &e) {
-                return done(&e, {});
-            }
-            done(nullptr, std::move(plain));
-        });
+        done(nullptr, std::move(plain));
     });
 }
 

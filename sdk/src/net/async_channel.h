@@ -42,9 +42,15 @@ public:
     void on_write_error(done_fn f) { write_error_ = std::move(f); }
     // When the first bytes of the record receive() delivered last arrived: the background
     // class times a request to the start of its answer, which TCP's window cannot delay.
+    // By the kernel's receive timestamp after use_kernel_arrival_times(), otherwise when
+    // this process read them.
     std::chrono::steady_clock::time_point record_started() const { return record_started_; }
     // Bytes queued and not yet written: owners use it for back-pressure.
     std::size_t queued_bytes() const { return queued_bytes_; }
+    // Time arrivals by the kernel's receive timestamps (platform/socket_stamps.h), so this
+    // process's own scheduling delays do not read as queueing on the path. False where the
+    // platform has none.
+    bool use_kernel_arrival_times();
     void close();
     bool closed() const { return closed_; }
     boost::asio::ip::tcp::socket &socket() { return socket_; }
@@ -53,6 +59,8 @@ private:
     template <class Fn>
     void read_exact(std::uint8_t *p, std::size_t n, Fn next);
     void write_next();
+    void read_prefix_stamped(std::size_t got, record_fn done);
+    void read_body(record_fn done);
 
     boost::asio::ip::tcp::socket socket_;
     net::handshake hs_;  // qualified: the member function handshake() hides the type
@@ -68,6 +76,7 @@ private:
     std::size_t queued_bytes_ = 0;
     done_fn write_error_;
     bool closed_ = false;
+    bool kernel_stamps_ = false;
 };
 
 }  // namespace pd::net

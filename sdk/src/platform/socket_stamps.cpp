@@ -1,0 +1,60 @@
+#include "platform/socket_stamps.h"
+
+#ifdef __linux__
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#endif
+
+namespace pd::platform {
+
+#ifdef __linux__
+
+bool enable_receive_timestamps(int socket) {
+    int on = 1;
+    return ::setsockopt(socket, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) == 0;
+}
+
+stamped_read read_stamped(int socket, void *buffer, std::size_t size) {
+    stamped_read r;
+    iovec iov{buffer, size};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec)) * 2];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(socket, &msg, MSG_DONTWAIT);
+    if (n < 0) {
+        r.count = -1;
+        r.error = errno;
+        r.would_block = errno == EAGAIN || errno == EWOULDBLOCK;
+        return r;
+    }
+    r.count = static_cast<long>(n);
+    for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+        timespec ts;
+        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        r.arrived = std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+    }
+    return r;
+}
+
+#else
+
+bool enable_receive_timestamps(int) { return false; }
+
+stamped_read read_stamped(int, void *, std::size_t) {
+    stamped_read r;
+    r.count = -1;
+    return r;
+}
+
+#endif
+
+}  // namespace pd::platform
