@@ -7,11 +7,15 @@
         lab.wan_bytes("branch-a")
 
 Topology: a router namespace (the WAN core); per office a gateway namespace holding the
-office LAN bridge, joined to the router by a veth pair (the office's WAN link); per device
-a namespace on the office bridge. Branch WAN links are shaped with tbf on both forwarding
-hops' egress (router → office downlink, gateway → router uplink), with TSO/GSO/GRO off so tbf
-sees real frames. Addresses: office i LAN 198.18.i.0/24 (gateway .1, devices .10+), WAN link i
-198.19.i.0/30. Names carry a per-run id; teardown (processes, then namespaces) runs on exit,
+office LAN bridge, joined by a veth pair (the office's WAN link) to its parent office's
+gateway, or to the router when it has no parent; per device a namespace on the office bridge.
+The network is the office tree: a child office reaches everyone else through its parent's
+gateway, so its traffic to the rest of the fleet crosses its own WAN link and then its
+parent's, and what it pulls from its parent crosses its own link only (a WiFi subnet behind
+a branch's router, a small site behind a regional one). Branch WAN links are shaped with tbf
+on both forwarding hops' egress (parent → office downlink, gateway → parent uplink), with
+TSO/GSO/GRO off so tbf sees real frames. Addresses: office i LAN 198.18.i.0/24 (gateway .1,
+devices .10+), WAN link i 198.19.i.0/30 (the parent's end .1). Names carry a per-run id; teardown (processes, then namespaces) runs on exit,
 on exceptions, on SIGTERM/SIGINT and at interpreter exit. Without root (or with
 namespaces=False) the same API runs every device on 127.0.0.1 with no shaping.
 """
@@ -39,7 +43,9 @@ class Office:
         self.parent = parent
         self.index = None
         self.gw_ns = None
-        self.wan_gw_if = None
+        self.wan_gw_if = None  # the office's end of its WAN link
+        self.wan_up_ns = None  # the namespace at the other end: the parent's gateway or the router
+        self.wan_up_if = None
 
 
 class Device:
@@ -168,18 +174,41 @@ class Lab:
         self._in(self.router_ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         for i, office in enumerate(self.offices, start=1):
             office.index = i
+        by_name = {o.name: o for o in self.offices}
+        for office in self.offices:
+            seen, o = set(), office
+            while o is not None:
+                if o.name in seen:
+                    raise LabError("office %s is its own ancestor" % o.name)
+                seen.add(o.name)
+                o = by_name.get(o.parent)
+        built = set()
+
+        def build(office):  # parents first: a child's link ends at its parent's gateway
+            parent = by_name.get(office.parent)
+            if parent is not None and parent.name not in built:
+                build(parent)
+            i = office.index
             gw = self._ns("g%d" % i)
             office.gw_ns = gw
             self._in(gw, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            r_if, g_if = "w%s%dr" % (self.run_id, i), "w%s%dg" % (self.run_id, i)
-            self._veth(self.router_ns, r_if, gw, g_if)
-            office.wan_gw_if = g_if
-            self._in(self.router_ns, ["ip", "addr", "add", "198.19.%d.1/30" % i, "dev", r_if])
+            up = parent.gw_ns if parent is not None else self.router_ns
+            u_if, g_if = "w%s%dr" % (self.run_id, i), "w%s%dg" % (self.run_id, i)
+            self._veth(up, u_if, gw, g_if)
+            office.wan_gw_if, office.wan_up_ns, office.wan_up_if = g_if, up, u_if
+            self._in(up, ["ip", "addr", "add", "198.19.%d.1/30" % i, "dev", u_if])
             self._in(gw, ["ip", "addr", "add", "198.19.%d.2/30" % i, "dev", g_if])
-            self._in(self.router_ns, ["ip", "route", "add", "198.18.%d.0/24" % i, "via", "198.19.%d.2" % i])
             self._in(gw, ["ip", "route", "add", "default", "via", "198.19.%d.1" % i])
+            # Every hop above routes the office's LAN down the tree toward it.
+            via, hop = i, parent
+            while True:
+                ns = hop.gw_ns if hop is not None else self.router_ns
+                self._in(ns, ["ip", "route", "add", "198.18.%d.0/24" % i, "via", "198.19.%d.2" % via])
+                if hop is None:
+                    break
+                via, hop = hop.index, by_name.get(hop.parent)
             if office.wan_mbit:
-                self._shape(self.router_ns, r_if, office.wan_mbit, office.wan_queue_ms)
+                self._shape(up, u_if, office.wan_mbit, office.wan_queue_ms)
                 self._shape(gw, g_if, office.wan_mbit, office.wan_queue_ms)
             br = "b%s%d" % (self.run_id, i)
             self._in(gw, ["ip", "link", "add", br, "type", "bridge"])
@@ -187,6 +216,11 @@ class Lab:
             self._in(gw, ["ip", "link", "set", br, "up"])
             for j in range(1, office.devices + 1):
                 self._add_device(office, "%s-%d" % (office.name, j), br)
+            built.add(office.name)
+
+        for office in self.offices:
+            if office.name not in built:
+                build(office)
 
     def _add_device(self, office, name, bridge):
         i = office.index
@@ -268,9 +302,9 @@ class Lab:
         return self._link_stats(office.gw_ns, office.wan_gw_if)
 
     def tbf_drops(self, office_name):
-        """Packets tbf dropped on the router's egress into the office (its WAN downlink)."""
+        """Packets tbf dropped on the egress into the office (its WAN downlink)."""
         office = self.office(office_name)
-        out = self._in(self.router_ns, ["tc", "-s", "qdisc", "show", "dev", "w%s%dr" % (self.run_id, office.index)]).stdout
+        out = self._in(office.wan_up_ns, ["tc", "-s", "qdisc", "show", "dev", office.wan_up_if]).stdout
         m = re.search(r"dropped (\d+)", out)
         return int(m.group(1)) if m else 0
 
