@@ -100,6 +100,11 @@ void registry::put_content(const content_record &c) {
     store_.put_content(c);
 }
 
+void registry::put_contents(const std::vector<content_record> &contents) {
+    store_.put_contents(contents);  // first: a failed transaction leaves the registry as it was
+    for (auto &c : contents) contents_[c.id] = c;
+}
+
 void registry::add_stats(const std::string &device_id, std::uint64_t origin_bytes, std::uint64_t wan_bytes,
                          std::uint64_t lan_bytes) {
     auto it = office_of_.find(device_id);

@@ -46,6 +46,8 @@ public:
     std::int64_t wan_budget(const std::string &office) const;
     void report_holding(const holding &h);
     void put_content(const content_record &c);
+    // Several at once: stored in one transaction, then known (republish-all).
+    void put_contents(const std::vector<content_record> &contents);
     void add_stats(const std::string &device_id, std::uint64_t origin_bytes, std::uint64_t wan_bytes, std::uint64_t lan_bytes);
 
     sources_answer sources(const std::string &device_id, const std::string &content_id, std::int64_t now_ms);

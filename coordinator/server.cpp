@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 
 #include <chrono>
+#include <set>
 
 namespace pd::coord {
 
@@ -250,6 +251,52 @@ json server::handle(const json &request, const std::string &peer_ip) {
             c.published_ms = now;
             registry_.put_content(c);
             return {{"ok", true}};
+        }
+        if (op == "admin.republish") {
+            // Many publications at once, checked first and stored in one transaction: a
+            // coordinator rebuilt on a new database, or every content moved to new origins.
+            auto it = request.find("contents");
+            if (it == request.end() || !it->is_array() || it->empty())
+                fail(PD_E_INVALID, PD_CATEGORY_API, "'contents' must be a non-empty array");
+            std::vector<content_record> records;
+            json report = json::array();
+            std::size_t added = 0, updated = 0, unchanged = 0;
+            std::set<std::string> seen;
+            for (std::size_t i = 0; i < it->size(); ++i) {
+                const json &entry = (*it)[i];
+                content_record c;
+                bool keep_origins = false;
+                try {
+                    if (!entry.is_object()) fail(PD_E_INVALID, PD_CATEGORY_API, "must be an object");
+                    c.id = content_id(entry);
+                    c.name = text(entry, "name");
+                    c.size = number(entry, "size");
+                    c.block_count = number(entry, "block_count");
+                    keep_origins = !entry.contains("origins");
+                    for (auto &o : strings(entry, "origins")) c.origins += (c.origins.empty() ? "" : "\n") + o;
+                    if (!seen.insert(c.id).second) fail(PD_E_INVALID, PD_CATEGORY_API, "content " + c.id + " is listed twice");
+                } catch (const error &e) {
+                    fail(e.code(), e.category(), "contents[" + std::to_string(i) + "]: " + e.what());
+                }
+                c.published_ms = now;
+                auto known = registry_.contents().find(c.id);
+                std::string status = "added";
+                if (known != registry_.contents().end()) {
+                    const auto &k = known->second;
+                    // The id is the hash of the content: the same id with another size is a
+                    // damaged manifest, not a new version.
+                    if (k.size != c.size || k.block_count != c.block_count)
+                        fail(PD_E_INVALID, PD_CATEGORY_API, "contents[" + std::to_string(i) + "]: content " + c.id +
+                                                                " is published with another size or block count");
+                    if (keep_origins) c.origins = k.origins;
+                    status = k.name == c.name && k.origins == c.origins ? "unchanged" : "updated";
+                }
+                (status == "added" ? added : status == "updated" ? updated : unchanged) += 1;
+                report.push_back({{"content", c.id}, {"name", c.name}, {"status", status}});
+                records.push_back(std::move(c));
+            }
+            registry_.put_contents(records);
+            return {{"ok", true}, {"added", added}, {"updated", updated}, {"unchanged", unchanged}, {"contents", report}};
         }
         if (op == "admin.contents") {
             json list = json::array();

@@ -145,16 +145,26 @@ public:
     }
 
     void put_content(const content_record &c) override {
+        run([&] { insert_content(c); });
+    }
+
+    void put_contents(const std::vector<content_record> &contents) override {
         run([&] {
-            SQLite::Statement q(*db_, "INSERT OR REPLACE INTO contents VALUES(?,?,?,?,?,?)");
-            q.bind(1, c.id);
-            q.bind(2, c.name);
-            q.bind(3, static_cast<std::int64_t>(c.size));
-            q.bind(4, static_cast<std::int64_t>(c.block_count));
-            q.bind(5, c.origins);
-            q.bind(6, c.published_ms);
-            q.exec();
+            SQLite::Transaction t(*db_);
+            for (auto &c : contents) insert_content(c);
+            t.commit();
         });
+    }
+
+    void insert_content(const content_record &c) {
+        SQLite::Statement q(*db_, "INSERT OR REPLACE INTO contents VALUES(?,?,?,?,?,?)");
+        q.bind(1, c.id);
+        q.bind(2, c.name);
+        q.bind(3, static_cast<std::int64_t>(c.size));
+        q.bind(4, static_cast<std::int64_t>(c.block_count));
+        q.bind(5, c.origins);
+        q.bind(6, c.published_ms);
+        q.exec();
     }
 
     std::vector<content_record> contents() override {

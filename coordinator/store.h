@@ -61,6 +61,8 @@ public:
     virtual void put_device(const device_record &d) = 0;
     virtual std::vector<device_record> devices() = 0;
     virtual void put_content(const content_record &c) = 0;
+    // Several at once, all or none (republish-all).
+    virtual void put_contents(const std::vector<content_record> &contents) = 0;
     virtual std::vector<content_record> contents() = 0;
     virtual void put_holding(const holding &h) = 0;
     virtual std::vector<holding> holdings() = 0;

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -431,7 +432,7 @@ int cmd_admin(const args &a) {
                      "usage: pd admin --coordinator IP:PORT --key-file FILE OP\n"
                      "  health | server-id | topology-export | devices-csv | stats | rvp OFFICE\n"
                      "  topology-import CSV | publish MANIFEST [--origin URL]... | group-set NAME --devices A,B [--contents ID,ID]\n"
-                     "  group-remove NAME\n");
+                     "  group-remove NAME | republish-all DIR [--origin-base URL]\n");
         return 2;
     }
     std::ifstream in(keyfile);
@@ -487,6 +488,40 @@ int cmd_admin(const args &a) {
         if (rc != PD_OK) return die("publish");
         std::printf("published\n");
         return 0;
+    }
+    if (op == "republish-all" && p.size() == 2) {
+        // Every *.pdm in DIR (pd publish writes FILE.pdm beside FILE), all or none. With
+        // --origin-base, each content's origin becomes BASE/FILE; without, the coordinator
+        // keeps the origins it has.
+        std::error_code ec;
+        std::vector<std::string> paths;
+        for (auto &e : std::filesystem::directory_iterator(p[1], ec))
+            if (e.path().extension() == ".pdm") paths.push_back(e.path().string());
+        if (ec) {
+            std::fprintf(stderr, "pd: reading %s: %s\n", p[1].c_str(), ec.message().c_str());
+            return 1;
+        }
+        if (paths.empty()) {
+            std::fprintf(stderr, "pd: %s holds no manifests (*.pdm)\n", p[1].c_str());
+            return 1;
+        }
+        std::sort(paths.begin(), paths.end());
+        std::vector<std::unique_ptr<pd_manifest, void (*)(pd_manifest *)>> manifests;
+        std::vector<const pd_manifest *> ms;
+        std::vector<std::string> origins;
+        std::string base = a.get("--origin-base");
+        if (!base.empty() && base.back() != '/') base += '/';
+        for (auto &path : paths) {
+            pd_manifest *m = nullptr;
+            if (pd_manifest_read_file(&m, path.c_str()) != PD_OK) return die(("reading the manifest " + path).c_str());
+            manifests.emplace_back(m, pd_manifest_free);
+            ms.push_back(m);
+            std::string file = std::filesystem::path(path).stem().string();
+            origins.push_back(base + file);
+        }
+        std::vector<const char *> os;
+        for (auto &o : origins) os.push_back(o.c_str());
+        return print(pd_admin_republish_all(&b, admin, ms.data(), base.empty() ? nullptr : os.data(), ms.size()), b, "republish");
     }
     if (op == "group-set" && p.size() == 2) {
         auto devices = split(a.get("--devices"));

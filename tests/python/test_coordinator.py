@@ -1,5 +1,6 @@
 """pd-coordinator as a process: init (key shown once, --regenerate-key), serve, restart,
 and the admin API from Python (peerdist.Admin over the C ABI) and from its own CLI."""
+import json
 import os
 import re
 import subprocess
@@ -135,3 +136,64 @@ def test_pd_cli_admin(coordinator, tmp_path, host_bin):
     assert out.returncode == 0 and out.stdout == "office,origin_bytes,wan_bytes,lan_bytes\n"
     out = subprocess.run(base + ["topology-export"], capture_output=True, text=True, timeout=30)
     assert "Branch A WiFi,Branch A,WiFi,10.1.2.0/24" in out.stdout
+
+
+def test_republish_all_rebuilds_a_new_coordinator_and_moves_origins(coordinator, tmp_path, host_bin):
+    """A coordinator rebuilt on an empty database learns every content back from the
+    publisher's manifests (pd publish writes FILE.pdm beside FILE); a CDN move gives every
+    content its new origin in one call; a damaged manifest stores nothing."""
+    server, key, db = coordinator
+    pd = os.path.join(host_bin, "pd")
+    pkgs = tmp_path / "pkgs"
+    pkgs.mkdir()
+    ids = {}
+    for name in ("agent.msi", "office.msi", "patch.msu"):
+        (pkgs / name).write_bytes(os.urandom(150000))
+        m = peerdist.Manifest.hash_file(str(pkgs / name))
+        m.write(str(pkgs / (name + ".pdm")))
+        ids[name] = m.id
+    with peerdist.Admin(server.address, key) as admin:
+        admin.publish(peerdist.Manifest.read(str(pkgs / "agent.msi.pdm")), ["http://old-cdn/agent.msi"])
+
+    def republish(*extra):
+        return subprocess.run([pd, "admin", "--coordinator", server.address, "--key-file", str(tmp_path / "key"),
+                               "republish-all", str(pkgs)] + list(extra), capture_output=True, text=True, timeout=30)
+
+    out = republish("--origin-base", "http://new-cdn/pkgs")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert (report["added"], report["updated"], report["unchanged"]) == (2, 1, 0), report
+    status = {c["name"]: c["status"] for c in report["contents"]}
+    assert status == {"agent.msi": "updated", "office.msi": "added", "patch.msu": "added"}
+    again = json.loads(republish().stdout)  # no origins given: the recorded ones stay
+    assert again["unchanged"] == 3, again
+
+    # A damaged manifest beside the good ones: refused by name, nothing changes.
+    (pkgs / "broken.pdm").write_bytes(b"PDM1" + os.urandom(64))
+    out = republish("--origin-base", "http://other-cdn/")
+    assert out.returncode == 1 and "broken.pdm" in out.stderr, out.stderr
+    (pkgs / "broken.pdm").unlink()
+
+    # A new coordinator on an empty database (the old server is gone): it knows no contents
+    # until the manifests are republished, and keeps them across its own restart.
+    server.stop()
+    fresh_db = tmp_path / "fresh.db"
+    assert init(fresh_db, "--key-out", str(tmp_path / "key2")).returncode == 0
+    fresh = Server(fresh_db)
+    try:
+        fresh_key = bytes.fromhex((tmp_path / "key2").read_text().strip())
+        with peerdist.Admin(fresh.address, fresh_key) as admin:
+            assert admin.health()["contents"] == 0
+            entries = [(peerdist.Manifest.read(str(pkgs / (n + ".pdm"))), ["http://new-cdn/pkgs/" + n]) for n in sorted(ids)]
+            report = admin.republish_all(entries)
+            assert report["added"] == 3, report
+            with pytest.raises(peerdist.errors.InvalidError):
+                admin.republish_all([])
+    finally:
+        fresh.stop()
+    fresh = Server(fresh_db)
+    try:
+        with peerdist.Admin(fresh.address, fresh_key) as admin:
+            assert admin.health()["contents"] == 3
+    finally:
+        fresh.stop()

@@ -475,3 +475,71 @@ TEST(admin_capi, every_admin_operation_over_the_c_abi) {
     pd_admin_free(a);
     pd_admin_free(nullptr);
 }
+
+TEST(admin_capi, republish_all_is_checked_first_and_stored_all_or_none) {
+    running_server s;
+    pd_admin *a = nullptr;
+    ASSERT_EQ(pd_admin_connect(&a, s.srv->bound_address().c_str(), s.key.data(), 32, 3000), PD_OK) << pdtest::last_error();
+    std::unique_ptr<pd_admin, void (*)(pd_admin *)> close(a, pd_admin_free);
+    pdtest::temp_dir dir;
+    std::vector<pd_manifest *> m(3, nullptr);
+    for (int i = 0; i < 3; ++i) {
+        auto path = dir / ("pkg" + std::to_string(i));
+        pdtest::write_file(path, pdtest::random_bytes(100000 + i, static_cast<unsigned>(20 + i)));
+        ASSERT_EQ(pd_manifest_hash_file(&m[i], path.c_str(), nullptr), PD_OK);
+    }
+    auto hex = [](const pd_manifest *x) {
+        char out[65];
+        pd_content_id_to_hex(out, pd_manifest_id(x));
+        return std::string(out);
+    };
+    auto origins_of = [&](const pd_manifest *x) {
+        for (auto &c : s.store->contents())
+            if (c.id == hex(x)) return c.origins;
+        return std::string("(not published)");
+    };
+    ASSERT_EQ(pd_admin_publish(a, m[0], "http://old-cdn/pkg0"), PD_OK) << pdtest::last_error();
+
+    // A new origin for the known content, a new content with none given.
+    pd_buf b = PD_BUF_INIT;
+    const pd_manifest *both[] = {m[0], m[1]};
+    const char *moved[] = {"http://new-cdn/pkg0\nfile:///share/pkg0", nullptr};
+    ASSERT_EQ(pd_admin_republish_all(&b, a, both, moved, 2), PD_OK) << pdtest::last_error();
+    auto report = json::parse(std::string(reinterpret_cast<char *>(b.ptr), b.size));
+    pd_buf_dispose(&b);
+    EXPECT_EQ(report["added"], 1);
+    EXPECT_EQ(report["updated"], 1);
+    EXPECT_EQ(report["contents"][0]["status"], "updated");
+    EXPECT_EQ(report["contents"][1]["status"], "added");
+    EXPECT_EQ(origins_of(m[0]), "http://new-cdn/pkg0\nfile:///share/pkg0");
+    EXPECT_EQ(origins_of(m[1]), "");
+
+    // Again without origins: the recorded ones stay.
+    ASSERT_EQ(pd_admin_republish_all(&b, a, both, nullptr, 2), PD_OK) << pdtest::last_error();
+    report = json::parse(std::string(reinterpret_cast<char *>(b.ptr), b.size));
+    pd_buf_dispose(&b);
+    EXPECT_EQ(report["unchanged"], 2);
+    EXPECT_EQ(origins_of(m[0]), "http://new-cdn/pkg0\nfile:///share/pkg0");
+
+    // One damaged entry (a known id with another size) refuses the lot, naming it: the good
+    // entry before it is not stored either.
+    coordinator_client raw(s.srv->bound_address(), s.key.data(), 3000);
+    auto entry = [&](const pd_manifest *x, std::uint64_t size) {
+        return json{{"content", hex(x)}, {"name", "n"}, {"size", size}, {"block_count", 2}};
+    };
+    auto refused = raw.call({{"op", "admin.republish"}, {"contents", {entry(m[2], 100002), entry(m[0], 5)}}});
+    EXPECT_FALSE(refused.value("ok", true));
+    auto why = refused.value("error", std::string());
+    EXPECT_NE(why.find("contents[1]: content " + hex(m[0]) + " is published with another size"), std::string::npos) << why;
+    refused = raw.call({{"op", "admin.republish"}, {"contents", {entry(m[2], 100002), entry(m[2], 100002)}}});
+    EXPECT_NE(refused.value("error", std::string()).find("contents[1]: content " + hex(m[2]) + " is listed twice"), std::string::npos);
+    refused = raw.call({{"op", "admin.republish"}, {"contents", {entry(m[2], 100002), {{"content", "xyz"}}}}});
+    EXPECT_NE(refused.value("error", std::string()).find("contents[1]: 'content' must be 64 lowercase hex digits"), std::string::npos);
+    EXPECT_EQ(s.store->contents().size(), 2u);
+    EXPECT_EQ(origins_of(m[2]), "(not published)");
+
+    const pd_manifest *none[] = {nullptr};
+    EXPECT_EQ(pd_admin_republish_all(&b, a, none, nullptr, 1), PD_E_INVALID);
+    EXPECT_EQ(pd_admin_republish_all(&b, a, both, nullptr, 0), PD_E_INVALID);
+    for (auto *x : m) pd_manifest_free(x);
+}

@@ -50,6 +50,13 @@ class Admin(_Closing, _NativeAdmin):
         import json
         return json.loads(self.health_json())
 
+    def republish_all(self, entries):
+        """Publishes many contents again, all or none: [(manifest, origins or None)], None
+        keeping the origins the coordinator recorded. Returns {added, updated, unchanged,
+        contents: [{content, name, status}]}."""
+        import json
+        return json.loads(self.republish_all_json([(m, None if o is None else list(o)) for m, o in entries]))
+
     def office_stats(self):
         """[{office, origin_bytes, wan_bytes, lan_bytes}] from the agents' job reports."""
         import csv

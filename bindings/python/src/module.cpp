@@ -356,6 +356,22 @@ public:
         for (auto &o : origins) joined += (joined.empty() ? "" : "\n") + o;
         call([&] { return pd_admin_publish(get(), m.m, joined.c_str()); });
     }
+    // [(manifest, [origins] or None)]: None keeps the origins the coordinator recorded.
+    std::string republish_all(const std::vector<std::pair<const manifest *, std::optional<std::vector<std::string>>>> &entries) {
+        std::vector<const pd_manifest *> ms;
+        std::vector<std::string> joined;
+        for (auto &[m, origins] : entries) {
+            if (!m) throw native_error{PD_E_INVALID, PD_CATEGORY_API, "a manifest is None"};
+            ms.push_back(m->m);
+            std::string j;
+            if (origins)
+                for (auto &o : *origins) j += (j.empty() ? "" : "\n") + o;
+            joined.push_back(std::move(j));
+        }
+        std::vector<const char *> os;
+        for (std::size_t i = 0; i < entries.size(); ++i) os.push_back(entries[i].second ? joined[i].c_str() : nullptr);
+        return text([&](pd_buf *b) { return pd_admin_republish_all(b, get(), ms.data(), os.data(), ms.size()); });
+    }
     void set_group(const std::string &name, const std::vector<std::string> &devices, const std::vector<std::string> &contents) {
         std::vector<const char *> devs;
         for (auto &d : devices) devs.push_back(d.c_str());
@@ -479,6 +495,7 @@ PYBIND11_MODULE(_native, mod) {
         .def("devices_csv", &admin::devices_csv)
         .def("office_stats_csv", &admin::office_stats_csv)
         .def("publish", &admin::publish, py::arg("manifest"), py::arg("origins") = std::vector<std::string>{})
+        .def("republish_all_json", &admin::republish_all, py::arg("entries"))
         .def("set_group", &admin::set_group, py::arg("name"), py::arg("devices"), py::arg("contents") = std::vector<std::string>{})
         .def("remove_group", &admin::remove_group, py::arg("name"))
         .def("rvp", &admin::rvp, py::arg("office"));

@@ -68,6 +68,23 @@ PD_API int pd_admin_office_stats_csv(pd_buf *out, pd_admin *admin);
 PD_API int pd_admin_publish(pd_admin *admin, const pd_manifest *manifest, const char *origins);
 
 /**
+ * Publish many contents again, all or none: a coordinator rebuilt on a new database (after
+ * `pd-coordinator init` on a new server, it knows no contents) learns them back from the
+ * publisher's manifests; contents moved to new origins get them in one step. Every entry is
+ * checked before anything is stored; a content the coordinator knows with another size or
+ * block count (a damaged manifest) refuses the whole call with its index. Contents not
+ * listed stay as they are.
+ * @param manifests  `count` manifests.
+ * @param origins    NULL, or `count` entries: newline-separated origin locators for each
+ *                   manifest, or NULL to keep the origins the coordinator has recorded.
+ * @param out        receives a JSON report: {"added":N,"updated":N,"unchanged":N,
+ *                   "contents":[{"content":ID,"name":NAME,"status":"added"|"updated"|"unchanged"}]}.
+ * @return PD_OK; PD_E_INVALID with the offending entry ("contents[3]: ...").
+ */
+PD_API int pd_admin_republish_all(pd_buf *out, pd_admin *admin, const pd_manifest *const *manifests,
+                                  const char *const *origins, size_t count);
+
+/**
  * Create or replace an assignment group. With groups defined, a device takes part in a
  * content only if a group lists both (a group listing no contents covers every content);
  * everyone else downloads from the origin.

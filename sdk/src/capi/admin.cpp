@@ -115,20 +115,51 @@ PD_API int pd_admin_office_stats_csv(pd_buf *out, pd_admin *admin) {
     });
 }
 
+namespace {
+// One publication as the coordinator's publish ops take it; `origins` newline-separated,
+// NULL to leave them out.
+json publication(const pd_manifest *manifest, const char *origins) {
+    auto &m = manifest->m;
+    json p = {{"content", pd::to_hex(m.id.data(), m.id.size())}, {"name", m.name}, {"size", m.size}, {"block_count", m.block_count()}};
+    if (!origins) return p;
+    json list = json::array();
+    std::string text = origins;
+    for (std::size_t pos = 0; pos < text.size();) {
+        auto end = text.find('\n', pos);
+        if (end == std::string::npos) end = text.size();
+        if (end > pos) list.push_back(text.substr(pos, end - pos));
+        pos = end + 1;
+    }
+    p["origins"] = list;
+    return p;
+}
+}  // namespace
+
 PD_API int pd_admin_publish(pd_admin *admin, const pd_manifest *manifest, const char *origins) {
     return guard([&] {
         require(manifest, "manifest");
+        json request = publication(manifest, origins ? origins : "");
+        request["op"] = "admin.publish";
+        call(admin, request);
+        return PD_OK;
+    });
+}
+
+PD_API int pd_admin_republish_all(pd_buf *out, pd_admin *admin, const pd_manifest *const *manifests,
+                                  const char *const *origins, size_t count) {
+    return guard([&] {
+        require(out, "out");
+        if (count == 0) pd::fail(PD_E_INVALID, PD_CATEGORY_API, "nothing to republish: no manifests");
+        require(manifests, "manifests");
         json list = json::array();
-        std::string text = origins ? origins : "";
-        for (std::size_t pos = 0; pos < text.size();) {
-            auto end = text.find('\n', pos);
-            if (end == std::string::npos) end = text.size();
-            if (end > pos) list.push_back(text.substr(pos, end - pos));
-            pos = end + 1;
+        for (size_t i = 0; i < count; ++i) {
+            if (!manifests[i]) pd::fail(PD_E_INVALID, PD_CATEGORY_API, "manifests[" + std::to_string(i) + "] is NULL");
+            list.push_back(publication(manifests[i], origins ? origins[i] : nullptr));
         }
-        auto &m = manifest->m;
-        call(admin, {{"op", "admin.publish"}, {"content", pd::to_hex(m.id.data(), m.id.size())}, {"name", m.name},
-                     {"size", m.size}, {"block_count", m.block_count()}, {"origins", list}});
+        auto reply = call(admin, {{"op", "admin.republish"}, {"contents", list}});
+        reply.erase("ok");
+        auto text = reply.dump();
+        fill_buf(out, text.data(), text.size());
         return PD_OK;
     });
 }
