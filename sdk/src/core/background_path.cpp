@@ -25,6 +25,19 @@ void background_path::leave(std::uint32_t source, std::uint64_t abandoned) {
     cc_.forget_source(source);
 }
 
+bool background_path::yield_changed(std::int64_t now_us) {
+    constexpr std::int64_t hold_us = 1'000'000;
+    if (cc_.yielding() == yielding_) {
+        yield_seen_us_ = -1;
+        return false;
+    }
+    if (yield_seen_us_ < 0) yield_seen_us_ = now_us;
+    if (now_us - yield_seen_us_ < hold_us) return false;
+    yielding_ = cc_.yielding();
+    yield_seen_us_ = -1;
+    return true;
+}
+
 void background_path::pump() {
     if (timer_armed_) return;
     links_.erase(std::remove_if(links_.begin(), links_.end(),

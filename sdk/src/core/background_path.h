@@ -61,7 +61,12 @@ private:
     std::uint32_t next_source_ = 0;
     boost::asio::steady_timer timer_;
     bool timer_armed_ = false;
+    // Whether the controller's yielding state changed for good: it must hold a second before it
+    // is reported, so a transfer sharing the link with another background flow, whose window
+    // hovers near the minimum, does not flap between paused and resumed events.
+    bool yield_changed(std::int64_t now_us);
     bool yielding_ = false;  // last reported to the links' yield callbacks
+    std::int64_t yield_seen_us_ = -1;  // when the controller's state first differed from it
 };
 
 }  // namespace pd::core

@@ -149,10 +149,7 @@ void peer_link::on_message(net::wire::message m) {
             if (failed_) return;
             if (!p->finished && p->unsent == 0 && p->outstanding == 0) finish_paced(p, nullptr, {});
             if (failed_) return;
-            if (cc.yielding() != path_->yielding_) {
-                path_->yielding_ = cc.yielding();
-                if (on_yield_) on_yield_(cc.yielding(), cc.queue_delay_us(), cc.target_us());
-            }
+            if (path_->yield_changed(t) && on_yield_) on_yield_(cc.yielding(), cc.queue_delay_us(), cc.target_us());
             path_->pump();
             return;
         }
