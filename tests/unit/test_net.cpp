@@ -211,3 +211,51 @@ TEST(wire, bounds_are_enforced) {
     w.u64(1ull << 40);
     EXPECT_EQ(code_of([&] { wire::decode(w.data().data(), w.size()); }), PD_E_INVALID);
 }
+
+#include "net/async_channel.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <thread>
+
+TEST(async_channel, arrival_is_the_kernels_receive_time_not_when_the_process_read) {
+    // A record that waited 300 ms in the socket before anyone read it arrived 300 ms ago:
+    // the background class must not count a busy reader as queueing on the path.
+    namespace asio = boost::asio;
+    using tcp = asio::ip::tcp;
+    asio::io_context io;
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    tcp::socket a(io), b(io);
+    a.connect(acceptor.local_endpoint());
+    acceptor.accept(b);
+    auto k = key_of(3);
+    auto client = std::make_shared<async_channel>(std::move(a), role::client, k.data());
+    auto server = std::make_shared<async_channel>(std::move(b), role::server, k.data());
+    if (!client->use_kernel_arrival_times()) GTEST_SKIP() << "no kernel receive timestamps on this platform";
+    int ready = 0;
+    client->handshake([&](const pd::error *e) { ASSERT_EQ(e, nullptr); ++ready; });
+    server->handshake([&](const pd::error *e) { ASSERT_EQ(e, nullptr); ++ready; });
+    while (ready < 2 && io.run_one_for(std::chrono::seconds(5))) {
+    }
+    ASSERT_EQ(ready, 2);
+    std::string block = "block";
+    server->send(bytes(block.begin(), block.end()));
+    io.run_for(std::chrono::milliseconds(50));  // written and delivered
+    io.restart();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // and nobody reads
+    bool got = false;
+    std::chrono::steady_clock::time_point read_at;
+    client->receive([&](const pd::error *e, bytes plain) {
+        ASSERT_EQ(e, nullptr);
+        EXPECT_EQ(std::string(plain.begin(), plain.end()), "block");
+        read_at = std::chrono::steady_clock::now();
+        got = true;
+    });
+    while (!got && io.run_one_for(std::chrono::seconds(5))) {
+    }
+    ASSERT_TRUE(got);
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(read_at - client->record_started()).count();
+    EXPECT_GE(waited, 250) << "the arrival was timed when the process read it";
+    EXPECT_LT(waited, 5000);
+}

@@ -2,8 +2,8 @@
 //
 // A job in a branch office pulls over its WAN link from several peers of the parent office.
 // Those links share one bottleneck, so they share one LEDBAT window: samples from every peer
-// (each less that peer's own base: their clocks differ) feed one controller, and requests go
-// to the links in turn as the window opens. With a window per link, the few blocks a 25 ms
+// (each less that peer's own base: their clocks differ) feed one controller, and requests
+// leave on whichever link as the window opens. With a window per link, the few blocks a 25 ms
 // target allows at WAN rates were split into shares below one block each, and each link fell
 // back to spacing single requests a round trip apart: the link idled between them (measured in
 // the hierarchy lab, docs/background-transport.md "One window per path"). One window is also

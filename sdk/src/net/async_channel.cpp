@@ -94,9 +94,12 @@ void async_channel::read_prefix_stamped(std::size_t got, record_fn done) {
                 // The kernel's clock is the system clock; carry the stamp over to steady time.
                 auto now = std::chrono::steady_clock::now();
                 self->record_started_ = now;
+                // A stamp older than a few seconds, or from the future, is the system clock
+                // being stepped (NTP) between the two readings, not an arrival: it is ignored.
                 if (r.arrived) {
                     auto age = std::chrono::system_clock::now() - *r.arrived;
-                    if (age > decltype(age)::zero()) self->record_started_ = now - std::chrono::duration_cast<std::chrono::steady_clock::duration>(age);
+                    if (age > decltype(age)::zero() && age < std::chrono::seconds(5))
+                        self->record_started_ = now - std::chrono::duration_cast<std::chrono::steady_clock::duration>(age);
                 }
             }
             got += static_cast<std::size_t>(r.count);

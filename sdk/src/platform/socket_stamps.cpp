@@ -31,7 +31,7 @@ stamped_read read_stamped(int socket, void *buffer, std::size_t size) {
     if (n < 0) {
         r.count = -1;
         r.error = errno;
-        r.would_block = errno == EAGAIN || errno == EWOULDBLOCK;
+        r.would_block = errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;  // try again
         return r;
     }
     r.count = static_cast<long>(n);
