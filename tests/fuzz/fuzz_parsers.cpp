@@ -121,16 +121,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                 std::uint32_t v;
                 std::memcpy(&v, body + i + 1, 4);
                 now += static_cast<std::int64_t>(v % 1000000);
-                switch (body[i] % 4) {
+                // The high bits pick one of four peers under the shared window (their own bases).
+                auto source = static_cast<std::uint32_t>(body[i] >> 6);
+                switch (body[i] % 5) {
                 case 0: {
                     auto at = cc.send_at(65536, now);
                     if (at != 0 && at < now) std::abort();
                     if (at == 0) cc.on_sent(65536, now);
                     break;
                 }
-                case 1: cc.on_delivered(65536, static_cast<std::int64_t>(v) - 1000, v % 500000, now); break;
-                case 2: cc.on_delivered(65536, static_cast<std::int64_t>(v) * 4096 - (1ll << 50), v, now); break;  // clock offsets
+                case 1: cc.on_delivered(65536, static_cast<std::int64_t>(v) - 1000, v % 500000, now, source); break;
+                case 2: cc.on_delivered(65536, static_cast<std::int64_t>(v) * 4096 - (1ll << 50), v, now, source); break;  // clock offsets
                 case 3: cc.on_abandoned(v); break;
+                case 4: cc.forget_source(source); break;
                 }
                 if (cc.window() < c.min_window || cc.window() > c.max_window || cc.queue_delay_us() < 0) std::abort();
             }
