@@ -1,16 +1,13 @@
 #include "core/background_path.h"
 
 #include "core/peer_link.h"
+#include "util/clock.h"
 
 #include <algorithm>
 #include <chrono>
 #include <limits>
 
 namespace pd::core {
-
-std::int64_t background_path::now_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 background_path::background_path(boost::asio::io_context &io, const net::ledbat_config &config, budget_fn budget)
     : cc_(config), budget_(std::move(budget)), timer_(io) {}
@@ -59,7 +56,7 @@ void background_path::pump() {
             if (order && (!next || *order < first)) next = std::move(l), first = *order;
         }
         if (!next) return;
-        auto t = now_us();
+        auto t = steady_now_us();
         std::uint64_t bytes = next->block_size_;
         std::int64_t at = cc_.send_at(bytes, t);
         if (at == std::numeric_limits<std::int64_t>::max()) return;  // the next answer pumps

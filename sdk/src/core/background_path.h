@@ -41,8 +41,6 @@ public:
     const net::ledbat &controller() const { return cc_; }
     // The target queueing delay; settings change at run time.
     void set_target_delay_us(std::int64_t t) { cc_.set_target_us(t); }
-    // The controller's clock (µs), which the links' delay samples use too.
-    static std::int64_t now_us();
 
 private:
     friend class peer_link;

@@ -1,5 +1,7 @@
 #include "core/peer_link.h"
 
+#include "util/clock.h"
+
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
@@ -22,8 +24,6 @@ peer_link::peer_link(asio::io_context &io, std::string address, const std::array
 peer_link::~peer_link() {
     if (channel_) channel_->close();
 }
-
-static std::int64_t now_us() { return background_path::now_us(); }
 
 static std::optional<tcp::endpoint> parse_endpoint(const std::string &address) {
     auto colon = address.rfind(':');
@@ -136,7 +136,7 @@ void peer_link::on_message(net::wire::message m) {
             // through this office's uplink fills (measured in the hierarchy lab: an office
             // serving its child office yielded to its own upload). Clocks differ by an
             // offset the base subtracts.
-            auto t = now_us();
+            auto t = steady_now_us();
             auto started = std::min(t, std::chrono::duration_cast<std::chrono::microseconds>(
                                            channel_->record_started().time_since_epoch()).count());
             std::int64_t rtt = started - answered.sent_us;
@@ -229,7 +229,7 @@ void peer_link::send_request(op o, std::uint64_t first, std::uint32_t count) {
     o.id = next_request_++;
     o.next_block = first;
     o.remaining = count;
-    o.sent_us = now_us();
+    o.sent_us = steady_now_us();
     auto request = net::wire::request{o.id, o.content, first, count};
     ops_.push_back(std::move(o));
     channel_->send(net::wire::encode(request));

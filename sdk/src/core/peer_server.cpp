@@ -2,6 +2,7 @@
 
 #include "core/event_queue.h"
 #include "core/session.h"
+#include "util/clock.h"
 #include "util/hex.h"
 
 #include "net/async_channel.h"
@@ -91,7 +92,7 @@ private:
         } else if (auto *r = std::get_if<net::wire::request>(&m)) {
             return serve_request(*r);  // reads the next record when the blocks are queued
         } else if (auto *p = std::get_if<net::wire::ping>(&m)) {
-            channel_->send(net::wire::encode(net::wire::pong{p->sent_us, now_us()}));
+            channel_->send(net::wire::encode(net::wire::pong{p->sent_us, static_cast<std::uint64_t>(steady_now_us())}));
         } else if (std::holds_alternative<net::wire::goodbye>(m)) {
             return close("said goodbye", false);
         } else if (std::holds_alternative<net::wire::cancel>(m) || std::holds_alternative<net::wire::have_delta>(m) ||
@@ -101,12 +102,6 @@ private:
             return close(std::string("unexpected ") + net::wire::name(m) + " from a client", true);
         }
         read_record();
-    }
-
-    static std::uint64_t now_us() {
-        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                              std::chrono::steady_clock::now().time_since_epoch())
-                                              .count());
     }
 
 public:
@@ -159,7 +154,7 @@ private:
                 auto go = [self, records = std::move(records)]() mutable {
                     for (auto &[sealed, timed] : records) {
                         if (timed) {
-                            timed->sent_us = now_us();
+                            timed->sent_us = static_cast<std::uint64_t>(steady_now_us());
                             self->channel_->send(net::wire::encode(*timed));
                         } else {
                             self->channel_->send_sealed(std::move(sealed));
