@@ -242,16 +242,20 @@ void peer_link::set_background(std::shared_ptr<background_path> path, std::uint3
     block_size_ = block_size;
 }
 
-std::optional<std::uint64_t> peer_link::oldest_unsent() const {
+std::shared_ptr<peer_link::paced_request> peer_link::oldest_unsent_request() const {
+    // Requests finish in order; the oldest with blocks left to ask for goes first.
     auto it = std::find_if(paced_.begin(), paced_.end(), [](auto &p) { return p->unsent > 0; });
-    if (it == paced_.end()) return std::nullopt;
-    return (*it)->order;
+    return it == paced_.end() ? nullptr : *it;
+}
+
+std::optional<std::uint64_t> peer_link::oldest_unsent() const {
+    auto p = oldest_unsent_request();
+    if (!p) return std::nullopt;
+    return p->order;
 }
 
 void peer_link::send_next_paced() {
-    // Requests finish in order; the oldest with blocks left to ask for goes first.
-    auto it = std::find_if(paced_.begin(), paced_.end(), [](auto &p) { return p->unsent > 0; });
-    auto p = *it;
+    auto p = oldest_unsent_request();
     op o;
     o.content = p->content;
     o.paced = p;

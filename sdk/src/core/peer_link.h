@@ -104,6 +104,7 @@ private:
     // Background: the path's number for this link's oldest request with blocks left to ask
     // for; none when every block is asked for.
     std::optional<std::uint64_t> oldest_unsent() const;
+    std::shared_ptr<paced_request> oldest_unsent_request() const;
     // Background: asks for the next block of the oldest request with blocks left to ask for.
     void send_next_paced();
     // Background: this link's paced requests sent and not answered, in bytes.
