@@ -61,6 +61,18 @@ std::vector<std::string> strings(const json &j, const char *key) {
     return out;
 }
 
+// One content's publication (admin.publish, an admin.republish entry): metadata only.
+content_record publication(const json &j, std::int64_t now_ms) {
+    content_record c;
+    c.id = content_id(j);
+    c.name = text(j, "name");
+    c.size = number(j, "size");
+    c.block_count = number(j, "block_count");
+    for (auto &o : strings(j, "origins")) c.origins += (c.origins.empty() ? "" : "\n") + o;
+    c.published_ms = now_ms;
+    return c;
+}
+
 void read_facts(const json &j, device_record &d) {
     auto it = j.find("facts");
     if (it == j.end()) return;
@@ -242,14 +254,7 @@ json server::handle(const json &request, const std::string &peer_ip) {
         }
         if (op == "admin.server_id") return {{"ok", true}, {"server_id", options_.server_id}};
         if (op == "admin.publish") {
-            content_record c;
-            c.id = content_id(request);
-            c.name = text(request, "name");
-            c.size = number(request, "size");
-            c.block_count = number(request, "block_count");
-            for (auto &o : strings(request, "origins")) c.origins += (c.origins.empty() ? "" : "\n") + o;
-            c.published_ms = now;
-            registry_.put_content(c);
+            registry_.put_content(publication(request, now));
             return {{"ok", true}};
         }
         if (op == "admin.republish") {
@@ -265,20 +270,14 @@ json server::handle(const json &request, const std::string &peer_ip) {
             for (std::size_t i = 0; i < it->size(); ++i) {
                 const json &entry = (*it)[i];
                 content_record c;
-                bool keep_origins = false;
                 try {
                     if (!entry.is_object()) fail(PD_E_INVALID, PD_CATEGORY_API, "must be an object");
-                    c.id = content_id(entry);
-                    c.name = text(entry, "name");
-                    c.size = number(entry, "size");
-                    c.block_count = number(entry, "block_count");
-                    keep_origins = !entry.contains("origins");
-                    for (auto &o : strings(entry, "origins")) c.origins += (c.origins.empty() ? "" : "\n") + o;
+                    c = publication(entry, now);
                     if (!seen.insert(c.id).second) fail(PD_E_INVALID, PD_CATEGORY_API, "content " + c.id + " is listed twice");
                 } catch (const error &e) {
                     fail(e.code(), e.category(), "contents[" + std::to_string(i) + "]: " + e.what());
                 }
-                c.published_ms = now;
+                bool keep_origins = !entry.contains("origins");
                 auto known = registry_.contents().find(c.id);
                 std::string status = "added";
                 if (known != registry_.contents().end()) {
