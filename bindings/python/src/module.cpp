@@ -352,9 +352,13 @@ public:
         call([&] { return pd_admin_topology_import(get(), csv.data(), csv.size()); });
     }
     void publish(const manifest &m, const std::vector<std::string> &origins) {
-        std::string joined;
-        for (auto &o : origins) joined += (joined.empty() ? "" : "\n") + o;
-        call([&] { return pd_admin_publish(get(), m.m, joined.c_str()); });
+        call([&] { return pd_admin_publish(get(), m.m, origin_lines(origins).c_str()); });
+    }
+    // The C ABI's origin list: one locator per line.
+    static std::string origin_lines(const std::vector<std::string> &origins) {
+        std::string lines;
+        for (auto &o : origins) lines += (lines.empty() ? "" : "\n") + o;
+        return lines;
     }
     // [(manifest, [origins] or None)]: None keeps the origins the coordinator recorded.
     std::string republish_all(const std::vector<std::pair<const manifest *, std::optional<std::vector<std::string>>>> &entries) {
@@ -363,10 +367,7 @@ public:
         for (auto &[m, origins] : entries) {
             if (!m) throw native_error{PD_E_INVALID, PD_CATEGORY_API, "a manifest is None"};
             ms.push_back(m->m);
-            std::string j;
-            if (origins)
-                for (auto &o : *origins) j += (j.empty() ? "" : "\n") + o;
-            joined.push_back(std::move(j));
+            joined.push_back(origins ? origin_lines(*origins) : std::string());
         }
         std::vector<const char *> os;
         for (std::size_t i = 0; i < entries.size(); ++i) os.push_back(entries[i].second ? joined[i].c_str() : nullptr);
