@@ -27,7 +27,7 @@ enum class type : std::uint8_t {
 };
 
 // HELLO capability bits.
-constexpr std::uint32_t capability_timestamps = 1;  // "send me TIMED_DATA": DATA stamped when it leaves
+constexpr std::uint32_t capability_timestamps = 1;  // "send me TIMED_DATA": DATA stamped as it is queued
 
 struct hello {
     std::uint16_t version = protocol_version;
@@ -44,8 +44,9 @@ struct have {
 };
 struct have_delta { hash content{}; std::vector<std::uint64_t> blocks; };
 struct request { std::uint32_t id = 0; hash content{}; std::uint64_t first_block = 0; std::uint32_t count = 0; };
-// DATA, or TIMED_DATA when `timed`: the same plus the sender's monotonic clock when the
-// answer was built (µs), which the receiver's background class turns into one-way delays.
+// DATA, or TIMED_DATA when `timed`: the same plus the sender's monotonic clock (µs,
+// util/clock.h) when its network thread queued the answer to the socket, which the
+// receiver's background class turns into one-way delays.
 struct data {
     std::uint32_t id = 0;
     hash content{};
