@@ -15,9 +15,10 @@ parent's, and what it pulls from its parent crosses its own link only (a WiFi su
 a branch's router, a small site behind a regional one). Branch WAN links are shaped with tbf
 on both forwarding hops' egress (parent → office downlink, gateway → parent uplink), with
 TSO/GSO/GRO off so tbf sees real frames. Addresses: office i LAN 198.18.i.0/24 (gateway .1,
-devices .10+), WAN link i 198.19.i.0/30 (the parent's end .1). Names carry a per-run id; teardown (processes, then namespaces) runs on exit,
-on exceptions, on SIGTERM/SIGINT and at interpreter exit. Without root (or with
-namespaces=False) the same API runs every device on 127.0.0.1 with no shaping.
+devices .10+), WAN link i 198.19.i.0/30 (the parent's end .1). Names carry a per-run id;
+teardown (processes, then namespaces) runs on exit, on exceptions, on SIGTERM/SIGINT and at
+interpreter exit. Without root (or with namespaces=False) the same API runs every device on
+127.0.0.1 with no shaping.
 """
 import atexit
 import json
