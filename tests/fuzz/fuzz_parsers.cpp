@@ -123,7 +123,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                 now += static_cast<std::int64_t>(v % 1000000);
                 // The high bits pick one of four peers under the shared window (their own bases).
                 auto source = static_cast<std::uint32_t>(body[i] >> 6);
-                switch (body[i] % 5) {
+                switch (body[i] % 6) {
                 case 0: {
                     auto at = cc.send_at(65536, now);
                     if (at != 0 && at < now) std::abort();
@@ -134,6 +134,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                 case 2: cc.on_delivered(65536, static_cast<std::int64_t>(v) * 4096 - (1ll << 50), v, now, source); break;  // clock offsets
                 case 3: cc.on_abandoned(v); break;
                 case 4: cc.forget_source(source); break;
+                case 5: {
+                    // Part of an answer, then the rest of it: counted once.
+                    auto before = cc.in_flight();
+                    auto drained = pd::net::ledbat::drained(v % 70000, 65536);
+                    cc.on_progress(drained);
+                    if (before >= drained && cc.in_flight() != before - drained) std::abort();
+                    cc.on_delivered(65536, v % 50000, v % 50000, now, source, drained);
+                    break;
+                }
                 }
                 if (cc.window() < c.min_window || cc.window() > c.max_window || cc.queue_delay_us() < 0) std::abort();
             }

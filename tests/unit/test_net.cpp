@@ -216,8 +216,60 @@ TEST(wire, bounds_are_enforced) {
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 
 #include <thread>
+
+TEST(async_channel, a_record_reports_its_body_as_it_arrives) {
+    // The background class counts an answer out of its window as it drains: the channel says
+    // how many bytes of a record's body each read brought, all but the part that completes it.
+    namespace asio = boost::asio;
+    using tcp = asio::ip::tcp;
+    asio::io_context io;
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    tcp::socket a(io), b(io);
+    a.connect(acceptor.local_endpoint());
+    acceptor.accept(b);
+    auto k = key_of(4);
+    auto client = std::make_shared<async_channel>(std::move(a), role::client, k.data());
+    auto server = std::make_shared<async_channel>(std::move(b), role::server, k.data());
+    int ready = 0;
+    client->handshake([&](const pd::error *e) { ASSERT_EQ(e, nullptr); ++ready; });
+    server->handshake([&](const pd::error *e) { ASSERT_EQ(e, nullptr); ++ready; });
+    while (ready < 2 && io.run_one_for(std::chrono::seconds(5))) {
+    }
+    ASSERT_EQ(ready, 2);
+    std::size_t reported = 0;
+    int parts = 0;
+    client->on_body_progress([&](std::size_t n) {
+        reported += n;
+        ++parts;
+    });
+    // The record is written in two pieces a while apart, so the first one is read alone.
+    bytes block(64 * 1024);
+    for (std::size_t i = 0; i < block.size(); ++i) block[i] = static_cast<std::uint8_t>(i * 7);
+    auto record = server->sealer().seal(block.data(), block.size());
+    auto &raw = server->socket();
+    asio::write(raw, asio::buffer(record.data(), record.size() / 2));
+    bool got = false;
+    client->receive([&](const pd::error *e, bytes plain) {
+        ASSERT_EQ(e, nullptr);
+        EXPECT_EQ(plain, block);
+        got = true;
+    });
+    io.restart();
+    io.run_for(std::chrono::milliseconds(100));
+    io.restart();
+    EXPECT_FALSE(got);
+    EXPECT_GT(reported, 0u);
+    EXPECT_LE(reported, record.size() / 2);
+    asio::write(raw, asio::buffer(record.data() + record.size() / 2, record.size() - record.size() / 2));
+    while (!got && io.run_one_for(std::chrono::seconds(5))) {
+    }
+    ASSERT_TRUE(got);
+    EXPECT_GE(parts, 1);
+    EXPECT_LT(reported, record.size() - 4) << "the part that completes the record is not reported";
+}
 
 TEST(async_channel, arrival_is_the_kernels_receive_time_not_when_the_process_read) {
     // A record that waited 300 ms in the socket before anyone read it arrived 300 ms ago:

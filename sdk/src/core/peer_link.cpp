@@ -62,6 +62,7 @@ void peer_link::connect(int timeout_ms, connect_fn done) {
         socket->set_option(tcp::no_delay(true), ignored);
         self->channel_ = std::make_shared<net::async_channel>(std::move(*socket), net::role::client, self->fleet_key_.data());
         self->channel_->use_kernel_arrival_times();
+        if (self->path_) self->count_answers_as_they_drain();
         self->channel_->on_write_error([self](const error *why) {
             self->fail(error(PD_E_IO, PD_CATEGORY_NET, "peer " + self->address_ + ": " + why->what()));
         });
@@ -142,7 +143,8 @@ void peer_link::on_message(net::wire::message m) {
             std::int64_t rtt = started - answered.sent_us;
             std::int64_t delay = d->timed ? started - static_cast<std::int64_t>(d->sent_us) : rtt;
             auto &cc = path_->cc_;
-            cc.on_delivered(block_size_, delay, rtt, t, source_);
+            head_arrived_ = 0;
+            cc.on_delivered(block_size_, delay, rtt, t, source_, std::exchange(head_progress_, 0));
             auto &p = answered.paced;
             --p->outstanding;
             if (!p->finished) p->on_block(d->block, std::move(d->bytes));
@@ -168,7 +170,8 @@ void peer_link::on_message(net::wire::message m) {
         ops_.pop_front();
         std::string reason = r->reason.empty() ? std::string("rejected") : r->reason;
         if (o.paced) {
-            path_->cc_.on_abandoned(block_size_);
+            head_arrived_ = 0;
+            path_->cc_.on_abandoned(block_size_ - std::exchange(head_progress_, 0));
             --o.paced->outstanding;
             if (!o.paced->finished) finish_paced(o.paced, nullptr, reason);
             if (!failed_) path_->pump();
@@ -240,6 +243,22 @@ void peer_link::set_background(std::shared_ptr<background_path> path, std::uint3
     path_ = std::move(path);
     source_ = path_->join(shared_from_this());
     block_size_ = block_size;
+    if (channel_) count_answers_as_they_drain();
+}
+
+void peer_link::count_answers_as_they_drain() {
+    channel_->on_body_progress([weak = weak_from_this()](std::size_t bytes) {
+        auto self = weak.lock();
+        if (!self || self->failed_ || self->ops_.empty() || !self->ops_.front().paced) return;
+        // Answers come in order: these bytes are the oldest block's. A record pushed in
+        // between (HAVE_DELTA, a few bytes) may be counted to it; drained() caps it at the block.
+        self->head_arrived_ += bytes;
+        auto drained = net::ledbat::drained(self->head_arrived_, self->block_size_);
+        if (drained <= self->head_progress_) return;
+        self->path_->cc_.on_progress(drained - self->head_progress_);
+        self->head_progress_ = drained;
+        self->path_->pump();
+    });
 }
 
 std::shared_ptr<peer_link::paced_request> peer_link::oldest_unsent_request() const {
@@ -300,7 +319,7 @@ void peer_link::fail(const error &why) {
     timer_.cancel();
     if (path_) {
         // Its unanswered requests leave the shared window; the other links may use it.
-        path_->leave(source_, paced_in_flight());
+        path_->leave(source_, paced_in_flight() - head_progress_);
         asio::post(io_, [path = path_] { path->pump(); });
     }
     if (channel_) channel_->close();

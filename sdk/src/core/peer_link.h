@@ -109,6 +109,8 @@ private:
     void send_next_paced();
     // Background: this link's paced requests sent and not answered, in bytes.
     std::uint64_t paced_in_flight() const;
+    // Background: the bytes of the answer being read leave the path's window as they arrive.
+    void count_answers_as_they_drain();
     void finish_paced(const std::shared_ptr<paced_request> &p, const error *why, const std::string &rejected);
     void on_message(net::wire::message m);
     void fail(const error &why);
@@ -130,6 +132,8 @@ private:
     std::shared_ptr<background_path> path_;
     std::uint32_t source_ = 0;  // this link's id for the path's delay samples
     std::uint32_t block_size_ = 0;
+    std::uint64_t head_arrived_ = 0;   // bytes of the oldest paced answer read so far
+    std::uint64_t head_progress_ = 0;  // of them, counted out of the path's window
     yield_fn on_yield_;
     std::deque<std::shared_ptr<paced_request>> paced_;
     bool ready_ = false, failed_ = false;

@@ -12,6 +12,12 @@ namespace pd::net {
 namespace asio = boost::asio;
 using error_code = boost::system::error_code;
 
+namespace {
+error read_failed(const error_code &ec) {
+    return error(PD_E_IO, PD_CATEGORY_NET, ec == asio::error::eof ? std::string(async_channel::closed_by_peer) : ec.message());
+}
+}  // namespace
+
 async_channel::async_channel(asio::ip::tcp::socket socket, role r, const std::uint8_t fleet_key[32])
     : socket_(std::move(socket)), hs_(r, fleet_key) {}
 
@@ -19,7 +25,7 @@ template <class Fn>
 void async_channel::read_exact(std::uint8_t *p, std::size_t n, Fn next) {
     asio::async_read(socket_, asio::buffer(p, n), [self = shared_from_this(), next = std::move(next)](const error_code &ec, std::size_t) mutable {
         if (ec) {
-            error e(PD_E_IO, PD_CATEGORY_NET, ec == asio::error::eof ? std::string(closed_by_peer) : ec.message());
+            auto e = read_failed(ec);
             return next(&e);
         }
         next(nullptr);
@@ -117,16 +123,35 @@ void async_channel::read_body(record_fn done) {
         return done(&e, {});
     }
     record_.resize(n);
+    if (progress_) return read_body_in_parts(0, std::move(done));
     read_exact(record_.data(), n, [this, done](const error *body_failed) {
         if (body_failed) return done(body_failed, {});
-        bytes plain;
-        try {
-            plain = opener_.open(record_.data(), record_.size());
-        } catch (const error &e) {
-            return done(&e, {});
-        }
-        done(nullptr, std::move(plain));
+        open_record(done);
     });
+}
+
+void async_channel::read_body_in_parts(std::size_t got, record_fn done) {
+    socket_.async_read_some(asio::buffer(record_.data() + got, record_.size() - got),
+                            [self = shared_from_this(), got, done](const error_code &ec, std::size_t n) mutable {
+                                if (ec) {
+                                    auto e = read_failed(ec);
+                                    return done(&e, {});
+                                }
+                                got += n;
+                                if (got == self->record_.size()) return self->open_record(done);
+                                if (self->progress_) self->progress_(n);
+                                self->read_body_in_parts(got, std::move(done));
+                            });
+}
+
+void async_channel::open_record(const record_fn &done) {
+    bytes plain;
+    try {
+        plain = opener_.open(record_.data(), record_.size());
+    } catch (const error &e) {
+        return done(&e, {});
+    }
+    done(nullptr, std::move(plain));
 }
 
 void async_channel::send(const bytes &plaintext) { send_sealed(sealer_.seal(plaintext.data(), plaintext.size())); }
@@ -158,6 +183,7 @@ void async_channel::close() {
     if (closed_) return;
     closed_ = true;
     write_error_ = nullptr;
+    progress_ = nullptr;
     error_code ec;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
     socket_.close(ec);

@@ -45,6 +45,11 @@ public:
     // By the kernel's receive timestamp after use_kernel_arrival_times(), otherwise when
     // this process read them.
     std::chrono::steady_clock::time_point record_started() const { return record_started_; }
+    // Called as parts of a record's body arrive, with the bytes each brought — not for the
+    // part that completes the record, which receive() delivers. The background class counts
+    // an answer out of its window as it drains, not only once it is whole.
+    using progress_fn = std::function<void(std::size_t bytes)>;
+    void on_body_progress(progress_fn f) { progress_ = std::move(f); }
     // Bytes queued and not yet written: owners use it for back-pressure.
     std::size_t queued_bytes() const { return queued_bytes_; }
     // Time arrivals by the kernel's receive timestamps (platform/socket_stamps.h), so this
@@ -61,6 +66,8 @@ private:
     void write_next();
     void read_prefix_stamped(std::size_t got, record_fn done);
     void read_body(record_fn done);
+    void read_body_in_parts(std::size_t got, record_fn done);
+    void open_record(const record_fn &done);
 
     boost::asio::ip::tcp::socket socket_;
     net::handshake hs_;  // qualified: the member function handshake() hides the type
@@ -75,6 +82,7 @@ private:
     std::deque<bytes> out_;
     std::size_t queued_bytes_ = 0;
     done_fn write_error_;
+    progress_fn progress_;
     bool closed_ = false;
     bool kernel_stamps_ = false;
 };

@@ -92,6 +92,8 @@ void ledbat::on_sent(std::uint64_t bytes, std::int64_t) {
 
 void ledbat::on_abandoned(std::uint64_t bytes) { in_flight_ -= std::min(bytes, in_flight_); }
 
+void ledbat::on_progress(std::uint64_t bytes) { in_flight_ -= std::min(bytes, in_flight_); }
+
 void ledbat::start_slowdown(std::int64_t now_us) {
     ssthresh_ = window_;
     window_ = static_cast<double>(config_.min_window);
@@ -114,8 +116,9 @@ void ledbat::end_phase(std::int64_t now_us) {
 }
 
 void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64_t rtt_us, std::int64_t now_us,
-                          std::uint32_t source) {
-    in_flight_ -= std::min(bytes, in_flight_);
+                          std::uint32_t source, std::uint64_t progressed) {
+    auto rest = bytes - std::min(progressed, bytes);
+    in_flight_ -= std::min(rest, in_flight_);
     rtt_us = std::max<std::int64_t>(rtt_us, 0);
     auto sample = static_cast<double>(queueing(source, delay_us, now_us));
     // Time-weighted, not per sample: flows sharing a queue then see the same current delay
