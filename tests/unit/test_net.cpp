@@ -285,6 +285,10 @@ TEST(async_channel, arrival_is_the_kernels_receive_time_not_when_the_process_rea
     auto client = std::make_shared<async_channel>(std::move(a), role::client, k.data());
     auto server = std::make_shared<async_channel>(std::move(b), role::server, k.data());
     if (!client->use_kernel_arrival_times()) GTEST_SKIP() << "no kernel receive timestamps on this platform";
+    // Linux turns receive timestamping on for the whole stack from a work queue once the first
+    // socket asks for it (and off again after the last one closes): until then packets carry
+    // no stamp, and the arrival is timed when the process reads them.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     int ready = 0;
     client->handshake([&](const pd::error *e) { ASSERT_EQ(e, nullptr); ++ready; });
     server->handshake([&](const pd::error *e) { ASSERT_EQ(e, nullptr); ++ready; });
