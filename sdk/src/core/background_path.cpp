@@ -9,8 +9,9 @@
 
 namespace pd::core {
 
-background_path::background_path(boost::asio::io_context &io, const net::ledbat_config &config, budget_fn budget)
-    : cc_(config), budget_(std::move(budget)), timer_(io) {}
+background_path::background_path(boost::asio::io_context &io, const net::ledbat_config &config, target_fn target,
+                                 budget_fn budget)
+    : cc_(config), target_(std::move(target)), budget_(std::move(budget)), timer_(io) {}
 
 std::uint32_t background_path::join(const std::shared_ptr<peer_link> &link) {
     links_.push_back(link);
@@ -43,6 +44,7 @@ void background_path::pump() {
                                     return !l || l->failed_;
                                 }),
                  links_.end());
+    if (target_) cc_.set_target_us(target_());
     for (;;) {
         // The link whose oldest request with blocks left to ask for came first: pieces finish
         // in the order the job asked for them, one after another, rather than all of them

@@ -33,14 +33,15 @@ public:
     // Returns 0 when `bytes` may leave now (and takes them), otherwise how many ms to wait:
     // the office's WAN budget.
     using budget_fn = std::function<std::int64_t(std::uint64_t bytes)>;
+    // The target queueing delay (µs) now: settings change at run time.
+    using target_fn = std::function<std::int64_t()>;
 
-    background_path(boost::asio::io_context &io, const net::ledbat_config &config, budget_fn budget = nullptr);
+    background_path(boost::asio::io_context &io, const net::ledbat_config &config, target_fn target = nullptr,
+                    budget_fn budget = nullptr);
     background_path(const background_path &) = delete;
     background_path &operator=(const background_path &) = delete;
 
     const net::ledbat &controller() const { return cc_; }
-    // The target queueing delay; settings change at run time.
-    void set_target_delay_us(std::int64_t t) { cc_.set_target_us(t); }
 
 private:
     friend class peer_link;
@@ -53,6 +54,7 @@ private:
     void pump();
 
     net::ledbat cc_;
+    target_fn target_;
     budget_fn budget_;
     std::vector<std::weak_ptr<peer_link>> links_;
     std::uint64_t next_order_ = 0;  // numbers the links' requests as the job makes them

@@ -763,13 +763,14 @@ void job::connect_peer(const std::string &address, std::uint32_t source_class) {
         // One window for every link across this office's WAN link (they share it); a LAN
         // peer's path is its own.
         net::ledbat_config cc;
-        cc.target_us = session_.config().get_int("wan.target_delay_ms") * 1000;
+        auto target_setting = [s = &session_] { return s->config().get_int("wan.target_delay_ms") * 1000; };
+        cc.target_us = target_setting();
         std::shared_ptr<background_path> path;
         if (!wan)
-            path = std::make_shared<background_path>(session_.net(), cc);
+            path = std::make_shared<background_path>(session_.net(), cc, target_setting);
         else if (!(path = wan_path_))
             path = wan_path_ = std::make_shared<background_path>(
-                session_.net(), cc, [s = &session_](std::uint64_t bytes) { return s->take_wan_budget(bytes); });
+                session_.net(), cc, target_setting, [s = &session_](std::uint64_t bytes) { return s->take_wan_budget(bytes); });
         link->set_background(std::move(path), manifest_->block_size);
         std::weak_ptr<job> weak = self;
         link->on_yield_change([weak, address, wan](bool yielding, std::int64_t queue_us, std::int64_t target_us) {
@@ -901,10 +902,6 @@ void job::on_peer_tick() {
         last_discovery_ms_ = now;
         discover_peers();
     }
-    // Settings change at run time: the target delay too.
-    std::int64_t target_us = session_.config().get_int("wan.target_delay_ms") * 1000;
-    for (auto &p : peers_)
-        if (auto *path = p->link->background()) path->set_target_delay_us(target_us);
     // Peers' bitmaps go stale as they download too.
     std::int64_t refresh = session_.config().get_int("peer.refresh_ms");
     for (auto &p : peers_)
