@@ -319,7 +319,8 @@ void peer_link::fail(const error &why) {
     timer_.cancel();
     if (path_) {
         // Its unanswered requests leave the shared window; the other links may use it.
-        path_->leave(source_, paced_in_flight() - head_progress_);
+        auto unanswered = paced_in_flight();
+        path_->leave(source_, unanswered - std::min(head_progress_, unanswered));
         asio::post(io_, [path = path_] { path->pump(); });
     }
     if (channel_) channel_->close();
