@@ -122,7 +122,10 @@ int main(int argc, char **argv) {
         std::sort(all.begin(), all.end());
         return std::make_pair(secs, all);
     };
-    auto pct = [](const std::vector<double> &v, double p) { return v.empty() ? 0.0 : v[static_cast<std::size_t>(p * (v.size() - 1))]; };
+    auto pct = [](const std::vector<double> &v, double p) {
+        return v.empty() ? 0.0 : v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
+    };
+    auto mib = [](std::uint64_t kib) { return static_cast<double>(kib) / 1024.0; };
 
     auto reg = phase(device_json);
     std::uint64_t rss_registered = status_kib(server, "VmRSS:");
@@ -146,7 +149,7 @@ int main(int argc, char **argv) {
     std::printf("  source lookups %8.0f /s  p50 %.0f us, p99 %.0f us (target p99 < 1000 us)\n", devices / look.first,
                 pct(look.second, .5), pct(look.second, .99));
     std::printf("  server memory  idle %.1f MiB, after registrations %.1f MiB, end %.1f MiB, peak %.1f MiB (target < 1024 MiB)\n",
-                rss_idle / 1024.0, rss_registered / 1024.0, rss / 1024.0, hwm / 1024.0);
+                mib(rss_idle), mib(rss_registered), mib(rss), mib(hwm));
     std::system(("rm -rf " + dir).c_str());
     return 0;
 }

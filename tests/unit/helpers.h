@@ -41,7 +41,7 @@ inline std::vector<std::uint8_t> random_bytes(std::size_t size, std::uint32_t se
     std::vector<std::uint8_t> out(size);
     std::mt19937 rng(seed);
     for (std::size_t i = 0; i < size; i += 4) {
-        std::uint32_t v = rng();
+        auto v = static_cast<std::uint32_t>(rng());  // mt19937 yields 32-bit values
         std::memcpy(out.data() + i, &v, std::min<std::size_t>(4, size - i));
     }
     return out;
