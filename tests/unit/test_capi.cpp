@@ -1,4 +1,5 @@
 // End-to-end through the C ABI with the real origin plugin and real files.
+#include <cstring>
 #include "helpers.h"
 
 #include <sys/mount.h>
@@ -72,6 +73,45 @@ TEST(capi, misuse_never_crashes) {
     EXPECT_EQ(pd_session_new(&s, &o), PD_E_VERSION);
     EXPECT_EQ(pd_session_options_init(&o, 99), PD_E_VERSION);
     EXPECT_EQ(s, nullptr);
+}
+
+TEST(capi, options_init_fills_the_defaults_of_a_known_version_only) {
+    // Garbage first: init must write every field of the version, not rely on a zeroed struct.
+    pd_session_options so;
+    std::memset(&so, 0xAB, sizeof so);
+    ASSERT_EQ(pd_session_options_init(&so, PD_SESSION_OPTIONS_VERSION), PD_OK);
+    EXPECT_EQ(so.version, PD_SESSION_OPTIONS_VERSION);
+    EXPECT_EQ(so.cache_dir, nullptr);
+    EXPECT_EQ(so.fleet_key, nullptr);
+    EXPECT_EQ(so.listen_addresses, nullptr);
+    EXPECT_EQ(so.worker_threads + so.event_queue_capacity + so.cache_quota_percent, 0u);
+    EXPECT_EQ(so.cache_quota_bytes, 0u);
+    EXPECT_EQ(so.notify, nullptr);
+    EXPECT_EQ(so.notify_user_data, nullptr);
+    pd_job_options jo;
+    std::memset(&jo, 0xAB, sizeof jo);
+    ASSERT_EQ(pd_job_options_init(&jo, PD_JOB_OPTIONS_VERSION), PD_OK);
+    EXPECT_EQ(jo.version, PD_JOB_OPTIONS_VERSION);
+    EXPECT_EQ(jo.destination, nullptr);
+    EXPECT_EQ(jo.origin, nullptr);
+    EXPECT_EQ(jo.pin, 0u);
+    EXPECT_EQ(jo.delivery, static_cast<uint32_t>(PD_DELIVER_COPY));
+    pd_publish_options po;
+    std::memset(&po, 0xAB, sizeof po);
+    ASSERT_EQ(pd_publish_options_init(&po, PD_PUBLISH_OPTIONS_VERSION), PD_OK);
+    EXPECT_EQ(po.version, PD_PUBLISH_OPTIONS_VERSION);
+    EXPECT_EQ(po.name, nullptr);
+    EXPECT_EQ(po.origin, nullptr);
+    EXPECT_EQ(po.add_to_cache, 0u);
+    for (uint32_t bad : {0u, 2u, 99u}) {
+        EXPECT_EQ(pd_session_options_init(&so, bad), PD_E_VERSION) << bad;
+        EXPECT_NE(std::string(pd_error_last()->message).find("pd_session_options version"), std::string::npos);
+        EXPECT_EQ(pd_job_options_init(&jo, bad), PD_E_VERSION) << bad;
+        EXPECT_EQ(pd_publish_options_init(&po, bad), PD_E_VERSION) << bad;
+    }
+    EXPECT_EQ(pd_session_options_init(nullptr, 1), PD_E_MISUSE);
+    EXPECT_EQ(pd_job_options_init(nullptr, 1), PD_E_MISUSE);
+    EXPECT_EQ(pd_publish_options_init(nullptr, 1), PD_E_MISUSE);
 }
 
 TEST(capi, settings_are_validated) {

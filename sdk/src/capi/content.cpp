@@ -102,15 +102,9 @@ PD_API uint32_t pd_manifest_block_size(const pd_manifest *m) { return m ? m->m.b
 PD_API uint64_t pd_manifest_block_count(const pd_manifest *m) { return m ? m->m.block_count() : 0; }
 
 PD_API int pd_publish_options_init(pd_publish_options *opts, uint32_t version) {
-    return guard([&] {
-        require(opts, "opts");
-        if (version == 0 || version > PD_PUBLISH_OPTIONS_VERSION)
-            pd::fail(PD_E_VERSION, PD_CATEGORY_API, "pd_publish_options version " + std::to_string(version) + " is unknown");
-        pd_publish_options d = PD_PUBLISH_OPTIONS_INIT;
-        *opts = d;
-        opts->version = version;
-        return PD_OK;
-    });
+    const pd_publish_options defaults = PD_PUBLISH_OPTIONS_INIT;
+    static_assert(PD_PUBLISH_OPTIONS_VERSION == 1, "list the new version's struct size");
+    return init_options(opts, version, defaults, {sizeof(pd_publish_options)}, "pd_publish_options");
 }
 
 PD_API int pd_content_publish(pd_manifest **out, pd_session *session, const char *path, const pd_publish_options *opts) {

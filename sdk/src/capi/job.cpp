@@ -20,15 +20,9 @@ static int with_job(pd_session *session, uint64_t job_id, Fn fn) {
 extern "C" {
 
 PD_API int pd_job_options_init(pd_job_options *opts, uint32_t version) {
-    return guard([&] {
-        require(opts, "opts");
-        if (version == 0 || version > PD_JOB_OPTIONS_VERSION)
-            pd::fail(PD_E_VERSION, PD_CATEGORY_API, "pd_job_options version " + std::to_string(version) + " is unknown");
-        pd_job_options d = PD_JOB_OPTIONS_INIT;
-        *opts = d;
-        opts->version = version;
-        return PD_OK;
-    });
+    const pd_job_options defaults = PD_JOB_OPTIONS_INIT;
+    static_assert(PD_JOB_OPTIONS_VERSION == 1, "list the new version's struct size");
+    return init_options(opts, version, defaults, {sizeof(pd_job_options)}, "pd_job_options");
 }
 
 PD_API int pd_job_start(uint64_t *out_job_id, pd_session *session, const pd_content_id *id, const pd_job_options *opts) {

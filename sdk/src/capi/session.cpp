@@ -22,15 +22,9 @@ static void copy_text(char (&dst)[N], const std::string &src) {
 extern "C" {
 
 PD_API int pd_session_options_init(pd_session_options *opts, uint32_t version) {
-    return guard([&] {
-        require(opts, "opts");
-        if (version > PD_SESSION_OPTIONS_VERSION || version == 0)
-            pd::fail(PD_E_VERSION, PD_CATEGORY_API, "pd_session_options version " + std::to_string(version) + " is unknown");
-        pd_session_options defaults = PD_SESSION_OPTIONS_INIT;
-        *opts = defaults;
-        opts->version = version;
-        return PD_OK;
-    });
+    const pd_session_options defaults = PD_SESSION_OPTIONS_INIT;
+    static_assert(PD_SESSION_OPTIONS_VERSION == 1, "list the new version's struct size");
+    return init_options(opts, version, defaults, {sizeof(pd_session_options)}, "pd_session_options");
 }
 
 PD_API int pd_session_new(pd_session **out, const pd_session_options *opts) {

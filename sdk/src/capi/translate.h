@@ -8,6 +8,9 @@
 
 #include <peerdist/common.h>
 
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
 #include <new>
 #include <string>
 
@@ -69,6 +72,23 @@ void copy_sized(T *dst, const T &src) {
     std::uint32_t size = dst->struct_size;
     std::memcpy(reinterpret_cast<char *>(dst) + sizeof(std::uint32_t), reinterpret_cast<const char *>(&src) + sizeof(std::uint32_t),
                 std::min<std::size_t>(size, sizeof(T)) - sizeof(std::uint32_t));
+}
+
+// Fills a caller's options struct with the defaults of the version it was built against.
+// `size_by_version` lists each version's struct size, oldest first (structs only grow at the
+// end): a caller compiled against an older header passes a smaller struct, so only that
+// version's prefix is written.
+template <class Options>
+int init_options(Options *opts, std::uint32_t version, const Options &defaults, std::initializer_list<std::size_t> size_by_version,
+                 const char *name) {
+    return guard([&] {
+        require(opts, "opts");
+        if (version == 0 || version > size_by_version.size())
+            pd::fail(PD_E_VERSION, PD_CATEGORY_API, std::string(name) + " version " + std::to_string(version) + " is unknown");
+        std::memcpy(opts, &defaults, size_by_version.begin()[version - 1]);
+        opts->version = version;
+        return PD_OK;
+    });
 }
 
 }  // namespace pd::capi
