@@ -254,6 +254,8 @@ def table(fleet, size, runs):
             rows.append("  %-12s %-28s WAN in %8.1f MiB (%.2f x)   LAN %8.1f MiB" % (
                 office.name, label, c["wan_in:" + office.name] / MiB, c["wan_in:" + office.name] / size,
                 c["lan:" + office.name] / MiB))
+    rows.append("  (origin egress: the CDN's body bytes; WAN in / LAN: bytes on the links, TCP/IP and peer\n"
+                "   framing included, ~5 % on top of the content)")
     return "\n".join(rows)
 
 
