@@ -9,6 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Some variants leave out a hook or the entry point on purpose: what they do not use is fine. */
+#if defined(__GNUC__)
+#define FAKE_MAYBE_UNUSED __attribute__((unused))
+#else
+#define FAKE_MAYBE_UNUSED
+#endif
+
 #ifndef FAKE_ABI_MIN
 #define FAKE_ABI_MIN 1
 #endif
@@ -20,7 +27,7 @@ typedef struct fake {
     const pd_host_api *host;
 } fake;
 
-static int32_t PD_CALLBACK fake_create(void **self, const pd_host_api *host, const char *config) {
+static FAKE_MAYBE_UNUSED int32_t PD_CALLBACK fake_create(void **self, const pd_host_api *host, const char *config) {
     fake *f;
     (void)config;
 #ifdef FAKE_CREATE_FAILS
@@ -41,7 +48,7 @@ static int32_t PD_CALLBACK fake_create(void **self, const pd_host_api *host, con
 static void PD_CALLBACK fake_destroy(void *self) { free(self); }
 
 /* The fake serves only origins of the form "fake:<anything>"; byte i is (i * 7 + 3) & 0xff. */
-static int32_t PD_CALLBACK fake_open(void *self, void **stream, const pd_content_ref *ref, char *msg, size_t n) {
+static FAKE_MAYBE_UNUSED int32_t PD_CALLBACK fake_open(void *self, void **stream, const pd_content_ref *ref, char *msg, size_t n) {
     (void)self;
     if (!ref->origin || strncmp(ref->origin, "fake:", 5) != 0) {
         if (msg && n) strncpy(msg, "not a fake: origin", n - 1);
@@ -51,7 +58,7 @@ static int32_t PD_CALLBACK fake_open(void *self, void **stream, const pd_content
     return PD_PLUGIN_OK;
 }
 
-static int32_t PD_CALLBACK fake_read(void *self, void *stream, uint64_t offset, void *buffer, size_t length,
+static FAKE_MAYBE_UNUSED int32_t PD_CALLBACK fake_read(void *self, void *stream, uint64_t offset, void *buffer, size_t length,
                                      size_t *read, char *msg, size_t n) {
     uint64_t size = (uint64_t)(uintptr_t)stream;
     size_t i;
@@ -65,7 +72,7 @@ static int32_t PD_CALLBACK fake_read(void *self, void *stream, uint64_t offset, 
     return PD_PLUGIN_OK;
 }
 
-static void PD_CALLBACK fake_close(void *self, void *stream) {
+static FAKE_MAYBE_UNUSED void PD_CALLBACK fake_close(void *self, void *stream) {
     (void)self;
     (void)stream;
 }
@@ -89,7 +96,7 @@ static const big_vtable vtable_big = {
     {sizeof(big_vtable), 3, fake_create, fake_destroy, fake_open, fake_read, fake_close, NULL, NULL, NULL, NULL}, {0}};
 #define vtable (vtable_big.base)
 #else
-static const pd_backend_vtable vtable = {
+static FAKE_MAYBE_UNUSED const pd_backend_vtable vtable = {
     sizeof(pd_backend_vtable), 3,
 #ifdef FAKE_MISSING_CREATE
     NULL,
@@ -120,7 +127,7 @@ static const big_descriptor descriptor_big = {
     {0}};
 #define descriptor (descriptor_big.base)
 #else
-static const pd_plugin_descriptor descriptor = {
+static FAKE_MAYBE_UNUSED const pd_plugin_descriptor descriptor = {
     sizeof(pd_plugin_descriptor), FAKE_ABI_MAX, FAKE_ABI_MIN, 0,
 #ifdef FAKE_BAD_NAME
     "Bad Name!",
