@@ -1,13 +1,11 @@
 #include "coordinator/protocol.h"
 
-#include "net/tcp_connect.h"
+#include "platform/socket.h"
 #include "util/error.h"
 #include "util/hex.h"
 
 #include <fstream>
 #include <sstream>
-
-#include <unistd.h>
 
 namespace pd::coord {
 
@@ -67,19 +65,17 @@ std::optional<json> message_assembler::feed(const net::bytes &record) {
 }
 
 coordinator_client::coordinator_client(const std::string &address, const std::uint8_t fleet_key[32], int timeout_ms) {
-    fd_ = net::connect_tcp(address, timeout_ms);
+    socket_ = platform::connect_tcp(address, timeout_ms);
     try {
-        channel_ = std::make_unique<net::blocking_channel>(fd_, net::role::client, fleet_key);
+        channel_ = std::make_unique<net::blocking_channel>(socket_, net::role::client, fleet_key);
     } catch (const error &e) {
-        ::close(fd_);
-        fd_ = -1;
+        platform::close_socket(socket_);
+        socket_ = platform::invalid_socket;
         fail(e.code(), e.category(), "coordinator " + address + ": " + e.what());
     }
 }
 
-coordinator_client::~coordinator_client() {
-    if (fd_ >= 0) ::close(fd_);
-}
+coordinator_client::~coordinator_client() { platform::close_socket(socket_); }
 
 json coordinator_client::call(const json &request) {
     for (auto &record : frame_message(request)) channel_->send(record);

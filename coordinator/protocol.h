@@ -54,7 +54,7 @@ public:
     json call(const json &request);
 
 private:
-    int fd_ = -1;
+    platform::native_socket socket_ = platform::invalid_socket;
     std::unique_ptr<net::blocking_channel> channel_;
 };
 

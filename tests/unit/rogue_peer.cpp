@@ -4,7 +4,7 @@
 // usage: pd_test_rogue IP:PORT FLEET_KEY_FILE  (exit 0 when every case was disconnected)
 #include "coordinator/protocol.h"
 #include "net/secure_channel.h"
-#include "net/tcp_connect.h"
+#include "platform/socket.h"
 #include "util/error.h"
 
 #include <sys/socket.h>
@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
     int failures = 0;
     for (auto &c : cases) {
         try {
-            int fd = pd::net::connect_tcp(address, 5000);
+            int fd = pd::platform::connect_tcp(address, 5000);
             c.act(fd);
             bool closed = closed_by_server(fd);
             ::close(fd);

@@ -386,6 +386,34 @@ TEST(coordinator_server, registration_and_heartbeats_carry_the_office_wan_budget
     EXPECT_EQ(c.call({{"op", "heartbeat"}, {"device_id", "d1"}})["wan_budget"], 0);
 }
 
+TEST(coordinator_client, a_silent_absent_or_misnamed_coordinator_is_a_clear_error) {
+    std::array<std::uint8_t, 32> key{1};
+    auto error_of = [&](const std::string &address) -> std::pair<int, std::string> {
+        try {
+            coordinator_client c(address, key.data(), 300);
+            return {PD_OK, ""};
+        } catch (const pd::error &e) {
+            return {e.code(), e.what()};
+        }
+    };
+    namespace asio = boost::asio;
+    asio::io_context io;
+    asio::ip::tcp::acceptor silent(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    auto silent_address = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+    // Accepted by the kernel's backlog, never answered: the handshake waits out the timeout.
+    auto [code, msg] = error_of(silent_address);
+    EXPECT_EQ(code, PD_E_TIMEOUT) << msg;
+    EXPECT_NE(msg.find("coordinator " + silent_address), std::string::npos) << msg;
+    EXPECT_NE(msg.find("timed out"), std::string::npos) << msg;
+    silent.close();
+    std::tie(code, msg) = error_of(silent_address);  // nobody listens there now
+    EXPECT_EQ(code, PD_E_IO) << msg;
+    EXPECT_NE(msg.find("cannot connect to " + silent_address), std::string::npos) << msg;
+    std::tie(code, msg) = error_of("coordinator.example:7000");
+    EXPECT_EQ(code, PD_E_INVALID) << msg;
+    EXPECT_NE(msg.find("is not ip:port"), std::string::npos) << msg;
+}
+
 TEST(coordinator_server, a_wrong_key_is_a_shared_key_mismatch_and_big_messages_travel_in_parts) {
     running_server s;
     std::array<std::uint8_t, 32> other{9};

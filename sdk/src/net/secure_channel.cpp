@@ -2,10 +2,7 @@
 
 #include "crypto/hash.h"
 
-#include <cerrno>
 #include <cstring>
-#include <sys/socket.h>
-#include <unistd.h>
 
 namespace pd::net {
 
@@ -131,7 +128,7 @@ bytes record_opener::open(const std::uint8_t *ciphertext, std::size_t len) {
     return out;
 }
 
-blocking_channel::blocking_channel(int fd, role r, const std::uint8_t fleet_key[32]) : fd_(fd) {
+blocking_channel::blocking_channel(platform::native_socket socket, role r, const std::uint8_t fleet_key[32]) : socket_(socket) {
     handshake hs(r, fleet_key);
     write_all(hs.hello().data(), hello_size);
     std::uint8_t peer_hello[hello_size];
@@ -164,26 +161,14 @@ bytes blocking_channel::receive() {
     return opener_.open(ct.data(), ct.size());
 }
 
-void blocking_channel::write_all(const std::uint8_t *p, std::size_t n) {
-    while (n) {
-        ssize_t k = ::send(fd_, p, n, MSG_NOSIGNAL);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            fail(PD_E_IO, PD_CATEGORY_NET, std::string("secure channel: send failed: ") + std::strerror(errno));
-        }
-        p += k;
-        n -= static_cast<std::size_t>(k);
-    }
-}
+void blocking_channel::write_all(const std::uint8_t *p, std::size_t n) { platform::send_all(socket_, p, n, "secure channel"); }
 
 void blocking_channel::read_exact(std::uint8_t *p, std::size_t n) {
     while (n) {
-        ssize_t k = ::recv(fd_, p, n, 0);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) fail(PD_E_IO, PD_CATEGORY_NET, std::string("secure channel: receive failed: ") + std::strerror(errno));
+        std::size_t k = platform::receive_some(socket_, p, n, "secure channel");
         if (k == 0) fail(PD_E_IO, PD_CATEGORY_NET, "secure channel: the peer closed the connection");
         p += k;
-        n -= static_cast<std::size_t>(k);
+        n -= k;
     }
 }
 

@@ -5,6 +5,7 @@
 // they are tested byte for byte; blocking_channel drives them over a socket.
 #pragma once
 
+#include "platform/socket.h"
 #include "util/error.h"
 
 #include <sodium.h>
@@ -88,21 +89,21 @@ private:
 };
 
 // A blocking secure channel over a connected socket: for tools, tests and the
-// coordinator client. Timeouts come from the socket (SO_RCVTIMEO/SO_SNDTIMEO).
+// coordinator client. Timeouts come from the socket (platform::connect_tcp sets them).
 class blocking_channel {
 public:
-    // Runs the handshake on `fd` (not owned). Throws PD_E_AUTH "shared key mismatch",
-    // PD_E_VERSION, PD_E_IO.
-    blocking_channel(int fd, role r, const std::uint8_t fleet_key[32]);
+    // Runs the handshake on `socket` (not owned). Throws PD_E_AUTH "shared key mismatch",
+    // PD_E_VERSION, PD_E_TIMEOUT, PD_E_IO.
+    blocking_channel(platform::native_socket socket, role r, const std::uint8_t fleet_key[32]);
     void send(const bytes &plaintext);
-    // Returns the next record; throws PD_E_IO on EOF.
+    // Returns the next record; throws PD_E_IO when the peer closed, PD_E_TIMEOUT.
     bytes receive();
 
 private:
     void write_all(const std::uint8_t *p, std::size_t n);
     void read_exact(std::uint8_t *p, std::size_t n);
 
-    int fd_;
+    platform::native_socket socket_;
     record_sealer sealer_;
     record_opener opener_;
 };

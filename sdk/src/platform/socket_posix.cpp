@@ -1,4 +1,4 @@
-#include "net/tcp_connect.h"
+#include "platform/socket.h"
 
 #include "util/error.h"
 
@@ -12,9 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-namespace pd::net {
+namespace pd::platform {
 
-int connect_tcp(const std::string &address, int timeout_ms) {
+native_socket connect_tcp(const std::string &address, int timeout_ms) {
     auto colon = address.rfind(':');
     if (colon == std::string::npos) fail(PD_E_INVALID, PD_CATEGORY_NET, "address '" + address + "' is not ip:port");
     std::string host = address.substr(0, colon), port = address.substr(colon + 1);
@@ -29,6 +29,7 @@ int connect_tcp(const std::string &address, int timeout_ms) {
         ::freeaddrinfo(res);
         fail_errno(errno, "creating a socket");
     }
+    // Non-blocking only for the connect, so the timeout bounds it.
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     int rc = ::connect(fd, res->ai_addr, res->ai_addrlen);
     ::freeaddrinfo(res);
@@ -58,4 +59,36 @@ int connect_tcp(const std::string &address, int timeout_ms) {
     return fd;
 }
 
-}  // namespace pd::net
+// SO_RCVTIMEO/SO_SNDTIMEO expiring reads as EAGAIN on a blocking socket.
+[[noreturn]] static void fail_transfer(int err, const char *what, const char *verb) {
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        fail(PD_E_TIMEOUT, PD_CATEGORY_NET, std::string(what) + ": " + verb + " timed out");
+    fail(PD_E_IO, PD_CATEGORY_NET, std::string(what) + ": " + verb + " failed: " + std::strerror(err));
+}
+
+void send_all(native_socket s, const void *data, std::size_t size, const char *what) {
+    auto p = static_cast<const char *>(data);
+    while (size) {
+        ssize_t k = ::send(s, p, size, MSG_NOSIGNAL);  // a closed peer is an error, not SIGPIPE
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            fail_transfer(errno, what, "send");
+        }
+        p += k;
+        size -= static_cast<std::size_t>(k);
+    }
+}
+
+std::size_t receive_some(native_socket s, void *buffer, std::size_t size, const char *what) {
+    for (;;) {
+        ssize_t k = ::recv(s, buffer, size, 0);
+        if (k >= 0) return static_cast<std::size_t>(k);
+        if (errno != EINTR) fail_transfer(errno, what, "receive");
+    }
+}
+
+void close_socket(native_socket s) {
+    if (s != invalid_socket) ::close(s);
+}
+
+}  // namespace pd::platform

@@ -1,0 +1,31 @@
+// Blocking TCP for the blocking clients — the coordinator client in plugins and tools, the
+// rogue peer and tests — behind one small interface: the only socket calls the core makes
+// outside Asio. POSIX in socket_posix.cpp; a Winsock one goes beside it (SOCKET for
+// native_socket, closesocket, setsockopt timeouts in milliseconds).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace pd::platform {
+
+using native_socket = int;
+constexpr native_socket invalid_socket = -1;
+
+// Connects to "ip:port" ("[v6]:port" too) within `timeout_ms`; the socket then has send and
+// receive timeouts of `timeout_ms` and TCP_NODELAY. Throws PD_E_INVALID (not ip:port),
+// PD_E_TIMEOUT, PD_E_IO. The caller owns the socket (close_socket).
+native_socket connect_tcp(const std::string &address, int timeout_ms);
+
+// Sends all `size` bytes. Throws PD_E_TIMEOUT when the socket's send timeout passes,
+// PD_E_IO otherwise; `what` names the channel in the message.
+void send_all(native_socket s, const void *data, std::size_t size, const char *what);
+
+// Receives up to `size` bytes (at least one); returns 0 when the peer closed the connection.
+// Throws PD_E_TIMEOUT when the socket's receive timeout passes, PD_E_IO otherwise.
+std::size_t receive_some(native_socket s, void *buffer, std::size_t size, const char *what);
+
+// Closes a socket; invalid_socket is ignored.
+void close_socket(native_socket s);
+
+}  // namespace pd::platform
