@@ -4,8 +4,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace pd::core {
 
@@ -33,31 +31,12 @@ pd_event make_event(pd_event_type type, std::uint64_t job_id, const char *messag
 }
 
 event_queue::event_queue(std::size_t capacity, pd_notify_cb notify, void *notify_user_data)
-    : capacity_(capacity ? capacity : 4096), notify_(notify), notify_user_data_(notify_user_data) {
-    if (::pipe(pipe_) == 0) {
-        for (int fd : pipe_) {
-            ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-            ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-        }
-    }
-}
-
-event_queue::~event_queue() {
-    for (int fd : pipe_)
-        if (fd >= 0) ::close(fd);
-}
+    : capacity_(capacity ? capacity : 4096), notify_(notify), notify_user_data_(notify_user_data) {}
 
 void event_queue::set_signalled_locked(bool on) {
-    if (on == signalled_ || pipe_[0] < 0) return;
+    if (on == signalled_) return;
     signalled_ = on;
-    if (on) {
-        char c = 1;
-        (void)!::write(pipe_[1], &c, 1);
-    } else {
-        char buf[16];
-        while (::read(pipe_[0], buf, sizeof buf) > 0) {
-        }
-    }
+    wake_.set(on);
 }
 
 void event_queue::push(pd_event event) {

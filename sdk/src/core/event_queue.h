@@ -1,8 +1,10 @@
 // Bounded event queue (design §1.5, style "Threads and events"): producers on any
 // thread, the host pulls. Overflow keeps the oldest events and counts the rest; the
-// count is delivered as one PD_EVENT_DROPPED event once room frees up. A pipe's read
-// end is readable while events are queued, for hosts with their own event loop.
+// count is delivered as one PD_EVENT_DROPPED event once room frees up. A wake signal is
+// readable while events are queued, for hosts with their own event loop.
 #pragma once
+
+#include "platform/wake_signal.h"
 
 #include <peerdist/events.h>
 
@@ -16,7 +18,6 @@ namespace pd::core {
 class event_queue {
 public:
     event_queue(std::size_t capacity, pd_notify_cb notify, void *notify_user_data);
-    ~event_queue();
     event_queue(const event_queue &) = delete;
     event_queue &operator=(const event_queue &) = delete;
 
@@ -26,7 +27,8 @@ public:
     std::size_t pop(void *out, std::size_t stride, std::size_t capacity);
     // Waits until an event is queued or the timeout passes (negative: forever).
     bool wait(int timeout_ms);
-    int fd() const { return pipe_[0]; }
+    // The descriptor readable while events are queued, or -1 where the platform has none.
+    int fd() const { return wake_.native(); }
     std::size_t dropped_total() const;
 
 private:
@@ -39,7 +41,7 @@ private:
     std::size_t dropped_pending_ = 0;
     std::size_t dropped_total_ = 0;
     bool signalled_ = false;
-    int pipe_[2] = {-1, -1};
+    platform::wake_signal wake_;
     pd_notify_cb notify_;
     void *notify_user_data_;
 };
