@@ -1,10 +1,9 @@
 #include "coordinator/topology.h"
 
-#include <arpa/inet.h>
+#include <boost/asio/ip/address.hpp>
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 #include <set>
 #include <sstream>
 
@@ -27,19 +26,18 @@ static std::optional<office_type> parse_type(std::string t) {
 }
 
 std::optional<std::array<std::uint8_t, 16>> parse_address(const std::string &text) {
-    std::array<std::uint8_t, 16> out{};
-    in_addr v4{};
-    if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    boost::system::error_code ec;
+    auto a = boost::asio::ip::make_address(text, ec);
+    if (ec) return std::nullopt;
+    if (a.is_v4()) {
+        std::array<std::uint8_t, 16> out{};
         out[10] = out[11] = 0xff;  // ::ffff:a.b.c.d
-        std::memcpy(out.data() + 12, &v4, 4);
+        auto b = a.to_v4().to_bytes();
+        std::copy(b.begin(), b.end(), out.begin() + 12);
         return out;
     }
-    in6_addr v6{};
-    if (::inet_pton(AF_INET6, text.c_str(), &v6) == 1) {
-        std::memcpy(out.data(), &v6, 16);
-        return out;
-    }
-    return std::nullopt;
+    if (a.to_v6().scope_id() != 0) return std::nullopt;  // "fe80::1%eth0" names a link, not an office
+    return a.to_v6().to_bytes();
 }
 
 std::optional<ip_range> parse_range(const std::string &text) {
@@ -286,11 +284,9 @@ topology topology::automatic(const std::vector<std::string> &device_addresses) {
             auto last_dot = address.rfind('.');
             net = address.substr(0, last_dot) + ".0/24";
         } else {
-            char buf[INET6_ADDRSTRLEN];
-            std::array<std::uint8_t, 16> prefix{};
+            boost::asio::ip::address_v6::bytes_type prefix{};
             std::copy(a->begin(), a->begin() + 8, prefix.begin());
-            ::inet_ntop(AF_INET6, prefix.data(), buf, sizeof buf);
-            net = std::string(buf) + "/64";
+            net = boost::asio::ip::address_v6(prefix).to_string() + "/64";
         }
         if (!seen.insert(net).second) continue;
         office o;

@@ -17,6 +17,8 @@
 
 #include <peerdist/sys/plugin.h>
 
+#include <boost/asio/ip/host_name.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -24,7 +26,6 @@
 #include <map>
 #include <mutex>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -113,8 +114,9 @@ struct backend {
         auto f = facts(&listen);
         json r = {{"op", "register"}, {"device_id", device_id}, {"version", PD_VERSION_STRING},
                   {"listen", listen}, {"facts", f}, {"preferred", preferred}};
-        char name[256] = "";
-        if (::gethostname(name, sizeof name - 1) == 0) r["name"] = name;
+        boost::system::error_code ec;
+        auto name = boost::asio::ip::host_name(ec);
+        if (!ec) r["name"] = name;
         auto reply = client->call(r);
         if (!reply.value("ok", false)) pd::fail(PD_E_INVALID, PD_CATEGORY_PLUGIN, "register refused: " + reply.value("error", std::string()));
         heartbeat_ms = std::max<std::int64_t>(200, reply.value("heartbeat_ms", std::int64_t{5000}));
