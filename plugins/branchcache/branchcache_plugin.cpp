@@ -13,24 +13,26 @@
 // the backend sends and listens to nothing.
 #include <peerdist/sys/plugin.h>
 
-#include <arpa/inet.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/multicast.hpp>
+#include <boost/asio/ip/udp.hpp>
+
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
-#include <netinet/in.h>
-#include <poll.h>
 #include <random>
 #include <set>
 #include <string>
-#include <sys/socket.h>
 #include <thread>
-#include <unistd.h>
 
 namespace {
+
+namespace asio = boost::asio;
+using udp = asio::ip::udp;
 
 constexpr std::size_t query_size = 4 + 8 + 32;
 constexpr std::size_t answer_size = query_size + 2 + 8 + 8;
@@ -52,14 +54,16 @@ std::uint64_t get64(const std::uint8_t *p) {
 
 struct backend {
     const pd_host_api *host = nullptr;
-    int sock = -1;  // bound to the discovery port: receives queries
+    asio::io_context io;  // the responder's
+    udp::socket sock{io};  // bound to the discovery port: receives queries
     std::uint16_t port = 34329;
-    in_addr group{};
-    std::atomic<bool> stop{false};
+    asio::ip::address_v4 group;
     std::thread responder;
     std::mutex rate_mu;
     std::chrono::steady_clock::time_point window{};
     unsigned answers_in_window = 0;
+    std::uint8_t query_in[128];
+    udp::endpoint query_from;
 
     std::uint16_t peer_port() {
         char buf[256];
@@ -78,27 +82,28 @@ struct backend {
         return ++answers_in_window <= limit;
     }
 
-    void respond_loop() {
-        std::uint8_t pkt[128];
-        while (!stop) {
-            pollfd p{sock, POLLIN, 0};
-            if (::poll(&p, 1, 200) <= 0) continue;
-            sockaddr_in from{};
-            socklen_t len = sizeof from;
-            ssize_t n = ::recvfrom(sock, pkt, sizeof pkt, 0, reinterpret_cast<sockaddr *>(&from), &len);
-            if (n != static_cast<ssize_t>(query_size) || std::memcmp(pkt, "PDQ1", 4) != 0) continue;  // not ours
-            std::uint64_t verified = 0, total = 0;
-            if (host->lookup_label(host->host, pkt + 12, &verified, &total) != 0) continue;
-            std::uint16_t pp = peer_port();
-            if (!pp || !allow_answer()) continue;
-            std::uint8_t ans[answer_size];
-            std::memcpy(ans, "PDA1", 4);
-            std::memcpy(ans + 4, pkt + 4, 8 + 32);  // nonce and label
-            ans[44] = static_cast<std::uint8_t>(pp), ans[45] = static_cast<std::uint8_t>(pp >> 8);
-            put64(ans + 46, verified);
-            put64(ans + 54, total);
-            ::sendto(sock, ans, sizeof ans, 0, reinterpret_cast<sockaddr *>(&from), len);
-        }
+    void receive_query() {
+        sock.async_receive_from(asio::buffer(query_in), query_from, [this](boost::system::error_code ec, std::size_t n) {
+            if (ec == asio::error::operation_aborted) return;
+            if (!ec) answer(n);
+            receive_query();
+        });
+    }
+
+    void answer(std::size_t n) {
+        if (n != query_size || std::memcmp(query_in, "PDQ1", 4) != 0) return;  // not ours
+        std::uint64_t verified = 0, total = 0;
+        if (host->lookup_label(host->host, query_in + 12, &verified, &total) != 0) return;
+        std::uint16_t pp = peer_port();
+        if (!pp || !allow_answer()) return;
+        std::uint8_t ans[answer_size];
+        std::memcpy(ans, "PDA1", 4);
+        std::memcpy(ans + 4, query_in + 4, 8 + 32);  // nonce and label
+        ans[44] = static_cast<std::uint8_t>(pp), ans[45] = static_cast<std::uint8_t>(pp >> 8);
+        put64(ans + 46, verified);
+        put64(ans + 54, total);
+        boost::system::error_code ignored;  // the asker may be gone; it asks again
+        sock.send_to(asio::buffer(ans), query_from, 0, ignored);
     }
 };
 
@@ -115,90 +120,79 @@ int32_t PD_CALLBACK bc_create(void **self, const pd_host_api *host, const char *
         return PD_PLUGIN_OK;
     }
     b->port = static_cast<std::uint16_t>(std::atoi(setting(host, "port", "34329").c_str()));
-    if (::inet_pton(AF_INET, setting(host, "group", "239.255.34.29").c_str(), &b->group) != 1) {
+    boost::system::error_code ec;
+    b->group = asio::ip::make_address_v4(setting(host, "group", "239.255.34.29"), ec);
+    if (ec || !b->group.is_multicast()) {
         delete b;
         return PD_PLUGIN_E_INVALID;
     }
-    b->sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    int one = 1;
+    b->sock.open(udp::v4(), ec);
     // Several agents on one host (the loopback lab) share the port: multicast reaches each.
-    ::setsockopt(b->sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ::setsockopt(b->sock, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(b->port);
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-    ip_mreq mreq{};
-    mreq.imr_multiaddr = b->group;
-    mreq.imr_interface.s_addr = htonl(INADDR_ANY);
-    if (::bind(b->sock, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
-        std::string why = std::string("branchcache: cannot listen for discovery on UDP port ") + std::to_string(b->port) +
-                          ": " + std::strerror(errno);
+    if (!ec) b->sock.set_option(udp::socket::reuse_address(true), ec);
+#ifdef SO_REUSEPORT
+    if (!ec) b->sock.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+#endif
+    if (!ec) b->sock.bind(udp::endpoint(asio::ip::address_v4::any(), b->port), ec);
+    if (ec) {
+        std::string why = "branchcache: cannot listen for discovery on UDP port " + std::to_string(b->port) + ": " + ec.message();
         host->log(host->host, 0, why.c_str());
-        ::close(b->sock);
         delete b;
         return PD_PLUGIN_E_IO;
     }
-    if (::setsockopt(b->sock, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq) != 0) {
+    b->sock.set_option(asio::ip::multicast::join_group(b->group), ec);
+    if (ec) {
         // No multicast route (a bare container): broadcast queries still reach us.
-        std::string why = std::string("branchcache: multicast unavailable (") + std::strerror(errno) +
-                          "); answering broadcast queries only";
+        std::string why = "branchcache: multicast unavailable (" + ec.message() + "); answering broadcast queries only";
         host->log(host->host, 1, why.c_str());
     }
-    b->responder = std::thread([b] { b->respond_loop(); });
+    b->receive_query();
+    b->responder = std::thread([b] { b->io.run(); });
     *self = b;
     return PD_PLUGIN_OK;
 }
 
 void PD_CALLBACK bc_destroy(void *self) {
     auto b = static_cast<backend *>(self);
-    b->stop = true;
+    b->io.stop();
     if (b->responder.joinable()) b->responder.join();
-    if (b->sock >= 0) ::close(b->sock);
     delete b;
 }
 
 int32_t PD_CALLBACK bc_find_peers(void *self, const pd_content_ref *content, char *out, size_t out_size) {
     auto b = static_cast<backend *>(self);
-    if (b->sock < 0) return 0;  // silent instance
+    if (!b->sock.is_open()) return 0;  // silent instance
     std::uint8_t query[query_size];
     std::memcpy(query, "PDQ1", 4);
     std::uint64_t nonce = std::random_device{}() * 0x100000001ull ^ std::random_device{}();
     put64(query + 4, nonce);
     if (b->host->content_label(b->host->host, content->id, query + 12) != 0) return PD_PLUGIN_E_NOT_FOUND;
     // A fresh socket per query: answers come back to it, unicast.
-    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    int one = 1, ttl = 1;
-    ::setsockopt(s, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
-    ::setsockopt(s, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);  // never past the subnet
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(b->port);
-    to.sin_addr = b->group;
-    ::sendto(s, query, sizeof query, 0, reinterpret_cast<sockaddr *>(&to), sizeof to);
-    to.sin_addr.s_addr = htonl(INADDR_BROADCAST);  // fallback where multicast is filtered
-    ::sendto(s, query, sizeof query, 0, reinterpret_cast<sockaddr *>(&to), sizeof to);
+    asio::io_context io;
+    udp::socket s(io);
+    boost::system::error_code ec;
+    s.open(udp::v4(), ec);
+    if (ec) return PD_PLUGIN_E_IO;
+    s.set_option(udp::socket::broadcast(true), ec);
+    s.set_option(asio::ip::multicast::hops(1), ec);  // never past the subnet
+    s.send_to(asio::buffer(query), udp::endpoint(b->group, b->port), 0, ec);
+    s.send_to(asio::buffer(query), udp::endpoint(asio::ip::address_v4::broadcast(), b->port), 0, ec);  // where multicast is filtered
     int timeout = std::atoi(setting(b->host, "query_timeout_ms", "300").c_str());
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
     std::set<std::string> peers;
     std::uint8_t pkt[128];
-    for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-        if (left <= 0) break;
-        pollfd p{s, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;
-        sockaddr_in from{};
-        socklen_t len = sizeof from;
-        ssize_t n = ::recvfrom(s, pkt, sizeof pkt, 0, reinterpret_cast<sockaddr *>(&from), &len);
-        if (n != static_cast<ssize_t>(answer_size) || std::memcmp(pkt, "PDA1", 4) != 0 || get64(pkt + 4) != nonce ||
-            std::memcmp(pkt + 12, query + 12, 32) != 0)
-            continue;
-        std::uint16_t port = static_cast<std::uint16_t>(pkt[44] | pkt[45] << 8);
-        char ip[INET_ADDRSTRLEN];
-        ::inet_ntop(AF_INET, &from.sin_addr, ip, sizeof ip);
-        peers.insert(std::string(ip) + ":" + std::to_string(port));
-    }
-    ::close(s);
+    udp::endpoint from;
+    std::function<void()> receive = [&] {
+        s.async_receive_from(asio::buffer(pkt), from, [&](boost::system::error_code rec, std::size_t n) {
+            if (rec == asio::error::operation_aborted) return;
+            if (!rec && n == answer_size && std::memcmp(pkt, "PDA1", 4) == 0 && get64(pkt + 4) == nonce &&
+                std::memcmp(pkt + 12, query + 12, 32) == 0) {
+                std::uint16_t port = static_cast<std::uint16_t>(pkt[44] | pkt[45] << 8);
+                peers.insert(from.address().to_string() + ":" + std::to_string(port));
+            }
+            receive();
+        });
+    };
+    receive();
+    io.run_for(std::chrono::milliseconds(timeout));
     std::string list;
     for (auto &p : peers) list += p + "\n";
     if (out && out_size) std::snprintf(out, out_size, "%s", list.c_str());
