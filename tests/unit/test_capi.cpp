@@ -75,11 +75,18 @@ TEST(capi, misuse_never_crashes) {
     EXPECT_EQ(s, nullptr);
 }
 
+// An options struct filled with garbage first, then initialised: init must write every field
+// of the version, not rely on a zeroed struct.
+template <class Options>
+Options initialised(int (*init)(Options *, uint32_t), uint32_t version) {
+    Options o;
+    std::memset(&o, 0xAB, sizeof o);
+    EXPECT_EQ(init(&o, version), PD_OK) << pdtest::last_error();
+    return o;
+}
+
 TEST(capi, options_init_fills_the_defaults_of_a_known_version_only) {
-    // Garbage first: init must write every field of the version, not rely on a zeroed struct.
-    pd_session_options so;
-    std::memset(&so, 0xAB, sizeof so);
-    ASSERT_EQ(pd_session_options_init(&so, PD_SESSION_OPTIONS_VERSION), PD_OK);
+    auto so = initialised(pd_session_options_init, PD_SESSION_OPTIONS_VERSION);
     EXPECT_EQ(so.version, PD_SESSION_OPTIONS_VERSION);
     EXPECT_EQ(so.cache_dir, nullptr);
     EXPECT_EQ(so.fleet_key, nullptr);
@@ -88,17 +95,13 @@ TEST(capi, options_init_fills_the_defaults_of_a_known_version_only) {
     EXPECT_EQ(so.cache_quota_bytes, 0u);
     EXPECT_EQ(so.notify, nullptr);
     EXPECT_EQ(so.notify_user_data, nullptr);
-    pd_job_options jo;
-    std::memset(&jo, 0xAB, sizeof jo);
-    ASSERT_EQ(pd_job_options_init(&jo, PD_JOB_OPTIONS_VERSION), PD_OK);
+    auto jo = initialised(pd_job_options_init, PD_JOB_OPTIONS_VERSION);
     EXPECT_EQ(jo.version, PD_JOB_OPTIONS_VERSION);
     EXPECT_EQ(jo.destination, nullptr);
     EXPECT_EQ(jo.origin, nullptr);
     EXPECT_EQ(jo.pin, 0u);
     EXPECT_EQ(jo.delivery, static_cast<uint32_t>(PD_DELIVER_COPY));
-    pd_publish_options po;
-    std::memset(&po, 0xAB, sizeof po);
-    ASSERT_EQ(pd_publish_options_init(&po, PD_PUBLISH_OPTIONS_VERSION), PD_OK);
+    auto po = initialised(pd_publish_options_init, PD_PUBLISH_OPTIONS_VERSION);
     EXPECT_EQ(po.version, PD_PUBLISH_OPTIONS_VERSION);
     EXPECT_EQ(po.name, nullptr);
     EXPECT_EQ(po.origin, nullptr);
