@@ -17,13 +17,11 @@
 #include <boost/asio/ip/multicast.hpp>
 #include <boost/asio/ip/udp.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -59,8 +57,7 @@ struct backend {
     std::uint16_t port = 34329;
     asio::ip::address_v4 group;
     std::thread responder;
-    std::mutex rate_mu;
-    std::chrono::steady_clock::time_point window{};
+    std::chrono::steady_clock::time_point window{};  // answer rate: the responder thread's only
     unsigned answers_in_window = 0;
     std::uint8_t query_in[128];
     udp::endpoint query_from;
@@ -76,7 +73,6 @@ struct backend {
 
     bool allow_answer() {
         unsigned limit = static_cast<unsigned>(std::atoi(setting(host, "max_answers_per_second", "50").c_str()));
-        std::lock_guard lk(rate_mu);
         auto now = std::chrono::steady_clock::now();
         if (now - window >= std::chrono::seconds(1)) window = now, answers_in_window = 0;
         return ++answers_in_window <= limit;
@@ -84,7 +80,7 @@ struct backend {
 
     void receive_query() {
         sock.async_receive_from(asio::buffer(query_in), query_from, [this](boost::system::error_code ec, std::size_t n) {
-            if (ec == asio::error::operation_aborted) return;
+            if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) return;  // stopping
             if (!ec) answer(n);
             receive_query();
         });
