@@ -1,4 +1,7 @@
-// File storage: a local path or a mounted share.
+// File storage: a local path or a mounted share. Reads are positional (pread) because the
+// host reads one stream from several source I/O threads at once. The plugin links nothing
+// from the core, so its three OS calls stay here: a Windows build uses CreateFileW
+// (FILE_SHARE_READ), GetFileSizeEx and ReadFile with an OVERLAPPED offset instead.
 #include "source.h"
 
 #include <cerrno>
