@@ -120,7 +120,7 @@ def test_a_peer_killed_mid_transfer_leaves_the_others_completing(tmp_path, host_
 
 
 @root_only
-def test_a_rogue_socket_is_disconnected_while_everyone_else_keeps_going(tmp_path, host_bin, plugin_dir):
+def test_rogue_datagrams_and_sockets_are_shrugged_off_while_everyone_else_keeps_going(tmp_path, host_bin, plugin_dir):
     import subprocess
     rogue_bin = os.path.join(os.environ.get("PD_BUILD_DIR", ""), "tests", "pd_test_rogue")
     with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, p2p=True) as fleet:
@@ -129,6 +129,16 @@ def test_a_rogue_socket_is_disconnected_while_everyone_else_keeps_going(tmp_path
         fleet.agents["office-1"].ok("setting", key="peer.upload_rate_bytes", value=str(8 << 20))  # ~4 s of serving
         rogue = fleet.lab.add_device("office", "rogue")
         target = fleet.lab.device("office-1").ip + ":34760"
+        # Junk at the seeder's discovery port first: empty, short, wrong magic, a query for a
+        # label nobody has, oversized datagrams. Its responder must keep answering real queries.
+        junk = ("import os, socket\n"
+                "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                "for p in [b'', b'PDQ1', b'PDA1' + os.urandom(40), os.urandom(44), b'PDQ1' + os.urandom(40),\n"
+                "          b'PDQ1' + os.urandom(2000), os.urandom(60000)]:\n"
+                "    for _ in range(50):\n"
+                "        s.sendto(p, (%r, 34329))\n") % fleet.lab.device("office-1").ip
+        out = subprocess.run(fleet.lab.command(rogue, ["python3", "-c", junk]), capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
         jobs = fleet.deploy(manifest, url, devices=["office-2", "office-3"], dest_dir=str(tmp_path))
         # The rogue holds the fleet key (an insider), so it gets past the handshake too.
         out = subprocess.run(fleet.lab.command(rogue, [rogue_bin, target, os.path.join(str(tmp_path / "f"), "fleet.key")]),
