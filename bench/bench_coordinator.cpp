@@ -4,8 +4,9 @@
 // registrations and heartbeats per second, lookup latency p50/p99 as the client sees it
 // (request to reply, loopback), and the server's resident memory (VmRSS, VmHWM).
 // usage: pd_bench_coordinator PD_COORDINATOR [DEVICES] [OFFICES] [CLIENTS]
-#include "coordinator/protocol.h"
+#include "coordinator_client/protocol.h"
 #include "util/error.h"
+#include "util/key_file.h"
 
 #include <sodium.h>
 #include <sys/wait.h>
@@ -71,9 +72,8 @@ int main(int argc, char **argv) {
     }
     while (read_text(log).find("listening") == std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     std::uint64_t rss_idle = status_kib(server, "VmRSS:");
-    auto fleet_key = pd::coord::read_fleet_key(keyfile);
-    if (!fleet_key) return 1;
-    const std::uint8_t *key = fleet_key->data();
+    auto fleet_key = pd::read_fleet_key(keyfile);
+    const std::uint8_t *key = fleet_key.data();
 
     std::string csv = "name,parent,type,ranges\nCentral Office,,Default," + office_net(0) + ".0/24\n";
     for (int i = 1; i < offices; ++i)

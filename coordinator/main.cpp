@@ -2,11 +2,12 @@
 //   pd-coordinator init  --db PATH [--regenerate-key] [--key-out FILE]
 //   pd-coordinator serve --db PATH --listen IP:PORT [--heartbeat-ms N] [--bucket-bytes N]
 //   pd-coordinator admin --connect IP:PORT --key-file FILE OP [ARGS]
-#include "coordinator/protocol.h"
+#include "coordinator_client/protocol.h"
 #include "coordinator/server.h"
 #include "coordinator/store.h"
 #include "util/error.h"
 #include "util/hex.h"
+#include "util/key_file.h"
 
 #include <peerdist/common.h>
 
@@ -66,7 +67,7 @@ std::string read_file(const std::string &path) {
 }
 
 std::array<std::uint8_t, 32> parse_key(const std::string &text) {
-    auto key = pd::coord::parse_fleet_key(text);
+    auto key = pd::parse_fleet_key(text);
     if (!key) throw std::runtime_error("a fleet key is 64 hex digits");
     return *key;
 }

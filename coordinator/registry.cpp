@@ -1,5 +1,7 @@
 #include "coordinator/registry.h"
 
+#include "util/text.h"
+
 #include <algorithm>
 
 namespace pd::coord {

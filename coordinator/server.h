@@ -3,7 +3,7 @@
 // thread that owns the registry. Holds metadata only: content bytes never pass through it.
 #pragma once
 
-#include "coordinator/protocol.h"
+#include "coordinator_client/protocol.h"
 #include "coordinator/registry.h"
 
 #include <boost/asio/io_context.hpp>

@@ -1,5 +1,7 @@
 #include "coordinator/topology.h"
 
+#include "util/text.h"
+
 #include <boost/asio/ip/address.hpp>
 
 #include <algorithm>
@@ -112,13 +114,6 @@ static std::optional<std::vector<std::string>> split_csv(const std::string &line
         f = a == std::string::npos ? "" : f.substr(a, b - a + 1);
     }
     return out;
-}
-
-std::string csv_field(const std::string &f) {
-    if (f.find_first_of(",\"\n") == std::string::npos) return f;
-    std::string q = "\"";
-    for (char c : f) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return q + "\"";
 }
 
 topology topology::parse_csv(const std::string &text) {

@@ -27,10 +27,6 @@ struct ip_range {
     bool overlaps(const ip_range &o) const { return !(last < o.first || o.last < first); }
 };
 
-// One CSV field as RFC 4180 writes it: quoted (with "" for a quote) when it holds a comma,
-// a quote or a newline. Shared by every CSV the coordinator produces.
-std::string csv_field(const std::string &field);
-
 // Parses "10.1.0.0/24", "10.1.2.10-10.1.2.200", "10.1.2.7" or the IPv6 forms.
 std::optional<ip_range> parse_range(const std::string &text);
 // An address as the 16 bytes ranges compare; nullopt when it is not one.

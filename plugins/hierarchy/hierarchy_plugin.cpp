@@ -11,9 +11,10 @@
 // reached, its last answer for a content holds for outage_grace_ms (a restart does not send
 // a branch to the origin); after that the backend has no opinion and the core uses its other
 // sources, so a coordinator outage never stops a download.
-#include "coordinator/protocol.h"
+#include "coordinator_client/protocol.h"
 #include "util/error.h"
 #include "util/hex.h"
+#include "util/key_file.h"
 
 #include <peerdist/sys/plugin.h>
 
@@ -99,9 +100,13 @@ struct backend {
                 if (!last_error.empty()) log(PD_LOG_INFO, "coordinator " + coordinator + " reachable again");
                 last_error.clear();
                 return reply;
-            } catch (const pd::error &e) {
+            } catch (const std::exception &e) {
+                // Anything the client or a reply's JSON throws: the connection is dropped,
+                // never the agent (a wrong type in a reply is a nlohmann::json error).
                 client.reset();
-                if (attempt == 0 && e.code() != PD_E_AUTH && e.code() != PD_E_TIMEOUT) continue;
+                auto *pe = dynamic_cast<const pd::error *>(&e);
+                bool retry = pe && pe->code() != PD_E_AUTH && pe->code() != PD_E_TIMEOUT;
+                if (attempt == 0 && retry) continue;
                 if (last_error != e.what()) log(PD_LOG_WARN, e.what());
                 last_error = e.what();
                 throw;
@@ -159,7 +164,7 @@ struct backend {
                     // After the call: the first one registers and learns the interval.
                     next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(heartbeat_ms);
                 }
-            } catch (const pd::error &) {
+            } catch (const std::exception &) {
                 // Logged once by call(); the next round tries again (reports of this round are dropped).
                 next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(heartbeat_ms);
             }
@@ -186,7 +191,7 @@ struct backend {
             if (!reply.value("ok", false)) return std::nullopt;
             sources[id] = {reply, now};
             return reply;
-        } catch (const pd::error &) {
+        } catch (const std::exception &) {
             // A coordinator restart must not send a whole branch to the origin: the last
             // answer holds for a grace period, then the backend has no opinion.
             if (it != sources.end() && now - it->second.at_ms <= outage_grace_ms) return it->second.reply;
@@ -208,12 +213,12 @@ int32_t PD_CALLBACK hy_create(void **self, const pd_host_api *host, const char *
     b->timeout_ms = cfg.value("timeout_ms", 5000);
     b->outage_grace_ms = cfg.value("outage_grace_ms", 120000);
     if (!b->coordinator.empty()) {
-        auto key = pd::coord::read_fleet_key(cfg.value("fleet_key_file", std::string()));
-        if (!key) {
-            host->log(host->host, PD_LOG_ERROR, "fleet_key_file must hold the fleet key (64 hex digits)");
+        try {
+            b->key = pd::read_fleet_key(cfg.value("fleet_key_file", std::string()));
+        } catch (const std::exception &e) {
+            host->log(host->host, PD_LOG_ERROR, (std::string("fleet_key_file: ") + e.what()).c_str());
             return PD_PLUGIN_E_INVALID;
         }
-        b->key = *key;
         b->facts(nullptr);  // learns the device id
         b->agent = std::thread([p = b.get()] { p->run(); });
     }

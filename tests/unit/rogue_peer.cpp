@@ -2,10 +2,11 @@
 // oversized record, a truncated record and a malformed message, each on its own
 // connection, and checks that the agent answers every one with a disconnect.
 // usage: pd_test_rogue IP:PORT FLEET_KEY_FILE  (exit 0 when every case was disconnected)
-#include "coordinator/protocol.h"
+#include "coordinator_client/protocol.h"
 #include "net/secure_channel.h"
 #include "platform/socket.h"
 #include "util/error.h"
+#include "util/key_file.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -36,12 +37,14 @@ int main(int argc, char **argv) {
         return 2;
     }
     std::string address = argv[1];
-    auto fleet_key = pd::coord::read_fleet_key(argv[2]);
-    if (!fleet_key) {
-        std::fprintf(stderr, "pd_test_rogue: %s holds no fleet key\n", argv[2]);
+    pd::fleet_key fleet_key;
+    try {
+        fleet_key = pd::read_fleet_key(argv[2]);
+    } catch (const pd::error &e) {
+        std::fprintf(stderr, "pd_test_rogue: %s\n", e.what());
         return 2;
     }
-    const std::uint8_t *key = fleet_key->data();
+    const std::uint8_t *key = fleet_key.data();
     struct rogue_case {
         const char *name;
         std::function<void(int fd)> act;

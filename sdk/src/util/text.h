@@ -21,4 +21,13 @@ inline std::vector<std::string> split_list(const std::string &text, char sep) {
     return out;
 }
 
+// One CSV field as RFC 4180 writes it: quoted when it holds a comma, a quote or a line
+// break, or starts with '#' (which a reader would take for a comment line).
+inline std::string csv_field(const std::string &field) {
+    if (field.find_first_of(",\"\r\n") == std::string::npos && (field.empty() || field.front() != '#')) return field;
+    std::string quoted = "\"";
+    for (char c : field) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return quoted + "\"";
+}
+
 }  // namespace pd

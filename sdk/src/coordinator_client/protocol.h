@@ -20,12 +20,6 @@ using json = nlohmann::json;
 constexpr std::size_t max_part_bytes = 192 * 1024;
 constexpr std::size_t max_message_bytes = 64u << 20;
 
-// The fleet key as `pd-coordinator init --key-out` writes it: 64 hex digits, surrounding
-// whitespace allowed. nullopt when the text is anything else; read_fleet_key also when
-// the file cannot be read.
-std::optional<std::array<std::uint8_t, 32>> parse_fleet_key(std::string text);
-std::optional<std::array<std::uint8_t, 32>> read_fleet_key(const std::string &path);
-
 // The records (plaintext) that carry one message.
 std::vector<net::bytes> frame_message(const json &message);
 
@@ -44,7 +38,9 @@ private:
 // secure channel with the fleet key, then call() sends a request and waits for its reply.
 class coordinator_client {
 public:
-    // Throws PD_E_TIMEOUT / PD_E_IO / PD_E_AUTH ("shared key mismatch").
+    // `address` is host:port (util/endpoint.h); a name is resolved. Throws PD_E_INVALID (not
+    // host:port, or a name that does not resolve), PD_E_TIMEOUT, PD_E_IO, PD_E_AUTH ("shared
+    // key mismatch").
     coordinator_client(const std::string &address, const std::uint8_t fleet_key[32], int timeout_ms);
     ~coordinator_client();
     coordinator_client(const coordinator_client &) = delete;

@@ -1,4 +1,4 @@
-#include "coordinator/protocol.h"
+#include "coordinator_client/protocol.h"
 
 #include "platform/socket.h"
 #include "util/error.h"
@@ -8,24 +8,6 @@
 #include <sstream>
 
 namespace pd::coord {
-
-std::optional<std::array<std::uint8_t, 32>> parse_fleet_key(std::string text) {
-    auto first = text.find_first_not_of(" \t\r\n"), last = text.find_last_not_of(" \t\r\n");
-    text = first == std::string::npos ? "" : text.substr(first, last - first + 1);
-    auto raw = from_hex(text);
-    if (!raw || raw->size() != 32) return std::nullopt;
-    std::array<std::uint8_t, 32> key{};
-    std::copy(raw->begin(), raw->end(), key.begin());
-    return key;
-}
-
-std::optional<std::array<std::uint8_t, 32>> read_fleet_key(const std::string &path) {
-    std::ifstream in(path);
-    if (!in) return std::nullopt;
-    std::ostringstream text;
-    text << in.rdbuf();
-    return parse_fleet_key(text.str());
-}
 
 std::vector<net::bytes> frame_message(const json &message) {
     std::string text = message.dump();
