@@ -8,7 +8,7 @@
 #include "content/publication.h"
 #include "net/ledbat.h"
 #include "net/secure_channel.h"
-#include "net/wire.h"
+#include "peer/wire.h"
 #include "util/error.h"
 #include "util/hex.h"
 
@@ -55,9 +55,9 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     p.name = m.name;
     p.origin = "https://cdn.example/seed.bin";
     write_seed(dir, "publication", 3, p.sign(sk));
-    write_seed(dir, "wire-request", 4, pd::net::wire::encode(pd::net::wire::request{1, m.id, 0, 16}));
-    write_seed(dir, "wire-have", 4, pd::net::wire::encode(pd::net::wire::have{m.id, 5, 0, {0x1f}}));
-    write_seed(dir, "wire-timed-data", 4, pd::net::wire::encode(pd::net::wire::data{3, m.id, 1, std::vector<std::uint8_t>(64, 9), true, 777}));
+    write_seed(dir, "wire-request", 4, pd::peer::wire::encode(pd::peer::wire::request{1, m.id, 0, 16}));
+    write_seed(dir, "wire-have", 4, pd::peer::wire::encode(pd::peer::wire::have{m.id, 5, 0, {0x1f}}));
+    write_seed(dir, "wire-timed-data", 4, pd::peer::wire::encode(pd::peer::wire::data{3, m.id, 1, std::vector<std::uint8_t>(64, 9), true, 777}));
     pd::net::handshake client(pd::net::role::client, sk);
     write_seed(dir, "handshake", 5, client.hello());
     // Background controller: sends and deliveries 25 ms apart with a growing queue.
@@ -96,8 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             break;
         }
         case 4: {
-            auto m = pd::net::wire::decode(body, len);
-            if (pd::net::wire::encode(m) != std::vector<std::uint8_t>(body, body + len)) std::abort();
+            auto m = pd::peer::wire::decode(body, len);
+            if (pd::peer::wire::encode(m) != std::vector<std::uint8_t>(body, body + len)) std::abort();
             break;
         }
         case 5: {

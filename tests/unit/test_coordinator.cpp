@@ -3,7 +3,7 @@
 #include "helpers.h"
 
 #include "coordinator/election.h"
-#include "coordinator/protocol.h"
+#include "coordinator_client/protocol.h"
 #include "coordinator/registry.h"
 #include "coordinator/server.h"
 #include "coordinator/store.h"

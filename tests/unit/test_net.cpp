@@ -2,13 +2,14 @@
 #include "helpers.h"
 
 #include "net/secure_channel.h"
-#include "net/wire.h"
+#include "peer/wire.h"
 #include "util/bytes.h"
 
 #include <future>
 #include <sys/socket.h>
 
 using namespace pd::net;
+namespace wire = pd::peer::wire;
 
 namespace {
 

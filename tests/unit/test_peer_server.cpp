@@ -3,7 +3,7 @@
 
 #include "crypto/hash.h"
 #include "net/secure_channel.h"
-#include "net/wire.h"
+#include "peer/wire.h"
 #include "util/bytes.h"
 
 #include <arpa/inet.h>
@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 using namespace pd::net;
+namespace wire = pd::peer::wire;
 
 namespace {
 

@@ -3,7 +3,7 @@
 #include "helpers.h"
 
 #include "net/secure_channel.h"
-#include "net/wire.h"
+#include "peer/wire.h"
 
 #include <arpa/inet.h>
 #include <atomic>
@@ -164,6 +164,7 @@ struct silent_peer {
         ::setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         thread = std::thread([this, block_count] {
             using namespace pd::net;
+            namespace wire = pd::peer::wire;
             while (!stop) {
                 int fd = ::accept(listener, nullptr, nullptr);
                 if (fd < 0) continue;

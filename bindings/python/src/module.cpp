@@ -430,30 +430,35 @@ PYBIND11_MODULE(_native, mod) {
     mod.def("strerror", [](int code) { return std::string(pd_strerror(code)); });
     mod.def("plugin_dir_default", [] { return std::string(pd_plugin_dir_default()); });
 
-    py::class_<manifest, std::shared_ptr<manifest>>(mod, "Manifest")
-        .def_static("hash_file", &hash_file, py::arg("path"), py::arg("name") = py::none())
+    py::class_<manifest, std::shared_ptr<manifest>>(mod, "Manifest",
+                                                    "A content's manifest: its id, size, name and block hashes (docs/content-model.md).")
+        .def_static("hash_file", &hash_file, py::arg("path"), py::arg("name") = py::none(),
+                    "Hashes a file into a manifest (name: the file's base name when None).")
         .def_static("parse", [](py::bytes data) {
             std::string s = data;
             pd_manifest *m = nullptr;
             check(pd_manifest_parse(&m, s.data(), s.size()));
             return std::make_shared<manifest>(m);
-        })
+        }, py::arg("data"), "Parses a serialized manifest; raises peerdist.Error (INVALID, VERSION) on bad bytes.")
         .def_static("read", [](const std::string &path) {
             pd_manifest *m = nullptr;
             check(pd_manifest_read_file(&m, path.c_str()));
             return std::make_shared<manifest>(m);
-        })
+        }, py::arg("path"), "Reads and parses a manifest file.")
         .def("serialize", [](const manifest &m) {
             pd_buf b = PD_BUF_INIT;
             check(pd_manifest_serialize(&b, m.m));
             return take_buf(b);
-        })
-        .def("write", [](const manifest &m, const std::string &path) { check(pd_manifest_write_file(m.m, path.c_str())); })
-        .def_property_readonly("id", [](const manifest &m) { return id_hex(pd_manifest_id(m.m)); })
-        .def_property_readonly("size", [](const manifest &m) { return pd_manifest_size(m.m); })
-        .def_property_readonly("name", [](const manifest &m) { return std::string(pd_manifest_name(m.m)); })
-        .def_property_readonly("block_size", [](const manifest &m) { return pd_manifest_block_size(m.m); })
-        .def_property_readonly("block_count", [](const manifest &m) { return pd_manifest_block_count(m.m); });
+        }, "The manifest's bytes, as written by write().")
+        .def("write", [](const manifest &m, const std::string &path) { check(pd_manifest_write_file(m.m, path.c_str())); },
+             py::arg("path"), "Writes the manifest to a file atomically.")
+        .def_property_readonly("id", [](const manifest &m) { return id_hex(pd_manifest_id(m.m)); },
+                               "The content id (hex): SHA-256 of the canonical header and the segment hashes.")
+        .def_property_readonly("size", [](const manifest &m) { return pd_manifest_size(m.m); }, "The content's size in bytes.")
+        .def_property_readonly("name", [](const manifest &m) { return std::string(pd_manifest_name(m.m)); }, "The display name.")
+        .def_property_readonly("block_size", [](const manifest &m) { return pd_manifest_block_size(m.m); }, "Bytes per block.")
+        .def_property_readonly("block_count", [](const manifest &m) { return pd_manifest_block_count(m.m); },
+                               "Number of blocks (the last may be short).");
 
     py::class_<session>(mod, "Session")
         .def(py::init<const std::string &, std::uint64_t, std::uint32_t, std::uint32_t, std::uint32_t>(),

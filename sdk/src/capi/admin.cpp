@@ -1,7 +1,7 @@
 // pd_admin_*: the coordinator's admin operations over the C ABI (docs/coordinator.md).
 #include "capi/translate.h"
-#include "coordinator/protocol.h"
-#include "coordinator/topology.h"
+#include "coordinator_client/protocol.h"
+#include "util/text.h"
 #include "util/hex.h"
 
 #include <peerdist/admin.h>
@@ -107,7 +107,7 @@ PD_API int pd_admin_office_stats_csv(pd_buf *out, pd_admin *admin) {
         auto reply = call(admin, {{"op", "admin.stats"}});
         std::string csv = "office,origin_bytes,wan_bytes,lan_bytes\n";
         for (auto &o : reply["offices"]) {
-            csv += pd::coord::csv_field(o.value("office", std::string())) + "," + std::to_string(o.value("origin_bytes", 0ull)) + "," + std::to_string(o.value("wan_bytes", 0ull)) +
+            csv += pd::csv_field(o.value("office", std::string())) + "," + std::to_string(o.value("origin_bytes", 0ull)) + "," + std::to_string(o.value("wan_bytes", 0ull)) +
                    "," + std::to_string(o.value("lan_bytes", 0ull)) + "\n";
         }
         fill_buf(out, csv.data(), csv.size());

@@ -1,6 +1,6 @@
 #include "capi/translate.h"
 
-#include "core/job.h"
+#include "job/job.h"
 
 #include <peerdist/job.h>
 

@@ -1,6 +1,6 @@
 #include "core/session.h"
 
-#include "core/job.h"
+#include "job/job.h"
 #include "platform/file.h"
 #include "util/error.h"
 #include "util/hex.h"
@@ -141,7 +141,7 @@ session::session(const pd_session_options &o)
     set_device_overrides(nullptr);
     if (o.listen_addresses && *o.listen_addresses) {
         if (!fleet_key_) fail(PD_E_MISUSE, PD_CATEGORY_NET, "a session that listens for peers needs the fleet key");
-        peer_server_ = std::make_unique<peer_server>(*this, *fleet_key_);
+        peer_server_ = std::make_unique<peer::peer_server>(*this, *fleet_key_);
         bind_listeners(o.listen_addresses);
     }
     net_thread_ = std::thread([this] { net_.run(); });
@@ -236,8 +236,22 @@ void session::log(int level, const std::string &message) {
     events_.push(e);
 }
 
+void session::reserve_space(const store::hash &id, std::uint64_t size, const std::set<store::hash> &busy,
+                            std::uint64_t job_id) {
+    for (auto &[evicted, bytes] : store_->reserve(id, size, busy)) {
+        auto e = make_event(PD_EVENT_CACHE_EVICTED, job_id, ("evicted " + to_hex(evicted.data(), 32) + " to make room").c_str());
+        std::memcpy(e.content.bytes, evicted.data(), 32);
+        e.bytes_total = bytes;
+        events_.push(e);
+    }
+}
+
 void session::apply_setting(const std::string &key, const std::string &value) {
     settings_.set(key, value);
+    // Jobs run by a snapshot of their settings (job/job_settings.h): they read it again.
+    boost::asio::post(net_, [this] {
+        for (auto &[id, j] : jobs_) j->reload_settings();
+    });
     if (key == "store.quota_bytes" || key == "store.quota_percent")
         store_->set_quota({static_cast<std::uint64_t>(settings_.get_int("store.quota_bytes")),
                            static_cast<std::uint32_t>(settings_.get_int("store.quota_percent"))});
@@ -339,13 +353,7 @@ content::manifest session::publish(const std::string &path, const std::string &n
     if (add_to_cache) {
         auto busy = call([this] { return busy_contents(); });
         if (busy.count(m.id)) fail(PD_E_BUSY, PD_CATEGORY_STORE, "a job is fetching this content");
-        auto evicted = store_->reserve(m.id, m.size, busy);
-        for (auto &[eid, bytes] : evicted) {
-            auto e = make_event(PD_EVENT_CACHE_EVICTED, 0, ("evicted " + to_hex(eid.data(), 32) + " to make room").c_str());
-            std::memcpy(e.content.bytes, eid.data(), 32);
-            e.bytes_total = bytes;
-            events_.push(e);
-        }
+        reserve_space(m.id, m.size, busy, 0);
         platform::file src(path, platform::file::mode::read);
         auto dst = store_->open_data(m.id, m.size);
         platform::copy_file_data(src, dst, m.size);

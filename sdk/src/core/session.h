@@ -4,7 +4,7 @@
 #pragma once
 
 #include "core/event_queue.h"
-#include "core/peer_server.h"
+#include "peer/peer_server.h"
 #include "core/settings.h"
 #include "plugin_host/plugin_host.h"
 #include "store/block_store.h"
@@ -88,6 +88,10 @@ public:
     std::shared_ptr<job> find_job(std::uint64_t id) const;
     std::vector<std::uint64_t> job_ids() const;
     std::set<store::hash> busy_contents() const;
+    // Makes room in the cache for a content (block_store::reserve) and emits a
+    // PD_EVENT_CACHE_EVICTED for each content evicted to do so (`job_id`: the job that needed
+    // the room, 0 for a publication). Worker threads.
+    void reserve_space(const store::hash &id, std::uint64_t size, const std::set<store::hash> &busy, std::uint64_t job_id);
     // A job made blocks verified and durable: the peer server tells the clients following it.
     void blocks_verified(const store::hash &content, const std::vector<std::uint64_t> &blocks) {
         if (peer_server_) peer_server_->blocks_verified(content, blocks);
@@ -100,7 +104,9 @@ public:
     // The budget in force, bytes/s (0: none). Any thread.
     std::uint64_t wan_budget() const;
     // The peer server's counters (zero without listen addresses).
-    peer_server::counters serving_counters() const { return peer_server_ ? peer_server_->stats() : peer_server::counters{}; }
+    peer::peer_server::counters serving_counters() const {
+        return peer_server_ ? peer_server_->stats() : peer::peer_server::counters{};
+    }
 
     // Any thread.
     std::uint64_t node_id() const { return node_id_; }
@@ -136,7 +142,7 @@ private:
     void bind_listeners(const std::string &spec);
 
     std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> listeners_;
-    std::unique_ptr<peer_server> peer_server_;
+    std::unique_ptr<peer::peer_server> peer_server_;
     std::map<std::uint64_t, std::shared_ptr<job>> jobs_;  // network thread
     std::uint64_t next_job_id_ = 1;
     std::atomic<std::uint64_t> backend_wan_budget_{0};  // a backend's (coordinator's) office budget

@@ -1,13 +1,13 @@
-#include "core/background_path.h"
+#include "peer/background_path.h"
 
-#include "core/peer_link.h"
+#include "peer/peer_link.h"
 #include "util/clock.h"
 
 #include <algorithm>
 #include <chrono>
 #include <limits>
 
-namespace pd::core {
+namespace pd::peer {
 
 background_path::background_path(boost::asio::io_context &io, const net::ledbat_config &config, target_fn target,
                                  budget_fn budget)
@@ -81,4 +81,4 @@ void background_path::pump() {
     }
 }
 
-}  // namespace pd::core
+}  // namespace pd::peer

@@ -24,7 +24,7 @@
 #include <memory>
 #include <vector>
 
-namespace pd::core {
+namespace pd::peer {
 
 class peer_link;
 
@@ -69,4 +69,4 @@ private:
     std::int64_t yield_seen_us_ = -1;  // when the controller's state first differed from it
 };
 
-}  // namespace pd::core
+}  // namespace pd::peer

@@ -1,4 +1,4 @@
-#include "core/peer_link.h"
+#include "peer/peer_link.h"
 
 #include "util/clock.h"
 
@@ -11,7 +11,7 @@
 #include <optional>
 #include <utility>
 
-namespace pd::core {
+namespace pd::peer {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -69,10 +69,10 @@ void peer_link::connect(int timeout_ms, connect_fn done) {
         self->channel_->handshake([self](const error *why) {
             if (self->failed_) return;
             if (why) return self->fail(error(why->code(), PD_CATEGORY_NET, "peer " + self->address_ + ": " + why->what()));
-            net::wire::hello mine;
+            wire::hello mine;
             mine.node_id = self->own_node_id_;
-            mine.capabilities = net::wire::capability_timestamps;
-            self->channel_->send(net::wire::encode(mine));
+            mine.capabilities = wire::capability_timestamps;
+            self->channel_->send(wire::encode(mine));
             self->read_next();
         });
     });
@@ -82,9 +82,9 @@ void peer_link::read_next() {
     channel_->receive([self = shared_from_this()](const error *why, net::bytes plain) {
         if (self->failed_) return;
         if (why) return self->fail(error(why->code(), PD_CATEGORY_NET, "peer " + self->address_ + ": " + why->what()));
-        net::wire::message m;
+        wire::message m;
         try {
-            m = net::wire::decode(plain.data(), plain.size());
+            m = wire::decode(plain.data(), plain.size());
         } catch (const error &e) {
             return self->fail(error(e.code(), PD_CATEGORY_NET, "peer " + self->address_ + ": " + e.what()));
         }
@@ -95,12 +95,12 @@ void peer_link::read_next() {
     });
 }
 
-void peer_link::on_message(net::wire::message m) {
+void peer_link::on_message(wire::message m) {
     auto protocol_error = [this](const std::string &what) {
         fail(error(PD_E_INVALID, PD_CATEGORY_NET, "peer " + address_ + " " + what));
     };
     if (!ready_) {
-        auto *h = std::get_if<net::wire::hello>(&m);
+        auto *h = std::get_if<wire::hello>(&m);
         if (!h) return protocol_error("did not answer HELLO");
         node_id_ = h->node_id;
         ready_ = true;
@@ -108,7 +108,7 @@ void peer_link::on_message(net::wire::message m) {
         if (auto cb = std::exchange(on_connected_, nullptr)) cb(nullptr);
         return;
     }
-    if (auto *h = std::get_if<net::wire::have>(&m)) {
+    if (auto *h = std::get_if<wire::have>(&m)) {
         if (ops_.empty() || !ops_.front().is_have || h->content != ops_.front().content)
             return protocol_error("sent a HAVE nobody asked for");
         op o = std::move(ops_.front());
@@ -116,11 +116,11 @@ void peer_link::on_message(net::wire::message m) {
         if (h->block_count != o.block_count && h->block_count != 0)
             return protocol_error("describes the content with another block count");
         have_answer a;
-        a.fetching = (h->flags & net::wire::have_fetching) != 0;
+        a.fetching = (h->flags & wire::have_fetching) != 0;
         a.bitmap = std::move(h->bitmap);
         a.bitmap.resize(static_cast<std::size_t>((o.block_count + 7) / 8));
         o.on_have(nullptr, std::move(a));
-    } else if (auto *d = std::get_if<net::wire::data>(&m)) {
+    } else if (auto *d = std::get_if<wire::data>(&m)) {
         if (ops_.empty() || ops_.front().is_have) return protocol_error("sent a block that was not asked for");
         op &o = ops_.front();
         if (d->id != o.id || d->content != o.content || d->block != o.next_block)
@@ -163,7 +163,7 @@ void peer_link::on_message(net::wire::message m) {
             ops_.pop_front();
             finished.on_done(nullptr, {});
         }
-    } else if (auto *r = std::get_if<net::wire::reject>(&m)) {
+    } else if (auto *r = std::get_if<wire::reject>(&m)) {
         if (ops_.empty() || ops_.front().is_have || ops_.front().id != r->id)
             return protocol_error("rejected a request that is not outstanding");
         op o = std::move(ops_.front());
@@ -178,14 +178,14 @@ void peer_link::on_message(net::wire::message m) {
             return;
         }
         o.on_done(nullptr, reason);
-    } else if (auto *g = std::get_if<net::wire::goodbye>(&m)) {
+    } else if (auto *g = std::get_if<wire::goodbye>(&m)) {
         fail(error(PD_E_IO, PD_CATEGORY_NET, "peer " + address_ + " said goodbye: " + g->reason));
-    } else if (auto *delta = std::get_if<net::wire::have_delta>(&m)) {
+    } else if (auto *delta = std::get_if<wire::have_delta>(&m)) {
         if (on_delta_) on_delta_(delta->content, delta->blocks);
-    } else if (std::holds_alternative<net::wire::pong>(m)) {
+    } else if (std::holds_alternative<wire::pong>(m)) {
         // Not asked for by this client; harmless.
     } else {
-        protocol_error(std::string("sent ") + net::wire::name(m) + " to a client");
+        protocol_error(std::string("sent ") + wire::name(m) + " to a client");
     }
 }
 
@@ -200,7 +200,7 @@ void peer_link::query_have(const content::hash &id, std::uint64_t block_count, h
     o.block_count = block_count;
     o.on_have = std::move(done);
     ops_.push_back(std::move(o));
-    channel_->send(net::wire::encode(net::wire::have{id, 0, 0, {}}));
+    channel_->send(wire::encode(wire::have{id, 0, 0, {}}));
     if (ops_.size() == 1) arm_timer();
 }
 
@@ -233,9 +233,9 @@ void peer_link::send_request(op o, std::uint64_t first, std::uint32_t count) {
     o.next_block = first;
     o.remaining = count;
     o.sent_us = steady_now_us();
-    auto request = net::wire::request{o.id, o.content, first, count};
+    auto request = wire::request{o.id, o.content, first, count};
     ops_.push_back(std::move(o));
-    channel_->send(net::wire::encode(request));
+    channel_->send(wire::encode(request));
     if (ops_.size() == 1) arm_timer();
 }
 
@@ -341,4 +341,4 @@ void peer_link::fail(const error &why) {
         if (!p->finished) finish_paced(p, &why, {});
 }
 
-}  // namespace pd::core
+}  // namespace pd::peer

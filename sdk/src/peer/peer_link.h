@@ -5,9 +5,9 @@
 // failed, and every outstanding operation gets the error.
 #pragma once
 
-#include "core/background_path.h"
+#include "peer/background_path.h"
 #include "net/async_channel.h"
-#include "net/wire.h"
+#include "peer/wire.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-namespace pd::core {
+namespace pd::peer {
 
 class peer_link : public std::enable_shared_from_this<peer_link> {
 public:
@@ -112,7 +112,7 @@ private:
     // Background: the bytes of the answer being read leave the path's window as they arrive.
     void count_answers_as_they_drain();
     void finish_paced(const std::shared_ptr<paced_request> &p, const error *why, const std::string &rejected);
-    void on_message(net::wire::message m);
+    void on_message(wire::message m);
     void fail(const error &why);
     void arm_timer();
     error closed_error() const { return error(PD_E_IO, PD_CATEGORY_NET, "peer " + address_ + ": connection is closed"); }
@@ -139,4 +139,4 @@ private:
     bool ready_ = false, failed_ = false;
 };
 
-}  // namespace pd::core
+}  // namespace pd::peer

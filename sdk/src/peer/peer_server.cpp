@@ -1,4 +1,4 @@
-#include "core/peer_server.h"
+#include "peer/peer_server.h"
 
 #include "core/event_queue.h"
 #include "core/session.h"
@@ -9,7 +9,7 @@
 
 #include <cstring>
 
-namespace pd::core {
+namespace pd::peer {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -72,34 +72,34 @@ private:
     }
 
     void on_record(const net::bytes &plain) {
-        net::wire::message m;
+        wire::message m;
         try {
-            m = net::wire::decode(plain.data(), plain.size());
+            m = wire::decode(plain.data(), plain.size());
         } catch (const error &e) {
             ++server_.counters_.connections_refused;
             return close(e.what(), true);
         }
-        if (auto *hello = std::get_if<net::wire::hello>(&m)) {
-            timestamps_ = (hello->capabilities & net::wire::capability_timestamps) != 0;
-            net::wire::hello h;
+        if (auto *hello = std::get_if<wire::hello>(&m)) {
+            timestamps_ = (hello->capabilities & wire::capability_timestamps) != 0;
+            wire::hello h;
             h.node_id = server_.session_.node_id();
-            h.capabilities = net::wire::capability_timestamps;
-            channel_->send(net::wire::encode(h));
-        } else if (auto *h = std::get_if<net::wire::have>(&m)) {
+            h.capabilities = wire::capability_timestamps;
+            channel_->send(wire::encode(h));
+        } else if (auto *h = std::get_if<wire::have>(&m)) {
             // The client follows this content from now on: HAVE_DELTAs keep it current.
             if (interests_.size() < max_interests) interests_.insert(h->content);
             return send_have(h->content);  // reads the next record when the answer is queued
-        } else if (auto *r = std::get_if<net::wire::request>(&m)) {
+        } else if (auto *r = std::get_if<wire::request>(&m)) {
             return serve_request(*r);  // reads the next record when the blocks are queued
-        } else if (auto *p = std::get_if<net::wire::ping>(&m)) {
-            channel_->send(net::wire::encode(net::wire::pong{p->sent_us, static_cast<std::uint64_t>(steady_now_us())}));
-        } else if (std::holds_alternative<net::wire::goodbye>(m)) {
+        } else if (auto *p = std::get_if<wire::ping>(&m)) {
+            channel_->send(wire::encode(wire::pong{p->sent_us, static_cast<std::uint64_t>(steady_now_us())}));
+        } else if (std::holds_alternative<wire::goodbye>(m)) {
             return close("said goodbye", false);
-        } else if (std::holds_alternative<net::wire::cancel>(m) || std::holds_alternative<net::wire::have_delta>(m) ||
-                   std::holds_alternative<net::wire::pong>(m)) {
+        } else if (std::holds_alternative<wire::cancel>(m) || std::holds_alternative<wire::have_delta>(m) ||
+                   std::holds_alternative<wire::pong>(m)) {
             // Requests are answered in order and at once; nothing to cancel. Deltas are for clients.
         } else {
-            return close(std::string("unexpected ") + net::wire::name(m) + " from a client", true);
+            return close(std::string("unexpected ") + wire::name(m) + " from a client", true);
         }
         read_record();
     }
@@ -107,15 +107,15 @@ private:
 public:
     void push_delta(const content::hash &content, const std::vector<std::uint64_t> &blocks) {
         if (closed_ || !interests_.count(content)) return;
-        for (std::size_t i = 0; i < blocks.size(); i += net::wire::max_have_delta) {
-            auto end = std::min(blocks.size(), i + net::wire::max_have_delta);
-            net::wire::have_delta d{content, std::vector<std::uint64_t>(blocks.begin() + static_cast<std::ptrdiff_t>(i),
+        for (std::size_t i = 0; i < blocks.size(); i += wire::max_have_delta) {
+            auto end = std::min(blocks.size(), i + wire::max_have_delta);
+            wire::have_delta d{content, std::vector<std::uint64_t>(blocks.begin() + static_cast<std::ptrdiff_t>(i),
                                                                          blocks.begin() + static_cast<std::ptrdiff_t>(end))};
             // While a worker seals an answer the sealer is its; the delta follows the answer.
             if (answering_)
-                deferred_.push_back(net::wire::encode(d));
+                deferred_.push_back(wire::encode(d));
             else
-                channel_->send(net::wire::encode(d));
+                channel_->send(wire::encode(d));
         }
     }
 
@@ -130,20 +130,20 @@ private:
         auto self = shared_from_this();
         answering_ = true;
         asio::post(server_.session_.workers(), [self, build = std::move(build)] {
-            std::vector<net::wire::message> out = build(self->server_.session_);
+            std::vector<wire::message> out = build(self->server_.session_);
             std::size_t bytes = 0, blocks = 0;
             // A record, or a TIMED_DATA left to stamp and seal on the network thread as it is
             // queued: stamped here, the worker's hand-off to the network thread would count as
             // path delay (a busy serving device's scheduling read as WAN queue).
-            std::vector<std::pair<net::bytes, std::optional<net::wire::data>>> records;
+            std::vector<std::pair<net::bytes, std::optional<wire::data>>> records;
             for (auto &msg : out) {
-                auto *d = std::get_if<net::wire::data>(&msg);
+                auto *d = std::get_if<wire::data>(&msg);
                 if (d) bytes += d->bytes.size(), ++blocks;
                 if (d && d->timed) {
                     records.emplace_back(net::bytes{}, std::move(*d));
                     continue;
                 }
-                auto plain = net::wire::encode(msg);
+                auto plain = wire::encode(msg);
                 records.emplace_back(self->channel_->sealer().seal(plain.data(), plain.size()), std::nullopt);
             }
             asio::post(self->idle_.get_executor(), [self, records = std::move(records), bytes, blocks]() mutable {
@@ -155,7 +155,7 @@ private:
                     for (auto &[sealed, timed] : records) {
                         if (timed) {
                             timed->sent_us = static_cast<std::uint64_t>(steady_now_us());
-                            self->channel_->send(net::wire::encode(*timed));
+                            self->channel_->send(wire::encode(*timed));
                         } else {
                             self->channel_->send_sealed(std::move(sealed));
                         }
@@ -176,9 +176,9 @@ private:
 
     void send_have(const content::hash &id) {
         answer_on_worker([id](session &sess) {
-            net::wire::have h;
+            wire::have h;
             h.content = id;
-            h.flags = sess.is_fetching(id) ? net::wire::have_fetching : 0;
+            h.flags = sess.is_fetching(id) ? wire::have_fetching : 0;
             try {
                 if (auto rec = sess.store().get(id)) {
                     auto m = sess.store().manifest(id);
@@ -190,20 +190,20 @@ private:
                 h.block_count = 0;  // an unreadable index holds nothing to offer
                 h.bitmap.clear();
             }
-            return std::vector<net::wire::message>{std::move(h)};
+            return std::vector<wire::message>{std::move(h)};
         });
     }
 
-    void serve_request(net::wire::request r) {
+    void serve_request(wire::request r) {
         answer_on_worker([r, timestamps = timestamps_](session &sess) {
-            std::vector<net::wire::message> out;
+            std::vector<wire::message> out;
             try {
                 auto rec = sess.store().get(r.content);
                 auto m = rec ? sess.store().manifest(r.content) : nullptr;
                 if (!rec || !m) {
-                    out.push_back(net::wire::reject{r.id, 1, "content not held"});
+                    out.push_back(wire::reject{r.id, 1, "content not held"});
                 } else if (r.first_block + r.count > m->block_count()) {
-                    out.push_back(net::wire::reject{r.id, 2, "request beyond the content"});
+                    out.push_back(wire::reject{r.id, 2, "request beyond the content"});
                 } else {
                     // Only blocks whose verified bit is set (durable and hash-checked) leave:
                     // the leading run of held blocks is sent, the first missing one rejected.
@@ -212,7 +212,7 @@ private:
                     if (end > r.first_block) {
                         platform::file f(sess.store().data_path(r.content), platform::file::mode::read);
                         for (std::uint64_t b = r.first_block; b < end; ++b) {
-                            net::wire::data d{r.id, r.content, b, std::vector<std::uint8_t>(m->block_length(b))};
+                            wire::data d{r.id, r.content, b, std::vector<std::uint8_t>(m->block_length(b))};
                             if (f.pread(m->block_offset(b), d.bytes.data(), d.bytes.size()) != d.bytes.size())
                                 pd::fail(PD_E_IO, PD_CATEGORY_STORE, "cached data file is short");
                             d.timed = timestamps;  // stamped when queued (answer_on_worker)
@@ -220,11 +220,11 @@ private:
                         }
                     }
                     if (end < r.first_block + r.count)
-                        out.push_back(net::wire::reject{r.id, 3, "block " + std::to_string(end) + " not held"});
+                        out.push_back(wire::reject{r.id, 3, "block " + std::to_string(end) + " not held"});
                 }
             } catch (const error &e) {
                 out.clear();
-                out.push_back(net::wire::reject{r.id, 4, e.what()});
+                out.push_back(wire::reject{r.id, 4, e.what()});
             }
             return out;
         });
@@ -305,4 +305,4 @@ std::chrono::steady_clock::duration peer_server::reserve_upload(std::size_t byte
     return start - now;
 }
 
-}  // namespace pd::core
+}  // namespace pd::peer

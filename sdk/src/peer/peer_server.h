@@ -5,7 +5,7 @@
 #pragma once
 
 #include "net/secure_channel.h"
-#include "net/wire.h"
+#include "peer/wire.h"
 
 #include <utility>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,8 +18,12 @@
 #include <set>
 
 namespace pd::core {
-
 class session;
+}
+
+namespace pd::peer {
+
+using core::session;
 
 class peer_server {
 public:
@@ -58,4 +62,4 @@ private:
     bool stopped_ = false;
 };
 
-}  // namespace pd::core
+}  // namespace pd::peer

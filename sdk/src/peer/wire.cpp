@@ -1,9 +1,9 @@
-#include "net/wire.h"
+#include "peer/wire.h"
 
 #include "util/bytes.h"
 #include "util/error.h"
 
-namespace pd::net::wire {
+namespace pd::peer::wire {
 
 namespace {
 
@@ -175,4 +175,4 @@ const char *name(const message &m) {
     return names[m.index()];
 }
 
-}  // namespace pd::net::wire
+}  // namespace pd::peer::wire

@@ -10,7 +10,7 @@
 #include <variant>
 #include <vector>
 
-namespace pd::net::wire {
+namespace pd::peer::wire {
 
 using content::hash;
 
@@ -68,4 +68,4 @@ std::vector<std::uint8_t> encode(const message &m);
 message decode(const std::uint8_t *p, std::size_t len);
 const char *name(const message &m);
 
-}  // namespace pd::net::wire
+}  // namespace pd::peer::wire

@@ -1,6 +1,9 @@
 #include "plugin_host/plugin_host.h"
 
 #include "util/error.h"
+#include "util/text.h"
+
+#include <cstring>
 
 #include <boost/dll/shared_library.hpp>
 
@@ -18,6 +21,82 @@ namespace fs = std::filesystem;
 static std::mutex &load_mutex() {
     static std::mutex m;
     return m;
+}
+
+namespace {
+
+// The C view of a content_ref; valid while `c` lives.
+pd_content_ref c_ref(const content_ref &c) {
+    pd_content_ref ref{};
+    ref.struct_size = sizeof ref;
+    std::memcpy(ref.id, c.id.data(), c.id.size());
+    ref.size = c.size;
+    ref.name = c.name.c_str();
+    ref.origin = c.origin.c_str();
+    ref.job_id = c.job_id;
+    return ref;
+}
+
+// A plugin's failure as a pd::error: its code when it is one of ours (the plugin ABI's codes
+// are pd_error_code values), its reason when it gave one.
+[[noreturn]] void plugin_failed(const std::string &prefix, int rc, const char *message, const char *fallback) {
+    int code = rc < 0 && rc >= PD_E_NO_SOURCE ? rc : PD_E_PLUGIN;
+    fail(code, PD_CATEGORY_PLUGIN, prefix + (message[0] ? message : fallback));
+}
+
+}  // namespace
+
+stream::~stream() { backend_->vtable().close(backend_->self(), handle_); }
+
+void stream::read(std::uint64_t offset, void *buffer, std::size_t length) const {
+    char message[512] = "";
+    std::size_t got = 0;
+    int rc = backend_->vtable().read(backend_->self(), handle_, offset, buffer, length, &got, message, sizeof message);
+    if (rc != PD_PLUGIN_OK) plugin_failed("", rc, message, "read failed");
+    if (got != length)
+        fail(PD_E_IO, PD_CATEGORY_PLUGIN,
+             "short read: " + std::to_string(got) + " of " + std::to_string(length) +
+                 " bytes at offset " + std::to_string(offset));
+}
+
+std::shared_ptr<stream> backend::open(const content_ref &content) const {
+    if (!can_stream()) fail(PD_E_NOT_FOUND, PD_CATEGORY_PLUGIN, name_ + ": serves no data");
+    auto ref = c_ref(content);
+    char message[512] = "";
+    void *handle = nullptr;
+    int rc = vtable_.open(self_, &handle, &ref, message, sizeof message);
+    if (rc == PD_PLUGIN_OK && handle) return std::shared_ptr<stream>(new stream(shared_from_this(), handle));
+    plugin_failed(name_ + ": ", rc == PD_PLUGIN_OK ? PD_E_PLUGIN : rc, message, "cannot serve this content");
+}
+
+std::vector<std::string> backend::find_peers(const content_ref &content) const {
+    if (!can_find_peers()) return {};
+    auto ref = c_ref(content);
+    std::vector<char> out(16384);
+    if (vtable_.find_peers(self_, &ref, out.data(), out.size()) <= 0) return {};
+    out.back() = '\0';  // a plugin that fills the buffer without a terminator
+    return split_list(out.data(), '\n');
+}
+
+std::optional<bool> backend::origin_allowed(const content_ref &content) const {
+    if (!has_origin_policy()) return std::nullopt;
+    auto ref = c_ref(content);
+    int rc = vtable_.origin_allowed(self_, &ref);
+    if (rc == 0 || rc == 1) return rc == 1;
+    return std::nullopt;
+}
+
+void backend::content_available(const content_ref &content) const {
+    if (!vtable_.content_available) return;
+    auto ref = c_ref(content);
+    vtable_.content_available(self_, &ref);
+}
+
+void backend::job_finished(const content_ref &content, int state, const std::uint64_t *bytes_by_source,
+                           std::size_t classes) const {
+    if (!vtable_.job_finished) return;
+    auto ref = c_ref(content);
+    vtable_.job_finished(self_, &ref, state, bytes_by_source, classes);
 }
 
 backend::~backend() {

@@ -5,6 +5,7 @@
 
 #include <peerdist/sys/plugin.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -35,7 +36,36 @@ struct host_services {
 };
 
 class backend;
-struct host_services;
+
+// The content a backend is asked about (pd_content_ref, owned).
+struct content_ref {
+    std::array<std::uint8_t, 32> id{};
+    std::uint64_t size = 0;
+    std::string name;
+    std::string origin;  // the recorded origin locator, or ""
+    std::uint64_t job_id = 0;
+};
+
+// An open stream of one backend's bytes for a content; closed when the last owner lets go.
+// Reads may run on several source I/O threads at once (the plugin ABI allows it).
+class stream {
+public:
+    ~stream();
+    stream(const stream &) = delete;
+    stream &operator=(const stream &) = delete;
+    const backend &source() const { return *backend_; }
+    // Reads exactly `length` bytes at `offset`, or throws pd::error: the plugin's code
+    // (PD_E_CANCELLED when the job stopped, PD_E_CHANGED when the origin's bytes changed)
+    // with its reason, or PD_E_IO for a short read. One call, no retry: the backend owns
+    // retries (docs/architecture.md, "Reads and retries"). Blocking: source I/O threads.
+    void read(std::uint64_t offset, void *buffer, std::size_t length) const;
+
+private:
+    friend class backend;
+    stream(std::shared_ptr<const backend> b, void *handle) : backend_(std::move(b)), handle_(handle) {}
+    std::shared_ptr<const backend> backend_;
+    void *handle_;
+};
 
 // What pd_host_api's `host` pointer points at: the backend it was lent to.
 struct host_context {
@@ -43,7 +73,7 @@ struct host_context {
     host_services *services;
 };
 
-class backend {
+class backend : public std::enable_shared_from_this<backend> {
 public:
     ~backend();
     backend(const backend &) = delete;
@@ -59,6 +89,21 @@ public:
     bool can_stream() const { return vtable_.open != nullptr; }
     bool can_find_peers() const { return vtable_.find_peers != nullptr; }
     bool has_origin_policy() const { return vtable_.origin_allowed != nullptr; }
+
+    // The hooks, typed. The blocking ones run on source I/O threads (plugin ABI); each
+    // throws pd::error with the plugin's code and reason, never returns a code.
+    //
+    // Opens a stream of the content: PD_E_NOT_FOUND when this backend cannot serve it (the
+    // caller tries the next source), PD_E_CHANGED when the origin no longer matches.
+    std::shared_ptr<stream> open(const content_ref &content) const;
+    // Peers that may hold blocks of the content, one "ip:port" or "ip:port wan" each;
+    // empty when the backend finds none or cannot look.
+    std::vector<std::string> find_peers(const content_ref &content) const;
+    // May this device fetch the content from the origin now? nullopt: no opinion.
+    std::optional<bool> origin_allowed(const content_ref &content) const;
+    // Network thread: the device holds a complete, verified content / a job ended.
+    void content_available(const content_ref &content) const;
+    void job_finished(const content_ref &content, int state, const std::uint64_t *bytes_by_source, std::size_t classes) const;
 
 private:
     friend class plugin_host;

@@ -1,0 +1,58 @@
+// The worker side of a job's fetching: what a piece fetch brings back, and the functions that
+// verify blocks against the manifest before anything is written. They run on source I/O
+// threads and workers and touch only what they are given.
+#pragma once
+
+#include "content/manifest.h"
+#include "job/piece_picker.h"
+#include "plugin_host/plugin_host.h"
+#include "platform/file.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pd::peer {
+struct peer_slot;
+}
+
+namespace pd::core {
+
+// One fetch of one piece, as it comes back to the network thread.
+struct piece_result {
+    std::uint32_t index = 0;
+    piece_picker::piece piece{};
+    std::shared_ptr<plugin_host::stream> stream;  // the origin-side stream the bytes came from, or
+    std::shared_ptr<peer::peer_slot> peer;        // the peer they came from
+    std::uint32_t source_class = PD_SOURCE_ORIGIN;
+    std::string source_name;
+    std::string rejected;                         // a peer's REJECT reason
+    std::vector<std::uint64_t> good;              // verified and written
+    std::vector<std::uint64_t> bad;               // failed verification, discarded
+    std::uint64_t bytes_fetched = 0;
+    int error = 0;
+    bool fatal = false;    // a local failure (disk): the job fails
+    bool aborted = false;  // stopped by pause/cancel: requeued silently
+    std::string message;
+};
+
+// Reads the piece from `stream` in one call and writes each block of `wanted` that verifies
+// (source I/O thread). Failures land in `r`.
+void read_piece(const content::manifest &m, const platform::file &file, const plugin_host::stream &stream,
+                const std::vector<std::uint64_t> &wanted, piece_result &r);
+
+// Writes one block from a peer if it has the block's length and hash (worker). False when
+// it does not verify; throws pd::error when writing fails.
+bool write_verified_block(const content::manifest &m, const platform::file &file, std::uint64_t block,
+                          const std::vector<std::uint8_t> &bytes);
+
+// End to end: re-reads blocks [first, last) from disk and re-hashes them (worker); with
+// `only`, just the blocks it holds. Throws PD_E_INTEGRITY naming the first bad block (after
+// `unmark` took it out of the index), PD_E_CANCELLED once `stopped()` says so.
+void verify_on_disk(const content::manifest &m, const platform::file &file, std::uint64_t first, std::uint64_t last,
+                    const block_bitmap *only, const std::function<bool()> &stopped,
+                    const std::function<void(std::uint64_t)> &unmark);
+
+}  // namespace pd::core

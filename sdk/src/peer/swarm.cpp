@@ -1,0 +1,270 @@
+#include "peer/swarm.h"
+
+#include "core/session.h"
+#include "store/block_store.h"
+
+#include <algorithm>
+
+namespace pd::peer {
+
+swarm::swarm(core::session &s, content::hash content, std::uint64_t block_count, std::uint32_t block_size,
+             std::uint64_t job_id, std::weak_ptr<listener> owner)
+    : session_(s), content_(content), block_count_(block_count), block_size_(block_size), job_id_(job_id),
+      owner_(std::move(owner)) {}
+
+void swarm::consider(const std::vector<std::string> &lines) {
+    auto own = session_.listen_addresses();
+    std::int64_t now = store::now_ms();
+    std::set<std::string> listed;
+    for (auto &line : lines) listed.insert(line.substr(0, line.find(' ')));
+    for (auto &p : std::vector<std::shared_ptr<peer_slot>>(peers_))
+        if (p->wan() && !listed.count(p->link->address())) {
+            session_.log(PD_LOG_INFO, "job " + std::to_string(job_id_) + ": WAN peer " + p->link->address() +
+                                          " is no longer a source of this device");
+            remove(p, "no longer a source");
+        }
+    for (auto &line : lines) {
+        auto space = line.find(' ');
+        std::string address = line.substr(0, space);
+        bool wan = space != std::string::npos && line.substr(space + 1) == "wan";
+        if (known_.count(address) || std::find(own.begin(), own.end(), address) != own.end()) continue;
+        auto b = backoff_.find(address);
+        if (b != backoff_.end() && now < b->second.second) continue;
+        known_.insert(address);
+        connect(address, wan ? PD_SOURCE_WAN : PD_SOURCE_LAN);
+    }
+    if (!connecting_) connection_settled();
+}
+
+// One window for every link across this office's WAN link (they share it); a LAN peer's
+// path is its own.
+std::shared_ptr<background_path> swarm::path_for(bool wan) {
+    net::ledbat_config cc;
+    auto target = [s = &session_] { return s->config().get_int("wan.target_delay_ms") * 1000; };
+    cc.target_us = target();
+    if (!wan) return std::make_shared<background_path>(session_.net(), cc, target);
+    if (!wan_path_)
+        wan_path_ = std::make_shared<background_path>(session_.net(), cc, target,
+                                                      [s = &session_](std::uint64_t bytes) { return s->take_wan_budget(bytes); });
+    return wan_path_;
+}
+
+void swarm::connect(const std::string &address, std::uint32_t source_class) {
+    ++connecting_;
+    bool wan = source_class == PD_SOURCE_WAN;
+    auto link = std::make_shared<peer_link>(session_.net(), address, *session_.fleet_key(), session_.node_id());
+    link->set_request_timeout(settings_.request_timeout_ms);
+    std::weak_ptr<swarm> weak = shared_from_this();
+    if (wan ? settings_.wan_background : settings_.lan_background) {
+        link->set_background(path_for(wan), block_size_);
+        std::string who = (wan ? "WAN peer " : "peer ") + address;
+        link->on_yield_change([weak, who](bool yielding, std::int64_t queue_us, std::int64_t target_us) {
+            auto self = weak.lock();
+            auto owner = self ? self->owner_.lock() : nullptr;
+            if (owner && owner->wants_peers()) owner->on_yield(who, yielding, queue_us, target_us);
+        });
+    }
+    auto self = shared_from_this();
+    auto give_up = [self, address](const std::string &why) {
+        self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->job_id_) + ": " + why);
+        self->forget(address);
+        self->connection_settled();
+    };
+    link->connect(settings_.connect_timeout_ms, [self, link, give_up, source_class](const error *why) {
+        if (why) return give_up(why->what());
+        if (link->node_id() == self->session_.node_id()) {
+            // Discovery also finds this device itself (it answers its own query): the
+            // address stays known so it is not dialled again.
+            link->close("this device itself");
+            return self->connection_settled();
+        }
+        link->query_have(self->content_, self->block_count_,
+                         [self, link, give_up, source_class](const error *failed, peer_link::have_answer a) {
+                             if (failed) return give_up(failed->what());
+                             auto owner = self->owner_.lock();
+                             if (!owner || !owner->wants_peers()) {
+                                 link->close("job ended");
+                                 return self->connection_settled();
+                             }
+                             auto slot = std::make_shared<peer_slot>();
+                             slot->id = self->next_id_++;
+                             slot->link = link;
+                             slot->source_class = source_class;
+                             slot->have = block_bitmap(self->block_count_);
+                             self->set_have(*slot, block_bitmap(std::move(a.bitmap), self->block_count_), a.fetching);
+                             slot->grew_ms = slot->have_ms;
+                             self->watch_deltas(slot);
+                             self->peers_.push_back(slot);
+                             self->session_.log(PD_LOG_INFO, "job " + std::to_string(self->job_id_) + ": peer " +
+                                                                 link->address() + " holds " + std::to_string(slot->have.count()) +
+                                                                 " of " + std::to_string(self->block_count_) + " blocks");
+                             self->connection_settled();
+                             owner->on_peer_joined(slot);
+                         });
+    });
+}
+
+// The peer pushes HAVE_DELTAs from now on: only its own pipeline can fill from one.
+// (Dispatching every peer on every delta cost 16 devices on two cores more CPU than the
+// transfers.)
+void swarm::watch_deltas(const std::shared_ptr<peer_slot> &slot) {
+    std::weak_ptr<swarm> weak_self = shared_from_this();
+    std::weak_ptr<peer_slot> weak_slot = slot;
+    slot->link->on_have_delta([weak_self, weak_slot](const content::hash &id, const std::vector<std::uint64_t> &blocks) {
+        auto self = weak_self.lock();
+        auto peer = weak_slot.lock();
+        if (!self || !peer || id != self->content_) return;
+        auto owner = self->owner_.lock();
+        if (!owner || !owner->wants_peers()) return;
+        auto bits = peer->have;
+        for (auto b : blocks) bits.set(b);
+        self->set_have(*peer, std::move(bits), peer->fetching);
+        owner->on_peer_gained(peer, false);
+    });
+}
+
+void swarm::connection_settled() {
+    if (connecting_ && --connecting_) return;
+    if (!discovering_) return;
+    discovering_ = false;
+    if (!first_round_done_) first_round_ms_ = store::now_ms();
+    first_round_done_ = true;
+    if (auto owner = owner_.lock()) owner->on_round_done();
+}
+
+std::vector<std::shared_ptr<peer_slot>> swarm::fastest_first() const {
+    auto order = peers_;
+    std::stable_sort(order.begin(), order.end(), [](auto &a, auto &b) { return a->rate > b->rate; });
+    return order;
+}
+
+std::shared_ptr<peer_slot> swarm::find(std::uint64_t id) const {
+    for (auto &p : peers_)
+        if (p->id == id) return p;
+    return nullptr;
+}
+
+bool swarm::all_refreshed_since(std::int64_t since_ms) const {
+    return std::all_of(peers_.begin(), peers_.end(), [&](auto &p) { return p->have_ms >= since_ms; });
+}
+
+// Takes a refreshed bitmap; notes when it gained blocks (the owner is making progress).
+void swarm::set_have(peer_slot &peer, block_bitmap have, bool fetching) {
+    std::int64_t now = store::now_ms();
+    if (have.count() > peer.have.count()) peer.grew_ms = now;
+    auto owner = owner_.lock();
+    bool counted = !peer.banned && owner;
+    if (counted) owner->on_availability(peer, -1);
+    peer.have = std::move(have);
+    if (counted) owner->on_availability(peer, +1);
+    peer.have_ms = now;
+    peer.fetching = fetching;
+}
+
+void swarm::refresh_stale(std::int64_t now_ms) {
+    for (auto &p : std::vector<std::shared_ptr<peer_slot>>(peers_))
+        if (now_ms - p->have_ms >= settings_.refresh_ms) refresh(p);
+}
+
+void swarm::refresh(const std::shared_ptr<peer_slot> &peer) {
+    if (peer->have_pending || !peer->usable()) return;
+    peer->have_pending = true;
+    peer->link->query_have(content_, block_count_, [self = shared_from_this(), peer](const error *why, peer_link::have_answer a) {
+        peer->have_pending = false;
+        if (why) {
+            if (why->code() != PD_E_CANCELLED) self->drop(peer, why->what());
+            return;
+        }
+        auto owner = self->owner_.lock();
+        if (!owner || !owner->wants_peers()) return;
+        self->set_have(*peer, block_bitmap(std::move(a.bitmap), self->block_count_), a.fetching);
+        owner->on_peer_gained(peer, true);
+    });
+}
+
+// Throughput: bytes over the time this answer took, counted from when it was sent or when
+// the previous answer ended, whichever is later (pipelining).
+void swarm::record_answer(peer_slot &peer, std::uint64_t bytes, std::int64_t sent_ms, std::int64_t now_ms) {
+    double span = static_cast<double>(std::max<std::int64_t>(1, now_ms - std::max(sent_ms, peer.last_answer_ms)));
+    double sample = static_cast<double>(bytes) * 1000.0 / span;
+    peer.rate = peer.rate == 0 ? sample : 0.7 * peer.rate + 0.3 * sample;
+    peer.last_answer_ms = now_ms;
+}
+
+unsigned swarm::pipeline_depth(const peer_slot &peer) const {
+    // A background link paces its blocks itself; two pieces keep it from running dry.
+    if (peer.link->background()) return 2;
+    unsigned max = settings_.max_requests;
+    double queue_s = static_cast<double>(settings_.request_queue_ms) / 1000.0;
+    auto depth = static_cast<unsigned>(peer.rate * queue_s / static_cast<double>(settings_.piece_bytes)) + 1;
+    return std::clamp(depth, std::min(2u, max), max);
+}
+
+// Takes a peer out: its availability, its slot, its address, its link (the outstanding
+// requests come back as aborted pieces).
+void swarm::remove(const std::shared_ptr<peer_slot> &peer, const std::string &why) {
+    if (auto owner = owner_.lock(); owner && !peer->banned) owner->on_availability(*peer, -1);
+    peers_.erase(std::remove(peers_.begin(), peers_.end(), peer), peers_.end());
+    known_.erase(peer->link->address());
+    peer->link->close(why);
+}
+
+void swarm::drop(const std::shared_ptr<peer_slot> &peer, const std::string &why) {
+    if (std::find(peers_.begin(), peers_.end(), peer) == peers_.end()) return;
+    if (auto owner = owner_.lock()) owner->on_peer_failed("peer " + peer->link->address() + " failed: " + why);
+    forget(peer->link->address());
+    remove(peer, why);
+}
+
+// A peer that keeps failing (say, one that advertises blocks and never sends them) must not
+// hold pieces hostage: each failure doubles its wait, from 1 s up to a minute, and the
+// origin takes the pieces only it held meanwhile.
+void swarm::forget(const std::string &address) {
+    known_.erase(address);
+    auto &[failures, not_before] = backoff_[address];
+    ++failures;
+    not_before = store::now_ms() + std::min<std::int64_t>(60000, std::int64_t{1000} << std::min(failures - 1, 6));
+}
+
+// A banned peer stays known, so discovery does not bring it back.
+void swarm::ban(const std::shared_ptr<peer_slot> &peer) {
+    if (peer->banned) return;
+    if (auto owner = owner_.lock()) owner->on_availability(*peer, -1);
+    peer->banned = true;
+    peer->link->close("banned: sent a block that failed verification");
+}
+
+void swarm::close_all(const std::string &why) {
+    auto peers = std::move(peers_);
+    peers_.clear();
+    for (auto &p : peers) p->link->close(why);
+}
+
+// Devices fetching the same content at once split the origin's work: each piece belongs to
+// the participant with the highest hash of (node id, piece) — rendezvous hashing, so every
+// device computes the same owner from the same set — and the others wait for the owner to
+// share it. Participants are peers whose link is up and whose HAVE says they fetch from the
+// origin now; one that dies, pauses or loses its origin leaves the set at once. An owner whose
+// bitmap has not grown for peer.coop_wait_ms is presumed stuck and its pieces are fetched
+// here: a slow owner costs time, never completion. (That bound must exceed the time a piece
+// takes on a shared thin link — eight devices with eight ranges each on 100 Mbit/s take
+// about 5 s per 1 MiB piece — or devices take each other's pieces and the split collapses.)
+bool swarm::origin_turn(std::uint64_t first_block, std::uint64_t node_id, std::int64_t now_ms) const {
+    std::uint64_t best = mix64(node_id ^ mix64(first_block));
+    std::uint64_t owner = node_id;
+    std::int64_t owner_grew = 0;
+    std::map<std::uint64_t, std::int64_t> participants;  // node id -> last growth
+    for (auto &peer : peers_) {
+        if (peer->banned || !peer->fetching) continue;
+        auto &g = participants[peer->link->node_id()];
+        g = std::max(g, peer->grew_ms);
+    }
+    for (auto &[node, grew] : participants) {
+        if (node == node_id) continue;
+        std::uint64_t h = mix64(node ^ mix64(first_block));
+        if (h > best) best = h, owner = node, owner_grew = grew;
+    }
+    return owner == node_id || now_ms - owner_grew >= settings_.coop_wait_ms;
+}
+
+}  // namespace pd::peer
