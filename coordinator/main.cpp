@@ -1,7 +1,7 @@
 // pd-coordinator: the hierarchy mode's server (docs/coordinator.md).
 //   pd-coordinator init  --db PATH [--regenerate-key] [--key-out FILE]
 //   pd-coordinator serve --db PATH --listen IP:PORT [--heartbeat-ms N] [--bucket-bytes N]
-//   pd-coordinator admin --connect IP:PORT --key-file FILE OP [ARGS]
+//   pd-coordinator admin --connect HOST:PORT --key-file FILE [--json] OP [ARGS]
 #include "coordinator_client/protocol.h"
 #include "coordinator/server.h"
 #include "coordinator/store.h"
@@ -9,7 +9,7 @@
 #include "util/hex.h"
 #include "util/key_file.h"
 
-#include <peerdist/common.h>
+#include <peerdist/admin.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -56,14 +56,6 @@ args parse(int argc, char **argv, int first) {
         }
     }
     return a;
-}
-
-std::string read_file(const std::string &path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read '" + path + "'");
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
 }
 
 std::array<std::uint8_t, 32> parse_key(const std::string &text) {
@@ -133,31 +125,40 @@ int serve(const args &a) {
     return 0;
 }
 
-// Admin operations from the command line; prints the reply (CSV bodies as plain text).
-int admin(const args &a) {
-    if (a.positional.empty()) throw std::runtime_error("admin needs an operation");
-    auto key = parse_key(read_file(a.get("--key-file")));
-    pd::coord::coordinator_client client(a.get("--connect"), key.data(), 10000);
-    const auto &op = a.positional[0];
-    json request;
-    if (op == "health") request = {{"op", "admin.health"}};
-    else if (op == "server-id") request = {{"op", "admin.server_id"}};
-    else if (op == "topology-import") request = {{"op", "admin.topology.import"}, {"csv", read_file(a.positional.at(1))}};
-    else if (op == "topology-export") request = {{"op", "admin.topology.export"}};
-    else if (op == "devices-csv") request = {{"op", "admin.devices.csv"}};
-    else if (op == "stats") request = {{"op", "admin.stats"}};
-    else if (op == "rvp") request = {{"op", "admin.rvp"}, {"office", a.positional.at(1)}};
-    else if (op == "groups") request = {{"op", "admin.groups.list"}};
-    else throw std::runtime_error("unknown admin operation '" + op + "'");
-    auto reply = client.call(request);
-    if (!reply.value("ok", false)) {
-        std::cerr << "pd-coordinator: " << reply.value("error", std::string("failed")) << "\n";
-        return 1;
+// pd-coordinator admin --connect HOST:PORT --key-file FILE [--json] OP [ARGS]: the same
+// operation table as `pd admin`, through the C ABI (pd_admin_run).
+int admin(int argc, char **argv) {
+    std::string address, key_file;
+    std::uint32_t flags = 0;
+    int i = 2;
+    for (; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s == "--json") {
+            flags |= PD_ADMIN_JSON;
+        } else if (s == "--connect" || s == "--key-file") {
+            if (i + 1 >= argc) throw std::runtime_error(s + " needs a value");
+            (s == "--connect" ? address : key_file) = argv[++i];
+        } else {
+            break;
+        }
     }
-    if (reply.contains("csv"))
-        std::cout << reply["csv"].get<std::string>();
-    else
-        std::cout << reply.dump(2) << "\n";
+    if (i >= argc || address.empty() || key_file.empty()) {
+        std::cerr << "usage: pd-coordinator admin --connect HOST:PORT --key-file FILE [--json] OP [ARGS]\n";
+        for (std::size_t n = 0; auto *op = pd_admin_operation_at(n); ++n)
+            std::cerr << "  " << op->name << " " << op->arguments << "\n      " << op->summary << "\n";
+        return 2;
+    }
+    auto key = pd::read_fleet_key(key_file);
+    pd_admin *handle = nullptr;
+    auto check = [](int rc) {
+        if (rc != PD_OK) throw std::runtime_error(pd_error_last()->message);
+    };
+    check(pd_admin_connect(&handle, address.c_str(), key.data(), key.size(), 10000));
+    std::unique_ptr<pd_admin, void (*)(pd_admin *)> connection(handle, pd_admin_free);
+    pd_buf out = PD_BUF_INIT;
+    check(pd_admin_run(&out, handle, argv[i], argv + i + 1, static_cast<std::size_t>(argc - i - 1), flags));
+    std::cout.write(reinterpret_cast<const char *>(out.ptr), static_cast<std::streamsize>(out.size));
+    pd_buf_dispose(&out);
     return 0;
 }
 
@@ -171,10 +172,10 @@ int main(int argc, char **argv) {
     }
     std::string cmd = argv[1];
     try {
+        if (cmd == "admin") return admin(argc, argv);
         auto a = parse(argc, argv, 2);
         if (cmd == "init") return init(a);
         if (cmd == "serve") return serve(a);
-        if (cmd == "admin") return admin(a);
         std::cerr << "pd-coordinator: unknown command '" << cmd << "'\n";
         return 2;
     } catch (const pd::error &e) {

@@ -1,6 +1,7 @@
 #include "coordinator/server.h"
 
 #include "net/async_channel.h"
+#include "util/endpoint.h"
 #include "util/error.h"
 
 #include <boost/asio/post.hpp>
@@ -154,13 +155,11 @@ server::server(asio::io_context &io, registry &reg, coordinator_store &store, se
 server::~server() { stop(); }
 
 void server::listen(const std::string &address) {
-    auto colon = address.rfind(':');
-    std::string host = colon == std::string::npos ? "" : address.substr(0, colon);
-    if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    auto e = require_endpoint(address, "listen address", port_rule::listen);
+    if (e.is_name) fail(PD_E_INVALID, PD_CATEGORY_NET, "listen address '" + address + "' must be an IP address");
+    auto ip = asio::ip::make_address(e.host);
+    auto port = e.port;
     error_code ec;
-    auto ip = asio::ip::make_address(host, ec);
-    int port = colon == std::string::npos ? -1 : std::atoi(address.c_str() + colon + 1);
-    if (ec || port < 0 || port > 65535) fail(PD_E_INVALID, PD_CATEGORY_NET, "listen address '" + address + "' is not ip:port");
     tcp::endpoint ep(ip, static_cast<unsigned short>(port));
     acceptor_.open(ep.protocol());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));

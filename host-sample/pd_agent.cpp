@@ -70,24 +70,15 @@ std::string hex(const pd_content_id *id) {
     return h;
 }
 
+json by_source(const pd_job_status &st) {
+    json out = json::object();
+    for (uint32_t c = 0; c < PD_SOURCE_CLASS_COUNT; ++c) out[pd_source_class_name(c)] = st.bytes_by_source[c];
+    return out;
+}
+
 std::vector<uint8_t> read_key_file(const std::string &path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw config_error("fleet key file '" + path + "' cannot be read: " + std::strerror(errno));
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
-    std::vector<uint8_t> key;
-    if (text.size() == 64) {
-        for (std::size_t i = 0; i < 64; i += 2) {
-            char *end = nullptr;
-            std::string byte = text.substr(i, 2);
-            key.push_back(static_cast<uint8_t>(std::strtoul(byte.c_str(), &end, 16)));
-            if (*end) throw config_error("fleet key file '" + path + "' is not 64 hex digits");
-        }
-    } else if (text.size() == 32) {
-        key.assign(text.begin(), text.end());
-    } else {
-        throw config_error("fleet key file '" + path + "' must hold 32 bytes (raw, or 64 hex digits)");
-    }
+    std::vector<uint8_t> key(32);
+    if (pd_fleet_key_read_file(key.data(), path.c_str()) != PD_OK) throw config_error(pd_error_last()->message);
     return key;
 }
 
@@ -342,11 +333,7 @@ private:
                 {"content", hex(&st.content)},
                 {"bytes_total", st.bytes_total},
                 {"bytes_verified", st.bytes_verified},
-                {"bytes_by_source",
-                 {{"local", st.bytes_by_source[PD_SOURCE_LOCAL]},
-                  {"lan", st.bytes_by_source[PD_SOURCE_LAN]},
-                  {"wan", st.bytes_by_source[PD_SOURCE_WAN]},
-                  {"origin", st.bytes_by_source[PD_SOURCE_ORIGIN]}}},
+                {"bytes_by_source", by_source(st)},
                 {"source_fallbacks", st.source_fallbacks},
                 {"blocks_rejected", st.blocks_rejected},
                 {"error_code", st.error_code},
@@ -425,12 +412,11 @@ private:
             for (auto &e : es) e.struct_size = sizeof e;
             n = es.size();
             if (pd_cache_list(session_, es.data(), sizeof(pd_cache_entry), &n) != PD_OK) return error_reply("cache");
-            static const char *states[] = {"known", "partial", "complete"};
             json list = json::array();
             for (size_t i = 0; i < n; ++i)
                 list.push_back({{"content", hex(&es[i].id)},
                                 {"name", es[i].name},
-                                {"state", states[es[i].state % 3]},
+                                {"state", pd_cache_state_name(es[i].state)},
                                 {"size", es[i].size},
                                 {"bytes_verified", es[i].bytes_verified},
                                 {"pinned", es[i].pinned != 0}});

@@ -243,12 +243,11 @@ int cmd_cache(const args &a) {
         std::vector<pd_cache_entry> es(n);
         for (auto &e : es) e.struct_size = sizeof e;
         if (pd_cache_list(g.s, es.data(), sizeof(pd_cache_entry), &n) != PD_OK) return die("listing");
-        static const char *states[] = {"known", "partial", "complete"};
         std::printf("%-64s  %-8s  %10s  %6s  %s\n", "content id", "state", "size", "done", "name");
         for (size_t i = 0; i < n; ++i) {
             auto &e = es[i];
             double pct = e.size ? 100.0 * static_cast<double>(e.bytes_verified) / static_cast<double>(e.size) : 100.0;
-            std::printf("%s  %-8s  %10s  %5.1f%%  %s%s\n", hex_id(&e.id).c_str(), states[e.state % 3],
+            std::printf("%s  %-8s  %10s  %5.1f%%  %s%s\n", hex_id(&e.id).c_str(), pd_cache_state_name(e.state),
                         human(static_cast<double>(e.size)).c_str(), pct, e.name, e.pinned ? " (pinned)" : "");
         }
         return 0;
@@ -422,124 +421,39 @@ int agent_main(const std::string &socket, const std::string &cmd, const args &a)
     }
 }
 
-// pd admin --coordinator IP:PORT --key-file FILE OP ...: the coordinator's admin API
-// (pd_admin_*, docs/coordinator.md).
-int cmd_admin(const args &a) {
-    const auto &p = a.positional;
-    std::string coordinator = a.get("--coordinator"), keyfile = a.get("--key-file");
-    if (p.empty() || coordinator.empty() || keyfile.empty()) {
-        std::fprintf(stderr,
-                     "usage: pd admin --coordinator IP:PORT --key-file FILE OP\n"
-                     "  health | server-id | topology-export | devices-csv | stats | rvp OFFICE\n"
-                     "  topology-import CSV | publish MANIFEST [--origin URL]... | group-set NAME --devices A,B [--contents ID,ID]\n"
-                     "  group-remove NAME | republish-all DIR [--origin-base URL]\n");
+// pd admin --coordinator HOST:PORT --key-file FILE [--json] OP [ARGS]: a front end to the
+// library's admin operation table (pd_admin_run); pd-coordinator admin is another.
+void admin_usage() {
+    std::fprintf(stderr, "usage: pd admin --coordinator HOST:PORT --key-file FILE [--json] OP [ARGS]\n");
+    for (size_t i = 0; const pd_admin_operation *op = pd_admin_operation_at(i); ++i)
+        std::fprintf(stderr, "  %s %s\n      %s\n", op->name, op->arguments, op->summary);
+}
+
+int cmd_admin(int argc, char **argv, int first) {
+    std::string coordinator, keyfile;
+    uint32_t flags = 0;
+    int i = first;
+    for (; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s == "--json") flags |= PD_ADMIN_JSON;
+        else if ((s == "--coordinator" || s == "--key-file") && i + 1 < argc) (s == "--coordinator" ? coordinator : keyfile) = argv[++i];
+        else break;
+    }
+    if (i >= argc || coordinator.empty() || keyfile.empty()) {
+        admin_usage();
         return 2;
     }
-    std::ifstream in(keyfile);
-    std::string hex;
-    in >> hex;
-    std::vector<uint8_t> key(32);
-    for (size_t i = 0; i < 32 && hex.size() == 64; ++i) key[i] = static_cast<uint8_t>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
-    if (hex.size() != 64) {
-        std::fprintf(stderr, "pd: %s does not hold a fleet key (64 hex digits)\n", keyfile.c_str());
-        return 2;
-    }
+    uint8_t key[32];
+    if (pd_fleet_key_read_file(key, keyfile.c_str()) != PD_OK) return die("reading the key file");
     pd_admin *admin = nullptr;
-    if (pd_admin_connect(&admin, coordinator.c_str(), key.data(), key.size(), 10000) != PD_OK) return die("connecting to the coordinator");
+    if (pd_admin_connect(&admin, coordinator.c_str(), key, sizeof key, 10000) != PD_OK) return die("connecting to the coordinator");
     std::unique_ptr<pd_admin, void (*)(pd_admin *)> guard(admin, pd_admin_free);
-    auto print = [](int rc, pd_buf &b, const char *what) {
-        if (rc != PD_OK) return die(what);
-        std::fwrite(b.ptr, 1, b.size, stdout);
-        if (b.size && static_cast<const char *>(static_cast<void *>(b.ptr))[b.size - 1] != '\n') std::printf("\n");
-        pd_buf_dispose(&b);
-        return 0;
-    };
-    auto split = [](const std::string &text) {
-        std::vector<std::string> out;
-        for (size_t pos = 0; pos <= text.size();) {
-            size_t end = text.find(',', pos);
-            if (end == std::string::npos) end = text.size();
-            if (end > pos) out.push_back(text.substr(pos, end - pos));
-            pos = end + 1;
-        }
-        return out;
-    };
-    pd_buf b = PD_BUF_INIT;
-    const std::string &op = p[0];
-    if (op == "health") return print(pd_admin_health(&b, admin), b, "health");
-    if (op == "server-id") return print(pd_admin_server_id(&b, admin), b, "server id");
-    if (op == "topology-export") return print(pd_admin_topology_export(&b, admin), b, "topology export");
-    if (op == "devices-csv") return print(pd_admin_devices_csv(&b, admin), b, "devices report");
-    if (op == "stats") return print(pd_admin_office_stats_csv(&b, admin), b, "office statistics");
-    if (op == "rvp" && p.size() == 2) return print(pd_admin_rvp(&b, admin, p[1].c_str()), b, "rvp");
-    if (op == "topology-import" && p.size() == 2) {
-        std::ifstream f(p[1], std::ios::binary);
-        std::string csv((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        if (!f) return die(("reading " + p[1]).c_str());
-        if (pd_admin_topology_import(admin, csv.data(), csv.size()) != PD_OK) return die("topology import");
-        std::printf("topology imported\n");
-        return 0;
-    }
-    if (op == "publish" && p.size() == 2) {
-        pd_manifest *m = nullptr;
-        if (pd_manifest_read_file(&m, p[1].c_str()) != PD_OK) return die("reading the manifest");
-        int rc = pd_admin_publish(admin, m, a.has("--origin") ? a.get("--origin").c_str() : nullptr);
-        pd_manifest_free(m);
-        if (rc != PD_OK) return die("publish");
-        std::printf("published\n");
-        return 0;
-    }
-    if (op == "republish-all" && p.size() == 2) {
-        // Every *.pdm in DIR (pd publish writes FILE.pdm beside FILE), all or none. With
-        // --origin-base, each content's origin becomes BASE/FILE; without, the coordinator
-        // keeps the origins it has.
-        std::error_code ec;
-        std::vector<std::string> paths;
-        for (auto &e : std::filesystem::directory_iterator(p[1], ec))
-            if (e.path().extension() == ".pdm") paths.push_back(e.path().string());
-        if (ec) {
-            std::fprintf(stderr, "pd: reading %s: %s\n", p[1].c_str(), ec.message().c_str());
-            return 1;
-        }
-        if (paths.empty()) {
-            std::fprintf(stderr, "pd: %s holds no manifests (*.pdm)\n", p[1].c_str());
-            return 1;
-        }
-        std::sort(paths.begin(), paths.end());
-        std::vector<std::unique_ptr<pd_manifest, void (*)(pd_manifest *)>> manifests;
-        std::vector<const pd_manifest *> ms;
-        std::vector<std::string> origins;
-        std::string base = a.get("--origin-base");
-        if (!base.empty() && base.back() != '/') base += '/';
-        for (auto &path : paths) {
-            pd_manifest *m = nullptr;
-            if (pd_manifest_read_file(&m, path.c_str()) != PD_OK) return die(("reading the manifest " + path).c_str());
-            manifests.emplace_back(m, pd_manifest_free);
-            ms.push_back(m);
-            std::string file = std::filesystem::path(path).stem().string();
-            origins.push_back(base + file);
-        }
-        std::vector<const char *> os;
-        for (auto &o : origins) os.push_back(o.c_str());
-        return print(pd_admin_republish_all(&b, admin, ms.data(), base.empty() ? nullptr : os.data(), ms.size()), b, "republish");
-    }
-    if (op == "group-set" && p.size() == 2) {
-        auto devices = split(a.get("--devices"));
-        std::vector<const char *> devs;
-        for (auto &d : devices) devs.push_back(d.c_str());
-        std::vector<pd_content_id> ids;
-        for (auto &c : split(a.get("--contents"))) {
-            pd_content_id id;
-            if (pd_content_id_from_hex(&id, c.c_str()) != PD_OK) return die("content id");
-            ids.push_back(id);
-        }
-        if (pd_admin_set_group(admin, p[1].c_str(), devs.data(), devs.size(), ids.data(), ids.size()) != PD_OK)
-            return die("group-set");
-        return 0;
-    }
-    if (op == "group-remove" && p.size() == 2) return pd_admin_remove_group(admin, p[1].c_str()) == PD_OK ? 0 : die("group-remove");
-    std::fprintf(stderr, "pd: unknown admin operation '%s'\n", op.c_str());
-    return 2;
+    pd_buf out = PD_BUF_INIT;
+    const char *op = argv[i];
+    if (pd_admin_run(&out, admin, op, argv + i + 1, static_cast<size_t>(argc - i - 1), flags) != PD_OK) return die(op);
+    std::fwrite(out.ptr, 1, out.size, stdout);
+    pd_buf_dispose(&out);
+    return 0;
 }
 
 void usage() {
@@ -550,7 +464,7 @@ void usage() {
                  "  cache ls|rm|pin|unpin   inspect or change the local cache\n"
                  "  content-info FILE    BranchCache Content Information as hex\n"
                  "  version              library and header versions\n"
-                 "  admin --coordinator IP:PORT --key-file FILE OP   administer a pd-coordinator\n"
+                 "  admin --coordinator HOST:PORT --key-file FILE [--json] OP   administer a pd-coordinator\n"
                  "  --agent SOCKET status|get|cancel|pause|resume|cache|facts   talk to a running pd-agent\n");
 }
 
@@ -574,12 +488,12 @@ int main(int argc, char **argv) {
         }
         return agent_main(argv[2], argv[3], parse(argc, argv, 4));
     }
+    if (cmd == "admin") return cmd_admin(argc, argv, 2);
     args a = parse(argc, argv, 2);
     if (cmd == "publish") return cmd_publish(a);
     if (cmd == "get") return cmd_get(a);
     if (cmd == "cache") return cmd_cache(a);
     if (cmd == "content-info") return cmd_content_info(a);
-    if (cmd == "admin") return cmd_admin(a);
     if (cmd == "version") {
         std::printf("pd %s (headers %s)\n", pd_version_string(), PD_VERSION_STRING);
         return 0;

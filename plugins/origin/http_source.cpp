@@ -3,7 +3,7 @@
 // jitter, connect and idle timeouts, TLS verification (system CAs or a CA file), optional
 // client certificate, and an HTTP proxy (CONNECT for https, absolute-form for http).
 //
-// Plugin reads are blocking calls on the core's worker threads. Each connection owns a
+// Plugin reads are blocking calls on the core's source I/O threads. Each connection owns a
 // small io_context; operations are asynchronous with Beast's timeouts and driven to
 // completion on the calling thread, which gives sync code real timeouts.
 #include "source.h"

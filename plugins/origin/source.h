@@ -1,5 +1,5 @@
 // One place the origin backend can read a content's bytes from: a file, or an
-// HTTP(S) URL. Sources are shared by the worker threads reading a stream.
+// HTTP(S) URL. Sources are shared by the source I/O threads reading a stream.
 #pragma once
 
 #include <peerdist/sys/plugin.h>

@@ -136,10 +136,12 @@ class Fleet:
                 raise RuntimeError("pd-coordinator did not start: " + open(self.coordinator_log).read())
             time.sleep(0.05)
 
-    def admin(self, *args):
-        """Runs `pd-coordinator admin` from the coordinator's own namespace."""
+    def admin(self, *args, as_json=False):
+        """Runs `pd-coordinator admin` from the coordinator's own namespace (with --json when
+        `as_json`: the reply as JSON)."""
+        flags = ["--json"] if as_json else []
         return self.lab.run(self.coordinator_device, [self.coordinator_bin, "admin", "--connect", self.coordinator,
-                                                      "--key-file", os.path.join(self.dir, "fleet.key")] + list(args))
+                                                      "--key-file", os.path.join(self.dir, "fleet.key")] + flags + list(args))
 
     def close(self):
         for a in self.agents.values():

@@ -8,7 +8,7 @@ from peerdist import errors
 
 
 def test_version_matches():
-    assert peerdist.version() == "0.1.0"
+    assert peerdist.version() == "0.4.0"
     assert peerdist.version_num() == 0x000100
 
 

@@ -88,7 +88,7 @@ def test_content_info(tmp_path):
 
 
 def test_version_agrees():
-    assert "pd 0.1.0 (headers 0.1.0)" in run(PD, "version").stdout
+    assert "pd 0.4.0 (headers 0.4.0)" in run(PD, "version").stdout
 
 
 def test_c_example_downloads_against_the_installed_sdk(tmp_path, plugin_dir):

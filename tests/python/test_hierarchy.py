@@ -128,7 +128,7 @@ def test_the_office_tree_content_crosses_each_wan_link_once(tmp_path, host_bin, 
                 assert a.ok("facts")["serving"]["bytes_uploaded"] == 0, name
         health = json.loads(fleet.admin("health").stdout)
         assert health["devices"] == 14 and health["online"] == 14 and health["database"] == "ok", health
-        stats = {o["office"]: o for o in json.loads(fleet.admin("stats").stdout)["offices"]}
+        stats = {o["office"]: o for o in json.loads(fleet.admin("stats", as_json=True).stdout)["offices"]}
         assert stats["central"]["origin_bytes"] >= size and stats["branch-a"]["origin_bytes"] == 0, stats
         assert stats["branch-a"]["wan_bytes"] >= size, stats
         assert "branch-a-wifi" in fleet.admin("devices-csv").stdout
@@ -153,7 +153,7 @@ def test_a_killed_rvp_is_replaced_and_the_office_completes(tmp_path, host_bin, p
         data, manifest, url = fleet.publish_random(size)
         c0 = fleet.counters()
         jobs = fleet.deploy(manifest, url, dest_dir=str(tmp_path))
-        rvp_id = json.loads(fleet.admin("rvp", "branch-a").stdout)["device_id"]
+        rvp_id = json.loads(fleet.admin("rvp", "branch-a", as_json=True).stdout)["device_id"]
         rvp = next(n for n, a in fleet.agents.items() if device_id(a) == rvp_id)
         deadline = time.monotonic() + 60
         while fleet.agents[rvp].ok("job", job=jobs[rvp])["status"]["bytes_verified"] < size // 3:
@@ -164,7 +164,7 @@ def test_a_killed_rvp_is_replaced_and_the_office_completes(tmp_path, host_bin, p
         statuses = fleet.watch(survivors, timeout=300, out=io.StringIO())
         c1 = fleet.counters()
         check_completed(statuses, tmp_path, data)
-        new_rvp = json.loads(fleet.admin("rvp", "branch-a").stdout)["device_id"]
+        new_rvp = json.loads(fleet.admin("rvp", "branch-a", as_json=True).stdout)["device_id"]
         assert new_rvp and new_rvp != rvp_id
         payload, raw = wan_payload(c0, c1, "branch-a")
         print("WAN into branch-a %.3f x (%.3f x with framing) with the RVP killed at a third" % (payload / size, raw / size))

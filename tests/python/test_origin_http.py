@@ -31,8 +31,7 @@ def site(tmp_path, pki):
 def session(tmp_path, plugin_dir):
     s = peerdist.Session(str(tmp_path / "cache"))
     s.load_plugin(plugin_dir)
-    # Quick failure paths: the job fails after the plugin's own retries.
-    s.set_setting("job.read_retries", "0")
+    # Quick failure paths: the plugin owns retries (the core reads once per attempt).
     s.set_setting("plugin.origin.retries", "2")
     s.set_setting("plugin.origin.retry_backoff_ms", "50")
     s.set_setting("plugin.origin.idle_timeout_ms", "2000")

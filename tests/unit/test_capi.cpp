@@ -38,7 +38,7 @@ struct fixture {
 TEST(capi, version_and_errors) {
     EXPECT_EQ(pd_version(), static_cast<uint32_t>(PD_VERSION_NUM));
     EXPECT_STREQ(pd_version_string(), PD_VERSION_STRING);
-    EXPECT_TRUE(PD_AT_LEAST_VERSION(0, 1, 0));
+    EXPECT_TRUE(PD_AT_LEAST_VERSION(0, 4, 0));
     EXPECT_STREQ(pd_strerror(PD_E_NOSPACE), "disk full");
     EXPECT_STREQ(pd_strerror(12345), "unknown error code");
     EXPECT_EQ(pd_session_new(nullptr, nullptr), PD_E_MISUSE);

@@ -409,9 +409,19 @@ TEST(coordinator_client, a_silent_absent_or_misnamed_coordinator_is_a_clear_erro
     std::tie(code, msg) = error_of(silent_address);  // nobody listens there now
     EXPECT_EQ(code, PD_E_IO) << msg;
     EXPECT_NE(msg.find("cannot connect to " + silent_address), std::string::npos) << msg;
-    std::tie(code, msg) = error_of("coordinator.example:7000");
+    std::tie(code, msg) = error_of("coordinator.invalid:7000");  // RFC 6761: never resolves
     EXPECT_EQ(code, PD_E_INVALID) << msg;
-    EXPECT_NE(msg.find("is not ip:port"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("cannot resolve 'coordinator.invalid'"), std::string::npos) << msg;
+    std::tie(code, msg) = error_of("coordinator:seven");
+    EXPECT_EQ(code, PD_E_INVALID) << msg;
+    EXPECT_NE(msg.find("is not host:port"), std::string::npos) << msg;
+}
+
+TEST(coordinator_client, a_host_name_is_resolved) {
+    running_server s;
+    auto port = s.srv->bound_address().substr(s.srv->bound_address().rfind(':') + 1);
+    coordinator_client by_name("localhost:" + port, s.key.data(), 5000);
+    EXPECT_TRUE(by_name.call({{"op", "admin.server_id"}}).value("ok", false));
 }
 
 TEST(coordinator_server, a_wrong_key_is_a_shared_key_mismatch_and_big_messages_travel_in_parts) {

@@ -77,7 +77,6 @@ TEST(origin_http, download_from_nginx_and_errors) {
     pdtest::session_ptr s;
     ASSERT_EQ(pdtest::open_session(s, dir / "cache"), PD_OK);
     ASSERT_EQ(pd_session_load_plugin(s, PD_TEST_PLUGIN_DIR), PD_OK);
-    ASSERT_EQ(pd_session_set_setting(s, "job.read_retries", "0"), PD_OK);
     ASSERT_EQ(pd_session_set_setting(s, "plugin.origin.retries", "1"), PD_OK);
     ASSERT_EQ(pd_session_set_setting(s, "plugin.origin.retry_backoff_ms", "20"), PD_OK);
     pd_manifest *m = nullptr;

@@ -81,7 +81,6 @@ py::dict event_dict(const pd_event &e) {
     return d;
 }
 
-const char *source_names[PD_SOURCE_CLASS_COUNT] = {"local", "lan", "wan", "origin"};
 
 class session {
 public:
@@ -143,7 +142,7 @@ public:
             d["version"] = infos[i].version;
             d["path"] = infos[i].path;
             d["abi_version"] = infos[i].abi_version;
-            d["source_class"] = source_names[infos[i].source_class % PD_SOURCE_CLASS_COUNT];
+            d["source_class"] = pd_source_class_name(infos[i].source_class);
             out.append(d);
         }
         return out;
@@ -202,7 +201,7 @@ public:
         d["bytes_total"] = st.bytes_total;
         d["bytes_verified"] = st.bytes_verified;
         py::dict by;
-        for (int i = 0; i < PD_SOURCE_CLASS_COUNT; ++i) by[source_names[i]] = st.bytes_by_source[i];
+        for (int i = 0; i < PD_SOURCE_CLASS_COUNT; ++i) by[pd_source_class_name(static_cast<uint32_t>(i))] = st.bytes_by_source[i];
         d["bytes_by_source"] = by;
         d["bytes_fetched"] = st.bytes_fetched;
         d["blocks_rejected"] = st.blocks_rejected;

@@ -19,7 +19,7 @@ typedef struct pd_admin pd_admin;
 /**
  * Connect to a coordinator.
  * @param out         receives the handle. OWNERSHIP: caller frees with pd_admin_free().
- * @param address     "ip:port" ("[v6]:port").
+ * @param address     "host:port": an IPv4 address, "[v6]" or a DNS name (resolved at connect).
  * @param fleet_key   the fleet's 32-byte shared key (pd-coordinator init printed it).
  * @param timeout_ms  bound of the connect and of every later call (0: 10 s).
  * @return PD_OK; PD_E_INVALID (address, key length); PD_E_TIMEOUT; PD_E_IO;
@@ -98,6 +98,42 @@ PD_API int pd_admin_remove_group(pd_admin *admin, const char *name);
 
 /** The office's RVP now (a device id), or an empty text when no device there is online. */
 PD_API int pd_admin_rvp(pd_buf *out, pd_admin *admin, const char *office);
+
+/*
+ * The admin operation table. Every operation above is also reachable by name with text
+ * arguments, the way a command line gives them; `pd admin` and `pd-coordinator admin` are
+ * front ends to this one table, so they offer the same operations with the same syntax.
+ */
+
+/** One admin operation, for listing and usage texts. Static storage. */
+typedef struct pd_admin_operation {
+    const char *name;       /**< "topology-import". */
+    const char *arguments;  /**< Its arguments as a usage line shows them ("CSV_FILE"), or "". */
+    const char *summary;    /**< One line. */
+} pd_admin_operation;
+
+/** The operation at `index` (0, 1, ...), or NULL past the last. THREAD: any. */
+PD_API const pd_admin_operation *pd_admin_operation_at(size_t index);
+
+/** pd_admin_run flag: the result is the coordinator's reply as JSON, for scripts. */
+#define PD_ADMIN_JSON 0x1u
+
+/**
+ * Run an admin operation by name.
+ * @param operation  a name from pd_admin_operation_at().
+ * @param args       its arguments: positional ones, and "--option", "value" pairs for the
+ *                   options its usage shows (those marked "..." may repeat). Files named
+ *                   (a topology CSV, manifests) are read by the call.
+ * @param flags      0 or PD_ADMIN_JSON.
+ * @param out        the result as text: CSV for reports and exports, the id for server-id
+ *                   and rvp, JSON for health, groups and republish-all, else a one-line
+ *                   confirmation; with PD_ADMIN_JSON always the reply as JSON.
+ * @return PD_OK; PD_E_NOT_FOUND for an unknown operation; PD_E_INVALID for arguments that
+ *         do not fit its usage (the message shows it) or a refusal from the coordinator;
+ *         the errors of reading the named files; the connection's errors.
+ */
+PD_API int pd_admin_run(pd_buf *out, pd_admin *admin, const char *operation, const char *const *args, size_t n_args,
+                        uint32_t flags);
 
 PD_END_DECL
 

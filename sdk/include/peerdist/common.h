@@ -20,9 +20,9 @@ PD_BEGIN_DECL
 
 /** Compile-time version of the headers. */
 #define PD_VERSION_MAJOR 0
-#define PD_VERSION_MINOR 1
+#define PD_VERSION_MINOR 4
 #define PD_VERSION_PATCH 0
-#define PD_VERSION_STRING "0.1.0"
+#define PD_VERSION_STRING "0.4.0"
 /** Version as one number: 0xMMmmpp. */
 #define PD_VERSION_NUM ((PD_VERSION_MAJOR << 16) | (PD_VERSION_MINOR << 8) | PD_VERSION_PATCH)
 /** True when the headers are at least version x.y.z. */
@@ -35,7 +35,7 @@ PD_BEGIN_DECL
  */
 PD_API uint32_t pd_version(void);
 
-/** Run-time version as text, e.g. "0.1.0". OWNERSHIP: static string. THREAD: any. */
+/** Run-time version as text, e.g. "0.4.0". OWNERSHIP: static string. THREAD: any. */
 PD_API const char *pd_version_string(void);
 
 /** Error codes. Every failing function documents the codes it expects to return. */
@@ -164,6 +164,9 @@ typedef enum pd_source_class {
     PD_SOURCE_CLASS_COUNT = 4,
     PD_SOURCE_CLASS_FORCE32 = 0x7FFFFFFF
 } pd_source_class;
+
+/** A source class's name: "local", "lan", "wan", "origin"; "unknown" otherwise. Static. THREAD: any. */
+PD_API const char *pd_source_class_name(uint32_t source_class);
 
 PD_END_DECL
 

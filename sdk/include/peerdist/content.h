@@ -167,6 +167,9 @@ typedef enum pd_cache_state {
     PD_CACHE_STATE_FORCE32 = 0x7FFFFFFF
 } pd_cache_state;
 
+/** A cache state's name: "known", "partial", "complete"; "unknown" otherwise. Static. THREAD: any. */
+PD_API const char *pd_cache_state_name(uint32_t state);
+
 /** One cached content, as listed by pd_cache_list(). */
 typedef struct pd_cache_entry {
     uint32_t struct_size;     /**< Caller sets sizeof(pd_cache_entry). */

@@ -36,7 +36,7 @@ typedef struct pd_session_options {
     size_t fleet_key_len;        /**< 32 when fleet_key is set. */
     const char *listen_addresses;/**< Comma-separated "ip:port" list ("[v6]:port" for IPv6; port 0 picks one)
                                       the peer server binds at pd_session_new, or NULL. Copied. */
-    uint32_t worker_threads;     /**< Disk and hashing workers; 0 picks the number of cores (at least 2). */
+    uint32_t worker_threads;     /**< Disk and hashing workers; 0 picks the number of cores (at least 4: they block on disk). */
     uint32_t event_queue_capacity; /**< Events kept before DROPPED accounting starts; 0 = 4096. */
     uint64_t cache_quota_bytes;  /**< Byte cap on the store's own data; 0 = no byte cap. */
     uint32_t cache_quota_percent;/**< Cap as % of the cache filesystem's size; 0 = no percentage cap. */
@@ -52,6 +52,16 @@ typedef struct pd_session_options {
  * THREAD: any.
  */
 PD_API int pd_session_options_init(pd_session_options *opts, uint32_t version);
+
+/**
+ * Read a fleet key file, the one format every peerdist tool uses: the key as 64 hex digits
+ * (what `pd-coordinator init --key-out` writes; whitespace around them allowed) or exactly
+ * 32 raw bytes.
+ * @param key   receives the 32 key bytes.
+ * @return PD_OK; PD_E_NOT_FOUND / PD_E_IO / PD_E_READONLY when the file cannot be read;
+ *         PD_E_INVALID when it holds anything else (the message names the file). THREAD: any.
+ */
+PD_API int pd_fleet_key_read_file(uint8_t key[32], const char *path);
 
 /**
  * Open a session on a cache directory.

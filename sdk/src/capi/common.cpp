@@ -133,3 +133,13 @@ PD_API void pd_shutdown(void) {
 }
 
 }  // extern "C"
+
+PD_API const char *pd_source_class_name(uint32_t source_class) {
+    switch (source_class) {
+    case PD_SOURCE_LOCAL: return "local";
+    case PD_SOURCE_LAN: return "lan";
+    case PD_SOURCE_WAN: return "wan";
+    case PD_SOURCE_ORIGIN: return "origin";
+    default: return "unknown";
+    }
+}

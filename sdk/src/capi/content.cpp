@@ -279,3 +279,12 @@ PD_API int pd_cache_path(pd_buf *out, pd_session *session, const pd_content_id *
 }
 
 }  // extern "C"
+
+PD_API const char *pd_cache_state_name(uint32_t state) {
+    switch (state) {
+    case PD_CACHE_KNOWN: return "known";
+    case PD_CACHE_PARTIAL: return "partial";
+    case PD_CACHE_COMPLETE: return "complete";
+    default: return "unknown";
+    }
+}

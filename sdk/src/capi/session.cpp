@@ -1,6 +1,7 @@
 #include "capi/translate.h"
 
 #include "platform/file.h"
+#include "util/key_file.h"
 
 #include <peerdist/events.h>
 #include <peerdist/session.h>
@@ -231,3 +232,13 @@ PD_API const char *pd_event_type_name(uint32_t type) {
 }
 
 }  // extern "C"
+
+PD_API int pd_fleet_key_read_file(uint8_t key[32], const char *path) {
+    return guard([&] {
+        require(key, "key");
+        require(path, "path");
+        auto k = pd::read_fleet_key(path);
+        std::memcpy(key, k.data(), k.size());
+        return PD_OK;
+    });
+}

@@ -2,6 +2,7 @@
 
 #include "job/job.h"
 #include "platform/file.h"
+#include "util/endpoint.h"
 #include "util/error.h"
 #include "util/hex.h"
 #include "util/text.h"
@@ -185,18 +186,11 @@ session::~session() {
 void session::bind_listeners(const std::string &spec) {
     namespace ip = boost::asio::ip;
     for (auto &item : split_list(spec, ',')) {
-        auto colon = item.rfind(':');
-        std::string host = colon == std::string::npos ? "" : item.substr(0, colon);
-        std::string port = colon == std::string::npos ? "" : item.substr(colon + 1);
-        if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        auto where = require_endpoint(item, "listen address", port_rule::listen);
+        if (where.is_name) fail(PD_E_INVALID, PD_CATEGORY_NET, "listen address '" + item + "' must be an IP address");
         boost::system::error_code ec;
-        auto addr = ip::make_address(host, ec);
-        char *stop = nullptr;
-        unsigned long port_num = std::strtoul(port.c_str(), &stop, 10);
-        if (ec || port.empty() || *stop || port_num > 65535)
-            fail(PD_E_INVALID, PD_CATEGORY_NET, "listen address '" + item + "' is not ip:port");
         auto acceptor = std::make_unique<ip::tcp::acceptor>(net_);
-        ip::tcp::endpoint ep(addr, static_cast<unsigned short>(port_num));
+        ip::tcp::endpoint ep(ip::make_address(where.host), where.port);
         acceptor->open(ep.protocol(), ec);
         if (!ec) acceptor->set_option(ip::tcp::acceptor::reuse_address(true), ec);
         if (!ec) acceptor->bind(ep, ec);

@@ -1,7 +1,9 @@
 #include "peer/peer_link.h"
 
 #include "util/clock.h"
+#include "util/endpoint.h"
 
+#include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
@@ -25,27 +27,12 @@ peer_link::~peer_link() {
     if (channel_) channel_->close();
 }
 
-static std::optional<tcp::endpoint> parse_endpoint(const std::string &address) {
-    auto colon = address.rfind(':');
-    if (colon == std::string::npos) return std::nullopt;
-    std::string host = address.substr(0, colon);
-    if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    unsigned port = 0;
-    auto res = std::from_chars(address.data() + colon + 1, address.data() + address.size(), port);
-    if (res.ec != std::errc() || res.ptr != address.data() + address.size() || port == 0 || port > 65535)
-        return std::nullopt;
-    error_code ec;
-    auto ip = asio::ip::make_address(host, ec);
-    if (ec) return std::nullopt;
-    return tcp::endpoint(ip, static_cast<unsigned short>(port));
-}
-
 void peer_link::connect(int timeout_ms, connect_fn done) {
     on_connected_ = std::move(done);
     auto self = shared_from_this();
     auto endpoint = parse_endpoint(address_);
     if (!endpoint) {
-        asio::post(io_, [self] { self->fail(error(PD_E_INVALID, PD_CATEGORY_NET, "peer address '" + self->address_ + "' is not ip:port")); });
+        asio::post(io_, [self] { self->fail(error(PD_E_INVALID, PD_CATEGORY_NET, "peer address '" + self->address_ + "' is not host:port")); });
         return;
     }
     timer_.expires_after(std::chrono::milliseconds(timeout_ms));
@@ -55,7 +42,7 @@ void peer_link::connect(int timeout_ms, connect_fn done) {
                          "cannot connect to peer " + self->address_ + ": no answer within " + std::to_string(timeout_ms) + " ms"));
     });
     auto socket = std::make_shared<tcp::socket>(io_);
-    socket->async_connect(*endpoint, [self, socket](const error_code &ec) {
+    auto on_connect = [self, socket](const error_code &ec) {
         if (self->failed_) return;
         if (ec) return self->fail(error(PD_E_IO, PD_CATEGORY_NET, "cannot connect to peer " + self->address_ + ": " + ec.message()));
         error_code ignored;
@@ -75,7 +62,21 @@ void peer_link::connect(int timeout_ms, connect_fn done) {
             self->channel_->send(wire::encode(mine));
             self->read_next();
         });
-    });
+    };
+    if (!endpoint->is_name) {
+        socket->async_connect(tcp::endpoint(asio::ip::make_address(endpoint->host), endpoint->port), on_connect);
+        return;
+    }
+    auto resolver = std::make_shared<tcp::resolver>(io_);
+    resolver->async_resolve(endpoint->host, std::to_string(endpoint->port),
+                            [self, socket, resolver, on_connect](const error_code &ec, const tcp::resolver::results_type &results) {
+                                if (self->failed_) return;
+                                if (ec)
+                                    return self->fail(error(PD_E_IO, PD_CATEGORY_NET,
+                                                            "cannot resolve peer " + self->address_ + ": " + ec.message()));
+                                asio::async_connect(*socket, results,
+                                                    [on_connect](const error_code &e, const tcp::endpoint &) { on_connect(e); });
+                            });
 }
 
 void peer_link::read_next() {

@@ -249,22 +249,26 @@ void swarm::close_all(const std::string &why) {
 // here: a slow owner costs time, never completion. (That bound must exceed the time a piece
 // takes on a shared thin link — eight devices with eight ranges each on 100 Mbit/s take
 // about 5 s per 1 MiB piece — or devices take each other's pieces and the split collapses.)
+std::uint64_t swarm::origin_owner(std::uint64_t first_block, const std::vector<std::uint64_t> &participants) {
+    std::uint64_t owner = 0, best = 0;
+    for (auto node : participants) {
+        std::uint64_t h = mix64(node ^ mix64(first_block));
+        if (owner == 0 || h > best) best = h, owner = node;
+    }
+    return owner;
+}
+
 bool swarm::origin_turn(std::uint64_t first_block, std::uint64_t node_id, std::int64_t now_ms) const {
-    std::uint64_t best = mix64(node_id ^ mix64(first_block));
-    std::uint64_t owner = node_id;
-    std::int64_t owner_grew = 0;
-    std::map<std::uint64_t, std::int64_t> participants;  // node id -> last growth
+    std::map<std::uint64_t, std::int64_t> grew{{node_id, now_ms}};  // node id -> last growth
     for (auto &peer : peers_) {
-        if (peer->banned || !peer->fetching) continue;
-        auto &g = participants[peer->link->node_id()];
+        if (peer->banned || !peer->fetching || peer->link->node_id() == node_id) continue;
+        auto &g = grew.emplace(peer->link->node_id(), 0).first->second;
         g = std::max(g, peer->grew_ms);
     }
-    for (auto &[node, grew] : participants) {
-        if (node == node_id) continue;
-        std::uint64_t h = mix64(node ^ mix64(first_block));
-        if (h > best) best = h, owner = node, owner_grew = grew;
-    }
-    return owner == node_id || now_ms - owner_grew >= settings_.coop_wait_ms;
+    std::vector<std::uint64_t> participants;
+    for (auto &[node, _] : grew) participants.push_back(node);
+    auto owner = origin_owner(first_block, participants);
+    return owner == node_id || now_ms - grew[owner] >= settings_.coop_wait_ms;
 }
 
 }  // namespace pd::peer

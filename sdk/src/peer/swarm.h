@@ -101,6 +101,10 @@ public:
     // The cooperative origin split: should this device (`node_id`) fetch the piece starting
     // at `first_block` from the origin now?
     bool origin_turn(std::uint64_t first_block, std::uint64_t node_id, std::int64_t now_ms) const;
+    // Rendezvous hashing: of the devices `participants` (node ids, this one among them), the
+    // one that owns the piece starting at `first_block`. Every device computes the same
+    // owner from the same set, and a device leaving moves only its own pieces.
+    static std::uint64_t origin_owner(std::uint64_t first_block, const std::vector<std::uint64_t> &participants);
 
 private:
     void connect(const std::string &address, std::uint32_t source_class);

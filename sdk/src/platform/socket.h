@@ -12,8 +12,9 @@ namespace pd::platform {
 using native_socket = int;
 constexpr native_socket invalid_socket = -1;
 
-// Connects to "ip:port" ("[v6]:port" too) within `timeout_ms`; the socket then has send and
-// receive timeouts of `timeout_ms` and TCP_NODELAY. Throws PD_E_INVALID (not ip:port),
+// Connects to "host:port" (util/endpoint.h; a name is resolved, blocking) within
+// `timeout_ms`; the socket then has send and receive timeouts of `timeout_ms` and
+// TCP_NODELAY. Throws PD_E_INVALID (not host:port, or a name that does not resolve),
 // PD_E_TIMEOUT, PD_E_IO. The caller owns the socket (close_socket).
 native_socket connect_tcp(const std::string &address, int timeout_ms);
 

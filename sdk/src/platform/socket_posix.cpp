@@ -1,5 +1,6 @@
 #include "platform/socket.h"
 
+#include "util/endpoint.h"
 #include "util/error.h"
 
 #include <cerrno>
@@ -14,42 +15,48 @@
 
 namespace pd::platform {
 
+namespace {
+
+// One non-blocking connect bounded by `timeout_ms`; returns 0 or an errno value.
+int connect_one(int fd, const addrinfo &ai, int timeout_ms) {
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    if (::connect(fd, ai.ai_addr, ai.ai_addrlen) == 0) return 0;
+    if (errno != EINPROGRESS) return errno;
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, timeout_ms) != 1) return ETIMEDOUT;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+    return err;
+}
+
+}  // namespace
+
 native_socket connect_tcp(const std::string &address, int timeout_ms) {
-    auto colon = address.rfind(':');
-    if (colon == std::string::npos) fail(PD_E_INVALID, PD_CATEGORY_NET, "address '" + address + "' is not ip:port");
-    std::string host = address.substr(0, colon), port = address.substr(colon + 1);
-    if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    auto ep = require_endpoint(address, "address");
     addrinfo hints{}, *res = nullptr;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
-        fail(PD_E_INVALID, PD_CATEGORY_NET, "address '" + address + "' is not ip:port");
-    int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        ::freeaddrinfo(res);
-        fail_errno(errno, "creating a socket");
-    }
-    // Non-blocking only for the connect, so the timeout bounds it.
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    int rc = ::connect(fd, res->ai_addr, res->ai_addrlen);
-    ::freeaddrinfo(res);
-    if (rc != 0 && errno == EINPROGRESS) {
-        pollfd p{fd, POLLOUT, 0};
-        rc = ::poll(&p, 1, timeout_ms) == 1 ? 0 : -1;
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (rc == 0 && (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err)) {
-            errno = err;
-            rc = -1;
-        } else if (rc != 0) {
-            errno = ETIMEDOUT;
+    hints.ai_flags = AI_NUMERICSERV | (ep.is_name ? 0 : AI_NUMERICHOST);
+    int gai = ::getaddrinfo(ep.host.c_str(), std::to_string(ep.port).c_str(), &hints, &res);
+    if (gai != 0 || !res)
+        fail(PD_E_INVALID, PD_CATEGORY_NET, "cannot resolve '" + ep.host + "' of address '" + address + "': " + ::gai_strerror(gai));
+    // A name may resolve to several addresses (localhost: ::1 and 127.0.0.1): each in turn,
+    // the timeout bounding each.
+    int fd = -1, err = 0;
+    for (addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            err = errno;
+            continue;
         }
-    }
-    if (rc != 0) {
-        int err = errno;
+        err = connect_one(fd, *ai, timeout_ms);
+        if (err == 0) break;
         ::close(fd);
-        fail(err == ETIMEDOUT ? PD_E_TIMEOUT : PD_E_IO, PD_CATEGORY_NET, "cannot connect to " + address + ": " + std::strerror(err));
+        fd = -1;
     }
+    ::freeaddrinfo(res);
+    if (fd < 0)
+        fail(err == ETIMEDOUT ? PD_E_TIMEOUT : PD_E_IO, PD_CATEGORY_NET, "cannot connect to " + address + ": " + std::strerror(err));
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

@@ -1,0 +1,339 @@
+// The job's parts on their own: the piece picker (pure bookkeeping), the swarm's origin
+// split, rates and backoff against a real session's network thread, the flusher against a
+// real store, and the typed backend facade against the real origin plugin.
+#include "helpers.h"
+
+#include "core/session.h"
+#include "job/flusher.h"
+#include "job/piece_picker.h"
+#include "peer/swarm.h"
+#include "util/endpoint.h"
+#include "util/key_file.h"
+
+#include <future>
+#include <map>
+
+namespace {
+
+using pd::block_bitmap;
+using pd::core::piece_picker;
+
+block_bitmap bits(std::uint64_t n, std::initializer_list<std::uint64_t> set) {
+    block_bitmap b(n);
+    for (auto i : set) b.set(i);
+    return b;
+}
+
+block_bitmap all(std::uint64_t n) {
+    block_bitmap b(n);
+    for (std::uint64_t i = 0; i < n; ++i) b.set(i);
+    return b;
+}
+
+piece_picker::peer_view view(const block_bitmap &have, bool wan = false, bool idle = false, std::int64_t now = 0) {
+    return {have, wan, idle, 0, 42, 65536.0, now, nullptr};
+}
+
+}  // namespace
+
+TEST(piece_picker, pieces_cover_only_missing_blocks_trimmed_to_them) {
+    // 10 blocks, 4 per piece; blocks 0, 1 and 4-7 are held.
+    piece_picker p(10, 4, bits(10, {0, 1, 4, 5, 6, 7}));
+    ASSERT_EQ(p.piece_count(), 2u);
+    EXPECT_EQ(p.at(0).first_block, 2u);
+    EXPECT_EQ(p.at(0).block_count, 2u);
+    EXPECT_EQ(p.at(1).first_block, 8u);
+    EXPECT_EQ(p.at(1).block_count, 2u);
+    EXPECT_TRUE(p.written(0));
+    EXPECT_FALSE(p.written(2));
+    EXPECT_FALSE(p.done());
+    EXPECT_TRUE(piece_picker(5, 2, all(5)).done());
+}
+
+TEST(piece_picker, rarest_first_and_the_origin_takes_only_unheld_pieces) {
+    piece_picker p(8, 2, block_bitmap(8));  // pieces 0..3
+    auto a = bits(8, {0, 1, 2, 3}), b = bits(8, {2, 3, 4, 5});
+    p.count(a, true, +1);
+    p.count(b, true, +1);
+    EXPECT_EQ(p.availability(1), 2u);
+    EXPECT_EQ(p.unheld(), (std::vector<std::uint32_t>{3}));
+    // Peer a holds pieces 0 (one holder) and 1 (two): the rarer first.
+    EXPECT_EQ(p.choose_for(view(a)), 0u);
+    p.take(0, 7, 0);
+    EXPECT_EQ(p.choose_for(view(a)), 1u);
+    p.count(b, true, -1);
+    EXPECT_EQ(p.availability(1), 1u);
+}
+
+TEST(piece_picker, a_wan_peer_gets_only_what_no_lan_peer_holds_and_no_end_game) {
+    piece_picker p(4, 2, block_bitmap(4));
+    auto lan = bits(4, {0, 1}), wan = all(4);
+    p.count(lan, true, +1);
+    p.count(wan, false, +1);
+    EXPECT_EQ(p.choose_for(view(wan, true)), 1u);
+    p.take(1, 9, 0);
+    EXPECT_EQ(p.choose_for(view(wan, true)), piece_picker::none);  // piece 0 is the LAN's
+    p.take(0, 8, 0);
+    EXPECT_EQ(p.choose_for(view(wan, true, true, 100000)), piece_picker::none);
+}
+
+TEST(piece_picker, end_game_duplicates_an_overdue_piece_only_when_its_holder_is_silent) {
+    piece_picker p(2, 1, block_bitmap(2));
+    auto have = all(2);
+    p.take(0, 5, 1000);
+    p.take(1, piece_picker::origin, 1000);
+    auto answered_at = std::int64_t{0};
+    auto v = view(have, false, true, 1500);
+    v.last_answer_ms = [&](piece_picker::holder_id) { return answered_at; };
+    EXPECT_EQ(p.choose_for(v), piece_picker::none) << "not overdue after 0.5 s";
+    v.now_ms = 2500;
+    EXPECT_EQ(p.choose_for(v), 0u) << "overdue, holder silent since it was sent";
+    answered_at = 2400;  // the holder is answering: the piece is queued there, not late
+    EXPECT_EQ(p.choose_for(v), 1u) << "the origin's piece is overdue instead";
+    v.idle = false;
+    EXPECT_EQ(p.choose_for(v), piece_picker::none) << "a busy peer gets no duplicates";
+}
+
+TEST(piece_picker, a_piece_comes_back_to_the_queue_until_every_block_is_written) {
+    piece_picker p(4, 4, block_bitmap(4));
+    p.take(0, 1, 0);
+    EXPECT_TRUE(p.queue_empty());
+    EXPECT_EQ(p.in_flight(), 1u);
+    EXPECT_TRUE(p.mark_written(0));
+    EXPECT_FALSE(p.mark_written(0)) << "the second copy is not counted";
+    p.give_back(0);
+    EXPECT_FALSE(p.queue_empty());
+    EXPECT_EQ(p.wanted(0), (std::vector<std::uint64_t>{1, 2, 3}));
+    p.take(0, 1, 0);
+    p.take(0, 2, 0);  // end-game: two fetches out
+    for (std::uint64_t b = 1; b < 4; ++b) p.mark_written(b);
+    p.give_back(0);
+    EXPECT_TRUE(p.queue_empty());
+    EXPECT_FALSE(p.done());
+    p.give_back(0);
+    EXPECT_TRUE(p.done());
+}
+
+namespace {
+
+// A real session (its network thread, store and settings) for the parts that need one.
+struct session_fixture {
+    pdtest::temp_dir dir;
+    std::unique_ptr<pd::core::session> s;
+    session_fixture() {
+        pd_session_options o = PD_SESSION_OPTIONS_INIT;
+        std::string cache = dir / "cache";
+        o.cache_dir = cache.c_str();
+        static const std::uint8_t key[32] = {1, 2, 3};
+        o.fleet_key = key;
+        o.fleet_key_len = 32;
+        s = std::make_unique<pd::core::session>(o);
+    }
+};
+
+struct recorder : pd::peer::swarm::listener {
+    std::vector<std::string> failures;
+    int rounds = 0;
+    bool wants_peers() const override { return true; }
+    void on_availability(const pd::peer::peer_slot &, int) override {}
+    void on_peer_joined(const std::shared_ptr<pd::peer::peer_slot> &) override {}
+    void on_peer_gained(const std::shared_ptr<pd::peer::peer_slot> &, bool) override {}
+    void on_peer_failed(const std::string &why) override { failures.push_back(why); }
+    void on_round_done() override { ++rounds; }
+    void on_yield(const std::string &, bool, std::int64_t, std::int64_t) override {}
+};
+
+}  // namespace
+
+TEST(swarm, a_peer_that_cannot_be_reached_is_backed_off_before_it_is_dialled_again) {
+    session_fixture f;
+    auto rec = std::make_shared<recorder>();
+    auto sw = f.s->call([&] {
+        auto s = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, 16, 65536, 1, rec);
+        auto settings = pd::core::job_settings::read(f.s->config());
+        settings.connect_timeout_ms = 200;
+        s->apply(settings);
+        return s;
+    });
+    // A listening socket that is closed at once: connection refused.
+    auto round = [&] {
+        f.s->call([&] {
+            sw->begin_round();
+            sw->consider({"127.0.0.1:9"});
+        });
+        for (int i = 0; i < 100 && f.s->call([&] { return sw->busy(); }); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    };
+    round();
+    EXPECT_EQ(f.s->call([&] { return rec->rounds; }), 1);
+    EXPECT_FALSE(f.s->call([&] { return sw->busy(); }));
+    // Dialled again at once: the backoff (1 s after the first failure) keeps it out; the
+    // round ends with nothing to connect.
+    auto t0 = std::chrono::steady_clock::now();
+    round();
+    EXPECT_EQ(f.s->call([&] { return rec->rounds; }), 2);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(150));
+    EXPECT_TRUE(f.s->call([&] { return sw->peers().empty(); }));
+}
+
+TEST(swarm, the_origin_split_gives_each_piece_one_owner_and_a_stuck_owner_loses_it) {
+    session_fixture f;
+    auto rec = std::make_shared<recorder>();
+    auto sw = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, 16, 65536, 1, rec);
+    auto settings = pd::core::job_settings::read(f.s->config());
+    settings.coop_wait_ms = 1000;
+    sw->apply(settings);
+    // Alone, this device owns every piece.
+    for (std::uint64_t first = 0; first < 64; first += 4) EXPECT_TRUE(sw->origin_turn(first, 7, 0));
+    // Four devices: each piece has one owner whatever the order they are listed in, the
+    // pieces spread over all four, and a device leaving moves only its own pieces.
+    std::vector<std::uint64_t> four{11, 22, 33, 44}, reversed{44, 33, 22, 11}, three{11, 22, 44};
+    std::map<std::uint64_t, int> owned;
+    for (std::uint64_t first = 0; first < 4000; first += 16) {
+        auto owner = pd::peer::swarm::origin_owner(first, four);
+        EXPECT_EQ(owner, pd::peer::swarm::origin_owner(first, reversed));
+        ++owned[owner];
+        if (owner != 33) {
+            EXPECT_EQ(pd::peer::swarm::origin_owner(first, three), owner);
+        }
+    }
+    ASSERT_EQ(owned.size(), 4u);
+    for (auto &[node, n] : owned) EXPECT_GT(n, 250 / 8) << node;
+}
+
+TEST(swarm, throughput_is_a_moving_average_and_sets_the_pipeline_depth) {
+    session_fixture f;
+    auto rec = std::make_shared<recorder>();
+    auto sw = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, 16, 65536, 1, rec);
+    auto settings = pd::core::job_settings::read(f.s->config());  // 1 MiB pieces, 250 ms queue, max 8
+    sw->apply(settings);
+    pd::peer::peer_slot p;
+    p.link = std::make_shared<pd::peer::peer_link>(f.s->net(), "127.0.0.1:1", *f.s->fleet_key(), 1);
+    EXPECT_EQ(sw->pipeline_depth(p), 2u) << "unknown rate: two requests";
+    sw->record_answer(p, 100u << 20, 0, 1000);  // 100 MiB/s
+    EXPECT_NEAR(p.rate, 100.0 * (1 << 20), 1);
+    EXPECT_EQ(sw->pipeline_depth(p), 8u) << "25 pieces' worth, capped at peer.max_requests";
+    sw->record_answer(p, 0, 1000, 2000);  // an answer that brought nothing in 1 s
+    EXPECT_NEAR(p.rate, 70.0 * (1 << 20), 1);
+}
+
+namespace {
+struct durable_recorder : pd::core::flusher::listener {
+    std::promise<std::vector<std::uint64_t>> done;
+    void on_durable(const std::vector<std::uint64_t> &blocks, std::uint64_t) override { done.set_value(blocks); }
+    void on_flush_failed(int, const std::string &message) override { ADD_FAILURE() << message; }
+};
+}  // namespace
+
+TEST(flusher, pending_blocks_become_durable_and_recorded_in_one_batch) {
+    session_fixture f;
+    auto data = pdtest::random_bytes(300000, 5);
+    pdtest::write_file(f.dir / "src", data);
+    auto m = pd::content::hash_file(f.dir / "src", "src");
+    f.s->store().put_manifest(m, "");
+    auto file = std::make_shared<pd::platform::file>(f.s->store().open_data(m.id, m.size));
+    auto rec = std::make_shared<durable_recorder>();
+    auto fut = rec->done.get_future();
+    auto fl = f.s->call([&] {
+        auto made = std::make_shared<pd::core::flusher>(*f.s, m.id, file, block_bitmap(m.block_count()), 0, rec);
+        for (std::uint64_t b : {0, 2}) {
+            file->pwrite(m.block_offset(b), data.data() + m.block_offset(b), m.block_length(b));
+            made->add(b, m.block_length(b));
+        }
+        made->schedule(false, 1u << 30, 20);  // below flush_bytes: the 20 ms timer sends it
+        EXPECT_TRUE(made->pending());
+        return made;
+    });
+    ASSERT_EQ(fut.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_EQ(fut.get(), (std::vector<std::uint64_t>{0, 2}));
+    EXPECT_TRUE(f.s->call([&] { return fl->durable(2) && !fl->durable(1) && !fl->pending(); }));
+    auto rec2 = f.s->store().get(m.id);
+    ASSERT_TRUE(rec2);
+    EXPECT_EQ(rec2->verified_bytes, std::uint64_t{m.block_length(0)} + m.block_length(2));
+}
+
+TEST(backend_facade, the_origin_plugin_through_typed_calls) {
+    session_fixture f;
+    f.s->plugins().load(PD_TEST_PLUGIN_DIR "/peerdist-origin.so");
+    auto data = pdtest::random_bytes(100000, 9);
+    pdtest::write_file(f.dir / "src", data);
+    auto b = f.s->plugins().backends().at(0);
+    pd::plugin_host::content_ref ref;
+    ref.size = data.size();
+    ref.name = "src";
+    ref.origin = f.dir / "src";
+    auto s = b->open(ref);
+    std::vector<std::uint8_t> buf(1000);
+    s->read(500, buf.data(), buf.size());
+    EXPECT_TRUE(std::equal(buf.begin(), buf.end(), data.begin() + 500));
+    // Past the end: a short read is an error, never a silent partial buffer.
+    try {
+        s->read(data.size() - 10, buf.data(), buf.size());
+        ADD_FAILURE() << "a short read passed";
+    } catch (const pd::error &e) {
+        EXPECT_NE(e.code(), PD_OK);
+    }
+    ref.origin = f.dir / "missing";
+    try {
+        b->open(ref);
+        ADD_FAILURE() << "opened a missing origin";
+    } catch (const pd::error &e) {
+        EXPECT_NE(std::string(e.what()).find("origin: "), std::string::npos) << e.what();
+    }
+    ref.size = data.size() + 1;  // the publication says another size: the origin changed
+    ref.origin = f.dir / "src";
+    try {
+        b->open(ref);
+        ADD_FAILURE() << "opened a changed origin";
+    } catch (const pd::error &e) {
+        EXPECT_EQ(e.code(), PD_E_CHANGED) << e.what();
+    }
+    EXPECT_EQ(b->origin_allowed(ref), std::nullopt) << "the origin backend has no policy";
+    EXPECT_TRUE(b->find_peers(ref).empty());
+}
+
+TEST(endpoint, one_rule_for_every_address) {
+    using pd::parse_endpoint;
+    using pd::port_rule;
+    EXPECT_EQ(parse_endpoint("10.1.2.3:7400")->port, 7400);
+    EXPECT_EQ(parse_endpoint("[2001:db8::1]:80")->host, "2001:db8::1");
+    auto name = parse_endpoint("coordinator.example:7400");
+    ASSERT_TRUE(name);
+    EXPECT_TRUE(name->is_name);
+    EXPECT_TRUE(parse_endpoint("localhost:1"));
+    EXPECT_FALSE(parse_endpoint("10.1.2.3:0"));
+    EXPECT_TRUE(parse_endpoint("10.1.2.3:0", port_rule::listen));
+    for (const char *bad : {"", ":80", "10.1.2.3", "10.1.2.3:", "10.1.2.3:65536", "10.1.2.3:80x", "10.1.2.3:+80",
+                            "2001:db8::1:80", "[10.1.2.3]:80", "[]:80", "bad_name:80", "-x:80", "a..b:80",
+                            "10.1.2.3: 80"})
+        EXPECT_FALSE(parse_endpoint(bad)) << bad;
+    try {
+        pd::require_endpoint("x", "coordinator address");
+        ADD_FAILURE();
+    } catch (const pd::error &e) {
+        EXPECT_EQ(e.code(), PD_E_INVALID);
+        EXPECT_NE(std::string(e.what()).find("coordinator address 'x' is not host:port"), std::string::npos);
+    }
+}
+
+TEST(key_file, hex_or_raw_and_nothing_else) {
+    pdtest::temp_dir dir;
+    std::string hex(64, 'a');
+    EXPECT_EQ(pd::parse_fleet_key(" " + hex + "\n")->at(0), 0xaa);
+    EXPECT_EQ(pd::parse_fleet_key(std::string(32, '\x07'))->at(31), 7);
+    for (std::string bad : {std::string(), hex.substr(1), hex + "a", std::string(63, 'a') + "g", std::string(33, 'x')})
+        EXPECT_FALSE(pd::parse_fleet_key(bad)) << bad;
+    pdtest::write_file(dir / "bad", {'n', 'o'});
+    try {
+        pd::read_fleet_key(dir / "bad");
+        ADD_FAILURE();
+    } catch (const pd::error &e) {
+        EXPECT_EQ(e.code(), PD_E_INVALID);
+    }
+    try {
+        pd::read_fleet_key(dir / "missing");
+        ADD_FAILURE();
+    } catch (const pd::error &e) {
+        EXPECT_EQ(e.code(), PD_E_NOT_FOUND);
+    }
+}
