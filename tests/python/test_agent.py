@@ -76,7 +76,7 @@ def test_control_socket_survives_garbage_and_huge_lines(agent):
 @pytest.mark.parametrize("mutate, expect", [
     (lambda c: c.update(bogus=1), "unknown key 'bogus'"),
     (lambda c: c.pop("cache_dir"), "'cache_dir' is required"),
-    (lambda c: c.update(fleet_key_file="/nonexistent/fleet.key"), "fleet key file '/nonexistent/fleet.key' cannot be read"),
+    (lambda c: c.update(fleet_key_file="/nonexistent/fleet.key"), "reading the fleet key file '/nonexistent/fleet.key': No such file or directory"),
     (lambda c: c.update(quota_percent=300), "quota_percent"),
     (lambda c: c.update(log_level="loud"), "log_level"),
     (lambda c: c.update(settings={"job.max_pieces_in_flight": 0}), "must be in [1, 256]"),
@@ -111,7 +111,7 @@ def test_fleet_key_file_and_device_overrides(agent, tmp_path):
     second = Agent(agent.binary, tmp_path / "second", extra={"fleet_key_file": str(key)})
     with pytest.raises(AgentError) as e:
         second.start(timeout=10)
-    assert "must hold 32 bytes" in str(e.value)
+    assert "must hold the key as 64 hex digits (or exactly 32 raw bytes)" in str(e.value)
 
 
 def test_second_agent_on_the_same_cache_is_refused(agent, tmp_path):

@@ -9,7 +9,7 @@ from peerdist import errors
 
 def test_version_matches():
     assert peerdist.version() == "0.4.0"
-    assert peerdist.version_num() == 0x000100
+    assert peerdist.version_num() == 0x000400
 
 
 def test_publish_download_with_events(tmp_path, plugin_dir, payload):

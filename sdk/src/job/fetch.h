@@ -8,6 +8,9 @@
 #include "plugin_host/plugin_host.h"
 #include "platform/file.h"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,10 +46,23 @@ struct piece_result {
 void read_piece(const content::manifest &m, const platform::file &file, const plugin_host::stream &stream,
                 const std::vector<std::uint64_t> &wanted, piece_result &r);
 
-// Writes one block from a peer if it has the block's length and hash (worker). False when
-// it does not verify; throws pd::error when writing fails.
-bool write_verified_block(const content::manifest &m, const platform::file &file, std::uint64_t block,
-                          const std::vector<std::uint8_t> &bytes);
+// What a request to a peer needs besides the link: where blocks are verified and written, and
+// what the network thread hears.
+struct peer_fetch_context {
+    std::shared_ptr<const content::manifest> manifest;
+    std::shared_ptr<platform::file> file;
+    boost::asio::thread_pool *workers;
+    boost::asio::io_context *net;
+    std::function<void(std::uint64_t block)> written;         // a block verified and on disk
+    std::function<void(std::uint64_t bytes, std::int64_t sent_ms)> answered;  // the answer ended well
+    std::function<void(piece_result)> done;                     // the piece is back
+};
+
+// Asks `r.peer` for blocks [first, first + count) of the piece; each of `wanted` that
+// arrives is verified and written on a worker as it lands, so a block can be shared moments
+// after it was received and a connection that dies loses only what was on the wire. `done`
+// runs once the answer has ended and every block task has finished. Network thread.
+void fetch_from_peer(const peer_fetch_context &ctx, piece_result r, std::vector<std::uint64_t> wanted);
 
 // End to end: re-reads blocks [first, last) from disk and re-hashes them (worker); with
 // `only`, just the blocks it holds. Throws PD_E_INTEGRITY naming the first bad block (after

@@ -223,81 +223,23 @@ void job::fetch_from_origin(std::uint32_t index) {
     });
 }
 
-// One request to a peer in flight: its blocks are verified and written as they arrive (on
-// workers), so a block can be shared moments after it was received and a connection that
-// dies loses only what was on the wire. The piece completes once the answer has ended and
-// every block task has finished.
-namespace {
-struct peer_request {
-    std::mutex mu;
-    piece_result r;
-    unsigned outstanding = 1;  // the answer itself, plus one per block task
-    std::vector<std::uint64_t> wanted;
-};
-}  // namespace
-
 void job::fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer_slot> &peer) {
-    std::int64_t sent_ms = store::now_ms();
-    picker_->take(index, peer->id, sent_ms);
+    picker_->take(index, peer->id, store::now_ms());
     ++peer->requests;
-    auto st = std::make_shared<peer_request>();
-    st->wanted = picker_->wanted(index);
-    st->r.index = index;
-    st->r.piece = picker_->at(index);
-    st->r.peer = peer;
-    st->r.source_class = peer->source_class;
-    st->r.source_name = (peer->wan() ? "WAN peer " : "peer ") + peer->link->address();
-    std::uint64_t first = st->wanted.front();
-    auto count = static_cast<std::uint32_t>(st->wanted.back() - first + 1);
+    piece_result r;
+    r.index = index;
+    r.piece = picker_->at(index);
+    r.peer = peer;
+    r.source_class = peer->source_class;
+    r.source_name = (peer->wan() ? "WAN peer " : "peer ") + peer->link->address();
     auto self = shared_from_this();
-    // The last of the answer and the block tasks hands the piece to on_piece_done.
-    auto finish_one = [self, st] {
-        piece_result done;
-        {
-            std::lock_guard lk(st->mu);
-            if (--st->outstanding) return;
-            done = std::move(st->r);
-        }
-        asio::post(self->session_.net(), [self, done = std::move(done)]() mutable { self->on_piece_done(std::move(done)); });
-    };
-    auto on_block = [self, st, finish_one](std::uint64_t b, std::vector<std::uint8_t> bytes) {
-        {
-            std::lock_guard lk(st->mu);
-            st->r.bytes_fetched += bytes.size();
-            if (!std::binary_search(st->wanted.begin(), st->wanted.end(), b)) return;
-            ++st->outstanding;
-        }
-        asio::post(self->session_.workers(), [self, st, finish_one, b, bytes = std::move(bytes)] {
-            bool good = false;
-            try {
-                good = write_verified_block(*self->manifest_, *self->file_, b, bytes);
-                std::lock_guard lk(st->mu);
-                (good ? st->r.good : st->r.bad).push_back(b);
-            } catch (const error &e) {
-                std::lock_guard lk(st->mu);
-                st->r.error = e.code();
-                st->r.fatal = true;
-                st->r.message = e.what();
-            }
-            if (good) asio::post(self->session_.net(), [self, b, cls = st->r.source_class] { self->on_block_written(b, cls); });
-            finish_one();
-        });
-    };
-    auto on_done = [self, st, finish_one, peer, sent_ms](const error *why, const std::string &rejected) {
-        {
-            std::lock_guard lk(st->mu);
-            st->r.rejected = rejected;
-            if (why) {
-                st->r.error = why->code();
-                st->r.message = why->what();
-                st->r.aborted = why->code() == PD_E_CANCELLED;
-            } else {
-                self->swarm_->record_answer(*peer, st->r.bytes_fetched, sent_ms, store::now_ms());
-            }
-        }
-        finish_one();
-    };
-    peer->link->request(manifest_->id, first, count, std::move(on_block), std::move(on_done));
+    peer_fetch_context ctx{manifest_, file_, &session_.workers(), &session_.net(),
+                           [self, cls = r.source_class](std::uint64_t b) { self->on_block_written(b, cls); },
+                           [self, peer](std::uint64_t bytes, std::int64_t sent_ms) {
+                               self->swarm_->record_answer(*peer, bytes, sent_ms, store::now_ms());
+                           },
+                           [self](piece_result done) { self->on_piece_done(std::move(done)); }};
+    core::fetch_from_peer(ctx, std::move(r), picker_->wanted(index));
 }
 
 // A block from a peer is verified and on disk: it becomes durable with the next flush and
