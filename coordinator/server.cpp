@@ -5,6 +5,7 @@
 #include "util/error.h"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <set>
@@ -88,9 +89,15 @@ void read_facts(const json &j, device_record &d) {
 }  // namespace
 
 // One agent or admin connection: secure channel, then request -> reply in order.
+//
+// Bounded everywhere a client could hold the server: the handshake must end within
+// handshake_timeout_ms, a connection idle for idle_timeout_ms is closed, an address may have
+// only max_handshaking_per_address connections that have not authenticated yet, and the next
+// request is read only once the replies queued for this connection drained below
+// max_queued_bytes.
 class server::connection : public std::enable_shared_from_this<connection> {
 public:
-    connection(server &owner, tcp::socket socket) : owner_(owner) {
+    connection(server &owner, tcp::socket socket) : owner_(owner), timer_(owner.io_) {
         error_code ec;
         auto ep = socket.remote_endpoint(ec);
         peer_ip_ = ec ? "" : ep.address().to_string();
@@ -98,11 +105,17 @@ public:
         channel_ = std::make_shared<net::async_channel>(std::move(socket), net::role::server, owner.options_.fleet_key.data());
     }
 
+    const std::string &peer_ip() const { return peer_ip_; }
+    bool authenticated() const { return authenticated_; }
+
     void start() {
         auto self = shared_from_this();
+        arm(owner_.options_.handshake_timeout_ms);
         channel_->on_write_error([self](const error *) { self->close(); });
         channel_->handshake([self](const error *why) {
-            if (why) return self->close();
+            if (why || self->closed_) return self->close();
+            self->authenticated_ = true;
+            self->arm(self->owner_.options_.idle_timeout_ms);
             self->read_next();
         });
     }
@@ -110,41 +123,62 @@ public:
     void close() {
         if (closed_) return;
         closed_ = true;
+        timer_.cancel();
         channel_->close();
         auto self = shared_from_this();
         asio::post(owner_.io_, [self] { self->owner_.connections_.erase(self); });
     }
 
 private:
+    static constexpr std::size_t max_queued_bytes = 4u << 20;
+
+    void arm(std::int64_t ms) {
+        timer_.expires_after(std::chrono::milliseconds(ms));
+        timer_.async_wait([weak = weak_from_this()](const error_code &ec) {
+            if (auto self = weak.lock(); self && !ec) self->close();
+        });
+    }
+
     void read_next() {
         channel_->receive([self = shared_from_this()](const error *why, net::bytes record) {
             if (self->closed_) return;
             if (why) return self->close();
+            self->arm(self->owner_.options_.idle_timeout_ms);
             std::optional<json> request;
             try {
                 request = self->in_.feed(record);
-            } catch (const error &e) {
+            } catch (const std::exception &e) {
                 self->reply({{"ok", false}, {"error", e.what()}});
                 return self->close();  // the framing is lost: nothing after this can be trusted
             }
             if (request) self->reply(self->owner_.handle(*request, self->peer_ip_));
-            self->read_next();
+            self->channel_->when_drained(max_queued_bytes, [self] {
+                if (!self->closed_) self->read_next();
+            });
         });
     }
 
+    // A reply that cannot be framed (over the message limit) becomes an error reply.
     void reply(const json &j) {
-        for (auto &r : frame_message(j)) channel_->send(r);
+        std::vector<net::bytes> records;
+        try {
+            records = frame_message(j);
+        } catch (const std::exception &e) {
+            records = frame_message(json{{"ok", false}, {"error", std::string("reply not sent: ") + e.what()}});
+        }
+        for (auto &r : records) channel_->send(r);
     }
 
     server &owner_;
     std::shared_ptr<net::async_channel> channel_;
+    asio::steady_timer timer_;
     message_assembler in_;
     std::string peer_ip_;
-    bool closed_ = false;
+    bool closed_ = false, authenticated_ = false;
 };
 
 server::server(asio::io_context &io, registry &reg, coordinator_store &store, server_options options)
-    : io_(io), registry_(reg), store_(store), options_(std::move(options)), acceptor_(io) {
+    : io_(io), registry_(reg), store_(store), options_(std::move(options)), acceptor_(io), accept_timer_(io) {
     if (!options_.now_ms)
         options_.now_ms = [] {
             using namespace std::chrono;
@@ -178,6 +212,7 @@ std::string server::bound_address() const {
 void server::stop() {
     error_code ec;
     acceptor_.close(ec);
+    accept_timer_.cancel();
     auto all = connections_;
     for (auto &c : all) c->close();
 }
@@ -185,7 +220,16 @@ void server::stop() {
 void server::accept_next() {
     acceptor_.async_accept([this](const error_code &ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-        if (!ec && connections_.size() < options_.max_connections) {
+        if (ec) {
+            // Out of descriptors (EMFILE, ENFILE) or memory: retrying at once spins a core
+            // and starves the connections being served. Wait, then try again.
+            accept_timer_.expires_after(std::chrono::milliseconds(options_.accept_backoff_ms));
+            accept_timer_.async_wait([this](const error_code &e) {
+                if (!e) accept_next();
+            });
+            return;
+        }
+        if (connections_.size() < options_.max_connections && handshaking_from(socket) < options_.max_handshaking_per_address) {
             error_code ignored;
             socket.set_option(tcp::no_delay(true), ignored);
             auto c = std::make_shared<connection>(*this, std::move(socket));
@@ -194,6 +238,17 @@ void server::accept_next() {
         }
         accept_next();
     });
+}
+
+std::size_t server::handshaking_from(const tcp::socket &socket) const {
+    error_code ec;
+    auto ep = socket.remote_endpoint(ec);
+    if (ec) return 0;
+    auto ip = ep.address().to_string();
+    if (ip.rfind("::ffff:", 0) == 0) ip = ip.substr(7);
+    std::size_t n = 0;
+    for (auto &c : connections_) n += !c->authenticated() && c->peer_ip() == ip;
+    return n;
 }
 
 json server::handle(const json &request, const std::string &peer_ip) {
@@ -340,6 +395,9 @@ json server::handle(const json &request, const std::string &peer_ip) {
         return {{"ok", false}, {"error", e.what()}};
     } catch (const json::exception &e) {
         return {{"ok", false}, {"error", std::string("malformed request: ") + e.what()}};
+    } catch (const std::exception &e) {
+        // SQLite and anything else: one failed request, never the server.
+        return {{"ok", false}, {"error", std::string("request failed: ") + e.what()}};
     }
 }
 

@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <array>
 #include <functional>
@@ -21,6 +22,10 @@ struct server_options {
     std::array<std::uint8_t, 32> fleet_key{};
     std::int64_t heartbeat_ms = 5000;  // told to agents; devices are online for 3 heartbeats
     std::size_t max_connections = 20000;
+    std::int64_t handshake_timeout_ms = 10000;  // a connection must authenticate this soon
+    std::int64_t idle_timeout_ms = 300000;      // a connection silent this long is closed
+    std::size_t max_handshaking_per_address = 16;  // unauthenticated connections per IP
+    std::int64_t accept_backoff_ms = 100;       // when accept fails (out of descriptors)
     std::function<std::int64_t()> now_ms;  // injectable clock (tests)
 };
 
@@ -38,12 +43,15 @@ public:
 private:
     class connection;
     void accept_next();
+    // Connections from the socket's address that have not authenticated yet.
+    std::size_t handshaking_from(const boost::asio::ip::tcp::socket &socket) const;
 
     boost::asio::io_context &io_;
     registry &registry_;
     coordinator_store &store_;
     server_options options_;
     boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::steady_timer accept_timer_;
     std::set<std::shared_ptr<connection>> connections_;
 };
 

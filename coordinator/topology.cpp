@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -206,24 +207,28 @@ topology topology::parse_csv(const std::string &text) {
     for (std::size_t i = 1; i < roots.size(); ++i)
         problems.push_back("line " + std::to_string(roots[i]->line) + ": second root office '" + roots[i]->name +
                            "' (the root is '" + roots[0]->name + "', line " + std::to_string(roots[0]->line) + ")");
-    std::set<std::string> reported;
+    // Cycles, in linear time: each office is walked up once; a walk that meets its own path
+    // found a cycle, reported once, from its first office in the file.
+    std::map<const office *, int> state;  // 1: on the current walk, 2: done
     for (auto &o : t.offices_) {
-        std::vector<std::string> chain{o.name};
+        std::vector<const office *> path;
         const office *cur = &o;
-        while (cur && !cur->parent.empty()) {
-            cur = t.find(cur->parent);
-            if (!cur) break;
-            if (std::find(chain.begin(), chain.end(), cur->name) != chain.end()) {
-                if (cur->name == o.name && !reported.count(o.name)) {
-                    std::string loop;
-                    for (auto &c : chain) loop += c + " -> ";
-                    for (auto &c : chain) reported.insert(c);
-                    problems.push_back("line " + std::to_string(o.line) + ": office '" + o.name + "' is in a cycle: " + loop + o.name);
-                }
-                break;
-            }
-            chain.push_back(cur->name);
+        while (cur && !state[cur]) {
+            state[cur] = 1;
+            path.push_back(cur);
+            cur = cur->parent.empty() ? nullptr : t.find(cur->parent);
         }
+        if (cur && state[cur] == 1) {
+            auto begin = std::find(path.begin(), path.end(), cur);
+            std::vector<const office *> cycle(begin, path.end());
+            std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end(), [](auto *x, auto *y) { return x->line < y->line; }),
+                        cycle.end());
+            std::string loop;
+            for (auto *c : cycle) loop += c->name + " -> ";
+            problems.push_back("line " + std::to_string(cycle.front()->line) + ": office '" + cycle.front()->name +
+                               "' is in a cycle: " + loop + cycle.front()->name);
+        }
+        for (auto *p : path) state[p] = 2;
     }
     // Overlaps between offices (within one office they are harmless).
     struct owned {
@@ -234,20 +239,30 @@ topology topology::parse_csv(const std::string &text) {
     for (auto &o : t.offices_)
         for (auto &r : o.ranges) all.push_back({&r, &o});
     std::sort(all.begin(), all.end(), [](const owned &a, const owned &b) { return a.range->first < b.range->first; });
-    for (std::size_t i = 0; i < all.size(); ++i)
-        for (std::size_t j = i + 1; j < all.size() && !(all[i].range->last < all[j].range->first); ++j)
-            if (all[i].owner != all[j].owner) {
-                auto &later = all[i].owner->line > all[j].owner->line ? all[i] : all[j];
-                auto &earlier = &later == &all[i] ? all[j] : all[i];
-                problems.push_back("line " + std::to_string(later.owner->line) + ": range " + later.range->text +
-                                   " of '" + later.owner->name + "' overlaps " + earlier.range->text + " of '" +
-                                   earlier.owner->name + "' (line " + std::to_string(earlier.owner->line) + ")");
-            }
+    // A sweep in address order: each range is compared with the one reaching furthest so far,
+    // so a range overlapping another office's is reported once, in O(n log n).
+    const owned *reach = nullptr;
+    for (auto &cur : all) {
+        if (reach && !(reach->range->last < cur.range->first) && reach->owner != cur.owner) {
+            auto &later = reach->owner->line > cur.owner->line ? *reach : cur;
+            auto &earlier = &later == reach ? cur : *reach;
+            problems.push_back("line " + std::to_string(later.owner->line) + ": range " + later.range->text +
+                               " of '" + later.owner->name + "' overlaps " + earlier.range->text + " of '" +
+                               earlier.owner->name + "' (line " + std::to_string(earlier.owner->line) + ")");
+        }
+        if (!reach || reach->range->last < cur.range->last) reach = &cur;
+    }
     if (!problems.empty()) {
         std::stable_sort(problems.begin(), problems.end(), [](const std::string &a, const std::string &b) {
             auto num = [](const std::string &s) { return std::atoi(s.c_str() + 5); };
             return num(a) < num(b);
         });
+        // Bounded: a file of garbage lines must not make a reply of megabytes.
+        if (problems.size() > max_problems) {
+            auto more = problems.size() - max_problems;
+            problems.resize(max_problems);
+            problems.push_back("... and " + std::to_string(more) + " more problems");
+        }
         throw topology_error(std::move(problems));
     }
     return t;

@@ -55,6 +55,8 @@ class topology {
 public:
     static constexpr const char *root_name = "Central Office";
     static constexpr const char *csv_header = "name,parent,type,ranges,wan_budget";
+    // A refused import lists at most this many problems (then how many more there were).
+    static constexpr std::size_t max_problems = 100;
     static constexpr const char *csv_header_v1 = "name,parent,type,ranges";  // still accepted
 
     // The CSV format of docs/hierarchy.md. Throws topology_error listing every problem:

@@ -8,6 +8,7 @@
 #include "coordinator/server.h"
 #include "coordinator/store.h"
 #include "coordinator/topology.h"
+#include "platform/socket.h"
 
 #include <peerdist/admin.h>
 #include <cstring>
@@ -15,6 +16,8 @@
 #include <boost/asio/io_context.hpp>
 
 #include <thread>
+#include <sys/socket.h>
+#include <unistd.h>
 
 using namespace pd::coord;
 
@@ -580,4 +583,117 @@ TEST(admin_capi, republish_all_is_checked_first_and_stored_all_or_none) {
     EXPECT_EQ(pd_admin_republish_all(&b, a, none, nullptr, 1), PD_E_INVALID);
     EXPECT_EQ(pd_admin_republish_all(&b, a, both, nullptr, 0), PD_E_INVALID);
     for (auto *x : m) pd_manifest_free(x);
+}
+
+// ---- hostile input: imports, messages and sockets that once froze or killed the server ----
+
+TEST(topology, a_long_chain_is_checked_in_linear_time_and_a_cycle_is_reported_once) {
+    // 4,000 offices in one chain (86 KB) took 11.1 s with the cubic walk.
+    std::string csv = "name,parent,type,ranges\nCentral Office,,Default,\n";
+    std::string parent = "Central Office";
+    for (int i = 0; i < 4000; ++i) {
+        std::string name = "o" + std::to_string(i);
+        csv += name + "," + parent + ",Default,10." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ".0/24\n";
+        parent = name;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(problems_of(csv).empty());
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));  // a bound on complexity, not a speed target
+    // The same chain closed into a ring below the root: one problem, at its first office.
+    auto ring = csv + "x,o3999,Default,\n";
+    ring.replace(ring.find("o0,Central Office"), 17, "o0,x");
+    auto p = problems_of(ring);
+    ASSERT_EQ(p.size(), 1u) << p.front();
+    EXPECT_EQ(p.front().rfind("line 3: office 'o0' is in a cycle: o0 -> x -> o3999 -> ", 0), 0u) << p.front().substr(0, 80);
+}
+
+TEST(topology, a_file_of_garbage_gets_a_bounded_list_of_problems) {
+    // 1.2 MB of bad lines once made a reply over 64 MiB and the process exit.
+    std::string csv = "name,parent,type,ranges\n";
+    for (int i = 0; i < 40000; ++i) csv += "bad line " + std::to_string(i) + "\n";
+    auto p = problems_of(csv);
+    ASSERT_EQ(p.size(), topology::max_problems + 1);
+    EXPECT_EQ(p.back(), "... and " + std::to_string(40000 - topology::max_problems) + " more problems");
+    // 4,000 copies of one range: each overlapping office once, not every pair.
+    std::string same = "name,parent,type,ranges\nCentral Office,,Default,\n";
+    for (int i = 0; i < 4000; ++i) same += "o" + std::to_string(i) + ",Central Office,Default,10.0.0.0/8\n";
+    EXPECT_EQ(problems_of(same).size(), topology::max_problems + 1);
+}
+
+TEST(coordinator_protocol, deep_nesting_and_wrong_types_are_errors_not_crashes) {
+    message_assembler in;
+    std::string deep(8u << 20, '[');
+    try {
+        in.feed(pd::net::bytes(deep.begin(), deep.begin() + 100000));
+        ADD_FAILURE() << "accepted 100,000 levels of nesting";
+    } catch (const pd::error &e) {
+        EXPECT_NE(std::string(e.what()).find("nests deeper than"), std::string::npos) << e.what();
+    }
+    pdtest::temp_dir dir;
+    auto store = open_sqlite_store(dir / "c.db");
+    registry reg{*store, election_policy{}, 15000};
+    boost::asio::io_context io;
+    server_options o;
+    o.server_id = "s1";
+    server srv(io, reg, *store, o);
+    for (auto bad : {json{{"op", 7}}, json{{"op", "register"}, {"device_id", json::array()}},
+                     json{{"op", "register"}, {"device_id", "d"}, {"facts", {{"free_bytes", "lots"}}}},
+                     json{{"op", "admin.topology.import"}, {"csv", 5}}, json{{"op", "holding"}, {"device_id", "d"}}}) {
+        auto reply = srv.handle(bad, "10.0.0.1");
+        EXPECT_FALSE(reply.value("ok", true)) << bad.dump();
+        EXPECT_TRUE(reply.contains("error")) << bad.dump();
+    }
+}
+
+TEST(coordinator_server, silent_sockets_are_closed_and_cannot_lock_out_a_keyed_client) {
+    running_server s;
+    auto port = s.srv->bound_address().substr(s.srv->bound_address().rfind(':') + 1);
+    // More silent sockets from one address than it may have handshaking: the surplus is
+    // refused at once, the rest closed when the handshake deadline (10 s by default;
+    // shortened here through a second server below) passes.
+    std::vector<int> silent;
+    for (int i = 0; i < 40; ++i) silent.push_back(pd::platform::connect_tcp("127.0.0.1:" + port, 2000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    int closed = 0;
+    for (int fd : silent) {
+        char c;
+        timeval tv{0, 1000};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        // The server's HELLO arrives on accepted sockets; refused ones read EOF.
+        ssize_t n = ::recv(fd, &c, 1, 0);
+        closed += n == 0;
+    }
+    EXPECT_GE(closed, 40 - 16) << "more than 16 handshaking connections from one address were kept";
+    for (int fd : silent) ::close(fd);
+}
+
+TEST(coordinator_server, a_connection_that_never_authenticates_is_closed_at_the_deadline) {
+    pdtest::temp_dir dir;
+    auto store = open_sqlite_store(dir / "c.db");
+    registry reg{*store, election_policy{}, 15000};
+    boost::asio::io_context io;
+    server_options o;
+    o.server_id = "s1";
+    o.fleet_key = {7};
+    o.handshake_timeout_ms = 200;
+    server srv(io, reg, *store, o);
+    srv.listen("127.0.0.1:0");
+    std::thread t([&] { io.run(); });
+    int fd = pd::platform::connect_tcp(srv.bound_address(), 2000);
+    auto t0 = std::chrono::steady_clock::now();
+    char buf[256];
+    ssize_t n;
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    }
+    EXPECT_EQ(n, 0) << "not closed by the server";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+    ::close(fd);
+    // A keyed client is served as before.
+    coordinator_client c(srv.bound_address(), o.fleet_key.data(), 5000);
+    EXPECT_TRUE(c.call({{"op", "admin.server_id"}}).value("ok", false));
+    boost::asio::post(io, [&] { srv.stop(); });
+    io.stop();
+    t.join();
 }

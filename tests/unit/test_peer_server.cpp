@@ -1,6 +1,7 @@
 // The peer server against real TCP clients speaking the secure channel and the wire codec.
 #include "helpers.h"
 
+#include "capi/translate.h"
 #include "crypto/hash.h"
 #include "net/secure_channel.h"
 #include "peer/wire.h"
@@ -213,4 +214,88 @@ TEST(peer_server, connection_limit_and_idle_timeout) {
     EXPECT_TRUE(closed_by_server(second.fd));  // over the limit
     std::this_thread::sleep_for(std::chrono::milliseconds(600));
     EXPECT_TRUE(closed_by_server(first.fd));  // idle for longer than the timeout
+}
+
+// An attacker that sends requests and never reads the answers: the server reads its next
+// request only once the answers it queued drained, so it holds a bounded amount for it
+// (without back-pressure 150 requests for 16 blocks each queued 150 MiB).
+TEST(peer_server, a_client_that_never_reads_cannot_make_the_server_buffer_answers) {
+    server_fixture f;
+    auto big = pdtest::random_bytes(8u << 20, 11);
+    pdtest::write_file(f.dir / "big.bin", big);
+    pd_manifest *m = nullptr;
+    pd_publish_options po = PD_PUBLISH_OPTIONS_INIT;
+    po.add_to_cache = 1;
+    ASSERT_EQ(pd_content_publish(&m, f.s, (f.dir / "big.bin").c_str(), &po), PD_OK) << pdtest::last_error();
+    auto id = f.id(m);
+    pd_manifest_free(m);
+    fd_guard g{connect_to(f.addr)};
+    int small = 64 * 1024;  // a small receive window, then never read
+    ::setsockopt(g.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    blocking_channel ch(g.fd, role::client, fleet_key);
+    ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, wire::hello{})));
+    for (std::uint32_t i = 0; i < 150; ++i) ch.send(wire::encode(wire::request{i, id, (i % 8) * 16, 16}));
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    pd_session_stats st{};
+    st.struct_size = sizeof st;
+    ASSERT_EQ(pd_session_get_stats(&st, f.s), PD_OK);
+    // Queued for this connection: at most the drain mark (2 MiB) plus one answer (1 MiB), plus
+    // what the kernel's socket buffers took.
+    EXPECT_LT(st.bytes_uploaded, 12u << 20) << "answers queued for a client that reads nothing";
+    EXPECT_GT(st.bytes_uploaded, 0u);
+}
+
+// Legal inputs that once aborted an agent: a REQUEST and a HAVE for a content whose blocks
+// (1 MiB; manifests allow up to 4) are larger than one wire record carries. The server
+// rejects the one and offers nothing in the other; the session keeps serving.
+TEST(peer_server, blocks_larger_than_the_wire_are_refused_not_fatal) {
+    server_fixture f;
+    auto data = pdtest::random_bytes(3u << 20, 12);
+    std::vector<pd::content::hash> hashes;
+    for (std::size_t off = 0; off < data.size(); off += 1u << 20)
+        hashes.push_back(pd::crypto::sha256(data.data() + off, std::min<std::size_t>(1u << 20, data.size() - off)));
+    auto m = pd::content::manifest::from_block_hashes(data.size(), hashes, "big-blocks.bin", 1u << 20, 32u << 20);
+    auto &store = f.s.s->impl->store();
+    store.put_manifest(m, "");
+    store.reserve(m.id, m.size, {});
+    {
+        auto file = store.open_data(m.id, m.size);
+        file.pwrite(0, data.data(), data.size());
+        file.datasync();
+    }
+    store.mark_verified(m.id, {0, 1, 2});
+    fd_guard g{connect_to(f.addr)};
+    blocking_channel ch(g.fd, role::client, fleet_key);
+    ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, wire::hello{})));
+    auto have = std::get<wire::have>(ask(ch, wire::have{m.id, 0, 0, {}}));
+    EXPECT_EQ(have.block_count, 0u) << "offered blocks no record can carry";
+    auto rej = std::get<wire::reject>(ask(ch, wire::request{1, m.id, 0, 1}));
+    EXPECT_NE(rej.reason.find("larger than the wire carries"), std::string::npos) << rej.reason;
+    // Still serving the ordinary content on the same connection.
+    auto ok = ask(ch, wire::request{2, f.id(f.full), 0, 1});
+    EXPECT_TRUE(std::holds_alternative<wire::data>(ok));
+}
+
+// 64 silent sockets once held every peer slot for a minute. Now at most 8 unauthenticated
+// connections per address are kept, each only until peer.handshake_timeout_ms.
+TEST(peer_server, silent_sockets_are_refused_or_closed_and_peers_get_in_again) {
+    server_fixture f;
+    ASSERT_EQ(pd_session_set_setting(f.s, "peer.handshake_timeout_ms", "300"), PD_OK);
+    std::vector<int> silent;
+    for (int i = 0; i < 64; ++i) silent.push_back(connect_to(f.addr));
+    auto t0 = std::chrono::steady_clock::now();
+    int closed = 0;
+    for (int fd : silent) {
+        closed += closed_by_server(fd);
+        ::close(fd);
+    }
+    EXPECT_EQ(closed, 64) << "silent connections outlived the handshake deadline";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+    pd_session_stats st{};
+    st.struct_size = sizeof st;
+    ASSERT_EQ(pd_session_get_stats(&st, f.s), PD_OK);
+    EXPECT_GE(st.peers_refused, 64u - 8u) << "more than 8 handshaking connections from one address were kept";
+    fd_guard g{connect_to(f.addr)};
+    blocking_channel ch(g.fd, role::client, fleet_key);
+    EXPECT_TRUE(std::holds_alternative<wire::hello>(ask(ch, wire::hello{})));
 }

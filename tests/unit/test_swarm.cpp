@@ -214,9 +214,124 @@ TEST(swarm, a_peer_that_goes_silent_is_dropped_and_backed_off_and_the_origin_fin
     EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_ORIGIN], f.data.size());
     bool named = false;
     for (auto &e : out.events)
-        named |= e.type == PD_EVENT_SOURCE_FALLBACK && std::string(e.message).find("sent nothing for 300 ms") != std::string::npos;
+        named |= e.type == PD_EVENT_SOURCE_FALLBACK && std::string(e.message).find("answered nothing for 300 ms") != std::string::npos;
     EXPECT_TRUE(named) << "no event says the peer went silent";
     EXPECT_EQ(pdtest::read_file(f.dir / "out.bin"), f.data);
+}
+
+namespace {
+
+// The rogue fleet member: it advertises every block, answers no request, and pushes a
+// HAVE_DELTA every 50 ms on every connection (which once re-armed the request timeout
+// forever). Counts the connections it took.
+struct advertise_and_stall_peer {
+    int listener = -1;
+    std::string addr;
+    std::atomic<bool> stop{false};
+    std::atomic<int> connections{0}, requests{0};
+    std::vector<std::thread> threads;
+    std::thread acceptor;
+
+    explicit advertise_and_stall_peer(std::uint64_t block_count) {
+        listener = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::bind(listener, reinterpret_cast<sockaddr *>(&a), sizeof a);
+        ::listen(listener, 16);
+        socklen_t len = sizeof a;
+        ::getsockname(listener, reinterpret_cast<sockaddr *>(&a), &len);
+        addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+        timeval tv{0, 100000};
+        ::setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        acceptor = std::thread([this, block_count] {
+            while (!stop) {
+                int fd = ::accept(listener, nullptr, nullptr);
+                if (fd < 0) continue;
+                ++connections;
+                threads.emplace_back([this, fd, block_count] { serve(fd, block_count); });
+            }
+        });
+    }
+    void serve(int fd, std::uint64_t block_count) {
+        using namespace pd::net;
+        namespace wire = pd::peer::wire;
+        timeval t{0, 50000};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, sizeof t);
+        try {
+            blocking_channel ch(fd, role::server, fleet);
+            pd::content::hash content{};
+            while (!stop) {
+                bytes in;
+                try {
+                    in = ch.receive();
+                } catch (const pd::error &e) {
+                    if (e.code() != PD_E_TIMEOUT) break;
+                    if (content != pd::content::hash{}) ch.send(wire::encode(wire::have_delta{content, {0}}));
+                    continue;
+                }
+                auto m = wire::decode(in.data(), in.size());
+                if (std::holds_alternative<wire::hello>(m)) {
+                    ch.send(wire::encode(wire::hello{}));
+                } else if (auto *h = std::get_if<wire::have>(&m)) {
+                    content = h->content;
+                    wire::have all{h->content, block_count, 0, std::vector<std::uint8_t>((block_count + 7) / 8, 0xff)};
+                    ch.send(wire::encode(all));
+                } else if (std::holds_alternative<wire::request>(m)) {
+                    ++requests;  // and never answer
+                }
+            }
+        } catch (const std::exception &) {
+        }
+        ::close(fd);
+    }
+    ~advertise_and_stall_peer() {
+        stop = true;
+        acceptor.join();
+        for (auto &t : threads) t.join();
+        ::close(listener);
+    }
+};
+
+}  // namespace
+
+// With a file origin available, the rogue once froze the download (0 of 16 MiB after 30 s).
+// Now its pieces stop counting once it has answered nothing for peer.answer_deadline_ms, the
+// origin takes them (and what it holds in flight), and the link itself expires after
+// peer.request_timeout_ms although the rogue keeps pushing HAVE_DELTAs.
+TEST(swarm, a_peer_that_advertises_everything_and_answers_nothing_cannot_stall_a_download) {
+    swarm_fixture f(16u << 20);
+    device leecher(f.dir / "b");
+    advertise_and_stall_peer rogue((f.data.size() + 65535) / 65536);
+    pd_session_set_setting(leecher.s, "peer.answer_deadline_ms", "500");
+    pd_session_set_setting(leecher.s, "peer.request_timeout_ms", "60000");
+    auto t0 = std::chrono::steady_clock::now();
+    auto out = leecher.get(f.m, f.dir / "origin.bin", f.dir / "out.bin", rogue.addr);
+    auto took = std::chrono::steady_clock::now() - t0;
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_GE(rogue.requests.load(), 1) << "the rogue was never asked: the test proves nothing";
+    EXPECT_EQ(pdtest::read_file(f.dir / "out.bin"), f.data);
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_ORIGIN], f.data.size());
+    // The mechanism, not a speed: done long before the 60 s request timeout could act.
+    EXPECT_LT(took, std::chrono::seconds(30));
+}
+
+TEST(swarm, have_deltas_do_not_keep_a_request_alive_and_two_expiries_end_the_peer) {
+    swarm_fixture f(4u << 20);
+    device leecher(f.dir / "b");
+    advertise_and_stall_peer rogue((f.data.size() + 65535) / 65536);
+    pd_session_set_setting(leecher.s, "peer.request_timeout_ms", "300");
+    pd_session_set_setting(leecher.s, "peer.answer_deadline_ms", "600000");  // only the link timeout acts
+    pd_session_set_setting(leecher.s, "job.piece_size_kib", "64");  // many pieces: the job outlives the backoff
+    pd_session_set_setting(leecher.s, "job.max_pieces_in_flight", "1");
+    auto out = leecher.get(f.m, f.dir / "origin.bin", f.dir / "out.bin", rogue.addr);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_EQ(pdtest::read_file(f.dir / "out.bin"), f.data);
+    bool expired = false;
+    for (auto &e : out.events)
+        expired |= e.type == PD_EVENT_SOURCE_FALLBACK && std::string(e.message).find("answered nothing for 300 ms") != std::string::npos;
+    EXPECT_TRUE(expired) << "the request never expired while the rogue pushed HAVE_DELTAs";
+    EXPECT_LE(rogue.connections.load(), 2) << "dialled again after two expiries";
 }
 
 TEST(swarm, several_seeders_share_the_load_and_the_job_verifies_everything) {

@@ -32,8 +32,15 @@ std::optional<json> message_assembler::feed(const net::bytes &record) {
     } else {
         text_.assign(record.begin(), record.end());
     }
-    json j = json::parse(text_, nullptr, false);
+    // Nesting is bounded as the parser goes: 8 MB of "[[[[" once cost 270 MB of memory.
+    auto depth_limit = [](int depth, json::parse_event_t, json &) {
+        if (depth > max_json_depth)
+            fail(PD_E_INVALID, PD_CATEGORY_NET, "coordinator message nests deeper than " + std::to_string(max_json_depth) + " levels");
+        return true;
+    };
+    std::string text = std::move(text_);
     text_.clear();
+    json j = json::parse(text, depth_limit, false);
     if (j.is_discarded() || !j.is_object()) fail(PD_E_INVALID, PD_CATEGORY_NET, "coordinator message is not a JSON object");
     if (j.size() == 1 && j.contains("parts")) {
         auto &p = j["parts"];

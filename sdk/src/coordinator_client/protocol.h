@@ -1,7 +1,8 @@
 // The coordinator protocol (docs/protocol.md §4): one JSON object per message inside the
 // secure channel, a request answered by exactly one reply, in order. A message longer than
 // one record (a topology CSV, the devices report) travels as {"parts": N} followed by N
-// records of raw text whose concatenation is the JSON. Limits: 64 MiB per message.
+// records of raw text whose concatenation is the JSON. Limits: 64 MiB per message, JSON
+// nested at most 32 levels.
 #pragma once
 
 #include "net/secure_channel.h"
@@ -19,6 +20,7 @@ using json = nlohmann::json;
 
 constexpr std::size_t max_part_bytes = 192 * 1024;
 constexpr std::size_t max_message_bytes = 64u << 20;
+constexpr int max_json_depth = 32;
 
 // The records (plaintext) that carry one message.
 std::vector<net::bytes> frame_message(const json &message);

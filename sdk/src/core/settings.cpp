@@ -8,7 +8,7 @@ namespace pd::core {
 
 settings::settings() {
     specs_ = {
-        {"job.piece_size_kib", {1024, 64, 16384}},
+        {"job.piece_size_kib", {1024, 64, 4096}},  // a REQUEST carries at most 64 blocks of 64 KiB
         {"job.max_pieces_in_flight", {8, 1, 256}},
         {"job.flush_interval_ms", {500, 10, 60000}},
         {"job.flush_bytes", {32 << 20, 64 << 10, 1ll << 32}},
@@ -20,11 +20,13 @@ settings::settings() {
         {"peer.max_connections", {64, 1, 4096}},
         {"peer.upload_rate_bytes", {0, 0, INT64_MAX}},
         {"peer.idle_timeout_ms", {60000, 100, 3600000}},
+        {"peer.handshake_timeout_ms", {5000, 100, 60000}},
         {"peer.connect_timeout_ms", {3000, 50, 60000}},
         {"peer.refresh_ms", {500, 50, 60000}},
         {"peer.max_requests", {8, 1, 64}},
         {"peer.request_queue_ms", {250, 10, 10000}},
         {"peer.request_timeout_ms", {10000, 100, 600000}},
+        {"peer.answer_deadline_ms", {5000, 100, 600000}},
         {"wan.budget_bytes", {0, 0, INT64_MAX}},
         {"wan.target_delay_ms", {25, 5, 100}},
         {"peer.coop_wait_ms", {30000, 0, 600000}},

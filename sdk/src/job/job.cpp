@@ -108,8 +108,10 @@ void job::on_prepared(platform::file file, block_bitmap verified, std::uint64_t 
     file_ = std::make_shared<platform::file>(std::move(file));
     resumed_ = verified;
     bytes_by_source_[PD_SOURCE_LOCAL] = verified_bytes;
-    picker_ = std::make_unique<piece_picker>(manifest_->block_count(),
-                                             settings_.piece_bytes / manifest_->block_size, verified);
+    // A piece is one REQUEST to a peer: never more blocks than the wire allows in one.
+    std::uint64_t blocks_per_piece = std::min<std::uint64_t>(settings_.piece_bytes / manifest_->block_size,
+                                                             peer::wire::max_request_blocks);
+    picker_ = std::make_unique<piece_picker>(manifest_->block_count(), blocks_per_piece, verified);
     flusher_ = std::make_shared<flusher>(session_, manifest_->id, file_, verified, verified_bytes,
                                          std::weak_ptr<flusher::listener>(self));
     sources_ = std::make_shared<source_chain>(session_, content_ref(), request_.origin,
@@ -200,8 +202,17 @@ void job::dispatch() {
     if (settling_ || !sources_->stream()) return;
     std::int64_t now = store::now_ms();
     for (auto i : picker_->unheld()) {
-        if (origin_in_flight_ >= settings_.max_origin_pieces) break;
+        if (origin_in_flight_ >= settings_.max_origin_pieces) return;
         if (swarm_->origin_turn(picker_->at(i).first_block, session_.node_id(), now)) fetch_from_origin(i);
+    }
+    // What a demoted peer (silent while holding requests) has in flight is fetched again from
+    // the origin; the first copy that verifies wins.
+    for (auto &peer : swarm_->peers()) {
+        if (!peer->demoted) continue;
+        for (auto i : picker_->in_flight_only_at(peer->id)) {
+            if (origin_in_flight_ >= settings_.max_origin_pieces) return;
+            fetch_from_origin(i);
+        }
     }
 }
 
@@ -224,8 +235,9 @@ void job::fetch_from_origin(std::uint32_t index) {
 }
 
 void job::fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer_slot> &peer) {
-    picker_->take(index, peer->id, store::now_ms());
-    ++peer->requests;
+    std::int64_t now = store::now_ms();
+    picker_->take(index, peer->id, now);
+    swarm_->record_request(*peer, now);
     piece_result r;
     r.index = index;
     r.piece = picker_->at(index);
@@ -279,7 +291,7 @@ void job::on_piece_done(piece_result r) {
     } else if (r.error && !r.aborted) {
         if (r.peer) {
             // A broken or silent connection: forget the peer; discovery may bring it back.
-            swarm_->drop(r.peer, r.message);
+            swarm_->drop(r.peer, error(r.error, PD_CATEGORY_NET, r.message));
         } else {
             error_code_ = r.error;
             if (r.stream == sources_->stream()) source_failed("source '" + r.source_name + "' failed: " + r.message);
@@ -326,7 +338,9 @@ void job::reject_blocks(const piece_result &r) {
 // connection has answered its first HAVE or failed.
 void job::discover_peers() {
     if (swarm_->busy() || state_ != PD_JOB_RUNNING) return;
-    if (!session_.fleet_key()) {
+    // Without a fleet key there is no peer to trust; blocks larger than the wire carries
+    // cannot come from one.
+    if (!session_.fleet_key() || manifest_->block_size > peer::wire::max_block_bytes) {
         settling_ = false;
         return;
     }
@@ -404,6 +418,7 @@ void job::on_peer_tick() {
         discover_peers();
     }
     swarm_->refresh_stale(now);  // peers' bitmaps go stale as they download too
+    swarm_->demote_silent(now);  // holders that answer nothing: their pieces go elsewhere
     // A job never stalls silently.
     std::int64_t stall = settings_.stall_timeout_ms;
     bool stalled = !picker_->queue_empty() && now - last_block_ms_ > stall && !sources_->stream();
@@ -452,7 +467,14 @@ void job::flush_now() {
 }
 
 void job::maybe_finish() {
-    if (state_ != PD_JOB_RUNNING || !picker_ || !picker_->done() || flusher_->busy() || flusher_->pending()) return;
+    if (state_ != PD_JOB_RUNNING || !picker_) return;
+    // Every block is written but fetches are still out: those with demoted peers will not
+    // come back soon, and nothing they bring is needed.
+    if (picker_->queue_empty() && picker_->in_flight() && picker_->all_written())
+        for (auto &peer : std::vector<std::shared_ptr<peer_slot>>(swarm_->peers()))
+            if (peer->demoted && peer->requests)
+                swarm_->drop(peer, error(PD_E_TIMEOUT, PD_CATEGORY_NET, "answered nothing while its pieces came from elsewhere"));
+    if (!picker_->done() || flusher_->busy() || flusher_->pending()) return;
     if (!flusher_->all_durable(manifest_->block_count())) return;
     finalize();
 }

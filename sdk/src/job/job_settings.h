@@ -23,6 +23,7 @@ struct job_settings {
     unsigned max_requests = 0;             // peer.max_requests
     std::int64_t request_queue_ms = 0;
     int request_timeout_ms = 0;
+    std::int64_t answer_deadline_ms = 0;   // a holder silent this long stops counting (swarm::demote_silent)
     int connect_timeout_ms = 0;
     std::int64_t coop_wait_ms = 0;
     std::int64_t coop_settle_ms = 0;
@@ -43,6 +44,7 @@ struct job_settings {
         j.max_requests = static_cast<unsigned>(s.get_int("peer.max_requests"));
         j.request_queue_ms = s.get_int("peer.request_queue_ms");
         j.request_timeout_ms = static_cast<int>(s.get_int("peer.request_timeout_ms"));
+        j.answer_deadline_ms = s.get_int("peer.answer_deadline_ms");
         j.connect_timeout_ms = static_cast<int>(s.get_int("peer.connect_timeout_ms"));
         j.coop_wait_ms = s.get_int("peer.coop_wait_ms");
         j.coop_settle_ms = s.get_int("peer.coop_settle_ms");

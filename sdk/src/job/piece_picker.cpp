@@ -6,7 +6,7 @@
 namespace pd::core {
 
 piece_picker::piece_picker(std::uint64_t block_count, std::uint64_t blocks_per_piece, const block_bitmap &held)
-    : written_(held.bytes(), block_count) {
+    : written_(held.bytes(), block_count), block_count_(block_count), written_count_(written_.count()) {
     blocks_per_piece = std::max<std::uint64_t>(1, blocks_per_piece);
     for (std::uint64_t first = 0; first < block_count; first += blocks_per_piece) {
         std::uint64_t end = std::min(block_count, first + blocks_per_piece);
@@ -29,6 +29,7 @@ piece_picker::piece_picker(std::uint64_t block_count, std::uint64_t blocks_per_p
 bool piece_picker::mark_written(std::uint64_t block) {
     if (written_.test(block)) return false;
     written_.set(block);
+    ++written_count_;
     return true;
 }
 
@@ -95,6 +96,13 @@ std::vector<std::uint32_t> piece_picker::unheld() const {
     for (auto i : queue_)
         if (avail_[i] == 0) out.push_back(i);
     std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::vector<std::uint32_t> piece_picker::in_flight_only_at(holder_id holder) const {
+    std::vector<std::uint32_t> out;
+    for (std::uint32_t i = 0; i < pieces_.size(); ++i)
+        if (flights_[i] == 1 && holder_[i] == holder) out.push_back(i);
     return out;
 }
 

@@ -40,6 +40,7 @@ public:
 
     // Verified and written, in this run or before it.
     bool written(std::uint64_t block) const { return written_.test(block); }
+    bool all_written() const { return written_count_ == block_count_; }
     // Records a block as written; false when it already was (the end-game's second copy).
     bool mark_written(std::uint64_t block);
     // The piece's blocks not written yet, in order.
@@ -69,6 +70,8 @@ public:
     std::uint32_t choose_for(const peer_view &peer) const;
     // Queued pieces no peer holds, in block order: the origin's share.
     std::vector<std::uint32_t> unheld() const;
+    // Pieces whose only fetch out is with `holder`.
+    std::vector<std::uint32_t> in_flight_only_at(holder_id holder) const;
 
     // A fetch of the piece goes out.
     void take(std::uint32_t index, holder_id holder, std::int64_t now_ms);
@@ -85,6 +88,7 @@ private:
     std::vector<std::uint16_t> avail_;      // per piece: usable peers holding all of it
     std::vector<std::uint16_t> avail_lan_;  // the same, LAN peers only
     block_bitmap written_;
+    std::uint64_t block_count_, written_count_;
     unsigned in_flight_ = 0;
 };
 

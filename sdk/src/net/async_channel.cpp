@@ -6,6 +6,7 @@
 #include "platform/socket_stamps.h"
 
 #include <cstring>
+#include <utility>
 
 namespace pd::net {
 
@@ -176,7 +177,15 @@ void async_channel::write_next() {
         self->queued_bytes_ -= self->out_.front().size();
         self->out_.pop_front();
         if (!self->out_.empty()) self->write_next();
+        if (self->drained_ && self->queued_bytes_ <= self->drained_at_) std::exchange(self->drained_, nullptr)();
     });
+}
+
+void async_channel::when_drained(std::size_t at_most, std::function<void()> f) {
+    if (closed_) return;
+    if (queued_bytes_ <= at_most) return f();
+    drained_at_ = at_most;
+    drained_ = std::move(f);
 }
 
 void async_channel::close() {
@@ -184,6 +193,7 @@ void async_channel::close() {
     closed_ = true;
     write_error_ = nullptr;
     progress_ = nullptr;
+    drained_ = nullptr;
     error_code ec;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
     socket_.close(ec);

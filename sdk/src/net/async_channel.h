@@ -52,6 +52,9 @@ public:
     void on_body_progress(progress_fn f) { progress_ = std::move(f); }
     // Bytes queued and not yet written: owners use it for back-pressure.
     std::size_t queued_bytes() const { return queued_bytes_; }
+    // Calls `f` once (on the network thread) as soon as queued_bytes() is at most `at_most`;
+    // at once when it already is. Never after close().
+    void when_drained(std::size_t at_most, std::function<void()> f);
     // Time arrivals by the kernel's receive timestamps (platform/socket_stamps.h), so this
     // process's own scheduling delays do not read as queueing on the path. False where the
     // platform has none.
@@ -83,6 +86,8 @@ private:
     std::size_t queued_bytes_ = 0;
     done_fn write_error_;
     progress_fn progress_;
+    std::function<void()> drained_;
+    std::size_t drained_at_ = 0;
     bool closed_ = false;
     bool kernel_stamps_ = false;
 };

@@ -89,9 +89,12 @@ void peer_link::read_next() {
         } catch (const error &e) {
             return self->fail(error(e.code(), PD_CATEGORY_NET, "peer " + self->address_ + ": " + e.what()));
         }
+        // Only an answer re-arms the request deadline: a peer that pushes HAVE_DELTAs (or
+        // PONGs) and answers nothing must not keep a request alive forever.
+        bool answer = !std::holds_alternative<wire::have_delta>(m) && !std::holds_alternative<wire::pong>(m);
         self->on_message(std::move(m));
         if (self->failed_) return;
-        self->arm_timer();
+        if (answer) self->arm_timer();
         self->read_next();
     });
 }
@@ -308,7 +311,7 @@ void peer_link::arm_timer() {
         auto self = weak.lock();
         if (ec || !self || self->failed_) return;
         self->fail(error(PD_E_TIMEOUT, PD_CATEGORY_NET,
-                         "peer " + self->address_ + " sent nothing for " + std::to_string(ms) + " ms"));
+                         "peer " + self->address_ + " answered nothing for " + std::to_string(ms) + " ms"));
     });
 }
 

@@ -44,7 +44,8 @@ public:
     // Errors: PD_E_INVALID (bad address or protocol), PD_E_IO, PD_E_TIMEOUT, PD_E_AUTH
     // ("shared key mismatch"), PD_E_VERSION.
     void connect(int timeout_ms, connect_fn done);
-    // How long the peer may stay silent while operations are outstanding (default 10 s).
+    // How long the oldest outstanding operation may wait for the next part of its answer
+    // (default 10 s); records that answer nothing (HAVE_DELTA, PONG) do not count.
     void set_request_timeout(int ms) { request_timeout_ms_ = ms; }
     // The peer's verified-block bitmap for a content, sized to `block_count` bits.
     void query_have(const content::hash &id, std::uint64_t block_count, have_fn done);

@@ -22,11 +22,17 @@ public:
         error_code ec;
         auto ep = socket.remote_endpoint(ec);
         peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+        ip_ = ec ? "?" : ep.address().to_string();
         channel_ = std::make_shared<net::async_channel>(std::move(socket), net::role::server, server.fleet_key_.data());
     }
 
+    const std::string &ip() const { return ip_; }
+    bool authenticated() const { return authenticated_; }
+
     void start() {
-        arm_idle();
+        // Until it has authenticated, a connection gets peer.handshake_timeout_ms: silent
+        // sockets cannot hold the slots legitimate peers need.
+        arm(server_.session_.config().get_int("peer.handshake_timeout_ms"), "no handshake");
         auto self = shared_from_this();
         channel_->on_write_error([self](const error *why) { self->close(why->what(), true); });
         channel_->handshake([self](const error *why) {
@@ -37,6 +43,8 @@ public:
                 if (mismatch) self->server_.session_.log(PD_LOG_WARN, "peer " + self->peer_ + " refused: " + why->what());
                 return self->close(why->what(), !mismatch);
             }
+            self->authenticated_ = true;
+            self->arm_idle();
             self->read_record();
         });
     }
@@ -51,10 +59,11 @@ public:
     }
 
 private:
-    void arm_idle() {
-        idle_.expires_after(std::chrono::milliseconds(server_.session_.config().get_int("peer.idle_timeout_ms")));
-        idle_.async_wait([self = shared_from_this()](const error_code &ec) {
-            if (!ec) self->close("idle timeout", true);
+    void arm_idle() { arm(server_.session_.config().get_int("peer.idle_timeout_ms"), "idle timeout"); }
+    void arm(std::int64_t ms, const char *why) {
+        idle_.expires_after(std::chrono::milliseconds(ms));
+        idle_.async_wait([self = shared_from_this(), why](const error_code &ec) {
+            if (!ec) self->close(why, true);
         });
     }
 
@@ -121,6 +130,7 @@ public:
 
 private:
     static constexpr std::size_t max_interests = 64;
+    static constexpr std::size_t max_queued_bytes = 2u << 20;
 
     // Answers are built on a worker (SQLite, disk, sealing) and queued in request order:
     // this connection reads no other request until the answer is queued, so its sealer is
@@ -130,24 +140,30 @@ private:
         auto self = shared_from_this();
         answering_ = true;
         asio::post(server_.session_.workers(), [self, build = std::move(build)] {
-            std::vector<wire::message> out = build(self->server_.session_);
             std::size_t bytes = 0, blocks = 0;
             // A record, or a TIMED_DATA left to stamp and seal on the network thread as it is
             // queued: stamped here, the worker's hand-off to the network thread would count as
             // path delay (a busy serving device's scheduling read as WAN queue).
             std::vector<std::pair<net::bytes, std::optional<wire::data>>> records;
-            for (auto &msg : out) {
-                auto *d = std::get_if<wire::data>(&msg);
-                if (d) bytes += d->bytes.size(), ++blocks;
-                if (d && d->timed) {
-                    records.emplace_back(net::bytes{}, std::move(*d));
-                    continue;
+            std::string failure;
+            try {
+                for (auto &msg : build(self->server_.session_)) {
+                    auto *d = std::get_if<wire::data>(&msg);
+                    if (d) bytes += d->bytes.size(), ++blocks;
+                    if (d && d->timed) {
+                        records.emplace_back(net::bytes{}, std::move(*d));
+                        continue;
+                    }
+                    auto plain = wire::encode(msg);
+                    records.emplace_back(self->channel_->sealer().seal(plain.data(), plain.size()), std::nullopt);
                 }
-                auto plain = wire::encode(msg);
-                records.emplace_back(self->channel_->sealer().seal(plain.data(), plain.size()), std::nullopt);
+            } catch (const std::exception &e) {
+                // Whatever a request makes fail here closes its connection, never the process.
+                failure = e.what();
             }
-            asio::post(self->idle_.get_executor(), [self, records = std::move(records), bytes, blocks]() mutable {
+            asio::post(self->idle_.get_executor(), [self, records = std::move(records), bytes, blocks, failure]() mutable {
                 if (self->closed_) return;
+                if (!failure.empty()) return self->close("answering failed: " + failure, true);
                 self->server_.counters_.bytes_uploaded += bytes;
                 self->server_.counters_.blocks_uploaded += blocks;
                 auto delay = self->server_.reserve_upload(bytes);
@@ -163,7 +179,12 @@ private:
                     self->answering_ = false;
                     for (auto &d : self->deferred_) self->channel_->send(d);
                     self->deferred_.clear();
-                    self->read_record();
+                    // Back-pressure: the next request is read only once this connection's
+                    // queue is small again, so a client that never reads holds at most one
+                    // answer plus max_queued_bytes here, however many requests it sends.
+                    self->channel_->when_drained(max_queued_bytes, [self] {
+                        if (!self->closed_) self->read_record();
+                    });
                 };
                 if (delay.count() <= 0) return go();
                 auto timer = std::make_shared<asio::steady_timer>(self->idle_.get_executor(), delay);
@@ -180,9 +201,13 @@ private:
             h.content = id;
             h.flags = sess.is_fetching(id) ? wire::have_fetching : 0;
             try {
-                if (auto rec = sess.store().get(id)) {
-                    auto m = sess.store().manifest(id);
-                    h.block_count = m ? m->block_count() : 0;
+                auto rec = sess.store().get(id);
+                auto m = rec ? sess.store().manifest(id) : nullptr;
+                // A bitmap over one record (contents past 128 GiB at 64 KiB blocks), or
+                // blocks larger than the wire carries: nothing to offer peers.
+                if (m && (m->block_count() + 7) / 8 + 64 <= net::max_record_plaintext &&
+                    m->block_size <= wire::max_block_bytes) {
+                    h.block_count = m->block_count();
                     h.bitmap = rec->verified;
                     h.bitmap.resize(static_cast<std::size_t>((h.block_count + 7) / 8));
                 }
@@ -202,6 +227,8 @@ private:
                 auto m = rec ? sess.store().manifest(r.content) : nullptr;
                 if (!rec || !m) {
                     out.push_back(wire::reject{r.id, 1, "content not held"});
+                } else if (m->block_size > wire::max_block_bytes) {
+                    out.push_back(wire::reject{r.id, 5, "blocks of this content are larger than the wire carries"});
                 } else if (r.first_block + r.count > m->block_count()) {
                     out.push_back(wire::reject{r.id, 2, "request beyond the content"});
                 } else {
@@ -233,7 +260,8 @@ private:
     peer_server &server_;
     asio::steady_timer idle_;
     std::shared_ptr<net::async_channel> channel_;
-    std::string peer_;
+    std::string peer_, ip_;
+    bool authenticated_ = false;
     std::set<content::hash> interests_;  // contents the client asked HAVE for
     std::vector<net::bytes> deferred_;   // deltas waiting for an answer being sealed
     bool answering_ = false;
@@ -250,10 +278,23 @@ void peer_server::serve(tcp::acceptor &acceptor) { accept_next(acceptor); }
 void peer_server::accept_next(tcp::acceptor &acceptor) {
     acceptor.async_accept([this, &acceptor](const error_code &ec, tcp::socket socket) {
         if (stopped_ || ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-        if (!ec) {
+        if (ec) {
+            // Out of descriptors (EMFILE, ENFILE) or memory: retrying at once spins the
+            // network thread. Wait, then accept again.
+            auto timer = std::make_shared<asio::steady_timer>(session_.net(), std::chrono::milliseconds(100));
+            timer->async_wait([this, timer, &acceptor](const error_code &e) {
+                if (!e && !stopped_) accept_next(acceptor);
+            });
+            return;
+        }
+        {
             error_code ignored;
-            if (connections_.size() >= static_cast<std::size_t>(session_.config().get_int("peer.max_connections"))) {
-                socket.close(ignored);  // over the limit: refuse at once
+            auto remote = socket.remote_endpoint(ignored).address().to_string();
+            std::size_t handshaking = 0;
+            for (auto &c : connections_) handshaking += !c->authenticated() && c->ip() == remote;
+            if (connections_.size() >= static_cast<std::size_t>(session_.config().get_int("peer.max_connections")) ||
+                handshaking >= max_handshaking_per_address) {
+                socket.close(ignored);  // over a limit: refuse at once
                 ++counters_.connections_refused;
             } else {
                 ++counters_.connections_accepted;

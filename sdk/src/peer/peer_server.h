@@ -54,6 +54,9 @@ private:
     // Delay before `bytes` more may be sent under peer.upload_rate_bytes (0: none).
     std::chrono::steady_clock::duration reserve_upload(std::size_t bytes);
 
+    // Connections from one address that have not authenticated yet.
+    static constexpr std::size_t max_handshaking_per_address = 8;
+
     session &session_;
     std::array<std::uint8_t, 32> fleet_key_;
     std::set<std::shared_ptr<connection>> connections_;

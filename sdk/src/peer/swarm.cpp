@@ -153,7 +153,7 @@ void swarm::set_have(peer_slot &peer, block_bitmap have, bool fetching) {
     std::int64_t now = store::now_ms();
     if (have.count() > peer.have.count()) peer.grew_ms = now;
     auto owner = owner_.lock();
-    bool counted = !peer.banned && owner;
+    bool counted = peer.counted() && owner;
     if (counted) owner->on_availability(peer, -1);
     peer.have = std::move(have);
     if (counted) owner->on_availability(peer, +1);
@@ -172,7 +172,7 @@ void swarm::refresh(const std::shared_ptr<peer_slot> &peer) {
     peer->link->query_have(content_, block_count_, [self = shared_from_this(), peer](const error *why, peer_link::have_answer a) {
         peer->have_pending = false;
         if (why) {
-            if (why->code() != PD_E_CANCELLED) self->drop(peer, why->what());
+            if (why->code() != PD_E_CANCELLED) self->drop(peer, *why);
             return;
         }
         auto owner = self->owner_.lock();
@@ -188,7 +188,29 @@ void swarm::record_answer(peer_slot &peer, std::uint64_t bytes, std::int64_t sen
     double span = static_cast<double>(std::max<std::int64_t>(1, now_ms - std::max(sent_ms, peer.last_answer_ms)));
     double sample = static_cast<double>(bytes) * 1000.0 / span;
     peer.rate = peer.rate == 0 ? sample : 0.7 * peer.rate + 0.3 * sample;
-    peer.last_answer_ms = now_ms;
+    peer.last_answer_ms = peer.waiting_since_ms = now_ms;
+    if (peer.demoted && !peer.banned) {
+        peer.demoted = false;
+        if (auto owner = owner_.lock()) owner->on_availability(peer, +1);
+    }
+}
+
+void swarm::record_request(peer_slot &peer, std::int64_t now_ms) {
+    if (peer.requests++ == 0) peer.waiting_since_ms = now_ms;
+}
+
+bool swarm::demote_silent(std::int64_t now_ms) {
+    bool any = false;
+    auto owner = owner_.lock();
+    for (auto &p : peers_) {
+        if (!p->counted() || p->requests == 0 || now_ms - p->waiting_since_ms < settings_.answer_deadline_ms) continue;
+        if (owner) owner->on_availability(*p, -1);
+        p->demoted = any = true;
+        session_.log(PD_LOG_INFO, "job " + std::to_string(job_id_) + ": peer " + p->link->address() + " answered nothing for " +
+                                      std::to_string(now_ms - p->waiting_since_ms) +
+                                      " ms: its pieces go to other sources until it answers");
+    }
+    return any;
 }
 
 unsigned swarm::pipeline_depth(const peer_slot &peer) const {
@@ -203,17 +225,27 @@ unsigned swarm::pipeline_depth(const peer_slot &peer) const {
 // Takes a peer out: its availability, its slot, its address, its link (the outstanding
 // requests come back as aborted pieces).
 void swarm::remove(const std::shared_ptr<peer_slot> &peer, const std::string &why) {
-    if (auto owner = owner_.lock(); owner && !peer->banned) owner->on_availability(*peer, -1);
+    if (auto owner = owner_.lock(); owner && peer->counted()) owner->on_availability(*peer, -1);
     peers_.erase(std::remove(peers_.begin(), peers_.end(), peer), peers_.end());
     known_.erase(peer->link->address());
     peer->link->close(why);
 }
 
-void swarm::drop(const std::shared_ptr<peer_slot> &peer, const std::string &why) {
+void swarm::drop(const std::shared_ptr<peer_slot> &peer, const error &why) {
     if (std::find(peers_.begin(), peers_.end(), peer) == peers_.end()) return;
-    if (auto owner = owner_.lock()) owner->on_peer_failed("peer " + peer->link->address() + " failed: " + why);
-    forget(peer->link->address());
-    remove(peer, why);
+    const auto &address = peer->link->address();
+    if (auto owner = owner_.lock()) owner->on_peer_failed("peer " + address + " failed: " + why.what());
+    // A peer whose requests keep expiring is lying about what it holds, or is too slow to
+    // be worth waiting for: after max_expiries it stays out for the rest of the job.
+    if (why.code() == PD_E_TIMEOUT && ++expiries_[address] >= max_expiries) {
+        session_.log(PD_LOG_WARN, "job " + std::to_string(job_id_) + ": peer " + address + " let " +
+                                      std::to_string(max_expiries) + " requests expire: not asked again for this content");
+        remove(peer, why.what());
+        known_.insert(address);  // never dialled again, like a banned peer
+        return;
+    }
+    forget(address);
+    remove(peer, why.what());
 }
 
 // A peer that keeps failing (say, one that advertises blocks and never sends them) must not
@@ -229,7 +261,7 @@ void swarm::forget(const std::string &address) {
 // A banned peer stays known, so discovery does not bring it back.
 void swarm::ban(const std::shared_ptr<peer_slot> &peer) {
     if (peer->banned) return;
-    if (auto owner = owner_.lock()) owner->on_availability(*peer, -1);
+    if (auto owner = owner_.lock(); owner && peer->counted()) owner->on_availability(*peer, -1);
     peer->banned = true;
     peer->link->close("banned: sent a block that failed verification");
 }

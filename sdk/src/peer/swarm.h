@@ -31,13 +31,18 @@ struct peer_slot {
     std::int64_t grew_ms = 0;             // when its bitmap last gained blocks
     bool fetching = false;                // downloading the content too: shares the origin work
     bool banned = false, have_pending = false;
+    // Holds pieces but has answered nothing for peer.answer_deadline_ms: its bitmap stops
+    // counting (the origin and other peers take its pieces) until it answers again.
+    bool demoted = false;
     unsigned requests = 0;                // block requests outstanding on the link
+    std::int64_t waiting_since_ms = 0;    // when its oldest outstanding request began to wait
     double rate = 0;                      // bytes/s: moving average over answered requests
     std::int64_t last_answer_ms = 0;
     std::uint32_t source_class = PD_SOURCE_LAN;  // WAN: another office's device
 
     bool wan() const { return source_class == PD_SOURCE_WAN; }
-    bool usable() const { return !banned && link->open(); }
+    bool counted() const { return !banned && !demoted; }  // in the availability counts
+    bool usable() const { return counted() && link->open(); }
 };
 
 class swarm : public std::enable_shared_from_this<swarm> {
@@ -86,14 +91,22 @@ public:
     // Asks peers whose bitmaps are older than peer.refresh_ms for a fresh HAVE.
     void refresh_stale(std::int64_t now_ms);
     void refresh(const std::shared_ptr<peer_slot> &peer);
-    // An answer ended: `bytes` arrived for a request sent at `sent_ms`.
+    // A request went out to the peer.
+    void record_request(peer_slot &peer, std::int64_t now_ms);
+    // An answer ended: `bytes` arrived for a request sent at `sent_ms`. A demoted peer counts
+    // again.
     void record_answer(peer_slot &peer, std::uint64_t bytes, std::int64_t sent_ms, std::int64_t now_ms);
+    // Demotes peers with requests outstanding that answered nothing for
+    // peer.answer_deadline_ms (a peer that advertises blocks and never sends them); true
+    // when one was.
+    bool demote_silent(std::int64_t now_ms);
     // Requests to keep on the peer's link: enough for peer.request_queue_ms at its measured
     // rate (libtorrent's request queue time), at least two so one is always on the wire.
     unsigned pipeline_depth(const peer_slot &peer) const;
 
-    // A broken or silent peer: an event, a backoff, then removal.
-    void drop(const std::shared_ptr<peer_slot> &peer, const std::string &why);
+    // A broken or silent peer: an event, a backoff, then removal; one whose requests expired
+    // max_expiries times (PD_E_TIMEOUT) is not dialled again for this job.
+    void drop(const std::shared_ptr<peer_slot> &peer, const error &why);
     // A peer that sent a block failing verification: banned for this job (design §5).
     void ban(const std::shared_ptr<peer_slot> &peer);
     void close_all(const std::string &why);
@@ -128,6 +141,9 @@ private:
     std::set<std::string> known_;  // connected, connecting, or this device itself
     // Peers that failed: address -> (failures, not before ms).
     std::map<std::string, std::pair<int, std::int64_t>> backoff_;
+    // Addresses whose requests expired: after max_expiries the address is banned for the job.
+    std::map<std::string, int> expiries_;
+    static constexpr int max_expiries = 2;
     unsigned connecting_ = 0;
     bool discovering_ = false, first_round_done_ = false;
     std::int64_t first_round_ms_ = 0;

@@ -6,6 +6,7 @@
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <sqlite3.h>
@@ -107,6 +108,11 @@ std::shared_ptr<const content::manifest> block_store::manifest(const hash &id) {
     std::vector<std::uint8_t> blob;
     {
         std::lock_guard lk(mu_);
+        for (auto it = manifests_.begin(); it != manifests_.end(); ++it)
+            if ((*it)->id == id) {
+                manifests_.splice(manifests_.end(), manifests_, it);
+                return manifests_.back();
+            }
         bool found = guarded("reading a manifest", [&] {
             SQLite::Statement q(*db_, "SELECT manifest FROM contents WHERE id = ?");
             q.bind(1, id.data(), 32);
@@ -120,6 +126,16 @@ std::shared_ptr<const content::manifest> block_store::manifest(const hash &id) {
     }
     auto m = std::make_shared<content::manifest>(content::manifest::parse(blob.data(), blob.size()));
     if (m->id != id) fail(PD_E_INVALID, PD_CATEGORY_STORE, "cache database holds a manifest under the wrong id");
+    std::lock_guard lk(mu_);
+    bool cached = std::any_of(manifests_.begin(), manifests_.end(), [&](auto &c) { return c->id == id; });
+    if (!cached && m->block_count() <= max_cached_blocks) {
+        manifests_.push_back(m);
+        cached_blocks_ += m->block_count();
+        while (cached_blocks_ > max_cached_blocks) {
+            cached_blocks_ -= manifests_.front()->block_count();
+            manifests_.pop_front();
+        }
+    }
     return m;
 }
 
@@ -337,6 +353,12 @@ void block_store::remove(const hash &id) {
         SQLite::Statement d(*db_, "DELETE FROM contents WHERE id = ?");
         d.bind(1, id.data(), 32);
         d.exec();
+        for (auto it = manifests_.begin(); it != manifests_.end(); ++it)
+            if ((*it)->id == id) {
+                cached_blocks_ -= (*it)->block_count();
+                manifests_.erase(it);
+                break;
+            }
     });
 }
 

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -92,6 +93,11 @@ private:
     std::mutex mu_;
     std::unique_ptr<SQLite::Database> db_;
     quota quota_;
+    // Parsed manifests, most recently used last: the peer server looks one up for every
+    // REQUEST and HAVE it answers. Bounded by their block count (32 B a block).
+    static constexpr std::uint64_t max_cached_blocks = 1u << 20;
+    std::list<std::shared_ptr<const content::manifest>> manifests_;
+    std::uint64_t cached_blocks_ = 0;
 };
 
 std::int64_t now_ms();
