@@ -152,7 +152,8 @@ void draw_bar(const pd_event &e, double rate, bool tty) {
 
 int cmd_get(const args &a) {
     if (a.positional.size() != 1) {
-        std::fprintf(stderr, "usage: pd get MANIFEST [--origin LOC] [--dest PATH] [--cache DIR] [--plugins DIR]\n");
+        std::fprintf(stderr, "usage: pd get MANIFEST [--origin LOC] [--dest PATH] [--cache DIR] [--plugins DIR]\n"
+                     "  without --dest the content stays in the cache and its path is printed\n");
         return 2;
     }
     pd_manifest *m = nullptr;
@@ -167,10 +168,11 @@ int cmd_get(const args &a) {
     if (pd_session_load_plugin(g.s, plugins.c_str()) != PD_OK) return die(("loading plugins from " + plugins).c_str());
     std::string origin = a.get("--origin");
     if (pd_content_import(g.s, m, origin.empty() ? nullptr : origin.c_str()) != PD_OK) return die("importing");
-    // The manifest's name is a display name; validated by the SDK, it is safe as a file name here.
-    std::string dest = a.get("--dest", pd_manifest_name(m));
+    // Without --dest the content stays in the cache (its path is printed): a download never
+    // writes into the current directory under a name the publisher chose.
+    std::string dest = a.get("--dest");
     pd_job_options jo = PD_JOB_OPTIONS_INIT;
-    jo.destination = dest.c_str();
+    jo.destination = dest.empty() ? nullptr : dest.c_str();
     uint64_t job = 0;
     if (pd_job_start(&job, g.s, pd_manifest_id(m), &jo) != PD_OK) return die("starting the download");
     bool tty = ::isatty(2) && !a.has("--quiet");
@@ -217,7 +219,7 @@ int cmd_get(const args &a) {
         std::fprintf(stderr, "pd: download failed: %s (%s)\n", st.message, pd_strerror(st.error_code));
         return 1;
     }
-    std::printf("delivered %s\n", st.message);
+    std::printf("%s %s\n", dest.empty() ? "in the cache at" : "delivered", st.message);
     std::printf("summary: %s in %.2f s (%s/s); from cache %s, LAN %s, WAN %s, origin %s; rejected blocks %llu\n",
                 human(static_cast<double>(st.bytes_total)).c_str(), secs,
                 human(secs > 0 ? static_cast<double>(st.bytes_total) / secs : 0).c_str(),

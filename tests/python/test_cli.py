@@ -67,6 +67,46 @@ def test_get_without_an_origin_says_so(tmp_path, plugin_dir):
     assert p.returncode == 1 and "no origin recorded" in p.stderr
 
 
+def test_get_without_dest_writes_nothing_into_the_current_directory(tmp_path, plugin_dir):
+    src = tmp_path / "pkg.bin"
+    src.write_bytes(os.urandom(200000))
+    run(PD, "publish", str(src), "--cache", str(tmp_path / "pc"))
+    work = tmp_path / "cwd"
+    work.mkdir()
+    p = subprocess.run([PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir,
+                        "--origin", str(src)], capture_output=True, text=True, cwd=work, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert list(work.iterdir()) == []
+    cached = p.stdout.split("in the cache at ", 1)[1].split("\n", 1)[0]
+    assert open(cached, "rb").read() == src.read_bytes()
+
+
+def test_a_hidden_or_reserved_name_is_refused(tmp_path):
+    for name in (".bashrc", "CON", "nul.txt", "setup.exe.", "a:b"):
+        f = tmp_path / "f"
+        f.write_bytes(b"x" * 1000)
+        p = run(PD, "publish", str(f), "--name", name, "--cache", str(tmp_path / "pc"), check=False)
+        assert p.returncode != 0 and "invalid content name" in p.stderr, (name, p.stderr)
+
+
+def test_delivery_never_follows_a_planted_link(tmp_path, plugin_dir):
+    """An attacker who can write the destination directory plants the old fixed temporary
+    name as a link to a victim file; delivery uses an unpredictable name, so the victim
+    is untouched."""
+    src = tmp_path / "pkg.bin"
+    src.write_bytes(os.urandom(300000))
+    run(PD, "publish", str(src), "--cache", str(tmp_path / "pc"))
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    out = tmp_path / "out.bin"
+    os.symlink(victim, str(out) + ".pdpart")
+    run(PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir,
+        "--dest", str(out), "--origin", str(src))
+    assert out.read_bytes() == src.read_bytes()
+    assert victim.read_bytes() == b"precious"
+    assert [p.name for p in tmp_path.iterdir() if ".pdpart." in p.name] == []
+
+
 def test_get_rejects_a_corrupt_manifest(tmp_path, plugin_dir):
     (tmp_path / "bad.pdm").write_bytes(b"PDMF\x01\x00\x01\x00\x00\x00")
     p = run(PD, "get", str(tmp_path / "bad.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir, check=False)

@@ -535,3 +535,33 @@ TEST(capi, listen_addresses_are_bound_at_start_and_a_port_in_use_is_refused) {
     o.listen_addresses = nullptr;
     EXPECT_EQ(pd_session_new(&second.s, &o), PD_OK) << pdtest::last_error();
 }
+
+// An empty content is a content: it publishes, imports, downloads and delivers (its empty
+// bitmap was once stored as NULL and reported as an I/O error).
+TEST(capi, an_empty_content_works_end_to_end) {
+    fixture f(0);
+    std::string dest = f.dir / "empty.out";
+    auto out = pdtest::wait_job(f.s, f.start(dest));
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_TRUE(std::filesystem::exists(dest));
+    EXPECT_EQ(std::filesystem::file_size(dest), 0u);
+    pd_publish_options po = PD_PUBLISH_OPTIONS_INIT;
+    po.add_to_cache = 1;
+    pd_manifest *again = nullptr;
+    pdtest::session_ptr other;
+    ASSERT_EQ(pdtest::open_session(other, f.dir / "other"), PD_OK);
+    ASSERT_EQ(pd_content_publish(&again, other, (f.dir / "origin.bin").c_str(), &po), PD_OK) << pdtest::last_error();
+    pd_manifest_free(again);
+}
+
+// A symbolic link where the cache's lock file goes is refused, not followed (the lock file
+// was once opened through links).
+TEST(capi, a_lock_file_that_is_a_link_is_refused) {
+    pdtest::temp_dir dir;
+    std::filesystem::create_directories(dir / "cache");
+    pdtest::write_file(dir / "victim", {'x'});
+    std::filesystem::create_symlink(dir / "victim", dir / "cache/peerdist.lock");
+    pdtest::session_ptr s;
+    EXPECT_NE(pdtest::open_session(s, dir / "cache"), PD_OK);
+    EXPECT_EQ(pdtest::read_file(dir / "victim"), std::vector<std::uint8_t>{'x'});
+}

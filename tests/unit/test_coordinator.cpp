@@ -697,3 +697,11 @@ TEST(coordinator_server, a_connection_that_never_authenticates_is_closed_at_the_
     io.stop();
     t.join();
 }
+
+TEST(topology, an_office_named_like_a_comment_survives_export_and_import) {
+    auto t = topology::parse_csv("name,parent,type,ranges\nCentral Office,,Default,\n\"#x\",Central Office,Default,10.1.0.0/24\n");
+    auto csv = t.to_csv();
+    EXPECT_NE(csv.find("\n\"#x\",Central Office"), std::string::npos) << csv;
+    auto again = topology::parse_csv(csv);
+    EXPECT_TRUE(again.find("#x")) << "dropped as a comment on re-import";
+}

@@ -4,6 +4,8 @@
 #include "util/bytes.h"
 #include "util/error.h"
 
+#include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <future>
 
@@ -49,6 +51,18 @@ void validate_name(const std::string &name) {
         if (c == '/' || c == '\\') bad("contains a path separator");
     }
     if (name.find("..") != std::string::npos) bad("contains '..'");
+    // A name may end up as a file name on the device: never a hidden file (".bashrc"), never
+    // one Windows reserves or silently changes.
+    if (name.front() == '.') bad("starts with '.' (a hidden file)");
+    if (name.back() == '.' || name.back() == ' ') bad("ends with '.' or a space");
+    for (unsigned char c : name)
+        if (std::strchr("<>:\"|?*", c)) bad("contains one of < > : \" | ? *");
+    std::string stem = name.substr(0, name.find('.'));
+    for (auto &ch : stem) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    static const char *reserved[] = {"CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7",
+                                     "COM8", "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9"};
+    for (auto *r : reserved)
+        if (stem == r) bad("is a reserved device name on Windows");
 }
 
 std::string base_name(const std::string &path) {

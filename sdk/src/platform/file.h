@@ -11,7 +11,9 @@ namespace pd::platform {
 
 class file {
 public:
-    enum class mode { read, read_write_create };
+    // read_write_create never follows a symbolic link at `path`; create_new also refuses a
+    // path that exists (temporary files: nobody can have placed a file or link there first).
+    enum class mode { read, read_write_create, create_new };
     file() = default;
     file(const std::string &path, mode m);
     ~file();

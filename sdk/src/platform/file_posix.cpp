@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include <cstdio>
+#include <random>
 #include <vector>
 #if defined(__linux__)
 #include <linux/fs.h>
@@ -22,9 +24,20 @@
 namespace pd::platform {
 
 file::file(const std::string &path, mode m) : path_(path) {
-    int flags = m == mode::read ? O_RDONLY : (O_RDWR | O_CREAT);
+    int flags = m == mode::read ? O_RDONLY : (O_RDWR | O_CREAT | O_NOFOLLOW);
+    if (m == mode::create_new) flags |= O_EXCL;
     fd_ = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
+    if (fd_ < 0 && errno == ELOOP) fail(PD_E_INVALID, PD_CATEGORY_OS, "'" + path + "' is a symbolic link: refused");
     if (fd_ < 0) fail_errno(errno, "opening '" + path + "'");
+}
+
+// A name beside `path` that nobody can predict: temporary files are created there with
+// create_new, so a link planted in advance cannot redirect the write.
+static std::string unpredictable_sibling(const std::string &path, const char *tag) {
+    std::random_device rd;
+    char suffix[24];
+    std::snprintf(suffix, sizeof suffix, ".%s.%08x%08x", tag, rd(), rd());
+    return path + suffix;
 }
 
 file::~file() { close(); }
@@ -112,7 +125,7 @@ fs_space filesystem_space(const std::string &path) {
 }
 
 dir_lock::dir_lock(const std::string &lock_path) {
-    fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd_ < 0) fail_errno(errno, "opening lock file '" + lock_path + "'");
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
@@ -190,31 +203,31 @@ void copy_file_data(const file &src, const file &dst, std::uint64_t size) {
 
 void deliver_file(const file &src, const std::string &src_path, const std::string &dest, std::uint64_t size,
                   delivery mode) {
-    std::string tmp = dest + ".pdpart";
-    ::unlink(tmp.c_str());
+    std::string tmp = unpredictable_sibling(dest, "pdpart");
     if (mode == delivery::hardlink && ::link(src_path.c_str(), tmp.c_str()) == 0) {
         atomic_replace(tmp, dest);
         return;
     }
-    {
-        file out(tmp, file::mode::read_write_create);
+    file out(tmp, file::mode::create_new);
+    try {
         bool cloned = false;
 #if defined(__linux__) && defined(FICLONE)
         cloned = ::ioctl(out.native(), FICLONE, src.native()) == 0;
 #endif
-        if (!cloned) {
-            out.truncate(0);
-            copy_file_data(src, out, size);
-        }
+        if (!cloned) copy_file_data(src, out, size);
         out.datasync();
+        out.close();
+        atomic_replace(tmp, dest);
+    } catch (...) {
+        ::unlink(tmp.c_str());  // a failed delivery leaves nothing behind
+        throw;
     }
-    atomic_replace(tmp, dest);
 }
 
 void write_file_atomic(const std::string &path, const void *data, std::size_t len) {
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    std::string tmp = unpredictable_sibling(path, "tmp");
     {
-        file f(tmp, file::mode::read_write_create);
+        file f(tmp, file::mode::create_new);
         f.truncate(0);
         f.pwrite(0, data, len);
         f.datasync();

@@ -82,6 +82,13 @@ block_store::~block_store() = default;
 
 std::string block_store::data_path(const hash &id) const { return dir_ + "/data/" + to_hex(id.data(), id.size()) + ".data"; }
 
+// A bitmap as a BLOB; an empty content's is a zero-length BLOB, never NULL (SQLite binds a
+// null pointer as NULL, which the schema refuses).
+static void bind_bitmap(SQLite::Statement &s, int index, const std::vector<std::uint8_t> &bits) {
+    static const std::uint8_t none = 0;
+    s.bind(index, bits.empty() ? &none : bits.data(), static_cast<int>(bits.size()));
+}
+
 void block_store::put_manifest(const content::manifest &m, const std::string &origin) {
     auto blob = m.serialize();
     std::lock_guard lk(mu_);
@@ -97,7 +104,7 @@ void block_store::put_manifest(const content::manifest &m, const std::string &or
         ins.bind(5, static_cast<std::int64_t>(m.block_size));
         ins.bind(6, origin);
         std::vector<std::uint8_t> bitmap((m.block_count() + 7) / 8);
-        ins.bind(7, bitmap.data(), static_cast<int>(bitmap.size()));
+        bind_bitmap(ins, 7, bitmap);
         ins.bind(8, now_ms());
         ins.bind(9, now_ms());
         ins.exec();
@@ -298,7 +305,7 @@ std::uint64_t block_store::mark_verified(const hash &id, const std::vector<std::
         SQLite::Statement u(*db_,
                             "UPDATE contents SET verified = ?, verified_blocks = ?, state = MAX(state, 1), last_used = ? "
                             "WHERE id = ?");
-        u.bind(1, rec->verified.data(), static_cast<int>(rec->verified.size()));
+        bind_bitmap(u, 1, rec->verified);
         u.bind(2, static_cast<std::int64_t>(count));
         u.bind(3, now_ms());
         u.bind(4, id.data(), 32);
@@ -336,7 +343,7 @@ void block_store::unmark_verified(const hash &id, const std::vector<std::uint64_
             }
         }
         SQLite::Statement u(*db_, "UPDATE contents SET verified = ?, verified_blocks = ?, state = MIN(state, 1) WHERE id = ?");
-        u.bind(1, rec->verified.data(), static_cast<int>(rec->verified.size()));
+        bind_bitmap(u, 1, rec->verified);
         u.bind(2, static_cast<std::int64_t>(count));
         u.bind(3, id.data(), 32);
         u.exec();
