@@ -32,6 +32,8 @@ namespace {
 
 constexpr std::size_t max_request_bytes = 1 << 20;
 constexpr std::size_t max_clients = 64;
+// Replies queued for a client that does not read: no more requests are read from it past this.
+constexpr std::size_t max_reply_bytes = 4 << 20;
 
 int signal_pipe[2] = {-1, -1};
 void on_signal(int sig) {
@@ -210,7 +212,8 @@ public:
         pd_session_event_fd(&event_fd, session_);
         for (;;) {
             std::vector<pollfd> fds = {{signal_pipe[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}, {event_fd, POLLIN, 0}};
-            for (auto &c : clients_) fds.push_back({c.fd, static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
+            for (auto &c : clients_)
+                fds.push_back({c.fd, static_cast<short>((c.out.size() < max_reply_bytes ? POLLIN : 0) | (c.out.empty() ? 0 : POLLOUT)), 0});
             if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) return 1;
             if (fds[0].revents & POLLIN) {
                 unsigned char sig = 0;
@@ -255,17 +258,29 @@ private:
         ::close(probe);
         ::unlink(cfg_.control_socket.c_str());
         listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (::bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 16) != 0) {
+        // The socket controls the device: created owner-only (no window between bind and a
+        // chmod in which another user could connect).
+        mode_t old = ::umask(0177);
+        int rc = ::bind(listen_fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+        ::umask(old);
+        if (rc != 0 || ::listen(listen_fd_, 16) != 0) {
             log(PD_LOG_ERROR, "cannot listen on '" + cfg_.control_socket + "': " + std::strerror(errno));
             return 1;
         }
-        ::chmod(cfg_.control_socket.c_str(), 0600);  // the socket controls the device: owner only
         return 0;
     }
 
     void accept_client() {
         int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) return;
+        // Only this agent's own user (or root) may control it, whatever the socket's mode.
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != ::getuid() && cred.uid != 0)) {
+            log(PD_LOG_WARN, "control connection refused: another user", {{"uid", static_cast<long long>(cred.uid)}});
+            ::close(fd);
+            return;
+        }
         if (clients_.size() >= max_clients) {
             const char *busy = "{\"ok\":false,\"error\":\"too many control clients\"}\n";
             (void)!::write(fd, busy, std::strlen(busy));
@@ -276,7 +291,7 @@ private:
     }
 
     void service(client &c, short revents) {
-        if (revents & (POLLIN | POLLHUP | POLLERR)) {
+        if ((revents & (POLLIN | POLLHUP | POLLERR)) && c.out.size() < max_reply_bytes) {
             char buf[65536];
             ssize_t n = ::read(c.fd, buf, sizeof buf);
             if (n <= 0) {

@@ -1,16 +1,22 @@
-// libFuzzer target for every binary parser peerdist exposes to untrusted bytes: the
-// manifest, BranchCache Content Information V1 and V2, and publication records. The first
-// input byte picks the parser. A parser may reject input only by throwing pd::error;
+// libFuzzer target for every parser peerdist exposes to untrusted bytes: the manifest,
+// BranchCache Content Information V1 and V2, publication records, the peer wire, the
+// secure-channel handshake, the background controller, the coordinator's message framing
+// and JSON, the topology CSV, and endpoints and key files. The first input byte picks the
+// parser. A parser may reject input only by throwing pd::error;
 // anything else (a crash, a sanitizer report, another exception) is a bug. Accepted inputs
 // must re-serialise to the same bytes.
 #include "content/manifest.h"
 #include "content/pccrc.h"
 #include "content/publication.h"
+#include "coordinator/topology.h"
+#include "coordinator_client/protocol.h"
 #include "net/ledbat.h"
 #include "net/secure_channel.h"
 #include "peer/wire.h"
+#include "util/endpoint.h"
 #include "util/error.h"
 #include "util/hex.h"
+#include "util/key_file.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -68,6 +74,16 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
         steps.insert(steps.end(), reinterpret_cast<std::uint8_t *>(&v), reinterpret_cast<std::uint8_t *>(&v) + 4);
     }
     write_seed(dir, "ledbat", 6, steps);
+    // Coordinator framing: a one-record request, and a message in parts (a 0 byte splits records).
+    std::string one = R"({"op":"sources","device_id":"d","content":")" + pd::to_hex(m.id.data(), 32) + "\"}";
+    write_seed(dir, "coord-one", 7, std::vector<std::uint8_t>(one.begin(), one.end()));
+    std::string parts = std::string(R"({"parts":2})") + '\0' + R"({"op":"admin.topo)" + '\0' + R"(logy.export"})";
+    write_seed(dir, "coord-parts", 7, std::vector<std::uint8_t>(parts.begin(), parts.end()));
+    std::string csv = "# comment\nname,parent,type,ranges,wan_budget\nCentral Office,,Default,10.0.0.0/24,\n"
+                      "\"A, b\",Central Office,WiFi,10.1.0.0/24;10.1.2.10-10.1.2.20;fd00::/64,1000\n";
+    write_seed(dir, "topology", 8, std::vector<std::uint8_t>(csv.begin(), csv.end()));
+    for (std::string e : {std::string("10.1.2.3:7400"), std::string("[2001:db8::1]:80"), std::string("coordinator.example:7400"), std::string(64, 'a') + "\n"})
+        write_seed(dir, "endpoint-" + std::to_string(e.size()), 9, std::vector<std::uint8_t>(e.begin(), e.end()));
     return 0;
 }
 
@@ -76,7 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     const std::uint8_t *body = data + 1;
     std::size_t len = size - 1;
     try {
-        switch (data[0] % 7) {
+        switch (data[0] % 10) {
         case 0: {
             auto m = pd::content::manifest::parse(body, len);
             if (m.serialize() != std::vector<std::uint8_t>(body, body + len)) std::abort();
@@ -146,6 +162,39 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                 }
                 if (cc.window() < c.min_window || cc.window() > c.max_window || cc.queue_delay_us() < 0) std::abort();
             }
+            break;
+        }
+        case 7: {
+            // Records as a coordinator connection receives them (a 0 byte ends a record),
+            // then each message dumped again (what a reply built from it would do).
+            pd::coord::message_assembler in;
+            std::size_t start = 0;
+            for (std::size_t i = 0; i <= len; ++i) {
+                if (i < len && body[i] != 0) continue;
+                auto message = in.feed(pd::net::bytes(body + start, body + i));
+                start = i + 1;
+                if (!message) continue;
+                if (!message->is_object()) std::abort();
+                (void)message->dump();
+            }
+            break;
+        }
+        case 8: {
+            std::string text(reinterpret_cast<const char *>(body), len);
+            try {
+                auto t = pd::coord::topology::parse_csv(text);
+                // What export writes, import reads back to the same offices.
+                if (pd::coord::topology::parse_csv(t.to_csv()).to_csv() != t.to_csv()) std::abort();
+            } catch (const pd::coord::topology_error &e) {
+                if (e.problems().empty() || e.problems().size() > pd::coord::topology::max_problems + 1) std::abort();
+            }
+            break;
+        }
+        case 9: {
+            std::string text(reinterpret_cast<const char *>(body), len);
+            auto e = pd::parse_endpoint(text, (len & 1) ? pd::port_rule::listen : pd::port_rule::connect);
+            if (e && e->host.empty()) std::abort();
+            (void)pd::parse_fleet_key(text);
             break;
         }
         }

@@ -196,3 +196,45 @@ def test_listen_port_in_use_is_refused(agent, tmp_path):
         assert "already in use" in str(e.value), str(e.value)
     finally:
         holder.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_control_socket_is_owner_only_and_checks_who_connects(agent):
+    """The socket is created 0600 (no window after bind), and a client of another user is
+    refused even when the socket's mode would let it connect."""
+    agent.start()
+    assert os.stat(agent.socket).st_mode & 0o777 == 0o600
+    os.chmod(agent.socket, 0o666)
+    os.chmod(os.path.dirname(agent.socket), 0o755)
+    probe = ("import socket,sys\n"
+             "s=socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])\n"
+             "s.sendall(b'{\"cmd\":\"version\"}\\n')\n"
+             "print(repr(s.recv(4096)))\n")
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "python3", "-c", probe,
+                        agent.socket], capture_output=True, text=True, timeout=30)
+    assert p.stdout.strip() in ("b''", ""), p.stdout + p.stderr  # closed without a reply
+    assert ControlClient(agent.socket).call("version")["ok"]  # its own user still gets in
+
+
+def test_a_client_that_never_reads_cannot_grow_the_agent(agent):
+    """Requests sent without reading replies: the agent stops reading past 4 MiB of queued
+    replies instead of buffering without bound."""
+    agent.start()
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(agent.socket)
+    s.setblocking(False)
+    line = b'{"cmd":"facts"}\n'
+    sent = 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sent < 64 << 20:
+        try:
+            sent += s.send(line * 4096)
+        except BlockingIOError:
+            time.sleep(0.05)
+    rss_kib = int([l for l in open("/proc/%d/status" % agent.proc.pid) if l.startswith("VmRSS:")][0].split()[1])
+    assert rss_kib < 200 * 1024, rss_kib
+    assert sent < 64 << 20, "the agent kept reading requests it could not answer"
+    s.close()
+    assert ControlClient(agent.socket).call("version")["ok"]
