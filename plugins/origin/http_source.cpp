@@ -172,6 +172,10 @@ public:
             auto loc = res[http::field::location];
             redirect = resolve(resource, std::string(loc));
             if (!redirect) return failure{PD_PLUGIN_E_IO, "redirect" + where + " to an unusable location '" + std::string(loc) + "'", false};
+            // A downgrade would hand the request (and its client certificate's trust) to an
+            // unauthenticated server: never follow one.
+            if (resource.tls && !redirect->tls)
+                return failure{PD_PLUGIN_E_IO, "redirect" + where + " to plain HTTP (" + redirect->text() + ") refused", false};
             drain(parser);
             return std::nullopt;
         }
@@ -197,7 +201,14 @@ public:
                                                    "-" + std::to_string(offset + length - 1) + where,
                                true};
         } else if (status == 200) {
-            // A server that ignores ranges sends everything: skip to the offset.
+            // A server that ignores ranges sends everything. For the first piece that is the
+            // piece; for any later one every piece would bring all the bytes before it again
+            // (a 1 GiB content: about 500 GiB over the WAN). Refused, with the reason.
+            if (offset > 0)
+                return failure{PD_PLUGIN_E_IO, "the origin ignores HTTP Range requests (HTTP 200 for bytes " +
+                                                   std::to_string(offset) + "-" + std::to_string(offset + length - 1) + where +
+                                                   "): every piece would download the content from its start",
+                               false};
             if (res.has_content_length() && parser.content_length() && *parser.content_length() != total)
                 return failure{PD_PLUGIN_E_CHANGED, "origin content changed: " + resource.text() + " is " +
                                                         std::to_string(*parser.content_length()) +

@@ -97,10 +97,11 @@ class Nginx:
         if self.pki:
             cert = "ssl_certificate %s/server.pem; ssl_certificate_key %s/server.key;" % (self.pki, self.pki)
             tls = """
-    server { listen 127.0.0.1:%d ssl; %s root %s; }
+    server { listen 127.0.0.1:%d ssl; %s root %s;
+             location = /downgrade.bin { return 302 http://127.0.0.1:%d/payload.bin; } }
     server { listen 127.0.0.1:%d ssl; %s root %s;
              ssl_client_certificate %s/ca.pem; ssl_verify_client on; }""" % (
-                self.tls_port, cert, self.root, self.mtls_port, cert, self.root, self.pki)
+                self.tls_port, cert, self.root, self.port, self.mtls_port, cert, self.root, self.pki)
         user = "user root;" if os.geteuid() == 0 else ""
         conf = """%(user)s
 daemon off;

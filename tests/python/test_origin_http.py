@@ -127,6 +127,15 @@ def test_redirect_is_followed(session, site, manifest, tmp_path):
     assert dest.read_bytes() == data
 
 
+def test_a_redirect_from_https_to_http_is_refused(session, site, manifest, pki, tmp_path):
+    server, _, _ = site
+    session.set_setting("plugin.origin.ca_file", pki + "/ca.pem")
+    st, dest, _ = fetch(session, tmp_path, manifest, server.url("/downgrade.bin", "https"))
+    assert st["state"] == "failed", st
+    assert "to plain HTTP" in st["message"] and "refused" in st["message"], st["message"]
+    assert not dest.exists()
+
+
 def test_tampered_cdn_is_caught_and_named(session, site, manifest, tmp_path):
     server, root, data = site
     bad = bytearray(data)
@@ -236,6 +245,24 @@ def test_wrong_content_range_is_refused(session, site, manifest, tmp_path):
         st, dest, _ = fetch(session, tmp_path, manifest, "http://127.0.0.1:%d/p" % srv.port)
         assert st["state"] == "failed"
         assert "wrong Content-Range" in st["message"], st["message"]
+        assert not dest.exists()
+    finally:
+        srv.close()
+
+
+def test_an_origin_that_ignores_ranges_is_refused_not_downloaded_again_and_again(session, site, manifest, tmp_path):
+    _, _, data = site
+
+    def whole_file(conn, request, state):
+        state["requests"] = state.get("requests", 0) + 1
+        conn.sendall(("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data)).encode() + data)
+        return True
+
+    srv = ScriptedServer(whole_file)
+    try:
+        st, dest, _ = fetch(session, tmp_path, manifest, "http://127.0.0.1:%d/p" % srv.port)
+        assert st["state"] == "failed", st
+        assert "ignores HTTP Range requests" in st["message"], st["message"]
         assert not dest.exists()
     finally:
         srv.close()
