@@ -65,6 +65,23 @@ TEST(piece_picker, rarest_first_and_the_origin_takes_only_unheld_pieces) {
     EXPECT_EQ(p.availability(1), 1u);
 }
 
+TEST(piece_picker, blocks_gained_count_only_the_pieces_they_complete) {
+    piece_picker p(8, 4, bits(8, {6}));  // pieces [0,4) and [4,6) (block 6 held, 7 trimmed... see below)
+    auto have = bits(8, {0, 1, 2});
+    p.count(have, true, +1);
+    EXPECT_EQ(p.availability(0), 0u);
+    have.set(3);
+    p.count_gained(have, {3}, true);
+    EXPECT_EQ(p.availability(0), 1u) << "block 3 completed piece 0";
+    have.set(4);
+    p.count_gained(have, {4}, true);
+    EXPECT_EQ(p.availability(1), 0u) << "piece 1 still misses a block";
+    // The same result as counting the whole bitmap again.
+    piece_picker q(8, 4, bits(8, {6}));
+    q.count(have, true, +1);
+    for (std::uint32_t i = 0; i < p.piece_count(); ++i) EXPECT_EQ(p.availability(i), q.availability(i)) << i;
+}
+
 TEST(piece_picker, a_wan_peer_gets_only_what_no_lan_peer_holds_and_no_end_game) {
     piece_picker p(4, 2, block_bitmap(4));
     auto lan = bits(4, {0, 1}), wan = all(4);
@@ -136,6 +153,7 @@ struct recorder : pd::peer::swarm::listener {
     int rounds = 0;
     bool wants_peers() const override { return true; }
     void on_availability(const pd::peer::peer_slot &, int) override {}
+    void on_blocks_gained(const pd::peer::peer_slot &, const std::vector<std::uint64_t> &) override {}
     void on_peer_joined(const std::shared_ptr<pd::peer::peer_slot> &) override {}
     void on_peer_gained(const std::shared_ptr<pd::peer::peer_slot> &, bool) override {}
     void on_peer_failed(const std::string &why) override { failures.push_back(why); }

@@ -261,6 +261,7 @@ struct advertise_and_stall_peer {
         try {
             blocking_channel ch(fd, role::server, fleet);
             pd::content::hash content{};
+            bool asked = false;
             while (!stop) {
                 bytes in;
                 try {
@@ -274,11 +275,13 @@ struct advertise_and_stall_peer {
                 if (std::holds_alternative<wire::hello>(m)) {
                     ch.send(wire::encode(wire::hello{}));
                 } else if (auto *h = std::get_if<wire::have>(&m)) {
+                    if (asked) continue;  // answers stay in order: nothing after the first request
                     content = h->content;
                     wire::have all{h->content, block_count, 0, std::vector<std::uint8_t>((block_count + 7) / 8, 0xff)};
                     ch.send(wire::encode(all));
                 } else if (std::holds_alternative<wire::request>(m)) {
                     ++requests;  // and never answer
+                    asked = true;
                 }
             }
         } catch (const std::exception &) {

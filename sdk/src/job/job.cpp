@@ -366,6 +366,10 @@ void job::on_round_done() {
 
 void job::on_availability(const peer_slot &peer, int sign) { picker_->count(peer.have, !peer.wan(), sign); }
 
+void job::on_blocks_gained(const peer_slot &peer, const std::vector<std::uint64_t> &fresh) {
+    picker_->count_gained(peer.have, fresh, !peer.wan());
+}
+
 void job::on_peer_joined(const std::shared_ptr<peer_slot> &) { dispatch(); }
 
 void job::on_peer_gained(const std::shared_ptr<peer_slot> &peer, bool refreshed) {

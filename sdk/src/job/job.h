@@ -104,6 +104,7 @@ private:
     // swarm::listener
     bool wants_peers() const override { return active() && !shutting_down_; }
     void on_availability(const peer::peer_slot &peer, int sign) override;
+    void on_blocks_gained(const peer::peer_slot &peer, const std::vector<std::uint64_t> &fresh) override;
     void on_peer_joined(const std::shared_ptr<peer::peer_slot> &peer) override;
     void on_peer_gained(const std::shared_ptr<peer::peer_slot> &peer, bool refreshed) override;
     void on_peer_failed(const std::string &why) override;

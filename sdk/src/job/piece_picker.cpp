@@ -57,6 +57,23 @@ void piece_picker::count(const block_bitmap &have, bool lan, int sign) {
         }
 }
 
+void piece_picker::count_gained(const block_bitmap &have, const std::vector<std::uint64_t> &fresh, bool lan) {
+    std::uint32_t last = none;
+    for (auto b : fresh) {
+        // The piece holding b, if any (pieces are in block order; held blocks have none).
+        auto it = std::upper_bound(pieces_.begin(), pieces_.end(), b, [](std::uint64_t x, const piece &p) { return x < p.first_block; });
+        if (it == pieces_.begin()) continue;
+        --it;
+        if (b >= it->first_block + it->block_count) continue;
+        auto index = static_cast<std::uint32_t>(it - pieces_.begin());
+        // A piece with a fresh block was not held before; count it once if it is now.
+        if (index == last || !holds(have, index)) continue;
+        last = index;
+        ++avail_[index];
+        if (lan) ++avail_lan_[index];
+    }
+}
+
 std::uint32_t piece_picker::choose_for(const peer_view &peer) const {
     std::uint32_t best = none;
     std::pair<std::uint16_t, std::uint64_t> best_key{};

@@ -48,6 +48,9 @@ public:
 
     // A usable peer's bitmap joins (+1) or leaves (-1) the availability counts.
     void count(const block_bitmap &have, bool lan, int sign);
+    // A counted peer gained `fresh` blocks (now set in `have`): only the pieces holding them
+    // can have become available, so a HAVE_DELTA costs its own size, not the content's.
+    void count_gained(const block_bitmap &have, const std::vector<std::uint64_t> &fresh, bool lan);
     bool holds(const block_bitmap &have, std::uint32_t index) const;
     // Peers holding the whole piece.
     unsigned availability(std::uint32_t index) const { return avail_[index]; }

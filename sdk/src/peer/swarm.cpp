@@ -116,9 +116,17 @@ void swarm::watch_deltas(const std::shared_ptr<peer_slot> &slot) {
         if (!self || !peer || id != self->content_) return;
         auto owner = self->owner_.lock();
         if (!owner || !owner->wants_peers()) return;
-        auto bits = peer->have;
-        for (auto b : blocks) bits.set(b);
-        self->set_have(*peer, std::move(bits), peer->fetching);
+        // In place: a delta costs its own size, not the content's (a copy and two counts of
+        // the whole bitmap per delta once dominated large contents).
+        std::vector<std::uint64_t> fresh;
+        for (auto b : blocks)
+            if (b < self->block_count_ && !peer->have.test(b)) {
+                peer->have.set(b);
+                fresh.push_back(b);
+            }
+        if (fresh.empty()) return;
+        peer->grew_ms = store::now_ms();
+        if (peer->counted()) owner->on_blocks_gained(*peer, fresh);
         owner->on_peer_gained(peer, false);
     });
 }

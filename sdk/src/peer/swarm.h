@@ -54,6 +54,8 @@ public:
         virtual bool wants_peers() const = 0;
         // A usable peer's bitmap is about to change (`sign` -1) or changed (+1).
         virtual void on_availability(const peer_slot &peer, int sign) = 0;
+        // A usable peer's bitmap gained `fresh` blocks (already set).
+        virtual void on_blocks_gained(const peer_slot &peer, const std::vector<std::uint64_t> &fresh) = 0;
         // A peer answered its first HAVE and joined.
         virtual void on_peer_joined(const std::shared_ptr<peer_slot> &peer) = 0;
         // A peer's bitmap grew (HAVE_DELTA) or was refreshed.
