@@ -319,8 +319,7 @@ struct running_server {
     std::thread thread;
     std::array<std::uint8_t, 32> key{7, 7, 7};
 
-    running_server() {
-        server_options o;
+    explicit running_server(server_options o = {}) {
         o.server_id = "s1";
         o.fleet_key = key;
         srv = std::make_unique<server>(io, reg, *store, o);
@@ -668,18 +667,10 @@ TEST(coordinator_server, silent_sockets_are_closed_and_cannot_lock_out_a_keyed_c
 }
 
 TEST(coordinator_server, a_connection_that_never_authenticates_is_closed_at_the_deadline) {
-    pdtest::temp_dir dir;
-    auto store = open_sqlite_store(dir / "c.db");
-    registry reg{*store, election_policy{}, 15000};
-    boost::asio::io_context io;
     server_options o;
-    o.server_id = "s1";
-    o.fleet_key = {7};
     o.handshake_timeout_ms = 200;
-    server srv(io, reg, *store, o);
-    srv.listen("127.0.0.1:0");
-    std::thread t([&] { io.run(); });
-    int fd = pd::platform::connect_tcp(srv.bound_address(), 2000);
+    running_server s(o);
+    int fd = pd::platform::connect_tcp(s.srv->bound_address(), 2000);
     auto t0 = std::chrono::steady_clock::now();
     char buf[256];
     ssize_t n;
@@ -691,11 +682,8 @@ TEST(coordinator_server, a_connection_that_never_authenticates_is_closed_at_the_
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
     ::close(fd);
     // A keyed client is served as before.
-    coordinator_client c(srv.bound_address(), o.fleet_key.data(), 5000);
+    coordinator_client c(s.srv->bound_address(), s.key.data(), 5000);
     EXPECT_TRUE(c.call({{"op", "admin.server_id"}}).value("ok", false));
-    boost::asio::post(io, [&] { srv.stop(); });
-    io.stop();
-    t.join();
 }
 
 TEST(topology, an_office_named_like_a_comment_survives_export_and_import) {

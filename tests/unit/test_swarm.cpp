@@ -140,6 +140,23 @@ TEST(swarm, a_device_with_another_fleet_key_gets_nothing_and_says_why) {
 
 namespace {
 
+// A TCP listener on 127.0.0.1 with a free port ("127.0.0.1:PORT" in `addr`) whose accept
+// returns every 100 ms, so a fake peer's thread can see its stop flag.
+int listen_on_loopback(std::string &addr) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
+    ::listen(fd, 16);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+    addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+    timeval tv{0, 100000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
 // A peer that completes the handshake, claims to hold every block, and then never answers a
 // request: it accepts connections until stopped (the job may come back after its backoff).
 struct silent_peer {
@@ -151,17 +168,7 @@ struct silent_peer {
     std::vector<int> open_fds;
 
     explicit silent_peer(std::uint64_t block_count) {
-        listener = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(listener, reinterpret_cast<sockaddr *>(&a), sizeof a);
-        ::listen(listener, 16);
-        socklen_t len = sizeof a;
-        ::getsockname(listener, reinterpret_cast<sockaddr *>(&a), &len);
-        addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-        timeval tv{0, 100000};
-        ::setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        listener = listen_on_loopback(addr);
         thread = std::thread([this, block_count] {
             using namespace pd::net;
             namespace wire = pd::peer::wire;
@@ -233,17 +240,7 @@ struct advertise_and_stall_peer {
     std::thread acceptor;
 
     explicit advertise_and_stall_peer(std::uint64_t block_count) {
-        listener = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(listener, reinterpret_cast<sockaddr *>(&a), sizeof a);
-        ::listen(listener, 16);
-        socklen_t len = sizeof a;
-        ::getsockname(listener, reinterpret_cast<sockaddr *>(&a), &len);
-        addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-        timeval tv{0, 100000};
-        ::setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        listener = listen_on_loopback(addr);
         acceptor = std::thread([this, block_count] {
             while (!stop) {
                 int fd = ::accept(listener, nullptr, nullptr);
