@@ -6,12 +6,14 @@
 #include "core/session.h"
 #include "job/flusher.h"
 #include "job/piece_picker.h"
+#include "job/source_chain.h"
 #include "peer/swarm.h"
 #include "util/endpoint.h"
 #include "util/key_file.h"
 
 #include <future>
 #include <map>
+#include <tuple>
 
 namespace {
 
@@ -158,7 +160,7 @@ struct recorder : pd::peer::swarm::listener {
     void on_peer_gained(const std::shared_ptr<pd::peer::peer_slot> &, bool) override {}
     void on_peer_failed(const std::string &why) override { failures.push_back(why); }
     void on_round_done() override { ++rounds; }
-    void on_yield(const std::string &, bool, std::int64_t, std::int64_t) override {}
+    void on_yield(bool, const std::string &) override {}
 };
 
 }  // namespace
@@ -354,4 +356,54 @@ TEST(key_file, hex_or_raw_and_nothing_else) {
     } catch (const pd::error &e) {
         EXPECT_EQ(e.code(), PD_E_NOT_FOUND);
     }
+}
+
+namespace {
+struct chain_recorder : pd::core::source_chain::listener {
+    std::promise<std::tuple<bool, std::vector<std::string>, int>> opened;
+    void on_source_opened(std::shared_ptr<pd::plugin_host::stream> s, std::vector<std::string> reasons, int code) override {
+        opened.set_value({s != nullptr, std::move(reasons), code});
+    }
+    void on_origin_withheld(const std::string &) override { ADD_FAILURE() << "no backend has an origin policy"; }
+};
+
+std::tuple<bool, std::vector<std::string>, int> open_once(pd::core::session &s, const std::shared_ptr<pd::core::source_chain> &chain,
+                                                          const std::shared_ptr<chain_recorder> &rec) {
+    rec->opened = {};
+    auto fut = rec->opened.get_future();
+    s.call([&] { chain->open_next(); });
+    EXPECT_EQ(fut.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    return fut.get();
+}
+}  // namespace
+
+TEST(source_chain, opens_the_first_source_that_serves_and_moves_on_when_it_fails) {
+    session_fixture f;
+    f.s->plugins().load(PD_TEST_PLUGIN_DIR "/peerdist-origin.so");
+    auto data = pdtest::random_bytes(70000, 3);
+    pdtest::write_file(f.dir / "src", data);
+    pd::plugin_host::content_ref ref;
+    ref.size = data.size();
+    ref.name = "src";
+    ref.job_id = 1;
+    EXPECT_EQ(pd::core::source_chain::refused_by(f.s->plugins().backends(), ref), "") << "no backend has a policy";
+
+    auto rec = std::make_shared<chain_recorder>();
+    auto good = std::make_shared<pd::core::source_chain>(*f.s, ref, f.dir / "src", rec);
+    auto [opened, reasons, code] = open_once(*f.s, good, rec);
+    EXPECT_TRUE(opened);
+    EXPECT_TRUE(reasons.empty());
+    EXPECT_TRUE(f.s->call([&] { return good->stream() != nullptr; }));
+    // The stream failed: the next open tries the sources after it, and there are none.
+    f.s->call([&] { good->failed(); });
+    auto [again, why, last] = open_once(*f.s, good, rec);
+    EXPECT_FALSE(again);
+    EXPECT_TRUE(why.empty());
+    EXPECT_EQ(last, PD_E_NO_SOURCE);
+
+    auto missing = std::make_shared<pd::core::source_chain>(*f.s, ref, f.dir / "missing", rec);
+    auto [none, reasons2, code2] = open_once(*f.s, missing, rec);
+    EXPECT_FALSE(none);
+    ASSERT_EQ(reasons2.size(), 1u);
+    EXPECT_EQ(reasons2[0].rfind("origin: ", 0), 0u) << reasons2[0];
 }

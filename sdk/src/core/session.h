@@ -6,6 +6,7 @@
 #include "core/event_queue.h"
 #include "peer/peer_server.h"
 #include "core/settings.h"
+#include "job/job_request.h"
 #include "plugin_host/plugin_host.h"
 #include "store/block_store.h"
 
@@ -30,14 +31,6 @@
 namespace pd::core {
 
 class job;
-
-struct job_request {
-    store::hash content{};
-    std::string destination;
-    std::string origin;
-    bool pin = false;
-    bool hardlink = false;
-};
 
 class session {
 public:

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 
 namespace pd::core {
@@ -124,6 +125,29 @@ void fetch_from_peer(const peer_fetch_context &ctx, piece_result r, std::vector<
     };
     auto link = st->r.peer->link;
     link->request(st->ctx.manifest->id, first, count, std::move(on_block), std::move(on_done));
+}
+
+pd_event block_rejected_event(std::uint64_t job_id, const content::manifest &m, std::uint64_t block, const piece_result &r) {
+    auto e = make_event(PD_EVENT_BLOCK_REJECTED, job_id,
+                        ("block " + std::to_string(block) + " (offset " + std::to_string(m.block_offset(block)) +
+                         ") failed verification; data from source '" + r.source_name + "' discarded")
+                            .c_str());
+    std::memcpy(e.content.bytes, m.id.data(), 32);
+    e.count = block;
+    e.error_code = PD_E_INTEGRITY;
+    e.source_class = r.source_class;
+    return e;
+}
+
+std::string complete_and_deliver(store::block_store &store, const content::manifest &m, const platform::file &file,
+                                 const job_request &request) {
+    store.mark_complete(m.id);
+    if (request.pin) store.set_pinned(m.id, true);
+    std::string cached = store.data_path(m.id);
+    if (request.destination.empty()) return cached;
+    platform::deliver_file(file, cached, request.destination, m.size,
+                           request.hardlink ? platform::delivery::hardlink : platform::delivery::copy);
+    return request.destination;
 }
 
 void verify_on_disk(const content::manifest &m, const platform::file &file, std::uint64_t first, std::uint64_t last,

@@ -1,10 +1,12 @@
-// The worker side of a job's fetching: what a piece fetch brings back, and the functions that
-// verify blocks against the manifest before anything is written. They run on source I/O
-// threads and workers and touch only what they are given.
+// The worker side of a job: what a piece fetch brings back, the functions that verify blocks
+// against the manifest before anything is written, the end-to-end check and delivery. They
+// run on source I/O threads and workers and touch only what they are given.
 #pragma once
 
 #include "content/manifest.h"
 #include "job/piece_picker.h"
+#include "core/event_queue.h"
+#include "job/job_request.h"
 #include "plugin_host/plugin_host.h"
 #include "platform/file.h"
 
@@ -63,6 +65,15 @@ struct peer_fetch_context {
 // after it was received and a connection that dies loses only what was on the wire. `done`
 // runs once the answer has ended and every block task has finished. Network thread.
 void fetch_from_peer(const peer_fetch_context &ctx, piece_result r, std::vector<std::uint64_t> wanted);
+
+// The PD_EVENT_BLOCK_REJECTED for a block of `r` that failed verification: which block, at
+// which offset, from which source.
+pd_event block_rejected_event(std::uint64_t job_id, const content::manifest &m, std::uint64_t block, const piece_result &r);
+
+// The content verified end to end: marks it complete (and pinned when asked) in the store
+// and delivers it to the request's destination; returns where it now is (worker).
+std::string complete_and_deliver(store::block_store &store, const content::manifest &m, const platform::file &file,
+                                 const job_request &request);
 
 // End to end: re-reads blocks [first, last) from disk and re-hashes them (worker); with
 // `only`, just the blocks it holds. Throws PD_E_INTEGRITY naming the first bad block (after

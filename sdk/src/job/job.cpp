@@ -307,17 +307,7 @@ void job::on_piece_done(piece_result r) {
 // for this job (design §5).
 void job::reject_blocks(const piece_result &r) {
     blocks_rejected_ += r.bad.size();
-    for (auto b : r.bad) {
-        auto e = make_event(PD_EVENT_BLOCK_REJECTED, id_,
-                            ("block " + std::to_string(b) + " (offset " + std::to_string(manifest_->block_offset(b)) +
-                             ") failed verification; data from source '" + r.source_name + "' discarded")
-                                .c_str());
-        std::memcpy(e.content.bytes, manifest_->id.data(), 32);
-        e.count = b;
-        e.error_code = PD_E_INTEGRITY;
-        e.source_class = r.source_class;
-        session_.emit(e);
-    }
+    for (auto b : r.bad) session_.emit(block_rejected_event(id_, *manifest_, b, r));
     std::string why = "source '" + r.source_name + "' sent block " + std::to_string(r.bad.front()) + " (offset " +
                       std::to_string(manifest_->block_offset(r.bad.front())) + ") that failed verification (" +
                       std::to_string(r.bad.size()) + " bad block(s) in this piece)";
@@ -380,15 +370,8 @@ void job::on_peer_gained(const std::shared_ptr<peer_slot> &peer, bool refreshed)
 
 void job::on_peer_failed(const std::string &why) { note_fallback(why); }
 
-void job::on_yield(const std::string &who, bool yielding, std::int64_t queue_us, std::int64_t target_us) {
-    std::string delay = std::to_string(queue_us / 1000) + " ms";
-    std::string target = std::to_string(target_us / 1000) + " ms target";
-    if (yielding)
-        emit(PD_EVENT_TRANSFER_PAUSED, "background transfer from " + who + " yields: queueing delay " + delay + " over the " +
-                                           target + " (other traffic is using the link); down to its minimum rate");
-    else
-        emit(PD_EVENT_TRANSFER_RESUMED, "background transfer from " + who + " resumes: queueing delay " + delay + " (the " +
-                                            target + "); the link is free again");
+void job::on_yield(bool yielding, const std::string &message) {
+    emit(yielding ? PD_EVENT_TRANSFER_PAUSED : PD_EVENT_TRANSFER_RESUMED, message);
 }
 
 // The origin waits for the first discovery round and, when a discovery backend is loaded,
@@ -519,16 +502,7 @@ void job::deliver(std::optional<error> verify_error) {
     int code = 0;
     try {
         if (verify_error) throw *verify_error;
-        auto &m = *manifest_;
-        auto &st = session_.store();
-        st.mark_complete(m.id);
-        if (request_.pin) st.set_pinned(m.id, true);
-        delivered = st.data_path(m.id);
-        if (!request_.destination.empty()) {
-            platform::deliver_file(*file_, delivered, request_.destination, m.size,
-                                   request_.hardlink ? platform::delivery::hardlink : platform::delivery::copy);
-            delivered = request_.destination;
-        }
+        delivered = complete_and_deliver(session_.store(), *manifest_, *file_, request_);
     } catch (const error &e) {
         err = e.what();
         code = e.code();

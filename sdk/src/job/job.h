@@ -109,7 +109,7 @@ private:
     void on_peer_gained(const std::shared_ptr<peer::peer_slot> &peer, bool refreshed) override;
     void on_peer_failed(const std::string &why) override;
     void on_round_done() override;
-    void on_yield(const std::string &who, bool yielding, std::int64_t queue_us, std::int64_t target_us) override;
+    void on_yield(bool yielding, const std::string &message) override;
 
     session &session_;
     const std::uint64_t id_;

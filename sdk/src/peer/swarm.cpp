@@ -61,7 +61,14 @@ void swarm::connect(const std::string &address, std::uint32_t source_class) {
         link->on_yield_change([weak, who](bool yielding, std::int64_t queue_us, std::int64_t target_us) {
             auto self = weak.lock();
             auto owner = self ? self->owner_.lock() : nullptr;
-            if (owner && owner->wants_peers()) owner->on_yield(who, yielding, queue_us, target_us);
+            if (!owner || !owner->wants_peers()) return;
+            std::string delay = std::to_string(queue_us / 1000) + " ms";
+            std::string target = std::to_string(target_us / 1000) + " ms target";
+            owner->on_yield(yielding, yielding ? "background transfer from " + who + " yields: queueing delay " + delay +
+                                                     " over the " + target +
+                                                     " (other traffic is using the link); down to its minimum rate"
+                                               : "background transfer from " + who + " resumes: queueing delay " + delay +
+                                                     " (the " + target + "); the link is free again");
         });
     }
     auto self = shared_from_this();

@@ -64,8 +64,9 @@ public:
         virtual void on_peer_failed(const std::string &why) = 0;
         // Every connection of a discovery round answered or failed.
         virtual void on_round_done() = 0;
-        // A background transfer started or stopped yielding to other traffic.
-        virtual void on_yield(const std::string &who, bool yielding, std::int64_t queue_us, std::int64_t target_us) = 0;
+        // A background transfer started or stopped yielding to other traffic; `message` says
+        // from which peer, the queueing delay measured and the target.
+        virtual void on_yield(bool yielding, const std::string &message) = 0;
     };
 
     swarm(core::session &s, content::hash content, std::uint64_t block_count, std::uint32_t block_size,
