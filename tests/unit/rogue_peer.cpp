@@ -1,12 +1,26 @@
-// A rogue peer for the fleet lab: against a real agent's peer port it sends garbage, an
-// oversized record, a truncated record and a malformed message, each on its own
-// connection, and checks that the agent answers every one with a disconnect.
-// usage: pd_test_rogue IP:PORT FLEET_KEY_FILE  (exit 0 when every case was disconnected)
+// A rogue fleet member for the fleet lab (it holds the fleet key).
+//
+// usage: pd_test_rogue IP:PORT FLEET_KEY_FILE
+//   Against a real agent's peer port it sends garbage, an oversized record, a truncated
+//   record and a malformed message, each on its own connection, and checks that the agent
+//   answers every one with a disconnect (exit 0 when every case was disconnected).
+// usage: pd_test_rogue serve stall|bad|garbage IP:PORT FLEET_KEY_FILE BLOCK_COUNT
+//   Serves as a peer until killed, to be listed in agents' peer.static_peers: it claims to
+//   hold all BLOCK_COUNT blocks of whatever content it is asked about, then
+//     stall    answers no request and pushes a HAVE_DELTA every 100 ms;
+//     bad      answers every request with random bytes (every block fails verification);
+//     garbage  answers every request with a malformed message.
 #include "coordinator_client/protocol.h"
 #include "net/secure_channel.h"
 #include "platform/socket.h"
 #include "util/error.h"
+#include "peer/wire.h"
 #include "util/key_file.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <random>
+#include <thread>
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,9 +43,85 @@ bool closed_by_server(int fd) {
     }
 }
 
+// One connection of the serving rogue: HELLO, then HAVE "all", then misbehave.
+void serve_one(int fd, const std::string &mode, const std::uint8_t *key, std::uint64_t block_count) {
+    namespace wire = pd::peer::wire;
+    timeval tv{0, 100000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::mt19937_64 rng(static_cast<std::uint64_t>(fd));
+    try {
+        pd::net::blocking_channel ch(fd, pd::net::role::server, key);
+        pd::content::hash content{};
+        bool asked = false;
+        for (;;) {
+            pd::net::bytes in;
+            try {
+                in = ch.receive();
+            } catch (const pd::error &e) {
+                if (e.code() != PD_E_TIMEOUT) break;
+                if (mode == "stall" && asked) ch.send(wire::encode(wire::have_delta{content, {0}}));
+                continue;
+            }
+            auto m = wire::decode(in.data(), in.size());
+            if (std::holds_alternative<wire::hello>(m)) {
+                ch.send(wire::encode(wire::hello{}));
+            } else if (auto *h = std::get_if<wire::have>(&m)) {
+                if (asked) continue;  // answers stay in order
+                content = h->content;
+                wire::have all{content, block_count, 0, std::vector<std::uint8_t>((block_count + 7) / 8, 0xff)};
+                if (block_count % 8) all.bitmap.back() = static_cast<std::uint8_t>((1u << (block_count % 8)) - 1);
+                ch.send(wire::encode(all));
+            } else if (auto *r = std::get_if<wire::request>(&m)) {
+                asked = true;
+                if (mode == "bad") {
+                    for (std::uint32_t i = 0; i < r->count; ++i) {
+                        wire::data d{r->id, r->content, r->first_block + i, std::vector<std::uint8_t>(65536)};
+                        for (auto &b : d.bytes) b = static_cast<std::uint8_t>(rng());
+                        ch.send(wire::encode(d));
+                    }
+                } else if (mode == "garbage") {
+                    ch.send(std::vector<std::uint8_t>{5, 0xff, 0xff});
+                }
+            }
+        }
+    } catch (const std::exception &) {
+    }
+    ::close(fd);
+}
+
+int serve(const std::string &mode, const std::string &address, const std::uint8_t *key, std::uint64_t block_count) {
+    auto colon = address.rfind(':');
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
+    ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &a.sin_addr);
+    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(listener, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 || ::listen(listener, 64) != 0) {
+        std::perror("pd_test_rogue: listen");
+        return 2;
+    }
+    std::printf("rogue %s listening on %s\n", mode.c_str(), address.c_str());
+    std::fflush(stdout);
+    for (;;) {
+        int fd = ::accept(listener, nullptr, nullptr);
+        if (fd >= 0) std::thread(serve_one, fd, mode, key, block_count).detach();
+    }
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
+    if (argc == 6 && std::string(argv[1]) == "serve") {
+        try {
+            static pd::fleet_key key = pd::read_fleet_key(argv[4]);
+            return serve(argv[2], argv[3], key.data(), std::stoull(argv[5]));
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "pd_test_rogue: %s\n", e.what());
+            return 2;
+        }
+    }
     if (argc != 3) {
         std::fprintf(stderr, "usage: pd_test_rogue IP:PORT FLEET_KEY_FILE\n");
         return 2;
