@@ -19,12 +19,11 @@
 #include "job/piece_picker.h"
 #include "job/source_chain.h"
 #include "peer/swarm.h"
+#include "util/error.h"
 
 #include <peerdist/job.h>
 
 #include <boost/asio/steady_timer.hpp>
-
-#include "util/error.h"
 
 #include <memory>
 #include <optional>
