@@ -332,6 +332,12 @@ TEST(swarm, have_deltas_do_not_keep_a_request_alive_and_two_expiries_end_the_pee
         expired |= e.type == PD_EVENT_SOURCE_FALLBACK && std::string(e.message).find("answered nothing for 300 ms") != std::string::npos;
     EXPECT_TRUE(expired) << "the request never expired while the rogue pushed HAVE_DELTAs";
     EXPECT_LE(rogue.connections.load(), 2) << "dialled again after two expiries";
+    // The session remembers it: the next job never dials it.
+    int before = rogue.connections.load();
+    swarm_fixture other(4u << 20);
+    auto again = leecher.get(other.m, other.dir / "origin.bin", other.dir / "out.bin", rogue.addr);
+    ASSERT_EQ(again.status.state, PD_JOB_COMPLETED) << again.status.message;
+    EXPECT_EQ(rogue.connections.load(), before) << "a penalized peer was dialled by the next job";
 }
 
 TEST(swarm, several_seeders_share_the_load_and_the_job_verifies_everything) {

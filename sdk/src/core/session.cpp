@@ -240,6 +240,19 @@ void session::reserve_space(const store::hash &id, std::uint64_t size, const std
     }
 }
 
+void session::note_peer_expired(const std::string &address) {
+    std::int64_t now = store::now_ms();
+    auto &[count, until] = peer_expiries_[address];
+    if (now >= until) count = 0;  // an old penalty or record has run out
+    ++count;
+    until = now + peer_penalty_ms;
+}
+
+bool session::peer_penalized(const std::string &address) const {
+    auto it = peer_expiries_.find(address);
+    return it != peer_expiries_.end() && it->second.first >= max_peer_expiries && store::now_ms() < it->second.second;
+}
+
 void session::apply_setting(const std::string &key, const std::string &value) {
     settings_.set(key, value);
     // Jobs run by a snapshot of their settings (job/job_settings.h): they read it again.

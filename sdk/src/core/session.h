@@ -94,6 +94,13 @@ public:
     // device requests from peers in other offices, all jobs together. 0 when `bytes` may be
     // requested now (they are taken), otherwise how many ms until the budget has room.
     std::int64_t take_wan_budget(std::uint64_t bytes);
+    // A peer let a request expire (network thread). Remembered by the session, not the job:
+    // after max_peer_expiries within peer_penalty_ms every job leaves the address alone until
+    // the penalty ends (a peer that advertises and stalls once cost every new job 5 s).
+    void note_peer_expired(const std::string &address);
+    bool peer_penalized(const std::string &address) const;
+    static constexpr int max_peer_expiries = 2;
+    static constexpr std::int64_t peer_penalty_ms = 10 * 60 * 1000;
     // The budget in force, bytes/s (0: none). Any thread.
     std::uint64_t wan_budget() const;
     // The peer server's counters (zero without listen addresses).
@@ -138,6 +145,7 @@ private:
     std::unique_ptr<peer::peer_server> peer_server_;
     std::map<std::uint64_t, std::shared_ptr<job>> jobs_;  // network thread
     std::uint64_t next_job_id_ = 1;
+    std::map<std::string, std::pair<int, std::int64_t>> peer_expiries_;  // address -> (count, until ms)
     std::atomic<std::uint64_t> backend_wan_budget_{0};  // a backend's (coordinator's) office budget
     double wan_allowance_ = 0;  // network thread: bytes the WAN budget still grants
     std::int64_t wan_refill_ms_ = 0;

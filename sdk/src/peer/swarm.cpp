@@ -28,6 +28,7 @@ void swarm::consider(const std::vector<std::string> &lines) {
         std::string address = line.substr(0, space);
         bool wan = space != std::string::npos && line.substr(space + 1) == "wan";
         if (known_.count(address) || std::find(own.begin(), own.end(), address) != own.end()) continue;
+        if (session_.peer_penalized(address)) continue;
         auto b = backoff_.find(address);
         if (b != backoff_.end() && now < b->second.second) continue;
         known_.insert(address);
@@ -250,13 +251,17 @@ void swarm::drop(const std::shared_ptr<peer_slot> &peer, const error &why) {
     if (std::find(peers_.begin(), peers_.end(), peer) == peers_.end()) return;
     const auto &address = peer->link->address();
     if (auto owner = owner_.lock()) owner->on_peer_failed("peer " + address + " failed: " + why.what());
-    // A peer whose requests keep expiring is lying about what it holds, or is too slow to
-    // be worth waiting for: after max_expiries it stays out for the rest of the job.
-    if (why.code() == PD_E_TIMEOUT && ++expiries_[address] >= max_expiries) {
+    // A peer whose requests expire before it ever answered one is lying about what it holds:
+    // the session remembers it, and once penalized it stays out of this job and of the next
+    // ones until the penalty ends. (One that answered before is slow, not lying: it is only
+    // backed off, so a loaded WAN peer is not shut out of later jobs.)
+    if (why.code() == PD_E_TIMEOUT && peer->last_answer_ms == 0) session_.note_peer_expired(address);
+    if (session_.peer_penalized(address)) {
         session_.log(PD_LOG_WARN, "job " + std::to_string(job_id_) + ": peer " + address + " let " +
-                                      std::to_string(max_expiries) + " requests expire: not asked again for this content");
+                                      std::to_string(core::session::max_peer_expiries) +
+                                      " requests expire: not asked again for 10 minutes");
         remove(peer, why.what());
-        known_.insert(address);  // never dialled again, like a banned peer
+        known_.insert(address);  // never dialled again in this job, like a banned peer
         return;
     }
     forget(address);

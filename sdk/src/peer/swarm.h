@@ -107,8 +107,8 @@ public:
     // rate (libtorrent's request queue time), at least two so one is always on the wire.
     unsigned pipeline_depth(const peer_slot &peer) const;
 
-    // A broken or silent peer: an event, a backoff, then removal; one whose requests expired
-    // max_expiries times (PD_E_TIMEOUT) is not dialled again for this job.
+    // A broken or silent peer: an event, a backoff, then removal; one the session penalized
+    // for expired requests (PD_E_TIMEOUT, session::note_peer_expired) is not dialled again.
     void drop(const std::shared_ptr<peer_slot> &peer, const error &why);
     // A peer that sent a block failing verification: banned for this job (design §5).
     void ban(const std::shared_ptr<peer_slot> &peer);
@@ -144,9 +144,6 @@ private:
     std::set<std::string> known_;  // connected, connecting, or this device itself
     // Peers that failed: address -> (failures, not before ms).
     std::map<std::string, std::pair<int, std::int64_t>> backoff_;
-    // Addresses whose requests expired: after max_expiries the address is banned for the job.
-    std::map<std::string, int> expiries_;
-    static constexpr int max_expiries = 2;
     unsigned connecting_ = 0;
     bool discovering_ = false, first_round_done_ = false;
     std::int64_t first_round_ms_ = 0;
