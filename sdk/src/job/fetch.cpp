@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <atomic>
 #include <mutex>
 
 namespace pd::core {
@@ -178,6 +179,32 @@ void verify_on_disk(const content::manifest &m, const platform::file &file, std:
             }
         }
         b += n;
+    }
+}
+
+void verify_in_parts(boost::asio::thread_pool &workers, unsigned max_parts, const content::manifest &m,
+                     const platform::file &file, const block_bitmap *only, std::function<bool()> stopped,
+                     std::function<void(std::uint64_t)> unmark, std::function<void(std::optional<error>)> done) {
+    std::uint64_t blocks = m.block_count();
+    std::uint64_t parts = std::max<std::uint64_t>(1, std::min<std::uint64_t>(max_parts, (blocks + 63) / 64));
+    struct shared_state {
+        std::atomic<std::uint64_t> remaining;
+        std::mutex mu;
+        std::optional<error> first_error;
+    };
+    auto st = std::make_shared<shared_state>();
+    st->remaining = parts;
+    for (std::uint64_t part = 0; part < parts; ++part) {
+        std::uint64_t first = blocks * part / parts, last = blocks * (part + 1) / parts;
+        boost::asio::post(workers, [&m, &file, only, stopped, unmark, done, st, first, last] {
+            try {
+                verify_on_disk(m, file, first, last, only, stopped, unmark);
+            } catch (const error &e) {
+                std::lock_guard lk(st->mu);
+                if (!st->first_error) st->first_error = e;
+            }
+            if (--st->remaining == 0) done(st->first_error);
+        });
     }
 }
 

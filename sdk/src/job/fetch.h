@@ -8,6 +8,7 @@
 #include "core/event_queue.h"
 #include "job/job_request.h"
 #include "plugin_host/plugin_host.h"
+#include "util/error.h"
 #include "platform/file.h"
 
 #include <boost/asio/io_context.hpp>
@@ -15,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +67,14 @@ struct peer_fetch_context {
 // after it was received and a connection that dies loses only what was on the wire. `done`
 // runs once the answer has ended and every block task has finished. Network thread.
 void fetch_from_peer(const peer_fetch_context &ctx, piece_result r, std::vector<std::uint64_t> wanted);
+
+// verify_on_disk over the whole content, split into ranges verified on up to `max_parts`
+// workers at once (hashing is the bound); `done` runs on the worker that finished last, with
+// the first failure. Everything referenced must outlive `done` (the job keeps itself alive
+// through the callbacks).
+void verify_in_parts(boost::asio::thread_pool &workers, unsigned max_parts, const content::manifest &m,
+                     const platform::file &file, const block_bitmap *only, std::function<bool()> stopped,
+                     std::function<void(std::uint64_t)> unmark, std::function<void(std::optional<error>)> done);
 
 // The PD_EVENT_BLOCK_REJECTED for a block of `r` that failed verification: which block, at
 // which offset, from which source.

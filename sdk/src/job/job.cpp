@@ -5,9 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
-#include <mutex>
 
 namespace pd::core {
 
@@ -59,10 +57,10 @@ void job::emit_progress(bool force) {
     emit(PD_EVENT_JOB_PROGRESS, "");
 }
 
-void job::note_fallback(const std::string &reason) {
+void job::note_fallback(const std::string &reason, int code) {
     ++fallbacks_;
     fallback_reasons_.push_back(reason);
-    emit(PD_EVENT_SOURCE_FALLBACK, reason);
+    emit(PD_EVENT_SOURCE_FALLBACK, reason, code);
 }
 
 void job::mark_fetching(bool on) {
@@ -155,9 +153,7 @@ void job::on_source_opened(std::shared_ptr<plugin_host::stream> opened, std::vec
 
 // The stream in use failed: an event with the job's error code, and the next source.
 void job::source_failed(const std::string &why) {
-    ++fallbacks_;
-    fallback_reasons_.push_back(why);
-    emit(PD_EVENT_SOURCE_FALLBACK, why, error_code_);
+    note_fallback(why, error_code_);
     sources_->failed();
     if (state_ == PD_JOB_RUNNING) sources_->open_next();
 }
@@ -254,32 +250,31 @@ void job::fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer_slot> 
     core::fetch_from_peer(ctx, std::move(r), picker_->wanted(index));
 }
 
-// A block from a peer is verified and on disk: it becomes durable with the next flush and
-// is announced to peers following this content right after.
-void job::on_block_written(std::uint64_t b, std::uint32_t source_class) {
-    if (!picker_->mark_written(b)) return;  // end-game: the other copy was first
+// A verified block is on disk: it becomes durable with the next flush and is announced to
+// peers following this content right after. False when it already was (in end-game two
+// sources may deliver the same block: it counts once).
+bool job::record_block(std::uint64_t b, std::uint32_t source_class) {
+    if (!picker_->mark_written(b)) return false;
     std::uint32_t len = manifest_->block_length(b);
     flusher_->add(b, len);
     bytes_by_source_[source_class] += len;
     last_block_ms_ = store::now_ms();
-    if (active()) flush(false);
+    return true;
+}
+
+// A block from a peer, written on a worker as it arrived.
+void job::on_block_written(std::uint64_t b, std::uint32_t source_class) {
+    if (record_block(b, source_class) && active()) flush(false);
 }
 
 void job::on_piece_done(piece_result r) {
     bytes_fetched_ += r.bytes_fetched;
-    std::uint64_t fresh_bytes = 0;
-    for (auto b : r.good) {
-        // In end-game two sources may deliver the same block: count it once.
-        if (!picker_->mark_written(b)) continue;
-        flusher_->add(b, manifest_->block_length(b));
-        fresh_bytes += manifest_->block_length(b);
-    }
-    bytes_by_source_[r.source_class] += fresh_bytes;
-    if (fresh_bytes) last_block_ms_ = store::now_ms();
+    for (auto b : r.good) record_block(b, r.source_class);
     // Whatever was not written goes back to the queue (unless another fetch of it is out).
     picker_->give_back(r.index);
-    if (!r.peer) --origin_in_flight_;
-    if (r.peer) {
+    if (!r.peer) {
+        --origin_in_flight_;
+    } else {
         --r.peer->requests;
         // A peer that turned a request down has a newer (or smaller) bitmap than we think.
         if (!r.rejected.empty()) swarm_->refresh(r.peer);
@@ -475,25 +470,11 @@ void job::finalize() {
     finalizing_ = true;
     sources_->close();
     swarm_->close_all("content complete");
-    std::uint64_t blocks = manifest_->block_count();
-    std::uint64_t parts = std::max<std::uint64_t>(1, std::min<std::uint64_t>(session_.worker_count(), (blocks + 63) / 64));
-    auto remaining = std::make_shared<std::atomic<std::uint64_t>>(parts);
-    auto first_error = std::make_shared<std::pair<std::mutex, std::optional<error>>>();
-    const block_bitmap *only = settings_.reverify_all ? nullptr : &resumed_;
-    for (std::uint64_t part = 0; part < parts; ++part) {
-        std::uint64_t first = blocks * part / parts, last = blocks * (part + 1) / parts;
-        asio::post(session_.workers(), [self = shared_from_this(), first, last, remaining, first_error, only] {
-            auto &s = self->session_;
-            try {
-                verify_on_disk(*self->manifest_, *self->file_, first, last, only, [&] { return s.job_should_stop(self->id_); },
-                               [&](std::uint64_t b) { s.store().unmark_verified(self->manifest_->id, {b}); });
-            } catch (const error &e) {
-                std::lock_guard lk(first_error->first);
-                if (!first_error->second) first_error->second = e;
-            }
-            if (--*remaining == 0) self->deliver(first_error->second);
-        });
-    }
+    auto self = shared_from_this();
+    verify_in_parts(session_.workers(), session_.worker_count(), *manifest_, *file_, settings_.reverify_all ? nullptr : &resumed_,
+                    [self] { return self->session_.job_should_stop(self->id_); },
+                    [self](std::uint64_t b) { self->session_.store().unmark_verified(self->manifest_->id, {b}); },
+                    [self](std::optional<error> failed) { self->deliver(std::move(failed)); });
 }
 
 // Runs on the worker that finished the last verification part.

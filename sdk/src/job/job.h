@@ -55,7 +55,7 @@ public:
     void flush_now();
     void status(pd_job_status &out) const;
     // A backend moved from one of its sources to another: event + statistics.
-    void note_fallback(const std::string &reason);
+    void note_fallback(const std::string &reason, int code = PD_OK);
     // A setting changed: the job reads its snapshot again.
     void reload_settings();
 
@@ -69,6 +69,7 @@ private:
     void dispatch_to(const std::shared_ptr<peer::peer_slot> &peer);
     void fetch_from_origin(std::uint32_t index);
     void fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer::peer_slot> &peer);
+    bool record_block(std::uint64_t block, std::uint32_t source_class);
     void on_block_written(std::uint64_t block, std::uint32_t source_class);
     void on_piece_done(piece_result r);
     void source_failed(const std::string &why);
