@@ -407,3 +407,17 @@ TEST(source_chain, opens_the_first_source_that_serves_and_moves_on_when_it_fails
     ASSERT_EQ(reasons2.size(), 1u);
     EXPECT_EQ(reasons2[0].rfind("origin: ", 0), 0u) << reasons2[0];
 }
+
+TEST(block_store, parsed_manifests_are_kept_until_their_content_is_removed) {
+    session_fixture f;
+    auto data = pdtest::random_bytes(200000, 8);
+    pdtest::write_file(f.dir / "src", data);
+    auto m = pd::content::hash_file(f.dir / "src", "src");
+    auto &store = f.s->store();
+    store.put_manifest(m, "");
+    auto first = store.manifest(m.id);
+    ASSERT_TRUE(first);
+    EXPECT_EQ(store.manifest(m.id), first) << "parsed again instead of the kept copy";
+    store.remove(m.id);
+    EXPECT_EQ(store.manifest(m.id), nullptr) << "a removed content's manifest is still served";
+}

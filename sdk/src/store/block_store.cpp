@@ -115,11 +115,10 @@ std::shared_ptr<const content::manifest> block_store::manifest(const hash &id) {
     std::vector<std::uint8_t> blob;
     {
         std::lock_guard lk(mu_);
-        for (auto it = manifests_.begin(); it != manifests_.end(); ++it)
-            if ((*it)->id == id) {
-                manifests_.splice(manifests_.end(), manifests_, it);
-                return manifests_.back();
-            }
+        if (auto it = manifest_index_.find(id); it != manifest_index_.end()) {
+            manifests_.splice(manifests_.end(), manifests_, it->second);  // most recent last
+            return manifests_.back();
+        }
         bool found = guarded("reading a manifest", [&] {
             SQLite::Statement q(*db_, "SELECT manifest FROM contents WHERE id = ?");
             q.bind(1, id.data(), 32);
@@ -134,12 +133,12 @@ std::shared_ptr<const content::manifest> block_store::manifest(const hash &id) {
     auto m = std::make_shared<content::manifest>(content::manifest::parse(blob.data(), blob.size()));
     if (m->id != id) fail(PD_E_INVALID, PD_CATEGORY_STORE, "cache database holds a manifest under the wrong id");
     std::lock_guard lk(mu_);
-    bool cached = std::any_of(manifests_.begin(), manifests_.end(), [&](auto &c) { return c->id == id; });
-    if (!cached && m->block_count() <= max_cached_blocks) {
-        manifests_.push_back(m);
+    if (!manifest_index_.count(id) && m->block_count() <= max_cached_blocks) {
+        manifest_index_[id] = manifests_.insert(manifests_.end(), m);
         cached_blocks_ += m->block_count();
         while (cached_blocks_ > max_cached_blocks) {
             cached_blocks_ -= manifests_.front()->block_count();
+            manifest_index_.erase(manifests_.front()->id);
             manifests_.pop_front();
         }
     }
@@ -360,12 +359,11 @@ void block_store::remove(const hash &id) {
         SQLite::Statement d(*db_, "DELETE FROM contents WHERE id = ?");
         d.bind(1, id.data(), 32);
         d.exec();
-        for (auto it = manifests_.begin(); it != manifests_.end(); ++it)
-            if ((*it)->id == id) {
-                cached_blocks_ -= (*it)->block_count();
-                manifests_.erase(it);
-                break;
-            }
+        if (auto it = manifest_index_.find(id); it != manifest_index_.end()) {
+            cached_blocks_ -= (*it->second)->block_count();
+            manifests_.erase(it->second);
+            manifest_index_.erase(it);
+        }
     });
 }
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <list>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -97,6 +98,7 @@ private:
     // REQUEST and HAVE it answers. Bounded by their block count (32 B a block).
     static constexpr std::uint64_t max_cached_blocks = 1u << 20;
     std::list<std::shared_ptr<const content::manifest>> manifests_;
+    std::map<hash, std::list<std::shared_ptr<const content::manifest>>::iterator> manifest_index_;
     std::uint64_t cached_blocks_ = 0;
 };
 
