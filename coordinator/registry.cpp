@@ -1,5 +1,7 @@
 #include "coordinator/registry.h"
 
+#include "coordinator_client/protocol.h"
+
 #include "util/text.h"
 
 #include <algorithm>
@@ -114,7 +116,10 @@ void registry::add_stats(const std::string &device_id, std::uint64_t origin_byte
 }
 
 void registry::import_topology(const std::string &csv) {
-    auto parsed = topology::parse_csv(csv);  // throws, leaving everything as it was
+    import_topology(topology::parse_csv(csv), csv);  // parse_csv throws, leaving everything as it was
+}
+
+void registry::import_topology(topology parsed, const std::string &csv) {
     store_.set_meta("topology_csv", csv);
     topology_ = std::move(parsed);
     uploaded_ = true;

@@ -14,9 +14,6 @@
 
 namespace pd::coord {
 
-// Longest peer list in a sources answer: a large office is sampled, not listed whole.
-constexpr std::size_t max_peers = 64;
-
 struct sources_answer {
     // "unmanaged" (no office or not assigned: origin only), "top" (the highest office with
     // participants: it alone takes the origin), "rvp" (pulls from the nearest ancestor office
@@ -54,6 +51,9 @@ public:
 
     // Replaces the topology; on error throws topology_error and keeps the old one.
     void import_topology(const std::string &csv);
+    // The same with the CSV already parsed and checked (topology::parse_csv), which the
+    // server does off its network thread.
+    void import_topology(topology parsed, const std::string &csv);
     // The uploaded topology, or the automatic one built from registered devices.
     std::string export_topology() const;
     const topology &current_topology() const { return topology_; }

@@ -5,9 +5,9 @@
 // loop over the control socket, its clients, the session's event fd and a signal pipe.
 //
 //   pd-agent --config /etc/peerdist/agent.json
-#include <peerdist.h>
+#include "agent_protocol.h"
 
-#include <nlohmann/json.hpp>
+#include <peerdist.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -26,11 +26,11 @@
 #include <unistd.h>
 #include <vector>
 
-using json = nlohmann::json;
+using pd_agent::json;
 
 namespace {
 
-constexpr std::size_t max_request_bytes = 1 << 20;
+using pd_agent::max_request_bytes;
 constexpr std::size_t max_clients = 64;
 // Replies queued for a client that does not read: no more requests are read from it past this.
 constexpr std::size_t max_reply_bytes = 4 << 20;
@@ -42,29 +42,15 @@ void on_signal(int sig) {
 }
 
 int log_level = PD_LOG_INFO;
-const char *level_names[] = {"error", "warn", "info", "debug"};
 
 void log(int level, const std::string &msg, const json &extra = json::object()) {
     if (level > log_level) return;
     json line = extra;
-    line["level"] = level_names[level];
+    line["level"] = pd_agent::level_names[level];
     line["msg"] = msg;
     std::fprintf(stderr, "%s\n", line.dump().c_str());
     std::fflush(stderr);
 }
-
-struct config_error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-struct config {
-    std::string cache_dir, control_socket, plugin_dir, fleet_key_file, listen;
-    std::uint64_t quota_bytes = 0;
-    std::uint32_t quota_percent = 0;
-    std::vector<uint8_t> fleet_key;
-    std::map<std::string, std::string> settings;  // session settings, plugin ones included
-    json device = json::object();
-};
 
 std::string hex(const pd_content_id *id) {
     char h[65];
@@ -78,84 +64,25 @@ json by_source(const pd_job_status &st) {
     return out;
 }
 
-std::vector<uint8_t> read_key_file(const std::string &path) {
-    std::vector<uint8_t> key(32);
-    if (pd_fleet_key_read_file(key.data(), path.c_str()) != PD_OK) throw config_error(pd_error_last()->message);
-    return key;
-}
+// The config file at `path`, parsed and checked; its fleet key file read.
+struct agent_config {
+    pd_agent::config file;
+    std::vector<uint8_t> fleet_key;
+};
 
-std::string scalar_text(const json &v, const std::string &key) {
-    if (v.is_string()) return v.get<std::string>();
-    if (v.is_number_integer() || v.is_number_unsigned()) return std::to_string(v.get<long long>());
-    if (v.is_boolean()) return v.get<bool>() ? "1" : "0";
-    if (v.is_object() || v.is_array()) return v.dump();
-    throw config_error("'" + key + "' must be a string, integer or boolean");
-}
-
-config load_config(const std::string &path) {
-    std::ifstream in(path);
-    if (!in) throw config_error("cannot read config '" + path + "': " + std::strerror(errno));
-    json j;
-    try {
-        j = json::parse(in);
-    } catch (const json::exception &e) {
-        throw config_error("config '" + path + "' is not valid JSON: " + e.what());
-    }
-    if (!j.is_object()) throw config_error("config '" + path + "' must be a JSON object");
-    static const std::set<std::string> known = {"cache_dir", "quota_bytes", "quota_percent", "fleet_key_file", "listen",
-                                                "control_socket", "plugin_dir", "plugins", "settings", "log_level", "device"};
-    for (auto &[k, v] : j.items())
-        if (!known.count(k)) throw config_error("config '" + path + "': unknown key '" + k + "'");
-    config c;
-    auto str = [&](const char *k, bool required) {
-        if (!j.contains(k)) {
-            if (required) throw config_error("config '" + path + "': '" + k + "' is required");
-            return std::string();
-        }
-        if (!j[k].is_string()) throw config_error("config '" + path + "': '" + k + "' must be a string");
-        return j[k].get<std::string>();
-    };
-    c.cache_dir = str("cache_dir", true);
-    c.control_socket = str("control_socket", true);
-    c.plugin_dir = str("plugin_dir", false);
-    c.fleet_key_file = str("fleet_key_file", false);
-    c.listen = str("listen", false);
-    if (j.contains("quota_bytes")) {
-        if (!j["quota_bytes"].is_number_unsigned()) throw config_error("'quota_bytes' must be a non-negative integer");
-        c.quota_bytes = j["quota_bytes"].get<std::uint64_t>();
-    }
-    if (j.contains("quota_percent")) {
-        if (!j["quota_percent"].is_number_unsigned() || j["quota_percent"].get<unsigned>() > 100)
-            throw config_error("'quota_percent' must be an integer in [0, 100]");
-        c.quota_percent = j["quota_percent"].get<std::uint32_t>();
-    }
-    if (j.contains("log_level")) {
-        std::string l = j["log_level"].is_string() ? j["log_level"].get<std::string>() : "";
-        int found = -1;
-        for (int i = 0; i < 4; ++i)
-            if (l == level_names[i]) found = i;
-        if (found < 0) throw config_error("'log_level' must be one of error, warn, info, debug");
-        log_level = found;
-        c.settings["log.level"] = std::to_string(found);
-    }
-    if (!c.fleet_key_file.empty()) c.fleet_key = read_key_file(c.fleet_key_file);
-    if (j.contains("settings")) {
-        if (!j["settings"].is_object()) throw config_error("'settings' must be an object");
-        for (auto &[k, v] : j["settings"].items()) c.settings[k] = scalar_text(v, "settings." + k);
-    }
-    if (j.contains("plugins")) {
-        if (!j["plugins"].is_object()) throw config_error("'plugins' must be an object of per-plugin settings");
-        for (auto &[name, opts] : j["plugins"].items()) {
-            if (!opts.is_object()) throw config_error("'plugins." + name + "' must be an object");
-            for (auto &[k, v] : opts.items()) c.settings["plugin." + name + "." + k] = scalar_text(v, "plugins." + name + "." + k);
-        }
-    }
-    if (j.contains("device")) {
-        if (!j["device"].is_object()) throw config_error("'device' must be an object");
-        static const std::set<std::string> device_keys = {"chassis", "os_type", "free_bytes", "uptime_seconds"};
-        for (auto &[k, v] : j["device"].items())
-            if (!device_keys.count(k)) throw config_error("config: unknown key 'device." + k + "'");
-        c.device = j["device"];
+agent_config load_config(const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw pd_agent::input_error("cannot read config '" + path + "': " + std::strerror(errno));
+    std::string text(pd_agent::max_config_bytes + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > pd_agent::max_config_bytes)
+        throw pd_agent::input_error("config '" + path + "' is larger than " + std::to_string(pd_agent::max_config_bytes >> 10) + " KiB");
+    agent_config c{pd_agent::parse_config(text, path), {}};
+    if (!c.file.fleet_key_file.empty()) {
+        c.fleet_key.resize(32);
+        if (pd_fleet_key_read_file(c.fleet_key.data(), c.file.fleet_key_file.c_str()) != PD_OK)
+            throw pd_agent::input_error(pd_error_last()->message);
     }
     return c;
 }
@@ -168,7 +95,7 @@ struct client {
 
 class agent {
 public:
-    explicit agent(config c) : cfg_(std::move(c)) {}
+    explicit agent(agent_config c) : cfg_(std::move(c.file)), fleet_key_(std::move(c.fleet_key)) {}
     ~agent() {
         for (auto &cl : clients_) ::close(cl.fd);
         if (listen_fd_ >= 0) {
@@ -183,22 +110,20 @@ public:
         o.cache_dir = cfg_.cache_dir.c_str();
         o.cache_quota_bytes = cfg_.quota_bytes;
         o.cache_quota_percent = cfg_.quota_percent;
-        o.fleet_key = cfg_.fleet_key.empty() ? nullptr : cfg_.fleet_key.data();
-        o.fleet_key_len = cfg_.fleet_key.size();
+        o.fleet_key = fleet_key_.empty() ? nullptr : fleet_key_.data();
+        o.fleet_key_len = fleet_key_.size();
         o.listen_addresses = cfg_.listen.empty() ? nullptr : cfg_.listen.c_str();
         if (pd_session_new(&session_, &o) != PD_OK) return fatal("cannot open the cache");
         for (auto &[k, v] : cfg_.settings)
             if (pd_session_set_setting(session_, k.c_str(), v.c_str()) != PD_OK) return fatal(("setting '" + k + "'").c_str());
-        if (!cfg_.device.empty()) {
+        if (cfg_.device.any()) {
             pd_device_facts f{};
             f.struct_size = sizeof f;
-            f.free_bytes = cfg_.device.value("free_bytes", UINT64_MAX);
+            f.free_bytes = cfg_.device.free_bytes.value_or(UINT64_MAX);
             f.usable_free_bytes = UINT64_MAX;
-            f.uptime_seconds = cfg_.device.value("uptime_seconds", UINT64_MAX);
-            static const std::map<std::string, int> chassis = {{"desktop", 1}, {"laptop", 2}, {"server", 3}};
-            static const std::map<std::string, int> os = {{"workstation", 1}, {"server", 2}};
-            f.chassis = cfg_.device.contains("chassis") ? chassis.at(cfg_.device["chassis"].get<std::string>()) : -1;
-            f.os_type = cfg_.device.contains("os_type") ? os.at(cfg_.device["os_type"].get<std::string>()) : -1;
+            f.uptime_seconds = cfg_.device.uptime_seconds.value_or(UINT64_MAX);
+            f.chassis = cfg_.device.chassis.value_or(-1);
+            f.os_type = cfg_.device.os_type.value_or(-1);
             if (pd_session_set_device_facts(session_, &f) != PD_OK) return fatal("device facts");
         }
         if (!cfg_.plugin_dir.empty() && pd_session_load_plugin(session_, cfg_.plugin_dir.c_str()) != PD_OK)
@@ -358,24 +283,22 @@ private:
     }
 
     json handle(const std::string &line) {
-        json req;
-        try {
-            req = json::parse(line);
-        } catch (const json::exception &) {
-            return {{"ok", false}, {"error", "request is not valid JSON"}};
-        }
-        if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string())
-            return {{"ok", false}, {"error", "request must be an object with a string 'cmd'"}};
+        json id;
         json reply;
         try {
-            reply = dispatch(req["cmd"].get<std::string>(), req);
-        } catch (const json::exception &e) {
-            reply = {{"ok", false}, {"error", std::string("bad arguments: ") + e.what()}};
+            auto req = pd_agent::parse_request(line, &id);
+            reply = dispatch(req.cmd, req.args);
+        } catch (const pd_agent::input_error &e) {
+            reply = {{"ok", false}, {"error", e.what()}};
+        } catch (const std::exception &e) {  // a bug, not the client's: answered, never fatal
+            log(PD_LOG_ERROR, std::string("control request failed: ") + e.what());
+            reply = {{"ok", false}, {"error", std::string("internal error: ") + e.what()}};
         }
-        if (req.contains("id")) reply["id"] = req["id"];
+        if (!id.is_null()) reply["id"] = id;
         return reply;
     }
 
+    // `req` holds only the command's arguments, each of its type (pd_agent::parse_request).
     json dispatch(const std::string &cmd, const json &req) {
         if (cmd == "version") return {{"ok", true}, {"version", pd_version_string()}};
         if (cmd == "download") {
@@ -475,7 +398,7 @@ private:
         if (cmd == "setting") {
             std::string key = req.at("key").get<std::string>();
             if (req.contains("value")) {
-                if (pd_session_set_setting(session_, key.c_str(), scalar_text(req["value"], key).c_str()) != PD_OK)
+                if (pd_session_set_setting(session_, key.c_str(), pd_agent::setting_text(req["value"], key).c_str()) != PD_OK)
                     return error_reply("setting");
             }
             pd_buf b = PD_BUF_INIT;
@@ -487,7 +410,8 @@ private:
         return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
     }
 
-    config cfg_;
+    pd_agent::config cfg_;
+    std::vector<uint8_t> fleet_key_;
     pd_session *session_ = nullptr;
     int listen_fd_ = -1;
     std::vector<client> clients_;
@@ -516,13 +440,14 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "usage: pd-agent --config FILE\n");
         return 2;
     }
-    config cfg;
+    agent_config cfg;
     try {
         cfg = load_config(config_path);
-    } catch (const config_error &e) {
+    } catch (const pd_agent::input_error &e) {
         log(PD_LOG_ERROR, e.what());
         return 2;
     }
+    log_level = cfg.file.log_level;
     if (::pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
     struct sigaction sa {};
     sa.sa_handler = on_signal;

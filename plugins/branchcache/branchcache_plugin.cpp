@@ -5,12 +5,12 @@
 // blocks answers with its peer port and how many blocks it holds; the core then connects
 // over the secure channel and verifies every block, so an answer is never trusted.
 //
-// Packets (docs/protocol.md §3), 64 bytes at most, little-endian:
-//   QUERY  "PDQ1" · nonce u64 · label (32)
-//   ANSWER "PDA1" · nonce u64 · label (32) · port u16 · verified blocks u64 · block count u64
+// Packets: discovery.h (docs/protocol.md §3).
 // Settings (plugin.branchcache.*): enabled (1), port (34329), group (239.255.34.29),
 // query_timeout_ms (300), max_answers_per_second (50). Without a fleet key, or with enabled=0,
 // the backend sends and listens to nothing.
+#include "discovery.h"
+
 #include <peerdist/sys/plugin.h>
 
 #include <boost/asio/io_context.hpp>
@@ -32,22 +32,14 @@ namespace {
 namespace asio = boost::asio;
 using udp = asio::ip::udp;
 
-constexpr std::size_t query_size = 4 + 8 + 32;
-constexpr std::size_t answer_size = query_size + 2 + 8 + 8;
+using namespace pd_branchcache;
+
+constexpr std::size_t max_answers = 64;  // peers one query may yield
 
 std::string setting(const pd_host_api *h, const char *key, const char *def) {
     char buf[256];
     int64_t n = h->get_setting(h->host, key, buf, sizeof buf);
     return n > 0 && n < static_cast<int64_t>(sizeof buf) ? std::string(buf, static_cast<std::size_t>(n)) : def;
-}
-
-void put64(std::uint8_t *p, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-std::uint64_t get64(const std::uint8_t *p) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(p[i]) << (8 * i);
-    return v;
 }
 
 struct backend {
@@ -87,19 +79,16 @@ struct backend {
     }
 
     void answer(std::size_t n) {
-        if (n != query_size || std::memcmp(query_in, "PDQ1", 4) != 0) return;  // not ours
-        std::uint64_t verified = 0, total = 0;
-        if (host->lookup_label(host->host, query_in + 12, &verified, &total) != 0) return;
-        std::uint16_t pp = peer_port();
-        if (!pp || !allow_answer()) return;
-        std::uint8_t ans[answer_size];
-        std::memcpy(ans, "PDA1", 4);
-        std::memcpy(ans + 4, query_in + 4, 8 + 32);  // nonce and label
-        ans[44] = static_cast<std::uint8_t>(pp), ans[45] = static_cast<std::uint8_t>(pp >> 8);
-        put64(ans + 46, verified);
-        put64(ans + 54, total);
+        auto q = decode_query(query_in, n);
+        if (!q) return;  // not ours
+        pd_branchcache::answer a;
+        a.nonce = q->nonce;
+        a.content = q->content;
+        if (host->lookup_label(host->host, q->content.data(), &a.verified_blocks, &a.block_count) != 0) return;
+        a.port = peer_port();
+        if (!a.port || !allow_answer()) return;
         boost::system::error_code ignored;  // the asker may be gone; it asks again
-        sock.send_to(asio::buffer(ans), query_from, 0, ignored);
+        sock.send_to(asio::buffer(encode(a)), query_from, 0, ignored);
     }
 };
 
@@ -157,11 +146,10 @@ void PD_CALLBACK bc_destroy(void *self) {
 int32_t PD_CALLBACK bc_find_peers(void *self, const pd_content_ref *content, char *out, size_t out_size) {
     auto b = static_cast<backend *>(self);
     if (!b->sock.is_open()) return 0;  // silent instance
-    std::uint8_t query[query_size];
-    std::memcpy(query, "PDQ1", 4);
-    std::uint64_t nonce = std::random_device{}() * 0x100000001ull ^ std::random_device{}();
-    put64(query + 4, nonce);
-    if (b->host->content_label(b->host->host, content->id, query + 12) != 0) return PD_PLUGIN_E_NOT_FOUND;
+    query q;
+    q.nonce = std::random_device{}() * 0x100000001ull ^ std::random_device{}();
+    if (b->host->content_label(b->host->host, content->id, q.content.data()) != 0) return PD_PLUGIN_E_NOT_FOUND;
+    auto datagram = encode(q);
     // A fresh socket per query: answers come back to it, unicast.
     asio::io_context io;
     udp::socket s(io);
@@ -170,8 +158,8 @@ int32_t PD_CALLBACK bc_find_peers(void *self, const pd_content_ref *content, cha
     if (ec) return PD_PLUGIN_E_IO;
     s.set_option(udp::socket::broadcast(true), ec);
     s.set_option(asio::ip::multicast::hops(1), ec);  // never past the subnet
-    s.send_to(asio::buffer(query), udp::endpoint(b->group, b->port), 0, ec);
-    s.send_to(asio::buffer(query), udp::endpoint(asio::ip::address_v4::broadcast(), b->port), 0, ec);  // where multicast is filtered
+    s.send_to(asio::buffer(datagram), udp::endpoint(b->group, b->port), 0, ec);
+    s.send_to(asio::buffer(datagram), udp::endpoint(asio::ip::address_v4::broadcast(), b->port), 0, ec);  // where multicast is filtered
     int timeout = std::atoi(setting(b->host, "query_timeout_ms", "300").c_str());
     std::set<std::string> peers;
     std::uint8_t pkt[128];
@@ -179,11 +167,11 @@ int32_t PD_CALLBACK bc_find_peers(void *self, const pd_content_ref *content, cha
     std::function<void()> receive = [&] {
         s.async_receive_from(asio::buffer(pkt), from, [&](boost::system::error_code rec, std::size_t n) {
             if (rec == asio::error::operation_aborted) return;
-            if (!rec && n == answer_size && std::memcmp(pkt, "PDA1", 4) == 0 && get64(pkt + 4) == nonce &&
-                std::memcmp(pkt + 12, query + 12, 32) == 0) {
-                std::uint16_t port = static_cast<std::uint16_t>(pkt[44] | pkt[45] << 8);
-                peers.insert(from.address().to_string() + ":" + std::to_string(port));
-            }
+            if (rec) return receive();
+            auto a = decode_answer(pkt, n);
+            // A LAN attacker who saw the query can answer from many forged addresses: the
+            // first max_answers are kept (each is verified block by block anyway).
+            if (a && a->nonce == q.nonce && a->content == q.content && peers.size() < max_answers) peers.insert(from.address().to_string() + ":" + std::to_string(a->port));
             receive();
         });
     };

@@ -20,6 +20,7 @@
 
 #include <boost/asio/ip/host_name.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -36,7 +37,7 @@ using pd::coord::json;
 std::string hex(const std::uint8_t id[32]) { return pd::to_hex(id, 32); }
 
 struct cached_sources {
-    json reply;
+    pd::coord::sources_reply reply;
     std::int64_t at_ms = 0;
 };
 
@@ -55,7 +56,7 @@ struct backend {
     bool registered = false;
     std::string last_error;
     std::int64_t heartbeat_ms = 5000;
-    std::int64_t applied_budget = 0;
+    std::uint64_t applied_budget = 0;
 
     std::mutex stop_mu;  // also guards `reports`
     std::condition_variable stop_cv;
@@ -122,21 +123,19 @@ struct backend {
         boost::system::error_code ec;
         auto name = boost::asio::ip::host_name(ec);
         if (!ec) r["name"] = name;
-        auto reply = client->call(r);
-        if (!reply.value("ok", false)) pd::fail(PD_E_INVALID, PD_CATEGORY_PLUGIN, "register refused: " + reply.value("error", std::string()));
-        heartbeat_ms = std::max<std::int64_t>(200, reply.value("heartbeat_ms", std::int64_t{5000}));
-        apply_budget(reply);
+        auto reply = pd::coord::read_register_reply(client->call(r));
+        heartbeat_ms = reply.heartbeat_ms;
+        apply_budget(reply.wan_budget);
         registered = true;
-        log(PD_LOG_INFO, "registered with " + coordinator + " in office '" + reply.value("office", std::string()) + "'");
+        log(PD_LOG_INFO, "registered with " + coordinator + " in office '" + reply.office + "'");
     }
 
     // The office's WAN budget from the topology, handed to the core (hosts before 0.3 lack it).
-    void apply_budget(const json &reply) {
-        if (!reply.is_object() || !reply.contains("wan_budget")) return;
-        auto budget = reply.value("wan_budget", std::int64_t{0});
-        if (budget == applied_budget) return;
+    void apply_budget(std::optional<std::uint64_t> reported) {
+        if (!reported || *reported == applied_budget) return;
+        auto budget = *reported;
         if (host->struct_size < offsetof(pd_host_api, set_wan_budget) + sizeof host->set_wan_budget || !host->set_wan_budget) return;
-        host->set_wan_budget(host->host, static_cast<std::uint64_t>(std::max<std::int64_t>(0, budget)));
+        host->set_wan_budget(host->host, budget);
         applied_budget = budget;
         log(PD_LOG_INFO, budget ? "office WAN budget: " + std::to_string(budget) + " bytes/s" : std::string("office WAN budget lifted"));
     }
@@ -160,7 +159,7 @@ struct backend {
             try {
                 for (auto &r : pending) call(r);
                 if (std::chrono::steady_clock::now() >= next_heartbeat) {
-                    apply_budget(call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)}}));
+                    apply_budget(pd::coord::read_wan_budget(call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)}})));
                     // After the call: the first one registers and learns the interval.
                     next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(heartbeat_ms);
                 }
@@ -180,15 +179,16 @@ struct backend {
     }
 
     // The coordinator's answer for a content, at most `max_age_ms` old; null when unreachable.
-    std::optional<json> sources_for(const pd_content_ref *c, std::int64_t max_age_ms) {
+    std::optional<pd::coord::sources_reply> sources_for(const pd_content_ref *c, std::int64_t max_age_ms) {
         std::string id = hex(c->id);
         std::int64_t now = host->now_ms(host->host);
         std::lock_guard lk(mu);
         auto it = sources.find(id);
         if (it != sources.end() && now - it->second.at_ms <= max_age_ms) return it->second.reply;
         try {
-            auto reply = call_locked({{"op", "sources"}, {"device_id", device_id}, {"content", id}});
-            if (!reply.value("ok", false)) return std::nullopt;
+            auto raw = call_locked({{"op", "sources"}, {"device_id", device_id}, {"content", id}});
+            if (raw.is_object() && raw.contains("ok") && raw.at("ok") == false) return std::nullopt;  // not assigned, unknown content
+            auto reply = pd::coord::read_sources_reply(raw);
             sources[id] = {reply, now};
             return reply;
         } catch (const std::exception &) {
@@ -200,30 +200,48 @@ struct backend {
     }
 };
 
-int32_t PD_CALLBACK hy_create(void **self, const pd_host_api *host, const char *config) {
-    auto b = std::make_unique<backend>();
-    b->host = host;
-    json cfg = json::parse(config ? config : "{}", nullptr, false);
-    if (cfg.is_discarded() || !cfg.is_object()) {
-        host->log(host->host, PD_LOG_ERROR, "configuration is not a JSON object");
-        return PD_PLUGIN_E_INVALID;
-    }
-    b->coordinator = cfg.value("coordinator", std::string());
-    b->preferred = cfg.value("preferred", false);
-    b->timeout_ms = cfg.value("timeout_ms", 5000);
-    b->outage_grace_ms = cfg.value("outage_grace_ms", 120000);
-    if (!b->coordinator.empty()) {
+// No exception crosses the plugin boundary: one that escapes a hook is logged and the
+// hook answers PD_PLUGIN_E_GENERIC (the core then uses its other sources).
+template <class F>
+int32_t guarded(const pd_host_api *host, const char *hook, F &&body) noexcept {
+    try {
+        return body();
+    } catch (const std::exception &e) {
         try {
-            b->key = pd::read_fleet_key(cfg.value("fleet_key_file", std::string()));
-        } catch (const std::exception &e) {
-            host->log(host->host, PD_LOG_ERROR, (std::string("fleet_key_file: ") + e.what()).c_str());
+            host->log(host->host, PD_LOG_WARN, (std::string("hierarchy ") + hook + ": " + e.what()).c_str());
+        } catch (...) {
+        }
+    } catch (...) {
+    }
+    return PD_PLUGIN_E_GENERIC;
+}
+
+int32_t PD_CALLBACK hy_create(void **self, const pd_host_api *host, const char *config) {
+    return guarded(host, "configuration", [&]() -> int32_t {
+        auto b = std::make_unique<backend>();
+        b->host = host;
+        json cfg = json::parse(config ? config : "{}", nullptr, false);
+        if (cfg.is_discarded() || !cfg.is_object()) {
+            host->log(host->host, PD_LOG_ERROR, "configuration is not a JSON object");
             return PD_PLUGIN_E_INVALID;
         }
-        b->facts(nullptr);  // learns the device id
-        b->agent = std::thread([p = b.get()] { p->run(); });
-    }
-    *self = b.release();
-    return PD_PLUGIN_OK;
+        try {
+            b->coordinator = cfg.value("coordinator", std::string());
+            b->preferred = cfg.value("preferred", false);
+            b->timeout_ms = std::clamp(cfg.value("timeout_ms", 5000), 100, 600000);
+            b->outage_grace_ms = std::max<std::int64_t>(0, cfg.value("outage_grace_ms", std::int64_t{120000}));
+            if (!b->coordinator.empty()) b->key = pd::read_fleet_key(cfg.value("fleet_key_file", std::string()));
+        } catch (const std::exception &e) {
+            host->log(host->host, PD_LOG_ERROR, (std::string("configuration: ") + e.what()).c_str());
+            return PD_PLUGIN_E_INVALID;
+        }
+        if (!b->coordinator.empty()) {
+            b->facts(nullptr);  // learns the device id
+            b->agent = std::thread([p = b.get()] { p->run(); });
+        }
+        *self = b.release();
+        return PD_PLUGIN_OK;
+    });
 }
 
 void PD_CALLBACK hy_destroy(void *self) {
@@ -240,37 +258,47 @@ void PD_CALLBACK hy_destroy(void *self) {
 int32_t PD_CALLBACK hy_find_peers(void *self, const pd_content_ref *c, char *out, size_t out_size) {
     auto b = static_cast<backend *>(self);
     if (b->coordinator.empty() || out_size == 0) return 0;
-    auto reply = b->sources_for(c, 0);  // fresh: the office's RVP may have changed
     out[0] = '\0';
-    if (!reply) return 0;
-    std::string lines;
-    int n = 0;
-    for (auto &p : (*reply)["lan"]) lines += p.get<std::string>() + "\n", ++n;
-    for (auto &p : (*reply)["wan"]) lines += p.get<std::string>() + " wan\n", ++n;
-    if (lines.size() >= out_size) return PD_PLUGIN_E_GENERIC;
-    std::memcpy(out, lines.c_str(), lines.size() + 1);
-    return n;
+    return guarded(b->host, "find_peers", [&]() -> int32_t {
+        auto reply = b->sources_for(c, 0);  // fresh: the office's RVP may have changed
+        if (!reply) return 0;
+        std::string lines;
+        int n = 0;
+        for (auto &p : reply->lan) lines += p + "\n", ++n;
+        for (auto &p : reply->wan) lines += p + " wan\n", ++n;
+        if (lines.size() >= out_size) return PD_PLUGIN_E_GENERIC;
+        std::memcpy(out, lines.c_str(), lines.size() + 1);
+        return n;
+    });
 }
 
 int32_t PD_CALLBACK hy_origin_allowed(void *self, const pd_content_ref *c) {
     auto b = static_cast<backend *>(self);
     if (b->coordinator.empty()) return PD_PLUGIN_E_NOT_FOUND;
-    auto reply = b->sources_for(c, 1000);
-    if (!reply) return PD_PLUGIN_E_NOT_FOUND;  // coordinator down: no opinion
-    return reply->value("origin_allowed", true) ? 1 : 0;
+    return guarded(b->host, "origin_allowed", [&]() -> int32_t {
+        auto reply = b->sources_for(c, 1000);
+        if (!reply) return PD_PLUGIN_E_NOT_FOUND;  // coordinator down: no opinion
+        return reply->origin_allowed ? 1 : 0;
+    });
 }
 
 void PD_CALLBACK hy_content_available(void *self, const pd_content_ref *c) {
     auto b = static_cast<backend *>(self);
     if (b->coordinator.empty()) return;
-    b->report({{"op", "holding"}, {"device_id", b->device_id}, {"content", hex(c->id)}, {"complete", true}});
+    guarded(b->host, "content_available", [&]() -> int32_t {
+        b->report({{"op", "holding"}, {"device_id", b->device_id}, {"content", hex(c->id)}, {"complete", true}});
+        return 0;
+    });
 }
 
 void PD_CALLBACK hy_job_finished(void *self, const pd_content_ref *c, int32_t, const uint64_t *bytes, size_t classes) {
     auto b = static_cast<backend *>(self);
     if (b->coordinator.empty() || classes < 4) return;
-    b->report({{"op", "job_stats"}, {"device_id", b->device_id}, {"content", hex(c->id)},
-               {"bytes", {{"lan", bytes[1]}, {"wan", bytes[2]}, {"origin", bytes[3]}}}});
+    guarded(b->host, "job_finished", [&]() -> int32_t {
+        b->report({{"op", "job_stats"}, {"device_id", b->device_id}, {"content", hex(c->id)},
+                   {"bytes", {{"lan", bytes[1]}, {"wan", bytes[2]}, {"origin", bytes[3]}}}});
+        return 0;
+    });
 }
 
 const pd_backend_vtable hy_vtable = {

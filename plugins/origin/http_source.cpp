@@ -6,6 +6,7 @@
 // Plugin reads are blocking calls on the core's source I/O threads. Each connection owns a
 // small io_context; operations are asynchronous with Beast's timeouts and driven to
 // completion on the calling thread, which gives sync code real timeouts.
+#include "http_url.h"
 #include "source.h"
 
 #include <utility>
@@ -36,52 +37,6 @@ using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
 namespace {
-
-struct url {
-    bool tls = false;
-    std::string host, port, target;
-    std::string origin() const { return (tls ? "https://" : "http://") + host + ":" + port; }
-    std::string text() const { return origin() + target; }
-};
-
-std::optional<url> parse_url(const std::string &text) {
-    url u;
-    std::string rest;
-    if (text.rfind("http://", 0) == 0) rest = text.substr(7);
-    else if (text.rfind("https://", 0) == 0) u.tls = true, rest = text.substr(8);
-    else return std::nullopt;
-    auto slash = rest.find('/');
-    std::string authority = rest.substr(0, slash);
-    u.target = slash == std::string::npos ? "/" : rest.substr(slash);
-    if (authority.empty() || authority.find('@') != std::string::npos) return std::nullopt;
-    if (authority[0] == '[') {  // [v6]:port
-        auto close = authority.find(']');
-        if (close == std::string::npos) return std::nullopt;
-        u.host = authority.substr(1, close - 1);
-        if (close + 1 < authority.size() && authority[close + 1] == ':') u.port = authority.substr(close + 2);
-    } else {
-        auto colon = authority.rfind(':');
-        u.host = authority.substr(0, colon);
-        if (colon != std::string::npos) u.port = authority.substr(colon + 1);
-    }
-    if (u.port.empty()) u.port = u.tls ? "443" : "80";
-    if (u.host.empty() || u.port.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-    return u;
-}
-
-// Resolves a Location header against the URL it came from.
-std::optional<url> resolve(const url &base, const std::string &location) {
-    if (location.rfind("http://", 0) == 0 || location.rfind("https://", 0) == 0) return parse_url(location);
-    url u = base;
-    if (location.rfind("//", 0) == 0) return parse_url((base.tls ? "https:" : "http:") + location);
-    if (!location.empty() && location[0] == '/') {
-        u.target = location;
-    } else {
-        auto dir = base.target.substr(0, base.target.rfind('/') + 1);
-        u.target = dir + location;
-    }
-    return u;
-}
 
 // A failure classified for the retry loop.
 struct failure {
@@ -189,9 +144,9 @@ public:
         std::uint64_t skip = 0;
         if (status == 206) {
             std::string range(res[http::field::content_range]);
-            unsigned long long first = 0, last = 0, size = 0;
-            if (std::sscanf(range.c_str(), "bytes %llu-%llu/%llu", &first, &last, &size) != 3)
-                return failure{PD_PLUGIN_E_IO, "malformed Content-Range '" + range + "'" + where, true};
+            auto parsed = parse_content_range(range);
+            if (!parsed) return failure{PD_PLUGIN_E_IO, "malformed Content-Range '" + range + "'" + where, true};
+            auto [first, last, size] = *parsed;
             if (size != total)
                 return failure{PD_PLUGIN_E_CHANGED, "origin content changed: " + resource.text() + " is " + std::to_string(size) +
                                                         " bytes but the published content is " + std::to_string(total),

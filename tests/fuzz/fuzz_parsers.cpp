@@ -1,10 +1,14 @@
 // libFuzzer target for every parser peerdist exposes to untrusted bytes: the manifest,
 // BranchCache Content Information V1 and V2, publication records, the peer wire, the
 // secure-channel handshake, the background controller, the coordinator's message framing
-// and JSON, the topology CSV, and endpoints and key files. The first input byte picks the
-// parser. A parser may reject input only by throwing pd::error;
+// and JSON, the topology CSV, endpoints and key files; the origin plugin's URL, Location
+// and Content-Range parsing, branchcache discovery datagrams, the coordinator's replies as
+// the hierarchy plugin reads them, pd-agent's config and its control-socket lines. The
+// first input byte picks the parser. A parser may reject input only by throwing pd::error;
 // anything else (a crash, a sanitizer report, another exception) is a bug. Accepted inputs
 // must re-serialise to the same bytes.
+#include "agent_protocol.h"
+#include "branchcache/discovery.h"
 #include "content/manifest.h"
 #include "content/pccrc.h"
 #include "content/publication.h"
@@ -12,6 +16,7 @@
 #include "coordinator_client/protocol.h"
 #include "net/ledbat.h"
 #include "net/secure_channel.h"
+#include "origin/http_url.h"
 #include "peer/wire.h"
 #include "util/endpoint.h"
 #include "util/error.h"
@@ -84,6 +89,23 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     write_seed(dir, "topology", 8, std::vector<std::uint8_t>(csv.begin(), csv.end()));
     for (std::string e : {std::string("10.1.2.3:7400"), std::string("[2001:db8::1]:80"), std::string("coordinator.example:7400"), std::string(64, 'a') + "\n"})
         write_seed(dir, "endpoint-" + std::to_string(e.size()), 9, std::vector<std::uint8_t>(e.begin(), e.end()));
+    auto text_seed = [&](const std::string &name, std::uint8_t selector, const std::string &t) {
+        write_seed(dir, name, selector, std::vector<std::uint8_t>(t.begin(), t.end()));
+    };
+    text_seed("origin-url", 10, std::string("https://cdn.example:8443/dir/a.msi?x=1") + '\0' + "../b.msi" + '\0' + "bytes 0-65535/1048576");
+    pd_branchcache::answer a;
+    a.port = 7400, a.verified_blocks = 2, a.block_count = 9;
+    auto ab = pd_branchcache::encode(a);
+    write_seed(dir, "discovery-answer", 11, std::vector<std::uint8_t>(ab.begin(), ab.end()));
+    auto qb = pd_branchcache::encode(pd_branchcache::query{});
+    write_seed(dir, "discovery-query", 11, std::vector<std::uint8_t>(qb.begin(), qb.end()));
+    text_seed("coord-register-reply", 12, R"({"ok":true,"office":"HQ","heartbeat_ms":5000,"wan_budget":0})");
+    text_seed("coord-sources-reply", 12, R"({"ok":true,"origin_allowed":false,"lan":["10.0.0.2:7400"],"wan":["[fd00::1]:7400"]})");
+    text_seed("agent-config", 13, R"({"cache_dir":"/c","control_socket":"/s","quota_percent":50,"log_level":"debug",)"
+                                  R"("settings":{"job.piece_size_kib":256},"plugins":{"origin":{"max_connections":8}},)"
+                                  R"("device":{"chassis":"laptop","free_bytes":5}})");
+    text_seed("agent-request", 14, R"({"cmd":"download","manifest":"/m.pdm","origin":"https://cdn/x","pin":true,"id":1})");
+    text_seed("agent-setting", 14, R"({"cmd":"setting","key":"k","value":{"a":[1,true]}})");
     return 0;
 }
 
@@ -92,7 +114,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     const std::uint8_t *body = data + 1;
     std::size_t len = size - 1;
     try {
-        switch (data[0] % 10) {
+        switch (data[0] % 15) {
         case 0: {
             auto m = pd::content::manifest::parse(body, len);
             if (m.serialize() != std::vector<std::uint8_t>(body, body + len)) std::abort();
@@ -197,6 +219,70 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             (void)pd::parse_fleet_key(text);
             break;
         }
+        case 10: {
+            // A URL, a Location against it, a Content-Range: 0 bytes separate them.
+            std::string text(reinterpret_cast<const char *>(body), len);
+            auto first = text.find('\0'), second = text.find('\0', first == std::string::npos ? first : first + 1);
+            std::string base = text.substr(0, first);
+            std::string location = first == std::string::npos ? "" : text.substr(first + 1, second - first - 1);
+            std::string range = second == std::string::npos ? "" : text.substr(second + 1);
+            if (auto u = pd_origin::parse_url(base)) {
+                // What goes into a request line carries no control byte or space.
+                for (unsigned char c : u->text() + u->host + u->port)
+                    if (c <= 0x20 || c >= 0x7f) std::abort();
+                if (auto r = pd_origin::resolve(*u, location))
+                    for (unsigned char c : r->text())
+                        if (c <= 0x20 || c >= 0x7f) std::abort();
+            }
+            if (auto r = pd_origin::parse_content_range(range))
+                if (r->first > r->last || r->last >= r->size) std::abort();
+            break;
+        }
+        case 11: {
+            if (auto q = pd_branchcache::decode_query(body, len)) {
+                auto again = pd_branchcache::encode(*q);
+                if (std::memcmp(again.data(), body, len) != 0) std::abort();
+            }
+            if (auto a = pd_branchcache::decode_answer(body, len)) {
+                auto again = pd_branchcache::encode(*a);
+                if (std::memcmp(again.data(), body, len) != 0 || a->port == 0 || a->verified_blocks > a->block_count) std::abort();
+            }
+            break;
+        }
+        case 12: {
+            // A reply as the hierarchy plugin reads it: through the assembler's limits, then
+            // each reader. Only pd::error may come out.
+            pd::coord::message_assembler in;
+            auto reply = in.feed(pd::net::bytes(body, body + len));
+            if (!reply) break;
+            try {
+                (void)pd::coord::read_register_reply(*reply);
+            } catch (const pd::error &) {
+            }
+            try {
+                (void)pd::coord::read_wan_budget(*reply);
+            } catch (const pd::error &) {
+            }
+            auto s = pd::coord::read_sources_reply(*reply);
+            if (s.lan.size() > pd::coord::max_peers || s.wan.size() > pd::coord::max_peers) std::abort();
+            for (auto *list : {&s.lan, &s.wan})
+                for (auto &p : *list)
+                    if (p.find_first_of("\n\r ") != std::string::npos) std::abort();
+            break;
+        }
+        case 13:
+            try {
+                (void)pd_agent::parse_config(std::string(reinterpret_cast<const char *>(body), len), "fuzz.json");
+            } catch (const pd_agent::input_error &) {
+            }
+            break;
+        case 14:
+            try {
+                auto r = pd_agent::parse_request(std::string(reinterpret_cast<const char *>(body), len));
+                if (!r.args.is_object()) std::abort();
+            } catch (const pd_agent::input_error &) {
+            }
+            break;
         }
     } catch (const pd::error &) {
         // A clean rejection.

@@ -57,7 +57,13 @@ def test_control_socket_survives_garbage_and_huge_lines(agent):
     assert "string 'cmd'" in c.read_reply()["error"]
     r = c.read_reply()
     assert r["id"] == 7 and "unknown command" in r["error"]
-    assert "bad arguments" in c.read_reply()["error"]
+    assert "needs the argument 'job'" in c.read_reply()["error"]
+    # Arguments of the wrong type are refused by name; a null setting value once aborted the agent.
+    c.send_raw(b'{"cmd":"setting","key":"log.level","value":null}\n{"cmd":"job","job":"1"}\n{"cmd":"jobs","x":1}\n')
+    assert "'value' must be" in c.read_reply()["error"]
+    assert "'job' must be a non-negative integer" in c.read_reply()["error"]
+    assert "takes no argument 'x'" in c.read_reply()["error"]
+    assert c.call("version")["ok"]
     # A huge line: the agent answers and disconnects (the reply may be lost to a reset if
     # the client is still sending when the agent closes; the disconnect is what matters).
     try:

@@ -1,9 +1,11 @@
 #include "coordinator_client/protocol.h"
 
 #include "platform/socket.h"
+#include "util/endpoint.h"
 #include "util/error.h"
 #include "util/hex.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -71,6 +73,74 @@ json coordinator_client::call(const json &request) {
     message_assembler in;
     for (;;)
         if (auto reply = in.feed(channel_->receive())) return *reply;
+}
+
+namespace {
+
+[[noreturn]] void malformed(const std::string &what) { fail(PD_E_INVALID, PD_CATEGORY_NET, "coordinator reply: " + what); }
+
+const json *field(const json &reply, const char *key) {
+    if (!reply.is_object()) malformed("not a JSON object");
+    auto it = reply.find(key);
+    return it == reply.end() || it->is_null() ? nullptr : &*it;
+}
+
+std::vector<std::string> read_peers(const json &reply, const char *key) {
+    std::vector<std::string> out;
+    const json *list = field(reply, key);
+    if (!list) return out;
+    if (!list->is_array()) malformed(std::string("'") + key + "' is not a list");
+    if (list->size() > max_peers) malformed(std::string("'") + key + "' lists more than " + std::to_string(max_peers) + " peers");
+    for (auto &p : *list) {
+        // Each becomes a line of the backend's peer list: only host:port passes.
+        if (!p.is_string() || !parse_endpoint(p.get<std::string>(), port_rule::connect))
+            malformed(std::string("'") + key + "' holds something other than host:port");
+        out.push_back(p.get<std::string>());
+    }
+    return out;
+}
+
+}  // namespace
+
+register_reply read_register_reply(const json &reply) {
+    const json *ok = field(reply, "ok");
+    if (!ok || !ok->is_boolean()) malformed("'ok' is missing");
+    if (!ok->get<bool>()) {
+        const json *why = field(reply, "error");
+        fail(PD_E_INVALID, PD_CATEGORY_NET, "register refused: " + (why && why->is_string() ? why->get<std::string>() : "no reason given"));
+    }
+    register_reply r;
+    if (const json *office = field(reply, "office")) {
+        if (!office->is_string()) malformed("'office' is not a string");
+        r.office = office->get<std::string>();
+    }
+    if (const json *hb = field(reply, "heartbeat_ms")) {
+        if (!hb->is_number_integer()) malformed("'heartbeat_ms' is not an integer");
+        r.heartbeat_ms = std::clamp<std::int64_t>(hb->get<std::int64_t>(), 200, 3600000);
+    }
+    r.wan_budget = read_wan_budget(reply);
+    return r;
+}
+
+std::optional<std::uint64_t> read_wan_budget(const json &reply) {
+    const json *budget = field(reply, "wan_budget");
+    if (!budget) return std::nullopt;
+    if (!budget->is_number_unsigned() && !(budget->is_number_integer() && budget->get<std::int64_t>() == 0))
+        malformed("'wan_budget' is not a non-negative integer");
+    return budget->get<std::uint64_t>();
+}
+
+sources_reply read_sources_reply(const json &reply) {
+    const json *ok = field(reply, "ok");
+    if (!ok || !ok->is_boolean() || !ok->get<bool>()) malformed("sources refused");
+    sources_reply r;
+    if (const json *allowed = field(reply, "origin_allowed")) {
+        if (!allowed->is_boolean()) malformed("'origin_allowed' is not a boolean");
+        r.origin_allowed = allowed->get<bool>();
+    }
+    r.lan = read_peers(reply, "lan");
+    r.wan = read_peers(reply, "wan");
+    return r;
 }
 
 }  // namespace pd::coord

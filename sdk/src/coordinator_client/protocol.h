@@ -21,6 +21,8 @@ using json = nlohmann::json;
 constexpr std::size_t max_part_bytes = 192 * 1024;
 constexpr std::size_t max_message_bytes = 64u << 20;
 constexpr int max_json_depth = 32;
+// Longest peer list in a sources reply: a large office is sampled, not listed whole.
+constexpr std::size_t max_peers = 64;
 
 // The records (plaintext) that carry one message.
 std::vector<net::bytes> frame_message(const json &message);
@@ -35,6 +37,29 @@ private:
     std::size_t parts_left_ = 0;
     std::string text_;
 };
+
+// What an agent takes from the coordinator's replies, checked field by field: a reply is
+// untrusted input even under the fleet key (a buggy or compromised coordinator must cost
+// an agent one reply, never its process). The readers throw pd::error PD_E_INVALID naming
+// the field for a wrong type, a value out of range or a peer that is not ip:port.
+struct register_reply {
+    std::string office;
+    std::int64_t heartbeat_ms = 5000;       // clamped to [200, 3600000]
+    std::optional<std::uint64_t> wan_budget;  // bytes/s, 0 = none; absent from old coordinators
+};
+// A register reply; "ok": false throws with the coordinator's "error".
+register_reply read_register_reply(const json &reply);
+
+// The office's WAN budget a heartbeat reply carries, when it carries one.
+std::optional<std::uint64_t> read_wan_budget(const json &reply);
+
+struct sources_reply {
+    std::vector<std::string> lan;  // ip:port of devices in this device's office
+    std::vector<std::string> wan;  // ip:port of devices in the nearest ancestor office
+    bool origin_allowed = true;
+};
+// A sources reply with "ok": true; at most max_peers peers in each list.
+sources_reply read_sources_reply(const json &reply);
 
 // A blocking client (agents' hierarchy plugin, admin tools, tests): connects, runs the
 // secure channel with the fleet key, then call() sends a request and waits for its reply.
