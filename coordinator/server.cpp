@@ -151,10 +151,19 @@ private:
                 self->reply({{"ok", false}, {"error", e.what()}});
                 return self->close();  // the framing is lost: nothing after this can be trusted
             }
-            if (request) self->reply(self->owner_.handle(*request, self->peer_ip_));
-            self->channel_->when_drained(max_queued_bytes, [self] {
-                if (!self->closed_) self->read_next();
+            if (!request) return self->read_after_drain();
+            // The next request is read once this one is answered: replies stay in order.
+            self->owner_.handle_async(*request, self->peer_ip_, [self](json answer) {
+                if (self->closed_) return;
+                self->reply(answer);
+                self->read_after_drain();
             });
+        });
+    }
+
+    void read_after_drain() {
+        channel_->when_drained(max_queued_bytes, [self = shared_from_this()] {
+            if (!self->closed_) self->read_next();
         });
     }
 
@@ -186,7 +195,11 @@ server::server(asio::io_context &io, registry &reg, coordinator_store &store, se
         };
 }
 
-server::~server() { stop(); }
+server::~server() {
+    stop();
+    worker_.stop();
+    worker_.join();
+}
 
 void server::listen(const std::string &address) {
     auto e = require_endpoint(address, "listen address", port_rule::listen);
@@ -251,6 +264,39 @@ std::size_t server::handshaking_from(const tcp::socket &socket) const {
     return n;
 }
 
+void server::handle_async(const json &request, const std::string &peer_ip, std::function<void(json)> done) {
+    auto op = request.find("op");
+    if (op == request.end() || *op != "admin.topology.import") return done(handle(request, peer_ip));
+    std::string csv;
+    try {
+        csv = text(request, "csv", {}, max_message_bytes);
+        if (csv.empty()) fail(PD_E_INVALID, PD_CATEGORY_API, "'csv' is required");
+    } catch (const error &e) {
+        return done({{"ok", false}, {"error", e.what()}});
+    }
+    asio::post(worker_, [this, csv = std::move(csv), done = std::move(done)]() mutable {
+        // Parsed and checked here; applied (the store, the membership) on the network thread.
+        auto parsed = std::make_shared<std::optional<topology>>();
+        json refusal;
+        try {
+            parsed->emplace(topology::parse_csv(csv));
+        } catch (const topology_error &e) {
+            refusal = {{"ok", false}, {"error", e.what()}, {"problems", e.problems()}};
+        } catch (const std::exception &e) {
+            refusal = {{"ok", false}, {"error", e.what()}};
+        }
+        asio::post(io_, [this, parsed, refusal = std::move(refusal), csv = std::move(csv), done = std::move(done)] {
+            if (!*parsed) return done(refusal);
+            try {
+                registry_.import_topology(std::move(**parsed), csv);
+            } catch (const std::exception &e) {  // the store's write
+                return done({{"ok", false}, {"error", e.what()}});
+            }
+            done({{"ok", true}, {"offices", registry_.office_count()}});
+        });
+    });
+}
+
 json server::handle(const json &request, const std::string &peer_ip) {
     try {
         auto op = required(request, "op");
@@ -265,6 +311,8 @@ json server::handle(const json &request, const std::string &peer_ip) {
             // An agent listening on the wildcard is reached at the address it came from.
             if (d.listen.rfind("0.0.0.0:", 0) == 0) d.listen = d.address + d.listen.substr(7);
             if (d.listen.rfind("[::]:", 0) == 0) d.listen = "[" + d.address + "]" + d.listen.substr(4);
+            // Handed to other agents as a peer: it must be host:port and nothing else.
+            if (!d.listen.empty()) require_endpoint(d.listen, "'listen'");
             d.preferred = request.value("preferred", false);
             read_facts(request, d);
             auto office = registry_.register_device(d, now);

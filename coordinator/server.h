@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <array>
 #include <functional>
@@ -39,6 +40,10 @@ public:
     void stop();
     // One request, as the network side would answer it (also used by tests).
     json handle(const json &request, const std::string &peer_ip);
+    // The same, answered through `done` on the network thread: at once for most operations;
+    // a topology import is parsed and checked on the worker thread first, so a large CSV
+    // never delays another connection's heartbeat.
+    void handle_async(const json &request, const std::string &peer_ip, std::function<void(json)> done);
 
 private:
     class connection;
@@ -53,6 +58,7 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::steady_timer accept_timer_;
     std::set<std::shared_ptr<connection>> connections_;
+    boost::asio::thread_pool worker_{1};  // CPU-heavy checks (topology imports)
 };
 
 }  // namespace pd::coord

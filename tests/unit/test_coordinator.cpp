@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 
 #include <thread>
 #include <sys/socket.h>
@@ -692,4 +693,32 @@ TEST(topology, an_office_named_like_a_comment_survives_export_and_import) {
     EXPECT_NE(csv.find("\n\"#x\",Central Office"), std::string::npos) << csv;
     auto again = topology::parse_csv(csv);
     EXPECT_TRUE(again.find("#x")) << "dropped as a comment on re-import";
+}
+
+TEST(coordinator_server, a_topology_import_is_checked_off_the_network_thread) {
+    // The network thread only applies a checked topology: while the worker parses, it keeps
+    // answering (a 4,000-office chain once held a heartbeat 9.4 s).
+    pdtest::temp_dir dir;
+    auto store = open_sqlite_store(dir / "c.db");
+    registry reg(*store, election_policy{}, 15000);
+    boost::asio::io_context io;
+    server srv(io, reg, *store, server_options{});
+    std::optional<json> heartbeat, import, refused;
+    srv.handle_async({{"op", "admin.health"}}, "10.0.0.1", [&](json r) { heartbeat = r; });
+    EXPECT_TRUE(heartbeat);  // an ordinary request is answered at once
+    std::string csv = "name,parent,type,ranges\nCentral Office,,Default,\n";
+    for (int i = 0; i < 4000; ++i)
+        csv += "o" + std::to_string(i) + "," + (i ? "o" + std::to_string(i - 1) : std::string("Central Office")) + ",Default,\n";
+    srv.handle_async({{"op", "admin.topology.import"}, {"csv", csv}}, "10.0.0.1", [&](json r) { import = r; });
+    srv.handle_async({{"op", "admin.topology.import"}, {"csv", "name,parent,type,ranges\nX,Y,Default,\n"}}, "10.0.0.1",
+                     [&](json r) { refused = r; });
+    EXPECT_FALSE(import);  // handed to the worker, answered later on the network thread
+    auto work = boost::asio::make_work_guard(io);  // the answers are posted from the worker
+    for (int i = 0; i < 100 && (!import || !refused); ++i) io.run_one_for(std::chrono::milliseconds(100));
+    ASSERT_TRUE(import && refused);
+    ASSERT_TRUE((*import)["ok"].get<bool>()) << import->dump();
+    EXPECT_EQ((*import)["offices"], 4001);
+    EXPECT_EQ(reg.office_count(), 4001u);  // the refused one left the imported topology in place
+    EXPECT_FALSE((*refused)["ok"].get<bool>());
+    EXPECT_FALSE((*refused)["problems"].empty());
 }
