@@ -4,21 +4,26 @@
 //   Against a real agent's peer port it sends garbage, an oversized record, a truncated
 //   record and a malformed message, each on its own connection, and checks that the agent
 //   answers every one with a disconnect (exit 0 when every case was disconnected).
-// usage: pd_test_rogue serve stall|bad|garbage IP:PORT FLEET_KEY_FILE BLOCK_COUNT
+// usage: pd_test_rogue serve stall|bad|garbage|drip IP:PORT FLEET_KEY_FILE BLOCK_COUNT [DIR]
 //   Serves as a peer until killed, to be listed in agents' peer.static_peers: it claims to
 //   hold all BLOCK_COUNT blocks of whatever content it is asked about, then
 //     stall    answers no request and pushes a HAVE_DELTA every 100 ms;
 //     bad      answers every request with random bytes (every block fails verification);
-//     garbage  answers every request with a malformed message.
+//     garbage  answers every request with a malformed message;
+//     drip     answers with the true bytes (read from DIR/<content id in hex>), one block
+//              every 1.5 s: just inside the answer deadline, so it is never demoted for
+//              silence and holds whatever it is asked for as long as it can.
 #include "coordinator_client/protocol.h"
 #include "net/secure_channel.h"
 #include "platform/socket.h"
 #include "util/error.h"
 #include "peer/wire.h"
+#include "util/hex.h"
 #include "util/key_file.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <chrono>
 #include <random>
 #include <thread>
 
@@ -44,7 +49,7 @@ bool closed_by_server(int fd) {
 }
 
 // One connection of the serving rogue: HELLO, then HAVE "all", then misbehave.
-void serve_one(int fd, const std::string &mode, const std::uint8_t *key, std::uint64_t block_count) {
+void serve_one(int fd, const std::string &mode, const std::uint8_t *key, std::uint64_t block_count, const std::string &dir) {
     namespace wire = pd::peer::wire;
     timeval tv{0, 100000};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -81,6 +86,18 @@ void serve_one(int fd, const std::string &mode, const std::uint8_t *key, std::ui
                     }
                 } else if (mode == "garbage") {
                     ch.send(std::vector<std::uint8_t>{5, 0xff, 0xff});
+                } else if (mode == "drip") {
+                    std::ifstream file(dir + "/" + pd::to_hex(r->content.data(), 32), std::ios::binary);
+                    for (std::uint32_t i = 0; file && i < r->count; ++i) {
+                        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+                        wire::data d{r->id, r->content, r->first_block + i, std::vector<std::uint8_t>(65536)};
+                        file.seekg(static_cast<std::streamoff>(d.block) * 65536);
+                        file.read(reinterpret_cast<char *>(d.bytes.data()), 65536);
+                        d.bytes.resize(static_cast<std::size_t>(file.gcount()));
+                        file.clear();
+                        if (d.bytes.empty()) break;
+                        ch.send(wire::encode(d));
+                    }
                 }
             }
         }
@@ -89,7 +106,8 @@ void serve_one(int fd, const std::string &mode, const std::uint8_t *key, std::ui
     ::close(fd);
 }
 
-int serve(const std::string &mode, const std::string &address, const std::uint8_t *key, std::uint64_t block_count) {
+int serve(const std::string &mode, const std::string &address, const std::uint8_t *key, std::uint64_t block_count,
+          const std::string &dir) {
     auto colon = address.rfind(':');
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -106,17 +124,17 @@ int serve(const std::string &mode, const std::string &address, const std::uint8_
     std::fflush(stdout);
     for (;;) {
         int fd = ::accept(listener, nullptr, nullptr);
-        if (fd >= 0) std::thread(serve_one, fd, mode, key, block_count).detach();
+        if (fd >= 0) std::thread(serve_one, fd, mode, key, block_count, dir).detach();
     }
 }
 
 }  // namespace
 
 int main(int argc, char **argv) {
-    if (argc == 6 && std::string(argv[1]) == "serve") {
+    if ((argc == 6 || argc == 7) && std::string(argv[1]) == "serve") {
         try {
             static pd::fleet_key key = pd::read_fleet_key(argv[4]);
-            return serve(argv[2], argv[3], key.data(), std::stoull(argv[5]));
+            return serve(argv[2], argv[3], key.data(), std::stoull(argv[5]), argc == 7 ? argv[6] : "");
         } catch (const std::exception &e) {
             std::fprintf(stderr, "pd_test_rogue: %s\n", e.what());
             return 2;
