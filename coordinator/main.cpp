@@ -5,6 +5,7 @@
 #include "coordinator_client/protocol.h"
 #include "coordinator/server.h"
 #include "coordinator/store.h"
+#include "platform/file.h"
 #include "util/error.h"
 #include "util/hex.h"
 #include "util/key_file.h"
@@ -23,6 +24,7 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <sys/stat.h>
 
 namespace {
 
@@ -84,9 +86,8 @@ int init(const args &a) {
     std::string key_hex = pd::to_hex(key, sizeof key);
     store->set_meta("fleet_key", key_hex);
     if (a.has("--key-out")) {
-        std::ofstream out(a.get("--key-out"), std::ios::trunc);
-        out << key_hex << "\n";
-        if (!out) throw std::runtime_error("cannot write '" + a.get("--key-out") + "'");
+        std::string line = key_hex + "\n";  // created 0600 (temporary + rename): never readable by others
+        pd::platform::write_file_atomic(a.get("--key-out"), line.data(), line.size(), pd::platform::access::owner_only);
     }
     std::cout << "server id: " << server_id << "\n";
     std::cout << (existing ? "new " : "") << "fleet key (shown once; give it to every agent as fleet_key_file):\n"
@@ -98,6 +99,8 @@ int init(const args &a) {
 int serve(const args &a) {
     auto db = a.get("--db"), listen = a.get("--listen");
     if (db.empty() || listen.empty()) throw std::runtime_error("serve needs --db PATH --listen IP:PORT");
+    // The database holds the fleet key.
+    pd::platform::require_private_file(db, "coordinator database");
     auto store = pd::coord::open_sqlite_store(db);
     auto server_id = store->meta("server_id");
     auto key = store->meta("fleet_key");
@@ -166,6 +169,9 @@ int admin(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (sodium_init() < 0) return 1;
+    // Everything the coordinator creates (its database and its journal, key files) holds or
+    // guards the fleet key: the owner's alone from the moment it exists.
+    ::umask(077);
     if (argc < 2) {
         std::cerr << "usage: pd-coordinator init|serve|admin ... (see docs/coordinator.md)\n";
         return 2;

@@ -8,6 +8,15 @@ import subprocess
 import time
 
 
+def write_key(path, text=None):
+    """Writes a fleet key file as pd-coordinator init does: created 0600, 64 hex digits of a
+    random key unless `text` says otherwise."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(os.urandom(32).hex() if text is None else text)
+    return str(path)
+
+
 class AgentError(Exception):
     pass
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from .agent import Agent
+from .agent import Agent, write_key
 from .lab import Lab, Office
 from .servers import Nginx
 
@@ -59,9 +59,7 @@ class Fleet:
                          "plugins": {"branchcache": {"enabled": 0},
                                      "hierarchy": {"config": {"coordinator": self.coordinator, "fleet_key_file": key}}}}
             elif self.p2p:
-                key = os.path.join(self.dir, "fleet.key")
-                with open(key, "w") as f:
-                    f.write(os.urandom(32).hex())
+                key = write_key(os.path.join(self.dir, "fleet.key"))
                 extra = {"fleet_key_file": key,
                          "listen": "0.0.0.0:34760" if self.lab.namespaces else "127.0.0.1:0",
                          "plugins": {"branchcache": {"enabled": 1 if self.lab.namespaces else 0}}}

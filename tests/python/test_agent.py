@@ -8,7 +8,7 @@ import time
 import pytest
 
 import peerdist
-from netlab.agent import Agent, AgentError, ControlClient
+from netlab.agent import Agent, AgentError, ControlClient, write_key
 
 
 @pytest.fixture
@@ -106,18 +106,28 @@ def test_config_that_is_not_json(agent):
 
 def test_fleet_key_file_and_device_overrides(agent, tmp_path):
     key = tmp_path / "fleet.key"
-    key.write_text("ab" * 32 + "\n")
+    write_key(key)
     # No plugins: with a fleet key, branchcache would join its multicast group on the host.
     agent.config.pop("plugin_dir")
     agent.config.update(fleet_key_file=str(key), device={"chassis": "server", "os_type": "server"})
     agent.start()
     facts = agent.ok("facts")["facts"]
     assert facts["chassis"] == "server" and facts["os_type"] == "server"
-    key.write_text("short")
+    # Keys are random: text a person chose (the old "32 raw bytes" form), a key with little
+    # randomness, or a file others can read would let guesses be tested offline.
     second = Agent(agent.binary, tmp_path / "second", extra={"fleet_key_file": str(key)})
+    for text, why in [("short", "must hold a random key as 64 hex digits"),
+                      ("correct horse battery staple 32b", "must hold a random key as 64 hex digits"),
+                      ("ab" * 32, "must hold a random key as 64 hex digits")]:
+        write_key(key, text)
+        with pytest.raises(AgentError) as e:
+            second.start(timeout=10)
+        assert why in str(e.value)
+    write_key(key)
+    os.chmod(key, 0o640)
     with pytest.raises(AgentError) as e:
         second.start(timeout=10)
-    assert "must hold the key as 64 hex digits (or exactly 32 raw bytes)" in str(e.value)
+    assert "can be read or changed by other users (mode 0640)" in str(e.value)
 
 
 def test_second_agent_on_the_same_cache_is_refused(agent, tmp_path):
@@ -190,7 +200,7 @@ def test_pd_cli_through_the_agent(agent, published, host_bin, tmp_path):
 def test_listen_port_in_use_is_refused(agent, tmp_path):
     import socket
     key = tmp_path / "fleet.key"
-    key.write_text("cd" * 32)
+    write_key(key)
     agent.config["fleet_key_file"] = str(key)
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from netlab.agent import write_key
 from netlab.fleet import Fleet
 from netlab.lab import Office
 
@@ -50,7 +51,7 @@ def test_a_device_with_another_fleet_key_gets_nothing_from_peers(tmp_path, host_
         stranger = fleet.agents["office-2"]
         stranger.stop()
         other = tmp_path / "other.key"
-        other.write_text(os.urandom(32).hex())
+        write_key(other)
         stranger.config["fleet_key_file"] = str(other)
         stranger.start()
         fleet.lab.procs.append(stranger.proc)

@@ -9,11 +9,14 @@
 #include "job/source_chain.h"
 #include "peer/swarm.h"
 #include "util/endpoint.h"
+#include "util/hex.h"
 #include "util/key_file.h"
 
 #include <future>
 #include <map>
 #include <tuple>
+
+#include <sys/stat.h>
 
 namespace {
 
@@ -336,19 +339,34 @@ TEST(endpoint, one_rule_for_every_address) {
     }
 }
 
-TEST(key_file, hex_or_raw_and_nothing_else) {
+TEST(key_file, a_random_key_in_hex_in_a_private_file_and_nothing_else) {
     pdtest::temp_dir dir;
-    std::string hex(64, 'a');
-    EXPECT_EQ(pd::parse_fleet_key(" " + hex + "\n")->at(0), 0xaa);
-    EXPECT_EQ(pd::parse_fleet_key(std::string(32, '\x07'))->at(31), 7);
-    for (std::string bad : {std::string(), hex.substr(1), hex + "a", std::string(63, 'a') + "g", std::string(33, 'x')})
+    std::uint8_t random[32];
+    for (int i = 0; i < 32; ++i) random[i] = static_cast<std::uint8_t>(i * 37 + 11);
+    std::string hex = pd::to_hex(random, 32);
+    EXPECT_EQ(pd::parse_fleet_key(" " + hex + "\n")->at(0), random[0]);
+    // Passphrase-like text (the old raw form), keys with visibly little randomness, near misses.
+    for (std::string bad : {std::string(), hex.substr(1), hex + "a", hex.substr(0, 63) + "g", std::string(32, '\x07'),
+                            std::string("correct horse battery staple 32b"), std::string(64, 'a'), std::string("0123456789abcdef").append(48, '0')})
         EXPECT_FALSE(pd::parse_fleet_key(bad)) << bad;
-    pdtest::write_file(dir / "bad", {'n', 'o'});
-    try {
-        pd::read_fleet_key(dir / "bad");
-        ADD_FAILURE();
-    } catch (const pd::error &e) {
-        EXPECT_EQ(e.code(), PD_E_INVALID);
+    auto write = [&](const std::string &name, const std::string &text, mode_t mode) {
+        std::string path = dir / name;
+        pdtest::write_file(path, std::vector<std::uint8_t>(text.begin(), text.end()));
+        ::chmod(path.c_str(), mode);
+        return path;
+    };
+    EXPECT_EQ(pd::read_fleet_key(write("good", hex + "\n", 0600))[31], random[31]);
+    const std::pair<std::string, std::string> refused[] = {{write("bad", "no", 0600), "must hold a random key as 64 hex digits"},
+                                                           {write("shared", hex, 0644), "other users (mode 0644)"},
+                                                           {write("group", hex, 0620), "other users (mode 0620)"}};
+    for (auto &[path, why] : refused) {
+        try {
+            pd::read_fleet_key(path);
+            ADD_FAILURE() << path;
+        } catch (const pd::error &e) {
+            EXPECT_EQ(e.code(), PD_E_INVALID);
+            EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+        }
     }
     try {
         pd::read_fleet_key(dir / "missing");

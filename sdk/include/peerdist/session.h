@@ -54,12 +54,14 @@ typedef struct pd_session_options {
 PD_API int pd_session_options_init(pd_session_options *opts, uint32_t version);
 
 /**
- * Read a fleet key file, the one format every peerdist tool uses: the key as 64 hex digits
- * (what `pd-coordinator init --key-out` writes; whitespace around them allowed) or exactly
- * 32 raw bytes.
+ * Read a fleet key file, the one format every peerdist tool uses: a random key as 64 hex
+ * digits (what `pd-coordinator init --key-out` writes; whitespace around them allowed), in
+ * a file its group and other users cannot read or write.
  * @param key   receives the 32 key bytes.
  * @return PD_OK; PD_E_NOT_FOUND / PD_E_IO / PD_E_READONLY when the file cannot be read;
- *         PD_E_INVALID when it holds anything else (the message names the file). THREAD: any.
+ *         PD_E_INVALID when it holds anything else, a key with fewer than 16 distinct byte
+ *         values, or when others can read it (the message names the file and its mode).
+ *         THREAD: any.
  */
 PD_API int pd_fleet_key_read_file(uint8_t key[32], const char *path);
 

@@ -9,13 +9,19 @@
 
 namespace pd::platform {
 
+// Who may read a file this process creates. The cache, its database and keys are the
+// owner's alone (0600); what the user asked for (a delivered package, a written manifest)
+// is readable by everyone, like any file a tool writes (0644).
+enum class access { owner_only, everyone_reads };
+
 class file {
 public:
     // read_write_create never follows a symbolic link at `path`; create_new also refuses a
     // path that exists (temporary files: nobody can have placed a file or link there first).
+    // `who` applies when the file is created.
     enum class mode { read, read_write_create, create_new };
     file() = default;
-    file(const std::string &path, mode m);
+    file(const std::string &path, mode m, access who = access::owner_only);
     ~file();
     file(file &&other) noexcept;
     file &operator=(file &&other) noexcept;
@@ -60,8 +66,12 @@ private:
     int fd_ = -1;
 };
 
-// Creates a directory and its parents; throws PD_E_READONLY when it cannot be written.
+// Creates a directory and its parents, each new one 0700 (created that way, not changed
+// after); throws PD_E_READONLY when it cannot be written.
 void ensure_writable_dir(const std::string &path);
+// Throws PD_E_INVALID naming `what`, the path and its mode when a file holding a secret (a
+// key, the coordinator's database) can be read or written by its group or other users.
+void require_private_file(const std::string &path, const std::string &what);
 // rename() that replaces the target atomically and makes the rename durable.
 void atomic_replace(const std::string &from, const std::string &to);
 // Copies a file's bytes with the kernel's fast path where available.
@@ -72,8 +82,8 @@ enum class delivery { copy, hardlink };
 // links the cache file (same filesystem only; falls back to copy).
 void deliver_file(const file &src, const std::string &src_path, const std::string &dest, std::uint64_t size,
                   delivery mode);
-// Writes a whole file atomically (temporary + fsync + rename).
-void write_file_atomic(const std::string &path, const void *data, std::size_t len);
+// Writes a whole file atomically (temporary + fsync + rename), created with `who`'s access.
+void write_file_atomic(const std::string &path, const void *data, std::size_t len, access who = access::everyone_reads);
 std::string read_small_file(const std::string &path, std::size_t max_bytes);
 
 struct device_facts {

@@ -23,10 +23,12 @@
 
 namespace pd::platform {
 
-file::file(const std::string &path, mode m) : path_(path) {
+static mode_t permissions(access who) { return who == access::owner_only ? 0600 : 0644; }
+
+file::file(const std::string &path, mode m, access who) : path_(path) {
     int flags = m == mode::read ? O_RDONLY : (O_RDWR | O_CREAT | O_NOFOLLOW);
     if (m == mode::create_new) flags |= O_EXCL;
-    fd_ = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
+    fd_ = ::open(path.c_str(), flags | O_CLOEXEC, permissions(who));
     if (fd_ < 0 && errno == ELOOP) fail(PD_E_INVALID, PD_CATEGORY_OS, "'" + path + "' is a symbolic link: refused");
     if (fd_ < 0) fail_errno(errno, "opening '" + path + "'");
 }
@@ -125,7 +127,7 @@ fs_space filesystem_space(const std::string &path) {
 }
 
 dir_lock::dir_lock(const std::string &lock_path) {
-    fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd_ < 0) fail_errno(errno, "opening lock file '" + lock_path + "'");
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
@@ -146,13 +148,27 @@ dir_lock::~dir_lock() {
 }
 
 void ensure_writable_dir(const std::string &path) {
-    std::error_code ec;
-    std::filesystem::create_directories(path, ec);
-    if (ec) fail_errno(ec.value(), "creating directory '" + path + "'");
+    // Parent first, each missing one created 0700 (create_directories would use 0777 & ~umask).
+    std::filesystem::path built;
+    for (auto &part : std::filesystem::path(path)) {
+        built /= part;
+        if (::mkdir(built.c_str(), 0700) != 0 && errno != EEXIST) fail_errno(errno, "creating directory '" + built.string() + "'");
+    }
     if (!std::filesystem::is_directory(path)) fail(PD_E_INVALID, PD_CATEGORY_STORE, "'" + path + "' is not a directory");
     if (::access(path.c_str(), W_OK) != 0)
         fail(PD_E_READONLY, PD_CATEGORY_STORE,
              "cache directory '" + path + "' is not writable: " + std::strerror(errno));
+}
+
+void require_private_file(const std::string &path, const std::string &what) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) fail_errno(errno, "reading " + what + " '" + path + "'");
+    if (st.st_mode & 077) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        fail(PD_E_INVALID, PD_CATEGORY_OS,
+             what + " '" + path + "' can be read or changed by other users (mode " + mode + "): chmod 600 it and keep the secret");
+    }
 }
 
 static void sync_parent_dir(const std::string &path) {
@@ -208,7 +224,7 @@ void deliver_file(const file &src, const std::string &src_path, const std::strin
         atomic_replace(tmp, dest);
         return;
     }
-    file out(tmp, file::mode::create_new);
+    file out(tmp, file::mode::create_new, access::everyone_reads);
     try {
         bool cloned = false;
 #if defined(__linux__) && defined(FICLONE)
@@ -224,10 +240,10 @@ void deliver_file(const file &src, const std::string &src_path, const std::strin
     }
 }
 
-void write_file_atomic(const std::string &path, const void *data, std::size_t len) {
+void write_file_atomic(const std::string &path, const void *data, std::size_t len, access who) {
     std::string tmp = unpredictable_sibling(path, "tmp");
     {
-        file f(tmp, file::mode::create_new);
+        file f(tmp, file::mode::create_new, who);
         f.truncate(0);
         f.pwrite(0, data, len);
         f.datasync();
