@@ -42,19 +42,30 @@ inline std::uint64_t get(const std::uint8_t *p, int bytes) {
 }
 }  // namespace detail
 
+namespace detail {
+// Both packets open with magic · nonce · label.
+inline void put_head(std::uint8_t *out, const char *magic, std::uint64_t nonce, const label &content) {
+    std::memcpy(out, magic, 4);
+    put(out + 4, nonce, 8);
+    std::memcpy(out + 12, content.data(), 32);
+}
+inline bool get_head(const std::uint8_t *p, std::size_t n, std::size_t size, const char *magic, std::uint64_t &nonce, label &content) {
+    if (n != size || std::memcmp(p, magic, 4) != 0) return false;
+    nonce = get(p + 4, 8);
+    std::memcpy(content.data(), p + 12, 32);
+    return true;
+}
+}  // namespace detail
+
 inline std::array<std::uint8_t, query_size> encode(const query &q) {
     std::array<std::uint8_t, query_size> out{};
-    std::memcpy(out.data(), "PDQ1", 4);
-    detail::put(out.data() + 4, q.nonce, 8);
-    std::memcpy(out.data() + 12, q.content.data(), 32);
+    detail::put_head(out.data(), "PDQ1", q.nonce, q.content);
     return out;
 }
 
 inline std::array<std::uint8_t, answer_size> encode(const answer &a) {
     std::array<std::uint8_t, answer_size> out{};
-    std::memcpy(out.data(), "PDA1", 4);
-    detail::put(out.data() + 4, a.nonce, 8);
-    std::memcpy(out.data() + 12, a.content.data(), 32);
+    detail::put_head(out.data(), "PDA1", a.nonce, a.content);
     detail::put(out.data() + 44, a.port, 2);
     detail::put(out.data() + 46, a.verified_blocks, 8);
     detail::put(out.data() + 54, a.block_count, 8);
@@ -62,18 +73,14 @@ inline std::array<std::uint8_t, answer_size> encode(const answer &a) {
 }
 
 inline std::optional<query> decode_query(const std::uint8_t *p, std::size_t n) {
-    if (n != query_size || std::memcmp(p, "PDQ1", 4) != 0) return std::nullopt;
     query q;
-    q.nonce = detail::get(p + 4, 8);
-    std::memcpy(q.content.data(), p + 12, 32);
+    if (!detail::get_head(p, n, query_size, "PDQ1", q.nonce, q.content)) return std::nullopt;
     return q;
 }
 
 inline std::optional<answer> decode_answer(const std::uint8_t *p, std::size_t n) {
-    if (n != answer_size || std::memcmp(p, "PDA1", 4) != 0) return std::nullopt;
     answer a;
-    a.nonce = detail::get(p + 4, 8);
-    std::memcpy(a.content.data(), p + 12, 32);
+    if (!detail::get_head(p, n, answer_size, "PDA1", a.nonce, a.content)) return std::nullopt;
     a.port = static_cast<std::uint16_t>(detail::get(p + 44, 2));
     a.verified_blocks = detail::get(p + 46, 8);
     a.block_count = detail::get(p + 54, 8);
