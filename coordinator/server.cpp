@@ -264,35 +264,47 @@ std::size_t server::handshaking_from(const tcp::socket &socket) const {
     return n;
 }
 
+// admin.topology.import in two steps: the check (any thread: it is the costly part) and the
+// apply (the network thread, which owns the registry).
+struct server::topology_check {
+    std::optional<topology> parsed;
+    std::string csv;
+    json refusal;  // why it was refused, when `parsed` is empty
+};
+
+server::topology_check server::check_topology(const json &request) {
+    topology_check c;
+    try {
+        c.csv = text(request, "csv", {}, max_message_bytes);
+        if (c.csv.empty()) fail(PD_E_INVALID, PD_CATEGORY_API, "'csv' is required");
+        c.parsed.emplace(topology::parse_csv(c.csv));
+    } catch (const topology_error &e) {
+        c.refusal = {{"ok", false}, {"error", e.what()}, {"problems", e.problems()}};
+    } catch (const std::exception &e) {
+        c.refusal = {{"ok", false}, {"error", e.what()}};
+    }
+    return c;
+}
+
+json server::apply_topology(topology_check c) {
+    if (!c.parsed) return c.refusal;
+    registry_.import_topology(std::move(*c.parsed), c.csv);
+    return {{"ok", true}, {"offices", registry_.office_count()}};
+}
+
 void server::handle_async(const json &request, const std::string &peer_ip, std::function<void(json)> done) {
     auto op = request.find("op");
     if (op == request.end() || *op != "admin.topology.import") return done(handle(request, peer_ip));
-    std::string csv;
-    try {
-        csv = text(request, "csv", {}, max_message_bytes);
-        if (csv.empty()) fail(PD_E_INVALID, PD_CATEGORY_API, "'csv' is required");
-    } catch (const error &e) {
-        return done({{"ok", false}, {"error", e.what()}});
-    }
-    asio::post(worker_, [this, csv = std::move(csv), done = std::move(done)]() mutable {
-        // Parsed and checked here; applied (the store, the membership) on the network thread.
-        auto parsed = std::make_shared<std::optional<topology>>();
-        json refusal;
-        try {
-            parsed->emplace(topology::parse_csv(csv));
-        } catch (const topology_error &e) {
-            refusal = {{"ok", false}, {"error", e.what()}, {"problems", e.problems()}};
-        } catch (const std::exception &e) {
-            refusal = {{"ok", false}, {"error", e.what()}};
-        }
-        asio::post(io_, [this, parsed, refusal = std::move(refusal), csv = std::move(csv), done = std::move(done)] {
-            if (!*parsed) return done(refusal);
+    asio::post(worker_, [this, request, done = std::move(done)]() mutable {
+        auto checked = std::make_shared<topology_check>(check_topology(request));
+        asio::post(io_, [this, checked, done = std::move(done)] {
+            json reply;
             try {
-                registry_.import_topology(std::move(**parsed), csv);
+                reply = apply_topology(std::move(*checked));
             } catch (const std::exception &e) {  // the store's write
-                return done({{"ok", false}, {"error", e.what()}});
+                reply = {{"ok", false}, {"error", e.what()}};
             }
-            done({{"ok", true}, {"offices", registry_.office_count()}});
+            done(std::move(reply));
         });
     });
 }
@@ -405,16 +417,7 @@ json server::handle(const json &request, const std::string &peer_ip) {
                 list.push_back({{"content", id}, {"name", c.name}, {"size", c.size}, {"published_ms", c.published_ms}});
             return {{"ok", true}, {"contents", list}};
         }
-        if (op == "admin.topology.import") {
-            try {
-                auto csv = text(request, "csv", {}, max_message_bytes);
-                if (csv.empty()) fail(PD_E_INVALID, PD_CATEGORY_API, "'csv' is required");
-                registry_.import_topology(csv);
-            } catch (const topology_error &e) {
-                return {{"ok", false}, {"error", e.what()}, {"problems", e.problems()}};
-            }
-            return {{"ok", true}, {"offices", registry_.office_count()}};
-        }
+        if (op == "admin.topology.import") return apply_topology(check_topology(request));
         if (op == "admin.topology.export")
             return {{"ok", true}, {"csv", registry_.export_topology()}, {"uploaded", registry_.topology_uploaded()}};
         if (op == "admin.groups.set") {

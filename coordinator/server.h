@@ -47,6 +47,9 @@ public:
 
 private:
     class connection;
+    struct topology_check;
+    static topology_check check_topology(const json &request);
+    json apply_topology(topology_check checked);
     void accept_next();
     // Connections from the socket's address that have not authenticated yet.
     std::size_t handshaking_from(const boost::asio::ip::tcp::socket &socket) const;

@@ -22,10 +22,12 @@ json parse_bounded(const std::string &text, const std::string &what) {
 
 std::string quoted(const std::string &key) { return "'" + key + "'"; }
 
+// A non-negative integer ("-0" parses as a signed zero).
+bool is_unsigned(const json &v) { return v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() == 0); }
+
 // An unsigned integer of a JSON value, within `max`.
 std::uint64_t unsigned_of(const json &v, const std::string &key, std::uint64_t max) {
-    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<std::int64_t>() == 0))
-        throw input_error(quoted(key) + " must be a non-negative integer");
+    if (!is_unsigned(v)) throw input_error(quoted(key) + " must be a non-negative integer");
     auto n = v.get<std::uint64_t>();
     if (n > max) throw input_error(quoted(key) + " must be at most " + std::to_string(max));
     return n;
@@ -77,7 +79,7 @@ void check_type(const json &v, const argument &a) {
     bool fits = false;
     switch (a.type) {
     case arg_type::string: fits = v.is_string(); break;
-    case arg_type::unsigned_integer: fits = v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() == 0); break;
+    case arg_type::unsigned_integer: fits = is_unsigned(v); break;
     case arg_type::boolean: fits = v.is_boolean(); break;
     case arg_type::scalar: (void)setting_text(v, a.name); fits = true; break;
     }

@@ -16,9 +16,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
-#include <map>
 #include <poll.h>
-#include <set>
 #include <string>
 #include <sys/socket.h>
 #include <sys/stat.h>

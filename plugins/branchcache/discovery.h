@@ -40,9 +40,6 @@ inline std::uint64_t get(const std::uint8_t *p, int bytes) {
     for (int i = 0; i < bytes; ++i) v |= static_cast<std::uint64_t>(p[i]) << (8 * i);
     return v;
 }
-}  // namespace detail
-
-namespace detail {
 // Both packets open with magic · nonce · label.
 inline void put_head(std::uint8_t *out, const char *magic, std::uint64_t nonce, const label &content) {
     std::memcpy(out, magic, 4);

@@ -71,7 +71,9 @@ std::optional<url> parse_url(const std::string &text) {
     }
     if (u.host.empty()) return std::nullopt;
     if (u.port.empty()) u.port = u.tls ? "443" : "80";
-    if (!all_digits(u.port) || u.port.size() > 5 || std::stoul(u.port) == 0 || std::stoul(u.port) > 65535) return std::nullopt;
+    if (!all_digits(u.port) || u.port.size() > 5) return std::nullopt;
+    auto port = std::stoul(u.port);  // at most 5 digits: cannot throw
+    if (port == 0 || port > 65535) return std::nullopt;
     return u;
 }
 

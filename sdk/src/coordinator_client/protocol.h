@@ -41,7 +41,7 @@ private:
 // What an agent takes from the coordinator's replies, checked field by field: a reply is
 // untrusted input even under the fleet key (a buggy or compromised coordinator must cost
 // an agent one reply, never its process). The readers throw pd::error PD_E_INVALID naming
-// the field for a wrong type, a value out of range or a peer that is not ip:port.
+// the field for a wrong type, a value out of range or a peer that is not host:port.
 struct register_reply {
     std::string office;
     std::int64_t heartbeat_ms = 5000;       // clamped to [200, 3600000]
@@ -54,8 +54,8 @@ register_reply read_register_reply(const json &reply);
 std::optional<std::uint64_t> read_wan_budget(const json &reply);
 
 struct sources_reply {
-    std::vector<std::string> lan;  // ip:port of devices in this device's office
-    std::vector<std::string> wan;  // ip:port of devices in the nearest ancestor office
+    std::vector<std::string> lan;  // host:port of devices in this device's office
+    std::vector<std::string> wan;  // host:port of devices in the nearest ancestor office
     bool origin_allowed = true;
 };
 // A sources reply with "ok": true; at most max_peers peers in each list.
