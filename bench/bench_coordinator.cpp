@@ -59,15 +59,17 @@ int main(int argc, char **argv) {
     int clients = argc > 4 ? std::atoi(argv[4]) : 8;
     char dir_template[] = "/var/tmp/pd-coord-bench.XXXXXX";
     std::string dir = ::mkdtemp(dir_template);
-    std::string db = dir + "/c.db", keyfile = dir + "/key", log = dir + "/log";
-    if (std::system((bin + " init --db " + db + " --key-out " + keyfile + " >/dev/null").c_str()) != 0) return 1;
+    std::string db = dir + "/c.db", keyfile = dir + "/key", credential = dir + "/admin.cred", log = dir + "/log";
+    if (std::system((bin + " init --db " + db + " --key-out " + keyfile + " --admin-out " + credential + " >/dev/null").c_str()) != 0)
+        return 1;
     std::string port = std::to_string(20000 + (::getpid() % 20000));
     std::string address = "127.0.0.1:" + port;
     pid_t server = ::fork();
     if (server == 0) {
         std::freopen(log.c_str(), "w", stdout);
+        // The simulated devices claim addresses in their offices from one loopback host.
         ::execl(bin.c_str(), bin.c_str(), "serve", "--db", db.c_str(), "--listen", address.c_str(), "--heartbeat-ms",
-                "60000", static_cast<char *>(nullptr));
+                "60000", "--trust-address-claims", static_cast<char *>(nullptr));
         _exit(127);
     }
     while (read_text(log).find("listening") == std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -79,7 +81,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < offices; ++i)
         csv += "Office " + std::to_string(i) + ",Central Office,Default," + office_net(i) + ".0/24\n";
     {
-        pd::coord::coordinator_client admin(address, key, 30000);
+        pd::coord::coordinator_client admin(address, pd::read_admin_credential(credential), 30000);
         auto r = admin.call({{"op", "admin.topology.import"}, {"csv", csv}});
         if (!r.value("ok", false)) {
             std::fprintf(stderr, "topology import failed: %s\n", r.dump().c_str());

@@ -1,7 +1,8 @@
 // pd-coordinator: the hierarchy mode's server (docs/coordinator.md).
-//   pd-coordinator init  --db PATH [--regenerate-key] [--key-out FILE]
-//   pd-coordinator serve --db PATH --listen IP:PORT [--heartbeat-ms N] [--bucket-bytes N]
-//   pd-coordinator admin --connect HOST:PORT --key-file FILE [--json] OP [ARGS]
+//   pd-coordinator init  --db PATH [--regenerate-key] [--key-out FILE] [--admin-out FILE]
+//   pd-coordinator serve --db PATH --listen IP:PORT [--heartbeat-ms N] [--bucket-bytes N] [--trust-address-claims]
+//   pd-coordinator admin-key add|revoke|list --db PATH [--name NAME] [--role admin|viewer] [--out FILE]
+//   pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS]
 #include "coordinator_client/protocol.h"
 #include "coordinator/server.h"
 #include "coordinator/store.h"
@@ -19,6 +20,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -40,7 +42,7 @@ struct args {
 };
 
 args parse(int argc, char **argv, int first) {
-    static const char *flags[] = {"--regenerate-key"};
+    static const char *flags[] = {"--regenerate-key", "--trust-address-claims"};
     args a;
     for (int i = first; i < argc; ++i) {
         std::string s = argv[i];
@@ -63,6 +65,89 @@ std::array<std::uint8_t, 32> parse_key(const std::string &text) {
     auto key = pd::parse_fleet_key(text);
     if (!key) throw std::runtime_error("a fleet key is 64 hex digits");
     return *key;
+}
+
+// The coordinator's Ed25519 key pair, from the seed in its database; created when missing
+// (a database from 0.4.x, before administrators had keys).
+struct signing_key {
+    std::array<std::uint8_t, 32> public_key{};
+    std::array<std::uint8_t, 64> secret_key{};
+};
+
+signing_key coordinator_signing_key(pd::coord::coordinator_store &store) {
+    auto seed_hex = store.meta("signing_key");
+    std::array<std::uint8_t, 32> seed{};
+    if (seed_hex) {
+        auto seed_key = pd::parse_fleet_key(*seed_hex);
+        if (!seed_key) throw std::runtime_error("the database's signing key is damaged");
+        seed = *seed_key;
+    } else {
+        randombytes_buf(seed.data(), seed.size());
+        store.set_meta("signing_key", pd::to_hex(seed.data(), seed.size()));
+    }
+    signing_key k;
+    crypto_sign_seed_keypair(k.public_key.data(), k.secret_key.data(), seed.data());
+    sodium_memzero(seed.data(), seed.size());
+    return k;
+}
+
+std::int64_t now_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+// Adds an administrator with a new key pair and writes its credential (owner-only) to `out`.
+void add_admin(pd::coord::coordinator_store &store, const std::string &name, const std::string &role, const std::string &out) {
+    if (name.empty() || name.size() > 64 || name.find_first_of(" \t\r\n'\"") != std::string::npos)
+        throw std::runtime_error("an administrator's name is 1-64 characters without spaces or quotes");
+    if (!pd::coord::parse_role(role)) throw std::runtime_error("a role is 'admin' or 'viewer'");
+    pd::admin_credential c;
+    randombytes_buf(c.admin_seed.data(), c.admin_seed.size());
+    c.coordinator_key = coordinator_signing_key(store).public_key;
+    std::array<std::uint8_t, 32> public_key{};
+    std::array<std::uint8_t, 64> secret_key{};
+    crypto_sign_seed_keypair(public_key.data(), secret_key.data(), c.admin_seed.data());
+    sodium_memzero(secret_key.data(), secret_key.size());
+    auto server_id = store.meta("server_id").value_or("?");
+    auto text = pd::format_admin_credential(c, "peerdist administrator '" + name + "' (" + role + ") of coordinator " + server_id);
+    // The key is stored only once the credential is safely written: no administrator without one.
+    pd::platform::write_file_atomic(out, text.data(), text.size(), pd::platform::access::owner_only);
+    try {
+        store.add_admin({name, pd::to_hex(public_key.data(), 32), role, now_ms(), 0});
+    } catch (...) {
+        std::remove(out.c_str());
+        throw;
+    }
+    std::cout << "administrator '" << name << "' (" << role << "): credential written to " << out << "\n";
+}
+
+// pd-coordinator admin-key add|revoke|list --db PATH: run on the coordinator's host (the
+// database is the root of trust); takes effect at once, also for a running `serve`.
+int admin_key(const args &a) {
+    auto db = a.get("--db");
+    if (a.positional.empty() || db.empty())
+        throw std::runtime_error("usage: pd-coordinator admin-key add|revoke|list --db PATH [--name NAME] [--role admin|viewer] [--out FILE]");
+    pd::platform::require_private_file(db, "coordinator database");
+    auto store = pd::coord::open_sqlite_store(db);
+    const auto &what = a.positional[0];
+    if (what == "add") {
+        if (!a.has("--name") || !a.has("--out")) throw std::runtime_error("admin-key add needs --name NAME --out FILE [--role admin|viewer]");
+        add_admin(*store, a.get("--name"), a.get("--role", "admin"), a.get("--out"));
+        return 0;
+    }
+    if (what == "revoke") {
+        if (!store->revoke_admin(a.get("--name"), now_ms()))
+            throw std::runtime_error("no valid administrator named '" + a.get("--name") + "'");
+        std::cout << "administrator '" << a.get("--name") << "' revoked\n";
+        return 0;
+    }
+    if (what == "list") {
+        std::cout << "name,role,public_key,added_ms,revoked_ms\n";
+        for (auto &r : store->admins())
+            std::cout << r.name << "," << r.role << "," << r.public_key << "," << r.added_ms << "," << r.revoked_ms << "\n";
+        return 0;
+    }
+    throw std::runtime_error("admin-key: unknown command '" + what + "' (add, revoke, list)");
 }
 
 int init(const args &a) {
@@ -92,6 +177,14 @@ int init(const args &a) {
     std::cout << (existing ? "new " : "") << "fleet key (shown once; give it to every agent as fleet_key_file):\n"
               << key_hex << "\n";
     if (existing) std::cout << "agents holding the old key now get \"shared key mismatch\"\n";
+    auto signing = coordinator_signing_key(*store);
+    std::cout << "coordinator key: " << pd::to_hex(signing.public_key.data(), 32) << "\n";
+    sodium_memzero(signing.secret_key.data(), signing.secret_key.size());
+    if (a.has("--admin-out")) {
+        add_admin(*store, "admin", "admin", a.get("--admin-out"));
+    } else if (!existing) {
+        std::cout << "no administrator yet: pd-coordinator admin-key add --db " << db << " --name NAME --out FILE\n";
+    }
     return 0;
 }
 
@@ -107,11 +200,19 @@ int serve(const args &a) {
     pd::coord::server_options o;
     o.server_id = *server_id;
     o.fleet_key = parse_key(*key);
+    o.signing_key = coordinator_signing_key(*store).secret_key;
     o.heartbeat_ms = std::stoll(a.get("--heartbeat-ms", "5000"));
+    if (a.has("--trust-address-claims")) {
+        // For a load generator posing as many devices from this host: any fleet member could
+        // otherwise place itself in any office and point peers anywhere.
+        if (listen.rfind("127.", 0) != 0 && listen.rfind("[::1]:", 0) != 0)
+            throw std::runtime_error("--trust-address-claims is for load tests on this host: --listen must be a loopback address");
+        o.trust_claimed_addresses = true;
+    }
     pd::coord::election_policy policy;
     policy.bucket_bytes = std::stoull(a.get("--bucket-bytes", std::to_string(1ull << 30)));
     pd::coord::registry reg(*store, policy, 3 * o.heartbeat_ms);
-    reg.load(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    reg.load(now_ms());
     boost::asio::io_context io;
     pd::coord::server srv(io, reg, *store, o);
     srv.listen(listen);
@@ -127,35 +228,40 @@ int serve(const args &a) {
     return 0;
 }
 
-// pd-coordinator admin --connect HOST:PORT --key-file FILE [--json] OP [ARGS]: the same
+// pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS]: the same
 // operation table as `pd admin`, through the C ABI (pd_admin_run).
 int admin(int argc, char **argv) {
-    std::string address, key_file;
+    std::string address, credential;
     std::uint32_t flags = 0;
     int i = 2;
     for (; i < argc; ++i) {
         std::string s = argv[i];
         if (s == "--json") {
             flags |= PD_ADMIN_JSON;
-        } else if (s == "--connect" || s == "--key-file") {
+        } else if (s == "--connect" || s == "--credential") {
             if (i + 1 >= argc) throw std::runtime_error(s + " needs a value");
-            (s == "--connect" ? address : key_file) = argv[++i];
+            (s == "--connect" ? address : credential) = argv[++i];
+        } else if (s == "--key-file") {
+            throw std::runtime_error("the fleet key does not authorise admin operations: use --credential FILE "
+                                     "(pd-coordinator init --admin-out, or admin-key add)");
         } else {
             break;
         }
     }
-    if (i >= argc || address.empty() || key_file.empty()) {
-        std::cerr << "usage: pd-coordinator admin --connect HOST:PORT --key-file FILE [--json] OP [ARGS]\n";
+    if (i >= argc || address.empty() || credential.empty()) {
+        std::cerr << "usage: pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS]\n";
         for (std::size_t n = 0; auto *op = pd_admin_operation_at(n); ++n)
             std::cerr << "  " << op->name << " " << op->arguments << "\n      " << op->summary << "\n";
         return 2;
     }
-    auto key = pd::read_fleet_key(key_file);
     pd_admin *handle = nullptr;
     auto check = [](int rc) {
         if (rc != PD_OK) throw std::runtime_error(pd_error_last()->message);
     };
-    check(pd_admin_connect(&handle, address.c_str(), key.data(), key.size(), 10000));
+    pd_admin_credential cred;
+    check(pd_admin_credential_read_file(&cred, credential.c_str()));
+    check(pd_admin_connect(&handle, address.c_str(), &cred, 10000));
+    sodium_memzero(&cred, sizeof cred);
     std::unique_ptr<pd_admin, void (*)(pd_admin *)> connection(handle, pd_admin_free);
     pd_buf out = PD_BUF_INIT;
     check(pd_admin_run(&out, handle, argv[i], argv + i + 1, static_cast<std::size_t>(argc - i - 1), flags));
@@ -172,7 +278,7 @@ int main(int argc, char **argv) {
     // guards the fleet key: the owner's alone from the moment it exists.
     ::umask(077);
     if (argc < 2) {
-        std::cerr << "usage: pd-coordinator init|serve|admin ... (see docs/coordinator.md)\n";
+        std::cerr << "usage: pd-coordinator init|serve|admin-key|admin ... (see docs/coordinator.md)\n";
         return 2;
     }
     std::string cmd = argv[1];
@@ -181,6 +287,7 @@ int main(int argc, char **argv) {
         auto a = parse(argc, argv, 2);
         if (cmd == "init") return init(a);
         if (cmd == "serve") return serve(a);
+        if (cmd == "admin-key") return admin_key(a);
         std::cerr << "pd-coordinator: unknown command '" << cmd << "'\n";
         return 2;
     } catch (const pd::error &e) {

@@ -3,11 +3,13 @@
 #include "net/async_channel.h"
 #include "util/endpoint.h"
 #include "util/error.h"
+#include "util/hex.h"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <set>
 
 namespace pd::coord {
@@ -75,6 +77,16 @@ content_record publication(const json &j, std::int64_t now_ms) {
     return c;
 }
 
+// The address a device is placed by (its office) and reached at: where its connection
+// comes from. A different claim is refused, not believed (server_options::trust_claimed_addresses
+// aside).
+std::string claimed_address(const json &request, const server::caller &from, bool trust_claims) {
+    auto claim = text(request, "address");
+    if (claim.empty() || claim == from.ip) return from.ip;
+    if (trust_claims) return claim;
+    fail(PD_E_INVALID, PD_CATEGORY_API, "'address' " + claim + " is not the address this device connects from (" + from.ip + ")");
+}
+
 void read_facts(const json &j, device_record &d) {
     auto it = j.find("facts");
     if (it == j.end()) return;
@@ -100,12 +112,14 @@ public:
     connection(server &owner, tcp::socket socket) : owner_(owner), timer_(owner.io_) {
         error_code ec;
         auto ep = socket.remote_endpoint(ec);
-        peer_ip_ = ec ? "" : ep.address().to_string();
-        if (peer_ip_.rfind("::ffff:", 0) == 0) peer_ip_ = peer_ip_.substr(7);
-        channel_ = std::make_shared<net::async_channel>(std::move(socket), net::role::server, owner.options_.fleet_key.data());
+        from_.ip = ec ? "" : ep.address().to_string();
+        if (from_.ip.rfind("::ffff:", 0) == 0) from_.ip = from_.ip.substr(7);
+        // Administrators hold no fleet key: they prove their own key inside the channel.
+        channel_ = std::make_shared<net::async_channel>(std::move(socket), net::role::server, owner.options_.fleet_key.data(),
+                                                        net::keyless::admitted);
     }
 
-    const std::string &peer_ip() const { return peer_ip_; }
+    const std::string &peer_ip() const { return from_.ip; }
     bool authenticated() const { return authenticated_; }
 
     void start() {
@@ -114,8 +128,10 @@ public:
         channel_->on_write_error([self](const error *) { self->close(); });
         channel_->handshake([self](const error *why) {
             if (why || self->closed_) return self->close();
-            self->authenticated_ = true;
-            self->arm(self->owner_.options_.idle_timeout_ms);
+            self->from_.fleet_member = self->channel_->fleet_key_proven();
+            // A keyless connection has proven nothing yet: it stays under the handshake's
+            // deadline and per-address bound until its "auth" succeeds.
+            if (self->from_.fleet_member) self->admit();
             self->read_next();
         });
     }
@@ -132,6 +148,11 @@ public:
 private:
     static constexpr std::size_t max_queued_bytes = 4u << 20;
 
+    void admit() {
+        authenticated_ = true;
+        arm(owner_.options_.idle_timeout_ms);
+    }
+
     void arm(std::int64_t ms) {
         timer_.expires_after(std::chrono::milliseconds(ms));
         timer_.async_wait([weak = weak_from_this()](const error_code &ec) {
@@ -143,7 +164,7 @@ private:
         channel_->receive([self = shared_from_this()](const error *why, net::bytes record) {
             if (self->closed_) return;
             if (why) return self->close();
-            self->arm(self->owner_.options_.idle_timeout_ms);
+            if (self->authenticated_) self->arm(self->owner_.options_.idle_timeout_ms);
             std::optional<json> request;
             try {
                 request = self->in_.feed(record);
@@ -152,8 +173,19 @@ private:
                 return self->close();  // the framing is lost: nothing after this can be trusted
             }
             if (!request) return self->read_after_drain();
+            if (request->is_object() && request->value("op", json()) == "auth") {
+                auto answer = self->owner_.authenticate(*request, self->channel_->transcript(), self->from_.ip, self->from_.admin_key);
+                self->reply(answer);
+                if (self->from_.admin_key.empty()) return self->close();  // one try per connection
+                self->admit();
+                return self->read_after_drain();
+            }
+            if (!self->authenticated_) {
+                self->reply({{"ok", false}, {"error", "authenticate first: this connection holds no fleet key (op 'auth')"}});
+                return self->close();
+            }
             // The next request is read once this one is answered: replies stay in order.
-            self->owner_.handle_async(*request, self->peer_ip_, [self](json answer) {
+            self->owner_.handle_async(*request, self->from_, [self](json answer) {
                 if (self->closed_) return;
                 self->reply(answer);
                 self->read_after_drain();
@@ -182,12 +214,13 @@ private:
     std::shared_ptr<net::async_channel> channel_;
     asio::steady_timer timer_;
     message_assembler in_;
-    std::string peer_ip_;
+    caller from_;
     bool closed_ = false, authenticated_ = false;
 };
 
 server::server(asio::io_context &io, registry &reg, coordinator_store &store, server_options options)
     : io_(io), registry_(reg), store_(store), options_(std::move(options)), acceptor_(io), accept_timer_(io) {
+    if (!options_.audit) options_.audit = [](const std::string &line) { std::fprintf(stderr, "%s\n", line.c_str()); };
     if (!options_.now_ms)
         options_.now_ms = [] {
             using namespace std::chrono;
@@ -292,24 +325,94 @@ json server::apply_topology(topology_check c) {
     return {{"ok", true}, {"offices", registry_.office_count()}};
 }
 
-void server::handle_async(const json &request, const std::string &peer_ip, std::function<void(json)> done) {
+void server::handle_async(const json &request, const caller &from, std::function<void(json)> done) {
     auto op = request.find("op");
-    if (op == request.end() || *op != "admin.topology.import") return done(handle(request, peer_ip));
-    asio::post(worker_, [this, request, done = std::move(done)]() mutable {
+    if (op == request.end() || *op != "admin.topology.import") return done(handle(request, from));
+    std::string who;
+    if (auto refusal = authorise(request, from, who)) {
+        audit(who, from, request, *refusal);
+        return done(*refusal);
+    }
+    asio::post(worker_, [this, request, from, who, done = std::move(done)]() mutable {
         auto checked = std::make_shared<topology_check>(check_topology(request));
-        asio::post(io_, [this, checked, done = std::move(done)] {
+        asio::post(io_, [this, checked, request, from, who, done = std::move(done)] {
             json reply;
             try {
                 reply = apply_topology(std::move(*checked));
             } catch (const std::exception &e) {  // the store's write
                 reply = {{"ok", false}, {"error", e.what()}};
             }
+            audit(who, from, request, reply);
             done(std::move(reply));
         });
     });
 }
 
-json server::handle(const json &request, const std::string &peer_ip) {
+json server::authenticate(const json &request, const std::array<std::uint8_t, 32> &transcript, const std::string &ip,
+                          std::string &admin_key) {
+    auto refuse = [&](const std::string &why) {
+        options_.audit("audit: auth refused from " + ip + ": " + why);
+        return json{{"ok", false}, {"error", why}};
+    };
+    try {
+        auto key = text(request, "key"), sig_hex = text(request, "signature");
+        auto raw_key = from_hex(key);
+        auto raw_sig = from_hex(sig_hex);
+        signature sig{};
+        if (!raw_key || raw_key->size() != 32 || !raw_sig || raw_sig->size() != sig.size())
+            return refuse("'key' must be 64 and 'signature' 128 hex digits");
+        std::copy(raw_sig->begin(), raw_sig->end(), sig.begin());
+        key = to_hex(raw_key->data(), raw_key->size());  // one spelling (lowercase) for the lookup
+        auto admin = store_.admin_by_key(key);
+        if (!admin) return refuse("this key is not an administrator's");
+        if (admin->revoked_ms) return refuse("administrator '" + admin->name + "' was revoked");
+        if (!verify_transcript(signer::administrator, transcript, raw_key->data(), sig))
+            return refuse("the signature does not verify (administrator '" + admin->name + "')");
+        admin_key = key;
+        auto mine = sign_transcript(signer::coordinator, transcript, options_.signing_key.data());
+        options_.audit("audit: administrator '" + admin->name + "' (" + admin->role + ") authenticated from " + ip);
+        return {{"ok", true}, {"name", admin->name}, {"role", admin->role}, {"server_signature", to_hex(mine.data(), mine.size())}};
+    } catch (const std::exception &e) {
+        return refuse(e.what());
+    }
+}
+
+std::optional<json> server::authorise(const json &request, const caller &from, std::string &who) {
+    auto op_it = request.find("op");
+    if (op_it == request.end() || !op_it->is_string()) return std::nullopt;  // answer() names the problem
+    const auto &op = op_it->get_ref<const std::string &>();
+    if (op.rfind("admin.", 0) != 0) {
+        if (from.fleet_member) return std::nullopt;
+        return json{{"ok", false}, {"error", "'" + op + "' is for fleet members: this connection did not prove the fleet key"}};
+    }
+    auto admin = from.admin_key.empty() ? std::nullopt : store_.admin_by_key(from.admin_key);
+    if (!admin)
+        return json{{"ok", false},
+                    {"error", "'" + op + "' needs an administrator's credential (op 'auth'); the fleet key does not authorise admin operations"}};
+    who = "administrator '" + admin->name + "' (" + admin->role + ")";
+    if (admin->revoked_ms) return json{{"ok", false}, {"error", "administrator '" + admin->name + "' was revoked"}};
+    if (admin->role != role_name(admin_role::administrator) && !read_only_operation(op))
+        return json{{"ok", false}, {"error", "administrator '" + admin->name + "' is a viewer: '" + op + "' changes the coordinator"}};
+    return std::nullopt;
+}
+
+void server::audit(const std::string &who, const caller &from, const json &request, const json &reply) {
+    auto op = request.value("op", json()).is_string() ? request.value("op", std::string()) : std::string("?");
+    if (op.rfind("admin.", 0) != 0) return;
+    std::string outcome = reply.value("ok", false) ? "ok" : "refused: " + reply.value("error", std::string());
+    options_.audit("audit: " + (who.empty() ? std::string("unauthenticated") : who) + " from " + from.ip + ": " + op.substr(0, 64) +
+                   " " + outcome.substr(0, 300));
+}
+
+json server::handle(const json &request, const caller &from) {
+    std::string who;
+    auto refusal = authorise(request, from, who);
+    json reply = refusal ? *refusal : answer(request, from);
+    audit(who, from, request, reply);
+    return reply;
+}
+
+json server::answer(const json &request, const caller &from) {
     try {
         auto op = required(request, "op");
         auto now = options_.now_ms();
@@ -318,23 +421,31 @@ json server::handle(const json &request, const std::string &peer_ip) {
             d.id = required(request, "device_id");
             d.name = text(request, "name");
             d.version = text(request, "version");
-            d.address = text(request, "address", peer_ip);
+            d.address = claimed_address(request, from, options_.trust_claimed_addresses);
             d.listen = text(request, "listen");
             // An agent listening on the wildcard is reached at the address it came from.
             if (d.listen.rfind("0.0.0.0:", 0) == 0) d.listen = d.address + d.listen.substr(7);
             if (d.listen.rfind("[::]:", 0) == 0) d.listen = "[" + d.address + "]" + d.listen.substr(4);
-            // Handed to other agents as a peer: it must be host:port and nothing else.
-            if (!d.listen.empty()) require_endpoint(d.listen, "'listen'");
+            // Handed to other agents as a peer: host:port, and at the address the device
+            // comes from — a member must not point others at a host of its choosing.
+            if (!d.listen.empty()) {
+                auto listen = require_endpoint(d.listen, "'listen'");
+                if (listen.host != d.address)
+                    fail(PD_E_INVALID, PD_CATEGORY_API,
+                         "'listen' " + d.listen + " is not at the address this device connects from (" + d.address +
+                             "): listen on that address or on 0.0.0.0");
+            }
             d.preferred = request.value("preferred", false);
             read_facts(request, d);
             auto office = registry_.register_device(d, now);
             return {{"ok", true}, {"server_id", options_.server_id}, {"office", office}, {"heartbeat_ms", options_.heartbeat_ms},
+                    {"address", d.address},
                     {"wan_budget", registry_.wan_budget(office)}};
         }
         if (op == "heartbeat") {
             device_record facts;
             read_facts(request, facts);
-            facts.address = text(request, "address");
+            facts.address = claimed_address(request, from, options_.trust_claimed_addresses);
             auto id = required(request, "device_id");
             if (!registry_.devices().count(id))
                 return {{"ok", false}, {"error", "unknown device: register again"}, {"unregistered", true}};
@@ -439,6 +550,13 @@ json server::handle(const json &request, const std::string &peer_ip) {
             for (auto &s : store_.stats())
                 list.push_back({{"office", s.office}, {"origin_bytes", s.origin_bytes}, {"wan_bytes", s.wan_bytes}, {"lan_bytes", s.lan_bytes}});
             return {{"ok", true}, {"offices", list}};
+        }
+        if (op == "admin.admins.list") {
+            json list = json::array();
+            for (auto &a : store_.admins())
+                list.push_back({{"name", a.name}, {"role", a.role}, {"public_key", a.public_key}, {"added_ms", a.added_ms},
+                                {"revoked_ms", a.revoked_ms}});
+            return {{"ok", true}, {"admins", list}};
         }
         if (op == "admin.rvp") return {{"ok", true}, {"device_id", registry_.rvp(required(request, "office"), now)}};
         return {{"ok", false}, {"error", "unknown operation '" + op + "'"}};

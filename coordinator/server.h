@@ -1,6 +1,7 @@
-// The coordinator's network side: accepts agents and admin tools over the secure channel
-// (the fleet key), and answers the JSON operations of docs/coordinator.md from one network
-// thread that owns the registry. Holds metadata only: content bytes never pass through it.
+// The coordinator's network side: accepts agents (the secure channel under the fleet key)
+// and administrators (a keyless channel, then an Ed25519 proof over its transcript), and
+// answers the JSON operations of docs/coordinator.md from one network thread that owns the
+// registry. Holds metadata only: content bytes never pass through it.
 #pragma once
 
 #include "coordinator_client/protocol.h"
@@ -14,6 +15,7 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 
 namespace pd::coord {
@@ -21,6 +23,15 @@ namespace pd::coord {
 struct server_options {
     std::string server_id;
     std::array<std::uint8_t, 32> fleet_key{};
+    // The coordinator's Ed25519 secret key (libsodium's 64 bytes): it proves the coordinator
+    // to administrators, whose credentials name its public key.
+    std::array<std::uint8_t, 64> signing_key{};
+    // Where a line per admin operation and per refused "auth" goes (default: standard error).
+    std::function<void(const std::string &)> audit;
+    // Take a device's claimed "address" instead of the one its connection comes from. Only for
+    // load generators that pose as many devices from one host (bench_coordinator); with it any
+    // fleet member can place itself in any office.
+    bool trust_claimed_addresses = false;
     std::int64_t heartbeat_ms = 5000;  // told to agents; devices are online for 3 heartbeats
     std::size_t max_connections = 20000;
     std::int64_t handshake_timeout_ms = 10000;  // a connection must authenticate this soon
@@ -38,16 +49,33 @@ public:
     void listen(const std::string &address);
     std::string bound_address() const;
     void stop();
-    // One request, as the network side would answer it (also used by tests).
-    json handle(const json &request, const std::string &peer_ip);
+    // Who sent a request: what its connection proved.
+    struct caller {
+        std::string ip;             // the address the connection comes from
+        bool fleet_member = false;  // the channel proved the fleet key
+        std::string admin_key;      // hex Ed25519 key an "auth" proved on this connection, or ""
+    };
+    // One request, as the network side would answer it (also used by tests). Agent
+    // operations need a fleet member, "admin.*" ones an administrator (a viewer: read-only
+    // ones), whose role is looked up now, so a revocation holds at once.
+    json handle(const json &request, const caller &from);
     // The same, answered through `done` on the network thread: at once for most operations;
     // a topology import is parsed and checked on the worker thread first, so a large CSV
     // never delays another connection's heartbeat.
-    void handle_async(const json &request, const std::string &peer_ip, std::function<void(json)> done);
+    void handle_async(const json &request, const caller &from, std::function<void(json)> done);
+    // The "auth" operation: checks the administrator's signature over `transcript`, and
+    // answers with the coordinator's own. Sets `admin_key` on success.
+    json authenticate(const json &request, const std::array<std::uint8_t, 32> &transcript, const std::string &ip,
+                      std::string &admin_key);
 
 private:
     class connection;
     struct topology_check;
+    json answer(const json &request, const caller &from);
+    // A refusal when `from` may not run the request's operation; `who` names the
+    // administrator for the audit line.
+    std::optional<json> authorise(const json &request, const caller &from, std::string &who);
+    void audit(const std::string &who, const caller &from, const json &request, const json &reply);
     static topology_check check_topology(const json &request);
     json apply_topology(topology_check checked);
     void accept_next();

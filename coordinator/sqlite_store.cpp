@@ -16,7 +16,8 @@ namespace pd::coord {
 
 namespace {
 
-constexpr int schema_version = 1;
+// 2: administrators (0.5.0); a version 1 database gains the table when opened.
+constexpr int schema_version = 2;
 // application_id marks a coordinator database: opening a device cache by mistake fails.
 constexpr int application_id = 0x70644344;  // "pdCD"
 
@@ -31,6 +32,11 @@ CREATE TABLE holdings(device_id TEXT, content_id TEXT, verified_blocks INTEGER, 
   PRIMARY KEY(device_id, content_id));
 CREATE TABLE groups(name TEXT PRIMARY KEY, devices TEXT, contents TEXT);
 CREATE TABLE office_stats(office TEXT PRIMARY KEY, origin_bytes INTEGER, wan_bytes INTEGER, lan_bytes INTEGER);
+)";
+
+const char *admins_schema = R"(
+CREATE TABLE admins(name TEXT PRIMARY KEY, public_key TEXT UNIQUE NOT NULL, role TEXT NOT NULL,
+  added_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL DEFAULT 0);
 )";
 
 std::string join(const std::vector<std::string> &v) {
@@ -65,11 +71,17 @@ public:
                     fail(PD_E_INVALID, PD_CATEGORY_STORE, "'" + path + "' is a database of something else");
                 SQLite::Transaction t(*db_);
                 db_->exec(schema);
+                db_->exec(admins_schema);
                 db_->exec("PRAGMA application_id=" + std::to_string(application_id));
                 db_->exec("PRAGMA user_version=" + std::to_string(schema_version));
                 t.commit();
             } else if (app != application_id) {
                 fail(PD_E_INVALID, PD_CATEGORY_STORE, "'" + path + "' is not a peerdist coordinator database");
+            } else if (version == 1) {
+                SQLite::Transaction t(*db_);
+                db_->exec(admins_schema);
+                db_->exec("PRAGMA user_version=" + std::to_string(schema_version));
+                t.commit();
             } else if (version != schema_version) {
                 fail(PD_E_VERSION, PD_CATEGORY_STORE,
                      "coordinator database schema " + std::to_string(version) + " is not supported (this build: " +
@@ -255,6 +267,51 @@ public:
         return out;
     }
 
+    void add_admin(const admin_record &a) override {
+        run([&] {
+            SQLite::Statement taken(*db_, "SELECT name FROM admins WHERE name=? OR public_key=?");
+            taken.bind(1, a.name);
+            taken.bind(2, a.public_key);
+            if (taken.executeStep())
+                fail(PD_E_EXISTS, PD_CATEGORY_STORE,
+                     taken.getColumn(0).getString() == a.name ? "an administrator named '" + a.name + "' exists"
+                                                              : "this key belongs to administrator '" + taken.getColumn(0).getString() + "'");
+            SQLite::Statement q(*db_, "INSERT INTO admins VALUES(?,?,?,?,0)");
+            q.bind(1, a.name);
+            q.bind(2, a.public_key);
+            q.bind(3, a.role);
+            q.bind(4, a.added_ms);
+            q.exec();
+        });
+    }
+
+    bool revoke_admin(const std::string &name, std::int64_t now_ms) override {
+        bool revoked = false;
+        run([&] {
+            SQLite::Statement q(*db_, "UPDATE admins SET revoked_ms=? WHERE name=? AND revoked_ms=0");
+            q.bind(1, now_ms);
+            q.bind(2, name);
+            revoked = q.exec() == 1;
+        });
+        return revoked;
+    }
+
+    std::vector<admin_record> admins() override {
+        std::lock_guard lk(mu_);
+        std::vector<admin_record> out;
+        SQLite::Statement q(*db_, "SELECT * FROM admins ORDER BY added_ms, name");
+        while (q.executeStep()) out.push_back(read_admin(q));
+        return out;
+    }
+
+    std::optional<admin_record> admin_by_key(const std::string &public_key) override {
+        std::lock_guard lk(mu_);
+        SQLite::Statement q(*db_, "SELECT * FROM admins WHERE public_key=?");
+        q.bind(1, public_key);
+        if (!q.executeStep()) return std::nullopt;
+        return read_admin(q);
+    }
+
     std::string check() override {
         std::lock_guard lk(mu_);
         try {
@@ -265,6 +322,11 @@ public:
     }
 
 private:
+    static admin_record read_admin(SQLite::Statement &q) {
+        return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
+                q.getColumn(3).getInt64(), q.getColumn(4).getInt64()};
+    }
+
     template <class Fn>
     void run(Fn fn) {
         std::lock_guard lk(mu_);

@@ -52,10 +52,21 @@ struct assignment_group {
     std::vector<std::string> contents;  // hex content ids
 };
 
+// An administrator's key (docs/coordinator.md "Administrators"). Revoked keys stay, so the
+// audit log's names keep meaning something.
+struct admin_record {
+    std::string name;
+    std::string public_key;  // Ed25519, 64 hex digits
+    std::string role;        // "admin" or "viewer"
+    std::int64_t added_ms = 0;
+    std::int64_t revoked_ms = 0;  // 0 while it is valid
+};
+
 class coordinator_store {
 public:
     virtual ~coordinator_store() = default;
-    // Small named values: "server_id", "fleet_key", "topology_csv", settings.
+    // Small named values: "server_id", "fleet_key", "signing_key" (the coordinator's Ed25519
+    // seed), "topology_csv", settings.
     virtual std::optional<std::string> meta(const std::string &key) = 0;
     virtual void set_meta(const std::string &key, const std::string &value) = 0;
     virtual void put_device(const device_record &d) = 0;
@@ -71,6 +82,14 @@ public:
     virtual std::vector<assignment_group> groups() = 0;
     virtual void add_stats(const office_stats &delta) = 0;
     virtual std::vector<office_stats> stats() = 0;
+    // Adds an administrator; PD_E_EXISTS when the name or the key is taken.
+    virtual void add_admin(const admin_record &a) = 0;
+    // Marks it revoked; false when there is no such valid administrator.
+    virtual bool revoke_admin(const std::string &name, std::int64_t now_ms) = 0;
+    virtual std::vector<admin_record> admins() = 0;
+    // Looked up for every admin operation, so a revocation holds at once, even for open
+    // connections and when another process (pd-coordinator admin-key) made it.
+    virtual std::optional<admin_record> admin_by_key(const std::string &public_key) = 0;
     // "ok" or what is wrong (health check).
     virtual std::string check() = 0;
 };

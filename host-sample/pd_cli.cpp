@@ -423,32 +423,39 @@ int agent_main(const std::string &socket, const std::string &cmd, const args &a)
     }
 }
 
-// pd admin --coordinator HOST:PORT --key-file FILE [--json] OP [ARGS]: a front end to the
+// pd admin --coordinator HOST:PORT --credential FILE [--json] OP [ARGS]: a front end to the
 // library's admin operation table (pd_admin_run); pd-coordinator admin is another.
 void admin_usage() {
-    std::fprintf(stderr, "usage: pd admin --coordinator HOST:PORT --key-file FILE [--json] OP [ARGS]\n");
+    std::fprintf(stderr, "usage: pd admin --coordinator HOST:PORT --credential FILE [--json] OP [ARGS]\n");
     for (size_t i = 0; const pd_admin_operation *op = pd_admin_operation_at(i); ++i)
         std::fprintf(stderr, "  %s %s\n      %s\n", op->name, op->arguments, op->summary);
 }
 
 int cmd_admin(int argc, char **argv, int first) {
-    std::string coordinator, keyfile;
+    std::string coordinator, credential_file;
     uint32_t flags = 0;
     int i = first;
     for (; i < argc; ++i) {
         std::string s = argv[i];
         if (s == "--json") flags |= PD_ADMIN_JSON;
-        else if ((s == "--coordinator" || s == "--key-file") && i + 1 < argc) (s == "--coordinator" ? coordinator : keyfile) = argv[++i];
-        else break;
+        else if ((s == "--coordinator" || s == "--credential") && i + 1 < argc)
+            (s == "--coordinator" ? coordinator : credential_file) = argv[++i];
+        else if (s == "--key-file") {
+            std::fprintf(stderr, "pd: the fleet key does not authorise admin operations: use --credential FILE "
+                                 "(pd-coordinator init --admin-out, or pd-coordinator admin-key add)\n");
+            return 2;
+        } else break;
     }
-    if (i >= argc || coordinator.empty() || keyfile.empty()) {
+    if (i >= argc || coordinator.empty() || credential_file.empty()) {
         admin_usage();
         return 2;
     }
-    uint8_t key[32];
-    if (pd_fleet_key_read_file(key, keyfile.c_str()) != PD_OK) return die("reading the key file");
+    pd_admin_credential credential;
+    if (pd_admin_credential_read_file(&credential, credential_file.c_str()) != PD_OK) return die("reading the credential");
     pd_admin *admin = nullptr;
-    if (pd_admin_connect(&admin, coordinator.c_str(), key, sizeof key, 10000) != PD_OK) return die("connecting to the coordinator");
+    int rc = pd_admin_connect(&admin, coordinator.c_str(), &credential, 10000);
+    std::memset(&credential, 0, sizeof credential);
+    if (rc != PD_OK) return die("connecting to the coordinator");
     std::unique_ptr<pd_admin, void (*)(pd_admin *)> guard(admin, pd_admin_free);
     pd_buf out = PD_BUF_INIT;
     const char *op = argv[i];
@@ -466,7 +473,7 @@ void usage() {
                  "  cache ls|rm|pin|unpin   inspect or change the local cache\n"
                  "  content-info FILE    BranchCache Content Information as hex\n"
                  "  version              library and header versions\n"
-                 "  admin --coordinator HOST:PORT --key-file FILE [--json] OP   administer a pd-coordinator\n"
+                 "  admin --coordinator HOST:PORT --credential FILE [--json] OP   administer a pd-coordinator\n"
                  "  --agent SOCKET status|get|cancel|pause|resume|cache|facts   talk to a running pd-agent\n");
 }
 

@@ -106,6 +106,9 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
                                   R"("device":{"chassis":"laptop","free_bytes":5}})");
     text_seed("agent-request", 14, R"({"cmd":"download","manifest":"/m.pdm","origin":"https://cdn/x","pin":true,"id":1})");
     text_seed("agent-setting", 14, R"({"cmd":"setting","key":"k","value":{"a":[1,true]}})");
+    pd::admin_credential credential;
+    for (std::size_t i = 0; i < 32; ++i) credential.admin_seed[i] = static_cast<std::uint8_t>(i * 7 + 1);
+    text_seed("admin-credential", 15, pd::format_admin_credential(credential, "seed"));
     return 0;
 }
 
@@ -114,7 +117,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     const std::uint8_t *body = data + 1;
     std::size_t len = size - 1;
     try {
-        switch (data[0] % 15) {
+        switch (data[0] % 16) {
         case 0: {
             auto m = pd::content::manifest::parse(body, len);
             if (m.serialize() != std::vector<std::uint8_t>(body, body + len)) std::abort();
@@ -283,6 +286,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             } catch (const pd_agent::input_error &) {
             }
             break;
+        case 15: {
+            // An administrator's credential file: what parses formats back to the same keys.
+            auto c = pd::parse_admin_credential(std::string(reinterpret_cast<const char *>(body), len));
+            auto again = pd::parse_admin_credential(pd::format_admin_credential(c, "fuzz"));
+            if (again.admin_seed != c.admin_seed || again.coordinator_key != c.coordinator_key) std::abort();
+            break;
+        }
         }
     } catch (const pd::error &) {
         // A clean rejection.

@@ -104,7 +104,8 @@ class Fleet:
         d = self.lab.add_device(self.cdn_office, "coord")
         db = os.path.join(self.dir, "coordinator.db")
         key = os.path.join(self.dir, "fleet.key")
-        subprocess.run([self.coordinator_bin, "init", "--db", db, "--key-out", key], check=True, capture_output=True)
+        subprocess.run([self.coordinator_bin, "init", "--db", db, "--key-out", key,
+                        "--admin-out", os.path.join(self.dir, "admin.cred")], check=True, capture_output=True)
         self.coordinator = d.ip + ":7400"
         self.coordinator_log = os.path.join(self.dir, "coordinator.log")
         self.coordinator_device = d
@@ -139,7 +140,7 @@ class Fleet:
         `as_json`: the reply as JSON)."""
         flags = ["--json"] if as_json else []
         return self.lab.run(self.coordinator_device, [self.coordinator_bin, "admin", "--connect", self.coordinator,
-                                                      "--key-file", os.path.join(self.dir, "fleet.key")] + flags + list(args))
+                                                      "--credential", os.path.join(self.dir, "admin.cred")] + flags + list(args))
 
     def close(self):
         for a in self.agents.values():

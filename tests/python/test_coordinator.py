@@ -1,8 +1,11 @@
 """pd-coordinator as a process: init (key shown once, --regenerate-key), serve, restart,
-and the admin API from Python (peerdist.Admin over the C ABI) and from its own CLI."""
+administrators' credentials and roles, and the admin API from Python (peerdist.Admin over
+the C ABI) and from its own CLI."""
 import json
 import os
 import re
+import sqlite3
+import stat
 import subprocess
 import time
 
@@ -44,40 +47,122 @@ class Server:
         self.proc.wait(timeout=10)
 
 
+def key_admin(*args):
+    return subprocess.run([COORDINATOR, "admin-key"] + [str(a) for a in args], capture_output=True, text=True, timeout=30)
+
+
 @pytest.fixture
 def coordinator(tmp_path):
+    """A running coordinator, its first administrator's credential, and its database."""
     db = tmp_path / "c.db"
-    out = init(db, "--key-out", str(tmp_path / "key"))
+    out = init(db, "--key-out", str(tmp_path / "key"), "--admin-out", str(tmp_path / "admin.cred"))
     assert out.returncode == 0, out.stderr
     server = Server(db)
-    yield server, bytes.fromhex((tmp_path / "key").read_text().strip()), db
+    yield server, str(tmp_path / "admin.cred"), db
     server.stop()
 
 
-def test_init_shows_the_key_once_and_regenerating_it_locks_out_the_old_one(tmp_path):
+def test_init_shows_the_keys_once_and_regenerating_the_fleet_key_keeps_the_administrators(tmp_path):
     db = tmp_path / "c.db"
-    first = init(db)
+    first = init(db, "--admin-out", str(tmp_path / "admin.cred"))
     assert first.returncode == 0
     key = re.search(r"^([0-9a-f]{64})$", first.stdout, re.M).group(1)
+    coordinator_key = re.search(r"^coordinator key: ([0-9a-f]{64})$", first.stdout, re.M).group(1)
+    cred = (tmp_path / "admin.cred").read_text()
+    assert "coordinator_key = " + coordinator_key in cred and key not in cred
+    assert stat.S_IMODE((tmp_path / "admin.cred").stat().st_mode) == 0o600
     again = init(db)
     assert again.returncode != 0 and "already initialised" in again.stderr
     regenerated = init(db, "--regenerate-key")
     assert regenerated.returncode == 0 and "shared key mismatch" in regenerated.stdout
-    new_key = re.search(r"^([0-9a-f]{64})$", regenerated.stdout, re.M).group(1)
-    assert new_key != key
+    assert re.search(r"^([0-9a-f]{64})$", regenerated.stdout, re.M).group(1) != key
+    assert "coordinator key: " + coordinator_key in regenerated.stdout  # administrators keep working
     server = Server(db)
     try:
-        with pytest.raises(peerdist.errors.AuthError, match="shared key mismatch"):
-            peerdist.Admin(server.address, bytes.fromhex(key), 3000)
-        with peerdist.Admin(server.address, bytes.fromhex(new_key), 3000) as admin:
+        with peerdist.Admin(server.address, str(tmp_path / "admin.cred"), 3000) as admin:
             assert admin.health()["database"] == "ok"
+            assert admin.whoami() == {"name": "admin", "role": "admin"}
     finally:
         server.stop()
 
 
+def test_admin_keys_roles_revocation_and_the_fleet_key_refused(coordinator, tmp_path, host_bin):
+    """The attack of issue #16 from the command line: a device's fleet key does not
+    administer; a viewer reads and changes nothing; a revoked administrator is refused on
+    the next operation, while the server runs."""
+    server, cred, db = coordinator
+    pd = os.path.join(host_bin, "pd")
+
+    def run(credential, *args):
+        return subprocess.run([pd, "admin", "--coordinator", server.address, "--credential", str(credential)] + list(args),
+                              capture_output=True, text=True, timeout=30)
+
+    out = subprocess.run([pd, "admin", "--coordinator", server.address, "--key-file", str(tmp_path / "key"), "health"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "the fleet key does not authorise admin operations" in out.stderr
+    out = subprocess.run([COORDINATOR, "admin", "--connect", server.address, "--key-file", str(tmp_path / "key"), "health"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "the fleet key does not authorise admin operations" in out.stderr
+    # A fleet key handed over as a credential is not one.
+    out = run(tmp_path / "key", "health")
+    assert out.returncode == 1 and "expected NAME = VALUE" in out.stderr, out.stderr
+
+    viewer = tmp_path / "viewer.cred"
+    out = key_admin("add", "--db", db, "--name", "carol", "--role", "viewer", "--out", viewer)
+    assert out.returncode == 0, out.stderr
+    assert run(viewer, "health").returncode == 0
+    assert json.loads(run(viewer, "whoami").stdout) == {"name": "carol", "role": "viewer"}
+    out = run(viewer, "group-set", "all", "--devices", "pc-1")
+    assert out.returncode == 1 and "administrator 'carol' is a viewer: 'admin.groups.set' changes the coordinator" in out.stderr
+    assert key_admin("add", "--db", db, "--name", "carol", "--out", tmp_path / "x.cred").returncode == 1  # names are unique
+    assert key_admin("add", "--db", db, "--name", "eve", "--role", "root", "--out", tmp_path / "x.cred").returncode == 1
+
+    assert run(cred, "group-set", "all", "--devices", "pc-1").returncode == 0
+    admins = json.loads(run(viewer, "admins").stdout)["admins"]
+    assert [(a["name"], a["role"], a["revoked_ms"]) for a in admins] == [("admin", "admin", 0), ("carol", "viewer", 0)]
+
+    out = key_admin("revoke", "--db", db, "--name", "carol")
+    assert out.returncode == 0, out.stderr
+    out = run(viewer, "health")
+    assert out.returncode == 1 and "administrator 'carol' was revoked" in out.stderr, out.stderr
+    assert "carol,viewer," in key_admin("list", "--db", db).stdout
+    server.log.seek(0)
+    log = server.log.read()
+    assert "audit: administrator 'admin' (admin) from 127.0.0.1: admin.groups.set ok" in log
+    assert "audit: administrator 'carol' (viewer) from 127.0.0.1: admin.groups.set refused" in log
+    assert "audit: auth refused from 127.0.0.1: administrator 'carol' was revoked" in log
+
+    # A credential others can read is refused before it is used.
+    os.chmod(cred, 0o644)
+    out = run(cred, "health")
+    assert out.returncode == 1 and "can be read or changed by other users (mode 0644): chmod 600 it" in out.stderr
+
+
+def test_a_database_from_0_4_gains_administrators_when_upgraded(tmp_path):
+    """0.4.x databases (schema 1) have no coordinator key and no administrators: serve adds
+    both tables' worth on first start, and admin-key add makes the first administrator."""
+    db = tmp_path / "c.db"
+    assert init(db).returncode == 0
+    with sqlite3.connect(str(db)) as c:  # what 0.4 left behind
+        c.execute("DROP TABLE admins")
+        c.execute("DELETE FROM meta WHERE key='signing_key'")
+        c.execute("PRAGMA user_version=1")
+    server = Server(db)
+    try:
+        out = key_admin("add", "--db", db, "--name", "ops", "--out", tmp_path / "ops.cred")
+        assert out.returncode == 0, out.stderr
+        with peerdist.Admin(server.address, str(tmp_path / "ops.cred"), 3000) as admin:
+            assert admin.whoami()["role"] == "admin"
+            assert admin.health()["database"] == "ok"
+    finally:
+        server.stop()
+    with sqlite3.connect(str(db)) as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
 def test_admin_from_python_and_state_across_a_restart(coordinator, tmp_path):
-    server, key, db = coordinator
-    with peerdist.Admin(server.address, key) as admin:
+    server, cred, db = coordinator
+    with peerdist.Admin(server.address, cred) as admin:
         server_id = admin.server_id()
         assert re.fullmatch(r"[0-9a-f]{32}", server_id)
         admin.import_topology(TOPOLOGY)
@@ -97,7 +182,7 @@ def test_admin_from_python_and_state_across_a_restart(coordinator, tmp_path):
     server.stop()
     again = Server(db)
     try:
-        with peerdist.Admin(again.address, key) as admin:
+        with peerdist.Admin(again.address, cred) as admin:
             assert admin.server_id() == server_id
             assert "Branch A WiFi,Branch A,WiFi,10.1.2.0/24" in admin.export_topology()
             health = admin.health()
@@ -108,23 +193,22 @@ def test_admin_from_python_and_state_across_a_restart(coordinator, tmp_path):
 
 
 def test_admin_cli(coordinator, tmp_path):
-    server, key, _ = coordinator
-    keyfile = tmp_path / "key"
+    server, cred, _ = coordinator
     bad = tmp_path / "bad.csv"
     bad.write_text("name,parent,type,ranges\nA,,Default,10.0.0.0/24\nB,A,Default,10.0.0.0/25\n")
-    out = subprocess.run([COORDINATOR, "admin", "--connect", server.address, "--key-file", str(keyfile),
+    out = subprocess.run([COORDINATOR, "admin", "--connect", server.address, "--credential", cred,
                           "topology-import", str(bad)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert "line 3: range 10.0.0.0/25 of 'B' overlaps 10.0.0.0/24 of 'A' (line 2)" in out.stderr
-    out = subprocess.run([COORDINATOR, "admin", "--connect", server.address, "--key-file", str(keyfile), "health"],
+    out = subprocess.run([COORDINATOR, "admin", "--connect", server.address, "--credential", cred, "health"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and '"database": "ok"' in out.stdout
 
 
 def test_pd_cli_admin(coordinator, tmp_path, host_bin):
-    server, key, _ = coordinator
+    server, cred, _ = coordinator
     pd = os.path.join(host_bin, "pd")
-    base = [pd, "admin", "--coordinator", server.address, "--key-file", str(tmp_path / "key")]
+    base = [pd, "admin", "--coordinator", server.address, "--credential", cred]
     topo = tmp_path / "t.csv"
     topo.write_text(TOPOLOGY)
     out = subprocess.run(base + ["topology-import", str(topo)], capture_output=True, text=True, timeout=30)
@@ -142,7 +226,7 @@ def test_republish_all_rebuilds_a_new_coordinator_and_moves_origins(coordinator,
     """A coordinator rebuilt on an empty database learns every content back from the
     publisher's manifests (pd publish writes FILE.pdm beside FILE); a CDN move gives every
     content its new origin in one call; a damaged manifest stores nothing."""
-    server, key, db = coordinator
+    server, cred, db = coordinator
     pd = os.path.join(host_bin, "pd")
     pkgs = tmp_path / "pkgs"
     pkgs.mkdir()
@@ -152,11 +236,11 @@ def test_republish_all_rebuilds_a_new_coordinator_and_moves_origins(coordinator,
         m = peerdist.Manifest.hash_file(str(pkgs / name))
         m.write(str(pkgs / (name + ".pdm")))
         ids[name] = m.id
-    with peerdist.Admin(server.address, key) as admin:
+    with peerdist.Admin(server.address, cred) as admin:
         admin.publish(peerdist.Manifest.read(str(pkgs / "agent.msi.pdm")), ["http://old-cdn/agent.msi"])
 
     def republish(*extra):
-        return subprocess.run([pd, "admin", "--coordinator", server.address, "--key-file", str(tmp_path / "key"),
+        return subprocess.run([pd, "admin", "--coordinator", server.address, "--credential", cred,
                                "republish-all", str(pkgs)] + list(extra), capture_output=True, text=True, timeout=30)
 
     out = republish("--origin-base", "http://new-cdn/pkgs")
@@ -178,11 +262,11 @@ def test_republish_all_rebuilds_a_new_coordinator_and_moves_origins(coordinator,
     # until the manifests are republished, and keeps them across its own restart.
     server.stop()
     fresh_db = tmp_path / "fresh.db"
-    assert init(fresh_db, "--key-out", str(tmp_path / "key2")).returncode == 0
+    assert init(fresh_db, "--admin-out", str(tmp_path / "admin2.cred")).returncode == 0
     fresh = Server(fresh_db)
     try:
-        fresh_key = bytes.fromhex((tmp_path / "key2").read_text().strip())
-        with peerdist.Admin(fresh.address, fresh_key) as admin:
+        fresh_cred = str(tmp_path / "admin2.cred")
+        with peerdist.Admin(fresh.address, fresh_cred) as admin:
             assert admin.health()["contents"] == 0
             entries = [(peerdist.Manifest.read(str(pkgs / (n + ".pdm"))), ["http://new-cdn/pkgs/" + n]) for n in sorted(ids)]
             report = admin.republish_all(entries)
@@ -193,7 +277,7 @@ def test_republish_all_rebuilds_a_new_coordinator_and_moves_origins(coordinator,
         fresh.stop()
     fresh = Server(fresh_db)
     try:
-        with peerdist.Admin(fresh.address, fresh_key) as admin:
+        with peerdist.Admin(fresh.address, fresh_cred) as admin:
             assert admin.health()["contents"] == 3
     finally:
         fresh.stop()

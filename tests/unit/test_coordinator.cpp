@@ -9,12 +9,15 @@
 #include "coordinator/store.h"
 #include "coordinator/topology.h"
 #include "platform/socket.h"
+#include "util/hex.h"
 
 #include <peerdist/admin.h>
 #include <cstring>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+
+#include <sodium.h>
 
 #include <thread>
 #include <sys/socket.h>
@@ -40,6 +43,22 @@ std::vector<std::string> problems_of(const std::string &csv) {
         return e.problems();
     }
     return {};
+}
+
+std::string public_key_of(const pd::admin_credential &c) {
+    std::array<std::uint8_t, 32> pk{};
+    std::array<std::uint8_t, 64> sk{};
+    crypto_sign_seed_keypair(pk.data(), sk.data(), c.admin_seed.data());
+    return pd::to_hex(pk.data(), 32);
+}
+
+pd::admin_credential add_admin_to(coordinator_store &store, const std::array<std::uint8_t, 32> &coordinator_key,
+                                  const std::string &name, const std::string &role) {
+    pd::admin_credential c;
+    randombytes_buf(c.admin_seed.data(), 32);
+    c.coordinator_key = coordinator_key;
+    store.add_admin({name, public_key_of(c), role, 1, 0});
+    return c;
 }
 
 bool mentions(const std::vector<std::string> &problems, const std::string &needle) {
@@ -319,10 +338,14 @@ struct running_server {
     std::unique_ptr<server> srv;
     std::thread thread;
     std::array<std::uint8_t, 32> key{7, 7, 7};
+    std::array<std::uint8_t, 32> coordinator_key{};  // its public key
 
     explicit running_server(server_options o = {}) {
         o.server_id = "s1";
         o.fleet_key = key;
+        if (!o.audit) o.audit = [](const std::string &) {};  // the trust tests capture it
+        std::array<std::uint8_t, 32> seed{5, 5, 5};
+        crypto_sign_seed_keypair(coordinator_key.data(), o.signing_key.data(), seed.data());
         srv = std::make_unique<server>(io, reg, *store, o);
         srv->listen("127.0.0.1:0");
         thread = std::thread([this] { io.run(); });
@@ -332,6 +355,20 @@ struct running_server {
         io.stop();
         thread.join();
     }
+    // A new administrator with `role` in the store, and its credential.
+    pd::admin_credential add_admin(const std::string &name, const std::string &role = "admin") {
+        return add_admin_to(*store, coordinator_key, name, role);
+    }
+    coordinator_client admin(const std::string &role = "admin") {
+        return coordinator_client(srv->bound_address(), add_admin(role + std::to_string(++admins), role), 5000);
+    }
+    static pd_admin_credential capi(const pd::admin_credential &c) {
+        pd_admin_credential out;
+        std::memcpy(out.admin_key, c.admin_seed.data(), 32);
+        std::memcpy(out.coordinator_key, c.coordinator_key.data(), 32);
+        return out;
+    }
+    int admins = 0;
 };
 
 }  // namespace
@@ -343,6 +380,7 @@ TEST(coordinator_server, agents_register_and_ask_for_sources_over_the_secure_cha
                          {"facts", {{"free_bytes", 10}}}});
     ASSERT_TRUE(reply["ok"].get<bool>()) << reply.dump();
     EXPECT_EQ(reply["server_id"], "s1");
+    EXPECT_EQ(reply["address"], "127.0.0.1");
     EXPECT_EQ(reply["office"], "Subnet 127.0.0.0/24");
     c.call({{"op", "register"}, {"device_id", "d2"}, {"listen", "0.0.0.0:34761"}});
     auto src = c.call({{"op", "sources"}, {"device_id", "d1"}, {"content", cid}});
@@ -354,7 +392,7 @@ TEST(coordinator_server, agents_register_and_ask_for_sources_over_the_secure_cha
               std::string::npos);
     EXPECT_NE(c.call({{"op", "fly"}})["error"].get<std::string>().find("unknown operation"), std::string::npos);
     EXPECT_TRUE(c.call({{"op", "heartbeat"}, {"device_id", "nobody"}})["unregistered"].get<bool>());
-    EXPECT_EQ(c.call({{"op", "admin.health"}})["devices"], 2);
+    EXPECT_EQ(s.admin("viewer").call({{"op", "admin.health"}})["devices"], 2);
 }
 
 TEST(topology, an_office_wan_budget_is_an_optional_fifth_column) {
@@ -375,8 +413,9 @@ TEST(topology, an_office_wan_budget_is_an_optional_fifth_column) {
 TEST(coordinator_server, registration_and_heartbeats_carry_the_office_wan_budget) {
     running_server s;
     coordinator_client c(s.srv->bound_address(), s.key.data(), 5000);
+    auto admin = s.admin();
     auto set = [&](const std::string &budget) {
-        auto r = c.call({{"op", "admin.topology.import"},
+        auto r = admin.call({{"op", "admin.topology.import"},
                          {"csv", "name,parent,type,ranges,wan_budget\nCentral Office,,Default,10.0.0.0/8,\n"
                                  "Loopback,Central Office,Default,127.0.0.0/8," + budget + "\n"}});
         ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
@@ -424,7 +463,7 @@ TEST(coordinator_client, a_host_name_is_resolved) {
     running_server s;
     auto port = s.srv->bound_address().substr(s.srv->bound_address().rfind(':') + 1);
     coordinator_client by_name("localhost:" + port, s.key.data(), 5000);
-    EXPECT_TRUE(by_name.call({{"op", "admin.server_id"}}).value("ok", false));
+    EXPECT_TRUE(by_name.call({{"op", "register"}, {"device_id", "d1"}}).value("ok", false));
 }
 
 TEST(coordinator_server, a_wrong_key_is_a_shared_key_mismatch_and_big_messages_travel_in_parts) {
@@ -437,7 +476,7 @@ TEST(coordinator_server, a_wrong_key_is_a_shared_key_mismatch_and_big_messages_t
         EXPECT_EQ(e.code(), PD_E_AUTH);
         EXPECT_NE(std::string(e.what()).find("shared key mismatch"), std::string::npos);
     }
-    coordinator_client c(s.srv->bound_address(), s.key.data(), 5000);
+    auto c = s.admin();
     // A topology of 5000 offices is well over one record each way.
     std::string csv = "name,parent,type,ranges\nCentral Office,,Default,\n";
     for (int i = 0; i < 5000; ++i)
@@ -456,17 +495,13 @@ TEST(coordinator_server, a_wrong_key_is_a_shared_key_mismatch_and_big_messages_t
 }
 
 TEST(admin_capi, every_admin_operation_over_the_c_abi) {
-    running_server s;
+    server_options o;
+    o.trust_claimed_addresses = true;  // one "device" below poses as a Branch A machine from loopback
+    running_server s(o);
     auto addr = s.srv->bound_address();
-    std::uint8_t other[32] = {9};
-    pd_admin *bad = nullptr;
-    EXPECT_EQ(pd_admin_connect(&bad, addr.c_str(), other, 32, 3000), PD_E_AUTH);
-    EXPECT_NE(std::string(pd_error_last()->message).find("shared key mismatch"), std::string::npos);
-    EXPECT_EQ(bad, nullptr);
-    EXPECT_EQ(pd_admin_connect(&bad, addr.c_str(), s.key.data(), 31, 3000), PD_E_INVALID);
-
+    auto cred = running_server::capi(s.add_admin("alice"));
     pd_admin *a = nullptr;
-    ASSERT_EQ(pd_admin_connect(&a, addr.c_str(), s.key.data(), 32, 3000), PD_OK) << pdtest::last_error();
+    ASSERT_EQ(pd_admin_connect(&a, addr.c_str(), &cred, 3000), PD_OK) << pdtest::last_error();
     auto text = [](pd_buf &b) {
         std::string t(reinterpret_cast<char *>(b.ptr), b.size);
         pd_buf_dispose(&b);
@@ -520,7 +555,8 @@ TEST(admin_capi, every_admin_operation_over_the_c_abi) {
 TEST(admin_capi, republish_all_is_checked_first_and_stored_all_or_none) {
     running_server s;
     pd_admin *a = nullptr;
-    ASSERT_EQ(pd_admin_connect(&a, s.srv->bound_address().c_str(), s.key.data(), 32, 3000), PD_OK) << pdtest::last_error();
+    auto cred = running_server::capi(s.add_admin("alice"));
+    ASSERT_EQ(pd_admin_connect(&a, s.srv->bound_address().c_str(), &cred, 3000), PD_OK) << pdtest::last_error();
     std::unique_ptr<pd_admin, void (*)(pd_admin *)> close(a, pd_admin_free);
     pdtest::temp_dir dir;
     std::vector<pd_manifest *> m(3, nullptr);
@@ -564,7 +600,7 @@ TEST(admin_capi, republish_all_is_checked_first_and_stored_all_or_none) {
 
     // One damaged entry (a known id with another size) refuses the lot, naming it: the good
     // entry before it is not stored either.
-    coordinator_client raw(s.srv->bound_address(), s.key.data(), 3000);
+    auto raw = s.admin();
     auto entry = [&](const pd_manifest *x, std::uint64_t size) {
         return json{{"content", hex(x)}, {"name", "n"}, {"size", size}, {"block_count", 2}};
     };
@@ -636,10 +672,12 @@ TEST(coordinator_protocol, deep_nesting_and_wrong_types_are_errors_not_crashes) 
     server_options o;
     o.server_id = "s1";
     server srv(io, reg, *store, o);
+    auto cred = add_admin_to(*store, {}, "alice", "admin");
+    server::caller from{"10.0.0.1", true, public_key_of(cred)};
     for (auto bad : {json{{"op", 7}}, json{{"op", "register"}, {"device_id", json::array()}},
                      json{{"op", "register"}, {"device_id", "d"}, {"facts", {{"free_bytes", "lots"}}}},
                      json{{"op", "admin.topology.import"}, {"csv", 5}}, json{{"op", "holding"}, {"device_id", "d"}}}) {
-        auto reply = srv.handle(bad, "10.0.0.1");
+        auto reply = srv.handle(bad, from);
         EXPECT_FALSE(reply.value("ok", true)) << bad.dump();
         EXPECT_TRUE(reply.contains("error")) << bad.dump();
     }
@@ -684,7 +722,7 @@ TEST(coordinator_server, a_connection_that_never_authenticates_is_closed_at_the_
     ::close(fd);
     // A keyed client is served as before.
     coordinator_client c(s.srv->bound_address(), s.key.data(), 5000);
-    EXPECT_TRUE(c.call({{"op", "admin.server_id"}}).value("ok", false));
+    EXPECT_TRUE(c.call({{"op", "register"}, {"device_id", "d1"}}).value("ok", false));
 }
 
 TEST(topology, an_office_named_like_a_comment_survives_export_and_import) {
@@ -703,14 +741,16 @@ TEST(coordinator_server, a_topology_import_is_checked_off_the_network_thread) {
     registry reg(*store, election_policy{}, 15000);
     boost::asio::io_context io;
     server srv(io, reg, *store, server_options{});
+    auto cred = add_admin_to(*store, {}, "alice", "admin");
+    server::caller from{"10.0.0.1", true, public_key_of(cred)};
     std::optional<json> heartbeat, import, refused;
-    srv.handle_async({{"op", "admin.health"}}, "10.0.0.1", [&](json r) { heartbeat = r; });
+    srv.handle_async({{"op", "admin.health"}}, from, [&](json r) { heartbeat = r; });
     EXPECT_TRUE(heartbeat);  // an ordinary request is answered at once
     std::string csv = "name,parent,type,ranges\nCentral Office,,Default,\n";
     for (int i = 0; i < 4000; ++i)
         csv += "o" + std::to_string(i) + "," + (i ? "o" + std::to_string(i - 1) : std::string("Central Office")) + ",Default,\n";
-    srv.handle_async({{"op", "admin.topology.import"}, {"csv", csv}}, "10.0.0.1", [&](json r) { import = r; });
-    srv.handle_async({{"op", "admin.topology.import"}, {"csv", "name,parent,type,ranges\nX,Y,Default,\n"}}, "10.0.0.1",
+    srv.handle_async({{"op", "admin.topology.import"}, {"csv", csv}}, from, [&](json r) { import = r; });
+    srv.handle_async({{"op", "admin.topology.import"}, {"csv", "name,parent,type,ranges\nX,Y,Default,\n"}}, from,
                      [&](json r) { refused = r; });
     EXPECT_FALSE(import);  // handed to the worker, answered later on the network thread
     auto work = boost::asio::make_work_guard(io);  // the answers are posted from the worker
@@ -721,4 +761,141 @@ TEST(coordinator_server, a_topology_import_is_checked_off_the_network_thread) {
     EXPECT_EQ(reg.office_count(), 4001u);  // the refused one left the imported topology in place
     EXPECT_FALSE((*refused)["ok"].get<bool>());
     EXPECT_FALSE((*refused)["problems"].empty());
+}
+
+// ---- trust: who may administer, and where a device is ----
+
+TEST(coordinator_trust, the_fleet_key_alone_cannot_administer_and_roles_hold_at_once) {
+    std::vector<std::string> audit;
+    std::mutex audit_mu;
+    server_options o;
+    o.audit = [&](const std::string &line) {
+        std::lock_guard lk(audit_mu);
+        audit.push_back(line);
+    };
+    running_server s(o);
+    auto audited = [&](const std::string &needle) {
+        std::lock_guard lk(audit_mu);
+        return std::any_of(audit.begin(), audit.end(), [&](auto &l) { return l.find(needle) != std::string::npos; });
+    };
+    // The attacker holds the fleet key (any device does) and tries every admin operation.
+    coordinator_client member(s.srv->bound_address(), s.key.data(), 5000);
+    for (auto op : {"admin.health", "admin.devices.csv", "admin.groups.set", "admin.topology.import", "admin.admins.list"}) {
+        auto r = member.call({{"op", op}, {"name", "all"}, {"devices", json::array()}, {"csv", good_csv}});
+        EXPECT_FALSE(r.value("ok", true)) << op;
+        EXPECT_NE(r.value("error", std::string()).find("needs an administrator's credential"), std::string::npos) << r.dump();
+    }
+    EXPECT_TRUE(s.store->groups().empty());
+    EXPECT_FALSE(s.reg.topology_uploaded());
+    EXPECT_TRUE(audited("unauthenticated from 127.0.0.1: admin.groups.set refused"));
+
+    // A viewer reads, and changes nothing.
+    auto viewer = s.admin("viewer");
+    EXPECT_EQ(viewer.role(), admin_role::viewer);
+    EXPECT_TRUE(viewer.call({{"op", "admin.health"}}).value("ok", false));
+    auto r = viewer.call({{"op", "admin.groups.set"}, {"name", "g"}, {"devices", {"x"}}});
+    EXPECT_NE(r.value("error", std::string()).find("is a viewer: 'admin.groups.set' changes the coordinator"), std::string::npos)
+        << r.dump();
+    EXPECT_TRUE(s.store->groups().empty());
+
+    // An administrator changes things; revoked, it is refused at once on its open connection.
+    auto alice = s.add_admin("alice");
+    coordinator_client admin(s.srv->bound_address(), alice, 5000);
+    EXPECT_EQ(admin.admin_name(), "alice");
+    EXPECT_TRUE(admin.call({{"op", "admin.groups.set"}, {"name", "g"}, {"devices", {"x"}}}).value("ok", false));
+    EXPECT_TRUE(audited("administrator 'alice' (admin) from 127.0.0.1: admin.groups.set ok"));
+    ASSERT_TRUE(s.store->revoke_admin("alice", 2));
+    r = admin.call({{"op", "admin.groups.remove"}, {"name", "g"}});
+    EXPECT_NE(r.value("error", std::string()).find("administrator 'alice' was revoked"), std::string::npos) << r.dump();
+    EXPECT_EQ(s.store->groups().size(), 1u);
+    try {
+        coordinator_client again(s.srv->bound_address(), alice, 5000);
+        ADD_FAILURE() << "a revoked administrator connected";
+    } catch (const pd::error &e) {
+        EXPECT_EQ(e.code(), PD_E_AUTH);
+        EXPECT_NE(std::string(e.what()).find("refused this administrator: administrator 'alice' was revoked"), std::string::npos)
+            << e.what();
+    }
+    EXPECT_TRUE(audited("auth refused from 127.0.0.1: administrator 'alice' was revoked"));
+
+    // A key the coordinator never saw, and a server that cannot prove the credential's key
+    // (someone posing as the coordinator): both refused, saying which side failed.
+    pd::admin_credential stranger;
+    randombytes_buf(stranger.admin_seed.data(), 32);
+    stranger.coordinator_key = s.coordinator_key;
+    auto connect_error = [&](const pd::admin_credential &c) {
+        try {
+            coordinator_client x(s.srv->bound_address(), c, 5000);
+        } catch (const pd::error &e) {
+            return std::string(e.what());
+        }
+        return std::string("connected");
+    };
+    EXPECT_NE(connect_error(stranger).find("this key is not an administrator's"), std::string::npos);
+    auto bob = s.add_admin("bob");
+    bob.coordinator_key[0] ^= 1;
+    EXPECT_NE(connect_error(bob).find("is not the coordinator this credential names"), std::string::npos) << connect_error(bob);
+}
+
+TEST(coordinator_trust, a_connection_without_the_fleet_key_gets_nothing_but_auth) {
+    running_server s;
+    // A keyless channel is admitted (administrators hold no fleet key), but proves nothing:
+    // the first request must be a valid "auth", or the connection ends.
+    auto keyless_call = [&](const json &request) {
+        int fd = pd::platform::connect_tcp(s.srv->bound_address(), 3000);
+        pd::net::blocking_channel ch(fd, pd::net::role::client, nullptr);
+        for (auto &rec : frame_message(request)) ch.send(rec);
+        message_assembler in;
+        json reply;
+        while (true)
+            if (auto m = in.feed(ch.receive())) {
+                reply = *m;
+                break;
+            }
+        bool closed = false;
+        try {
+            ch.receive();
+        } catch (const pd::error &e) {
+            closed = e.code() == PD_E_IO;
+        }
+        ::close(fd);
+        return std::make_pair(reply, closed);
+    };
+    auto [reply, closed] = keyless_call({{"op", "register"}, {"device_id", "evil"}, {"listen", "0.0.0.0:1"}});
+    EXPECT_NE(reply.value("error", std::string()).find("authenticate first"), std::string::npos) << reply.dump();
+    EXPECT_TRUE(closed);
+    std::tie(reply, closed) = keyless_call({{"op", "auth"}, {"key", std::string(64, 'a')}, {"signature", std::string(128, 'b')}});
+    EXPECT_NE(reply.value("error", std::string()).find("not an administrator's"), std::string::npos) << reply.dump();
+    EXPECT_TRUE(closed);
+    EXPECT_TRUE(s.reg.devices().empty());
+    // A signature made for another connection's transcript does not verify here (replay).
+    auto alice = s.add_admin("alice");
+    std::array<std::uint8_t, 32> pk{};
+    std::array<std::uint8_t, 64> sk{};
+    crypto_sign_seed_keypair(pk.data(), sk.data(), alice.admin_seed.data());
+    std::array<std::uint8_t, 32> other_transcript{1};
+    auto sig = sign_transcript(signer::administrator, other_transcript, sk.data());
+    std::tie(reply, closed) = keyless_call({{"op", "auth"}, {"key", pd::to_hex(pk.data(), 32)}, {"signature", pd::to_hex(sig.data(), 64)}});
+    EXPECT_NE(reply.value("error", std::string()).find("the signature does not verify"), std::string::npos) << reply.dump();
+}
+
+TEST(coordinator_trust, a_device_is_placed_and_reached_where_its_connection_comes_from) {
+    running_server s;
+    coordinator_client member(s.srv->bound_address(), s.key.data(), 5000);
+    // The attack of issue #16: claim another office's address and point peers at port 22 of
+    // another host.
+    auto r = member.call({{"op", "register"}, {"device_id", "d1"}, {"address", "10.1.0.5"}, {"listen", "0.0.0.0:34760"}});
+    EXPECT_NE(r.value("error", std::string()).find("'address' 10.1.0.5 is not the address this device connects from (127.0.0.1)"),
+              std::string::npos)
+        << r.dump();
+    r = member.call({{"op", "register"}, {"device_id", "d1"}, {"listen", "10.9.9.9:22"}});
+    EXPECT_NE(r.value("error", std::string()).find("'listen' 10.9.9.9:22 is not at the address this device connects from"),
+              std::string::npos)
+        << r.dump();
+    EXPECT_TRUE(s.reg.devices().empty());
+    r = member.call({{"op", "register"}, {"device_id", "d1"}, {"address", "127.0.0.1"}, {"listen", "127.0.0.1:34760"}});
+    ASSERT_TRUE(r.value("ok", false)) << r.dump();
+    r = member.call({{"op", "heartbeat"}, {"device_id", "d1"}, {"address", "10.2.0.9"}});
+    EXPECT_FALSE(r.value("ok", true));
+    EXPECT_EQ(s.reg.devices().at("d1").address, "127.0.0.1");
 }

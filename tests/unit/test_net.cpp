@@ -115,6 +115,53 @@ TEST(secure_channel, handshake_state_machines_and_version_check) {
     EXPECT_EQ(code_of([&] { other.on_peer_hello(junk.data(), 10); }), PD_E_INVALID);
 }
 
+TEST(secure_channel, a_keyless_client_is_admitted_only_where_allowed_and_proves_nothing) {
+    auto k = key_of(3);
+    // A server that admits keyless clients (the coordinator) completes the handshake, and
+    // knows the client proved no fleet key; both sides share the transcript an identity
+    // proof signs.
+    handshake c(role::client, nullptr), s(role::server, k.data(), keyless::admitted);
+    EXPECT_EQ(c.hello()[5], 1);  // the flag is in the transcript: flipping it breaks both FINISHes
+    auto cf = c.on_peer_hello(s.hello().data(), hello_size);
+    auto sf = s.on_peer_hello(c.hello().data(), hello_size);
+    c.on_peer_finish(sf.data(), sf.size());
+    s.on_peer_finish(cf.data(), cf.size());
+    EXPECT_FALSE(s.fleet_key_proven());
+    EXPECT_FALSE(c.fleet_key_proven());
+    EXPECT_EQ(c.transcript(), s.transcript());
+    EXPECT_EQ(c.keys().send, s.keys().receive);
+
+    // A keyed client meeting the same server proves the key as before.
+    handshake keyed(role::client, k.data()), s2(role::server, k.data(), keyless::admitted);
+    auto kf = keyed.on_peer_hello(s2.hello().data(), hello_size);
+    auto s2f = s2.on_peer_hello(keyed.hello().data(), hello_size);
+    keyed.on_peer_finish(s2f.data(), s2f.size());
+    s2.on_peer_finish(kf.data(), kf.size());
+    EXPECT_TRUE(s2.fleet_key_proven());
+
+    // A peer server refuses keyless clients; a man in the middle that clears the flag makes
+    // the proofs disagree; unknown flags and a keyless server are malformed.
+    handshake c3(role::client, nullptr), peer_server(role::server, k.data());
+    std::string why;
+    EXPECT_EQ(code_of([&] { peer_server.on_peer_hello(c3.hello().data(), hello_size); }, &why), PD_E_AUTH);
+    EXPECT_NE(why.find("admits fleet members only"), std::string::npos) << why;
+    handshake c4(role::client, nullptr), s4(role::server, k.data(), keyless::admitted);
+    auto stripped = c4.hello();
+    stripped[5] = 0;
+    auto c4f = c4.on_peer_hello(s4.hello().data(), hello_size);
+    s4.on_peer_hello(stripped.data(), hello_size);
+    EXPECT_EQ(code_of([&] { s4.on_peer_finish(c4f.data(), c4f.size()); }), PD_E_AUTH);
+    auto odd = c4.hello();
+    odd[5] = 2;
+    handshake s5(role::server, k.data(), keyless::admitted);
+    EXPECT_EQ(code_of([&] { s5.on_peer_hello(odd.data(), hello_size); }), PD_E_INVALID);
+    handshake c6(role::client, k.data());
+    auto flagged_server = s5.hello();
+    flagged_server[5] = 1;
+    EXPECT_EQ(code_of([&] { c6.on_peer_hello(flagged_server.data(), hello_size); }), PD_E_INVALID);
+    EXPECT_EQ(code_of([] { handshake h(role::server, nullptr); }), PD_E_MISUSE);
+}
+
 TEST(secure_channel, tampered_replayed_and_oversized_records_are_refused) {
     std::array<std::uint8_t, 32> key = key_of(9);
     record_sealer sealer;

@@ -38,9 +38,12 @@ class Session(_Closing, _NativeSession):
 
 
 class Admin(_Closing, _NativeAdmin):
-    """A connection to a pd-coordinator (hierarchy mode), authenticated with the fleet key.
+    """A connection to a pd-coordinator (hierarchy mode) as an administrator: `credential` is
+    the path of a credential file (pd-coordinator init --admin-out, or admin-key add). The
+    fleet key does not authorise admin operations; a viewer's credential runs only those that
+    change nothing (whoami() says which).
 
-        with peerdist.Admin("10.0.0.5:7400", bytes.fromhex(key_hex)) as admin:
+        with peerdist.Admin("10.0.0.5:7400", "/etc/peerdist/admin.cred") as admin:
             admin.import_topology(open("offices.csv").read())
             print(admin.health())
     """

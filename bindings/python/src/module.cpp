@@ -322,15 +322,19 @@ private:
 // the GIL while it waits for the coordinator.
 class admin {
 public:
-    admin(const std::string &address, py::bytes fleet_key, std::uint32_t timeout_ms) {
-        std::string key = fleet_key;
+    // `credential`: the path of an administrator's credential file.
+    admin(const std::string &address, const std::string &credential, std::uint32_t timeout_ms) {
+        pd_admin_credential c;
+        check(pd_admin_credential_read_file(&c, credential.c_str()));
         int rc;
         {
             py::gil_scoped_release nogil;
-            rc = pd_admin_connect(&a_, address.c_str(), reinterpret_cast<const std::uint8_t *>(key.data()), key.size(), timeout_ms);
+            rc = pd_admin_connect(&a_, address.c_str(), &c, timeout_ms);
         }
+        std::memset(&c, 0, sizeof c);
         check(rc);
     }
+    py::dict whoami() { return py::module_::import("json").attr("loads")(text([&](pd_buf *b) { return pd_admin_whoami(b, get()); })); }
     ~admin() { pd_admin_free(a_); }
     admin(const admin &) = delete;
     admin &operator=(const admin &) = delete;
@@ -490,9 +494,10 @@ PYBIND11_MODULE(_native, mod) {
         .def("stats", &session::stats);
 
     py::class_<admin>(mod, "Admin")
-        .def(py::init<const std::string &, py::bytes, std::uint32_t>(), py::arg("address"), py::arg("fleet_key"),
+        .def(py::init<const std::string &, const std::string &, std::uint32_t>(), py::arg("address"), py::arg("credential"),
              py::arg("timeout_ms") = 10000)
         .def("close", &admin::close)
+        .def("whoami", &admin::whoami)
         .def("health_json", &admin::health)
         .def("server_id", &admin::server_id)
         .def("import_topology", &admin::import_topology, py::arg("csv"))

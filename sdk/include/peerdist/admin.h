@@ -1,10 +1,12 @@
 /*
  * peerdist/admin.h - administering a pd-coordinator (hierarchy mode).
  *
- * An admin handle is one secure-channel connection to a coordinator, authenticated with
- * the fleet's shared key (docs/coordinator.md). Every call is a blocking request/reply on
- * it, bounded by the handle's timeout. A handle is not thread-safe: use one per thread.
- * Texts come back in a pd_buf the caller disposes with pd_buf_dispose().
+ * An admin handle is one secure-channel connection to a coordinator on which an
+ * administrator proved its own key, and the coordinator proved the key the administrator's
+ * credential names (docs/coordinator.md "Administrators"). The fleet key does not authorise
+ * admin operations. Every call is a blocking request/reply on the handle, bounded by its
+ * timeout. A handle is not thread-safe: use one per thread. Texts come back in a pd_buf the
+ * caller disposes with pd_buf_dispose().
  */
 #ifndef PEERDIST_ADMIN_H
 #define PEERDIST_ADMIN_H
@@ -16,18 +18,39 @@ PD_BEGIN_DECL
 /** Opaque connection to a coordinator. */
 typedef struct pd_admin pd_admin;
 
+/** An administrator's credential, as `pd-coordinator init --admin-out` and
+ *  `pd-coordinator admin-key add` write it to a file. */
+typedef struct pd_admin_credential {
+    uint8_t admin_key[32];        /**< The administrator's Ed25519 seed. Secret. */
+    uint8_t coordinator_key[32];  /**< The coordinator's Ed25519 public key, which it must prove. */
+} pd_admin_credential;
+
 /**
- * Connect to a coordinator.
- * @param out         receives the handle. OWNERSHIP: caller frees with pd_admin_free().
- * @param address     "host:port": an IPv4 address, "[v6]" or a DNS name (resolved at connect).
- * @param fleet_key   the fleet's 32-byte shared key (pd-coordinator init printed it).
- * @param timeout_ms  bound of the connect and of every later call (0: 10 s).
- * @return PD_OK; PD_E_INVALID (address, key length); PD_E_TIMEOUT; PD_E_IO;
- *         PD_E_AUTH with "shared key mismatch" when the coordinator holds another key.
+ * Read a credential file (format in docs/coordinator.md).
+ * @return PD_OK; PD_E_NOT_FOUND / PD_E_IO; PD_E_INVALID naming the line and the rule, or
+ *         when the file can be read or changed by group or other users.
  * THREAD: any.
  */
-PD_API int pd_admin_connect(pd_admin **out, const char *address, const uint8_t *fleet_key, size_t fleet_key_len,
+PD_API int pd_admin_credential_read_file(pd_admin_credential *out, const char *path);
+
+/**
+ * Connect to a coordinator as an administrator.
+ * @param out         receives the handle. OWNERSHIP: caller frees with pd_admin_free().
+ * @param address     "host:port": an IPv4 address, "[v6]" or a DNS name (resolved at connect).
+ * @param credential  the administrator's key and the coordinator's public key. Copied.
+ * @param timeout_ms  bound of the connect and of every later call (0: 10 s).
+ * @return PD_OK; PD_E_INVALID (address); PD_E_TIMEOUT; PD_E_IO; PD_E_AUTH when the
+ *         coordinator does not know the key (or it was revoked), or when the server does not
+ *         prove the credential's coordinator key — the message says which.
+ * THREAD: any.
+ */
+PD_API int pd_admin_connect(pd_admin **out, const char *address, const pd_admin_credential *credential,
                             uint32_t timeout_ms);
+
+/** The administrator this handle authenticated as: {"name": NAME, "role": "admin"|"viewer"}.
+ *  A viewer may run only the operations that change nothing; the others are PD_E_INVALID
+ *  with "is a viewer". */
+PD_API int pd_admin_whoami(pd_buf *out, pd_admin *admin);
 
 /** Close the connection and free the handle (NULL is a no-op). THREAD: any. */
 PD_API void pd_admin_free(pd_admin *admin);

@@ -8,7 +8,10 @@
 
 #include <peerdist/admin.h>
 
+#include <sodium.h>
+
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -58,19 +61,48 @@ int text_reply(pd_buf *out, pd_admin *a, const json &request, const char *field)
 
 }  // namespace
 
-PD_API int pd_admin_connect(pd_admin **out, const char *address, const uint8_t *fleet_key, size_t fleet_key_len,
+PD_API int pd_admin_credential_read_file(pd_admin_credential *out, const char *path) {
+    return guard([&] {
+        require(out, "out");
+        require(path, "path");
+        auto c = pd::read_admin_credential(path);
+        std::memcpy(out->admin_key, c.admin_seed.data(), 32);
+        std::memcpy(out->coordinator_key, c.coordinator_key.data(), 32);
+        sodium_memzero(c.admin_seed.data(), c.admin_seed.size());
+        return PD_OK;
+    });
+}
+
+PD_API int pd_admin_connect(pd_admin **out, const char *address, const pd_admin_credential *credential,
                             uint32_t timeout_ms) {
     return guard([&] {
         require(out, "out");
         *out = nullptr;
         require(address, "address");
-        require(fleet_key, "fleet_key");
-        if (fleet_key_len != 32) pd::fail(PD_E_INVALID, PD_CATEGORY_API, "a fleet key is 32 bytes");
+        require(credential, "credential");
+        pd::admin_credential c;
+        std::memcpy(c.admin_seed.data(), credential->admin_key, 32);
+        std::memcpy(c.coordinator_key.data(), credential->coordinator_key, 32);
         auto a = std::make_unique<pd_admin>();
         pd::require_endpoint(address, "coordinator address");
-        a->client = std::make_unique<pd::coord::coordinator_client>(address, fleet_key,
-                                                                     timeout_ms ? static_cast<int>(timeout_ms) : 10000);
+        try {
+            a->client = std::make_unique<pd::coord::coordinator_client>(address, c, timeout_ms ? static_cast<int>(timeout_ms) : 10000);
+        } catch (...) {
+            sodium_memzero(c.admin_seed.data(), c.admin_seed.size());
+            throw;
+        }
+        sodium_memzero(c.admin_seed.data(), c.admin_seed.size());
         *out = a.release();
+        return PD_OK;
+    });
+}
+
+PD_API int pd_admin_whoami(pd_buf *out, pd_admin *admin) {
+    return guard([&] {
+        require(out, "out");
+        auto &client = checked(admin);
+        auto text = json{{"name", client.admin_name()}, {"role", pd::coord::role_name(client.role())}}.dump();
+        fill_buf(out, text.data(), text.size());
         return PD_OK;
     });
 }
@@ -300,6 +332,13 @@ const std::vector<admin_op> &operations() {
         {{"rvp", "OFFICE", "the office's RVP now (a device id; empty when none is online)"}, 1, 1, {},
          [](pd_admin *a, const op_args &args, bool j) {
              return field_or_json(a, {{"op", "admin.rvp"}, {"office", args.positional[0]}}, "device_id", j);
+         }},
+        {{"admins", "", "the administrators' keys and roles as JSON (revoked ones too)"}, 0, 0, {},
+         [](pd_admin *a, const op_args &, bool) { return reply_json(call(a, {{"op", "admin.admins.list"}})); }},
+        {{"whoami", "", "the administrator this credential is, and its role"}, 0, 0, {},
+         [](pd_admin *a, const op_args &, bool) {
+             auto &c = checked(a);
+             return json{{"name", c.admin_name()}, {"role", pd::coord::role_name(c.role())}}.dump(2) + "\n";
          }},
         {{"groups", "", "the assignment groups as JSON"}, 0, 0, {},
          [](pd_admin *a, const op_args &, bool) { return reply_json(call(a, {{"op", "admin.groups.list"}})); }},

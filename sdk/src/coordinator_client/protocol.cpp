@@ -5,6 +5,8 @@
 #include "util/error.h"
 #include "util/hex.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -55,7 +57,80 @@ std::optional<json> message_assembler::feed(const net::bytes &record) {
     return j;
 }
 
+namespace {
+
+net::bytes statement(signer who, const std::array<std::uint8_t, 32> &transcript) {
+    std::string label = who == signer::administrator ? "peerdist coordinator administrator v1" : "peerdist coordinator server v1";
+    net::bytes m(label.begin(), label.end());
+    m.push_back(0);
+    m.insert(m.end(), transcript.begin(), transcript.end());
+    return m;
+}
+
+}  // namespace
+
+signature sign_transcript(signer who, const std::array<std::uint8_t, 32> &transcript, const std::uint8_t secret_key[64]) {
+    auto m = statement(who, transcript);
+    signature sig{};
+    crypto_sign_detached(sig.data(), nullptr, m.data(), m.size(), secret_key);
+    return sig;
+}
+
+bool verify_transcript(signer who, const std::array<std::uint8_t, 32> &transcript, const std::uint8_t public_key[32],
+                       const signature &sig) {
+    auto m = statement(who, transcript);
+    return crypto_sign_verify_detached(sig.data(), m.data(), m.size(), public_key) == 0;
+}
+
+const char *role_name(admin_role r) { return r == admin_role::administrator ? "admin" : "viewer"; }
+
+std::optional<admin_role> parse_role(const std::string &name) {
+    if (name == "admin") return admin_role::administrator;
+    if (name == "viewer") return admin_role::viewer;
+    return std::nullopt;
+}
+
+bool read_only_operation(const std::string &op) {
+    static const char *const reads[] = {"admin.health",     "admin.server_id", "admin.topology.export", "admin.devices.csv",
+                                        "admin.stats",      "admin.rvp",       "admin.groups.list",     "admin.contents",
+                                        "admin.admins.list"};
+    return std::any_of(std::begin(reads), std::end(reads), [&](const char *r) { return op == r; });
+}
+
 coordinator_client::coordinator_client(const std::string &address, const std::uint8_t fleet_key[32], int timeout_ms) {
+    open(address, fleet_key, timeout_ms);
+}
+
+coordinator_client::coordinator_client(const std::string &address, const admin_credential &credential, int timeout_ms) {
+    open(address, nullptr, timeout_ms);
+    std::array<std::uint8_t, 32> public_key{};
+    std::array<std::uint8_t, 64> secret_key{};
+    crypto_sign_seed_keypair(public_key.data(), secret_key.data(), credential.admin_seed.data());
+    auto sig = sign_transcript(signer::administrator, channel_->transcript(), secret_key.data());
+    sodium_memzero(secret_key.data(), secret_key.size());
+    auto reply = call({{"op", "auth"}, {"key", to_hex(public_key.data(), 32)}, {"signature", to_hex(sig.data(), sig.size())}});
+    auto text = [&](const char *key) {
+        auto it = reply.find(key);
+        return it != reply.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    if (reply.value("ok", false) != true)
+        fail(PD_E_AUTH, PD_CATEGORY_NET, "coordinator " + address + " refused this administrator: " + text("error"));
+    // The coordinator proves itself too: someone on the path could otherwise pose as it.
+    auto server_sig = from_hex(text("server_signature"));
+    signature ss{};
+    if (!server_sig || server_sig->size() != ss.size())
+        fail(PD_E_AUTH, PD_CATEGORY_NET, "coordinator " + address + " did not prove its identity");
+    std::copy(server_sig->begin(), server_sig->end(), ss.begin());
+    if (!verify_transcript(signer::coordinator, channel_->transcript(), credential.coordinator_key.data(), ss))
+        fail(PD_E_AUTH, PD_CATEGORY_NET,
+             "the server at " + address + " is not the coordinator this credential names (its key does not verify)");
+    auto role = parse_role(text("role"));
+    if (!role) fail(PD_E_AUTH, PD_CATEGORY_NET, "coordinator " + address + " named no role for this administrator");
+    role_ = *role;
+    admin_name_ = text("name");
+}
+
+void coordinator_client::open(const std::string &address, const std::uint8_t *fleet_key, int timeout_ms) {
     socket_ = platform::connect_tcp(address, timeout_ms);
     try {
         channel_ = std::make_unique<net::blocking_channel>(socket_, net::role::client, fleet_key);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "net/secure_channel.h"
+#include "util/key_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -61,14 +62,40 @@ struct sources_reply {
 // A sources reply with "ok": true; at most max_peers peers in each list.
 sources_reply read_sources_reply(const json &reply);
 
+// Identity proofs inside a secure channel: an Ed25519 signature over a label naming the
+// signer's part and the channel's transcript, so it proves the key to this peer on this
+// connection and is worth nothing on any other (net::handshake::transcript()).
+enum class signer { administrator, coordinator };
+using signature = std::array<std::uint8_t, 64>;
+// `secret_key` is libsodium's 64-byte Ed25519 secret key (seed and public key).
+signature sign_transcript(signer who, const std::array<std::uint8_t, 32> &transcript, const std::uint8_t secret_key[64]);
+bool verify_transcript(signer who, const std::array<std::uint8_t, 32> &transcript, const std::uint8_t public_key[32],
+                       const signature &sig);
+
+// The roles an administrator's key can hold (docs/coordinator.md "Administrators"): an
+// administrator may run every admin operation, a viewer only those that change nothing.
+enum class admin_role { viewer, administrator };
+const char *role_name(admin_role r);
+std::optional<admin_role> parse_role(const std::string &name);
+// Whether `op` (an "admin.*" operation) changes nothing: a viewer may run it.
+bool read_only_operation(const std::string &op);
+
 // A blocking client (agents' hierarchy plugin, admin tools, tests): connects, runs the
-// secure channel with the fleet key, then call() sends a request and waits for its reply.
+// secure channel, then call() sends a request and waits for its reply.
 class coordinator_client {
 public:
-    // `address` is host:port (util/endpoint.h); a name is resolved. Throws PD_E_INVALID (not
-    // host:port, or a name that does not resolve), PD_E_TIMEOUT, PD_E_IO, PD_E_AUTH ("shared
-    // key mismatch").
+    // A fleet member: the channel proves the fleet key. `address` is host:port
+    // (util/endpoint.h); a name is resolved. Throws PD_E_INVALID (not host:port, or a name
+    // that does not resolve), PD_E_TIMEOUT, PD_E_IO, PD_E_AUTH ("shared key mismatch").
     coordinator_client(const std::string &address, const std::uint8_t fleet_key[32], int timeout_ms);
+    // An administrator: a keyless channel, then the "auth" exchange — this side signs the
+    // transcript with the credential's key, the coordinator must sign it with the key the
+    // credential names. Throws as above, and PD_E_AUTH naming the side that failed to prove
+    // itself (an unknown or revoked administrator, a server that is not the coordinator).
+    coordinator_client(const std::string &address, const admin_credential &credential, int timeout_ms);
+    // The administrator's name and role as the coordinator knows them (admin connections).
+    const std::string &admin_name() const { return admin_name_; }
+    admin_role role() const { return role_; }
     ~coordinator_client();
     coordinator_client(const coordinator_client &) = delete;
     coordinator_client &operator=(const coordinator_client &) = delete;
@@ -77,8 +104,12 @@ public:
     json call(const json &request);
 
 private:
+    void open(const std::string &address, const std::uint8_t *fleet_key, int timeout_ms);
+
     platform::native_socket socket_ = platform::invalid_socket;
     std::unique_ptr<net::blocking_channel> channel_;
+    std::string admin_name_;
+    admin_role role_ = admin_role::viewer;
 };
 
 }  // namespace pd::coord

@@ -19,8 +19,8 @@ error read_failed(const error_code &ec) {
 }
 }  // namespace
 
-async_channel::async_channel(asio::ip::tcp::socket socket, role r, const std::uint8_t fleet_key[32])
-    : socket_(std::move(socket)), hs_(r, fleet_key) {}
+async_channel::async_channel(asio::ip::tcp::socket socket, role r, const std::uint8_t *fleet_key, keyless policy)
+    : socket_(std::move(socket)), hs_(r, fleet_key, policy) {}
 
 template <class Fn>
 void async_channel::read_exact(std::uint8_t *p, std::size_t n, Fn next) {

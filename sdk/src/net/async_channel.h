@@ -25,12 +25,18 @@ public:
     // The message of the PD_E_IO error a clean EOF from the peer reports.
     static constexpr const char *closed_by_peer = "closed by the peer";
 
-    async_channel(boost::asio::ip::tcp::socket socket, role r, const std::uint8_t fleet_key[32]);
+    // `fleet_key` null: a keyless client; `policy`: whether a server admits one (net::keyless).
+    async_channel(boost::asio::ip::tcp::socket socket, role r, const std::uint8_t *fleet_key,
+                  keyless policy = keyless::refused);
     async_channel(const async_channel &) = delete;
     async_channel &operator=(const async_channel &) = delete;
 
     // Sends our HELLO at once, then runs the exchange; `done` once both proofs verified.
     void handshake(done_fn done);
+    // After the handshake: whether the peer proved the fleet key, and the transcript an
+    // identity proof signs (handshake::transcript()).
+    bool fleet_key_proven() const { return hs_.fleet_key_proven(); }
+    const std::array<std::uint8_t, 32> &transcript() const { return hs_.transcript(); }
     // Reads exactly one record; call again for the next (the owner paces its reads).
     void receive(record_fn done);
     // Seals and queues a record. A write error is reported once through on_write_error.

@@ -11,6 +11,10 @@ namespace {
 const std::uint8_t magic[4] = {'P', 'D', 'S', 'C'};
 constexpr std::uint8_t protocol_version = 1;
 const char transcript_label[] = "peerdist secure channel v1";
+constexpr std::uint8_t flag_keyless = 1;  // HELLO flags: the client holds no fleet key
+// What a keyless channel derives its keys from in place of the fleet key: public, so such
+// a channel proves nothing until an identity is proven inside it.
+const char keyless_label[] = "peerdist secure channel v1 keyless";
 
 std::array<std::uint8_t, 32> keyed_hash(const std::uint8_t key[32], const std::string &label,
                                         std::initializer_list<std::pair<const std::uint8_t *, std::size_t>> parts) {
@@ -25,13 +29,19 @@ std::array<std::uint8_t, 32> keyed_hash(const std::uint8_t key[32], const std::s
 
 }  // namespace
 
-handshake::handshake(role r, const std::uint8_t fleet_key[32]) : role_(r) {
+handshake::handshake(role r, const std::uint8_t *fleet_key, keyless policy) : role_(r), policy_(policy) {
     crypto::ensure_initialised();
-    std::memcpy(fleet_key_.data(), fleet_key, 32);
+    if (fleet_key) {
+        std::memcpy(fleet_key_.data(), fleet_key, 32);
+    } else {
+        if (r == role::server) fail(PD_E_MISUSE, PD_CATEGORY_NET, "secure channel: a server needs the fleet key");
+        keyless_ = true;
+        fleet_key_ = crypto::sha256(keyless_label, sizeof keyless_label - 1);
+    }
     crypto_box_keypair(eph_pk_.data(), eph_sk_.data());
     hello_.assign(magic, magic + 4);
     hello_.push_back(protocol_version);
-    hello_.push_back(0);  // flags
+    hello_.push_back(keyless_ ? flag_keyless : 0);  // flags
     hello_.push_back(0);
     hello_.push_back(0);  // reserved
     hello_.insert(hello_.end(), eph_pk_.begin(), eph_pk_.end());
@@ -51,7 +61,16 @@ bytes handshake::on_peer_hello(const std::uint8_t *peer, std::size_t len) {
     if (peer[4] != protocol_version)
         fail(PD_E_VERSION, PD_CATEGORY_NET,
              "secure channel: peer speaks version " + std::to_string(peer[4]) + ", this side speaks 1");
-    std::uint8_t shared[32];
+    // Only a client may be keyless, and only a server that admits it takes its word.
+    std::uint8_t allowed_flags = role_ == role::server ? flag_keyless : 0;
+    if ((peer[5] & ~allowed_flags) != 0 || peer[6] != 0 || peer[7] != 0)
+        fail(PD_E_INVALID, PD_CATEGORY_NET, "secure channel: peer sent unknown HELLO flags");
+    if (role_ == role::server && (peer[5] & flag_keyless)) {
+        if (policy_ == keyless::refused)
+            fail(PD_E_AUTH, PD_CATEGORY_NET, "secure channel: this server admits fleet members only, and the client holds no fleet key");
+        keyless_ = true;
+        fleet_key_ = crypto::sha256(keyless_label, sizeof keyless_label - 1);
+    }    std::uint8_t shared[32];
     if (crypto_scalarmult(shared, eph_sk_.data(), peer + 8) != 0)
         fail(PD_E_INVALID, PD_CATEGORY_NET, "secure channel: peer sent a degenerate key");
     // The transcript orders the two HELLOs client first, whoever computes it.
@@ -128,7 +147,7 @@ bytes record_opener::open(const std::uint8_t *ciphertext, std::size_t len) {
     return out;
 }
 
-blocking_channel::blocking_channel(platform::native_socket socket, role r, const std::uint8_t fleet_key[32]) : socket_(socket) {
+blocking_channel::blocking_channel(platform::native_socket socket, role r, const std::uint8_t *fleet_key) : socket_(socket) {
     handshake hs(r, fleet_key);
     write_all(hs.hello().data(), hello_size);
     std::uint8_t peer_hello[hello_size];
@@ -140,6 +159,7 @@ blocking_channel::blocking_channel(platform::native_socket socket, role r, const
     std::uint8_t peer_finish[finish_size];
     read_exact(peer_finish, sizeof peer_finish);
     hs.on_peer_finish(peer_finish, sizeof peer_finish);
+    transcript_ = hs.transcript();
     auto keys = hs.keys();
     auto header = sealer_.start(keys.send);
     write_all(header.data(), header.size());

@@ -28,13 +28,21 @@ constexpr std::size_t max_record_plaintext = 256 * 1024;
 
 enum class role { client, server };
 
+// Whether a server completes a handshake with a client that holds no fleet key. Such a
+// keyless channel is encrypted and bound to its transcript, but proves nothing about either
+// side: the coordinator admits administrators this way, who then prove an Ed25519 identity
+// by signing transcript() inside it (docs/protocol.md §1, docs/coordinator.md). Peer servers
+// admit fleet members only.
+enum class keyless { refused, admitted };
+
 struct channel_keys {
     std::array<std::uint8_t, 32> send{}, receive{};
 };
 
 class handshake {
 public:
-    handshake(role r, const std::uint8_t fleet_key[32]);
+    // `fleet_key` null: a client without the fleet key (HELLO flag bit 0), see `keyless`.
+    handshake(role r, const std::uint8_t *fleet_key, keyless policy = keyless::refused);
     ~handshake();
     handshake(const handshake &) = delete;
     handshake &operator=(const handshake &) = delete;
@@ -42,16 +50,25 @@ public:
     // Our HELLO (72 bytes): magic, version, ephemeral public key, nonce.
     const bytes &hello() const { return hello_; }
     // Takes the peer's HELLO; returns our FINISH (32 bytes: a MAC of the transcript
-    // under a key derived from the fleet key). Throws PD_E_VERSION / PD_E_INVALID.
+    // under a key derived from the fleet key). Throws PD_E_VERSION / PD_E_INVALID, and
+    // PD_E_AUTH when a keyless client meets a server that refuses them.
     bytes on_peer_hello(const std::uint8_t *peer_hello, std::size_t len);
     // Checks the peer's FINISH. Throws PD_E_AUTH "shared key mismatch" when the peer
     // holds another fleet key.
     void on_peer_finish(const std::uint8_t *mac, std::size_t len);
     // Traffic keys; valid after on_peer_finish() succeeded.
     channel_keys keys() const;
+    // Both sides proved the fleet key (false on a keyless channel). Valid after on_peer_hello().
+    bool fleet_key_proven() const { return !keyless_; }
+    // The hash of both HELLOs: unique to this connection, the same on both sides. Signing it
+    // proves an identity to this peer, and the signature is worth nothing on any other
+    // connection (channel binding). Valid after on_peer_hello().
+    const std::array<std::uint8_t, 32> &transcript() const { return transcript_; }
 
 private:
     role role_;
+    keyless policy_;
+    bool keyless_ = false;
     std::array<std::uint8_t, 32> fleet_key_{};
     std::array<std::uint8_t, 32> eph_sk_{}, eph_pk_{};
     bytes hello_;
@@ -94,7 +111,10 @@ class blocking_channel {
 public:
     // Runs the handshake on `socket` (not owned). Throws PD_E_AUTH "shared key mismatch",
     // PD_E_VERSION, PD_E_TIMEOUT, PD_E_IO.
-    blocking_channel(platform::native_socket socket, role r, const std::uint8_t fleet_key[32]);
+    // `fleet_key` null: a keyless client (see `keyless`).
+    blocking_channel(platform::native_socket socket, role r, const std::uint8_t *fleet_key);
+    // See handshake::transcript().
+    const std::array<std::uint8_t, 32> &transcript() const { return transcript_; }
     void send(const bytes &plaintext);
     // Returns the next record; throws PD_E_IO when the peer closed, PD_E_TIMEOUT.
     bytes receive();
@@ -104,6 +124,7 @@ private:
     void read_exact(std::uint8_t *p, std::size_t n);
 
     platform::native_socket socket_;
+    std::array<std::uint8_t, 32> transcript_{};
     record_sealer sealer_;
     record_opener opener_;
 };

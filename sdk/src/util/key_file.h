@@ -28,4 +28,23 @@ std::optional<fleet_key> parse_fleet_key(const std::string &text);
 // other users can read or change it.
 fleet_key read_fleet_key(const std::string &path);
 
+// An administrator's credential file (docs/coordinator.md "Administrators"): the Ed25519
+// key the administrator signs with, and the coordinator's public key it trusts — without
+// the second, anyone on the path could pose as the coordinator. Text, owner-only:
+//
+//   # any comment
+//   admin_key = <64 hex digits: the Ed25519 seed, random>
+//   coordinator_key = <64 hex digits: the coordinator's Ed25519 public key>
+struct admin_credential {
+    std::array<std::uint8_t, 32> admin_seed{};
+    std::array<std::uint8_t, 32> coordinator_key{};
+};
+
+// Throws PD_E_INVALID naming the line and the rule: each name exactly once, nothing else.
+admin_credential parse_admin_credential(const std::string &text);
+// The file's text for `c`, with `comment` as its first line.
+std::string format_admin_credential(const admin_credential &c, const std::string &comment);
+// Reads and parses a credential file (4 KiB at most, owner-only), as read_fleet_key.
+admin_credential read_admin_credential(const std::string &path);
+
 }  // namespace pd
