@@ -25,6 +25,7 @@ int main(int argc, char **argv) {
     o.cache_dir = argv[2];
     pd_session *s = nullptr;
     if (pd_session_new(&s, &o) != PD_OK) return fail("session");
+    pd_session_set_setting(s, "trust.allow_unsigned", "1");  // benchmarks measure transfer, not trust
     if (pd_session_load_plugin(s, PD_BENCH_PLUGIN_DIR) != PD_OK) return fail("plugins");
     // PD_BENCH_SETTINGS="key=value,key=value" tunes the session for experiments.
     if (const char *env = std::getenv("PD_BENCH_SETTINGS")) {

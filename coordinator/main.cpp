@@ -1,6 +1,7 @@
 // pd-coordinator: the hierarchy mode's server (docs/coordinator.md).
 //   pd-coordinator init  --db PATH [--regenerate-key] [--key-out FILE] [--admin-out FILE]
-//   pd-coordinator serve --db PATH --listen IP:PORT [--heartbeat-ms N] [--bucket-bytes N] [--trust-address-claims]
+//   pd-coordinator serve --db PATH --listen IP:PORT [--heartbeat-ms N] [--bucket-bytes N] [--allow-unidentified-devices]
+//                        [--trust-address-claims]
 //   pd-coordinator admin-key add|revoke|list --db PATH [--name NAME] [--role admin|viewer] [--out FILE]
 //   pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS]
 #include "coordinator_client/protocol.h"
@@ -42,7 +43,7 @@ struct args {
 };
 
 args parse(int argc, char **argv, int first) {
-    static const char *flags[] = {"--regenerate-key", "--trust-address-claims"};
+    static const char *flags[] = {"--regenerate-key", "--trust-address-claims", "--allow-unidentified-devices"};
     args a;
     for (int i = first; i < argc; ++i) {
         std::string s = argv[i];
@@ -209,6 +210,8 @@ int serve(const args &a) {
             throw std::runtime_error("--trust-address-claims is for load tests on this host: --listen must be a loopback address");
         o.trust_claimed_addresses = true;
     }
+    // Only while a 0.4 fleet upgrades: its agents cannot prove a device key yet.
+    o.require_device_identity = !a.has("--allow-unidentified-devices");
     pd::coord::election_policy policy;
     policy.bucket_bytes = std::stoull(a.get("--bucket-bytes", std::to_string(1ull << 30)));
     pd::coord::registry reg(*store, policy, 3 * o.heartbeat_ms);

@@ -94,6 +94,13 @@ std::string registry::heartbeat(const std::string &device_id, const device_recor
     return moved || office == office_of_.end() ? place(d) : office->second;
 }
 
+void registry::take_offline(const std::string &device_id) {
+    auto it = devices_.find(device_id);
+    if (it == devices_.end()) return;
+    it->second.last_seen_ms = 0;
+    store_.put_device(it->second);
+}
+
 void registry::report_holding(const holding &h) {
     holdings_[h.content_id][h.device_id] = h;
     store_.put_holding(h);

@@ -39,6 +39,8 @@ public:
     // Registration and heartbeats update facts and last-seen; both return the device's office ("" for none).
     std::string register_device(device_record d, std::int64_t now_ms);
     std::string heartbeat(const std::string &device_id, const device_record &facts, std::int64_t now_ms);
+    // A revoked device: offline at once, so no other device is told to use it as a peer.
+    void take_offline(const std::string &device_id);
     // The office's WAN budget in bytes/s from the topology (0: none, or no such office).
     std::int64_t wan_budget(const std::string &office) const;
     void report_holding(const holding &h);

@@ -1,6 +1,7 @@
 #include "coordinator/server.h"
 
 #include "net/async_channel.h"
+#include "crypto/hash.h"
 #include "util/endpoint.h"
 #include "util/error.h"
 #include "util/hex.h"
@@ -120,6 +121,7 @@ public:
     }
 
     const std::string &peer_ip() const { return from_.ip; }
+    const std::string &device_id() const { return from_.device_id; }
     bool authenticated() const { return authenticated_; }
 
     void start() {
@@ -180,6 +182,12 @@ private:
                 self->admit();
                 return self->read_after_drain();
             }
+            if (request->is_object() && request->value("op", json()) == "identify") {
+                auto answer = self->owner_.identify(*request, self->channel_->transcript(), self->from_, self->from_.device_id);
+                self->reply(answer);
+                if (self->from_.device_id.empty()) return self->close();  // one try per connection
+                return self->read_after_drain();
+            }
             if (!self->authenticated_) {
                 self->reply({{"ok", false}, {"error", "authenticate first: this connection holds no fleet key (op 'auth')"}});
                 return self->close();
@@ -221,6 +229,7 @@ private:
 server::server(asio::io_context &io, registry &reg, coordinator_store &store, server_options options)
     : io_(io), registry_(reg), store_(store), options_(std::move(options)), acceptor_(io), accept_timer_(io) {
     if (!options_.audit) options_.audit = [](const std::string &line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    for (auto &d : store_.device_identities()) identities_[d.device_id] = d;
     if (!options_.now_ms)
         options_.now_ms = [] {
             using namespace std::chrono;
@@ -377,13 +386,68 @@ json server::authenticate(const json &request, const std::array<std::uint8_t, 32
     }
 }
 
+json server::identify(const json &request, const std::array<std::uint8_t, 32> &transcript, const caller &from,
+                      std::string &device_id) {
+    auto refuse = [&](const std::string &why) {
+        options_.audit("audit: identify refused from " + from.ip + ": " + why);
+        return json{{"ok", false}, {"error", why}};
+    };
+    try {
+        if (!from.fleet_member) return refuse("'identify' is for fleet members: this connection did not prove the fleet key");
+        auto id = required(request, "device_id");
+        auto raw_key = from_hex(text(request, "key"));
+        auto raw_sig = from_hex(text(request, "signature"));
+        if (!raw_key || raw_key->size() != 32 || !raw_sig || raw_sig->size() != 64)
+            return refuse("'key' must be 64 and 'signature' 128 hex digits");
+        auto statement = device_statement(transcript);
+        auto signed_message = crypto::device_signed_message(statement.data(), statement.size());
+        if (!crypto::ed25519_verify(raw_sig->data(), signed_message.data(), signed_message.size(), raw_key->data()))
+            return refuse("device " + id + ": the signature does not verify");
+        auto key = to_hex(raw_key->data(), raw_key->size());
+        auto known = identities_.find(id);
+        bool enrolled = known == identities_.end();
+        if (!enrolled) {
+            if (known->second.revoked_ms) return refuse("device " + id + " was revoked");
+            if (known->second.public_key != key)
+                return refuse("device " + id + " is enrolled with another key (a copied device id, or a reinstalled device: revoke the old one)");
+        } else {
+            // Its first identify, under the fleet key: the key is the device's from now on.
+            device_identity d{id, key, options_.now_ms(), 0};
+            store_.enroll_device(d);
+            identities_[id] = d;
+            options_.audit("audit: device " + id + " enrolled from " + from.ip);
+        }
+        device_id = id;
+        return {{"ok", true}, {"enrolled", enrolled}};
+    } catch (const std::exception &e) {
+        return refuse(e.what());
+    }
+}
+
 std::optional<json> server::authorise(const json &request, const caller &from, std::string &who) {
     auto op_it = request.find("op");
     if (op_it == request.end() || !op_it->is_string()) return std::nullopt;  // answer() names the problem
     const auto &op = op_it->get_ref<const std::string &>();
     if (op.rfind("admin.", 0) != 0) {
-        if (from.fleet_member) return std::nullopt;
-        return json{{"ok", false}, {"error", "'" + op + "' is for fleet members: this connection did not prove the fleet key"}};
+        if (!from.fleet_member)
+            return json{{"ok", false}, {"error", "'" + op + "' is for fleet members: this connection did not prove the fleet key"}};
+        auto id_it = request.find("device_id");
+        if (id_it == request.end() || !id_it->is_string()) return std::nullopt;  // answer() names the problem
+        const auto &id = id_it->get_ref<const std::string &>();
+        auto known = identities_.find(id);
+        if (known != identities_.end() && known->second.revoked_ms)
+            return json{{"ok", false}, {"error", "device " + id + " was revoked"}};
+        if (!from.device_id.empty()) {
+            if (id == from.device_id) return std::nullopt;
+            return json{{"ok", false}, {"error", "this connection proved device " + from.device_id + "'s identity: it cannot speak for " + id}};
+        }
+        if (known != identities_.end())
+            return json{{"ok", false}, {"error", "device " + id + " has an identity: prove it on this connection first (op 'identify')"}};
+        if (options_.require_device_identity)
+            return json{{"ok", false},
+                        {"error", "'" + op + "' needs the device's identity (op 'identify', agents from 0.5 on); a coordinator "
+                                  "upgrading a 0.4 fleet serves with --allow-unidentified-devices meanwhile"}};
+        return std::nullopt;
     }
     auto admin = from.admin_key.empty() ? std::nullopt : store_.admin_by_key(from.admin_key);
     if (!admin)
@@ -472,8 +536,11 @@ json server::answer(const json &request, const caller &from) {
             std::size_t online = 0;
             for (auto &[id, d] : registry_.devices()) online += registry_.online(d, now);
             auto db = store_.check();
+            std::size_t unidentified = 0;
+            for (auto &[id, d] : registry_.devices()) unidentified += !identities_.count(id);
             return {{"ok", db == "ok"}, {"server_id", options_.server_id}, {"version", PD_VERSION_STRING},
-                    {"devices", registry_.device_count()}, {"online", online}, {"offices", registry_.office_count()},
+                    {"devices", registry_.device_count()}, {"online", online}, {"unidentified", unidentified},
+                    {"offices", registry_.office_count()},
                     {"contents", registry_.contents().size()}, {"database", db},
                     {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"}};
         }
@@ -550,6 +617,20 @@ json server::answer(const json &request, const caller &from) {
             for (auto &s : store_.stats())
                 list.push_back({{"office", s.office}, {"origin_bytes", s.origin_bytes}, {"wan_bytes", s.wan_bytes}, {"lan_bytes", s.lan_bytes}});
             return {{"ok", true}, {"offices", list}};
+        }
+        if (op == "admin.devices.revoke") {
+            // The device drops out at once: offline (no device is sent to it as a peer), its
+            // connections closed, its key refused from now on. The others are untouched.
+            auto id = required(request, "device_id");
+            bool revoked = store_.revoke_device(id, now);
+            auto &identity = identities_[id];
+            identity.device_id = id;
+            if (!identity.revoked_ms) identity.revoked_ms = now;
+            registry_.take_offline(id);
+            auto all = connections_;
+            for (auto &c : all)
+                if (c->device_id() == id) c->close();
+            return {{"ok", true}, {"revoked", revoked}};
         }
         if (op == "admin.admins.list") {
             json list = json::array();

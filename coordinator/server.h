@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <unordered_map>
 
 namespace pd::coord {
 
@@ -32,6 +33,9 @@ struct server_options {
     // load generators that pose as many devices from one host (bench_coordinator); with it any
     // fleet member can place itself in any office.
     bool trust_claimed_addresses = false;
+    // Refuse agent operations from a device that did not prove its own key ("identify"). Off
+    // only while a fleet upgrades from 0.4 (docs/coordinator.md "Devices").
+    bool require_device_identity = true;
     std::int64_t heartbeat_ms = 5000;  // told to agents; devices are online for 3 heartbeats
     std::size_t max_connections = 20000;
     std::int64_t handshake_timeout_ms = 10000;  // a connection must authenticate this soon
@@ -54,6 +58,7 @@ public:
         std::string ip;             // the address the connection comes from
         bool fleet_member = false;  // the channel proved the fleet key
         std::string admin_key;      // hex Ed25519 key an "auth" proved on this connection, or ""
+        std::string device_id;      // the device an "identify" proved on this connection, or ""
     };
     // One request, as the network side would answer it (also used by tests). Agent
     // operations need a fleet member, "admin.*" ones an administrator (a viewer: read-only
@@ -67,6 +72,10 @@ public:
     // answers with the coordinator's own. Sets `admin_key` on success.
     json authenticate(const json &request, const std::array<std::uint8_t, 32> &transcript, const std::string &ip,
                       std::string &admin_key);
+    // The "identify" operation: checks the device's signature over `transcript`, enrolls the
+    // key on a device's first identify, and requires it from then on. Sets `device_id`.
+    json identify(const json &request, const std::array<std::uint8_t, 32> &transcript, const caller &from,
+                  std::string &device_id);
 
 private:
     class connection;
@@ -90,6 +99,8 @@ private:
     boost::asio::steady_timer accept_timer_;
     std::set<std::shared_ptr<connection>> connections_;
     boost::asio::thread_pool worker_{1};  // CPU-heavy checks (topology imports)
+    // Every device identity (network thread); this process is the database's only writer.
+    std::unordered_map<std::string, device_identity> identities_;
 };
 
 }  // namespace pd::coord

@@ -16,7 +16,7 @@ namespace pd::coord {
 
 namespace {
 
-// 2: administrators (0.5.0); a version 1 database gains the table when opened.
+// 2: administrators and device keys (0.5.0); a version 1 database gains the tables when opened.
 constexpr int schema_version = 2;
 // application_id marks a coordinator database: opening a device cache by mistake fails.
 constexpr int application_id = 0x70644344;  // "pdCD"
@@ -34,9 +34,12 @@ CREATE TABLE groups(name TEXT PRIMARY KEY, devices TEXT, contents TEXT);
 CREATE TABLE office_stats(office TEXT PRIMARY KEY, origin_bytes INTEGER, wan_bytes INTEGER, lan_bytes INTEGER);
 )";
 
-const char *admins_schema = R"(
+// Schema 2: who may administer, and the devices' own keys.
+const char *trust_schema = R"(
 CREATE TABLE admins(name TEXT PRIMARY KEY, public_key TEXT UNIQUE NOT NULL, role TEXT NOT NULL,
   added_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE device_keys(device_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, enrolled_ms INTEGER NOT NULL,
+  revoked_ms INTEGER NOT NULL DEFAULT 0);
 )";
 
 std::string join(const std::vector<std::string> &v) {
@@ -71,7 +74,7 @@ public:
                     fail(PD_E_INVALID, PD_CATEGORY_STORE, "'" + path + "' is a database of something else");
                 SQLite::Transaction t(*db_);
                 db_->exec(schema);
-                db_->exec(admins_schema);
+                db_->exec(trust_schema);
                 db_->exec("PRAGMA application_id=" + std::to_string(application_id));
                 db_->exec("PRAGMA user_version=" + std::to_string(schema_version));
                 t.commit();
@@ -79,7 +82,7 @@ public:
                 fail(PD_E_INVALID, PD_CATEGORY_STORE, "'" + path + "' is not a peerdist coordinator database");
             } else if (version == 1) {
                 SQLite::Transaction t(*db_);
-                db_->exec(admins_schema);
+                db_->exec(trust_schema);
                 db_->exec("PRAGMA user_version=" + std::to_string(schema_version));
                 t.commit();
             } else if (version != schema_version) {
@@ -312,6 +315,45 @@ public:
         return read_admin(q);
     }
 
+    std::optional<device_identity> device_identity_of(const std::string &device_id) override {
+        std::lock_guard lk(mu_);
+        SQLite::Statement q(*db_, "SELECT * FROM device_keys WHERE device_id=?");
+        q.bind(1, device_id);
+        if (!q.executeStep()) return std::nullopt;
+        return read_identity(q);
+    }
+
+    void enroll_device(const device_identity &d) override {
+        run([&] {
+            SQLite::Statement q(*db_, "INSERT INTO device_keys VALUES(?,?,?,0) ON CONFLICT(device_id) DO NOTHING");
+            q.bind(1, d.device_id);
+            q.bind(2, d.public_key);
+            q.bind(3, d.enrolled_ms);
+            if (q.exec() != 1) fail(PD_E_EXISTS, PD_CATEGORY_STORE, "device " + d.device_id + " is enrolled already");
+        });
+    }
+
+    bool revoke_device(const std::string &device_id, std::int64_t now_ms) override {
+        bool revoked = false;
+        run([&] {
+            SQLite::Statement q(*db_,
+                                "INSERT INTO device_keys VALUES(?,'',0,?) ON CONFLICT(device_id) DO UPDATE SET "
+                                "revoked_ms=excluded.revoked_ms WHERE revoked_ms=0");
+            q.bind(1, device_id);
+            q.bind(2, now_ms);
+            revoked = q.exec() == 1;
+        });
+        return revoked;
+    }
+
+    std::vector<device_identity> device_identities() override {
+        std::lock_guard lk(mu_);
+        std::vector<device_identity> out;
+        SQLite::Statement q(*db_, "SELECT * FROM device_keys ORDER BY device_id");
+        while (q.executeStep()) out.push_back(read_identity(q));
+        return out;
+    }
+
     std::string check() override {
         std::lock_guard lk(mu_);
         try {
@@ -322,6 +364,10 @@ public:
     }
 
 private:
+    static device_identity read_identity(SQLite::Statement &q) {
+        return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(), q.getColumn(3).getInt64()};
+    }
+
     static admin_record read_admin(SQLite::Statement &q) {
         return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
                 q.getColumn(3).getInt64(), q.getColumn(4).getInt64()};

@@ -62,6 +62,16 @@ struct admin_record {
     std::int64_t revoked_ms = 0;  // 0 while it is valid
 };
 
+// A device's own key (docs/coordinator.md "Devices"): enrolled on its first "identify" under
+// the fleet key, required from then on. A revoked device keeps its row (a key of "" when it
+// was revoked before it ever enrolled), so it cannot enroll again under the same id.
+struct device_identity {
+    std::string device_id;
+    std::string public_key;  // Ed25519, 64 hex digits
+    std::int64_t enrolled_ms = 0;
+    std::int64_t revoked_ms = 0;
+};
+
 class coordinator_store {
 public:
     virtual ~coordinator_store() = default;
@@ -90,6 +100,12 @@ public:
     // Looked up for every admin operation, so a revocation holds at once, even for open
     // connections and when another process (pd-coordinator admin-key) made it.
     virtual std::optional<admin_record> admin_by_key(const std::string &public_key) = 0;
+    virtual std::optional<device_identity> device_identity_of(const std::string &device_id) = 0;
+    // Enrolls a device; PD_E_EXISTS when the id has an identity (or a revocation) already.
+    virtual void enroll_device(const device_identity &d) = 0;
+    // Revokes a device, enrolled or not; false when it already was.
+    virtual bool revoke_device(const std::string &device_id, std::int64_t now_ms) = 0;
+    virtual std::vector<device_identity> device_identities() = 0;
     // "ok" or what is wrong (health check).
     virtual std::string check() = 0;
 };

@@ -257,6 +257,20 @@ private:
         }
     }
 
+    // The publisher's record goes with the manifest: the one named, else MANIFEST.sig when it
+    // exists (what `pd publish --sign` writes); without one, the session's trust rules decide
+    // (trust.allow_unsigned).
+    int import_content(const pd_manifest *m, const std::string &manifest_path, std::string record_path, const std::string &origin) {
+        const char *o = origin.empty() ? nullptr : origin.c_str();
+        if (record_path.empty() && ::access((manifest_path + ".sig").c_str(), F_OK) == 0) record_path = manifest_path + ".sig";
+        if (record_path.empty()) return pd_content_import(session_, m, o);
+        pd_buf record = PD_BUF_INIT;
+        int rc = pd_publication_read_file(&record, record_path.c_str());
+        if (rc == PD_OK) rc = pd_content_import_published(session_, m, o, record.ptr, record.size);
+        pd_buf_dispose(&record);
+        return rc;
+    }
+
     static json error_reply(const std::string &what) {
         const pd_error *e = pd_error_last();
         return {{"ok", false}, {"code", e->code}, {"error", what + ": " + e->message}};
@@ -303,9 +317,10 @@ private:
             std::string manifest_path = req.at("manifest").get<std::string>();
             pd_manifest *m = nullptr;
             if (pd_manifest_read_file(&m, manifest_path.c_str()) != PD_OK) return error_reply("manifest");
+            std::string id = hex(pd_manifest_id(m));  // before the calls whose error the reply reports
             std::string origin = req.value("origin", "");
             std::string dest = req.value("dest", "");
-            int rc = pd_content_import(session_, m, origin.empty() ? nullptr : origin.c_str());
+            int rc = import_content(m, manifest_path, req.value("publication", ""), origin);
             uint64_t job = 0;
             if (rc == PD_OK) {
                 pd_job_options jo = PD_JOB_OPTIONS_INIT;
@@ -313,7 +328,6 @@ private:
                 jo.pin = req.value("pin", false);
                 rc = pd_job_start(&job, session_, pd_manifest_id(m), &jo);
             }
-            std::string id = hex(pd_manifest_id(m));
             pd_manifest_free(m);
             if (rc == PD_E_EXISTS) return {{"ok", true}, {"job", job}, {"content", id}, {"existing", true}};
             if (rc != PD_OK) return error_reply("download");

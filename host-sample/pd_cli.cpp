@@ -1,7 +1,9 @@
 // pd: the peerdist command line, written only against the public C ABI (peerdist.h).
 //
-//   pd publish FILE [--name N] [--origin LOC] [--manifest OUT] [--cache DIR] [--add-to-cache]
-//   pd get MANIFEST [--origin LOC]... [--dest PATH] [--cache DIR] [--plugins DIR]   (origins in order of preference)
+//   pd publisher-key --out FILE
+//   pd publish FILE [--name N] [--origin LOC] [--manifest OUT] [--sign KEYFILE] [--cache DIR] [--add-to-cache]
+//   pd get MANIFEST [--origin LOC]... [--dest PATH] [--publication FILE] [--publisher-key HEX]... [--allow-unsigned]
+//          [--cache DIR] [--plugins DIR]   (origins in order of preference)
 //   pd cache ls|rm ID|pin ID|unpin ID [--cache DIR]
 //   pd content-info FILE --version 1|2 --server-passphrase HEX
 //   pd version
@@ -41,7 +43,7 @@ struct args {
     }
 };
 
-const char *flag_options[] = {"--add-to-cache", "--quiet", "--once"};
+const char *flag_options[] = {"--add-to-cache", "--quiet", "--once", "--allow-unsigned"};
 
 args parse(int argc, char **argv, int first) {
     args a;
@@ -52,6 +54,7 @@ args parse(int argc, char **argv, int first) {
             for (auto f : flag_options) flag |= s == f;
             if (flag) a.options[s] = "1";
             else if (i + 1 < argc && s == "--origin" && a.has(s)) a.options[s] += std::string("\n") + argv[++i];
+            else if (i + 1 < argc && s == "--publisher-key" && a.has(s)) a.options[s] += std::string(",") + argv[++i];
             else if (i + 1 < argc) a.options[s] = argv[++i];
             else {
                 std::fprintf(stderr, "pd: option %s needs a value\n", s.c_str());
@@ -109,12 +112,54 @@ std::string hex_id(const pd_content_id *id) {
     return h;
 }
 
+// pd publisher-key --out FILE: a new publisher key pair; the secret part to FILE (0600),
+// the public key printed (agents trust it: trust.publisher_keys).
+int cmd_publisher_key(const args &a) {
+    if (!a.has("--out")) {
+        std::fprintf(stderr, "usage: pd publisher-key --out FILE\n");
+        return 2;
+    }
+    uint8_t pub[32];
+    if (pd_publisher_key_create_file(pub, a.get("--out").c_str()) != PD_OK) return die("creating the publisher key");
+    pd_content_id as_hex;
+    std::memcpy(as_hex.bytes, pub, 32);
+    std::printf("%s\n", hex_id(&as_hex).c_str());
+    std::fprintf(stderr, "publisher key written to %s (keep it offline); give agents the public key above as trust.publisher_keys\n",
+                 a.get("--out").c_str());
+    return 0;
+}
+
+// Writes the publication record for `m` beside the manifest (OUT.sig), signed with `sec`
+// (wiped after).
+int sign_publication(const pd_manifest *m, const std::string &manifest_path, uint8_t sec[64], const std::string &origin) {
+    pd_buf record = PD_BUF_INIT;
+    auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    int rc = pd_publication_sign(&record, m, origin.c_str(), static_cast<int64_t>(now_ms), sec);
+    std::memset(sec, 0, 64);
+    if (rc != PD_OK) return die("signing");
+    std::string path = manifest_path + ".sig";
+    std::FILE *f = std::fopen(path.c_str(), "wb");
+    bool ok = f && std::fwrite(record.ptr, 1, record.size, f) == record.size;
+    if (f && std::fclose(f) != 0) ok = false;
+    pd_buf_dispose(&record);
+    if (!ok) {
+        std::fprintf(stderr, "pd: writing %s: %s\n", path.c_str(), std::strerror(errno));
+        return 1;
+    }
+    std::fprintf(stderr, "publication record %s\n", path.c_str());
+    return 0;
+}
+
 int cmd_publish(const args &a) {
     if (a.positional.size() != 1) {
-        std::fprintf(stderr, "usage: pd publish FILE [--name N] [--origin LOC] [--manifest OUT] [--cache DIR] [--add-to-cache]\n");
+        std::fprintf(stderr, "usage: pd publish FILE [--name N] [--origin LOC] [--manifest OUT] [--sign KEYFILE] [--cache DIR] [--add-to-cache]\n");
         return 2;
     }
     const std::string &file = a.positional[0];
+    // The key is checked before any work: a refused key leaves no unsigned manifest behind.
+    uint8_t pub[32], sec[64];
+    if (a.has("--sign") && pd_publisher_key_read_file(pub, sec, a.get("--sign").c_str()) != PD_OK)
+        return die("reading the publisher key");
     session_guard g;
     if (open_session(g, a) != PD_OK) return die("opening the cache");
     pd_publish_options po = PD_PUBLISH_OPTIONS_INIT;
@@ -135,8 +180,9 @@ int cmd_publish(const args &a) {
     std::fprintf(stderr, "published '%s': %s in %llu blocks, hashed in %.2f s; manifest %s\n", pd_manifest_name(m),
                  human(static_cast<double>(pd_manifest_size(m))).c_str(), (unsigned long long)pd_manifest_block_count(m),
                  secs, out.c_str());
+    int rc = a.has("--sign") ? sign_publication(m, out, sec, origin) : 0;
     pd_manifest_free(m);
-    return 0;
+    return rc;
 }
 
 void draw_bar(const pd_event &e, double rate, bool tty) {
@@ -152,8 +198,10 @@ void draw_bar(const pd_event &e, double rate, bool tty) {
 
 int cmd_get(const args &a) {
     if (a.positional.size() != 1) {
-        std::fprintf(stderr, "usage: pd get MANIFEST [--origin LOC] [--dest PATH] [--cache DIR] [--plugins DIR]\n"
-                     "  without --dest the content stays in the cache and its path is printed\n");
+        std::fprintf(stderr, "usage: pd get MANIFEST [--origin LOC] [--dest PATH] [--publication FILE] [--publisher-key HEX]...\n"
+                     "              [--allow-unsigned] [--cache DIR] [--plugins DIR]\n"
+                     "  without --dest the content stays in the cache and its path is printed; the publication\n"
+                     "  record is FILE, else MANIFEST.sig; it must be signed by a --publisher-key\n");
         return 2;
     }
     pd_manifest *m = nullptr;
@@ -167,7 +215,22 @@ int cmd_get(const args &a) {
     std::string plugins = plugin_dir(a);
     if (pd_session_load_plugin(g.s, plugins.c_str()) != PD_OK) return die(("loading plugins from " + plugins).c_str());
     std::string origin = a.get("--origin");
-    if (pd_content_import(g.s, m, origin.empty() ? nullptr : origin.c_str()) != PD_OK) return die("importing");
+    // Trust: only a content its publisher signed is installed, unless the user says otherwise.
+    if (a.has("--publisher-key") && pd_session_set_setting(g.s, "trust.publisher_keys", a.get("--publisher-key").c_str()) != PD_OK)
+        return die("--publisher-key");
+    if (a.has("--allow-unsigned")) pd_session_set_setting(g.s, "trust.allow_unsigned", "1");
+    std::string record_path = a.get("--publication");
+    if (record_path.empty() && ::access((a.positional[0] + ".sig").c_str(), F_OK) == 0) record_path = a.positional[0] + ".sig";
+    int rc;
+    if (record_path.empty()) {
+        rc = pd_content_import(g.s, m, origin.empty() ? nullptr : origin.c_str());
+    } else {
+        pd_buf record = PD_BUF_INIT;
+        rc = pd_publication_read_file(&record, record_path.c_str());
+        if (rc == PD_OK) rc = pd_content_import_published(g.s, m, origin.empty() ? nullptr : origin.c_str(), record.ptr, record.size);
+        pd_buf_dispose(&record);
+    }
+    if (rc != PD_OK) return die("importing");
     // Without --dest the content stays in the cache (its path is printed): a download never
     // writes into the current directory under a name the publisher chose.
     std::string dest = a.get("--dest");
@@ -386,11 +449,13 @@ int agent_main(const std::string &socket, const std::string &cmd, const args &a)
         };
         if (cmd == "status") return follow(agent, {}, a.has("--once"));
         if (cmd == "get") {
-            if (a.positional.size() != 1) throw std::runtime_error("usage: pd --agent SOCKET get MANIFEST [--origin LOC] [--dest PATH]");
+            if (a.positional.size() != 1) throw std::runtime_error("usage: pd --agent SOCKET get MANIFEST [--origin LOC] [--dest PATH] [--publication FILE]");
             char resolved[4096];
             std::string manifest = ::realpath(a.positional[0].c_str(), resolved) ? resolved : a.positional[0];
             json req = {{"cmd", "download"}, {"manifest", manifest}};
             if (a.has("--origin")) req["origin"] = a.get("--origin");
+            if (a.has("--publication"))
+                req["publication"] = ::realpath(a.get("--publication").c_str(), resolved) ? resolved : a.get("--publication");
             if (a.has("--dest")) req["dest"] = a.get("--dest");
             json r = check(agent.call(req));
             return follow(agent, {r["job"].get<uint64_t>()}, false);
@@ -468,7 +533,8 @@ int cmd_admin(int argc, char **argv, int first) {
 void usage() {
     std::fprintf(stderr,
                  "usage: pd <command> [options]\n"
-                 "  publish FILE         hash a file, write FILE.pdm, print the content id\n"
+                 "  publisher-key --out FILE   a new publisher key pair; prints the public key\n"
+                 "  publish FILE         hash a file, write FILE.pdm (and FILE.pdm.sig with --sign KEYFILE), print the content id\n"
                  "  get MANIFEST         download a content with a live progress bar\n"
                  "  cache ls|rm|pin|unpin   inspect or change the local cache\n"
                  "  content-info FILE    BranchCache Content Information as hex\n"
@@ -500,6 +566,7 @@ int main(int argc, char **argv) {
     if (cmd == "admin") return cmd_admin(argc, argv, 2);
     args a = parse(argc, argv, 2);
     if (cmd == "publish") return cmd_publish(a);
+    if (cmd == "publisher-key") return cmd_publisher_key(a);
     if (cmd == "get") return cmd_get(a);
     if (cmd == "cache") return cmd_cache(a);
     if (cmd == "content-info") return cmd_content_info(a);

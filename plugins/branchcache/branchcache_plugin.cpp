@@ -1,14 +1,15 @@
 // The `branchcache` backend (design §6, serverless mode): devices on one subnet find each
 // other's content by UDP multicast (with a subnet-broadcast fallback) — no server. Queries
-// carry a label the host derives from the content id with the fleet key, so the content id
-// never appears on the LAN (BranchCache shows its segment ids). A device holding verified
-// blocks answers with its peer port and how many blocks it holds; the core then connects
-// over the secure channel and verifies every block, so an answer is never trusted.
+// carry the host's keyed label of the content, sealed under the fleet's discovery key, so
+// the LAN sees neither the content nor which queries ask for the same one. A device holding
+// verified blocks answers, sealed and bound to the query, with its peer port and how many
+// blocks it holds; the core then connects over the secure channel and verifies every
+// block, so an answer is never trusted.
 //
-// Packets: discovery.h (docs/protocol.md §3).
+// Packets, the replay guard and the answer budget: discovery.h (docs/protocol.md §3).
 // Settings (plugin.branchcache.*): enabled (1), port (34329), group (239.255.34.29),
-// query_timeout_ms (300), max_answers_per_second (50). Without a fleet key, or with enabled=0,
-// the backend sends and listens to nothing.
+// query_timeout_ms (300), max_answers_per_second (50), max_answers_per_source (5). Without a
+// fleet key, or with enabled=0, the backend sends and listens to nothing.
 #include "discovery.h"
 
 #include <peerdist/sys/plugin.h>
@@ -22,7 +23,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -35,6 +35,11 @@ using udp = asio::ip::udp;
 using namespace pd_branchcache;
 
 constexpr std::size_t max_answers = 64;  // peers one query may yield
+
+std::uint64_t current_window() {
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+    return static_cast<std::uint64_t>(now.count()) / window_seconds;
+}
 
 std::string setting(const pd_host_api *h, const char *key, const char *def) {
     char buf[256];
@@ -49,8 +54,10 @@ struct backend {
     std::uint16_t port = 34329;
     asio::ip::address_v4 group;
     std::thread responder;
-    std::chrono::steady_clock::time_point window{};  // answer rate: the responder thread's only
-    unsigned answers_in_window = 0;
+    pd_branchcache::key key{};  // the fleet's discovery key
+    // The responder thread's only:
+    replay_guard seen;
+    answer_budget budget;
     std::uint8_t query_in[128];
     udp::endpoint query_from;
 
@@ -63,11 +70,11 @@ struct backend {
         return static_cast<std::uint16_t>(std::atoi(first.substr(first.rfind(':') + 1).c_str()));
     }
 
-    bool allow_answer() {
-        unsigned limit = static_cast<unsigned>(std::atoi(setting(host, "max_answers_per_second", "50").c_str()));
-        auto now = std::chrono::steady_clock::now();
-        if (now - window >= std::chrono::seconds(1)) window = now, answers_in_window = 0;
-        return ++answers_in_window <= limit;
+    bool allow_answer(const std::string &source) {
+        auto per_second = static_cast<unsigned>(std::atoi(setting(host, "max_answers_per_second", "50").c_str()));
+        auto per_source = static_cast<unsigned>(std::atoi(setting(host, "max_answers_per_source", "5").c_str()));
+        auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch());
+        return budget.allow(source, static_cast<std::uint64_t>(now.count()), per_second, per_source);
     }
 
     void receive_query() {
@@ -79,16 +86,15 @@ struct backend {
     }
 
     void answer(std::size_t n) {
-        auto q = decode_query(query_in, n);
-        if (!q) return;  // not ours
+        auto q = decode_query(query_in, n, key);
+        if (!q || !seen.admit(*q, current_window())) return;  // not ours, stale, or replayed
         pd_branchcache::answer a;
-        a.nonce = q->nonce;
-        a.content = q->content;
+        a.query_id = q->id;
         if (host->lookup_label(host->host, q->content.data(), &a.verified_blocks, &a.block_count) != 0) return;
         a.port = peer_port();
-        if (!a.port || !allow_answer()) return;
+        if (!a.port || !allow_answer(query_from.address().to_string())) return;
         boost::system::error_code ignored;  // the asker may be gone; it asks again
-        sock.send_to(asio::buffer(encode(a)), query_from, 0, ignored);
+        sock.send_to(asio::buffer(encode(a, key)), query_from, 0, ignored);
     }
 };
 
@@ -97,10 +103,12 @@ int32_t PD_CALLBACK bc_create(void **self, const pd_host_api *host, const char *
     auto b = new (std::nothrow) backend;
     if (!b) return PD_PLUGIN_E_GENERIC;
     b->host = host;
-    // Nothing goes on the network unless discovery can work: a fleet key (labels) and
-    // plugin.branchcache.enabled (default 1). Such an instance stays silent.
-    std::uint8_t probe_id[32] = {0}, probe_label[32];
-    if (setting(host, "enabled", "1") == "0" || host->content_label(host->host, probe_id, probe_label) != 0) {
+    // Nothing goes on the network unless discovery can work: a fleet key (labels, the
+    // discovery key; hosts before 0.5 have no discovery key) and plugin.branchcache.enabled
+    // (default 1). Such an instance stays silent.
+    bool has_key = host->struct_size >= offsetof(pd_host_api, discovery_key) + sizeof(host->discovery_key) &&
+                   host->discovery_key && host->discovery_key(host->host, b->key.data()) == 0;
+    if (setting(host, "enabled", "1") == "0" || !has_key || sodium_init() < 0) {
         *self = b;
         return PD_PLUGIN_OK;
     }
@@ -147,9 +155,10 @@ int32_t PD_CALLBACK bc_find_peers(void *self, const pd_content_ref *content, cha
     auto b = static_cast<backend *>(self);
     if (!b->sock.is_open()) return 0;  // silent instance
     query q;
-    q.nonce = std::random_device{}() * 0x100000001ull ^ std::random_device{}();
+    q.window = current_window();
+    randombytes_buf(q.id.data(), q.id.size());
     if (b->host->content_label(b->host->host, content->id, q.content.data()) != 0) return PD_PLUGIN_E_NOT_FOUND;
-    auto datagram = encode(q);
+    auto datagram = encode(q, b->key);
     // A fresh socket per query: answers come back to it, unicast.
     asio::io_context io;
     udp::socket s(io);
@@ -161,17 +170,19 @@ int32_t PD_CALLBACK bc_find_peers(void *self, const pd_content_ref *content, cha
     s.send_to(asio::buffer(datagram), udp::endpoint(b->group, b->port), 0, ec);
     s.send_to(asio::buffer(datagram), udp::endpoint(asio::ip::address_v4::broadcast(), b->port), 0, ec);  // where multicast is filtered
     int timeout = std::atoi(setting(b->host, "query_timeout_ms", "300").c_str());
-    std::set<std::string> peers;
+    std::set<std::string> peers, sources;
     std::uint8_t pkt[128];
     udp::endpoint from;
     std::function<void()> receive = [&] {
         s.async_receive_from(asio::buffer(pkt), from, [&](boost::system::error_code rec, std::size_t n) {
             if (rec == asio::error::operation_aborted) return;
             if (rec) return receive();
-            auto a = decode_answer(pkt, n);
-            // A LAN attacker who saw the query can answer from many forged addresses: the
-            // first max_answers are kept (each is verified block by block anyway).
-            if (a && a->nonce == q.nonce && a->content == q.content && peers.size() < max_answers) peers.insert(from.address().to_string() + ":" + std::to_string(a->port));
+            auto a = decode_answer(pkt, n, b->key);
+            // Only a fleet member can seal an answer to this query; one per address, and the
+            // first max_answers are kept (each peer is verified block by block anyway).
+            auto source = from.address().to_string();
+            if (a && a->query_id == q.id && peers.size() < max_answers && sources.insert(source).second)
+                peers.insert(source + ":" + std::to_string(a->port));
             receive();
         });
     };
@@ -192,7 +203,7 @@ const pd_backend_vtable *PD_CALLBACK bc_backend_for(uint32_t abi) { return abi =
 
 const pd_plugin_descriptor bc_descriptor = {
     sizeof(pd_plugin_descriptor), PD_PLUGIN_ABI_VERSION, 1, 0, "branchcache", "0.1.0", "Apache-2.0",
-    "Serverless peer discovery on the subnet (UDP multicast, keyed labels)", bc_backend_for,
+    "Serverless peer discovery on the subnet (UDP multicast, sealed under the fleet key)", bc_backend_for,
 };
 
 }  // namespace

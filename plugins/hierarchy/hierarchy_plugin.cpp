@@ -91,6 +91,7 @@ struct backend {
                 if (!client) {
                     client = std::make_unique<pd::coord::coordinator_client>(coordinator, key.data(), timeout_ms);
                     registered = false;
+                    identify_locked();
                 }
                 if (!registered && request.value("op", "") != "register") register_locked();
                 auto reply = client->call(request);
@@ -112,6 +113,22 @@ struct backend {
                 last_error = e.what();
                 throw;
             }
+        }
+    }
+
+    // Proves this device's own key on the new connection (hosts before 0.5 have none: the
+    // coordinator then treats the device as unidentified, which it may refuse).
+    void identify_locked() {
+        if (host->struct_size < offsetof(pd_host_api, device_sign) + sizeof host->device_sign || !host->device_sign) return;
+        auto statement = pd::coord::device_statement(client->transcript());
+        std::uint8_t sig[64], pub[32];
+        if (host->device_sign(host->host, statement.data(), statement.size(), sig, pub) != 0) return;
+        auto reply = client->call({{"op", "identify"}, {"device_id", device_id}, {"key", pd::to_hex(pub, 32)}, {"signature", pd::to_hex(sig, 64)}});
+        if (reply.value("ok", false) != true) {
+            auto why = reply.find("error");
+            pd::fail(PD_E_AUTH, PD_CATEGORY_NET,
+                     "coordinator " + coordinator + " refused this device's identity: " +
+                         (why != reply.end() && why->is_string() ? why->get<std::string>() : std::string("no reason given")));
         }
     }
 

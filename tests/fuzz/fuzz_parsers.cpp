@@ -93,11 +93,13 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
         write_seed(dir, name, selector, std::vector<std::uint8_t>(t.begin(), t.end()));
     };
     text_seed("origin-url", 10, std::string("https://cdn.example:8443/dir/a.msi?x=1") + '\0' + "../b.msi" + '\0' + "bytes 0-65535/1048576");
+    pd_branchcache::key dk{};
+    dk.fill(0x42);  // the key case 11 opens with: the seeds open
     pd_branchcache::answer a;
     a.port = 7400, a.verified_blocks = 2, a.block_count = 9;
-    auto ab = pd_branchcache::encode(a);
+    auto ab = pd_branchcache::encode(a, dk);
     write_seed(dir, "discovery-answer", 11, std::vector<std::uint8_t>(ab.begin(), ab.end()));
-    auto qb = pd_branchcache::encode(pd_branchcache::query{});
+    auto qb = pd_branchcache::encode(pd_branchcache::query{}, dk);
     write_seed(dir, "discovery-query", 11, std::vector<std::uint8_t>(qb.begin(), qb.end()));
     text_seed("coord-register-reply", 12, R"({"ok":true,"office":"HQ","heartbeat_ms":5000,"wan_budget":0})");
     text_seed("coord-sources-reply", 12, R"({"ok":true,"origin_allowed":false,"lan":["10.0.0.2:7400"],"wan":["[fd00::1]:7400"]})");
@@ -242,13 +244,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             break;
         }
         case 11: {
-            if (auto q = pd_branchcache::decode_query(body, len)) {
-                auto again = pd_branchcache::encode(*q);
-                if (std::memcmp(again.data(), body, len) != 0) std::abort();
+            // Datagrams under a fixed key: what opens re-seals to what opens the same way.
+            pd_branchcache::key k{};
+            k.fill(0x42);
+            if (auto q = pd_branchcache::decode_query(body, len, k)) {
+                auto again = pd_branchcache::decode_query(pd_branchcache::encode(*q, k).data(), pd_branchcache::query_size, k);
+                if (!again || again->content != q->content || again->window != q->window) std::abort();
             }
-            if (auto a = pd_branchcache::decode_answer(body, len)) {
-                auto again = pd_branchcache::encode(*a);
-                if (std::memcmp(again.data(), body, len) != 0 || a->port == 0 || a->verified_blocks > a->block_count) std::abort();
+            if (auto a = pd_branchcache::decode_answer(body, len, k)) {
+                if (a->port == 0 || a->verified_blocks > a->block_count) std::abort();
+                auto again = pd_branchcache::decode_answer(pd_branchcache::encode(*a, k).data(), pd_branchcache::answer_size, k);
+                if (!again || again->port != a->port || again->query_id != a->query_id) std::abort();
             }
             break;
         }

@@ -52,6 +52,10 @@ class Fleet:
             cdn = self.lab.add_device(self.cdn_office, "cdn")
             self.nginx = Nginx(os.path.join(self.dir, "nginx"), self.www, listen_ip=cdn.ip, netns=cdn.ns)
             self.lab.procs.append(self.nginx.start().proc)
+            # Every package is signed (publish) and agents install only what this publisher signed.
+            self.publisher_key = os.path.join(self.dir, "publisher.key")
+            self.publisher_public = subprocess.run([os.path.join(self.host_bin, "pd"), "publisher-key", "--out", self.publisher_key],
+                                                   check=True, capture_output=True, text=True, timeout=60).stdout.strip()
             extra = {}
             if self.hierarchy:
                 key = self._start_coordinator()
@@ -68,6 +72,8 @@ class Fleet:
                     continue
                 a = Agent(os.path.join(self.host_bin, "pd-agent"), os.path.join(self.dir, "agents", d.name),
                           name=d.name, plugin_dir=self.plugin_dir, netns=d.ns, extra=dict(extra))
+                del a.config["settings"]["trust.allow_unsigned"]
+                a.config["settings"]["trust.publisher_keys"] = self.publisher_public
                 a.start()
                 self.lab.procs.append(a.proc)
                 self.agents[d.name] = a
@@ -152,13 +158,15 @@ class Fleet:
         self.lab.close()
 
     def publish(self, path, name=None):
-        """Puts the package on the CDN and writes its manifest; returns (manifest path, URL)."""
+        """Puts the package on the CDN and writes its manifest and publication record
+        (MANIFEST.sig, which the agents find beside it); returns (manifest path, URL)."""
         name = name or os.path.basename(path)
         shutil.copyfile(path, os.path.join(self.www, name))
         url = self.nginx.url("/" + name)
         manifest = os.path.join(self.dir, name + ".pdm")
         subprocess.run([os.path.join(self.host_bin, "pd"), "publish", os.path.join(self.www, name), "--name", name,
-                        "--manifest", manifest, "--origin", url, "--cache", os.path.join(self.dir, "publisher")],
+                        "--manifest", manifest, "--origin", url, "--sign", self.publisher_key,
+                        "--cache", os.path.join(self.dir, "publisher")],
                        check=True, capture_output=True, timeout=600)
         return manifest, url
 

@@ -254,3 +254,48 @@ def test_a_client_that_never_reads_cannot_grow_the_agent(agent):
     assert sent < 64 << 20, "the agent kept reading requests it could not answer"
     s.close()
     assert ControlClient(agent.socket).call("version")["ok"]
+
+
+def test_the_agent_installs_only_what_its_publisher_signed(agent, published, tmp_path, host_bin):
+    """Issue #16's attack: whoever writes the manifest share or reaches the control socket
+    decides what gets installed. With a publisher key configured, the agent refuses a
+    manifest without a record, with a record of another key, or with a genuine record of
+    another package; the record beside the manifest (MANIFEST.sig) is found on its own."""
+    src, data, manifest = published
+    pd = os.path.join(host_bin, "pd")
+    key = tmp_path / "publisher.key"
+    public = subprocess.run([pd, "publisher-key", "--out", str(key)], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    del agent.config["settings"]["trust.allow_unsigned"]
+    agent.config["settings"]["trust.publisher_keys"] = public
+    agent.start()
+    out = tmp_path / "out.bin"
+
+    r = agent.call("download", manifest=manifest, origin=str(src), dest=str(out))
+    assert not r["ok"] and "has no publication record" in r["error"], r
+
+    # A record signed with the attacker's own key.
+    evil_key = tmp_path / "evil.key"
+    subprocess.run([pd, "publisher-key", "--out", str(evil_key)], capture_output=True, check=True)
+    signed = tmp_path / "signed"
+    signed.mkdir()
+    subprocess.run([pd, "publish", str(src), "--manifest", str(signed / "Setup.pdm"), "--origin", str(src),
+                    "--sign", str(evil_key), "--cache", str(tmp_path / "pub")], capture_output=True, check=True)
+    r = agent.call("download", manifest=str(signed / "Setup.pdm"), dest=str(out))
+    assert not r["ok"] and "untrusted publisher key" in r["error"], r
+
+    # The genuine record of this package, offered for another package.
+    subprocess.run([pd, "publish", str(src), "--manifest", str(signed / "Setup.pdm"), "--origin", str(src),
+                    "--sign", str(key), "--cache", str(tmp_path / "pub")], capture_output=True, check=True)
+    other = tmp_path / "other.bin"
+    other.write_bytes(os.urandom(100000))
+    peerdist.Manifest.hash_file(str(other), "Setup.bin").write(str(tmp_path / "other.pdm"))
+    r = agent.call("download", manifest=str(tmp_path / "other.pdm"), origin=str(other), dest=str(out),
+                   publication=str(signed / "Setup.pdm.sig"))
+    assert not r["ok"] and "its content id differs" in r["error"], r
+    assert agent.ok("cache")["cache"] == [] and not out.exists()
+
+    # The signed package: the record beside the manifest, and the origin it names.
+    r = agent.ok("download", manifest=str(signed / "Setup.pdm"), dest=str(out))
+    assert agent.wait_job(r["job"])["state"] == "completed"
+    assert out.read_bytes() == data

@@ -19,12 +19,21 @@ def test_publish_download_with_events(tmp_path, plugin_dir, payload):
     assert len(manifest.id) == 64 and manifest.size == len(data)
     manifest.write(str(tmp_path / "m.pdm"))
 
+    public, secret = peerdist.publisher_keygen()
+    record = peerdist.publication_sign(manifest, "file://" + str(path), 1, secret)
+
     seen = []
     with peerdist.Session(str(tmp_path / "cache")) as s:
         s.load_plugin(plugin_dir)
         assert [p["name"] for p in s.plugins()] == ["branchcache", "hierarchy", "origin"]
         m = peerdist.Manifest.read(str(tmp_path / "m.pdm"))
-        s.import_manifest(m, "file://" + str(path))
+        # Only what a trusted publisher signed is installed; the record names the origin.
+        with pytest.raises(errors.AuthError, match="has no publication record"):
+            s.import_manifest(m, "file://" + str(path))
+        with pytest.raises(errors.AuthError, match="no publisher key is trusted"):
+            s.import_manifest(m, publication=record)
+        s.set_setting("trust.publisher_keys", public.hex())
+        s.import_manifest(m, publication=record)
         dest = tmp_path / "out.bin"
         job = s.start_job(m.id, destination=str(dest))
         status = peerdist.wait_job(s, job, timeout=60, on_event=seen.append)
@@ -62,6 +71,7 @@ def test_tampered_origin_raises_nothing_but_reports_integrity(tmp_path, plugin_d
     path.write_bytes(bytes(bad))
     with peerdist.Session(str(tmp_path / "c")) as s:
         s.load_plugin(plugin_dir)
+        s.set_setting("trust.allow_unsigned", "1")  # about the bytes, not the publisher
         s.import_manifest(m, str(path))
         job = s.start_job(m.id, destination=str(tmp_path / "out"))
         st = peerdist.wait_job(s, job, timeout=60)

@@ -156,6 +156,37 @@ def test_rogue_datagrams_and_sockets_are_shrugged_off_while_everyone_else_keeps_
         assert fleet.agents["office-1"].ok("facts")["serving"]["peers_refused"] >= 3
 
 
+@root_only
+def test_a_replayed_and_flooded_discovery_cannot_starve_legitimate_queries(tmp_path, host_bin, plugin_dir):
+    """Issue #16's attack: a member replays a recorded query (and sends fresh ones) at the
+    seeder's discovery port, 20,000 a second. Replays are dropped, its fresh ones get its own
+    share of answers (5 a second), and the other devices still find the seeder."""
+    import subprocess
+    import peerdist
+    rogue_bin = os.path.join(os.environ.get("PD_BUILD_DIR", ""), "tests", "pd_test_rogue")
+    with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, p2p=True) as fleet:
+        data, manifest, url = fleet.publish_random(8 << 20)
+        seed(fleet, manifest, url, "office-1")
+        rogue = fleet.lab.add_device("office", "rogue")
+        flood = subprocess.Popen(fleet.lab.command(rogue, [rogue_bin, "discovery-flood", fleet.lab.device("office-1").ip,
+                                                           os.path.join(str(tmp_path / "f"), "fleet.key"),
+                                                           peerdist.Manifest.read(manifest).id, "15"]),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            import time
+            time.sleep(1)
+            assert flood.poll() is None, flood.communicate()
+            jobs = fleet.deploy(manifest, url, devices=["office-2", "office-3"], dest_dir=str(tmp_path))
+            statuses = fleet.watch(jobs, timeout=120, out=io.StringIO())
+        finally:
+            out, err = flood.communicate(timeout=30)
+        assert flood.returncode == 0 and "sent" in out, err
+        for name, st in statuses.items():
+            assert st["state"] == "completed", (name, st)
+            assert st["bytes_by_source"]["lan"] == len(data), (name, st["bytes_by_source"])
+            assert (tmp_path / (name + ".bin")).read_bytes() == data
+
+
 def deploy_together(fleet, tmp_path, manifest, url, data, timeout=300):
     """Every device starts at once; returns (origin egress, LAN bytes) in content copies."""
     c0 = fleet.counters()

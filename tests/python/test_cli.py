@@ -26,13 +26,17 @@ def test_publish_get_and_cache(tmp_path, plugin_dir):
     src = tmp_path / "setup.exe"
     src.write_bytes(data)
     cache = tmp_path / "cache"
-    p = run(PD, "publish", str(src), "--cache", str(tmp_path / "pubcache"))
+    public = run(PD, "publisher-key", "--out", str(tmp_path / "publisher.key")).stdout.strip()
+    p = run(PD, "publish", str(src), "--cache", str(tmp_path / "pubcache"), "--sign", str(tmp_path / "publisher.key"))
     cid = p.stdout.strip()
     assert len(cid) == 64
-    assert (tmp_path / "setup.exe.pdm").exists()
+    assert (tmp_path / "setup.exe.pdm").exists() and (tmp_path / "setup.exe.pdm.sig").exists()
     dest = tmp_path / "got.exe"
-    p = run(PD, "get", str(tmp_path / "setup.exe.pdm"), "--cache", str(cache), "--plugins", plugin_dir,
-            "--dest", str(dest), "--origin", "file://" + str(src))
+    get = [PD, "get", str(tmp_path / "setup.exe.pdm"), "--cache", str(cache), "--plugins", plugin_dir,
+           "--dest", str(dest), "--origin", "file://" + str(src)]
+    p = run(*get, check=False)  # the record is found beside the manifest, but no key is trusted
+    assert p.returncode == 1 and "no publisher key is trusted" in p.stderr, p.stderr
+    p = run(*get, "--publisher-key", public)
     assert dest.read_bytes() == data
     assert "summary:" in p.stdout and "origin 3.0 MiB" in p.stdout
     assert "100.0%" in p.stderr  # the progress bar reached the end
@@ -51,7 +55,7 @@ def test_get_reports_tampering(tmp_path, plugin_dir):
     raw = bytearray(src.read_bytes())
     raw[5 * 65536] ^= 0x55
     src.write_bytes(bytes(raw))
-    p = run(PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir,
+    p = run(PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir, "--allow-unsigned",
             "--dest", str(tmp_path / "out"), "--origin", str(src), check=False)
     assert p.returncode == 1
     assert "block 5" in p.stderr and "verification" in p.stderr
@@ -62,7 +66,7 @@ def test_get_without_an_origin_says_so(tmp_path, plugin_dir):
     src = tmp_path / "pkg.bin"
     src.write_bytes(os.urandom(100000))
     run(PD, "publish", str(src), "--cache", str(tmp_path / "pc"))
-    p = run(PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir,
+    p = run(PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir, "--allow-unsigned",
             "--dest", str(tmp_path / "out"), check=False)
     assert p.returncode == 1 and "no origin recorded" in p.stderr
 
@@ -73,7 +77,7 @@ def test_get_without_dest_writes_nothing_into_the_current_directory(tmp_path, pl
     run(PD, "publish", str(src), "--cache", str(tmp_path / "pc"))
     work = tmp_path / "cwd"
     work.mkdir()
-    p = subprocess.run([PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir,
+    p = subprocess.run([PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir, "--allow-unsigned",
                         "--origin", str(src)], capture_output=True, text=True, cwd=work, timeout=60)
     assert p.returncode == 0, p.stderr
     assert list(work.iterdir()) == []
@@ -100,7 +104,7 @@ def test_delivery_never_follows_a_planted_link(tmp_path, plugin_dir):
     victim.write_bytes(b"precious")
     out = tmp_path / "out.bin"
     os.symlink(victim, str(out) + ".pdpart")
-    run(PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir,
+    run(PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir, "--allow-unsigned",
         "--dest", str(out), "--origin", str(src))
     assert out.read_bytes() == src.read_bytes()
     assert victim.read_bytes() == b"precious"
@@ -109,7 +113,7 @@ def test_delivery_never_follows_a_planted_link(tmp_path, plugin_dir):
 
 def test_get_rejects_a_corrupt_manifest(tmp_path, plugin_dir):
     (tmp_path / "bad.pdm").write_bytes(b"PDMF\x01\x00\x01\x00\x00\x00")
-    p = run(PD, "get", str(tmp_path / "bad.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir, check=False)
+    p = run(PD, "get", str(tmp_path / "bad.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir, "--allow-unsigned", check=False)
     assert p.returncode == 1 and "truncated" in p.stderr
 
 
@@ -134,8 +138,9 @@ def test_version_agrees():
 def test_c_example_downloads_against_the_installed_sdk(tmp_path, plugin_dir):
     data = os.urandom(700000)
     (tmp_path / "a.bin").write_bytes(data)
-    run(PD, "publish", str(tmp_path / "a.bin"), "--cache", str(tmp_path / "pc"))
+    public = run(PD, "publisher-key", "--out", str(tmp_path / "publisher.key")).stdout.strip()
+    run(PD, "publish", str(tmp_path / "a.bin"), "--cache", str(tmp_path / "pc"), "--sign", str(tmp_path / "publisher.key"))
     p = run(EXAMPLE, str(tmp_path / "cache"), plugin_dir, str(tmp_path / "a.bin.pdm"), str(tmp_path / "a.bin"),
-            str(tmp_path / "out.bin"))
+            str(tmp_path / "out.bin"), public)
     assert "delivered to" in p.stdout
     assert (tmp_path / "out.bin").read_bytes() == data

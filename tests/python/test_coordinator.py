@@ -145,6 +145,7 @@ def test_a_database_from_0_4_gains_administrators_when_upgraded(tmp_path):
     assert init(db).returncode == 0
     with sqlite3.connect(str(db)) as c:  # what 0.4 left behind
         c.execute("DROP TABLE admins")
+        c.execute("DROP TABLE device_keys")
         c.execute("DELETE FROM meta WHERE key='signing_key'")
         c.execute("PRAGMA user_version=1")
     server = Server(db)

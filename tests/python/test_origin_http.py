@@ -32,6 +32,7 @@ def site(tmp_path, pki):
 def session(tmp_path, plugin_dir):
     s = peerdist.Session(str(tmp_path / "cache"))
     s.load_plugin(plugin_dir)
+    s.set_setting("trust.allow_unsigned", "1")  # these tests are about the origin, not the publisher
     # Quick failure paths: the plugin owns retries (the core reads once per attempt).
     s.set_setting("plugin.origin.retries", "2")
     s.set_setting("plugin.origin.retry_backoff_ms", "50")

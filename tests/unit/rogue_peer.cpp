@@ -13,17 +13,25 @@
 //     drip     answers with the true bytes (read from DIR/<content id in hex>), one block
 //              every 1.5 s: just inside the answer deadline, so it is never demoted for
 //              silence and holds whatever it is asked for as long as it can.
+// usage: pd_test_rogue discovery-flood IP FLEET_KEY_FILE CONTENT_ID SECONDS
+//   Floods IP's discovery port for SECONDS: one valid query for CONTENT_ID (it holds the
+//   fleet key, so it can make one) replayed as fast as it can, and fresh valid queries from
+//   its own address, 20,000 a second in all. Before version 2 a replayed label used up the
+//   answer budget and legitimate queries went unanswered.
+#include "branchcache/discovery.h"
 #include "coordinator_client/protocol.h"
 #include "net/secure_channel.h"
 #include "platform/socket.h"
 #include "util/error.h"
 #include "peer/wire.h"
+#include "crypto/hash.h"
 #include "util/hex.h"
 #include "util/key_file.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <chrono>
+#include <ctime>
 #include <random>
 #include <thread>
 
@@ -128,9 +136,58 @@ int serve(const std::string &mode, const std::string &address, const std::uint8_
     }
 }
 
+// The core's derivations (sdk/src/core/session.cpp), written out as an attacker would.
+int discovery_flood(const std::string &ip, const std::uint8_t fleet_key[32], const std::string &content_hex, int seconds) {
+    auto id = pd::from_hex(content_hex);
+    if (!id || id->size() != 32) throw std::runtime_error("CONTENT_ID must be 64 hex digits");
+    static const char key_tag[] = "peerdist discovery key v2", label_tag[] = "peerdist discovery label v1";
+    auto k = pd::crypto::hmac_sha256(fleet_key, 32, key_tag, sizeof key_tag - 1);
+    std::vector<std::uint8_t> m(label_tag, label_tag + sizeof label_tag - 1);
+    m.insert(m.end(), id->begin(), id->end());
+    pd_branchcache::key key;
+    std::copy(k.begin(), k.end(), key.begin());
+    pd_branchcache::query q;
+    auto l = pd::crypto::hmac_sha256(fleet_key, 32, m.data(), m.size());
+    std::copy(l.begin(), l.end(), q.content.begin());
+    q.window = static_cast<std::uint64_t>(std::time(nullptr)) / pd_branchcache::window_seconds;
+    randombytes_buf(q.id.data(), q.id.size());
+    auto recorded = pd_branchcache::encode(q, key);
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(34329);
+    if (::inet_pton(AF_INET, ip.c_str(), &to.sin_addr) != 1) throw std::runtime_error("IP must be an IPv4 address");
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    std::uint64_t sent = 0;
+    while (std::chrono::steady_clock::now() < end) {
+        for (int i = 0; i < 200; ++i, ++sent) {
+            if (i % 2) {  // a fresh one now and then
+                randombytes_buf(q.id.data(), q.id.size());
+                auto fresh = pd_branchcache::encode(q, key);
+                ::sendto(fd, fresh.data(), fresh.size(), 0, reinterpret_cast<sockaddr *>(&to), sizeof to);
+            } else {
+                ::sendto(fd, recorded.data(), recorded.size(), 0, reinterpret_cast<sockaddr *>(&to), sizeof to);
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::close(fd);
+    std::printf("sent %llu queries\n", static_cast<unsigned long long>(sent));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
+    if (argc == 6 && std::string(argv[1]) == "discovery-flood") {
+        try {
+            auto key = pd::read_fleet_key(argv[3]);
+            return discovery_flood(argv[2], key.data(), argv[4], std::atoi(argv[5]));
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "pd_test_rogue: %s\n", e.what());
+            return 2;
+        }
+    }
     if ((argc == 6 || argc == 7) && std::string(argv[1]) == "serve") {
         try {
             static pd::fleet_key key = pd::read_fleet_key(argv[4]);

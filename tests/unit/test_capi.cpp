@@ -538,6 +538,74 @@ TEST(capi, listen_addresses_are_bound_at_start_and_a_port_in_use_is_refused) {
 
 // An empty content is a content: it publishes, imports, downloads and delivers (its empty
 // bitmap was once stored as NULL and reported as an I/O error).
+TEST(capi, only_contents_a_trusted_publisher_signed_are_imported_by_default) {
+    // The attacker can write the manifest share, or reach the host's download command: it
+    // offers its own package, with no record, a record of its own, or a real record of
+    // another package.
+    fixture f(300000);
+    pdtest::session_ptr s;
+    pd_session_options o = PD_SESSION_OPTIONS_INIT;
+    std::string cache = f.dir / "strict";
+    o.cache_dir = cache.c_str();
+    ASSERT_EQ(pd_session_new(&s.s, &o), PD_OK);
+    ASSERT_EQ(pd_session_load_plugin(s, PD_TEST_PLUGIN_DIR), PD_OK);
+    std::string origin = f.dir / "origin.bin";
+
+    std::uint8_t pub[32], sec[64], other_pub[32], other_sec[64];
+    ASSERT_EQ(pd_publisher_keygen(pub, sec), PD_OK);
+    ASSERT_EQ(pd_publisher_keygen(other_pub, other_sec), PD_OK);
+    auto sign = [&](const pd_manifest *m, const std::uint8_t *key) {
+        pd_buf b = PD_BUF_INIT;
+        EXPECT_EQ(pd_publication_sign(&b, m, origin.c_str(), 1, key), PD_OK);
+        std::vector<std::uint8_t> r(b.ptr, b.ptr + b.size);
+        pd_buf_dispose(&b);
+        return r;
+    };
+    auto import = [&](const std::vector<std::uint8_t> &record, const pd_manifest *m = nullptr) {
+        int rc = pd_content_import_published(s, m ? m : f.m, origin.c_str(), record.data(), record.size());
+        return std::make_pair(rc, rc == PD_OK ? std::string() : pdtest::last_error());
+    };
+    auto record = sign(f.m, sec);
+
+    EXPECT_EQ(pd_content_import(s, f.m, origin.c_str()), PD_E_AUTH);
+    EXPECT_NE(pdtest::last_error().find("has no publication record"), std::string::npos) << pdtest::last_error();
+    auto [rc, why] = import(record);
+    EXPECT_EQ(rc, PD_E_AUTH);
+    EXPECT_NE(why.find("no publisher key is trusted"), std::string::npos) << why;
+    EXPECT_EQ(pd_session_set_setting(s, "trust.publisher_keys", "abc"), PD_E_INVALID);
+
+    char hex[65];
+    pd_content_id key_as_id;
+    std::memcpy(key_as_id.bytes, pub, 32);
+    pd_content_id_to_hex(hex, &key_as_id);
+    ASSERT_EQ(pd_session_set_setting(s, "trust.publisher_keys", hex), PD_OK) << pdtest::last_error();
+    std::tie(rc, why) = import(sign(f.m, other_sec));
+    EXPECT_EQ(rc, PD_E_AUTH);
+    EXPECT_NE(why.find("untrusted publisher key"), std::string::npos) << why;
+    auto tampered = record;
+    tampered[60] ^= 1;  // inside the signed size
+    EXPECT_EQ(import(tampered).first, PD_E_AUTH);
+    pd_manifest *evil = nullptr;
+    pdtest::write_file(f.dir / "evil.bin", pdtest::random_bytes(300000, 666));
+    ASSERT_EQ(pd_manifest_hash_file(&evil, (f.dir / "evil.bin").c_str(), "package.bin"), PD_OK);
+    std::tie(rc, why) = import(record, evil);  // a genuine record, for another package
+    EXPECT_EQ(rc, PD_E_AUTH);
+    EXPECT_NE(why.find("its content id differs"), std::string::npos) << why;
+    uint64_t job = 0;
+    EXPECT_EQ(pd_job_start(&job, s, pd_manifest_id(evil), nullptr), PD_E_NOT_FOUND);  // nothing was imported
+
+    std::tie(rc, why) = import(record);
+    ASSERT_EQ(rc, PD_OK) << why;
+    ASSERT_EQ(pd_job_start(&job, s, pd_manifest_id(f.m), nullptr), PD_OK);
+    EXPECT_EQ(pdtest::wait_job(s, job).status.state, PD_JOB_COMPLETED);
+
+    // Labs may allow unsigned contents; a record given is still checked.
+    ASSERT_EQ(pd_session_set_setting(s, "trust.allow_unsigned", "1"), PD_OK);
+    EXPECT_EQ(pd_content_import(s, evil, (f.dir / "evil.bin").c_str()), PD_OK);
+    EXPECT_EQ(import(tampered).first, PD_E_AUTH);
+    pd_manifest_free(evil);
+}
+
 TEST(capi, an_empty_content_works_end_to_end) {
     fixture f(0);
     std::string dest = f.dir / "empty.out";

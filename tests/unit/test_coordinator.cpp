@@ -8,6 +8,7 @@
 #include "coordinator/server.h"
 #include "coordinator/store.h"
 #include "coordinator/topology.h"
+#include "crypto/hash.h"
 #include "platform/socket.h"
 #include "util/hex.h"
 
@@ -340,7 +341,14 @@ struct running_server {
     std::array<std::uint8_t, 32> key{7, 7, 7};
     std::array<std::uint8_t, 32> coordinator_key{};  // its public key
 
-    explicit running_server(server_options o = {}) {
+    // Most tests speak for several devices over one connection, as 0.4 agents did; the
+    // coordinator_trust tests turn device identities back on.
+    static server_options legacy() {
+        server_options o;
+        o.require_device_identity = false;
+        return o;
+    }
+    explicit running_server(server_options o = legacy()) {
         o.server_id = "s1";
         o.fleet_key = key;
         if (!o.audit) o.audit = [](const std::string &) {};  // the trust tests capture it
@@ -495,7 +503,7 @@ TEST(coordinator_server, a_wrong_key_is_a_shared_key_mismatch_and_big_messages_t
 }
 
 TEST(admin_capi, every_admin_operation_over_the_c_abi) {
-    server_options o;
+    auto o = running_server::legacy();
     o.trust_claimed_addresses = true;  // one "device" below poses as a Branch A machine from loopback
     running_server s(o);
     auto addr = s.srv->bound_address();
@@ -669,11 +677,11 @@ TEST(coordinator_protocol, deep_nesting_and_wrong_types_are_errors_not_crashes) 
     auto store = open_sqlite_store(dir / "c.db");
     registry reg{*store, election_policy{}, 15000};
     boost::asio::io_context io;
-    server_options o;
+    auto o = running_server::legacy();  // the parsers behind the identity check
     o.server_id = "s1";
     server srv(io, reg, *store, o);
     auto cred = add_admin_to(*store, {}, "alice", "admin");
-    server::caller from{"10.0.0.1", true, public_key_of(cred)};
+    server::caller from{"10.0.0.1", true, public_key_of(cred), ""};
     for (auto bad : {json{{"op", 7}}, json{{"op", "register"}, {"device_id", json::array()}},
                      json{{"op", "register"}, {"device_id", "d"}, {"facts", {{"free_bytes", "lots"}}}},
                      json{{"op", "admin.topology.import"}, {"csv", 5}}, json{{"op", "holding"}, {"device_id", "d"}}}) {
@@ -706,7 +714,7 @@ TEST(coordinator_server, silent_sockets_are_closed_and_cannot_lock_out_a_keyed_c
 }
 
 TEST(coordinator_server, a_connection_that_never_authenticates_is_closed_at_the_deadline) {
-    server_options o;
+    auto o = running_server::legacy();
     o.handshake_timeout_ms = 200;
     running_server s(o);
     int fd = pd::platform::connect_tcp(s.srv->bound_address(), 2000);
@@ -742,7 +750,7 @@ TEST(coordinator_server, a_topology_import_is_checked_off_the_network_thread) {
     boost::asio::io_context io;
     server srv(io, reg, *store, server_options{});
     auto cred = add_admin_to(*store, {}, "alice", "admin");
-    server::caller from{"10.0.0.1", true, public_key_of(cred)};
+    server::caller from{"10.0.0.1", true, public_key_of(cred), ""};
     std::optional<json> heartbeat, import, refused;
     srv.handle_async({{"op", "admin.health"}}, from, [&](json r) { heartbeat = r; });
     EXPECT_TRUE(heartbeat);  // an ordinary request is answered at once
@@ -768,7 +776,7 @@ TEST(coordinator_server, a_topology_import_is_checked_off_the_network_thread) {
 TEST(coordinator_trust, the_fleet_key_alone_cannot_administer_and_roles_hold_at_once) {
     std::vector<std::string> audit;
     std::mutex audit_mu;
-    server_options o;
+    auto o = running_server::legacy();
     o.audit = [&](const std::string &line) {
         std::lock_guard lk(audit_mu);
         audit.push_back(line);
@@ -898,4 +906,93 @@ TEST(coordinator_trust, a_device_is_placed_and_reached_where_its_connection_come
     r = member.call({{"op", "heartbeat"}, {"device_id", "d1"}, {"address", "10.2.0.9"}});
     EXPECT_FALSE(r.value("ok", true));
     EXPECT_EQ(s.reg.devices().at("d1").address, "127.0.0.1");
+}
+
+namespace {
+
+// A device's side of "identify": what the hierarchy plugin does through pd_host_api.device_sign.
+json identify(coordinator_client &c, const std::string &device_id, const std::array<std::uint8_t, 32> &seed,
+              const std::array<std::uint8_t, 32> *transcript = nullptr) {
+    std::array<std::uint8_t, 32> pk{};
+    std::array<std::uint8_t, 64> sk{};
+    crypto_sign_seed_keypair(pk.data(), sk.data(), seed.data());
+    auto statement = device_statement(transcript ? *transcript : c.transcript());
+    auto m = pd::crypto::device_signed_message(statement.data(), statement.size());
+    auto sig = pd::crypto::ed25519_sign(m.data(), m.size(), sk.data());
+    return c.call({{"op", "identify"}, {"device_id", device_id}, {"key", pd::to_hex(pk.data(), 32)},
+                   {"signature", pd::to_hex(sig.data(), 64)}});
+}
+
+std::string error_of(const json &reply) { return reply.value("error", std::string()); }
+
+}  // namespace
+
+TEST(coordinator_trust, a_device_enrolls_once_and_nobody_else_can_speak_for_it) {
+    server_options o;  // device identities required: the default
+    running_server s(o);
+    auto addr = s.srv->bound_address();
+    std::array<std::uint8_t, 32> key_a{1, 2, 3}, key_c{4, 5, 6}, key_evil{6, 6, 6};
+
+    coordinator_client a(addr, s.key.data(), 5000);
+    auto r = a.call({{"op", "register"}, {"device_id", "d1"}, {"listen", "0.0.0.0:34760"}});
+    EXPECT_NE(error_of(r).find("needs the device's identity"), std::string::npos) << r.dump();
+    r = identify(a, "d1", key_a);
+    ASSERT_TRUE(r.value("ok", false)) << r.dump();
+    EXPECT_TRUE(r.value("enrolled", false));
+    ASSERT_TRUE(a.call({{"op", "register"}, {"device_id", "d1"}, {"listen", "0.0.0.0:34760"}}).value("ok", false));
+    r = a.call({{"op", "holding"}, {"device_id", "d2"}, {"content", cid}, {"complete", true}});
+    EXPECT_NE(error_of(r).find("this connection proved device d1's identity: it cannot speak for d2"), std::string::npos) << r.dump();
+    auto d1_transcript = a.transcript();
+
+    // A fleet member (it holds the fleet key) tries to become d1: its own key, d1's public key
+    // with its own signature, and d1's genuine signature replayed from d1's connection.
+    auto attacker_error = [&](auto &&attempt, bool ends_the_connection = true) {
+        coordinator_client evil(addr, s.key.data(), 5000);
+        auto reply = attempt(evil);
+        EXPECT_FALSE(reply.value("ok", true));
+        bool closed = false;
+        try {
+            evil.call({{"op", "heartbeat"}, {"device_id", "d1"}});
+        } catch (const pd::error &e) {
+            closed = e.code() == PD_E_IO;
+        }
+        EXPECT_EQ(closed, ends_the_connection) << "a refused identify, and only that, ends the connection";
+        return error_of(reply);
+    };
+    EXPECT_NE(attacker_error([&](coordinator_client &c) { return identify(c, "d1", key_evil); }).find("enrolled with another key"),
+              std::string::npos);
+    EXPECT_NE(attacker_error([&](coordinator_client &c) { return identify(c, "d1", key_a, &d1_transcript); })
+                  .find("the signature does not verify"),
+              std::string::npos);
+    EXPECT_NE(attacker_error([&](coordinator_client &c) { return c.call({{"op", "heartbeat"}, {"device_id", "d1"}}); }, false)
+                  .find("device d1 has an identity: prove it on this connection first"),
+              std::string::npos);
+
+    // Another device of the office, then d1 revoked: d1 drops out at once, c carries on.
+    coordinator_client c(addr, s.key.data(), 5000);
+    ASSERT_TRUE(identify(c, "d3", key_c).value("ok", false));
+    ASSERT_TRUE(c.call({{"op", "register"}, {"device_id", "d3"}, {"listen", "0.0.0.0:34761"}}).value("ok", false));
+    EXPECT_EQ(c.call({{"op", "sources"}, {"device_id", "d3"}, {"content", cid}})["lan"], json::array({"127.0.0.1:34760"}));
+    auto admin = s.admin();
+    ASSERT_TRUE(admin.call({{"op", "admin.devices.revoke"}, {"device_id", "d1"}}).value("ok", false));
+    EXPECT_THROW(a.call({{"op", "heartbeat"}, {"device_id", "d1"}}), pd::error);  // its connection was closed
+    coordinator_client again(addr, s.key.data(), 5000);
+    EXPECT_NE(error_of(identify(again, "d1", key_a)).find("device d1 was revoked"), std::string::npos);
+    EXPECT_EQ(c.call({{"op", "sources"}, {"device_id", "d3"}, {"content", cid}})["lan"], json::array());
+    EXPECT_TRUE(c.call({{"op", "heartbeat"}, {"device_id", "d3"}}).value("ok", false));
+    EXPECT_EQ(s.store->device_identity_of("d1")->revoked_ms > 0, true);
+}
+
+TEST(coordinator_trust, an_upgrading_fleet_mixes_identified_and_unidentified_devices) {
+    // --allow-unidentified-devices: 0.4 agents still register, but an enrolled device's id
+    // is not theirs to use, and health counts who is left to upgrade.
+    running_server s;  // legacy()
+    coordinator_client old_agent(s.srv->bound_address(), s.key.data(), 5000);
+    ASSERT_TRUE(old_agent.call({{"op", "register"}, {"device_id", "old"}}).value("ok", false));
+    coordinator_client upgraded(s.srv->bound_address(), s.key.data(), 5000);
+    ASSERT_TRUE(identify(upgraded, "new", std::array<std::uint8_t, 32>{9, 9}).value("ok", false));
+    ASSERT_TRUE(upgraded.call({{"op", "register"}, {"device_id", "new"}}).value("ok", false));
+    auto r = old_agent.call({{"op", "heartbeat"}, {"device_id", "new"}});
+    EXPECT_NE(error_of(r).find("device new has an identity: prove it"), std::string::npos) << r.dump();
+    EXPECT_EQ(s.admin("viewer").call({{"op", "admin.health"}})["unidentified"], 1);
 }

@@ -33,6 +33,7 @@ struct device {
         addr.assign(reinterpret_cast<char *>(b.ptr), b.size);
         pd_buf_dispose(&b);
         pd_session_set_setting(s, "peer.refresh_ms", "100");
+        pd_session_set_setting(s, "trust.allow_unsigned", "1");  // the trust rules are test_capi's
         pd_session_set_setting(s, "peer.discovery_interval_ms", "200");
         pd_session_set_setting(s, "job.flush_interval_ms", "50");
     }

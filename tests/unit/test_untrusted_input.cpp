@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace {
 
 using pd::coord::json;
@@ -59,33 +61,88 @@ TEST(origin_content_range, takes_only_the_complete_form) {
         EXPECT_FALSE(pd_origin::parse_content_range(bad)) << bad;
 }
 
-TEST(branchcache_discovery, round_trips_and_refuses_lies) {
-    pd_branchcache::answer a;
-    a.nonce = 0x1122334455667788ull;
-    a.content.fill(7);
+TEST(branchcache_discovery, sealed_round_trips_and_refuses_lies_and_strangers) {
+    using namespace pd_branchcache;
+    key fleet{}, stranger{};
+    fleet.fill(1);
+    stranger.fill(2);
+    query q;
+    q.window = 55;
+    randombytes_buf(q.id.data(), q.id.size());
+    q.content.fill(7);
+    auto qb = encode(q, fleet);
+    auto qback = decode_query(qb.data(), qb.size(), fleet);
+    ASSERT_TRUE(qback);
+    EXPECT_EQ(qback->content, q.content);
+    EXPECT_EQ(qback->window, 55u);
+    // The label is not on the wire, and asking twice for one content looks unrelated.
+    EXPECT_EQ(std::search(qb.begin(), qb.end(), q.content.begin(), q.content.end()), qb.end());
+    auto again = q;
+    randombytes_buf(again.id.data(), again.id.size());
+    auto qb2 = encode(again, fleet);
+    EXPECT_FALSE(std::equal(qb.begin() + query_head, qb.end(), qb2.begin() + query_head));
+    EXPECT_FALSE(decode_query(qb.data(), qb.size(), stranger));  // another fleet's key
+    auto moved = qb;
+    moved[4] ^= 1;  // the window is authenticated: a replay cannot be made to look fresh
+    EXPECT_FALSE(decode_query(moved.data(), moved.size(), fleet));
+
+    answer a;
+    a.query_id = q.id;
     a.port = 7400;
     a.verified_blocks = 3;
     a.block_count = 10;
-    auto bytes = pd_branchcache::encode(a);
-    auto back = pd_branchcache::decode_answer(bytes.data(), bytes.size());
+    auto ab = encode(a, fleet);
+    auto back = decode_answer(ab.data(), ab.size(), fleet);
     ASSERT_TRUE(back);
-    EXPECT_EQ(back->nonce, a.nonce);
+    EXPECT_EQ(back->query_id, q.id);
     EXPECT_EQ(back->port, 7400);
     EXPECT_EQ(back->verified_blocks, 3u);
-    EXPECT_FALSE(pd_branchcache::decode_answer(bytes.data(), bytes.size() - 1));
-    EXPECT_FALSE(pd_branchcache::decode_query(bytes.data(), bytes.size()));  // an answer is not a query
+    EXPECT_FALSE(decode_answer(ab.data(), ab.size() - 1, fleet));
+    EXPECT_FALSE(decode_answer(ab.data(), ab.size(), stranger));  // forged without the key
+    auto rebound = ab;
+    rebound[5] ^= 1;  // bound to its query: moving it to another query id breaks the seal
+    EXPECT_FALSE(decode_answer(rebound.data(), rebound.size(), fleet));
+    EXPECT_FALSE(decode_query(ab.data(), ab.size(), fleet));  // an answer is not a query
     auto lie = a;
     lie.verified_blocks = 11;  // more than the content has
-    auto l = pd_branchcache::encode(lie);
-    EXPECT_FALSE(pd_branchcache::decode_answer(l.data(), l.size()));
+    auto l = encode(lie, fleet);
+    EXPECT_FALSE(decode_answer(l.data(), l.size(), fleet));
     lie = a;
     lie.port = 0;
-    l = pd_branchcache::encode(lie);
-    EXPECT_FALSE(pd_branchcache::decode_answer(l.data(), l.size()));
-    pd_branchcache::query q;
-    q.nonce = 9;
-    auto qb = pd_branchcache::encode(q);
-    EXPECT_EQ(pd_branchcache::decode_query(qb.data(), qb.size())->nonce, 9u);
+    l = encode(lie, fleet);
+    EXPECT_FALSE(decode_answer(l.data(), l.size(), fleet));
+}
+
+TEST(branchcache_discovery, replays_are_dropped_and_a_flooder_uses_up_only_its_own_share) {
+    using namespace pd_branchcache;
+    replay_guard guard;
+    query q;
+    q.window = 100;
+    randombytes_buf(q.id.data(), q.id.size());
+    EXPECT_TRUE(guard.admit(q, 100));
+    EXPECT_FALSE(guard.admit(q, 100));  // replayed
+    auto old = q;
+    randombytes_buf(old.id.data(), old.id.size());
+    EXPECT_FALSE(guard.admit(old, 102));  // two windows late
+    EXPECT_TRUE(guard.admit(old, 101));   // one late: clock skew
+    auto future = q;
+    future.window = 103;
+    randombytes_buf(future.id.data(), future.id.size());
+    EXPECT_FALSE(guard.admit(future, 101));
+    // Bounded: past its capacity the oldest ids are forgotten, but they are stale by then.
+    for (std::size_t i = 0; i < replay_guard::capacity + 10; ++i) {
+        randombytes_buf(old.id.data(), old.id.size());
+        old.window = 100;
+        guard.admit(old, 100);
+    }
+
+    answer_budget budget;
+    int flooder = 0, others = 0;
+    for (int i = 0; i < 1000; ++i) flooder += budget.allow("10.0.0.66", 5000, 50, 5);
+    for (int i = 0; i < 20; ++i) others += budget.allow("10.0.0." + std::to_string(i), 5000, 50, 5);
+    EXPECT_EQ(flooder, 5);
+    EXPECT_EQ(others, 20);  // the legitimate askers are still answered
+    EXPECT_TRUE(budget.allow("10.0.0.66", 6001, 50, 5));  // a new second
 }
 
 TEST(coordinator_replies, an_agent_reads_them_field_by_field) {

@@ -162,8 +162,13 @@ public:
         check(rc);
         return std::make_shared<manifest>(m);
     }
-    void import_manifest(const manifest &m, std::optional<std::string> origin) {
-        check(pd_content_import(get(), m.m, origin ? origin->c_str() : nullptr));
+    // With `publication` (the publisher's record bytes) the content must be signed by a key in
+    // trust.publisher_keys; without it, trust.allow_unsigned decides.
+    void import_manifest(const manifest &m, std::optional<std::string> origin, std::optional<py::bytes> publication) {
+        const char *o = origin ? origin->c_str() : nullptr;
+        if (!publication) return check(pd_content_import(get(), m.m, o));
+        std::string record = *publication;
+        check(pd_content_import_published(get(), m.m, o, record.data(), record.size()));
     }
     std::shared_ptr<manifest> export_manifest(const std::string &id) {
         auto cid = parse_id(id);
@@ -474,7 +479,8 @@ PYBIND11_MODULE(_native, mod) {
         .def("plugins", &session::plugins)
         .def("publish", &session::publish, py::arg("path"), py::arg("name") = py::none(), py::arg("origin") = py::none(),
              py::arg("add_to_cache") = false)
-        .def("import_manifest", &session::import_manifest, py::arg("manifest"), py::arg("origin") = py::none())
+        .def("import_manifest", &session::import_manifest, py::arg("manifest"), py::arg("origin") = py::none(),
+             py::arg("publication") = py::none())
         .def("export_manifest", &session::export_manifest)
         .def("start_job", &session::start_job, py::arg("content_id"), py::arg("destination") = py::none(),
              py::arg("origin") = py::none(), py::arg("pin") = false)

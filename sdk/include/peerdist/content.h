@@ -89,12 +89,29 @@ PD_API int pd_content_publish(pd_manifest **out, pd_session *session, const char
                               const pd_publish_options *opts);
 
 /**
- * Make a content known to the session so jobs can fetch it.
+ * Make a content known to the session so jobs can fetch it, without a publication record:
+ * refused unless the session's `trust.allow_unsigned` setting is 1 (labs; the default is 0:
+ * only contents signed by a trusted publisher are installed, see
+ * pd_content_import_published and docs/security.md).
  * @param origin  origin locator (path, file:// or http(s):// URL), or NULL to keep the
  *                one already recorded.
- * @return PD_OK (also when already known; the origin is updated), PD_E_MISUSE. THREAD: any.
+ * @return PD_OK (also when already known; the origin is updated); PD_E_AUTH when unsigned
+ *         contents are not allowed; PD_E_MISUSE. THREAD: any.
  */
 PD_API int pd_content_import(pd_session *session, const pd_manifest *manifest, const char *origin);
+
+/**
+ * Make a content known to the session with the publisher's record about it
+ * (pd_publication_sign): the record must be signed by a key in the session's
+ * `trust.publisher_keys` setting and name this manifest's content id, size and name.
+ * @param origin  as pd_content_import(); NULL takes the origin the record names, if any.
+ * @param record  the record's bytes (`pd publish --sign` writes them to MANIFEST.sig).
+ * @return PD_OK; PD_E_AUTH when no key is trusted, the record's key is not, the signature
+ *         does not verify or the record is about another content (the message says which);
+ *         PD_E_INVALID / PD_E_VERSION for a malformed record; PD_E_MISUSE. THREAD: any.
+ */
+PD_API int pd_content_import_published(pd_session *session, const pd_manifest *manifest, const char *origin,
+                                       const void *record, size_t record_len);
 
 /**
  * Get the manifest of a content the session knows.
@@ -116,6 +133,22 @@ PD_API int pd_content_export(pd_manifest **out, pd_session *session, const pd_co
 PD_API int pd_publisher_keygen(uint8_t public_key[32], uint8_t secret_key[64]);
 
 /**
+ * Create a publisher key file: a new key pair whose secret part (its 32-byte seed, as 64 hex
+ * digits) is written to `path`, created owner-only (0600) through a temporary and a rename.
+ * Keep it offline: only signing needs it.
+ * @param public_key  receives the public key (what agents trust: trust.publisher_keys).
+ * @return PD_OK; PD_E_IO / PD_E_READONLY. THREAD: any.
+ */
+PD_API int pd_publisher_key_create_file(uint8_t public_key[32], const char *path);
+
+/**
+ * Read a publisher key file (pd_publisher_key_create_file).
+ * @return PD_OK; PD_E_NOT_FOUND / PD_E_IO; PD_E_INVALID when it holds anything else or
+ *         others can read or change it (the message names the file and its mode). THREAD: any.
+ */
+PD_API int pd_publisher_key_read_file(uint8_t public_key[32], uint8_t secret_key[64], const char *path);
+
+/**
  * Sign a publication record for a manifest.
  * @param out           receives the record. OWNERSHIP: caller disposes with pd_buf_dispose().
  * @param origin        origin locator recorded in it (UTF-8, ≤ 4096 bytes).
@@ -124,6 +157,13 @@ PD_API int pd_publisher_keygen(uint8_t public_key[32], uint8_t secret_key[64]);
  */
 PD_API int pd_publication_sign(pd_buf *out, const pd_manifest *manifest, const char *origin,
                                int64_t published_ms, const uint8_t secret_key[64]);
+
+/**
+ * Read a publication record file (at most 64 KiB; `pd publish --sign` writes MANIFEST.sig).
+ * @param out  receives the bytes. OWNERSHIP: caller disposes with pd_buf_dispose().
+ * @return PD_OK; PD_E_NOT_FOUND / PD_E_IO; PD_E_INVALID when it is larger. THREAD: any.
+ */
+PD_API int pd_publication_read_file(pd_buf *out, const char *path);
 
 /** Opaque verified publication record. */
 typedef struct pd_publication pd_publication;

@@ -333,6 +333,10 @@ const std::vector<admin_op> &operations() {
          [](pd_admin *a, const op_args &args, bool j) {
              return field_or_json(a, {{"op", "admin.rvp"}, {"office", args.positional[0]}}, "device_id", j);
          }},
+        {{"device-revoke", "DEVICE_ID", "revoke one device: offline at once, its key refused; the others are untouched"}, 1, 1, {},
+         [](pd_admin *a, const op_args &args, bool j) {
+             return done_or_json(a, {{"op", "admin.devices.revoke"}, {"device_id", args.positional[0]}}, "device revoked", j);
+         }},
         {{"admins", "", "the administrators' keys and roles as JSON (revoked ones too)"}, 0, 0, {},
          [](pd_admin *a, const op_args &, bool) { return reply_json(call(a, {{"op", "admin.admins.list"}})); }},
         {{"whoami", "", "the administrator this credential is, and its role"}, 0, 0, {},

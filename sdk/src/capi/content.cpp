@@ -4,8 +4,12 @@
 #include "content/pccrc.h"
 #include "content/publication.h"
 #include "platform/file.h"
+#include "util/hex.h"
+#include "util/key_file.h"
 
 #include <peerdist/content.h>
+
+#include <sodium.h>
 
 #include <cstring>
 
@@ -128,7 +132,18 @@ PD_API int pd_content_import(pd_session *session, const pd_manifest *manifest, c
     return guard([&] {
         auto &s = checked(session);
         require(manifest, "manifest");
-        s.store().put_manifest(manifest->m, origin ? origin : "");
+        s.import_content(manifest->m, origin ? origin : "", nullptr, 0);
+        return PD_OK;
+    });
+}
+
+PD_API int pd_content_import_published(pd_session *session, const pd_manifest *manifest, const char *origin,
+                                       const void *record, size_t record_len) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(manifest, "manifest");
+        require(record, "record");
+        s.import_content(manifest->m, origin ? origin : "", static_cast<const std::uint8_t *>(record), record_len);
         return PD_OK;
     });
 }
@@ -142,6 +157,44 @@ PD_API int pd_content_export(pd_manifest **out, pd_session *session, const pd_co
         auto m = s.store().manifest(to_hash(id));
         if (!m) pd::fail(PD_E_NOT_FOUND, PD_CATEGORY_STORE, "content is not known to this session");
         *out = wrap(*m);
+        return PD_OK;
+    });
+}
+
+PD_API int pd_publisher_key_create_file(uint8_t public_key[32], const char *path) {
+    return guard([&] {
+        require(public_key, "public_key");
+        require(path, "path");
+        std::uint8_t seed[32], secret[64];
+        randombytes_buf(seed, sizeof seed);
+        crypto_sign_seed_keypair(public_key, secret, seed);
+        auto text = pd::to_hex(seed, sizeof seed) + "\n";
+        sodium_memzero(seed, sizeof seed);
+        sodium_memzero(secret, sizeof secret);
+        pd::platform::write_file_atomic(path, text.data(), text.size(), pd::platform::access::owner_only);
+        sodium_memzero(text.data(), text.size());
+        return PD_OK;
+    });
+}
+
+PD_API int pd_publisher_key_read_file(uint8_t public_key[32], uint8_t secret_key[64], const char *path) {
+    return guard([&] {
+        require(public_key, "public_key");
+        require(secret_key, "secret_key");
+        require(path, "path");
+        auto seed = pd::read_secret_key(path, "publisher key file");
+        crypto_sign_seed_keypair(public_key, secret_key, seed.data());
+        sodium_memzero(seed.data(), seed.size());
+        return PD_OK;
+    });
+}
+
+PD_API int pd_publication_read_file(pd_buf *out, const char *path) {
+    return guard([&] {
+        require(out, "out");
+        require(path, "path");
+        auto bytes = pd::platform::read_small_file(path, 64 * 1024);
+        fill_buf(out, bytes.data(), bytes.size());
         return PD_OK;
     });
 }

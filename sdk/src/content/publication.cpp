@@ -2,6 +2,9 @@
 
 #include "util/bytes.h"
 
+#include <algorithm>
+#include <cstring>
+
 namespace pd::content {
 
 static const char record_magic[4] = {'P', 'D', 'P', 'R'};
@@ -31,6 +34,21 @@ std::vector<std::uint8_t> publication::sign(const std::uint8_t secret_key[64]) c
 }
 
 publication publication::verify(const void *data, std::size_t len, const std::uint8_t trusted_key[32]) {
+    std::array<std::uint8_t, 32> key{};
+    std::memcpy(key.data(), trusted_key, 32);
+    return verify(data, len, std::vector<std::array<std::uint8_t, 32>>{key});
+}
+
+void publication::require_matches(const manifest &m) const {
+    auto differs = [&](const std::string &what) {
+        fail(PD_E_AUTH, PD_CATEGORY_CONTENT, "the publication record is for another content: its " + what + " differs from the manifest's");
+    };
+    if (!crypto::equal(id.data(), m.id.data(), 32)) differs("content id");
+    if (size != m.size) differs("size");
+    if (name != m.name) differs("name");
+}
+
+publication publication::verify(const void *data, std::size_t len, const std::vector<std::array<std::uint8_t, 32>> &trusted) {
     byte_reader r(data, len, "publication record");
     char magic[4];
     r.bytes(magic, 4);
@@ -52,9 +70,9 @@ publication publication::verify(const void *data, std::size_t len, const std::ui
     r.bytes(sig, 64);
     r.expect_end();
     validate_name(p.name);
-    if (!crypto::equal(p.publisher.data(), trusted_key, 32))
-        fail(PD_E_AUTH, PD_CATEGORY_CRYPTO, "publication record is signed by an untrusted publisher key");
-    if (!crypto::ed25519_verify(sig, data, signed_len, trusted_key))
+    bool known = std::any_of(trusted.begin(), trusted.end(), [&](auto &k) { return crypto::equal(p.publisher.data(), k.data(), 32); });
+    if (!known) fail(PD_E_AUTH, PD_CATEGORY_CRYPTO, "publication record is signed by an untrusted publisher key");
+    if (!crypto::ed25519_verify(sig, data, signed_len, p.publisher.data()))
         fail(PD_E_AUTH, PD_CATEGORY_CRYPTO, "publication record signature does not verify (record tampered)");
     return p;
 }

@@ -22,6 +22,11 @@ struct publication {
     std::vector<std::uint8_t> sign(const std::uint8_t secret_key[64]) const;
     // Throws PD_E_INVALID when malformed, PD_E_AUTH when the key or signature is wrong.
     static publication verify(const void *data, std::size_t len, const std::uint8_t trusted_key[32]);
+    // The same against several trusted publishers: the record names its key, which must be one of them.
+    static publication verify(const void *data, std::size_t len, const std::vector<std::array<std::uint8_t, 32>> &trusted);
+    // Throws PD_E_AUTH naming the difference when this record is not about `m` (another
+    // content id, size or name): a valid record for one package must not admit another.
+    void require_matches(const manifest &m) const;
 };
 
 }  // namespace pd::content

@@ -82,6 +82,13 @@ bool verify_transcript(signer who, const std::array<std::uint8_t, 32> &transcrip
     return crypto_sign_verify_detached(sig.data(), m.data(), m.size(), public_key) == 0;
 }
 
+net::bytes device_statement(const std::array<std::uint8_t, 32> &transcript) {
+    static const char label[] = "peerdist coordinator device v1";
+    net::bytes m(label, label + sizeof label);  // with its 0 byte
+    m.insert(m.end(), transcript.begin(), transcript.end());
+    return m;
+}
+
 const char *role_name(admin_role r) { return r == admin_role::administrator ? "admin" : "viewer"; }
 
 std::optional<admin_role> parse_role(const std::string &name) {

@@ -72,6 +72,11 @@ signature sign_transcript(signer who, const std::array<std::uint8_t, 32> &transc
 bool verify_transcript(signer who, const std::array<std::uint8_t, 32> &transcript, const std::uint8_t public_key[32],
                        const signature &sig);
 
+// What a device signs (through pd_host_api.device_sign, which prefixes it with the device
+// domain: crypto::device_signed_message) to prove its identity on a connection: the
+// "identify" operation (docs/coordinator.md "Devices").
+net::bytes device_statement(const std::array<std::uint8_t, 32> &transcript);
+
 // The roles an administrator's key can hold (docs/coordinator.md "Administrators"): an
 // administrator may run every admin operation, a viewer only those that change nothing.
 enum class admin_role { viewer, administrator };
@@ -93,6 +98,8 @@ public:
     // credential names. Throws as above, and PD_E_AUTH naming the side that failed to prove
     // itself (an unknown or revoked administrator, a server that is not the coordinator).
     coordinator_client(const std::string &address, const admin_credential &credential, int timeout_ms);
+    // See net::handshake::transcript(): what an identity proof on this connection signs.
+    const std::array<std::uint8_t, 32> &transcript() const { return channel_->transcript(); }
     // The administrator's name and role as the coordinator knows them (admin connections).
     const std::string &admin_name() const { return admin_name_; }
     admin_role role() const { return role_; }

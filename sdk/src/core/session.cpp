@@ -1,10 +1,13 @@
 #include "core/session.h"
 
+#include "content/publication.h"
+#include "crypto/hash.h"
 #include "job/job.h"
 #include "platform/file.h"
 #include "util/endpoint.h"
 #include "util/error.h"
 #include "util/hex.h"
+#include "util/key_file.h"
 #include "util/text.h"
 
 #include <chrono>
@@ -41,6 +44,20 @@ static std::string load_device_id(const std::string &cache_dir) {
     }
     std::filesystem::rename(tmp, path);
     return id;
+}
+
+// The device's own key: a random Ed25519 seed created once per cache directory, owner-only
+// (created that way: temporary, then rename). It proves this device's identity to a
+// coordinator (pd_host_api.device_sign); losing it makes a new identity, to enroll again.
+static std::array<std::uint8_t, 32> load_device_key(const std::string &cache_dir) {
+    auto path = (std::filesystem::path(cache_dir) / "device-key").string();
+    if (std::filesystem::exists(path)) return read_secret_key(path, "device key file");
+    std::array<std::uint8_t, 32> seed{};
+    randombytes_buf(seed.data(), seed.size());
+    auto text = to_hex(seed.data(), seed.size()) + "\n";
+    platform::write_file_atomic(path, text.data(), text.size(), platform::access::owner_only);
+    sodium_memzero(text.data(), text.size());
+    return seed;
 }
 
 pd_device_facts session::device_facts() const {
@@ -89,6 +106,11 @@ session::session(const pd_session_options &o)
     store_ = std::make_unique<store::block_store>(
         cache_dir_, store::quota{o.cache_quota_bytes, o.cache_quota_percent});
     device_id_ = load_device_id(cache_dir_);
+    {
+        auto seed = load_device_key(cache_dir_);
+        crypto_sign_seed_keypair(device_public_key_.data(), device_key_.data(), seed.data());
+        sodium_memzero(seed.data(), seed.size());
+    }
     plugin_host::host_services services;
     services.log = [this](const std::string &plugin, int level, const std::string &msg) {
         log(level, plugin.empty() ? msg : plugin + ": " + msg);
@@ -129,6 +151,20 @@ session::session(const pd_session_options &o)
         return false;
     };
     services.set_wan_budget = [this](std::uint64_t rate) { backend_wan_budget_ = rate; };
+    services.device_sign = [this](const std::uint8_t *message, std::size_t len, std::uint8_t signature[64],
+                                  std::uint8_t public_key[32]) {
+        auto m = crypto::device_signed_message(message, len);
+        auto sig = crypto::ed25519_sign(m.data(), m.size(), device_key_.data());
+        std::memcpy(signature, sig.data(), sig.size());
+        std::memcpy(public_key, device_public_key_.data(), 32);
+    };
+    services.discovery_key = [this](std::uint8_t key[32]) {
+        if (!fleet_key_) return false;
+        static const char tag[] = "peerdist discovery key v2";
+        auto k = crypto::hmac_sha256(fleet_key_->data(), 32, tag, sizeof tag - 1);
+        std::memcpy(key, k.data(), 32);
+        return true;
+    };
     services.device_facts = [this](pd_device_facts &facts, std::string &id) {
         facts = device_facts();
         id = device_id_;
@@ -201,6 +237,31 @@ void session::bind_listeners(const std::string &spec) {
         peer_server_->serve(*acceptor);
         listeners_.push_back(std::move(acceptor));
     }
+}
+
+void session::import_content(const content::manifest &m, const std::string &origin, const std::uint8_t *record,
+                             std::size_t record_len) {
+    auto id = to_hex(m.id.data(), m.id.size()).substr(0, 16);
+    if (record) {
+        auto trusted = parse_publisher_keys(settings_.get("trust.publisher_keys").value_or(""));
+        if (trusted.empty())
+            fail(PD_E_AUTH, PD_CATEGORY_CONTENT,
+                 "content " + id + "…: no publisher key is trusted to check its publication record (set trust.publisher_keys)");
+        content::publication p;
+        try {
+            p = content::publication::verify(record, record_len, trusted);
+            p.require_matches(m);
+        } catch (const error &e) {
+            fail(e.code(), PD_CATEGORY_CONTENT, "content " + id + "… refused: " + e.what());
+        }
+        // The publisher's own origin, when the caller names none.
+        if (origin.empty() && !p.origin.empty()) return store_->put_manifest(m, p.origin);
+    } else if (settings_.get_int("trust.allow_unsigned") == 0) {
+        fail(PD_E_AUTH, PD_CATEGORY_CONTENT,
+             "content " + id + "… has no publication record: only contents signed by a trusted publisher are "
+             "installed (trust.publisher_keys); trust.allow_unsigned=1 accepts unsigned ones, for labs");
+    }
+    store_->put_manifest(m, origin);
 }
 
 std::array<std::uint8_t, 32> session::discovery_label(const std::uint8_t id[32]) const {

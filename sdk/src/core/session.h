@@ -70,6 +70,13 @@ public:
     // The peer listen addresses as bound ("ip:port", ports resolved), in option order.
     std::vector<std::string> listen_addresses() const;
 
+    // Makes a content known (its manifest and origin in the store) once the trust policy
+    // admits it: a publication record about this very manifest from a publisher in
+    // trust.publisher_keys, or — only with trust.allow_unsigned — no record. A record given
+    // is always checked. Throws PD_E_AUTH saying which rule refused it (docs/security.md).
+    void import_content(const content::manifest &m, const std::string &origin, const std::uint8_t *record,
+                        std::size_t record_len);
+
     void emit(const pd_event &e) { events_.push(e); }
     void log(int level, const std::string &message);
     void apply_setting(const std::string &key, const std::string &value);
@@ -127,6 +134,9 @@ public:
 private:
     std::string cache_dir_;
     std::string device_id_;
+    // The device's Ed25519 key (libsodium's 64-byte form), from the cache directory.
+    std::array<std::uint8_t, 64> device_key_{};
+    std::array<std::uint8_t, 32> device_public_key_{};
     unsigned worker_count_;
     std::optional<std::array<std::uint8_t, 32>> fleet_key_;
     event_queue events_;

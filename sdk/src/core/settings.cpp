@@ -1,6 +1,8 @@
 #include "core/settings.h"
 
 #include "util/error.h"
+#include "util/hex.h"
+#include "util/text.h"
 
 #include <charconv>
 
@@ -33,9 +35,29 @@ settings::settings() {
         {"peer.coop_settle_ms", {1000, 0, 60000}},
         {"peer.discovery_interval_ms", {3000, 100, 600000}},
         {"job.stall_timeout_ms", {60000, 500, 86400000}},
+        // 1: contents without a publication record may be imported (labs; docs/security.md).
+        {"trust.allow_unsigned", {0, 0, 1}},
     };
     // Peers to try for every job ("ip:port,ip:port"): operators and tests; backends add more.
-    string_defaults_ = {{"peer.static_peers", ""}, {"lan.transport", "foreground"}, {"wan.transport", "background"}};
+    // Publishers whose records admit a content: Ed25519 public keys, hex, comma-separated.
+    string_defaults_ = {{"peer.static_peers", ""}, {"lan.transport", "foreground"}, {"wan.transport", "background"},
+                        {"trust.publisher_keys", ""}};
+}
+
+std::vector<std::array<std::uint8_t, 32>> parse_publisher_keys(const std::string &list) {
+    std::vector<std::array<std::uint8_t, 32>> keys;
+    for (auto &entry : split_list(list, ',')) {
+        auto raw = from_hex(entry);
+        if (!raw || raw->size() != 32)
+            fail(PD_E_INVALID, PD_CATEGORY_API,
+                 "setting 'trust.publisher_keys': '" + entry.substr(0, 80) + "' is not a publisher key (64 hex digits)");
+        if (keys.size() == max_publisher_keys)
+            fail(PD_E_INVALID, PD_CATEGORY_API, "setting 'trust.publisher_keys' lists more than " + std::to_string(max_publisher_keys) + " keys");
+        std::array<std::uint8_t, 32> k{};
+        std::copy(raw->begin(), raw->end(), k.begin());
+        keys.push_back(k);
+    }
+    return keys;
 }
 
 static bool is_plugin_key(const std::string &key) {
@@ -46,7 +68,9 @@ static bool is_plugin_key(const std::string &key) {
 }
 
 void settings::set(const std::string &key, const std::string &value) {
-    if (key == "lan.transport" || key == "wan.transport") {
+    if (key == "trust.publisher_keys") {
+        parse_publisher_keys(value);  // throws naming the bad entry
+    } else if (key == "lan.transport" || key == "wan.transport") {
         if (value != "foreground" && value != "background")
             fail(PD_E_INVALID, PD_CATEGORY_API, "setting '" + key + "' is 'foreground' or 'background', got '" + value + "'");
     } else if (!is_plugin_key(key) && !string_defaults_.count(key)) {

@@ -2,13 +2,20 @@
 // Keys and ranges are documented in docs/settings.md.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace pd::core {
+
+constexpr std::size_t max_publisher_keys = 16;
+// The trusted publisher keys a `trust.publisher_keys` value lists (hex, comma-separated; ""
+// lists none). Throws PD_E_INVALID naming the entry that is not 64 hex digits.
+std::vector<std::array<std::uint8_t, 32>> parse_publisher_keys(const std::string &list);
 
 class settings {
 public:

@@ -1,5 +1,7 @@
 #include "crypto/hash.h"
 
+#include <cstring>
+
 #include "util/error.h"
 
 #include <openssl/evp.h>
@@ -90,6 +92,14 @@ bool ed25519_verify(const std::uint8_t sig[64], const void *msg, std::size_t len
 bool equal(const void *a, const void *b, std::size_t len) {
     ensure_initialised();
     return sodium_memcmp(a, b, len) == 0;
+}
+
+std::vector<std::uint8_t> device_signed_message(const std::uint8_t *message, std::size_t len) {
+    static const char domain[] = "peerdist device v1";
+    std::vector<std::uint8_t> m(sizeof domain + len);
+    std::memcpy(m.data(), domain, sizeof domain);  // with its 0 byte
+    if (len) std::memcpy(m.data() + sizeof domain, message, len);
+    return m;
 }
 
 }  // namespace pd::crypto

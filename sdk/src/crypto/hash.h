@@ -36,6 +36,10 @@ void ensure_initialised();
 void ed25519_keypair(std::uint8_t pk[32], std::uint8_t sk[64]);
 std::array<std::uint8_t, 64> ed25519_sign(const void *msg, std::size_t len, const std::uint8_t sk[64]);
 bool ed25519_verify(const std::uint8_t sig[64], const void *msg, std::size_t len, const std::uint8_t pk[32]);
+// What a device key signs when a plugin asks (pd_host_api.device_sign): "peerdist device v1",
+// a 0 byte, then the plugin's message — so no plugin can obtain a device signature that means
+// anything outside this domain (a publication record, an administrator's proof).
+std::vector<std::uint8_t> device_signed_message(const std::uint8_t *message, std::size_t len);
 // Constant-time comparison.
 bool equal(const void *a, const void *b, std::size_t len);
 

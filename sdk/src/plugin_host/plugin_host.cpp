@@ -303,6 +303,20 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
         if (c->services->set_wan_budget) c->services->set_wan_budget(rate);
     };
 
+    api.device_sign = [](void *h, const uint8_t *message, size_t len, uint8_t signature[64], uint8_t public_key[32]) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        if ((!message && len) || !signature || !public_key) return PD_PLUGIN_E_INVALID;
+        if (!c->services->device_sign) return PD_PLUGIN_E_GENERIC;
+        c->services->device_sign(message, len, signature, public_key);
+        return 0;
+    };
+
+    api.discovery_key = [](void *h, uint8_t key[32]) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        if (!key) return PD_PLUGIN_E_INVALID;
+        return c->services->discovery_key && c->services->discovery_key(key) ? 0 : PD_PLUGIN_E_NOT_FOUND;
+    };
+
     std::string config = "{}";
     if (services_.get_setting) {
         if (auto v = services_.get_setting("plugin." + name + ".config")) config = *v;

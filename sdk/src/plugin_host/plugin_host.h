@@ -33,6 +33,11 @@ struct host_services {
     std::function<std::string()> listen_addresses;
     std::function<void(pd_device_facts &facts, std::string &device_id)> device_facts;
     std::function<void(std::uint64_t bytes_per_second)> set_wan_budget;
+    // Signs crypto::device_signed_message(message) with the device key.
+    std::function<void(const std::uint8_t *message, std::size_t len, std::uint8_t signature[64], std::uint8_t public_key[32])>
+        device_sign;
+    // False without a fleet key.
+    std::function<bool(std::uint8_t key[32])> discovery_key;
 };
 
 class backend;

@@ -24,17 +24,17 @@ std::optional<fleet_key> parse_fleet_key(const std::string &text) {
     return key;
 }
 
-fleet_key read_fleet_key(const std::string &path) {
+fleet_key read_fleet_key(const std::string &path) { return read_secret_key(path, "fleet key file"); }
+
+fleet_key read_secret_key(const std::string &path, const std::string &what) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) fail_errno(errno, "reading the fleet key file '" + path + "'");
-    platform::require_private_file(path, "fleet key file");
+    if (!in) fail_errno(errno, "reading the " + what + " '" + path + "'");
+    platform::require_private_file(path, what);
     std::ostringstream text;
     text << in.rdbuf();
-    if (text.str().size() > 4096) fail(PD_E_INVALID, PD_CATEGORY_API, "fleet key file '" + path + "' is too large to be a key");
+    if (text.str().size() > 4096) fail(PD_E_INVALID, PD_CATEGORY_API, what + " '" + path + "' is too large to be a key");
     auto key = parse_fleet_key(text.str());
-    if (!key)
-        fail(PD_E_INVALID, PD_CATEGORY_API,
-             "fleet key file '" + path + "' must hold a random key as 64 hex digits (pd-coordinator init writes one)");
+    if (!key) fail(PD_E_INVALID, PD_CATEGORY_API, what + " '" + path + "' must hold a random key as 64 hex digits");
     return *key;
 }
 

@@ -27,6 +27,9 @@ std::optional<fleet_key> parse_fleet_key(const std::string &text);
 // read, PD_E_INVALID (naming the path and the rule) when it holds anything else or when
 // other users can read or change it.
 fleet_key read_fleet_key(const std::string &path);
+// The same rules for any file holding 32 random secret bytes (a publisher's Ed25519 seed):
+// `what` names the file in errors ("publisher key file").
+fleet_key read_secret_key(const std::string &path, const std::string &what);
 
 // An administrator's credential file (docs/coordinator.md "Administrators"): the Ed25519
 // key the administrator signs with, and the coordinator's public key it trusts — without

@@ -105,6 +105,29 @@ typedef struct pd_host_api {
      * request on. THREAD: any.
      */
     void(PD_CALLBACK *set_wan_budget)(void *host, uint64_t bytes_per_second);
+
+    /* Appended in 0.5 (check struct_size before use). */
+
+    /**
+     * Sign with this device's own Ed25519 key (created once per cache directory, never
+     * leaving the host), for a backend proving the device's identity to an authority (the
+     * hierarchy plugin to its coordinator, docs/coordinator.md "Devices"). What is signed is
+     * "peerdist device v1", a 0 byte, then `message`: no plugin can obtain a device
+     * signature that means anything outside that domain.
+     * @param signature   receives the 64-byte signature.
+     * @param public_key  receives the device's 32-byte public key.
+     * @return 0, or PD_PLUGIN_E_INVALID for a NULL argument. THREAD: any.
+     */
+    int32_t(PD_CALLBACK *device_sign)(void *host, const uint8_t *message, size_t len, uint8_t signature[64],
+                                      uint8_t public_key[32]);
+
+    /**
+     * The fleet's discovery key: 32 bytes derived from the fleet key (HMAC, "peerdist
+     * discovery key v2"), for sealing discovery datagrams so only fleet members can read or
+     * forge them (docs/protocol.md §3). Never the fleet key itself.
+     * @return 0, or PD_PLUGIN_E_NOT_FOUND when the session has no fleet key. THREAD: any.
+     */
+    int32_t(PD_CALLBACK *discovery_key)(void *host, uint8_t key[32]);
 } pd_host_api;
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */
