@@ -18,6 +18,7 @@
 //   fleet key, so it can make one) replayed as fast as it can, and fresh valid queries from
 //   its own address, 20,000 a second in all. Before version 2 a replayed label used up the
 //   answer budget and legitimate queries went unanswered.
+#include "peer_identity.h"
 #include "branchcache/discovery.h"
 #include "coordinator_client/protocol.h"
 #include "net/secure_channel.h"
@@ -77,7 +78,7 @@ void serve_one(int fd, const std::string &mode, const std::uint8_t *key, std::ui
             }
             auto m = wire::decode(in.data(), in.size());
             if (std::holds_alternative<wire::hello>(m)) {
-                ch.send(wire::encode(wire::hello{}));
+                ch.send(wire::encode(pdtest::hello_for(ch, false)));
             } else if (auto *h = std::get_if<wire::have>(&m)) {
                 if (asked) continue;  // answers stay in order
                 content = h->content;

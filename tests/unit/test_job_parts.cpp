@@ -231,7 +231,7 @@ TEST(swarm, throughput_is_a_moving_average_and_sets_the_pipeline_depth) {
     auto settings = pd::core::job_settings::read(f.s->config());  // 1 MiB pieces, 250 ms queue, max 8
     sw->apply(settings);
     pd::peer::peer_slot p;
-    p.link = std::make_shared<pd::peer::peer_link>(f.s->net(), "127.0.0.1:1", *f.s->fleet_key(), 1);
+    p.link = std::make_shared<pd::peer::peer_link>(f.s->net(), "127.0.0.1:1", *f.s->fleet_key(), 1, f.s->device_identity());
     EXPECT_EQ(sw->pipeline_depth(p), 2u) << "unknown rate: two requests";
     sw->record_answer(p, 100u << 20, 0, 1000);  // 100 MiB/s
     EXPECT_NEAR(p.rate, 100.0 * (1 << 20), 1);

@@ -1,4 +1,5 @@
 // The peer server against real TCP clients speaking the secure channel and the wire codec.
+#include "peer_identity.h"
 #include "helpers.h"
 
 #include "capi/translate.h"
@@ -106,12 +107,34 @@ struct server_fixture {
 
 }  // namespace
 
+TEST(peer_server, a_hello_without_a_proof_of_its_device_key_is_refused) {
+    // A fleet member that proves no device key (a zero proof, a proof made for the server's
+    // direction — a reflection — or for another connection) gets no answer.
+    server_fixture f;
+    auto refused = [&](auto make_hello) {
+        fd_guard g{connect_to(f.addr)};
+        blocking_channel ch(g.fd, role::client, fleet_key);
+        ch.send(wire::encode(make_hello(ch)));
+        try {
+            ch.receive();
+            return false;
+        } catch (const pd::error &) {
+            return true;  // closed
+        }
+    };
+    EXPECT_TRUE(refused([](blocking_channel &) { return wire::hello{}; }));
+    EXPECT_TRUE(refused([](blocking_channel &ch) { return pdtest::hello_for(ch, false); }));
+    std::array<std::uint8_t, 32> other_transcript{1};
+    EXPECT_TRUE(refused([&](blocking_channel &) { return wire::signed_hello(pdtest::random_identity(), true, other_transcript); }));
+    EXPECT_FALSE(refused([](blocking_channel &ch) { return pdtest::hello_for(ch, true); }));
+}
+
 TEST(peer_server, serves_verified_blocks_to_a_fleet_member) {
     server_fixture f;
     fd_guard g{connect_to(f.addr)};
     ASSERT_GE(g.fd, 0);
     blocking_channel ch(g.fd, role::client, fleet_key);
-    ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, wire::hello{})));
+    ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, pdtest::hello_for(ch, true))));
     auto have = std::get<wire::have>(ask(ch, wire::have{f.id(f.full), 0, 0, {}}));
     EXPECT_EQ(have.block_count, 11u);
     EXPECT_EQ(have.bitmap, (std::vector<std::uint8_t>{0xff, 0x07}));
@@ -233,7 +256,7 @@ TEST(peer_server, a_client_that_never_reads_cannot_make_the_server_buffer_answer
     int small = 64 * 1024;  // a small receive window, then never read
     ::setsockopt(g.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     blocking_channel ch(g.fd, role::client, fleet_key);
-    ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, wire::hello{})));
+    ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, pdtest::hello_for(ch, true))));
     for (std::uint32_t i = 0; i < 150; ++i) ch.send(wire::encode(wire::request{i, id, (i % 8) * 16, 16}));
     std::this_thread::sleep_for(std::chrono::seconds(2));
     pd_session_stats st{};
@@ -266,7 +289,7 @@ TEST(peer_server, blocks_larger_than_the_wire_are_refused_not_fatal) {
     store.mark_verified(m.id, {0, 1, 2});
     fd_guard g{connect_to(f.addr)};
     blocking_channel ch(g.fd, role::client, fleet_key);
-    ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, wire::hello{})));
+    ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, pdtest::hello_for(ch, true))));
     auto have = std::get<wire::have>(ask(ch, wire::have{m.id, 0, 0, {}}));
     EXPECT_EQ(have.block_count, 0u) << "offered blocks no record can carry";
     auto rej = std::get<wire::reject>(ask(ch, wire::request{1, m.id, 0, 1}));
@@ -297,5 +320,5 @@ TEST(peer_server, silent_sockets_are_refused_or_closed_and_peers_get_in_again) {
     EXPECT_GE(st.peers_refused, 64u - 8u) << "more than 8 handshaking connections from one address were kept";
     fd_guard g{connect_to(f.addr)};
     blocking_channel ch(g.fd, role::client, fleet_key);
-    EXPECT_TRUE(std::holds_alternative<wire::hello>(ask(ch, wire::hello{})));
+    EXPECT_TRUE(std::holds_alternative<wire::hello>(ask(ch, pdtest::hello_for(ch, true))));
 }

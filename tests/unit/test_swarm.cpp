@@ -1,5 +1,6 @@
 // Two or more real sessions on loopback: devices fetch verified blocks from each other
 // over the secure channel, and never trust a peer's bytes.
+#include "peer_identity.h"
 #include "helpers.h"
 
 #include "net/secure_channel.h"
@@ -185,7 +186,7 @@ struct silent_peer {
                         auto in = ch.receive();
                         auto m = wire::decode(in.data(), in.size());
                         if (std::holds_alternative<wire::hello>(m)) {
-                            ch.send(wire::encode(wire::hello{}));
+                            ch.send(wire::encode(pdtest::hello_for(ch, false)));
                         } else if (auto *h = std::get_if<wire::have>(&m)) {
                             wire::have all{h->content, block_count, 0, std::vector<std::uint8_t>((block_count + 7) / 8, 0)};
                             for (std::uint64_t b = 0; b < block_count; ++b) all.bitmap[b / 8] |= static_cast<std::uint8_t>(1u << (b % 8));
@@ -240,7 +241,10 @@ struct advertise_and_stall_peer {
     std::vector<std::thread> threads;
     std::thread acceptor;
 
-    explicit advertise_and_stall_peer(std::uint64_t block_count) {
+    pd::peer::wire::device_identity identity;  // one key for every connection, like a real device
+
+    explicit advertise_and_stall_peer(std::uint64_t block_count, pd::peer::wire::device_identity id = pdtest::random_identity())
+        : identity(std::move(id)) {
         listener = listen_on_loopback(addr);
         acceptor = std::thread([this, block_count] {
             while (!stop) {
@@ -271,7 +275,7 @@ struct advertise_and_stall_peer {
                 }
                 auto m = wire::decode(in.data(), in.size());
                 if (std::holds_alternative<wire::hello>(m)) {
-                    ch.send(wire::encode(wire::hello{}));
+                    ch.send(wire::encode(pdtest::hello_for(ch, false, identity)));
                 } else if (auto *h = std::get_if<wire::have>(&m)) {
                     if (asked) continue;  // answers stay in order: nothing after the first request
                     content = h->content;
@@ -323,8 +327,12 @@ TEST(swarm, have_deltas_do_not_keep_a_request_alive_and_two_expiries_end_the_pee
     advertise_and_stall_peer rogue((f.data.size() + 65535) / 65536);
     pd_session_set_setting(leecher.s, "peer.request_timeout_ms", "300");
     pd_session_set_setting(leecher.s, "peer.answer_deadline_ms", "600000");  // only the link timeout acts
-    pd_session_set_setting(leecher.s, "job.piece_size_kib", "64");  // many pieces: the job outlives the backoff
+    pd_session_set_setting(leecher.s, "job.piece_size_kib", "64");
     pd_session_set_setting(leecher.s, "job.max_pieces_in_flight", "1");
+    // A 4 s origin: the job outlives the 1 s backoff, so the rogue is dialled twice. (With a
+    // fast origin it ended after one expiry, and a second job for the same — cached —
+    // content proved nothing about the penalty.)
+    pd_session_set_setting(leecher.s, "plugin.origin.max_rate_bytes", std::to_string(1 << 20).c_str());
     auto out = leecher.get(f.m, f.dir / "origin.bin", f.dir / "out.bin", rogue.addr);
     ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
     EXPECT_EQ(pdtest::read_file(f.dir / "out.bin"), f.data);
@@ -332,13 +340,36 @@ TEST(swarm, have_deltas_do_not_keep_a_request_alive_and_two_expiries_end_the_pee
     for (auto &e : out.events)
         expired |= e.type == PD_EVENT_SOURCE_FALLBACK && std::string(e.message).find("answered nothing for 300 ms") != std::string::npos;
     EXPECT_TRUE(expired) << "the request never expired while the rogue pushed HAVE_DELTAs";
-    EXPECT_LE(rogue.connections.load(), 2) << "dialled again after two expiries";
+    EXPECT_EQ(rogue.connections.load(), 2) << "not dialled twice (two expiries), or again after them";
     // The session remembers it: the next job never dials it.
     int before = rogue.connections.load();
-    swarm_fixture other(4u << 20);
+    swarm_fixture other((4u << 20) + 1);  // another content (the same size and seed would be the same one, cached)
     auto again = leecher.get(other.m, other.dir / "origin.bin", other.dir / "out.bin", rogue.addr);
     ASSERT_EQ(again.status.state, PD_JOB_COMPLETED) << again.status.message;
     EXPECT_EQ(rogue.connections.load(), before) << "a penalized peer was dialled by the next job";
+}
+
+TEST(swarm, a_penalized_device_is_left_alone_at_any_address) {
+    // Penalties and bans name the device key a peer proved in HELLO: the rogue that let two
+    // requests expire comes back at another address (another port, a new DHCP lease) and is
+    // dropped right after HELLO, before it is asked for anything.
+    swarm_fixture f(4u << 20);
+    device leecher(f.dir / "b");
+    std::uint64_t blocks = (f.data.size() + 65535) / 65536;
+    advertise_and_stall_peer rogue(blocks);
+    pd_session_set_setting(leecher.s, "peer.request_timeout_ms", "300");
+    pd_session_set_setting(leecher.s, "peer.answer_deadline_ms", "600000");
+    pd_session_set_setting(leecher.s, "job.piece_size_kib", "64");
+    pd_session_set_setting(leecher.s, "job.max_pieces_in_flight", "1");
+    pd_session_set_setting(leecher.s, "plugin.origin.max_rate_bytes", std::to_string(1 << 20).c_str());  // 4 s jobs
+    ASSERT_EQ(leecher.get(f.m, f.dir / "origin.bin", f.dir / "out.bin", rogue.addr).status.state, PD_JOB_COMPLETED);
+    ASSERT_EQ(rogue.connections.load(), 2) << "the rogue was not penalized: the test proves nothing";
+    advertise_and_stall_peer moved(blocks, rogue.identity);
+    swarm_fixture other((4u << 20) + 1);  // another content: the first is cached now
+    auto again = leecher.get(other.m, other.dir / "origin.bin", other.dir / "out.bin", moved.addr);
+    ASSERT_EQ(again.status.state, PD_JOB_COMPLETED) << again.status.message;
+    EXPECT_GE(moved.connections.load(), 1);
+    EXPECT_EQ(moved.requests.load(), 0) << "the penalized device was asked again at its new address";
 }
 
 TEST(swarm, several_seeders_share_the_load_and_the_job_verifies_everything) {

@@ -111,6 +111,11 @@ session::session(const pd_session_options &o)
         crypto_sign_seed_keypair(device_public_key_.data(), device_key_.data(), seed.data());
         sodium_memzero(seed.data(), seed.size());
     }
+    device_identity_.public_key = device_public_key_;
+    device_identity_.sign = [this](const std::vector<std::uint8_t> &statement) {
+        auto m = crypto::device_signed_message(statement.data(), statement.size());
+        return crypto::ed25519_sign(m.data(), m.size(), device_key_.data());
+    };
     plugin_host::host_services services;
     services.log = [this](const std::string &plugin, int level, const std::string &msg) {
         log(level, plugin.empty() ? msg : plugin + ": " + msg);
@@ -153,8 +158,7 @@ session::session(const pd_session_options &o)
     services.set_wan_budget = [this](std::uint64_t rate) { backend_wan_budget_ = rate; };
     services.device_sign = [this](const std::uint8_t *message, std::size_t len, std::uint8_t signature[64],
                                   std::uint8_t public_key[32]) {
-        auto m = crypto::device_signed_message(message, len);
-        auto sig = crypto::ed25519_sign(m.data(), m.size(), device_key_.data());
+        auto sig = device_identity_.sign(std::vector<std::uint8_t>(message, message + len));
         std::memcpy(signature, sig.data(), sig.size());
         std::memcpy(public_key, device_public_key_.data(), 32);
     };

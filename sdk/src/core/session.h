@@ -5,6 +5,7 @@
 
 #include "core/event_queue.h"
 #include "peer/peer_server.h"
+#include "peer/wire.h"
 #include "core/settings.h"
 #include "job/job_request.h"
 #include "plugin_host/plugin_host.h"
@@ -117,6 +118,8 @@ public:
 
     // Any thread.
     std::uint64_t node_id() const { return node_id_; }
+    // This device's key as peers see it: the HELLO proof (peer/wire.h).
+    const peer::wire::device_identity &device_identity() const { return device_identity_; }
     void set_fetching(const store::hash &id, bool fetching);
     bool is_fetching(const store::hash &id) const;
     void set_device_overrides(const pd_device_facts *facts);
@@ -137,6 +140,7 @@ private:
     // The device's Ed25519 key (libsodium's 64-byte form), from the cache directory.
     std::array<std::uint8_t, 64> device_key_{};
     std::array<std::uint8_t, 32> device_public_key_{};
+    peer::wire::device_identity device_identity_;
     unsigned worker_count_;
     std::optional<std::array<std::uint8_t, 32>> fleet_key_;
     event_queue events_;

@@ -1,5 +1,7 @@
 #include "peer/peer_link.h"
 
+#include "util/hex.h"
+
 #include "util/clock.h"
 #include "util/endpoint.h"
 
@@ -20,8 +22,8 @@ using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
 peer_link::peer_link(asio::io_context &io, std::string address, const std::array<std::uint8_t, 32> &fleet_key,
-                     std::uint64_t own_node_id)
-    : io_(io), address_(std::move(address)), fleet_key_(fleet_key), own_node_id_(own_node_id), timer_(io) {}
+                     std::uint64_t own_node_id, wire::device_identity me)
+    : io_(io), address_(std::move(address)), fleet_key_(fleet_key), own_node_id_(own_node_id), me_(std::move(me)), timer_(io) {}
 
 peer_link::~peer_link() {
     if (channel_) channel_->close();
@@ -56,7 +58,7 @@ void peer_link::connect(int timeout_ms, connect_fn done) {
         self->channel_->handshake([self](const error *why) {
             if (self->failed_) return;
             if (why) return self->fail(error(why->code(), PD_CATEGORY_NET, "peer " + self->address_ + ": " + why->what()));
-            wire::hello mine;
+            auto mine = wire::signed_hello(self->me_, true, self->channel_->transcript());
             mine.node_id = self->own_node_id_;
             mine.capabilities = wire::capability_timestamps;
             self->channel_->send(wire::encode(mine));
@@ -106,7 +108,10 @@ void peer_link::on_message(wire::message m) {
     if (!ready_) {
         auto *h = std::get_if<wire::hello>(&m);
         if (!h) return protocol_error("did not answer HELLO");
+        if (!wire::proves_identity(*h, false, channel_->transcript()))
+            return fail(error(PD_E_AUTH, PD_CATEGORY_NET, "peer " + address_ + " did not prove its device key"));
         node_id_ = h->node_id;
+        peer_device_ = to_hex(h->device_key.data(), h->device_key.size());
         ready_ = true;
         timer_.cancel();
         if (auto cb = std::exchange(on_connected_, nullptr)) cb(nullptr);

@@ -34,8 +34,9 @@ public:
     // `rejected` holds the peer's REJECT reason when it ended the answer early.
     using done_fn = std::function<void(const error *why, const std::string &rejected)>;
 
+    // `me`: this device's key, proven in HELLO; the peer must prove its own.
     peer_link(boost::asio::io_context &io, std::string address, const std::array<std::uint8_t, 32> &fleet_key,
-              std::uint64_t own_node_id);
+              std::uint64_t own_node_id, wire::device_identity me);
     ~peer_link();
     peer_link(const peer_link &) = delete;
     peer_link &operator=(const peer_link &) = delete;
@@ -73,6 +74,8 @@ public:
     bool open() const { return ready_ && !failed_; }
     const std::string &address() const { return address_; }
     std::uint64_t node_id() const { return node_id_; }
+    // The device key the peer proved in its HELLO (hex), once connected: what bans name.
+    const std::string &peer_device() const { return peer_device_; }
 
 private:
     // A request() of the background class: its blocks leave one by one.
@@ -122,7 +125,9 @@ private:
     std::string address_;
     std::array<std::uint8_t, 32> fleet_key_;
     std::uint64_t own_node_id_;
+    wire::device_identity me_;
     std::uint64_t node_id_ = 0;
+    std::string peer_device_;
     std::shared_ptr<net::async_channel> channel_;
     boost::asio::steady_timer timer_;
     int request_timeout_ms_ = 10000;

@@ -89,8 +89,13 @@ private:
             return close(e.what(), true);
         }
         if (auto *hello = std::get_if<wire::hello>(&m)) {
+            if (!wire::proves_identity(*hello, true, channel_->transcript())) {
+                ++server_.counters_.connections_refused;
+                return close("did not prove its device key", true);
+            }
+            device_ = to_hex(hello->device_key.data(), hello->device_key.size());
             timestamps_ = (hello->capabilities & wire::capability_timestamps) != 0;
-            wire::hello h;
+            auto h = wire::signed_hello(server_.session_.device_identity(), false, channel_->transcript());
             h.node_id = server_.session_.node_id();
             h.capabilities = wire::capability_timestamps;
             channel_->send(wire::encode(h));
@@ -266,6 +271,7 @@ private:
     std::vector<net::bytes> deferred_;   // deltas waiting for an answer being sealed
     bool answering_ = false;
     bool timestamps_ = false;  // the client asked for TIMED_DATA (HELLO capability)
+    std::string device_;       // the device key the client proved in its HELLO (hex)
     bool closed_ = false;
 };
 

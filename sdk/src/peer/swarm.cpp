@@ -53,7 +53,8 @@ std::shared_ptr<background_path> swarm::path_for(bool wan) {
 void swarm::connect(const std::string &address, std::uint32_t source_class) {
     ++connecting_;
     bool wan = source_class == PD_SOURCE_WAN;
-    auto link = std::make_shared<peer_link>(session_.net(), address, *session_.fleet_key(), session_.node_id());
+    auto link = std::make_shared<peer_link>(session_.net(), address, *session_.fleet_key(), session_.node_id(),
+                                            session_.device_identity());
     link->set_request_timeout(settings_.request_timeout_ms);
     std::weak_ptr<swarm> weak = shared_from_this();
     if (wan ? settings_.wan_background : settings_.lan_background) {
@@ -84,6 +85,11 @@ void swarm::connect(const std::string &address, std::uint32_t source_class) {
             // Discovery also finds this device itself (it answers its own query): the
             // address stays known so it is not dialled again.
             link->close("this device itself");
+            return self->connection_settled();
+        }
+        if (self->banned_devices_.count(link->peer_device()) || self->session_.peer_penalized("device " + link->peer_device())) {
+            // A device banned or penalized before, back at another address.
+            link->close("a banned device");
             return self->connection_settled();
         }
         link->query_have(self->content_, self->block_count_,
@@ -255,8 +261,12 @@ void swarm::drop(const std::shared_ptr<peer_slot> &peer, const error &why) {
     // the session remembers it, and once penalized it stays out of this job and of the next
     // ones until the penalty ends. (One that answered before is slow, not lying: it is only
     // backed off, so a loaded WAN peer is not shut out of later jobs.)
-    if (why.code() == PD_E_TIMEOUT && peer->last_answer_ms == 0) session_.note_peer_expired(address);
-    if (session_.peer_penalized(address)) {
+    const auto device = "device " + peer->link->peer_device();
+    if (why.code() == PD_E_TIMEOUT && peer->last_answer_ms == 0) {
+        session_.note_peer_expired(address);
+        session_.note_peer_expired(device);
+    }
+    if (session_.peer_penalized(address) || session_.peer_penalized(device)) {
         session_.log(PD_LOG_WARN, "job " + std::to_string(job_id_) + ": peer " + address + " let " +
                                       std::to_string(core::session::max_peer_expiries) +
                                       " requests expire: not asked again for 10 minutes");
@@ -283,6 +293,9 @@ void swarm::ban(const std::shared_ptr<peer_slot> &peer) {
     if (peer->banned) return;
     if (auto owner = owner_.lock(); owner && peer->counted()) owner->on_availability(*peer, -1);
     peer->banned = true;
+    // The ban names the device, not the address: it proved its key in HELLO, and coming back
+    // from another address (or port) does not lift it.
+    banned_devices_.insert(peer->link->peer_device());
     peer->link->close("banned: sent a block that failed verification");
 }
 

@@ -110,7 +110,8 @@ public:
     // A broken or silent peer: an event, a backoff, then removal; one the session penalized
     // for expired requests (PD_E_TIMEOUT, session::note_peer_expired) is not dialled again.
     void drop(const std::shared_ptr<peer_slot> &peer, const error &why);
-    // A peer that sent a block failing verification: banned for this job (design §5).
+    // A peer that sent a block failing verification: its device is banned for this job
+    // (design §5), whatever address it comes back from.
     void ban(const std::shared_ptr<peer_slot> &peer);
     void close_all(const std::string &why);
 
@@ -142,6 +143,7 @@ private:
     std::vector<std::shared_ptr<peer_slot>> peers_;
     std::uint64_t next_id_ = 1;
     std::set<std::string> known_;  // connected, connecting, or this device itself
+    std::set<std::string> banned_devices_;  // device keys (hex) that sent a bad block in this job
     // Peers that failed: address -> (failures, not before ms).
     std::map<std::string, std::pair<int, std::int64_t>> backoff_;
     unsigned connecting_ = 0;

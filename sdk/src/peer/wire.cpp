@@ -1,5 +1,7 @@
 #include "peer/wire.h"
 
+#include "crypto/hash.h"
+
 #include "util/bytes.h"
 #include "util/error.h"
 
@@ -36,11 +38,34 @@ std::string get_reason(byte_reader &r) {
 
 }  // namespace
 
+std::vector<std::uint8_t> hello_statement(bool from_client, const std::array<std::uint8_t, 32> &transcript) {
+    static const char label[] = "peerdist peer hello v2";
+    std::vector<std::uint8_t> m(label, label + sizeof label);  // with its 0 byte
+    m.push_back(from_client ? 'c' : 's');
+    m.insert(m.end(), transcript.begin(), transcript.end());
+    return m;
+}
+
+hello signed_hello(const device_identity &me, bool from_client, const std::array<std::uint8_t, 32> &transcript) {
+    hello h;
+    h.device_key = me.public_key;
+    h.proof = me.sign(hello_statement(from_client, transcript));
+    return h;
+}
+
+bool proves_identity(const hello &h, bool from_client, const std::array<std::uint8_t, 32> &transcript) {
+    auto statement = hello_statement(from_client, transcript);
+    auto m = crypto::device_signed_message(statement.data(), statement.size());
+    return crypto::ed25519_verify(h.proof.data(), m.data(), m.size(), h.device_key.data());
+}
+
 std::vector<std::uint8_t> encode(const message &m) {
     byte_writer w;
     std::visit(overload{
                    [&](const hello &x) {
                        w.u8(1), w.u16(x.version), w.u32(x.capabilities), w.u32(x.max_request_blocks), w.u64(x.node_id);
+                       w.bytes(x.device_key.data(), x.device_key.size());
+                       w.bytes(x.proof.data(), x.proof.size());
                    },
                    [&](const have &x) {
                        w.u8(2), put_hash(w, x.content), w.u64(x.block_count), w.u8(x.flags);
@@ -73,11 +98,15 @@ message decode(const std::uint8_t *p, std::size_t len) {
     message out;
     switch (static_cast<type>(t)) {
     case type::hello: {
+        // A version 1 HELLO (0.4) is 19 bytes: no device identity.
+        if (len == 19) fail(PD_E_VERSION, PD_CATEGORY_NET, "peer speaks peer protocol 1 (peerdist 0.4); this side needs 2 (device identities)");
         hello x;
         x.version = r.u16();
         x.capabilities = r.u32();
         x.max_request_blocks = r.u32();
         x.node_id = r.u64();
+        r.bytes(x.device_key.data(), x.device_key.size());
+        r.bytes(x.proof.data(), x.proof.size());
         if (x.max_request_blocks == 0 || x.max_request_blocks > max_request_blocks) bad("HELLO max_request_blocks out of range");
         out = x;
         break;

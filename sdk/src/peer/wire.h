@@ -5,7 +5,9 @@
 
 #include "content/manifest.h"
 
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -14,7 +16,8 @@ namespace pd::peer::wire {
 
 using content::hash;
 
-constexpr std::uint16_t protocol_version = 1;
+// 2 (0.5): HELLO proves the sender's device key. A version 1 HELLO is refused (PD_E_VERSION).
+constexpr std::uint16_t protocol_version = 2;
 constexpr std::uint64_t max_blocks = content::max_content_size / 4096;  // 64 Mi blocks
 constexpr std::uint32_t max_have_delta = 4096;
 constexpr std::uint32_t max_request_blocks = 64;
@@ -34,7 +37,25 @@ struct hello {
     std::uint32_t capabilities = 0;
     std::uint32_t max_request_blocks = wire::max_request_blocks;
     std::uint64_t node_id = 0;  // random per session: orders devices for the cooperative origin split
+    std::array<std::uint8_t, 32> device_key{};  // the sender's device key (Ed25519)
+    std::array<std::uint8_t, 64> proof{};       // its signature of hello_statement()
 };
+
+// What a HELLO's proof signs, inside the device-key domain (crypto::device_signed_message):
+// which side sends it and the secure channel's transcript — a proof is good for this
+// connection and this direction only, so it can be neither replayed nor reflected.
+std::vector<std::uint8_t> hello_statement(bool from_client, const std::array<std::uint8_t, 32> &transcript);
+
+// This device's side of the proof: its public key, and the session's signer over
+// crypto::device_signed_message(statement).
+struct device_identity {
+    std::array<std::uint8_t, 32> public_key{};
+    std::function<std::array<std::uint8_t, 64>(const std::vector<std::uint8_t> &statement)> sign;
+};
+// A HELLO from this device on a connection with `transcript`.
+hello signed_hello(const device_identity &me, bool from_client, const std::array<std::uint8_t, 32> &transcript);
+// Whether `h` proves its device key for this connection, sent by the other side.
+bool proves_identity(const hello &h, bool from_client, const std::array<std::uint8_t, 32> &transcript);
 constexpr std::uint8_t have_fetching = 1;  // HAVE flag: the sender is downloading this content now
 struct have {
     hash content{};
