@@ -289,14 +289,7 @@ public:
     }
 
     bool revoke_admin(const std::string &name, std::int64_t now_ms) override {
-        bool revoked = false;
-        run([&] {
-            SQLite::Statement q(*db_, "UPDATE admins SET revoked_ms=? WHERE name=? AND revoked_ms=0");
-            q.bind(1, now_ms);
-            q.bind(2, name);
-            revoked = q.exec() == 1;
-        });
-        return revoked;
+        return changes_one_row("UPDATE admins SET revoked_ms=? WHERE name=? AND revoked_ms=0", now_ms, name);
     }
 
     std::vector<admin_record> admins() override {
@@ -334,16 +327,9 @@ public:
     }
 
     bool revoke_device(const std::string &device_id, std::int64_t now_ms) override {
-        bool revoked = false;
-        run([&] {
-            SQLite::Statement q(*db_,
-                                "INSERT INTO device_keys VALUES(?,'',0,?) ON CONFLICT(device_id) DO UPDATE SET "
-                                "revoked_ms=excluded.revoked_ms WHERE revoked_ms=0");
-            q.bind(1, device_id);
-            q.bind(2, now_ms);
-            revoked = q.exec() == 1;
-        });
-        return revoked;
+        return changes_one_row("INSERT INTO device_keys VALUES(?,'',0,?) ON CONFLICT(device_id) DO UPDATE SET "
+                               "revoked_ms=excluded.revoked_ms WHERE revoked_ms=0",
+                               device_id, now_ms);
     }
 
     std::vector<device_identity> device_identities() override {
@@ -364,6 +350,19 @@ public:
     }
 
 private:
+    // Runs a statement binding `values` in order; true when it changed exactly one row.
+    template <class... Values>
+    bool changes_one_row(const char *sql, const Values &...values) {
+        bool one = false;
+        run([&] {
+            SQLite::Statement q(*db_, sql);
+            int i = 1;
+            (q.bind(i++, values), ...);
+            one = q.exec() == 1;
+        });
+        return one;
+    }
+
     static device_identity read_identity(SQLite::Statement &q) {
         return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(), q.getColumn(3).getInt64()};
     }
