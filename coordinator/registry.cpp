@@ -94,6 +94,11 @@ std::string registry::heartbeat(const std::string &device_id, const device_recor
     return moved || office == office_of_.end() ? place(d) : office->second;
 }
 
+void registry::set_device_key(const std::string &device_id, const std::string &key) {
+    if (key.empty()) device_keys_.erase(device_id);
+    else device_keys_[device_id] = key;
+}
+
 void registry::take_offline(const std::string &device_id) {
     auto it = devices_.find(device_id);
     if (it == devices_.end()) return;
@@ -217,7 +222,8 @@ bool registry::has_participants(const std::string &office, const std::string &co
 }
 
 std::vector<std::string> registry::endpoints(std::vector<const device_record *> devices, const std::string &content_id,
-                                             const std::string &rvp, const std::string &asker) const {
+                                             const std::string &rvp, const std::string &asker,
+                                             std::map<std::string, std::string> &keys) const {
     if (devices.size() > max_peers) {
         auto held = holdings_.find(content_id);
         auto rank = [&](const device_record *d) {
@@ -238,7 +244,10 @@ std::vector<std::string> registry::endpoints(std::vector<const device_record *> 
     }
     std::vector<std::string> out;
     out.reserve(devices.size());
-    for (auto *d : devices) out.push_back(d->listen);
+    for (auto *d : devices) {
+        out.push_back(d->listen);
+        if (auto k = device_keys_.find(d->id); k != device_keys_.end()) keys[d->listen] = k->second;
+    }
     return out;
 }
 
@@ -256,7 +265,8 @@ sources_answer registry::sources(const std::string &device_id, const std::string
     for (std::size_t i = 1; i < path.size() && !upstream; ++i)
         if (path[i]->type != office_type::vpn && has_participants(path[i]->name, content_id, now_ms)) upstream = path[i];
     auto upstream_peers = [&] {
-        return endpoints(participants(upstream->name, content_id, now_ms), content_id, rvp(upstream->name, now_ms), device_id);
+        return endpoints(participants(upstream->name, content_id, now_ms), content_id, rvp(upstream->name, now_ms), device_id,
+                         a.device_keys);
     };
     if (o->type == office_type::vpn) {
         // VPN devices share nothing with each other; each pulls from upstream like an RVP.
@@ -266,7 +276,7 @@ sources_answer registry::sources(const std::string &device_id, const std::string
         return a;
     }
     a.rvp = rvp(o->name, now_ms);
-    a.lan_peers = endpoints(participants(o->name, content_id, now_ms, device_id), content_id, a.rvp, device_id);
+    a.lan_peers = endpoints(participants(o->name, content_id, now_ms, device_id), content_id, a.rvp, device_id, a.device_keys);
     if (!upstream) {
         a.role = "top";  // the highest office with participants: only it touches the origin
         a.origin_allowed = true;

@@ -26,6 +26,8 @@ struct sources_answer {
     bool serve = true;                    // false in VPN offices
     std::vector<std::string> lan_peers;   // "ip:port" in the device's own office
     std::vector<std::string> wan_peers;   // "ip:port" in the nearest ancestor office with participants
+    // The device key (hex) each listed peer must prove in its HELLO, for identified devices.
+    std::map<std::string, std::string> device_keys;
 };
 
 class registry {
@@ -41,6 +43,9 @@ public:
     std::string heartbeat(const std::string &device_id, const device_record &facts, std::int64_t now_ms);
     // A revoked device: offline at once, so no other device is told to use it as a peer.
     void take_offline(const std::string &device_id);
+    // The key a device proved (docs/coordinator.md "Devices"): handed with its address to the
+    // devices told to use it as a peer, which check it. "" forgets it.
+    void set_device_key(const std::string &device_id, const std::string &key);
     // The office's WAN budget in bytes/s from the topology (0: none, or no such office).
     std::int64_t wan_budget(const std::string &office) const;
     void report_holding(const holding &h);
@@ -85,14 +90,17 @@ private:
     bool has_participants(const std::string &office, const std::string &content_id, std::int64_t now_ms) const;
     // At most max_peers endpoints for `asker`: the RVP first, then devices holding the whole
     // content, then a slice of the rest that differs per asker (spreading the load).
+    // Their listen addresses (at most max_peers), and their keys into `keys`.
     std::vector<std::string> endpoints(std::vector<const device_record *> devices, const std::string &content_id,
-                                       const std::string &rvp, const std::string &asker) const;
+                                       const std::string &rvp, const std::string &asker,
+                                       std::map<std::string, std::string> &keys) const;
 
     coordinator_store &store_;
     election_policy policy_;
     std::int64_t online_ms_;
     topology topology_;
     bool uploaded_ = false;
+    std::unordered_map<std::string, std::string> device_keys_;  // device id -> key (hex)
     std::unordered_map<std::string, device_record> devices_;
     std::unordered_map<std::string, std::string> office_of_;             // device id -> office
     // office -> (device id -> its record in devices_; unordered_map nodes do not move)

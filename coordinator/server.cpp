@@ -229,7 +229,10 @@ private:
 server::server(asio::io_context &io, registry &reg, coordinator_store &store, server_options options)
     : io_(io), registry_(reg), store_(store), options_(std::move(options)), acceptor_(io), accept_timer_(io) {
     if (!options_.audit) options_.audit = [](const std::string &line) { std::fprintf(stderr, "%s\n", line.c_str()); };
-    for (auto &d : store_.device_identities()) identities_[d.device_id] = d;
+    for (auto &d : store_.device_identities()) {
+        identities_[d.device_id] = d;
+        if (!d.revoked_ms) registry_.set_device_key(d.device_id, d.public_key);
+    }
     if (!options_.now_ms)
         options_.now_ms = [] {
             using namespace std::chrono;
@@ -415,6 +418,7 @@ json server::identify(const json &request, const std::array<std::uint8_t, 32> &t
             device_identity d{id, key, options_.now_ms(), 0};
             store_.enroll_device(d);
             identities_[id] = d;
+            registry_.set_device_key(id, key);
             options_.audit("audit: device " + id + " enrolled from " + from.ip);
         }
         device_id = id;
@@ -525,7 +529,7 @@ json server::answer(const json &request, const caller &from) {
             auto a = registry_.sources(required(request, "device_id"), content_id(request), now);
             return {{"ok", true}, {"role", a.role}, {"office", a.office}, {"office_type", type_name(a.type)},
                     {"rvp", a.rvp}, {"origin_allowed", a.origin_allowed}, {"serve", a.serve},
-                    {"lan", a.lan_peers}, {"wan", a.wan_peers}};
+                    {"lan", a.lan_peers}, {"wan", a.wan_peers}, {"device_keys", a.device_keys}};
         }
         if (op == "job_stats") {
             auto bytes = request.value("bytes", json::object());
@@ -627,6 +631,7 @@ json server::answer(const json &request, const caller &from) {
             identity.device_id = id;
             if (!identity.revoked_ms) identity.revoked_ms = now;
             registry_.take_offline(id);
+            registry_.set_device_key(id, "");
             auto all = connections_;
             for (auto &c : all)
                 if (c->device_id() == id) c->close();

@@ -281,8 +281,13 @@ int32_t PD_CALLBACK hy_find_peers(void *self, const pd_content_ref *c, char *out
         if (!reply) return 0;
         std::string lines;
         int n = 0;
-        for (auto &p : reply->lan) lines += p + "\n", ++n;
-        for (auto &p : reply->wan) lines += p + " wan\n", ++n;
+        // The core checks each peer's HELLO against the key the coordinator enrolled for it.
+        auto line = [&](const std::string &p, const char *kind) {
+            auto key = reply->device_keys.find(p);
+            return p + kind + (key == reply->device_keys.end() ? "" : " device=" + key->second) + "\n";
+        };
+        for (auto &p : reply->lan) lines += line(p, ""), ++n;
+        for (auto &p : reply->wan) lines += line(p, " wan"), ++n;
         if (lines.size() >= out_size) return PD_PLUGIN_E_GENERIC;
         std::memcpy(out, lines.c_str(), lines.size() + 1);
         return n;

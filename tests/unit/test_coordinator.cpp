@@ -972,7 +972,14 @@ TEST(coordinator_trust, a_device_enrolls_once_and_nobody_else_can_speak_for_it) 
     coordinator_client c(addr, s.key.data(), 5000);
     ASSERT_TRUE(identify(c, "d3", key_c).value("ok", false));
     ASSERT_TRUE(c.call({{"op", "register"}, {"device_id", "d3"}, {"listen", "0.0.0.0:34761"}}).value("ok", false));
-    EXPECT_EQ(c.call({{"op", "sources"}, {"device_id", "d3"}, {"content", cid}})["lan"], json::array({"127.0.0.1:34760"}));
+    auto sources = c.call({{"op", "sources"}, {"device_id", "d3"}, {"content", cid}});
+    EXPECT_EQ(sources["lan"], json::array({"127.0.0.1:34760"}));
+    // With the key d1 enrolled: d3 checks that whoever answers there is d1.
+    std::array<std::uint8_t, 32> pk_a{};
+    std::array<std::uint8_t, 64> sk_a{};
+    crypto_sign_seed_keypair(pk_a.data(), sk_a.data(), key_a.data());
+    EXPECT_EQ(sources["device_keys"]["127.0.0.1:34760"], pd::to_hex(pk_a.data(), 32));
+    EXPECT_EQ(read_sources_reply(sources).device_keys.at("127.0.0.1:34760"), pd::to_hex(pk_a.data(), 32));
     auto admin = s.admin();
     ASSERT_TRUE(admin.call({{"op", "admin.devices.revoke"}, {"device_id", "d1"}}).value("ok", false));
     EXPECT_THROW(a.call({{"op", "heartbeat"}, {"device_id", "d1"}}), pd::error);  // its connection was closed

@@ -1,6 +1,7 @@
 // Two or more real sessions on loopback: devices fetch verified blocks from each other
 // over the secure channel, and never trust a peer's bytes.
 #include "peer_identity.h"
+#include "util/hex.h"
 #include "helpers.h"
 
 #include "net/secure_channel.h"
@@ -370,6 +371,29 @@ TEST(swarm, a_penalized_device_is_left_alone_at_any_address) {
     ASSERT_EQ(again.status.state, PD_JOB_COMPLETED) << again.status.message;
     EXPECT_GE(moved.connections.load(), 1);
     EXPECT_EQ(moved.requests.load(), 0) << "the penalized device was asked again at its new address";
+}
+
+TEST(swarm, a_peer_that_is_not_the_device_its_backend_named_is_not_used) {
+    // The hierarchy plugin lists each peer with the device key the coordinator enrolled for
+    // it ("ADDRESS device=KEY"); whoever answers at that address must prove that key. Here
+    // the static list plays the backend.
+    swarm_fixture f;
+    device seeder(f.dir / "a");
+    f.seed(seeder);
+    auto seed_hex = pdtest::read_file(f.dir / "a/device-key");
+    auto seed = pd::from_hex(std::string(seed_hex.begin(), seed_hex.begin() + 64));
+    ASSERT_TRUE(seed && seed->size() == 32);
+    std::array<std::uint8_t, 32> pk{};
+    std::array<std::uint8_t, 64> sk{};
+    crypto_sign_seed_keypair(pk.data(), sk.data(), seed->data());
+    device impostor_victim(f.dir / "b");
+    auto out = impostor_victim.get(f.m, f.dir / "origin.bin", f.dir / "out.bin", seeder.addr + " device=" + std::string(64, 'a'));
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_LAN], 0u) << "a peer that is not the named device served blocks";
+    device named(f.dir / "c");
+    auto ok = named.get(f.m, f.dir / "origin.bin", f.dir / "out2.bin", seeder.addr + " device=" + pd::to_hex(pk.data(), 32));
+    ASSERT_EQ(ok.status.state, PD_JOB_COMPLETED) << ok.status.message;
+    EXPECT_EQ(ok.status.bytes_by_source[PD_SOURCE_LAN], f.data.size());
 }
 
 TEST(swarm, several_seeders_share_the_load_and_the_job_verifies_everything) {

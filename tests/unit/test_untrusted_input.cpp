@@ -155,6 +155,14 @@ TEST(coordinator_replies, an_agent_reads_them_field_by_field) {
     EXPECT_FALSE(s.origin_allowed);
     EXPECT_EQ(s.lan, std::vector<std::string>{"10.0.0.2:7400"});
     EXPECT_EQ(s.wan.size(), 1u);
+    std::string key(64, 'b');
+    s = pd::coord::read_sources_reply(json::parse(R"({"ok":true,"lan":["10.0.0.2:7400"],"device_keys":{"10.0.0.2:7400":")" + key + "\"}}"));
+    EXPECT_EQ(s.device_keys.at("10.0.0.2:7400"), key);
+    // A key for a peer it did not list, or one that is not a key, costs the reply.
+    for (std::string bad : {R"({"ok":true,"lan":["10.0.0.2:7400"],"device_keys":{"10.0.0.9:1":")" + key + "\"}}",
+                            std::string(R"({"ok":true,"lan":["10.0.0.2:7400"],"device_keys":{"10.0.0.2:7400":"zz"}})"),
+                            std::string(R"({"ok":true,"lan":["10.0.0.2:7400"],"device_keys":["x"]})")})
+        EXPECT_THROW(pd::coord::read_sources_reply(json::parse(bad)), pd::error) << bad;
 }
 
 TEST(coordinator_replies, a_hostile_coordinator_costs_one_reply) {

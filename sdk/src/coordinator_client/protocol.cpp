@@ -222,6 +222,15 @@ sources_reply read_sources_reply(const json &reply) {
     }
     r.lan = read_peers(reply, "lan");
     r.wan = read_peers(reply, "wan");
+    if (const json *keys = field(reply, "device_keys")) {
+        if (!keys->is_object()) malformed("'device_keys' is not an object");
+        for (auto &[peer, key] : keys->items()) {
+            bool listed = std::count(r.lan.begin(), r.lan.end(), peer) || std::count(r.wan.begin(), r.wan.end(), peer);
+            auto raw = key.is_string() ? from_hex(key.get<std::string>()) : std::nullopt;
+            if (!listed || !raw || raw->size() != 32) malformed("'device_keys' holds something other than a listed peer's key");
+            r.device_keys[peer] = to_hex(raw->data(), raw->size());
+        }
+    }
     return r;
 }
 

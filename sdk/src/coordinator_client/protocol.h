@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,6 +59,8 @@ struct sources_reply {
     std::vector<std::string> lan;  // host:port of devices in this device's office
     std::vector<std::string> wan;  // host:port of devices in the nearest ancestor office
     bool origin_allowed = true;
+    // host:port -> the device key (64 hex digits) that peer must prove, for identified devices.
+    std::map<std::string, std::string> device_keys;
 };
 // A sources reply with "ok": true; at most max_peers peers in each list.
 sources_reply read_sources_reply(const json &reply);

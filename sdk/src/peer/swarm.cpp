@@ -4,6 +4,7 @@
 #include "store/block_store.h"
 
 #include <algorithm>
+#include <sstream>
 
 namespace pd::peer {
 
@@ -24,15 +25,21 @@ void swarm::consider(const std::vector<std::string> &lines) {
             remove(p, "no longer a source");
         }
     for (auto &line : lines) {
-        auto space = line.find(' ');
-        std::string address = line.substr(0, space);
-        bool wan = space != std::string::npos && line.substr(space + 1) == "wan";
-        if (known_.count(address) || std::find(own.begin(), own.end(), address) != own.end()) continue;
+        // "ADDRESS [wan] [device=KEY]" (docs/plugin-abi.md, find_peers).
+        std::istringstream tokens(line);
+        std::string address, token, device;
+        tokens >> address;
+        bool wan = false;
+        while (tokens >> token) {
+            if (token == "wan") wan = true;
+            if (token.rfind("device=", 0) == 0) device = token.substr(7);
+        }
+        if (address.empty() || known_.count(address) || std::find(own.begin(), own.end(), address) != own.end()) continue;
         if (session_.peer_penalized(address)) continue;
         auto b = backoff_.find(address);
         if (b != backoff_.end() && now < b->second.second) continue;
         known_.insert(address);
-        connect(address, wan ? PD_SOURCE_WAN : PD_SOURCE_LAN);
+        connect(address, wan ? PD_SOURCE_WAN : PD_SOURCE_LAN, device);
     }
     if (!connecting_) connection_settled();
 }
@@ -50,7 +57,7 @@ std::shared_ptr<background_path> swarm::path_for(bool wan) {
     return wan_path_;
 }
 
-void swarm::connect(const std::string &address, std::uint32_t source_class) {
+void swarm::connect(const std::string &address, std::uint32_t source_class, const std::string &expected_device) {
     ++connecting_;
     bool wan = source_class == PD_SOURCE_WAN;
     auto link = std::make_shared<peer_link>(session_.net(), address, *session_.fleet_key(), session_.node_id(),
@@ -79,8 +86,15 @@ void swarm::connect(const std::string &address, std::uint32_t source_class) {
         self->forget(address);
         self->connection_settled();
     };
-    link->connect(settings_.connect_timeout_ms, [self, link, give_up, source_class](const error *why) {
+    link->connect(settings_.connect_timeout_ms, [self, link, give_up, source_class, expected_device](const error *why) {
         if (why) return give_up(why->what());
+        if (!expected_device.empty() && link->peer_device() != expected_device) {
+            // The backend named the device it vouches for (the coordinator, by its enrolled
+            // key): whoever answers at that address is not it.
+            link->close("not the device the backend named");
+            return give_up("peer " + link->address() + " is not the device its backend named (device key " +
+                           link->peer_device().substr(0, 16) + "…, expected " + expected_device.substr(0, 16) + "…)");
+        }
         if (link->node_id() == self->session_.node_id()) {
             // Discovery also finds this device itself (it answers its own query): the
             // address stays known so it is not dialled again.

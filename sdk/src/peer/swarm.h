@@ -124,7 +124,8 @@ public:
     static std::uint64_t origin_owner(std::uint64_t first_block, const std::vector<std::uint64_t> &participants);
 
 private:
-    void connect(const std::string &address, std::uint32_t source_class);
+    // `expected_device`: the device key (hex) the peer must prove in HELLO, or "" for any.
+    void connect(const std::string &address, std::uint32_t source_class, const std::string &expected_device = {});
     void watch_deltas(const std::shared_ptr<peer_slot> &slot);
     void connection_settled();
     void remove(const std::shared_ptr<peer_slot> &peer, const std::string &why);
