@@ -1,6 +1,7 @@
 #include "coordinator/server.h"
 
 #include "net/async_channel.h"
+#include "content/publication.h"
 #include "crypto/hash.h"
 #include "util/endpoint.h"
 #include "util/error.h"
@@ -23,6 +24,7 @@ namespace {
 
 // Identifiers, names and addresses; a topology CSV or a list is not read through here.
 constexpr std::size_t max_text = 1024;
+constexpr std::size_t max_publication_bytes = 16 * 1024;  // a record with a 4 KiB origin and a 1 KiB name is ~5 KiB
 
 std::string text(const json &j, const char *key, const std::string &fallback = {}, std::size_t limit = max_text) {
     auto it = j.find(key);
@@ -75,6 +77,19 @@ content_record publication(const json &j, std::int64_t now_ms) {
     c.block_count = number(j, "block_count");
     for (auto &o : strings(j, "origins")) c.origins += (c.origins.empty() ? "" : "\n") + o;
     c.published_ms = now_ms;
+    // The publisher's record, when given: kept only if it is well formed, its signature
+    // verifies under the key it names and it is about this very content. Whether that key
+    // is trusted is each device's decision (trust.publisher_keys); the coordinator cannot
+    // make a record, it holds no publisher key.
+    auto record_hex = text(j, "publication", {}, 2 * max_publication_bytes);
+    if (!record_hex.empty()) {
+        auto record = from_hex(record_hex);
+        if (!record) fail(PD_E_INVALID, PD_CATEGORY_API, "'publication' must be hex");
+        auto p = content::publication::verify_self_signed(record->data(), record->size());
+        if (to_hex(p.id.data(), p.id.size()) != c.id || p.size != c.size || p.name != c.name)
+            fail(PD_E_INVALID, PD_CATEGORY_API, "the publication record is about another content (id, size or name differs)");
+        c.publication = to_hex(record->data(), record->size());
+    }
     return c;
 }
 
@@ -531,6 +546,14 @@ json server::answer(const json &request, const caller &from) {
                     {"rvp", a.rvp}, {"origin_allowed", a.origin_allowed}, {"serve", a.serve},
                     {"lan", a.lan_peers}, {"wan", a.wan_peers}, {"device_keys", a.device_keys}};
         }
+        if (op == "publication" || op == "admin.publication") {
+            // What the publisher signed for a content, for a device that has the manifest
+            // but not the record: it checks the record itself (trust.publisher_keys).
+            auto known = registry_.contents().find(content_id(request));
+            if (known == registry_.contents().end() || known->second.publication.empty())
+                return {{"ok", false}, {"error", "no publication record is stored for this content"}};
+            return {{"ok", true}, {"publication", known->second.publication}};
+        }
         if (op == "job_stats") {
             auto bytes = request.value("bytes", json::object());
             registry_.add_stats(required(request, "device_id"), number(bytes, "origin"), number(bytes, "wan"), number(bytes, "lan"));
@@ -574,6 +597,7 @@ json server::answer(const json &request, const caller &from) {
                     fail(e.code(), e.category(), "contents[" + std::to_string(i) + "]: " + e.what());
                 }
                 bool keep_origins = !entry.contains("origins");
+                bool keep_record = !entry.contains("publication");
                 auto known = registry_.contents().find(c.id);
                 std::string status = "added";
                 if (known != registry_.contents().end()) {
@@ -584,7 +608,8 @@ json server::answer(const json &request, const caller &from) {
                         fail(PD_E_INVALID, PD_CATEGORY_API, "contents[" + std::to_string(i) + "]: content " + c.id +
                                                                 " is published with another size or block count");
                     if (keep_origins) c.origins = k.origins;
-                    status = k.name == c.name && k.origins == c.origins ? "unchanged" : "updated";
+                    if (keep_record) c.publication = k.publication;
+                    status = k.name == c.name && k.origins == c.origins && k.publication == c.publication ? "unchanged" : "updated";
                 }
                 (status == "added" ? added : status == "updated" ? updated : unchanged) += 1;
                 report.push_back({{"content", c.id}, {"name", c.name}, {"status", status}});
@@ -596,7 +621,8 @@ json server::answer(const json &request, const caller &from) {
         if (op == "admin.contents") {
             json list = json::array();
             for (auto &[id, c] : registry_.contents())
-                list.push_back({{"content", id}, {"name", c.name}, {"size", c.size}, {"published_ms", c.published_ms}});
+                list.push_back({{"content", id}, {"name", c.name}, {"size", c.size}, {"published_ms", c.published_ms},
+                                {"signed", !c.publication.empty()}});
             return {{"ok", true}, {"contents", list}};
         }
         if (op == "admin.topology.import") return apply_topology(check_topology(request));

@@ -34,12 +34,13 @@ CREATE TABLE groups(name TEXT PRIMARY KEY, devices TEXT, contents TEXT);
 CREATE TABLE office_stats(office TEXT PRIMARY KEY, origin_bytes INTEGER, wan_bytes INTEGER, lan_bytes INTEGER);
 )";
 
-// Schema 2: who may administer, and the devices' own keys.
+// Schema 2: who may administer, the devices' own keys, publication records.
 const char *trust_schema = R"(
 CREATE TABLE admins(name TEXT PRIMARY KEY, public_key TEXT UNIQUE NOT NULL, role TEXT NOT NULL,
   added_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE device_keys(device_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, enrolled_ms INTEGER NOT NULL,
   revoked_ms INTEGER NOT NULL DEFAULT 0);
+ALTER TABLE contents ADD COLUMN publication TEXT NOT NULL DEFAULT '';
 )";
 
 std::string join(const std::vector<std::string> &v) {
@@ -172,13 +173,14 @@ public:
     }
 
     void insert_content(const content_record &c) {
-        SQLite::Statement q(*db_, "INSERT OR REPLACE INTO contents VALUES(?,?,?,?,?,?)");
+        SQLite::Statement q(*db_, "INSERT OR REPLACE INTO contents VALUES(?,?,?,?,?,?,?)");
         q.bind(1, c.id);
         q.bind(2, c.name);
         q.bind(3, static_cast<std::int64_t>(c.size));
         q.bind(4, static_cast<std::int64_t>(c.block_count));
         q.bind(5, c.origins);
         q.bind(6, c.published_ms);
+        q.bind(7, c.publication);
         q.exec();
     }
 
@@ -194,6 +196,7 @@ public:
             c.block_count = u64(q.getColumn(3));
             c.origins = q.getColumn(4).getString();
             c.published_ms = q.getColumn(5).getInt64();
+            c.publication = q.getColumn(6).getString();
             out.push_back(std::move(c));
         }
         return out;

@@ -32,6 +32,9 @@ struct content_record {
     std::uint64_t block_count = 0;
     std::string origins;  // newline-separated locators, in order
     std::int64_t published_ms = 0;
+    // The publisher's signed record (hex), or "": stored and served, never made here — the
+    // coordinator holds no publisher key.
+    std::string publication;
 };
 
 struct holding {

@@ -146,6 +146,7 @@ def test_a_database_from_0_4_gains_administrators_when_upgraded(tmp_path):
     with sqlite3.connect(str(db)) as c:  # what 0.4 left behind
         c.execute("DROP TABLE admins")
         c.execute("DROP TABLE device_keys")
+        c.execute("ALTER TABLE contents DROP COLUMN publication")
         c.execute("DELETE FROM meta WHERE key='signing_key'")
         c.execute("PRAGMA user_version=1")
     server = Server(db)
@@ -282,3 +283,29 @@ def test_republish_all_rebuilds_a_new_coordinator_and_moves_origins(coordinator,
             assert admin.health()["contents"] == 3
     finally:
         fresh.stop()
+
+
+def test_the_coordinator_keeps_the_publishers_record_and_hands_it_back(coordinator, tmp_path, host_bin):
+    """pd admin publish takes MANIFEST.sig along; the coordinator checks it is a well-signed
+    record of this content (it cannot make one: it holds no publisher key) and serves it."""
+    server, cred, _ = coordinator
+    pd = os.path.join(host_bin, "pd")
+    pkg = tmp_path / "tool.msi"
+    pkg.write_bytes(os.urandom(200000))
+    subprocess.run([pd, "publisher-key", "--out", str(tmp_path / "pub.key")], check=True, capture_output=True)
+    cid = subprocess.run([pd, "publish", str(pkg), "--origin", "http://cdn/tool.msi", "--sign", str(tmp_path / "pub.key"),
+                          "--cache", str(tmp_path / "pc")], check=True, capture_output=True, text=True).stdout.strip()
+    admin = [pd, "admin", "--coordinator", server.address, "--credential", cred]
+    out = subprocess.run(admin + ["publish", str(pkg) + ".pdm"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run(admin + ["publication", cid, "--out", str(tmp_path / "back.sig")], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "back.sig").read_bytes() == (tmp_path / "tool.msi.pdm.sig").read_bytes()
+    # A record that is not this content's is refused with the manifest.
+    other = tmp_path / "other.msi"
+    other.write_bytes(os.urandom(1000))
+    subprocess.run([pd, "publish", str(other), "--cache", str(tmp_path / "pc")], check=True, capture_output=True)
+    (tmp_path / "other.msi.pdm.sig").write_bytes((tmp_path / "tool.msi.pdm.sig").read_bytes())
+    out = subprocess.run(admin + ["publish", str(other) + ".pdm"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "about another content" in out.stderr, out.stderr

@@ -169,7 +169,7 @@ TEST(coordinator_store, state_survives_a_restart_and_foreign_files_are_refused) 
         d.name = "pc-1";
         d.free_bytes = 42;
         s->put_device(d);
-        s->put_content({"c1", "pkg", 10, 1, "http://x/a\nhttp://y/a", 5});
+        s->put_content({"c1", "pkg", 10, 1, "http://x/a\nhttp://y/a", 5, ""});
         s->put_holding({"dev1", "c1", 1, true});
         s->put_group({"g", {"pc-1"}, {"c1"}});
         s->add_stats({"Branch A", 1, 2, 3});
@@ -1002,4 +1002,45 @@ TEST(coordinator_trust, an_upgrading_fleet_mixes_identified_and_unidentified_dev
     auto r = old_agent.call({{"op", "heartbeat"}, {"device_id", "new"}});
     EXPECT_NE(error_of(r).find("device new has an identity: prove it"), std::string::npos) << r.dump();
     EXPECT_EQ(s.admin("viewer").call({{"op", "admin.health"}})["unidentified"], 1);
+}
+
+TEST(coordinator_trust, the_coordinator_stores_and_serves_publication_records_it_cannot_make) {
+    running_server s;
+    pdtest::temp_dir dir;
+    pdtest::write_file(dir / "pkg.bin", pdtest::random_bytes(100000, 3));
+    pd_manifest *m = nullptr;
+    ASSERT_EQ(pd_manifest_hash_file(&m, (dir / "pkg.bin").c_str(), nullptr), PD_OK);
+    std::unique_ptr<pd_manifest, void (*)(pd_manifest *)> free_m(m, pd_manifest_free);
+    std::uint8_t pub[32], sec[64];
+    ASSERT_EQ(pd_publisher_keygen(pub, sec), PD_OK);
+    pd_buf b = PD_BUF_INIT;
+    ASSERT_EQ(pd_publication_sign(&b, m, "http://cdn/pkg.bin", 1, sec), PD_OK);
+    std::string record = pd::to_hex(b.ptr, b.size);
+    pd_buf_dispose(&b);
+    char id[65];
+    pd_content_id_to_hex(id, pd_manifest_id(m));
+    json entry = {{"op", "admin.publish"}, {"content", id}, {"name", pd_manifest_name(m)}, {"size", pd_manifest_size(m)},
+                  {"block_count", pd_manifest_block_count(m)}};
+    auto admin = s.admin();
+    auto with = [&](json e, const std::string &rec) {
+        e["publication"] = rec;
+        return e;
+    };
+    // A tampered record, and a genuine one offered for another content, are not stored.
+    auto tampered = record;
+    tampered[100] = tampered[100] == '0' ? '1' : '0';
+    auto r = admin.call(with(entry, tampered));
+    EXPECT_FALSE(r.value("ok", true)) << r.dump();
+    auto other = entry;
+    other["content"] = std::string(64, 'e');
+    r = admin.call(with(other, record));
+    EXPECT_NE(r.value("error", std::string()).find("about another content"), std::string::npos) << r.dump();
+    ASSERT_TRUE(admin.call(with(entry, record)).value("ok", false));
+    // A device asks for it; without one stored the answer says so.
+    coordinator_client device(s.srv->bound_address(), s.key.data(), 5000);
+    r = device.call({{"op", "publication"}, {"content", id}});
+    EXPECT_EQ(r.value("publication", std::string()), record);
+    r = device.call({{"op", "publication"}, {"content", std::string(64, 'e')}});
+    EXPECT_NE(r.value("error", std::string()).find("no publication record"), std::string::npos);
+    EXPECT_TRUE(admin.call({{"op", "admin.contents"}})["contents"][0].value("signed", false));
 }

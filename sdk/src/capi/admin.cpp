@@ -272,6 +272,15 @@ std::string read_text_file(const std::string &path) {
     return pd::platform::read_small_file(path, pd::coord::max_message_bytes);
 }
 
+// The publisher's record beside a manifest (MANIFEST.sig, what `pd publish --sign` writes),
+// as hex, or "" when there is none.
+std::string record_beside(const std::string &manifest_path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(manifest_path + ".sig", ec)) return {};
+    auto bytes = pd::platform::read_small_file(manifest_path + ".sig", 64 * 1024);
+    return pd::to_hex(reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size());
+}
+
 pd::content::manifest read_manifest(const std::string &path) {
     auto bytes = pd::platform::read_small_file(path, 256u << 20);
     try {
@@ -363,7 +372,17 @@ const std::vector<admin_op> &operations() {
          [](pd_admin *a, const op_args &args, bool j) {
              return done_or_json(a, {{"op", "admin.groups.remove"}, {"name", args.positional[0]}}, "group removed", j);
          }},
-        {{"publish", "MANIFEST [--origin URL]...", "publish a content (its manifest file) with its origins in order"}, 1, 1,
+        {{"publication", "CONTENT_ID --out FILE", "the publisher's signed record the coordinator stores for a content, to FILE"},
+         1, 1, {"--out"},
+         [](pd_admin *a, const op_args &args, bool j) {
+             auto reply = call(a, {{"op", "admin.publication"}, {"content", args.positional[0]}});
+             auto record = pd::from_hex(reply.value("publication", std::string()));
+             if (!record) pd::fail(PD_E_INVALID, PD_CATEGORY_NET, "the coordinator's record is not hex");
+             if (args.one("--out").empty()) pd::fail(PD_E_INVALID, PD_CATEGORY_API, "--out FILE is required");
+             pd::platform::write_file_atomic(args.one("--out"), record->data(), record->size());
+             return j ? reply_json(reply) : "record written to " + args.one("--out") + "\n";
+         }},
+        {{"publish", "MANIFEST [--origin URL]...", "publish a content (its manifest file, and MANIFEST.sig when there is one) with its origins in order"}, 1, 1,
          {"--origin"},
          [](pd_admin *a, const op_args &args, bool j) {
              std::string origins;
@@ -371,11 +390,12 @@ const std::vector<admin_op> &operations() {
              if (it != args.options.end())
                  for (auto &o : it->second) origins += o + "\n";
              json request = publication(read_manifest(args.positional[0]), origins.c_str());
+             if (auto record = record_beside(args.positional[0]); !record.empty()) request["publication"] = record;
              request["op"] = "admin.publish";
              return done_or_json(a, request, "published", j);
          }},
         {{"republish-all", "DIR [--origin-base URL]",
-          "publish every manifest (*.pdm) of DIR again, all or none; with a base, each origin becomes BASE/FILE"},
+          "publish every manifest (*.pdm, with its .sig) of DIR again, all or none; with a base, each origin becomes BASE/FILE"},
          1, 1, {"--origin-base"},
          [](pd_admin *a, const op_args &args, bool) {
              std::error_code ec;
@@ -391,6 +411,7 @@ const std::vector<admin_op> &operations() {
              for (auto &path : paths) {
                  std::string origin = base + std::filesystem::path(path).stem().string();
                  list.push_back(publication(read_manifest(path), base.empty() ? nullptr : origin.c_str()));
+                 if (auto record = record_beside(path); !record.empty()) list.back()["publication"] = record;
              }
              return reply_json(call(a, {{"op", "admin.republish"}, {"contents", list}}));
          }},

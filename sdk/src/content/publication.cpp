@@ -48,7 +48,9 @@ void publication::require_matches(const manifest &m) const {
     if (name != m.name) differs("name");
 }
 
-publication publication::verify(const void *data, std::size_t len, const std::vector<std::array<std::uint8_t, 32>> &trusted) {
+// Parses a record and checks its signature against the key it names; whether that key is
+// trusted is the caller's question.
+static publication parse_signed(const void *data, std::size_t len) {
     byte_reader r(data, len, "publication record");
     char magic[4];
     r.bytes(magic, 4);
@@ -70,11 +72,18 @@ publication publication::verify(const void *data, std::size_t len, const std::ve
     r.bytes(sig, 64);
     r.expect_end();
     validate_name(p.name);
-    bool known = std::any_of(trusted.begin(), trusted.end(), [&](auto &k) { return crypto::equal(p.publisher.data(), k.data(), 32); });
-    if (!known) fail(PD_E_AUTH, PD_CATEGORY_CRYPTO, "publication record is signed by an untrusted publisher key");
     if (!crypto::ed25519_verify(sig, data, signed_len, p.publisher.data()))
         fail(PD_E_AUTH, PD_CATEGORY_CRYPTO, "publication record signature does not verify (record tampered)");
     return p;
 }
+
+publication publication::verify(const void *data, std::size_t len, const std::vector<std::array<std::uint8_t, 32>> &trusted) {
+    auto p = parse_signed(data, len);
+    bool known = std::any_of(trusted.begin(), trusted.end(), [&](auto &k) { return crypto::equal(p.publisher.data(), k.data(), 32); });
+    if (!known) fail(PD_E_AUTH, PD_CATEGORY_CRYPTO, "publication record is signed by an untrusted publisher key");
+    return p;
+}
+
+publication publication::verify_self_signed(const void *data, std::size_t len) { return parse_signed(data, len); }
 
 }  // namespace pd::content

@@ -24,6 +24,9 @@ struct publication {
     static publication verify(const void *data, std::size_t len, const std::uint8_t trusted_key[32]);
     // The same against several trusted publishers: the record names its key, which must be one of them.
     static publication verify(const void *data, std::size_t len, const std::vector<std::array<std::uint8_t, 32>> &trusted);
+    // A well-formed record whose signature verifies under the key it names — without saying
+    // whether that key is trusted (the coordinator stores records it cannot judge).
+    static publication verify_self_signed(const void *data, std::size_t len);
     // Throws PD_E_AUTH naming the difference when this record is not about `m` (another
     // content id, size or name): a valid record for one package must not admit another.
     void require_matches(const manifest &m) const;

@@ -100,7 +100,7 @@ std::optional<admin_role> parse_role(const std::string &name) {
 bool read_only_operation(const std::string &op) {
     static const char *const reads[] = {"admin.health",     "admin.server_id", "admin.topology.export", "admin.devices.csv",
                                         "admin.stats",      "admin.rvp",       "admin.groups.list",     "admin.contents",
-                                        "admin.admins.list"};
+                                        "admin.admins.list", "admin.publication"};
     return std::any_of(std::begin(reads), std::end(reads), [&](const char *r) { return op == r; });
 }
 
