@@ -164,6 +164,7 @@ public:
 
 private:
     static constexpr std::size_t max_queued_bytes = 4u << 20;
+    static constexpr std::size_t max_unauthenticated_record = 4096;
 
     void admit() {
         authenticated_ = true;
@@ -182,12 +183,22 @@ private:
             if (self->closed_) return;
             if (why) return self->close();
             if (self->authenticated_) self->arm(self->owner_.options_.idle_timeout_ms);
+            // Before it has proven anything, a connection gets one small record: an "auth"
+            // fits in 1 KiB, and nobody without a key makes the server buffer 64 MiB parts.
+            if (!self->authenticated_ && record.size() > max_unauthenticated_record) {
+                self->reply({{"ok", false}, {"error", "authenticate first: this connection holds no fleet key (op 'auth')"}});
+                return self->close();
+            }
             std::optional<json> request;
             try {
                 request = self->in_.feed(record);
             } catch (const std::exception &e) {
                 self->reply({{"ok", false}, {"error", e.what()}});
                 return self->close();  // the framing is lost: nothing after this can be trusted
+            }
+            if (!request && !self->authenticated_) {
+                self->reply({{"ok", false}, {"error", "authenticate first: a message in parts needs a key"}});
+                return self->close();
             }
             if (!request) return self->read_after_drain();
             if (request->is_object() && request->value("op", json()) == "auth") {

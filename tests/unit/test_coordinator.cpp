@@ -869,7 +869,13 @@ TEST(coordinator_trust, a_connection_without_the_fleet_key_gets_nothing_but_auth
         ::close(fd);
         return std::make_pair(reply, closed);
     };
-    auto [reply, closed] = keyless_call({{"op", "register"}, {"device_id", "evil"}, {"listen", "0.0.0.0:1"}});
+    // Nothing big before a key: a message in parts, or one record over 4 KiB, ends it.
+    auto [reply, closed] = keyless_call({{"op", "auth"}, {"key", std::string(300000, 'a')}});
+    EXPECT_NE(reply.value("error", std::string()).find("authenticate first"), std::string::npos) << reply.dump().substr(0, 200);
+    EXPECT_TRUE(closed);
+    std::tie(reply, closed) = keyless_call({{"op", "auth"}, {"key", std::string(8000, 'a')}});
+    EXPECT_NE(reply.value("error", std::string()).find("authenticate first"), std::string::npos);
+    std::tie(reply, closed) = keyless_call({{"op", "register"}, {"device_id", "evil"}, {"listen", "0.0.0.0:1"}});
     EXPECT_NE(reply.value("error", std::string()).find("authenticate first"), std::string::npos) << reply.dump();
     EXPECT_TRUE(closed);
     std::tie(reply, closed) = keyless_call({{"op", "auth"}, {"key", std::string(64, 'a')}, {"signature", std::string(128, 'b')}});
