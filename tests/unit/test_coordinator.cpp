@@ -849,19 +849,22 @@ TEST(coordinator_trust, a_connection_without_the_fleet_key_gets_nothing_but_auth
     running_server s;
     // A keyless channel is admitted (administrators hold no fleet key), but proves nothing:
     // the first request must be a valid "auth", or the connection ends.
+    // The reply (null when the server hung up before it could be read: it closes as soon as
+    // the first record of a message in parts arrives, while the rest is still being sent),
+    // and whether the connection ended.
     auto keyless_call = [&](const json &request) {
         int fd = pd::platform::connect_tcp(s.srv->bound_address(), 3000);
         pd::net::blocking_channel ch(fd, pd::net::role::client, nullptr);
-        for (auto &rec : frame_message(request)) ch.send(rec);
-        message_assembler in;
         json reply;
-        while (true)
-            if (auto m = in.feed(ch.receive())) {
-                reply = *m;
-                break;
-            }
         bool closed = false;
         try {
+            for (auto &rec : frame_message(request)) ch.send(rec);
+            message_assembler in;
+            while (true)
+                if (auto m = in.feed(ch.receive())) {
+                    reply = *m;
+                    break;
+                }
             ch.receive();
         } catch (const pd::error &e) {
             closed = e.code() == PD_E_IO;
@@ -871,10 +874,15 @@ TEST(coordinator_trust, a_connection_without_the_fleet_key_gets_nothing_but_auth
     };
     // Nothing big before a key: a message in parts, or one record over 4 KiB, ends it.
     auto [reply, closed] = keyless_call({{"op", "auth"}, {"key", std::string(300000, 'a')}});
-    EXPECT_NE(reply.value("error", std::string()).find("authenticate first"), std::string::npos) << reply.dump().substr(0, 200);
     EXPECT_TRUE(closed);
+    if (reply.is_object()) {
+        EXPECT_NE(reply.value("error", std::string()).find("authenticate first"), std::string::npos);
+    }
     std::tie(reply, closed) = keyless_call({{"op", "auth"}, {"key", std::string(8000, 'a')}});
-    EXPECT_NE(reply.value("error", std::string()).find("authenticate first"), std::string::npos);
+    EXPECT_TRUE(closed);
+    if (reply.is_object()) {
+        EXPECT_NE(reply.value("error", std::string()).find("authenticate first"), std::string::npos);
+    }
     std::tie(reply, closed) = keyless_call({{"op", "register"}, {"device_id", "evil"}, {"listen", "0.0.0.0:1"}});
     EXPECT_NE(reply.value("error", std::string()).find("authenticate first"), std::string::npos) << reply.dump();
     EXPECT_TRUE(closed);
