@@ -1,8 +1,10 @@
+// The coordinator's network side (connections, bounds, the accept loop) and its answers to
+// each operation. Who may run what is in server_trust.cpp.
 #include "coordinator/server.h"
 
-#include "net/async_channel.h"
 #include "content/publication.h"
-#include "crypto/hash.h"
+#include "coordinator/request_fields.h"
+#include "net/async_channel.h"
 #include "util/endpoint.h"
 #include "util/error.h"
 #include "util/hex.h"
@@ -20,53 +22,11 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
+using namespace fields;
+
 namespace {
 
-// Identifiers, names and addresses; a topology CSV or a list is not read through here.
-constexpr std::size_t max_text = 1024;
 constexpr std::size_t max_publication_bytes = 16 * 1024;  // a record with a 4 KiB origin and a 1 KiB name is ~5 KiB
-
-std::string text(const json &j, const char *key, const std::string &fallback = {}, std::size_t limit = max_text) {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return fallback;
-    if (!it->is_string()) fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' must be a string");
-    if (it->get_ref<const std::string &>().size() > limit)
-        fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' is longer than " + std::to_string(limit) + " bytes");
-    return it->get<std::string>();
-}
-
-std::string required(const json &j, const char *key) {
-    auto v = text(j, key);
-    if (v.empty()) fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' is required");
-    return v;
-}
-
-std::uint64_t number(const json &j, const char *key) {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return 0;
-    if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<std::int64_t>() >= 0))
-        fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' must be a non-negative integer");
-    return it->get<std::uint64_t>();
-}
-
-std::string content_id(const json &j) {
-    auto id = required(j, "content");
-    if (id.size() != 64 || id.find_first_not_of("0123456789abcdef") != std::string::npos)
-        fail(PD_E_INVALID, PD_CATEGORY_API, "'content' must be 64 lowercase hex digits");
-    return id;
-}
-
-std::vector<std::string> strings(const json &j, const char *key) {
-    std::vector<std::string> out;
-    auto it = j.find(key);
-    if (it == j.end()) return out;
-    if (!it->is_array()) fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' must be an array of strings");
-    for (auto &v : *it) {
-        if (!v.is_string()) fail(PD_E_INVALID, PD_CATEGORY_API, std::string("'") + key + "' must be an array of strings");
-        out.push_back(v.get<std::string>());
-    }
-    return out;
-}
 
 // One content's publication (admin.publish, an admin.republish entry): metadata only.
 content_record publication(const json &j, std::int64_t now_ms) {
@@ -384,118 +344,6 @@ void server::handle_async(const json &request, const caller &from, std::function
             done(std::move(reply));
         });
     });
-}
-
-json server::authenticate(const json &request, const std::array<std::uint8_t, 32> &transcript, const std::string &ip,
-                          std::string &admin_key) {
-    auto refuse = [&](const std::string &why) {
-        options_.audit("audit: auth refused from " + ip + ": " + why);
-        return json{{"ok", false}, {"error", why}};
-    };
-    try {
-        auto key = text(request, "key"), sig_hex = text(request, "signature");
-        auto raw_key = from_hex(key);
-        auto raw_sig = from_hex(sig_hex);
-        signature sig{};
-        if (!raw_key || raw_key->size() != 32 || !raw_sig || raw_sig->size() != sig.size())
-            return refuse("'key' must be 64 and 'signature' 128 hex digits");
-        std::copy(raw_sig->begin(), raw_sig->end(), sig.begin());
-        key = to_hex(raw_key->data(), raw_key->size());  // one spelling (lowercase) for the lookup
-        auto admin = store_.admin_by_key(key);
-        if (!admin) return refuse("this key is not an administrator's");
-        if (admin->revoked_ms) return refuse("administrator '" + admin->name + "' was revoked");
-        if (!verify_transcript(signer::administrator, transcript, raw_key->data(), sig))
-            return refuse("the signature does not verify (administrator '" + admin->name + "')");
-        admin_key = key;
-        auto mine = sign_transcript(signer::coordinator, transcript, options_.signing_key.data());
-        options_.audit("audit: administrator '" + admin->name + "' (" + admin->role + ") authenticated from " + ip);
-        return {{"ok", true}, {"name", admin->name}, {"role", admin->role}, {"server_signature", to_hex(mine.data(), mine.size())}};
-    } catch (const std::exception &e) {
-        return refuse(e.what());
-    }
-}
-
-json server::identify(const json &request, const std::array<std::uint8_t, 32> &transcript, const caller &from,
-                      std::string &device_id) {
-    auto refuse = [&](const std::string &why) {
-        options_.audit("audit: identify refused from " + from.ip + ": " + why);
-        return json{{"ok", false}, {"error", why}};
-    };
-    try {
-        if (!from.fleet_member) return refuse("'identify' is for fleet members: this connection did not prove the fleet key");
-        auto id = required(request, "device_id");
-        auto raw_key = from_hex(text(request, "key"));
-        auto raw_sig = from_hex(text(request, "signature"));
-        if (!raw_key || raw_key->size() != 32 || !raw_sig || raw_sig->size() != 64)
-            return refuse("'key' must be 64 and 'signature' 128 hex digits");
-        auto statement = device_statement(transcript);
-        auto signed_message = crypto::device_signed_message(statement.data(), statement.size());
-        if (!crypto::ed25519_verify(raw_sig->data(), signed_message.data(), signed_message.size(), raw_key->data()))
-            return refuse("device " + id + ": the signature does not verify");
-        auto key = to_hex(raw_key->data(), raw_key->size());
-        auto known = identities_.find(id);
-        bool enrolled = known == identities_.end();
-        if (!enrolled) {
-            if (known->second.revoked_ms) return refuse("device " + id + " was revoked");
-            if (known->second.public_key != key)
-                return refuse("device " + id + " is enrolled with another key (a copied device id, or a reinstalled device: revoke the old one)");
-        } else {
-            // Its first identify, under the fleet key: the key is the device's from now on.
-            device_identity d{id, key, options_.now_ms(), 0};
-            store_.enroll_device(d);
-            identities_[id] = d;
-            registry_.set_device_key(id, key);
-            options_.audit("audit: device " + id + " enrolled from " + from.ip);
-        }
-        device_id = id;
-        return {{"ok", true}, {"enrolled", enrolled}};
-    } catch (const std::exception &e) {
-        return refuse(e.what());
-    }
-}
-
-std::optional<json> server::authorise(const json &request, const caller &from, std::string &who) {
-    auto op_it = request.find("op");
-    if (op_it == request.end() || !op_it->is_string()) return std::nullopt;  // answer() names the problem
-    const auto &op = op_it->get_ref<const std::string &>();
-    if (op.rfind("admin.", 0) != 0) {
-        if (!from.fleet_member)
-            return json{{"ok", false}, {"error", "'" + op + "' is for fleet members: this connection did not prove the fleet key"}};
-        auto id_it = request.find("device_id");
-        if (id_it == request.end() || !id_it->is_string()) return std::nullopt;  // answer() names the problem
-        const auto &id = id_it->get_ref<const std::string &>();
-        auto known = identities_.find(id);
-        if (known != identities_.end() && known->second.revoked_ms)
-            return json{{"ok", false}, {"error", "device " + id + " was revoked"}};
-        if (!from.device_id.empty()) {
-            if (id == from.device_id) return std::nullopt;
-            return json{{"ok", false}, {"error", "this connection proved device " + from.device_id + "'s identity: it cannot speak for " + id}};
-        }
-        if (known != identities_.end())
-            return json{{"ok", false}, {"error", "device " + id + " has an identity: prove it on this connection first (op 'identify')"}};
-        if (options_.require_device_identity)
-            return json{{"ok", false},
-                        {"error", "'" + op + "' needs the device's identity (op 'identify', agents from 0.5 on); a coordinator "
-                                  "upgrading a 0.4 fleet serves with --allow-unidentified-devices meanwhile"}};
-        return std::nullopt;
-    }
-    auto admin = from.admin_key.empty() ? std::nullopt : store_.admin_by_key(from.admin_key);
-    if (!admin)
-        return json{{"ok", false},
-                    {"error", "'" + op + "' needs an administrator's credential (op 'auth'); the fleet key does not authorise admin operations"}};
-    who = "administrator '" + admin->name + "' (" + admin->role + ")";
-    if (admin->revoked_ms) return json{{"ok", false}, {"error", "administrator '" + admin->name + "' was revoked"}};
-    if (admin->role != role_name(admin_role::administrator) && !read_only_operation(op))
-        return json{{"ok", false}, {"error", "administrator '" + admin->name + "' is a viewer: '" + op + "' changes the coordinator"}};
-    return std::nullopt;
-}
-
-void server::audit(const std::string &who, const caller &from, const json &request, const json &reply) {
-    auto op = request.value("op", json()).is_string() ? request.value("op", std::string()) : std::string("?");
-    if (op.rfind("admin.", 0) != 0) return;
-    std::string outcome = reply.value("ok", false) ? "ok" : "refused: " + reply.value("error", std::string());
-    options_.audit("audit: " + (who.empty() ? std::string("unauthenticated") : who) + " from " + from.ip + ": " + op.substr(0, 64) +
-                   " " + outcome.substr(0, 300));
 }
 
 json server::handle(const json &request, const caller &from) {
