@@ -374,18 +374,18 @@ void job::on_yield(bool yielding, const std::string &message) {
 // first round (or three refresh periods passed), so devices starting together see each
 // other as fetching before anyone computes the origin split.
 void job::settle_initial_discovery() {
-    std::int64_t now = store::now_ms();
+    if (!settling_) return;
+    std::int64_t now = store::now_ms(), first_round = swarm_->first_round_ms();
     // A round that never ends (a peer that completes HELLO and then leaves its HAVE
-    // unanswered once held a job at 0 bytes) cannot hold the origin back for longer than a
-    // connect and a request take.
+    // unanswered once held a job at 0 bytes) holds the origin back a connect and a request.
     bool overdue = now - started_ms_ >= settings_.connect_timeout_ms + settings_.request_timeout_ms;
-    if (!settling_ || (!swarm_->first_round_done() && !overdue)) return;
+    if (!swarm_->first_round_done() && !overdue) return;
     bool finders = false;
     for (auto &b : session_.plugins().backends()) finders |= b->can_find_peers();
-    std::int64_t first_round = swarm_->first_round_done() ? swarm_->first_round_ms() : now;
     bool refreshed = swarm_->all_refreshed_since(first_round + settings_.refresh_ms);
-    bool settled = now - started_ms_ >= settings_.coop_settle_ms && (refreshed || now - first_round >= 3 * settings_.refresh_ms);
-    if (!finders || settled || overdue) {
+    bool settled = overdue || (now - started_ms_ >= settings_.coop_settle_ms &&
+                               (refreshed || now - first_round >= 3 * settings_.refresh_ms));
+    if (!finders || settled) {
         settling_ = false;
         session_.log(PD_LOG_DEBUG, "job " + std::to_string(id_) + ": origin opens after " + std::to_string(now - started_ms_) +
                                        " ms of discovery, " + std::to_string(swarm_->peers().size()) + " peers");
