@@ -12,9 +12,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <set>
+#include <tuple>
 
 namespace pd::coord {
 
@@ -215,10 +217,16 @@ private:
 server::server(asio::io_context &io, registry &reg, coordinator_store &store, server_options options)
     : io_(io), registry_(reg), store_(store), options_(std::move(options)), acceptor_(io), accept_timer_(io) {
     if (!options_.audit) options_.audit = [](const std::string &line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    std::vector<device_identity> revoked;
     for (auto &d : store_.device_identities()) {
         identities_[d.device_id] = d;
         if (!d.revoked_ms) registry_.set_device_key(d.device_id, d.public_key);
+        else if (!d.public_key.empty()) revoked.push_back(d);
     }
+    std::sort(revoked.begin(), revoked.end(), [](const device_identity &a, const device_identity &b) {
+        return std::tie(a.revoked_ms, a.device_id) < std::tie(b.revoked_ms, b.device_id);
+    });
+    for (auto &d : revoked) revoked_keys_.push_back(d.public_key);
     if (!options_.now_ms)
         options_.now_ms = [] {
             using namespace std::chrono;
@@ -381,8 +389,8 @@ json server::answer(const json &request, const caller &from) {
             read_facts(request, d);
             auto office = registry_.register_device(d, now);
             return {{"ok", true}, {"server_id", options_.server_id}, {"office", office}, {"heartbeat_ms", options_.heartbeat_ms},
-                    {"address", d.address},
-                    {"wan_budget", registry_.wan_budget(office)}};
+                    {"address", d.address}, {"wan_budget", registry_.wan_budget(office)},
+                    {"revoked_devices", revoked_keys_.size()}};
         }
         if (op == "heartbeat") {
             device_record facts;
@@ -392,7 +400,16 @@ json server::answer(const json &request, const caller &from) {
             if (!registry_.devices().count(id))
                 return {{"ok", false}, {"error", "unknown device: register again"}, {"unregistered", true}};
             auto office = registry_.heartbeat(id, facts, now);
-            return {{"ok", true}, {"office", office}, {"wan_budget", registry_.wan_budget(office)}};
+            return {{"ok", true}, {"office", office}, {"wan_budget", registry_.wan_budget(office)},
+                    {"revoked_devices", revoked_keys_.size()}};
+        }
+        if (op == "revoked_devices") {
+            // The revoked devices' keys from index `since` on (register and heartbeat replies
+            // say how many there are), a page at a time: the agent's peers refuse them.
+            auto since = std::min<std::uint64_t>(number(request, "since"), revoked_keys_.size());
+            auto end = std::min<std::uint64_t>(since + max_revoked_per_reply, revoked_keys_.size());
+            return {{"ok", true}, {"since", since}, {"total", revoked_keys_.size()},
+                    {"keys", std::vector<std::string>(revoked_keys_.begin() + since, revoked_keys_.begin() + end)}};
         }
         if (op == "holding") {
             registry_.report_holding({required(request, "device_id"), content_id(request), number(request, "verified_blocks"),
@@ -514,7 +531,10 @@ json server::answer(const json &request, const caller &from) {
             bool revoked = store_.revoke_device(id, now);
             auto &identity = identities_[id];
             identity.device_id = id;
-            if (!identity.revoked_ms) identity.revoked_ms = now;
+            if (!identity.revoked_ms) {
+                identity.revoked_ms = now;
+                if (!identity.public_key.empty()) revoked_keys_.push_back(identity.public_key);
+            }
             registry_.take_offline(id);
             registry_.set_device_key(id, "");
             auto all = connections_;

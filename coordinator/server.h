@@ -101,6 +101,9 @@ private:
     boost::asio::thread_pool worker_{1};  // CPU-heavy checks (topology imports)
     // Every device identity (network thread); this process is the database's only writer.
     std::unordered_map<std::string, device_identity> identities_;
+    // The keys of revoked devices that had enrolled one, in revocation order: agents fetch the
+    // ones they lack ("revoked_devices") and their peers refuse them (network thread).
+    std::vector<std::string> revoked_keys_;
 };
 
 }  // namespace pd::coord

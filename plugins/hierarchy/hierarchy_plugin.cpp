@@ -57,6 +57,8 @@ struct backend {
     std::string last_error;
     std::int64_t heartbeat_ms = 5000;
     std::uint64_t applied_budget = 0;
+    std::uint64_t revocations_known = 0;     // how many revoked keys the coordinator reported
+    std::uint64_t revocations_reported = 0;  // how many of them the host has refused (agent thread)
 
     std::mutex stop_mu;  // also guards `reports`
     std::condition_variable stop_cv;
@@ -143,6 +145,7 @@ struct backend {
         auto reply = pd::coord::read_register_reply(client->call(r));
         heartbeat_ms = reply.heartbeat_ms;
         apply_budget(reply.wan_budget);
+        if (reply.revoked_devices) revocations_known = *reply.revoked_devices;
         registered = true;
         log(PD_LOG_INFO, "registered with " + coordinator + " in office '" + reply.office + "'");
     }
@@ -162,6 +165,26 @@ struct backend {
         return call_locked(request);
     }
 
+    // Hands the host the revoked devices' keys it does not have yet, so its peers refuse
+    // them too (docs/coordinator.md "Devices"). Agent thread.
+    void refuse_revoked_devices() {
+        if (host->struct_size < offsetof(pd_host_api, refuse_device) + sizeof host->refuse_device || !host->refuse_device) return;
+        for (;;) {
+            std::uint64_t since;
+            {
+                std::lock_guard lk(mu);
+                if (revocations_reported >= revocations_known) return;
+                since = revocations_reported;
+            }
+            auto page = pd::coord::read_revoked_devices(call({{"op", "revoked_devices"}, {"device_id", device_id}, {"since", since}}), since);
+            for (auto &k : page.keys) host->refuse_device(host->host, k.data());
+            std::lock_guard lk(mu);
+            revocations_reported = since + page.keys.size();
+            revocations_known = page.total;
+            if (page.keys.empty()) return;  // nothing more (a coordinator that lost revocations)
+        }
+    }
+
     // The agent thread: heartbeats, and the reports hooks on the network thread queued.
     void run() {
         auto next_heartbeat = std::chrono::steady_clock::now();
@@ -176,7 +199,13 @@ struct backend {
             try {
                 for (auto &r : pending) call(r);
                 if (std::chrono::steady_clock::now() >= next_heartbeat) {
-                    apply_budget(pd::coord::read_wan_budget(call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)}})));
+                    auto reply = call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)}});
+                    apply_budget(pd::coord::read_wan_budget(reply));
+                    if (auto revoked = pd::coord::read_revoked_count(reply)) {
+                        std::lock_guard lk(mu);
+                        revocations_known = *revoked;
+                    }
+                    refuse_revoked_devices();
                     // After the call: the first one registers and learns the interval.
                     next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(heartbeat_ms);
                 }

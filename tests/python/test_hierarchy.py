@@ -195,3 +195,36 @@ def test_a_coordinator_restart_mid_deployment_loses_nothing(tmp_path, host_bin, 
         payload, _ = wan_payload(c0, c1, "branch-a")
         assert payload <= 1.05 * size
         assert c1["origin"] - c0["origin"] <= 1.05 * size
+
+
+@root_only
+def test_a_revoked_device_gets_nothing_from_its_peers_even_with_the_fleet_key(tmp_path, host_bin, plugin_dir):
+    """The attacker: a device the administrator revoked, still running with the fleet key,
+    dials a peer that holds the content directly (its coordinator no longer answers it) and
+    asks for blocks. The peer learned the revocation from its coordinator and refuses its
+    HELLO; a legitimate device asking the same peer the same way gets the content."""
+    offices = [Office("central", devices=3)]
+    with Fleet(tmp_path / "f", offices, host_bin, plugin_dir, p2p="hierarchy") as fleet:
+        holder, good, revoked = (fleet.agents["central-%d" % i] for i in (1, 2, 3))
+        data, manifest, url = fleet.publish_random(4 * MiB)
+        job = holder.ok("download", manifest=manifest, origin=url, dest=str(tmp_path / "holder.bin"))["job"]
+        assert holder.wait_job(job)["state"] == "completed"
+
+        out = fleet.admin("device-revoke", device_id(revoked))
+        assert out.returncode == 0, out.stderr
+        wait_until(lambda: "was revoked: refused as a peer" in holder.log(), timeout=15, what="the holder learns the revocation")
+
+        # Both ask the holder directly, with an origin that answers nobody: only peers can serve.
+        holder_address = fleet.lab.device("central-1").ip + ":34760"
+        dead_origin = "http://%s:9/pkg.bin" % fleet.lab.device("central-1").ip
+        jobs = {}
+        for name, agent in (("good", good), ("revoked", revoked)):
+            agent.ok("setting", key="peer.static_peers", value=holder_address)
+            jobs[name] = agent.ok("download", manifest=manifest, origin=dead_origin, dest=str(tmp_path / (name + ".bin")))["job"]
+        assert good.wait_job(jobs["good"])["state"] == "completed"
+        assert (tmp_path / "good.bin").read_bytes() == data
+        time.sleep(2)
+        status = revoked.ok("job", job=jobs["revoked"])["status"]
+        assert status["bytes_verified"] == 0, status
+        assert "refused: device " in holder.log() and "was revoked" in holder.log()
+        revoked.ok("cancel", job=jobs["revoked"])

@@ -1000,8 +1000,46 @@ TEST(coordinator_trust, a_device_enrolls_once_and_nobody_else_can_speak_for_it) 
     coordinator_client again(addr, s.key.data(), 5000);
     EXPECT_NE(error_of(identify(again, "d1", key_a)).find("device d1 was revoked"), std::string::npos);
     EXPECT_EQ(c.call({{"op", "sources"}, {"device_id", "d3"}, {"content", cid}})["lan"], json::array());
-    EXPECT_TRUE(c.call({{"op", "heartbeat"}, {"device_id", "d3"}}).value("ok", false));
+    auto beat = c.call({{"op", "heartbeat"}, {"device_id", "d3"}});
+    EXPECT_TRUE(beat.value("ok", false));
     EXPECT_EQ(s.store->device_identity_of("d1")->revoked_ms > 0, true);
+    // d3 learns d1's key is revoked, so its peer server refuses d1 (which still holds the
+    // fleet key) too: the heartbeat says how many, "revoked_devices" lists them.
+    EXPECT_EQ(read_revoked_count(beat), 1u);
+    auto page = read_revoked_devices(c.call({{"op", "revoked_devices"}, {"device_id", "d3"}, {"since", 0}}), 0);
+    EXPECT_EQ(page.total, 1u);
+    ASSERT_EQ(page.keys.size(), 1u);
+    EXPECT_EQ(page.keys[0], pk_a);
+    EXPECT_TRUE(read_revoked_devices(c.call({{"op", "revoked_devices"}, {"device_id", "d3"}, {"since", 1}}), 1).keys.empty());
+    // A restarted coordinator has the same list, from its database.
+    registry reg2{*s.store, election_policy{}, 15000};
+    boost::asio::io_context io2;
+    server_options options;
+    options.fleet_key = s.key;
+    server restarted(io2, reg2, *s.store, options);
+    pd::coord::server::caller member{"127.0.0.1", true, "", "d3"};
+    EXPECT_EQ(restarted.handle({{"op", "revoked_devices"}, {"device_id", "d3"}, {"since", 0}}, member)["keys"],
+              json::array({pd::to_hex(pk_a.data(), 32)}));
+}
+
+TEST(coordinator_protocol, a_revoked_devices_reply_is_checked_before_any_key_is_believed) {
+    // A buggy or hostile coordinator's page costs the agent one reply, never a wrong refusal
+    // list: every key is 32 bytes of hex, the page is the one asked for and within its total.
+    std::string key(64, 'a');
+    json good = {{"ok", true}, {"since", 2}, {"total", 3}, {"keys", {key}}};
+    EXPECT_EQ(read_revoked_devices(good, 2).keys.size(), 1u);
+    for (auto bad : {json{{"ok", true}, {"since", 0}, {"total", 3}, {"keys", {key}}},            // another page
+                     json{{"ok", true}, {"since", 2}, {"total", 2}, {"keys", {key}}},            // past its total
+                     json{{"ok", true}, {"since", 2}, {"total", 3}, {"keys", {"abc"}}},          // not a key
+                     json{{"ok", true}, {"since", 2}, {"total", 3}, {"keys", {std::string(66, 'a')}}},
+                     json{{"ok", true}, {"since", 2}, {"total", -1}, {"keys", json::array()}},
+                     json{{"ok", true}, {"since", 2}, {"total", 3}, {"keys", "x"}},
+                     json{{"ok", false}, {"error", "no"}}})
+        EXPECT_THROW(read_revoked_devices(bad, 2), pd::error) << bad.dump();
+    json many = {{"ok", true}, {"since", 0}, {"total", 5000}, {"keys", std::vector<std::string>(max_revoked_per_reply + 1, key)}};
+    EXPECT_THROW(read_revoked_devices(many, 0), pd::error);
+    EXPECT_THROW(read_revoked_count(json{{"revoked_devices", -4}}), pd::error);
+    EXPECT_FALSE(read_revoked_count(json{{"ok", true}}));
 }
 
 TEST(coordinator_trust, an_upgrading_fleet_mixes_identified_and_unidentified_devices) {

@@ -167,6 +167,15 @@ const json *field(const json &reply, const char *key) {
     return it == reply.end() || it->is_null() ? nullptr : &*it;
 }
 
+// A non-negative integer field, or nullopt when absent.
+std::optional<std::uint64_t> count_field(const json &reply, const char *key) {
+    const json *v = field(reply, key);
+    if (!v) return std::nullopt;
+    if (!v->is_number_unsigned() && !(v->is_number_integer() && v->get<std::int64_t>() >= 0))
+        malformed(std::string("'") + key + "' is not a non-negative integer");
+    return v->get<std::uint64_t>();
+}
+
 std::vector<std::string> read_peers(const json &reply, const char *key) {
     std::vector<std::string> out;
     const json *list = field(reply, key);
@@ -201,15 +210,33 @@ register_reply read_register_reply(const json &reply) {
         r.heartbeat_ms = std::clamp<std::int64_t>(hb->get<std::int64_t>(), 200, 3600000);
     }
     r.wan_budget = read_wan_budget(reply);
+    r.revoked_devices = read_revoked_count(reply);
     return r;
 }
 
-std::optional<std::uint64_t> read_wan_budget(const json &reply) {
-    const json *budget = field(reply, "wan_budget");
-    if (!budget) return std::nullopt;
-    if (!budget->is_number_unsigned() && !(budget->is_number_integer() && budget->get<std::int64_t>() == 0))
-        malformed("'wan_budget' is not a non-negative integer");
-    return budget->get<std::uint64_t>();
+std::optional<std::uint64_t> read_wan_budget(const json &reply) { return count_field(reply, "wan_budget"); }
+
+std::optional<std::uint64_t> read_revoked_count(const json &reply) { return count_field(reply, "revoked_devices"); }
+
+revoked_devices_reply read_revoked_devices(const json &reply, std::uint64_t since) {
+    const json *ok = field(reply, "ok");
+    if (!ok || !ok->is_boolean() || !ok->get<bool>()) malformed("revoked_devices refused");
+    if (count_field(reply, "since") != since) malformed("'since' is not the index asked for");
+    revoked_devices_reply r;
+    auto total = count_field(reply, "total");
+    if (!total) malformed("'total' is missing");
+    r.total = *total;
+    const json *keys = field(reply, "keys");
+    if (!keys || !keys->is_array() || keys->size() > max_revoked_per_reply || since + keys->size() > r.total)
+        malformed("'keys' is not a page of at most " + std::to_string(max_revoked_per_reply) + " keys within 'total'");
+    for (auto &k : *keys) {
+        auto raw = k.is_string() ? from_hex(k.get<std::string>()) : std::nullopt;
+        if (!raw || raw->size() != 32) malformed("'keys' holds something other than a device key");
+        std::array<std::uint8_t, 32> key;
+        std::copy(raw->begin(), raw->end(), key.begin());
+        r.keys.push_back(key);
+    }
+    return r;
 }
 
 sources_reply read_sources_reply(const json &reply) {

@@ -48,12 +48,27 @@ struct register_reply {
     std::string office;
     std::int64_t heartbeat_ms = 5000;       // clamped to [200, 3600000]
     std::optional<std::uint64_t> wan_budget;  // bytes/s, 0 = none; absent from old coordinators
+    std::optional<std::uint64_t> revoked_devices;  // see read_revoked_count
 };
 // A register reply; "ok": false throws with the coordinator's "error".
 register_reply read_register_reply(const json &reply);
 
 // The office's WAN budget a heartbeat reply carries, when it carries one.
 std::optional<std::uint64_t> read_wan_budget(const json &reply);
+
+// How many devices the coordinator has revoked, as a register or heartbeat reply says
+// (absent from coordinators before 0.6). The count only grows: an agent that has fewer keys
+// asks for the rest ("revoked_devices").
+std::optional<std::uint64_t> read_revoked_count(const json &reply);
+
+// Most keys one "revoked_devices" reply carries.
+constexpr std::size_t max_revoked_per_reply = 1024;
+struct revoked_devices_reply {
+    std::uint64_t total = 0;                           // revoked keys the coordinator holds
+    std::vector<std::array<std::uint8_t, 32>> keys;  // those from the index asked for on
+};
+// A "revoked_devices" reply to a request for the keys from index `since` on.
+revoked_devices_reply read_revoked_devices(const json &reply, std::uint64_t since);
 
 struct sources_reply {
     std::vector<std::string> lan;  // host:port of devices in this device's office

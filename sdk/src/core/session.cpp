@@ -169,6 +169,9 @@ session::session(const pd_session_options &o)
         std::memcpy(key, k.data(), 32);
         return true;
     };
+    services.refuse_device = [this](const std::array<std::uint8_t, 32> &key) {
+        boost::asio::post(net_, [this, device = to_hex(key.data(), key.size())] { refuse_device(device); });
+    };
     services.device_facts = [this](pd_device_facts &facts, std::string &id) {
         facts = device_facts();
         id = device_id_;
@@ -311,6 +314,19 @@ void session::note_peer_expired(const std::string &address) {
     if (now >= until) count = 0;  // an old penalty or record has run out
     ++count;
     until = now + peer_penalty_ms;
+}
+
+void session::refuse_device(const std::string &device_key) {
+    if (refused_devices_.count(device_key)) return;
+    if (refused_devices_.size() >= max_refused_devices) {
+        log(PD_LOG_ERROR, "device " + device_key.substr(0, 16) + "… was revoked, but this device already refuses " +
+                              std::to_string(max_refused_devices) + " revoked devices: re-key the fleet");
+        return;
+    }
+    refused_devices_.insert(device_key);
+    log(PD_LOG_INFO, "device " + device_key.substr(0, 16) + "… was revoked: refused as a peer from now on");
+    if (peer_server_) peer_server_->drop_device(device_key);
+    for (auto &[id, j] : jobs_) j->drop_device(device_key);
 }
 
 bool session::peer_penalized(const std::string &address) const {

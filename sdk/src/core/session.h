@@ -109,6 +109,12 @@ public:
     bool peer_penalized(const std::string &address) const;
     static constexpr int max_peer_expiries = 2;
     static constexpr std::int64_t peer_penalty_ms = 10 * 60 * 1000;
+    // A backend's authority (a coordinator) revoked the device with this key (hex): the peer
+    // server closes its connections and refuses its HELLOs, no job dials it or keeps a link
+    // to it. For the session's life; at most max_refused_devices are kept. Network thread.
+    void refuse_device(const std::string &device_key);
+    bool device_refused(const std::string &device_key) const { return refused_devices_.count(device_key) != 0; }
+    static constexpr std::size_t max_refused_devices = 65536;
     // The budget in force, bytes/s (0: none). Any thread.
     std::uint64_t wan_budget() const;
     // The peer server's counters (zero without listen addresses).
@@ -160,6 +166,7 @@ private:
     std::map<std::uint64_t, std::shared_ptr<job>> jobs_;  // network thread
     std::uint64_t next_job_id_ = 1;
     std::map<std::string, std::pair<int, std::int64_t>> peer_expiries_;  // address -> (count, until ms)
+    std::set<std::string> refused_devices_;  // network thread: device keys (hex) revoked
     std::atomic<std::uint64_t> backend_wan_budget_{0};  // a backend's (coordinator's) office budget
     double wan_allowance_ = 0;  // network thread: bytes the WAN budget still grants
     std::int64_t wan_refill_ms_ = 0;

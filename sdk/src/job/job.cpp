@@ -32,6 +32,10 @@ void job::reload_settings() {
     if (swarm_) swarm_->apply(settings_);
 }
 
+void job::drop_device(const std::string &device_key) {
+    if (swarm_) swarm_->drop_device(device_key);
+}
+
 plugin_host::content_ref job::content_ref() const {
     plugin_host::content_ref ref;
     ref.id = manifest_->id;

@@ -58,6 +58,8 @@ public:
     void note_fallback(const std::string &reason, int code = PD_OK);
     // A setting changed: the job reads its snapshot again.
     void reload_settings();
+    // The device with this key (hex) was revoked: the job lets its peer links go.
+    void drop_device(const std::string &device_key);
 
 private:
     // Preparing: space reserved, data file open, resume state read.

@@ -28,6 +28,8 @@ public:
 
     const std::string &ip() const { return ip_; }
     bool authenticated() const { return authenticated_; }
+    // The device key the client proved (hex), or "" before its HELLO.
+    const std::string &device() const { return device_; }
 
     void start() {
         // Until it has authenticated, a connection gets peer.handshake_timeout_ms: silent
@@ -93,7 +95,13 @@ private:
                 ++server_.counters_.connections_refused;
                 return close("did not prove its device key", true);
             }
-            device_ = to_hex(hello->device_key.data(), hello->device_key.size());
+            auto device = to_hex(hello->device_key.data(), hello->device_key.size());
+            if (server_.session_.device_refused(device)) {
+                ++server_.counters_.connections_refused;
+                server_.session_.log(PD_LOG_WARN, "peer " + peer_ + " refused: device " + device.substr(0, 16) + "… was revoked");
+                return close("a revoked device", false);
+            }
+            device_ = device;
             timestamps_ = (hello->capabilities & wire::capability_timestamps) != 0;
             auto h = wire::signed_hello(server_.session_.device_identity(), false, channel_->transcript());
             h.node_id = server_.session_.node_id();
@@ -323,6 +331,12 @@ void peer_server::closed(connection *c) {
             asio::post(session_.net(), [keep] {});
             return;
         }
+}
+
+void peer_server::drop_device(const std::string &device_key) {
+    auto all = connections_;
+    for (auto &c : all)
+        if (c->device() == device_key) c->close("its device was revoked", true);
 }
 
 void peer_server::stop() {

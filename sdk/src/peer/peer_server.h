@@ -33,6 +33,9 @@ public:
     void serve(boost::asio::ip::tcp::acceptor &acceptor);
     // Closes every connection (network thread).
     void stop();
+    // Closes the connections of the device with this key (hex); the session refuses its
+    // HELLOs from now on (session::refuse_device). Network thread.
+    void drop_device(const std::string &device_key);
 
     // Blocks of `content` just became verified and durable here: clients that asked for this
     // content's HAVE get a HAVE_DELTA (network thread).

@@ -106,6 +106,13 @@ void swarm::connect(const std::string &address, std::uint32_t source_class, cons
             link->close("a banned device");
             return self->connection_settled();
         }
+        if (self->session_.device_refused(link->peer_device())) {
+            // The address stays known: not dialled again in this job.
+            link->close("a revoked device");
+            self->session_.log(PD_LOG_WARN, "job " + std::to_string(self->job_id_) + ": peer " + link->address() +
+                                                " is a revoked device: not used");
+            return self->connection_settled();
+        }
         link->query_have(self->content_, self->block_count_,
                          [self, link, give_up, source_class](const error *failed, peer_link::have_answer a) {
                              if (failed) return give_up(failed->what());
@@ -265,6 +272,17 @@ void swarm::remove(const std::shared_ptr<peer_slot> &peer, const std::string &wh
     peers_.erase(std::remove(peers_.begin(), peers_.end(), peer), peers_.end());
     known_.erase(peer->link->address());
     peer->link->close(why);
+}
+
+void swarm::drop_device(const std::string &device_key) {
+    for (auto &p : std::vector<std::shared_ptr<peer_slot>>(peers_))
+        if (p->link->peer_device() == device_key) {
+            session_.log(PD_LOG_WARN, "job " + std::to_string(job_id_) + ": peer " + p->link->address() +
+                                          " is a revoked device: let go");
+            auto address = p->link->address();
+            remove(p, "its device was revoked");
+            known_.insert(address);
+        }
 }
 
 void swarm::drop(const std::shared_ptr<peer_slot> &peer, const error &why) {

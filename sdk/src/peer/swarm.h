@@ -114,6 +114,9 @@ public:
     // (design §5), whatever address it comes back from.
     void ban(const std::shared_ptr<peer_slot> &peer);
     void close_all(const std::string &why);
+    // The device with this key (hex) was revoked (session::refuse_device): its links close
+    // and its addresses are not dialled again in this job.
+    void drop_device(const std::string &device_key);
 
     // The cooperative origin split: should this device (`node_id`) fetch the piece starting
     // at `first_block` from the origin now?

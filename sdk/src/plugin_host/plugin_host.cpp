@@ -317,6 +317,15 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
         return c->services->discovery_key && c->services->discovery_key(key) ? 0 : PD_PLUGIN_E_NOT_FOUND;
     };
 
+    api.refuse_device = [](void *h, const uint8_t public_key[32]) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        if (!public_key) return PD_PLUGIN_E_INVALID;
+        std::array<std::uint8_t, 32> key;
+        std::memcpy(key.data(), public_key, key.size());
+        if (c->services->refuse_device) c->services->refuse_device(key);
+        return 0;
+    };
+
     std::string config = "{}";
     if (services_.get_setting) {
         if (auto v = services_.get_setting("plugin." + name + ".config")) config = *v;

@@ -38,6 +38,7 @@ struct host_services {
         device_sign;
     // False without a fleet key.
     std::function<bool(std::uint8_t key[32])> discovery_key;
+    std::function<void(const std::array<std::uint8_t, 32> &public_key)> refuse_device;
 };
 
 class backend;

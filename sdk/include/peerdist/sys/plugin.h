@@ -128,6 +128,15 @@ typedef struct pd_host_api {
      * @return 0, or PD_PLUGIN_E_NOT_FOUND when the session has no fleet key. THREAD: any.
      */
     int32_t(PD_CALLBACK *discovery_key)(void *host, uint8_t key[32]);
+
+    /**
+     * An authority this backend speaks for (a coordinator) revoked the device holding this
+     * Ed25519 public key: from now on the host refuses it as a peer in both directions (its
+     * HELLO is refused, it is never dialled) and closes the connections it has open. Lasts
+     * for the session; a backend reports every revoked key again in a new session.
+     * @return 0, or PD_PLUGIN_E_INVALID for a NULL key. THREAD: any.
+     */
+    int32_t(PD_CALLBACK *refuse_device)(void *host, const uint8_t public_key[32]);
 } pd_host_api;
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */
