@@ -102,6 +102,7 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     auto qb = pd_branchcache::encode(pd_branchcache::query{}, dk);
     write_seed(dir, "discovery-query", 11, std::vector<std::uint8_t>(qb.begin(), qb.end()));
     text_seed("coord-register-reply", 12, R"({"ok":true,"office":"HQ","heartbeat_ms":5000,"wan_budget":0})");
+    text_seed("coord-revoked-reply", 12, R"({"ok":true,"since":1,"total":3,"keys":[")" + std::string(64, 'c') + "\"]}");
     text_seed("coord-sources-reply", 12, R"({"ok":true,"origin_allowed":false,"lan":["10.0.0.2:7400"],"wan":["[fd00::1]:7400"]})");
     text_seed("agent-config", 13, R"({"cache_dir":"/c","control_socket":"/s","quota_percent":50,"log_level":"debug",)"
                                   R"("settings":{"job.piece_size_kib":256},"plugins":{"origin":{"max_connections":8}},)"
@@ -270,6 +271,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             }
             try {
                 (void)pd::coord::read_wan_budget(*reply);
+            } catch (const pd::error &) {
+            }
+            try {
+                (void)pd::coord::read_revoked_count(*reply);
+            } catch (const pd::error &) {
+            }
+            try {
+                auto since = reply->is_object() && reply->contains("since") && (*reply)["since"].is_number_unsigned()
+                                 ? (*reply)["since"].get<std::uint64_t>()
+                                 : 0;
+                auto page = pd::coord::read_revoked_devices(*reply, since);
+                if (page.keys.size() > pd::coord::max_revoked_per_reply || since + page.keys.size() > page.total) std::abort();
             } catch (const pd::error &) {
             }
             auto s = pd::coord::read_sources_reply(*reply);
