@@ -258,17 +258,10 @@ private:
     }
 
     // The publisher's record goes with the manifest: the one named, else MANIFEST.sig when it
-    // exists (what `pd publish --sign` writes); without one, the session's trust rules decide
-    // (trust.allow_unsigned).
-    int import_content(const pd_manifest *m, const std::string &manifest_path, std::string record_path, const std::string &origin) {
-        const char *o = origin.empty() ? nullptr : origin.c_str();
-        if (record_path.empty() && ::access((manifest_path + ".sig").c_str(), F_OK) == 0) record_path = manifest_path + ".sig";
-        if (record_path.empty()) return pd_content_import(session_, m, o);
-        pd_buf record = PD_BUF_INIT;
-        int rc = pd_publication_read_file(&record, record_path.c_str());
-        if (rc == PD_OK) rc = pd_content_import_published(session_, m, o, record.ptr, record.size);
-        pd_buf_dispose(&record);
-        return rc;
+    // exists; without one, the session's trust rules decide (trust.allow_unsigned).
+    int import_content(const pd_manifest *m, const std::string &manifest_path, const std::string &record_path, const std::string &origin) {
+        return pd_content_import_with_record_file(session_, m, origin.empty() ? nullptr : origin.c_str(), manifest_path.c_str(),
+                                                  record_path.empty() ? nullptr : record_path.c_str());
     }
 
     static json error_reply(const std::string &what) {

@@ -220,16 +220,8 @@ int cmd_get(const args &a) {
         return die("--publisher-key");
     if (a.has("--allow-unsigned")) pd_session_set_setting(g.s, "trust.allow_unsigned", "1");
     std::string record_path = a.get("--publication");
-    if (record_path.empty() && ::access((a.positional[0] + ".sig").c_str(), F_OK) == 0) record_path = a.positional[0] + ".sig";
-    int rc;
-    if (record_path.empty()) {
-        rc = pd_content_import(g.s, m, origin.empty() ? nullptr : origin.c_str());
-    } else {
-        pd_buf record = PD_BUF_INIT;
-        rc = pd_publication_read_file(&record, record_path.c_str());
-        if (rc == PD_OK) rc = pd_content_import_published(g.s, m, origin.empty() ? nullptr : origin.c_str(), record.ptr, record.size);
-        pd_buf_dispose(&record);
-    }
+    int rc = pd_content_import_with_record_file(g.s, m, origin.empty() ? nullptr : origin.c_str(), a.positional[0].c_str(),
+                                                record_path.empty() ? nullptr : record_path.c_str());
     if (rc != PD_OK) return die("importing");
     // Without --dest the content stays in the cache (its path is printed): a download never
     // writes into the current directory under a name the publisher chose.

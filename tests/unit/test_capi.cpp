@@ -536,8 +536,6 @@ TEST(capi, listen_addresses_are_bound_at_start_and_a_port_in_use_is_refused) {
     EXPECT_EQ(pd_session_new(&second.s, &o), PD_OK) << pdtest::last_error();
 }
 
-// An empty content is a content: it publishes, imports, downloads and delivers (its empty
-// bitmap was once stored as NULL and reported as an I/O error).
 TEST(capi, only_contents_a_trusted_publisher_signed_are_imported_by_default) {
     // The attacker can write the manifest share, or reach the host's download command: it
     // offers its own package, with no record, a record of its own, or a real record of
@@ -606,6 +604,52 @@ TEST(capi, only_contents_a_trusted_publisher_signed_are_imported_by_default) {
     pd_manifest_free(evil);
 }
 
+TEST(capi, a_record_file_named_or_beside_the_manifest_is_the_one_checked) {
+    // The attacker writes the manifest share: a record that does not match beside a manifest
+    // must refuse the import even where unsigned contents are allowed (it is never skipped).
+    fixture f(100000);
+    std::uint8_t pub[32], sec[64];
+    ASSERT_EQ(pd_publisher_keygen(pub, sec), PD_OK);
+    pd_content_id key_as_id;
+    std::memcpy(key_as_id.bytes, pub, 32);
+    char hex[65];
+    pd_content_id_to_hex(hex, &key_as_id);
+    pdtest::session_ptr s;
+    ASSERT_EQ(pdtest::open_session(s, f.dir / "strict"), PD_OK);
+    ASSERT_EQ(pd_session_set_setting(s, "trust.publisher_keys", hex), PD_OK);
+    std::string origin = f.dir / "origin.bin", manifest = f.dir / "pkg.pdm", sig = manifest + ".sig";
+    ASSERT_EQ(pd_manifest_write_file(f.m, manifest.c_str()), PD_OK);
+    pd_buf b = PD_BUF_INIT;
+    ASSERT_EQ(pd_publication_sign(&b, f.m, origin.c_str(), 1, sec), PD_OK);
+    std::vector<std::uint8_t> record(b.ptr, b.ptr + b.size);
+    pd_buf_dispose(&b);
+
+    // No record anywhere: the trust rules decide (allow_unsigned is on in open_session).
+    EXPECT_EQ(pd_content_import_with_record_file(s, f.m, origin.c_str(), manifest.c_str(), nullptr), PD_OK);
+    ASSERT_EQ(pd_session_set_setting(s, "trust.allow_unsigned", "0"), PD_OK);
+    EXPECT_EQ(pd_content_import_with_record_file(s, f.m, origin.c_str(), manifest.c_str(), nullptr), PD_E_AUTH);
+    // MANIFEST.sig beside it is found; a tampered one is refused, also with unsigned allowed.
+    pdtest::write_file(sig, record);
+    EXPECT_EQ(pd_content_import_with_record_file(s, f.m, origin.c_str(), manifest.c_str(), nullptr), PD_OK) << pdtest::last_error();
+    auto tampered = record;
+    tampered[60] ^= 1;
+    pdtest::write_file(sig, tampered);
+    ASSERT_EQ(pd_session_set_setting(s, "trust.allow_unsigned", "1"), PD_OK);
+    EXPECT_EQ(pd_content_import_with_record_file(s, f.m, origin.c_str(), manifest.c_str(), nullptr), PD_E_AUTH);
+    // A record named explicitly wins over the one beside; a named file that is not there is
+    // an error naming it, not an unsigned import.
+    std::string named = f.dir / "elsewhere.sig";
+    pdtest::write_file(named, record);
+    EXPECT_EQ(pd_content_import_with_record_file(s, f.m, origin.c_str(), manifest.c_str(), named.c_str()), PD_OK);
+    EXPECT_EQ(pd_content_import_with_record_file(s, f.m, origin.c_str(), manifest.c_str(), (f.dir / "missing.sig").c_str()),
+              PD_E_NOT_FOUND);
+    EXPECT_NE(pdtest::last_error().find("missing.sig"), std::string::npos) << pdtest::last_error();
+    pdtest::write_file(named, std::vector<std::uint8_t>(70000, 1));
+    EXPECT_EQ(pd_content_import_with_record_file(s, f.m, origin.c_str(), manifest.c_str(), named.c_str()), PD_E_INVALID);
+}
+
+// An empty content is a content: it publishes, imports, downloads and delivers (its empty
+// bitmap was once stored as NULL and reported as an I/O error).
 TEST(capi, an_empty_content_works_end_to_end) {
     fixture f(0);
     std::string dest = f.dir / "empty.out";

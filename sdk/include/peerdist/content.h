@@ -114,6 +114,19 @@ PD_API int pd_content_import_published(pd_session *session, const pd_manifest *m
                                        const void *record, size_t record_len);
 
 /**
+ * Make a content known with its publication record read from a file: the one at
+ * `publication_path`, else MANIFEST.sig beside `manifest_path` (what `pd publish --sign`
+ * writes) when that file exists — pd_content_import_published() — and without either,
+ * pd_content_import() (the session's trust.allow_unsigned decides).
+ * @param manifest_path     the file `manifest` was read from, or NULL.
+ * @param publication_path  the record file, or NULL to look beside the manifest.
+ * @return as those two; PD_E_NOT_FOUND / PD_E_IO / PD_E_INVALID (over 64 KiB) for a record
+ *         file that cannot be read (the message names it). THREAD: any.
+ */
+PD_API int pd_content_import_with_record_file(pd_session *session, const pd_manifest *manifest, const char *origin,
+                                              const char *manifest_path, const char *publication_path);
+
+/**
  * Get the manifest of a content the session knows.
  * @param out OWNERSHIP: caller frees with pd_manifest_free().
  * @return PD_OK or PD_E_NOT_FOUND. THREAD: any.

@@ -1,5 +1,6 @@
 // pd_admin_*: the coordinator's admin operations over the C ABI (docs/coordinator.md).
 #include "capi/translate.h"
+#include "content/publication.h"
 #include "coordinator_client/protocol.h"
 #include "platform/file.h"
 #include "util/endpoint.h"
@@ -276,8 +277,9 @@ std::string read_text_file(const std::string &path) {
 // as hex, or "" when there is none.
 std::string record_beside(const std::string &manifest_path) {
     std::error_code ec;
-    if (!std::filesystem::exists(manifest_path + ".sig", ec)) return {};
-    auto bytes = pd::platform::read_small_file(manifest_path + ".sig", 64 * 1024);
+    auto path = pd::content::record_path_beside(manifest_path);
+    if (!std::filesystem::exists(path, ec)) return {};
+    auto bytes = pd::platform::read_small_file(path, pd::content::max_record_file_bytes);
     return pd::to_hex(reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size());
 }
 

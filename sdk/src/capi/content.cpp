@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include <cstring>
+#include <filesystem>
 
 struct pd_publication {
     pd::content::publication p;
@@ -148,6 +149,25 @@ PD_API int pd_content_import_published(pd_session *session, const pd_manifest *m
     });
 }
 
+PD_API int pd_content_import_with_record_file(pd_session *session, const pd_manifest *manifest, const char *origin,
+                                              const char *manifest_path, const char *publication_path) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(manifest, "manifest");
+        std::string path = publication_path ? publication_path : "";
+        std::error_code ec;
+        if (path.empty() && manifest_path && std::filesystem::exists(pd::content::record_path_beside(manifest_path), ec))
+            path = pd::content::record_path_beside(manifest_path);
+        if (path.empty()) {
+            s.import_content(manifest->m, origin ? origin : "", nullptr, 0);
+            return PD_OK;
+        }
+        auto record = pd::platform::read_small_file(path, pd::content::max_record_file_bytes);
+        s.import_content(manifest->m, origin ? origin : "", reinterpret_cast<const std::uint8_t *>(record.data()), record.size());
+        return PD_OK;
+    });
+}
+
 PD_API int pd_content_export(pd_manifest **out, pd_session *session, const pd_content_id *id) {
     return guard([&] {
         auto &s = checked(session);
@@ -193,7 +213,7 @@ PD_API int pd_publication_read_file(pd_buf *out, const char *path) {
     return guard([&] {
         require(out, "out");
         require(path, "path");
-        auto bytes = pd::platform::read_small_file(path, 64 * 1024);
+        auto bytes = pd::platform::read_small_file(path, pd::content::max_record_file_bytes);
         fill_buf(out, bytes.data(), bytes.size());
         return PD_OK;
     });

@@ -11,6 +11,12 @@
 
 namespace pd::content {
 
+// Largest publication record file read: a record is under 5 KiB (its origin ≤ 4096 bytes).
+constexpr std::size_t max_record_file_bytes = 64 * 1024;
+// Where a manifest's publication record is unless one is named: MANIFEST.sig beside it, what
+// `pd publish --sign` writes and what agents, `pd get` and `admin publish` look for.
+inline std::string record_path_beside(const std::string &manifest_path) { return manifest_path + ".sig"; }
+
 struct publication {
     hash id{};
     std::uint64_t size = 0;
