@@ -1,6 +1,7 @@
 // The secure channel and the peer wire codec.
 #include "helpers.h"
 
+#include "crypto/hash.h"
 #include "net/secure_channel.h"
 #include "peer/wire.h"
 #include "util/bytes.h"
@@ -191,6 +192,22 @@ TEST(secure_channel, tampered_replayed_and_oversized_records_are_refused) {
     EXPECT_EQ(code_of([&] { record_opener::record_length(huge); }), PD_E_INVALID);
     std::uint8_t tiny[4] = {1, 0, 0, 0};
     EXPECT_EQ(code_of([&] { record_opener::record_length(tiny); }), PD_E_INVALID);
+}
+
+TEST(wire, what_signatures_cover_is_label_zero_then_data_as_docs_protocol_says) {
+    // The bytes are the protocol (docs/protocol.md §2, "HELLO"): pinned, so a refactoring
+    // cannot change them on one side only.
+    EXPECT_EQ(pd::crypto::labelled("ab", std::vector<std::uint8_t>{1, 2}.data(), 2), (std::vector<std::uint8_t>{'a', 'b', 0, 1, 2}));
+    std::array<std::uint8_t, 32> transcript;
+    transcript.fill(7);
+    auto m = pd::peer::wire::hello_statement(true, transcript);
+    std::string label = "peerdist peer hello v2";
+    ASSERT_EQ(m.size(), label.size() + 1 + 1 + 32);
+    EXPECT_EQ(std::string(m.begin(), m.begin() + label.size()), label);
+    EXPECT_EQ(m[label.size()], 0);
+    EXPECT_EQ(m[label.size() + 1], 'c');
+    EXPECT_EQ(m.back(), 7);
+    EXPECT_EQ(pd::peer::wire::hello_statement(false, transcript)[label.size() + 1], 's');
 }
 
 TEST(wire, every_message_round_trips) {

@@ -1,5 +1,6 @@
 #include "coordinator_client/protocol.h"
 
+#include "crypto/hash.h"
 #include "platform/socket.h"
 #include "util/endpoint.h"
 #include "util/error.h"
@@ -60,11 +61,8 @@ std::optional<json> message_assembler::feed(const net::bytes &record) {
 namespace {
 
 net::bytes statement(signer who, const std::array<std::uint8_t, 32> &transcript) {
-    std::string label = who == signer::administrator ? "peerdist coordinator administrator v1" : "peerdist coordinator server v1";
-    net::bytes m(label.begin(), label.end());
-    m.push_back(0);
-    m.insert(m.end(), transcript.begin(), transcript.end());
-    return m;
+    return crypto::labelled(who == signer::administrator ? "peerdist coordinator administrator v1" : "peerdist coordinator server v1",
+                            transcript.data(), transcript.size());
 }
 
 }  // namespace
@@ -83,10 +81,7 @@ bool verify_transcript(signer who, const std::array<std::uint8_t, 32> &transcrip
 }
 
 net::bytes device_statement(const std::array<std::uint8_t, 32> &transcript) {
-    static const char label[] = "peerdist coordinator device v1";
-    net::bytes m(label, label + sizeof label);  // with its 0 byte
-    m.insert(m.end(), transcript.begin(), transcript.end());
-    return m;
+    return crypto::labelled("peerdist coordinator device v1", transcript.data(), transcript.size());
 }
 
 const char *role_name(admin_role r) { return r == admin_role::administrator ? "admin" : "viewer"; }

@@ -94,12 +94,16 @@ bool equal(const void *a, const void *b, std::size_t len) {
     return sodium_memcmp(a, b, len) == 0;
 }
 
-std::vector<std::uint8_t> device_signed_message(const std::uint8_t *message, std::size_t len) {
-    static const char domain[] = "peerdist device v1";
-    std::vector<std::uint8_t> m(sizeof domain + len);
-    std::memcpy(m.data(), domain, sizeof domain);  // with its 0 byte
-    if (len) std::memcpy(m.data() + sizeof domain, message, len);
+std::vector<std::uint8_t> labelled(const char *label, const std::uint8_t *data, std::size_t len) {
+    std::size_t n = std::strlen(label) + 1;  // with its 0 byte
+    std::vector<std::uint8_t> m(n + len);
+    std::memcpy(m.data(), label, n);
+    if (len) std::memcpy(m.data() + n, data, len);
     return m;
+}
+
+std::vector<std::uint8_t> device_signed_message(const std::uint8_t *message, std::size_t len) {
+    return labelled("peerdist device v1", message, len);
 }
 
 }  // namespace pd::crypto

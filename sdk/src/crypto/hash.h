@@ -36,8 +36,11 @@ void ensure_initialised();
 void ed25519_keypair(std::uint8_t pk[32], std::uint8_t sk[64]);
 std::array<std::uint8_t, 64> ed25519_sign(const void *msg, std::size_t len, const std::uint8_t sk[64]);
 bool ed25519_verify(const std::uint8_t sig[64], const void *msg, std::size_t len, const std::uint8_t pk[32]);
-// What a device key signs when a plugin asks (pd_host_api.device_sign): "peerdist device v1",
-// a 0 byte, then the plugin's message — so no plugin can obtain a device signature that means
+// `label`, a 0 byte, then `data`: the shape of everything peerdist signs, so a signature
+// made for one purpose (its label) means nothing for another.
+std::vector<std::uint8_t> labelled(const char *label, const std::uint8_t *data, std::size_t len);
+// What a device key signs when a plugin asks (pd_host_api.device_sign): the plugin's message
+// labelled "peerdist device v1" — so no plugin can obtain a device signature that means
 // anything outside this domain (a publication record, an administrator's proof).
 std::vector<std::uint8_t> device_signed_message(const std::uint8_t *message, std::size_t len);
 // Constant-time comparison.

@@ -5,6 +5,8 @@
 #include "util/bytes.h"
 #include "util/error.h"
 
+#include <algorithm>
+
 namespace pd::peer::wire {
 
 namespace {
@@ -39,11 +41,10 @@ std::string get_reason(byte_reader &r) {
 }  // namespace
 
 std::vector<std::uint8_t> hello_statement(bool from_client, const std::array<std::uint8_t, 32> &transcript) {
-    static const char label[] = "peerdist peer hello v2";
-    std::vector<std::uint8_t> m(label, label + sizeof label);  // with its 0 byte
-    m.push_back(from_client ? 'c' : 's');
-    m.insert(m.end(), transcript.begin(), transcript.end());
-    return m;
+    std::array<std::uint8_t, 33> side_and_transcript;
+    side_and_transcript[0] = from_client ? 'c' : 's';
+    std::copy(transcript.begin(), transcript.end(), side_and_transcript.begin() + 1);
+    return crypto::labelled("peerdist peer hello v2", side_and_transcript.data(), side_and_transcript.size());
 }
 
 hello signed_hello(const device_identity &me, bool from_client, const std::array<std::uint8_t, 32> &transcript) {
