@@ -358,7 +358,14 @@ TEST(key_file, a_random_key_in_hex_in_a_private_file_and_nothing_else) {
     EXPECT_EQ(pd::read_fleet_key(write("good", hex + "\n", 0600))[31], random[31]);
     const std::pair<std::string, std::string> refused[] = {{write("bad", "no", 0600), "must hold a random key as 64 hex digits"},
                                                            {write("shared", hex, 0644), "other users (mode 0644)"},
-                                                           {write("group", hex, 0620), "other users (mode 0620)"}};
+                                                           {write("group", hex, 0620), "other users (mode 0620)"},
+                                                           {write("huge", std::string(5000, 'a'), 0600), "too large"},
+                                                           {[&] {  // a FIFO nobody writes: refused, not waited on
+                                                                std::string fifo = dir / "fifo";
+                                                                ::mkfifo(fifo.c_str(), 0600);
+                                                                return fifo;
+                                                            }(),
+                                                            "not a regular file"}};
     for (auto &[path, why] : refused) {
         try {
             pd::read_fleet_key(path);

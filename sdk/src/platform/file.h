@@ -72,6 +72,10 @@ void ensure_writable_dir(const std::string &path);
 // Throws PD_E_INVALID naming `what`, the path and its mode when a file holding a secret (a
 // key, the coordinator's database) can be read or written by its group or other users.
 void require_private_file(const std::string &path, const std::string &what);
+// A secret file's bytes (at most `max_bytes`): the checks above made on the file opened, so
+// the file read is the file checked; a path that is not a regular file (a FIFO, a device)
+// is refused without blocking. Errors name `what` and the path.
+std::string read_private_file(const std::string &path, std::size_t max_bytes, const std::string &what);
 // rename() that replaces the target atomically and makes the rename durable.
 void atomic_replace(const std::string &from, const std::string &to);
 // Copies a file's bytes with the kernel's fast path where available.

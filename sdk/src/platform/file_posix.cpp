@@ -160,15 +160,49 @@ void ensure_writable_dir(const std::string &path) {
              "cache directory '" + path + "' is not writable: " + std::strerror(errno));
 }
 
-void require_private_file(const std::string &path, const std::string &what) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) fail_errno(errno, "reading " + what + " '" + path + "'");
+static void require_private_mode(const struct stat &st, const std::string &path, const std::string &what) {
     if (st.st_mode & 077) {
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
         fail(PD_E_INVALID, PD_CATEGORY_OS,
              what + " '" + path + "' can be read or changed by other users (mode " + mode + "): chmod 600 it and keep the secret");
     }
+}
+
+void require_private_file(const std::string &path, const std::string &what) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) fail_errno(errno, "reading the " + what + " '" + path + "'");
+    require_private_mode(st, path, what);
+}
+
+std::string read_private_file(const std::string &path, std::size_t max_bytes, const std::string &what) {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) fail_errno(errno, "reading the " + what + " '" + path + "'");
+    std::string out;
+    try {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) fail_errno(errno, "reading the " + what + " '" + path + "'");
+        if (!S_ISREG(st.st_mode)) fail(PD_E_INVALID, PD_CATEGORY_OS, what + " '" + path + "' is not a regular file");
+        require_private_mode(st, path, what);
+        if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
+            fail(PD_E_INVALID, PD_CATEGORY_OS, what + " '" + path + "' is too large (" + std::to_string(st.st_size) + " bytes)");
+        out.resize(static_cast<std::size_t>(st.st_size));
+        std::size_t got = 0;
+        while (got < out.size()) {
+            ssize_t n = ::pread(fd, out.data() + got, out.size() - got, static_cast<off_t>(got));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) fail_errno(errno, "reading the " + what + " '" + path + "'");
+            if (n == 0) break;
+            got += static_cast<std::size_t>(n);
+        }
+        out.resize(got);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    ::close(fd);
+    return out;
 }
 
 static void sync_parent_dir(const std::string &path) {

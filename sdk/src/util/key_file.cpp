@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -27,13 +26,8 @@ std::optional<fleet_key> parse_fleet_key(const std::string &text) {
 fleet_key read_fleet_key(const std::string &path) { return read_secret_key(path, "fleet key file"); }
 
 fleet_key read_secret_key(const std::string &path, const std::string &what) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail_errno(errno, "reading the " + what + " '" + path + "'");
-    platform::require_private_file(path, what);
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (text.str().size() > 4096) fail(PD_E_INVALID, PD_CATEGORY_API, what + " '" + path + "' is too large to be a key");
-    auto key = parse_fleet_key(text.str());
+    auto text = platform::read_private_file(path, 4096, what);
+    auto key = parse_fleet_key(text);
     if (!key) fail(PD_E_INVALID, PD_CATEGORY_API, what + " '" + path + "' must hold a random key as 64 hex digits");
     return *key;
 }
@@ -81,8 +75,7 @@ std::string format_admin_credential(const admin_credential &c, const std::string
 }
 
 admin_credential read_admin_credential(const std::string &path) {
-    auto text = platform::read_small_file(path, 4096);  // its errors name the path
-    platform::require_private_file(path, "administrator credential");
+    auto text = platform::read_private_file(path, 4096, "administrator credential");
     try {
         return parse_admin_credential(text);
     } catch (const error &e) {
