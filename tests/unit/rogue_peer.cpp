@@ -241,7 +241,7 @@ int main(int argc, char **argv) {
     int failures = 0;
     for (auto &c : cases) {
         try {
-            int fd = pd::platform::connect_tcp(address, 5000);
+            int fd = static_cast<int>(pd::platform::connect_tcp(address, 5000));  // a POSIX tool
             c.act(fd);
             bool closed = closed_by_server(fd);
             ::close(fd);

@@ -697,37 +697,37 @@ TEST(coordinator_server, silent_sockets_are_closed_and_cannot_lock_out_a_keyed_c
     // More silent sockets from one address than it may have handshaking: the surplus is
     // refused at once, the rest closed when the handshake deadline (10 s by default;
     // shortened here through a second server below) passes.
-    std::vector<int> silent;
-    for (int i = 0; i < 40; ++i) silent.push_back(pd::platform::connect_tcp("127.0.0.1:" + port, 2000));
+    std::vector<pd::platform::native_socket> silent;
+    // 50 ms: also the receive timeout below, for the sockets the server keeps.
+    for (int i = 0; i < 40; ++i) silent.push_back(pd::platform::connect_tcp("127.0.0.1:" + port, 50));
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     int closed = 0;
-    for (int fd : silent) {
+    for (auto fd : silent) {
         char c;
-        timeval tv{0, 1000};
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        // The server's HELLO arrives on accepted sockets; refused ones read EOF.
-        ssize_t n = ::recv(fd, &c, 1, 0);
-        closed += n == 0;
+        try {
+            // Refused sockets read EOF; kept ones wait for the client to speak first.
+            closed += pd::platform::receive_some(fd, &c, 1, "silent socket") == 0;
+        } catch (const pd::error &e) {
+            EXPECT_EQ(e.code(), PD_E_TIMEOUT) << e.what();
+        }
     }
     EXPECT_GE(closed, 40 - 16) << "more than 16 handshaking connections from one address were kept";
-    for (int fd : silent) ::close(fd);
+    for (auto fd : silent) pd::platform::close_socket(fd);
 }
 
 TEST(coordinator_server, a_connection_that_never_authenticates_is_closed_at_the_deadline) {
     auto o = running_server::legacy();
     o.handshake_timeout_ms = 200;
     running_server s(o);
-    int fd = pd::platform::connect_tcp(s.srv->bound_address(), 2000);
+    auto fd = pd::platform::connect_tcp(s.srv->bound_address(), 5000);
     auto t0 = std::chrono::steady_clock::now();
     char buf[256];
-    ssize_t n;
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    std::size_t n;
+    while ((n = pd::platform::receive_some(fd, buf, sizeof buf, "silent socket")) > 0) {
     }
-    EXPECT_EQ(n, 0) << "not closed by the server";
+    EXPECT_EQ(n, 0u) << "not closed by the server";
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
-    ::close(fd);
+    pd::platform::close_socket(fd);
     // A keyed client is served as before.
     coordinator_client c(s.srv->bound_address(), s.key.data(), 5000);
     EXPECT_TRUE(c.call({{"op", "register"}, {"device_id", "d1"}}).value("ok", false));
@@ -853,7 +853,7 @@ TEST(coordinator_trust, a_connection_without_the_fleet_key_gets_nothing_but_auth
     // the first record of a message in parts arrives, while the rest is still being sent),
     // and whether the connection ended.
     auto keyless_call = [&](const json &request) {
-        int fd = pd::platform::connect_tcp(s.srv->bound_address(), 3000);
+        auto fd = pd::platform::connect_tcp(s.srv->bound_address(), 3000);
         pd::net::blocking_channel ch(fd, pd::net::role::client, nullptr);
         json reply;
         bool closed = false;
@@ -869,7 +869,7 @@ TEST(coordinator_trust, a_connection_without_the_fleet_key_gets_nothing_but_auth
         } catch (const pd::error &e) {
             closed = e.code() == PD_E_IO;
         }
-        ::close(fd);
+        pd::platform::close_socket(fd);
         return std::make_pair(reply, closed);
     };
     // Nothing big before a key: a message in parts, or one record over 4 KiB, ends it.

@@ -27,8 +27,10 @@ public:
     std::size_t pop(void *out, std::size_t stride, std::size_t capacity);
     // Waits until an event is queued or the timeout passes (negative: forever).
     bool wait(int timeout_ms);
-    // The descriptor readable while events are queued, or -1 where the platform has none.
-    int fd() const { return wake_.native(); }
+    // The descriptor readable while events are queued (POSIX), or -1.
+    int fd() const { return wake_.fd(); }
+    // The event object signalled while events are queued (Windows), or null.
+    void *handle() const { return wake_.handle(); }
     std::size_t dropped_total() const;
 
 private:

@@ -1,11 +1,13 @@
 // The few OS-specific calls the core needs, behind one small interface: positional
 // I/O, preallocation, durability, free space, directory locks, device facts.
-// POSIX implementation in file_posix.cpp; a Windows one goes beside it.
+// POSIX in file_posix.cpp, Windows in file_win32.cpp. Paths are UTF-8 everywhere (wide at
+// the Win32 boundary).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace pd::platform {
 
@@ -22,14 +24,22 @@ public:
     enum class mode { read, read_write_create, create_new };
     file() = default;
     file(const std::string &path, mode m, access who = access::owner_only);
+    // Takes ownership of an open descriptor or HANDLE (platform code).
+    static file adopt(std::intptr_t handle, std::string path) {
+        file f;
+        f.handle_ = handle;
+        f.path_ = std::move(path);
+        return f;
+    }
     ~file();
     file(file &&other) noexcept;
     file &operator=(file &&other) noexcept;
     file(const file &) = delete;
     file &operator=(const file &) = delete;
 
-    bool is_open() const { return fd_ >= 0; }
-    int native() const { return fd_; }
+    bool is_open() const { return handle_ != -1; }
+    // A descriptor (POSIX) or a HANDLE (Windows, whose INVALID_HANDLE_VALUE is also -1).
+    std::intptr_t native() const { return handle_; }
     const std::string &path() const { return path_; }
     std::uint64_t size() const;
     // Reads up to len bytes at offset; returns the count (short only at end of file).
@@ -43,7 +53,7 @@ public:
     void close();
 
 private:
-    int fd_ = -1;
+    std::intptr_t handle_ = -1;
     std::string path_;
 };
 
@@ -63,7 +73,7 @@ public:
     dir_lock &operator=(const dir_lock &) = delete;
 
 private:
-    int fd_ = -1;
+    std::intptr_t handle_ = -1;
 };
 
 // Creates a directory and its parents, each new one 0700 (created that way, not changed
@@ -76,6 +86,9 @@ void require_private_file(const std::string &path, const std::string &what);
 // the file read is the file checked; a path that is not a regular file (a FIFO, a device)
 // is refused without blocking. Errors name `what` and the path.
 std::string read_private_file(const std::string &path, std::size_t max_bytes, const std::string &what);
+// A name beside `path` that nobody can predict: temporary files are created there with
+// create_new, so a file or link planted in advance cannot redirect the write.
+std::string unpredictable_sibling(const std::string &path, const char *tag);
 // rename() that replaces the target atomically and makes the rename durable.
 void atomic_replace(const std::string &from, const std::string &to);
 // Copies a file's bytes with the kernel's fast path where available.

@@ -1,4 +1,5 @@
 #include "platform/file.h"
+#include "platform/file_parts.h"
 
 #include "util/error.h"
 
@@ -13,7 +14,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 #include <cstdio>
-#include <random>
 #include <vector>
 #if defined(__linux__)
 #include <linux/fs.h>
@@ -23,47 +23,41 @@
 
 namespace pd::platform {
 
+// The descriptor file and dir_lock keep in their platform-neutral handle.
+static int fd(std::intptr_t handle) { return static_cast<int>(handle); }
+
 static mode_t permissions(access who) { return who == access::owner_only ? 0600 : 0644; }
 
 file::file(const std::string &path, mode m, access who) : path_(path) {
     int flags = m == mode::read ? O_RDONLY : (O_RDWR | O_CREAT | O_NOFOLLOW);
     if (m == mode::create_new) flags |= O_EXCL;
-    fd_ = ::open(path.c_str(), flags | O_CLOEXEC, permissions(who));
-    if (fd_ < 0 && errno == ELOOP) fail(PD_E_INVALID, PD_CATEGORY_OS, "'" + path + "' is a symbolic link: refused");
-    if (fd_ < 0) fail_errno(errno, "opening '" + path + "'");
-}
-
-// A name beside `path` that nobody can predict: temporary files are created there with
-// create_new, so a link planted in advance cannot redirect the write.
-static std::string unpredictable_sibling(const std::string &path, const char *tag) {
-    std::random_device rd;
-    char suffix[24];
-    std::snprintf(suffix, sizeof suffix, ".%s.%08x%08x", tag, rd(), rd());
-    return path + suffix;
+    handle_ = ::open(path.c_str(), flags | O_CLOEXEC, permissions(who));
+    if (handle_ < 0 && errno == ELOOP) fail(PD_E_INVALID, PD_CATEGORY_OS, "'" + path + "' is a symbolic link: refused");
+    if (handle_ < 0) fail_errno(errno, "opening '" + path + "'");
 }
 
 file::~file() { close(); }
 
-file::file(file &&other) noexcept : fd_(other.fd_), path_(std::move(other.path_)) { other.fd_ = -1; }
+file::file(file &&other) noexcept : handle_(other.handle_), path_(std::move(other.path_)) { other.handle_ = -1; }
 
 file &file::operator=(file &&other) noexcept {
     if (this != &other) {
         close();
-        fd_ = other.fd_;
+        handle_ = other.handle_;
         path_ = std::move(other.path_);
-        other.fd_ = -1;
+        other.handle_ = -1;
     }
     return *this;
 }
 
 void file::close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    if (handle_ >= 0) ::close(fd(handle_));
+    handle_ = -1;
 }
 
 std::uint64_t file::size() const {
     struct stat st {};
-    if (::fstat(fd_, &st) != 0) fail_errno(errno, "stat '" + path_ + "'");
+    if (::fstat(fd(handle_), &st) != 0) fail_errno(errno, "stat '" + path_ + "'");
     return static_cast<std::uint64_t>(st.st_size);
 }
 
@@ -71,7 +65,7 @@ std::size_t file::pread(std::uint64_t offset, void *buf, std::size_t len) const 
     std::size_t done = 0;
     auto p = static_cast<char *>(buf);
     while (done < len) {
-        ssize_t n = ::pread(fd_, p + done, len - done, static_cast<off_t>(offset + done));
+        ssize_t n = ::pread(fd(handle_), p + done, len - done, static_cast<off_t>(offset + done));
         if (n < 0) {
             if (errno == EINTR) continue;
             fail_errno(errno, "reading '" + path_ + "'");
@@ -86,7 +80,7 @@ void file::pwrite(std::uint64_t offset, const void *buf, std::size_t len) const 
     std::size_t done = 0;
     auto p = static_cast<const char *>(buf);
     while (done < len) {
-        ssize_t n = ::pwrite(fd_, p + done, len - done, static_cast<off_t>(offset + done));
+        ssize_t n = ::pwrite(fd(handle_), p + done, len - done, static_cast<off_t>(offset + done));
         if (n < 0) {
             if (errno == EINTR) continue;
             fail_errno(errno, "writing '" + path_ + "'");
@@ -97,7 +91,7 @@ void file::pwrite(std::uint64_t offset, const void *buf, std::size_t len) const 
 
 void file::preallocate(std::uint64_t size) const {
     if (size == 0) return;
-    int rc = ::posix_fallocate(fd_, 0, static_cast<off_t>(size));
+    int rc = ::posix_fallocate(fd(handle_), 0, static_cast<off_t>(size));
     // Filesystems without fallocate support fall back to sparse files; ENOSPC is real.
     if (rc == EOPNOTSUPP || rc == EINVAL) {
         truncate(size);
@@ -107,14 +101,14 @@ void file::preallocate(std::uint64_t size) const {
 }
 
 void file::truncate(std::uint64_t size) const {
-    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) fail_errno(errno, "resizing '" + path_ + "'");
+    if (::ftruncate(fd(handle_), static_cast<off_t>(size)) != 0) fail_errno(errno, "resizing '" + path_ + "'");
 }
 
 void file::datasync() const {
 #if defined(__APPLE__)
-    int rc = ::fsync(fd_);
+    int rc = ::fsync(fd(handle_));
 #else
-    int rc = ::fdatasync(fd_);
+    int rc = ::fdatasync(fd(handle_));
 #endif
     if (rc != 0) fail_errno(errno, "syncing '" + path_ + "'");
 }
@@ -127,12 +121,12 @@ fs_space filesystem_space(const std::string &path) {
 }
 
 dir_lock::dir_lock(const std::string &lock_path) {
-    fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd_ < 0) fail_errno(errno, "opening lock file '" + lock_path + "'");
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    handle_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (handle_ < 0) fail_errno(errno, "opening lock file '" + lock_path + "'");
+    if (::flock(fd(handle_), LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
-        ::close(fd_);
-        fd_ = -1;
+        ::close(fd(handle_));
+        handle_ = -1;
         if (err == EWOULDBLOCK)
             fail(PD_E_BUSY, PD_CATEGORY_STORE,
                  "cache directory is in use by another process (lock '" + lock_path + "' is held)");
@@ -140,11 +134,11 @@ dir_lock::dir_lock(const std::string &lock_path) {
     }
     // Record the holder for operators; failure to write it is harmless.
     std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
+    if (::ftruncate(fd(handle_), 0) == 0) (void)!::pwrite(fd(handle_), pid.data(), pid.size(), 0);
 }
 
 dir_lock::~dir_lock() {
-    if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+    if (handle_ >= 0) ::close(fd(handle_));  // closing releases the flock
 }
 
 void ensure_writable_dir(const std::string &path) {
@@ -175,34 +169,16 @@ void require_private_file(const std::string &path, const std::string &what) {
     require_private_mode(st, path, what);
 }
 
-std::string read_private_file(const std::string &path, std::size_t max_bytes, const std::string &what) {
+file open_private_file(const std::string &path, const std::string &what) {
     // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) fail_errno(errno, "reading the " + what + " '" + path + "'");
-    std::string out;
-    try {
-        struct stat st {};
-        if (::fstat(fd, &st) != 0) fail_errno(errno, "reading the " + what + " '" + path + "'");
-        if (!S_ISREG(st.st_mode)) fail(PD_E_INVALID, PD_CATEGORY_OS, what + " '" + path + "' is not a regular file");
-        require_private_mode(st, path, what);
-        if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
-            fail(PD_E_INVALID, PD_CATEGORY_OS, what + " '" + path + "' is too large (" + std::to_string(st.st_size) + " bytes)");
-        out.resize(static_cast<std::size_t>(st.st_size));
-        std::size_t got = 0;
-        while (got < out.size()) {
-            ssize_t n = ::pread(fd, out.data() + got, out.size() - got, static_cast<off_t>(got));
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) fail_errno(errno, "reading the " + what + " '" + path + "'");
-            if (n == 0) break;
-            got += static_cast<std::size_t>(n);
-        }
-        out.resize(got);
-    } catch (...) {
-        ::close(fd);
-        throw;
-    }
-    ::close(fd);
-    return out;
+    file f = file::adopt(fd, path);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) fail_errno(errno, "reading the " + what + " '" + path + "'");
+    if (!S_ISREG(st.st_mode)) fail(PD_E_INVALID, PD_CATEGORY_OS, what + " '" + path + "' is not a regular file");
+    require_private_mode(st, path, what);
+    return f;
 }
 
 static void sync_parent_dir(const std::string &path) {
@@ -220,81 +196,36 @@ void atomic_replace(const std::string &from, const std::string &to) {
     sync_parent_dir(to);
 }
 
-void copy_file_data(const file &src, const file &dst, std::uint64_t size) {
+bool kernel_copy(const file &src, const file &dst, std::uint64_t size) {
 #if defined(__linux__)
-    // Kernel-side copy first: no round trip through user space.
-    {
-        loff_t in_off = 0, out_off = 0;
-        bool ok = true;
-        while (static_cast<std::uint64_t>(in_off) < size) {
-            ssize_t n = ::copy_file_range(src.native(), &in_off, dst.native(), &out_off,
-                                          static_cast<std::size_t>(std::min<std::uint64_t>(size - in_off, 1ull << 30)), 0);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
-                ok = false;
-                break;
-            }
-            if (n < 0) fail_errno(errno, "copying '" + src.path() + "' to '" + dst.path() + "'");
-            if (n == 0) fail(PD_E_IO, PD_CATEGORY_OS, "'" + src.path() + "' is shorter than expected");
-        }
-        if (ok) return;
+    loff_t in_off = 0, out_off = 0;
+    while (static_cast<std::uint64_t>(in_off) < size) {
+        ssize_t n = ::copy_file_range(fd(src.native()), &in_off, fd(dst.native()), &out_off,
+                                      static_cast<std::size_t>(std::min<std::uint64_t>(size - in_off, 1ull << 30)), 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) return false;
+        if (n < 0) fail_errno(errno, "copying '" + src.path() + "' to '" + dst.path() + "'");
+        if (n == 0) fail(PD_E_IO, PD_CATEGORY_OS, "'" + src.path() + "' is shorter than expected");
     }
+    return true;
+#else
+    (void)src, (void)dst, (void)size;
+    return false;
 #endif
-    std::vector<char> buf(1 << 20);
-    std::uint64_t off = 0;
-    while (off < size) {
-        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - off));
-        std::size_t got = src.pread(off, buf.data(), want);
-        if (got != want) fail(PD_E_IO, PD_CATEGORY_OS, "'" + src.path() + "' is shorter than expected");
-        dst.pwrite(off, buf.data(), got);
-        off += got;
-    }
 }
 
-void deliver_file(const file &src, const std::string &src_path, const std::string &dest, std::uint64_t size,
-                  delivery mode) {
-    std::string tmp = unpredictable_sibling(dest, "pdpart");
-    if (mode == delivery::hardlink && ::link(src_path.c_str(), tmp.c_str()) == 0) {
-        atomic_replace(tmp, dest);
-        return;
-    }
-    file out(tmp, file::mode::create_new, access::everyone_reads);
-    try {
-        bool cloned = false;
+bool clone_file(const file &src, const file &dst) {
 #if defined(__linux__) && defined(FICLONE)
-        cloned = ::ioctl(out.native(), FICLONE, src.native()) == 0;
+    return ::ioctl(fd(dst.native()), FICLONE, fd(src.native())) == 0;
+#else
+    (void)src, (void)dst;
+    return false;
 #endif
-        if (!cloned) copy_file_data(src, out, size);
-        out.datasync();
-        out.close();
-        atomic_replace(tmp, dest);
-    } catch (...) {
-        ::unlink(tmp.c_str());  // a failed delivery leaves nothing behind
-        throw;
-    }
 }
 
-void write_file_atomic(const std::string &path, const void *data, std::size_t len, access who) {
-    std::string tmp = unpredictable_sibling(path, "tmp");
-    {
-        file f(tmp, file::mode::create_new, who);
-        f.truncate(0);
-        f.pwrite(0, data, len);
-        f.datasync();
-    }
-    atomic_replace(tmp, path);
-}
+bool hard_link(const std::string &existing, const std::string &link) { return ::link(existing.c_str(), link.c_str()) == 0; }
 
-std::string read_small_file(const std::string &path, std::size_t max_bytes) {
-    file f(path, file::mode::read);
-    std::uint64_t size = f.size();
-    if (size > max_bytes)
-        fail(PD_E_INVALID, PD_CATEGORY_CONTENT,
-             "'" + path + "' is " + std::to_string(size) + " bytes; the limit is " + std::to_string(max_bytes));
-    std::string out(static_cast<std::size_t>(size), '\0');
-    out.resize(f.pread(0, out.data(), out.size()));
-    return out;
-}
+void remove_file(const std::string &path) noexcept { ::unlink(path.c_str()); }
 
 static std::string first_line(const std::string &path) {
     std::ifstream in(path);

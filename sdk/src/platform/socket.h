@@ -1,15 +1,16 @@
 // Blocking TCP for the blocking clients — the coordinator client in plugins and tools, the
 // rogue peer and tests — behind one small interface: the only socket calls the core makes
-// outside Asio. POSIX in socket_posix.cpp; a Winsock one goes beside it (SOCKET for
-// native_socket, closesocket, setsockopt timeouts in milliseconds).
+// outside Asio. POSIX in socket_posix.cpp, Winsock in socket_win32.cpp.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace pd::platform {
 
-using native_socket = int;
+// A descriptor (POSIX) or a SOCKET (Windows, whose INVALID_SOCKET is also all ones).
+using native_socket = std::intptr_t;
 constexpr native_socket invalid_socket = -1;
 
 // Connects to "host:port" (util/endpoint.h; a name is resolved, blocking) within

@@ -76,7 +76,7 @@ native_socket connect_tcp(const std::string &address, int timeout_ms) {
 void send_all(native_socket s, const void *data, std::size_t size, const char *what) {
     auto p = static_cast<const char *>(data);
     while (size) {
-        ssize_t k = ::send(s, p, size, MSG_NOSIGNAL);  // a closed peer is an error, not SIGPIPE
+        ssize_t k = ::send(static_cast<int>(s), p, size, MSG_NOSIGNAL);  // a closed peer is an error, not SIGPIPE
         if (k < 0) {
             if (errno == EINTR) continue;
             fail_transfer(errno, what, "send");
@@ -88,14 +88,14 @@ void send_all(native_socket s, const void *data, std::size_t size, const char *w
 
 std::size_t receive_some(native_socket s, void *buffer, std::size_t size, const char *what) {
     for (;;) {
-        ssize_t k = ::recv(s, buffer, size, 0);
+        ssize_t k = ::recv(static_cast<int>(s), buffer, size, 0);
         if (k >= 0) return static_cast<std::size_t>(k);
         if (errno != EINTR) fail_transfer(errno, what, "receive");
     }
 }
 
 void close_socket(native_socket s) {
-    if (s != invalid_socket) ::close(s);
+    if (s != invalid_socket) ::close(static_cast<int>(s));
 }
 
 }  // namespace pd::platform

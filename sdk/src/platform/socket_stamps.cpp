@@ -13,12 +13,12 @@ namespace pd::platform {
 
 #ifdef __linux__
 
-bool enable_receive_timestamps(int socket) {
+bool enable_receive_timestamps(native_socket socket) {
     int on = 1;
-    return ::setsockopt(socket, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) == 0;
+    return ::setsockopt(static_cast<int>(socket), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) == 0;
 }
 
-stamped_read read_stamped(int socket, void *buffer, std::size_t size) {
+stamped_read read_stamped(native_socket socket, void *buffer, std::size_t size) {
     stamped_read r;
     iovec iov{buffer, size};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec)) * 2];
@@ -27,7 +27,7 @@ stamped_read read_stamped(int socket, void *buffer, std::size_t size) {
     msg.msg_iovlen = 1;
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(socket, &msg, MSG_DONTWAIT);
+    ssize_t n = ::recvmsg(static_cast<int>(socket), &msg, MSG_DONTWAIT);
     if (n < 0) {
         r.count = -1;
         r.error = errno;
@@ -47,9 +47,9 @@ stamped_read read_stamped(int socket, void *buffer, std::size_t size) {
 
 #else
 
-bool enable_receive_timestamps(int) { return false; }
+bool enable_receive_timestamps(native_socket) { return false; }
 
-stamped_read read_stamped(int, void *, std::size_t) {
+stamped_read read_stamped(native_socket, void *, std::size_t) {
     stamped_read r;
     r.count = -1;
     return r;

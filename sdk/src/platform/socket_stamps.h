@@ -5,6 +5,8 @@
 // own CPU. Linux (SO_TIMESTAMPNS); elsewhere unsupported and the caller keeps its own clock.
 #pragma once
 
+#include "platform/socket.h"
+
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -13,7 +15,7 @@ namespace pd::platform {
 
 // Asks the kernel to stamp received data on `socket` (a native handle). False where
 // unsupported: then read_stamped must not be used.
-bool enable_receive_timestamps(int socket);
+bool enable_receive_timestamps(native_socket socket);
 
 struct stamped_read {
     long count = 0;   // bytes read; 0 at end of stream; -1 on error (see `would_block`, `error`)
@@ -24,6 +26,6 @@ struct stamped_read {
 };
 
 // Reads up to `size` bytes without blocking from a socket stamped by enable_receive_timestamps.
-stamped_read read_stamped(int socket, void *buffer, std::size_t size);
+stamped_read read_stamped(native_socket socket, void *buffer, std::size_t size);
 
 }  // namespace pd::platform
