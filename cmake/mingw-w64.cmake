@@ -26,3 +26,17 @@ set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 
 set(CMAKE_CROSSCOMPILING_EMULATOR "${CMAKE_CURRENT_LIST_DIR}/wine-run.sh")
+
+# How the project's find_package calls see the prefix: Boost headers through its include
+# folder (FindBoost, not the build machine's BoostConfig), static OpenSSL, pkg-config's
+# libsodium.pc from the prefix only.
+set(BOOST_ROOT "${PD_WINDOWS_DEPS}")
+set(Boost_NO_BOOST_CMAKE ON)
+set(OPENSSL_ROOT_DIR "${PD_WINDOWS_DEPS}")
+set(OPENSSL_USE_STATIC_LIBS TRUE)
+set(ENV{PKG_CONFIG_LIBDIR} "${PD_WINDOWS_DEPS}/lib/pkgconfig")
+set(ENV{PKG_CONFIG_PATH} "")
+# Static runtime: the programs and DLLs carry libstdc++, libgcc and winpthread inside.
+set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")
+set(CMAKE_SHARED_LINKER_FLAGS_INIT "-static")
+set(CMAKE_MODULE_LINKER_FLAGS_INIT "-static")

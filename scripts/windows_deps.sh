@@ -73,6 +73,22 @@ cmake_build() {  # cmake_build SOURCE BUILD [ARGS...]
 # Header-only dependencies: links to Debian's headers, nothing else from /usr/include.
 ln -sfn /usr/include/boost "$prefix/include/boost"
 ln -sfn /usr/include/nlohmann "$prefix/include/nlohmann"
+mkdir -p "$prefix/lib/cmake/nlohmann_json"
+json_version=$(dpkg-query -W -f='${Version}' nlohmann-json3-dev | cut -d- -f1)
+cat >"$prefix/lib/cmake/nlohmann_json/nlohmann_jsonConfig.cmake" <<EOF2
+# Debian's nlohmann-json headers, seen through the prefix (never /usr/include).
+set(nlohmann_json_VERSION $json_version)
+if(NOT TARGET nlohmann_json::nlohmann_json)
+  add_library(nlohmann_json::nlohmann_json INTERFACE IMPORTED)
+  set_target_properties(nlohmann_json::nlohmann_json PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "$prefix/include")
+endif()
+EOF2
+cat >"$prefix/lib/cmake/nlohmann_json/nlohmann_jsonConfigVersion.cmake" <<EOF2
+set(PACKAGE_VERSION $json_version)
+if(PACKAGE_FIND_VERSION_MAJOR EQUAL 3)
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
+endif()
+EOF2
 
 dir=$(source_dir libsodium) && v=$(version_of "$dir" libsodium)
 if ! built libsodium "$v"; then

@@ -1,10 +1,26 @@
-# Compares the pd_* symbols libpeerdist exports with the reviewed list.
-execute_process(COMMAND nm -D --defined-only ${LIB} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "nm failed on ${LIB}")
-endif()
-string(REGEX MATCHALL "[TDBR] [A-Za-z_][A-Za-z0-9_]*" entries "${out}")
+# Compares the pd_* symbols libpeerdist exports with the reviewed list: the dynamic symbol
+# table of an ELF shared object (nm -D), or the export table of a Windows DLL (objdump -p).
 set(actual)
+if(LIB MATCHES "\\.dll$")
+  execute_process(COMMAND ${OBJDUMP} -p ${LIB} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${OBJDUMP} -p failed on ${LIB}")
+  endif()
+  # The export table: the lines after its heading, to the first blank line, each
+  # "<TAB>[   N] name" (brackets, which CMake lists treat specially, are dropped at once).
+  string(FIND "${out}" "[Ordinal/Name Pointer] Table\n" start)
+  math(EXPR start "${start} + 29")
+  string(SUBSTRING "${out}" ${start} -1 table)
+  string(FIND "${table}" "\n\n" end)
+  string(SUBSTRING "${table}" 0 ${end} table)
+  string(REGEX REPLACE "\t\\[ *[0-9]+\\] ([A-Za-z_][A-Za-z0-9_]*)\n?" "T \\1;" entries "${table}")
+else()
+  execute_process(COMMAND nm -D --defined-only ${LIB} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "nm failed on ${LIB}")
+  endif()
+  string(REGEX MATCHALL "[TDBR] [A-Za-z_][A-Za-z0-9_]*" entries "${out}")
+endif()
 foreach(e ${entries})
   string(SUBSTRING "${e}" 2 -1 name)
   list(APPEND actual ${name})

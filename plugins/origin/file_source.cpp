@@ -1,14 +1,10 @@
-// File storage: a local path or a mounted share. Reads are positional (pread) because the
-// host reads one stream from several source I/O threads at once. The plugin links nothing
-// from the core, so its three OS calls stay here: a Windows build uses CreateFileW
-// (FILE_SHARE_READ), GetFileSizeEx and ReadFile with an OVERLAPPED offset instead.
+// File storage: a local path or a mounted share. Reads are positional because the host
+// reads one stream from several source I/O threads at once; the OS calls are the
+// foundation's (platform/file.h), linked into the plugin, so Windows is the same code.
 #include "source.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "platform/file.h"
+#include "util/error.h"
 
 namespace pd_origin {
 
@@ -17,49 +13,39 @@ namespace {
 class file_source final : public source {
 public:
     explicit file_source(std::string path) : path_(std::move(path)) {}
-    ~file_source() override {
-        if (fd_ >= 0) ::close(fd_);
-    }
 
     status open(std::uint64_t size) override {
-        fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd_ < 0) {
-            int err = errno;
-            return status::fail(err == ENOENT ? PD_PLUGIN_E_NOT_FOUND : PD_PLUGIN_E_IO,
-                                "cannot open origin file '" + path_ + "': " + std::strerror(err));
+        try {
+            file_ = pd::platform::file(path_, pd::platform::file::mode::read);
+            if (!file_.regular()) return status::fail(PD_PLUGIN_E_IO, "origin '" + path_ + "' is not a regular file");
+            auto actual = file_.size();
+            if (actual != size)
+                return status::fail(PD_PLUGIN_E_CHANGED, "origin content changed: '" + path_ + "' is " + std::to_string(actual) +
+                                                             " bytes but the published content is " + std::to_string(size));
+            return {};
+        } catch (const pd::error &e) {
+            return status::fail(e.code() == PD_E_NOT_FOUND ? PD_PLUGIN_E_NOT_FOUND : PD_PLUGIN_E_IO,
+                                "origin file: " + std::string(e.what()));
         }
-        struct stat st {};
-        if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode))
-            return status::fail(PD_PLUGIN_E_IO, "origin '" + path_ + "' is not a regular file");
-        if (static_cast<std::uint64_t>(st.st_size) != size)
-            return status::fail(PD_PLUGIN_E_CHANGED, "origin content changed: '" + path_ + "' is " +
-                                                         std::to_string(st.st_size) + " bytes but the published content is " +
-                                                         std::to_string(size));
-        return {};
     }
 
     status read(std::uint64_t offset, void *buffer, std::size_t length) override {
-        auto p = static_cast<char *>(buffer);
-        std::size_t done = 0;
-        while (done < length) {
-            ssize_t n = ::pread(fd_, p + done, length - done, static_cast<off_t>(offset + done));
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                return status::fail(PD_PLUGIN_E_IO, "reading origin file '" + path_ + "': " + std::strerror(errno));
-            }
-            if (n == 0)
-                return status::fail(PD_PLUGIN_E_CHANGED, "origin content changed: '" + path_ + "' ended at offset " +
-                                                             std::to_string(offset + done));
-            done += static_cast<std::size_t>(n);
+        try {
+            std::size_t got = file_.pread(offset, buffer, length);
+            if (got < length)
+                return status::fail(PD_PLUGIN_E_CHANGED,
+                                    "origin content changed: '" + path_ + "' ended at offset " + std::to_string(offset + got));
+            return {};
+        } catch (const pd::error &e) {
+            return status::fail(PD_PLUGIN_E_IO, "origin file: " + std::string(e.what()));
         }
-        return {};
     }
 
     std::string describe() const override { return path_; }
 
 private:
     std::string path_;
-    int fd_ = -1;
+    pd::platform::file file_;
 };
 
 }  // namespace

@@ -42,6 +42,8 @@ public:
     std::intptr_t native() const { return handle_; }
     const std::string &path() const { return path_; }
     std::uint64_t size() const;
+    // A regular file (not a directory, FIFO, device or socket).
+    bool regular() const;
     // Reads up to len bytes at offset; returns the count (short only at end of file).
     std::size_t pread(std::uint64_t offset, void *buf, std::size_t len) const;
     void pwrite(std::uint64_t offset, const void *buf, std::size_t len) const;

@@ -61,6 +61,11 @@ std::uint64_t file::size() const {
     return static_cast<std::uint64_t>(st.st_size);
 }
 
+bool file::regular() const {
+    struct stat st {};
+    return ::fstat(fd(handle_), &st) == 0 && S_ISREG(st.st_mode);
+}
+
 std::size_t file::pread(std::uint64_t offset, void *buf, std::size_t len) const {
     std::size_t done = 0;
     auto p = static_cast<char *>(buf);
