@@ -1,16 +1,44 @@
 #include "helpers.h"
 
 #include <atomic>
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <poll.h>
+#endif
 
 namespace {
 
 std::string fake_dir() { return PD_TEST_FAKE_PLUGIN_DIR; }
 
-bool readable(int fd) {
-    pollfd p{fd, POLLIN, 0};
-    return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-}
+// What a host's own event loop sees: the descriptor readable (POSIX) or the event object
+// signalled (Windows), each platform's call saying the other's is unsupported.
+class wake_handle {
+public:
+    explicit wake_handle(pd_session *s) {
+#ifdef _WIN32
+        EXPECT_EQ(pd_session_event_handle(&handle_, s), PD_OK);
+        int fd;
+        EXPECT_EQ(pd_session_event_fd(&fd, s), PD_E_UNSUPPORTED);
+#else
+        EXPECT_EQ(pd_session_event_fd(&fd_, s), PD_OK);
+        void *handle;
+        EXPECT_EQ(pd_session_event_handle(&handle, s), PD_E_UNSUPPORTED);
+#endif
+    }
+    bool signalled() const {
+#ifdef _WIN32
+        return ::WaitForSingleObject(static_cast<HANDLE>(handle_), 0) == WAIT_OBJECT_0;
+#else
+        pollfd p{fd_, POLLIN, 0};
+        return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+#endif
+    }
+
+private:
+    int fd_ = -1;
+    void *handle_ = nullptr;
+};
 
 }  // namespace
 
@@ -38,20 +66,19 @@ TEST(events, wake_fd_follows_the_queue_and_wait_times_out) {
     pdtest::temp_dir dir;
     pdtest::session_ptr s;
     ASSERT_EQ(pdtest::open_session(s, dir / "cache"), PD_OK);
-    int fd = -1;
-    ASSERT_EQ(pd_session_event_fd(&fd, s), PD_OK);
-    EXPECT_FALSE(readable(fd));
+    wake_handle wake(s);
+    EXPECT_FALSE(wake.signalled());
     pd_event ev[4];
     size_t n = 0;
     EXPECT_EQ(pd_session_wait_events(s, ev, sizeof(pd_event), 4, &n, 50), PD_E_TIMEOUT);
     ASSERT_EQ(pd_session_load_plugin(s, (fake_dir() + "/good.so").c_str()), PD_OK);
-    EXPECT_TRUE(readable(fd));
+    EXPECT_TRUE(wake.signalled());
     ASSERT_EQ(pd_session_wait_events(s, ev, sizeof(pd_event), 4, &n, 1000), PD_OK);
     EXPECT_GE(n, 1u);
     // Drain the rest, then the descriptor is quiet again.
     while (pd_session_poll_events(s, ev, sizeof(pd_event), 4, &n) == PD_OK && n) {
     }
-    EXPECT_FALSE(readable(fd));
+    EXPECT_FALSE(wake.signalled());
 }
 
 TEST(events, smaller_caller_struct_gets_a_prefix_only) {

@@ -71,11 +71,20 @@ PD_API int pd_session_wait_events(pd_session *session, pd_event *events, size_t 
 
 /**
  * A file descriptor that is readable while events are queued, for select/poll/epoll
- * loops. Do not read from or close it; polling the events clears it.
+ * loops (POSIX). Do not read from or close it; polling the events clears it.
  * @param out_fd  receives the descriptor. OWNERSHIP: owned by the session.
- * @return PD_OK, PD_E_UNSUPPORTED on platforms without one. THREAD: any.
+ * @return PD_OK, PD_E_UNSUPPORTED on Windows (pd_session_event_handle). THREAD: any.
  */
 PD_API int pd_session_event_fd(int *out_fd, pd_session *session);
+
+/**
+ * A Windows event object (a HANDLE, manual-reset) that is signalled while events are
+ * queued, for WaitForMultipleObjects / MsgWaitForMultipleObjects loops. Do not reset or
+ * close it; polling the events clears it.
+ * @param out_handle  receives the HANDLE. OWNERSHIP: owned by the session.
+ * @return PD_OK, PD_E_UNSUPPORTED on POSIX (pd_session_event_fd). THREAD: any.
+ */
+PD_API int pd_session_event_handle(void **out_handle, pd_session *session);
 
 /** Name of an event type ("job-progress", ...). OWNERSHIP: static. THREAD: any. */
 PD_API const char *pd_event_type_name(uint32_t type);

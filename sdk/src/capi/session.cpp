@@ -202,8 +202,20 @@ PD_API int pd_session_event_fd(int *out_fd, pd_session *session) {
     return guard([&] {
         auto &s = checked(session);
         require(out_fd, "out_fd");
-        if (s.events().fd() < 0) pd::fail(PD_E_UNSUPPORTED, PD_CATEGORY_API, "no wake-up descriptor on this platform");
+        if (s.events().fd() < 0)
+            pd::fail(PD_E_UNSUPPORTED, PD_CATEGORY_API, "no wake-up descriptor on this platform (use pd_session_event_handle)");
         *out_fd = s.events().fd();
+        return PD_OK;
+    });
+}
+
+PD_API int pd_session_event_handle(void **out_handle, pd_session *session) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(out_handle, "out_handle");
+        if (!s.events().handle())
+            pd::fail(PD_E_UNSUPPORTED, PD_CATEGORY_API, "no wake-up event object on this platform (use pd_session_event_fd)");
+        *out_handle = s.events().handle();
         return PD_OK;
     });
 }
