@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds the dev preset (-Werror) and runs
-# ctest (GoogleTest suites, the install test, pytest), then the same under ASan+UBSan.
+# ctest (GoogleTest suites, the install test, pytest), then the same under ASan+UBSan, then
+# the Windows cross build with its suites under Wine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,4 +14,12 @@ for preset in dev asan; do
   echo "== $preset: test"
   ctest --preset "$preset" -j "$jobs"
 done
+# Windows: the dependencies from Debian's source packages (cached outside the tree), the
+# cross build, and its tests under Wine (docs/windows.md).
+echo "== windows: dependencies, cross build, tests under Wine"
+export PD_WINDOWS_DEPS
+PD_WINDOWS_DEPS=$(bash scripts/windows_deps.sh)
+cmake --preset windows-test >/dev/null
+cmake --build --preset windows-test -j "$jobs"
+ctest --preset windows-test -j "$jobs"
 echo "== all tests passed in $(( $(date +%s) - start )) s"

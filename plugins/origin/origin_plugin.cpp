@@ -11,6 +11,7 @@
 #include "source.h"
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -57,7 +58,8 @@ int hex_digit(char c) {
     return -1;
 }
 
-// file:///abs/path (or file://localhost/abs/path) with %XX escapes -> /abs/path.
+// file:///abs/path (or file://localhost/abs/path) with %XX escapes -> /abs/path;
+// on Windows file:///C:/abs/path -> C:/abs/path.
 bool file_url_to_path(const std::string &url, std::string &path) {
     std::string rest = url.substr(7);
     if (rest.rfind("localhost/", 0) == 0) rest = rest.substr(9);
@@ -71,6 +73,10 @@ bool file_url_to_path(const std::string &url, std::string &path) {
             path.push_back(rest[i]);
         }
     }
+#ifdef _WIN32
+    // file:///C:/dir/file names C:/dir/file (RFC 8089 E.2: drive letters exist only here).
+    if (path.size() >= 3 && path[0] == '/' && std::isalpha(static_cast<unsigned char>(path[1])) && path[2] == ':') path.erase(0, 1);
+#endif
     return true;
 }
 

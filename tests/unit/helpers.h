@@ -7,24 +7,39 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <thread>
-#include <unistd.h>
 #include <string>
+#include <thread>
 #include <vector>
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <unistd.h>
+#endif
 
 namespace pdtest {
 
 class temp_dir {
 public:
+    // A new directory under the system's temporary folder (create_directory is exclusive:
+    // a name someone else took is skipped).
     temp_dir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "pdtest-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
+        std::random_device rd;
+        for (int attempt = 0; attempt < 100; ++attempt) {
+            char name[32];
+            std::snprintf(name, sizeof name, "pdtest-%08x%04x", rd(), rd() & 0xffff);
+            auto p = std::filesystem::temp_directory_path() / name;
+            if (std::filesystem::create_directory(p)) {
+                path_ = p.generic_string();
+                return;
+            }
+        }
+        throw std::runtime_error("no temporary directory could be made");
     }
     ~temp_dir() {
         std::error_code ec;
@@ -137,6 +152,31 @@ inline bool wait_progress(pd_session *s, std::uint64_t job, std::uint64_t bytes,
     return false;
 }
 
+#ifdef _WIN32
+inline bool is_root() { return false; }
+#else
 inline bool is_root() { return ::geteuid() == 0; }
+#endif
+
+// A file:// URL for an absolute path: file:///tmp/x, or file:///C:/x on Windows.
+inline std::string file_url(const std::string &path) { return path.front() == '/' ? "file://" + path : "file:///" + path; }
+
+// How many names a file has (std::filesystem::hard_link_count says 1 for every file on
+// MinGW's runtime).
+inline std::uint64_t link_count(const std::string &path) {
+#ifdef _WIN32
+    HANDLE f = CreateFileW(std::filesystem::u8path(path).c_str(), 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                           nullptr, OPEN_EXISTING, 0, nullptr);
+    BY_HANDLE_FILE_INFORMATION info{};
+    bool ok = f != INVALID_HANDLE_VALUE && GetFileInformationByHandle(f, &info);
+    if (f != INVALID_HANDLE_VALUE) CloseHandle(f);
+    return ok ? info.nNumberOfLinks : 0;
+#else
+    return std::filesystem::hard_link_count(path);
+#endif
+}
+
+// The file name of a plugin module on this platform ("good" -> "good.so" or "good.dll").
+inline std::string module_file(const std::string &name) { return name + PD_TEST_MODULE_SUFFIX; }
 
 }  // namespace pdtest

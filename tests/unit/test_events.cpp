@@ -71,7 +71,7 @@ TEST(events, wake_fd_follows_the_queue_and_wait_times_out) {
     pd_event ev[4];
     size_t n = 0;
     EXPECT_EQ(pd_session_wait_events(s, ev, sizeof(pd_event), 4, &n, 50), PD_E_TIMEOUT);
-    ASSERT_EQ(pd_session_load_plugin(s, (fake_dir() + "/good.so").c_str()), PD_OK);
+    ASSERT_EQ(pd_session_load_plugin(s, (fake_dir() + "/" + pdtest::module_file("good")).c_str()), PD_OK);
     EXPECT_TRUE(wake.signalled());
     ASSERT_EQ(pd_session_wait_events(s, ev, sizeof(pd_event), 4, &n, 1000), PD_OK);
     EXPECT_GE(n, 1u);
@@ -85,7 +85,7 @@ TEST(events, smaller_caller_struct_gets_a_prefix_only) {
     pdtest::temp_dir dir;
     pdtest::session_ptr s;
     ASSERT_EQ(pdtest::open_session(s, dir / "cache"), PD_OK);
-    ASSERT_EQ(pd_session_load_plugin(s, (fake_dir() + "/good.so").c_str()), PD_OK);
+    ASSERT_EQ(pd_session_load_plugin(s, (fake_dir() + "/" + pdtest::module_file("good")).c_str()), PD_OK);
     // An older host whose pd_event ended before `message`: stride is its size.
     const size_t old_size = offsetof(pd_event, message);
     std::vector<unsigned char> buf(old_size * 4 + 16, 0xAB);
@@ -121,7 +121,7 @@ TEST(events, notify_only_wakes_and_may_not_call_back) {
     pd_session *s = nullptr;
     ASSERT_EQ(pd_session_new(&s, &o), PD_OK);
     st.s = s;
-    ASSERT_EQ(pd_session_load_plugin(s, (fake_dir() + "/good.so").c_str()), PD_OK);
+    ASSERT_EQ(pd_session_load_plugin(s, (fake_dir() + "/" + pdtest::module_file("good")).c_str()), PD_OK);
     EXPECT_GE(st.calls.load(), 1);
     EXPECT_EQ(st.reentry_rc.load(), PD_E_MISUSE);
     pd_session_free(s);

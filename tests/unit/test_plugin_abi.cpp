@@ -9,7 +9,7 @@
 
 namespace {
 
-std::string fake(const std::string &name) { return std::string(PD_TEST_FAKE_PLUGIN_DIR) + "/" + name + ".so"; }
+std::string fake(const std::string &name) { return std::string(PD_TEST_FAKE_PLUGIN_DIR) + "/" + pdtest::module_file(name); }
 
 struct loaded_session {
     pdtest::temp_dir dir;

@@ -29,7 +29,7 @@ struct device {
         o.listen_addresses = "127.0.0.1:0";
         EXPECT_EQ(pd_session_new(&s.s, &o), PD_OK) << pdtest::last_error();
         // Origin only: discovery by multicast is tested inside network namespaces (tests/python).
-        EXPECT_EQ(pd_session_load_plugin(s, PD_TEST_PLUGIN_DIR "/peerdist-origin.so"), PD_OK);
+        EXPECT_EQ(pd_session_load_plugin(s, (PD_TEST_PLUGIN_DIR "/" + pdtest::module_file("peerdist-origin")).c_str()), PD_OK);
         pd_buf b = PD_BUF_INIT;
         pd_session_listen_addresses(&b, s);
         addr.assign(reinterpret_cast<char *>(b.ptr), b.size);

@@ -1,9 +1,12 @@
 #include "core/session.h"
 
+#include "platform/socket.h"
+
 #include "content/publication.h"
 #include "crypto/hash.h"
 #include "job/job.h"
 #include "platform/file.h"
+#include "platform/socket.h"
 #include "util/endpoint.h"
 #include "util/error.h"
 #include "util/hex.h"
@@ -235,10 +238,10 @@ void session::bind_listeners(const std::string &spec) {
         auto acceptor = std::make_unique<ip::tcp::acceptor>(net_);
         ip::tcp::endpoint ep(ip::make_address(where.host), where.port);
         acceptor->open(ep.protocol(), ec);
-        if (!ec) acceptor->set_option(ip::tcp::acceptor::reuse_address(true), ec);
+        if (!ec) platform::prepare_listener(acceptor->native_handle());
         if (!ec) acceptor->bind(ep, ec);
         if (!ec) acceptor->listen(ip::tcp::socket::max_listen_connections, ec);
-        if (ec == boost::asio::error::address_in_use)
+        if (ec && platform::address_taken(ec.value()))
             fail(PD_E_BUSY, PD_CATEGORY_NET, "listen address " + item + " is already in use");
         if (ec) fail(PD_E_IO, PD_CATEGORY_NET, "cannot listen on " + item + ": " + ec.message());
         peer_server_->serve(*acceptor);

@@ -181,8 +181,14 @@ void file::preallocate(std::uint64_t size) const {
     if (size == 0 || this->size() >= size) return;
     FILE_ALLOCATION_INFO allocation{};
     allocation.AllocationSize.QuadPart = static_cast<LONGLONG>(size);
-    if (!::SetFileInformationByHandle(h(handle_), FileAllocationInfo, &allocation, sizeof allocation))
-        fail_error(::GetLastError(), "preallocating " + std::to_string(size) + " bytes for '" + path_ + "'");
+    if (!::SetFileInformationByHandle(h(handle_), FileAllocationInfo, &allocation, sizeof allocation)) {
+        // Filesystems (and Wine) without allocation support: a sparse extension, as POSIX
+        // falls back without fallocate; a full disk is still real.
+        DWORD err = ::GetLastError();
+        if (err != ERROR_CALL_NOT_IMPLEMENTED && err != ERROR_INVALID_PARAMETER && err != ERROR_NOT_SUPPORTED &&
+            err != ERROR_INVALID_FUNCTION)
+            fail_error(err, "preallocating " + std::to_string(size) + " bytes for '" + path_ + "'");
+    }
     truncate(size);
 }
 

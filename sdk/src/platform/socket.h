@@ -27,6 +27,14 @@ void send_all(native_socket s, const void *data, std::size_t size, const char *w
 // Throws PD_E_TIMEOUT when the socket's receive timeout passes, PD_E_IO otherwise.
 std::size_t receive_some(native_socket s, void *buffer, std::size_t size, const char *what);
 
+// Options for a listening socket, set before bind: on POSIX SO_REUSEADDR (a restarted
+// agent binds while its old connections wait in TIME_WAIT); on Windows SO_EXCLUSIVEADDRUSE
+// (SO_REUSEADDR there would let another process bind the same port and take connections).
+void prepare_listener(native_socket s);
+// Whether a bind failed with this system error code because another socket holds the
+// address (Windows says "access denied" for a port held with SO_EXCLUSIVEADDRUSE).
+bool address_taken(int system_error);
+
 // Closes a socket; invalid_socket is ignored.
 void close_socket(native_socket s);
 

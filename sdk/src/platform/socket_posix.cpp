@@ -94,6 +94,13 @@ std::size_t receive_some(native_socket s, void *buffer, std::size_t size, const 
     }
 }
 
+void prepare_listener(native_socket s) {
+    int one = 1;
+    ::setsockopt(static_cast<int>(s), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+}
+
+bool address_taken(int system_error) { return system_error == EADDRINUSE; }
+
 void close_socket(native_socket s) {
     if (s != invalid_socket) ::close(static_cast<int>(s));
 }

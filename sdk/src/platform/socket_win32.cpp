@@ -106,6 +106,13 @@ std::size_t receive_some(native_socket s, void *buffer, std::size_t size, const 
     return static_cast<std::size_t>(k);
 }
 
+void prepare_listener(native_socket s) {
+    BOOL one = TRUE;
+    ::setsockopt(s_of(s), SOL_SOCKET, SO_EXCLUSIVEADDRUSE, reinterpret_cast<const char *>(&one), sizeof one);
+}
+
+bool address_taken(int system_error) { return system_error == WSAEADDRINUSE || system_error == WSAEACCES; }
+
 void close_socket(native_socket s) {
     if (s != invalid_socket) ::closesocket(s_of(s));
 }
