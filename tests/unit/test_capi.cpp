@@ -464,6 +464,32 @@ TEST(capi, publish_with_add_to_cache_serves_locally) {
     pd_manifest_free(m);
 }
 
+TEST(capi, paths_are_utf8_everywhere) {
+    // Names outside ASCII in the cache, the origin and the destination: UTF-8 through the
+    // C ABI, wide at the Win32 boundary (an ANSI code page would garble them there).
+    pdtest::temp_dir dir;
+    std::string cache = dir / "cache-\xc3\xa9t\xc3\xa9", origin = dir / "origine-\xc3\xbc.bin";
+    std::string dest_dir = dir / "\xe6\x97\xa5\xe6\x9c\xac";  // "Japan" in Japanese
+    std::filesystem::create_directory(std::filesystem::u8path(dest_dir));
+    pdtest::session_ptr s;
+    ASSERT_EQ(pdtest::open_session(s, cache), PD_OK) << pdtest::last_error();
+    ASSERT_EQ(pd_session_load_plugin(s, PD_TEST_PLUGIN_DIR), PD_OK) << pdtest::last_error();
+    auto data = pdtest::random_bytes(200000, 12);
+    pdtest::write_file(origin, data);
+    pd_manifest *m = nullptr;
+    ASSERT_EQ(pd_manifest_hash_file(&m, origin.c_str(), "paquet.bin"), PD_OK) << pdtest::last_error();
+    ASSERT_EQ(pd_content_import(s, m, pdtest::file_url(origin).c_str()), PD_OK) << pdtest::last_error();
+    std::string dest = dest_dir + "/paquet.bin";
+    pd_job_options jo = PD_JOB_OPTIONS_INIT;
+    jo.destination = dest.c_str();
+    uint64_t job = 0;
+    ASSERT_EQ(pd_job_start(&job, s, pd_manifest_id(m), &jo), PD_OK) << pdtest::last_error();
+    auto out = pdtest::wait_job(s, job);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_EQ(pdtest::read_file(dest), data);
+    pd_manifest_free(m);
+}
+
 TEST(capi, content_information_generation) {
     pdtest::temp_dir dir;
     pdtest::write_random_file(dir / "f", 99710, 2);

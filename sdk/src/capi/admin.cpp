@@ -278,7 +278,7 @@ std::string read_text_file(const std::string &path) {
 std::string record_beside(const std::string &manifest_path) {
     std::error_code ec;
     auto path = pd::content::record_path_beside(manifest_path);
-    if (!std::filesystem::exists(path, ec)) return {};
+    if (!std::filesystem::exists(pd::platform::fs_path(path), ec)) return {};
     auto bytes = pd::platform::read_small_file(path, pd::content::max_record_file_bytes);
     return pd::to_hex(reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size());
 }
@@ -402,8 +402,8 @@ const std::vector<admin_op> &operations() {
          [](pd_admin *a, const op_args &args, bool) {
              std::error_code ec;
              std::vector<std::string> paths;
-             for (auto &e : std::filesystem::directory_iterator(args.positional[0], ec))
-                 if (e.path().extension() == ".pdm") paths.push_back(e.path().string());
+             for (auto &e : std::filesystem::directory_iterator(pd::platform::fs_path(args.positional[0]), ec))
+                 if (e.path().extension() == ".pdm") paths.push_back(pd::platform::utf8_path(e.path()));
              if (ec) pd::fail(PD_E_NOT_FOUND, PD_CATEGORY_API, "reading '" + args.positional[0] + "': " + ec.message());
              if (paths.empty()) pd::fail(PD_E_NOT_FOUND, PD_CATEGORY_API, "'" + args.positional[0] + "' holds no manifests (*.pdm)");
              std::sort(paths.begin(), paths.end());
@@ -411,7 +411,7 @@ const std::vector<admin_op> &operations() {
              if (!base.empty() && base.back() != '/') base += '/';
              json list = json::array();
              for (auto &path : paths) {
-                 std::string origin = base + std::filesystem::path(path).stem().string();
+                 std::string origin = base + pd::platform::utf8_path(pd::platform::fs_path(path).stem());
                  list.push_back(publication(read_manifest(path), base.empty() ? nullptr : origin.c_str()));
                  if (auto record = record_beside(path); !record.empty()) list.back()["publication"] = record;
              }

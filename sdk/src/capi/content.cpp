@@ -156,7 +156,7 @@ PD_API int pd_content_import_with_record_file(pd_session *session, const pd_mani
         require(manifest, "manifest");
         std::string path = publication_path ? publication_path : "";
         std::error_code ec;
-        if (path.empty() && manifest_path && std::filesystem::exists(pd::content::record_path_beside(manifest_path), ec))
+        if (path.empty() && manifest_path && std::filesystem::exists(pd::platform::fs_path(pd::content::record_path_beside(manifest_path)), ec))
             path = pd::content::record_path_beside(manifest_path);
         if (path.empty()) {
             s.import_content(manifest->m, origin ? origin : "", nullptr, 0);

@@ -66,7 +66,7 @@ void validate_name(const std::string &name) {
 }
 
 std::string base_name(const std::string &path) {
-    return std::filesystem::path(path).filename().string();
+    return platform::utf8_path(platform::fs_path(path).filename());
 }
 
 static void check_geometry(std::uint32_t block_size, std::uint32_t segment_size, std::uint64_t size) {

@@ -29,7 +29,7 @@ constexpr std::size_t source_io_threads = 16;
 // A random id, created once per cache directory (atomically: write, fsync, rename), so a
 // device keeps its identity at the coordinator across restarts of the agent.
 static std::string load_device_id(const std::string &cache_dir) {
-    auto path = std::filesystem::path(cache_dir) / "device-id";
+    auto path = platform::fs_path(cache_dir) / "device-id";
     if (std::ifstream in(path); in) {
         std::string id;
         in >> id;
@@ -41,7 +41,7 @@ static std::string load_device_id(const std::string &cache_dir) {
     auto tmp = path;
     tmp += ".tmp";
     {
-        platform::file f(tmp.string(), platform::file::mode::read_write_create);
+        platform::file f(platform::utf8_path(tmp), platform::file::mode::read_write_create);
         f.pwrite(0, id.data(), id.size());
         f.datasync();
     }
@@ -53,8 +53,8 @@ static std::string load_device_id(const std::string &cache_dir) {
 // (created that way: temporary, then rename). It proves this device's identity to a
 // coordinator (pd_host_api.device_sign); losing it makes a new identity, to enroll again.
 static std::array<std::uint8_t, 32> load_device_key(const std::string &cache_dir) {
-    auto path = (std::filesystem::path(cache_dir) / "device-key").string();
-    if (std::filesystem::exists(path)) return read_secret_key(path, "device key file");
+    auto path = platform::utf8_path(platform::fs_path(cache_dir) / "device-key");
+    if (std::filesystem::exists(platform::fs_path(path))) return read_secret_key(path, "device key file");
     std::array<std::uint8_t, 32> seed{};
     randombytes_buf(seed.data(), seed.size());
     auto text = to_hex(seed.data(), seed.size()) + "\n";
@@ -359,9 +359,9 @@ std::uint64_t session::start_job(const job_request &request, std::shared_ptr<con
         fail(PD_E_NOT_FOUND, PD_CATEGORY_JOB,
              "content " + to_hex(request.content.data(), 32) + " is unknown: import its manifest first");
     if (!request.destination.empty()) {
-        auto parent = std::filesystem::path(request.destination).parent_path();
+        auto parent = platform::fs_path(request.destination).parent_path();
         if (!parent.empty() && !std::filesystem::is_directory(parent))
-            fail(PD_E_NOT_FOUND, PD_CATEGORY_JOB, "destination directory '" + parent.string() + "' does not exist");
+            fail(PD_E_NOT_FOUND, PD_CATEGORY_JOB, "destination directory '" + platform::utf8_path(parent) + "' does not exist");
     }
     std::uint64_t id = next_job_id_++;
     auto j = std::make_shared<job>(*this, id, std::move(m), request);
@@ -439,7 +439,7 @@ content::manifest session::publish(const std::string &path, const std::string &n
     auto fut = task.get_future();
     boost::asio::post(workers_, [&task] { task(); });
     content::manifest m = fut.get();
-    std::string recorded = origin.empty() ? std::filesystem::absolute(path).string() : origin;
+    std::string recorded = origin.empty() ? platform::utf8_path(std::filesystem::absolute(platform::fs_path(path))) : origin;
     store_->put_manifest(m, recorded);
     if (add_to_cache) {
         auto busy = call([this] { return busy_contents(); });

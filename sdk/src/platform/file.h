@@ -6,10 +6,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <utility>
 
 namespace pd::platform {
+
+// A UTF-8 path (what the C ABI and the core carry) as std::filesystem sees it, and back:
+// on Windows, std::filesystem::path(std::string) would read the bytes in the ANSI code page.
+inline std::filesystem::path fs_path(const std::string &utf8) { return std::filesystem::u8path(utf8); }
+inline std::string utf8_path(const std::filesystem::path &p) { return p.u8string(); }
 
 // Who may read a file this process creates. The cache, its database and keys are the
 // owner's alone (0600); what the user asked for (a delivered package, a written manifest)

@@ -1,5 +1,6 @@
 #include "plugin_host/plugin_host.h"
 
+#include "platform/file.h"
 #include "util/error.h"
 #include "util/text.h"
 
@@ -131,15 +132,15 @@ static bool is_plugin_file(const fs::path &p) {
 
 void plugin_host::load(const std::string &path) {
     std::error_code ec;
-    if (fs::is_directory(path, ec)) {
+    if (fs::is_directory(platform::fs_path(path), ec)) {
         std::vector<fs::path> files;
-        for (auto &entry : fs::directory_iterator(path, ec))
+        for (auto &entry : fs::directory_iterator(platform::fs_path(path), ec))
             if (entry.is_regular_file() && is_plugin_file(entry.path())) files.push_back(entry.path());
         std::sort(files.begin(), files.end());
         std::optional<error> first;
         for (auto &f : files) {
             try {
-                load_file(f.string());
+                load_file(platform::utf8_path(f));
             } catch (const error &e) {
                 if (!first) first = e;
                 if (services_.log) services_.log("", PD_LOG_WARN, e.what());
@@ -148,7 +149,7 @@ void plugin_host::load(const std::string &path) {
         if (first) throw *first;
         return;
     }
-    if (!fs::exists(path, ec)) fail(PD_E_NOT_FOUND, PD_CATEGORY_PLUGIN, "plugin path '" + path + "' does not exist");
+    if (!fs::exists(platform::fs_path(path), ec)) fail(PD_E_NOT_FOUND, PD_CATEGORY_PLUGIN, "plugin path '" + path + "' does not exist");
     load_file(path);
 }
 
@@ -158,7 +159,7 @@ void plugin_host::load_file(const std::string &path) {
     {
         std::lock_guard lk(load_mutex());
         boost::dll::fs::error_code ec;
-        lib = std::make_shared<boost::dll::shared_library>(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
+        lib = std::make_shared<boost::dll::shared_library>(platform::fs_path(path), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
         if (ec || !lib->is_loaded())
             fail(PD_E_PLUGIN, PD_CATEGORY_PLUGIN, "'" + path + "' is not a loadable plugin: " + ec.message());
         if (!lib->has(PD_PLUGIN_ENTRY_SYMBOL))

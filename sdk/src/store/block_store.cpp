@@ -1,5 +1,6 @@
 #include "store/block_store.h"
 
+#include "platform/file.h"
 #include "util/error.h"
 #include "util/hex.h"
 
@@ -226,7 +227,7 @@ void block_store::set_quota(quota q) {
 
 void block_store::drop_data_locked(const hash &id) {
     std::error_code ec;
-    fs::remove(data_path(id), ec);
+    fs::remove(platform::fs_path(data_path(id)), ec);
     SQLite::Statement u(*db_,
                         "UPDATE contents SET state = 0, verified = zeroblob(length(verified)), verified_blocks = 0, "
                         "bytes_on_disk = 0 WHERE id = ?");
@@ -355,7 +356,7 @@ void block_store::remove(const hash &id) {
     guarded("removing content", [&] {
         if (!get_locked(id)) fail(PD_E_NOT_FOUND, PD_CATEGORY_STORE, "content " + to_hex(id.data(), 32) + " is not in the cache");
         std::error_code ec;
-        fs::remove(data_path(id), ec);
+        fs::remove(platform::fs_path(data_path(id)), ec);
         SQLite::Statement d(*db_, "DELETE FROM contents WHERE id = ?");
         d.bind(1, id.data(), 32);
         d.exec();
