@@ -8,6 +8,8 @@ export WINEPREFIX=${WINEPREFIX:-$HOME/.cache/peerdist/wine}
 if [ ! -d "$WINEPREFIX" ]; then
   mkdir -p "$WINEPREFIX"
   /usr/lib/wine/wine64 wineboot --init >/dev/null 2>&1 || true
+  # The SDK targets Windows 10 (_WIN32_WINNT 0x0A00); a new prefix says Windows 7.
+  /usr/lib/wine/wine64 winecfg -v win10 >/dev/null 2>&1 || true
 fi
 # libstdc++, libgcc and winpthread come with the compiler; the programs link them statically,
 # but plugins loaded at run time may not.

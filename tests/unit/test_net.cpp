@@ -6,21 +6,31 @@
 #include "peer/wire.h"
 #include "util/bytes.h"
 
+#include "platform/socket.h"
+
+#include <boost/asio/ip/tcp.hpp>
+
 #include <future>
-#include <sys/socket.h>
 
 using namespace pd::net;
 namespace wire = pd::peer::wire;
 
 namespace {
 
+// A connected loopback TCP pair for the blocking channel: fd[0] the client, fd[1] the
+// server's end (owned by its Asio socket).
 struct socket_pair {
-    int fd[2];
-    socket_pair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0); }
-    ~socket_pair() {
-        ::close(fd[0]);
-        ::close(fd[1]);
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket server{io};
+    pd::platform::native_socket fd[2];
+    socket_pair() {
+        using tcp = boost::asio::ip::tcp;
+        tcp::acceptor acceptor(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+        fd[0] = pd::platform::connect_tcp("127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()), 10000);
+        acceptor.accept(server);
+        fd[1] = static_cast<pd::platform::native_socket>(server.native_handle());
     }
+    ~socket_pair() { pd::platform::close_socket(fd[0]); }
 };
 
 std::array<std::uint8_t, 32> key_of(std::uint8_t v) {

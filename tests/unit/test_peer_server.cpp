@@ -8,40 +8,41 @@
 #include "peer/wire.h"
 #include "util/bytes.h"
 
-#include <arpa/inet.h>
+#include "platform/socket.h"
+
 #include <future>
-#include <netinet/in.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#else
 #include <sys/socket.h>
+#endif
 
 using namespace pd::net;
 namespace wire = pd::peer::wire;
+using pd::platform::native_socket;
 
 namespace {
 
 const std::uint8_t fleet_key[32] = {42, 1, 2, 3};
 
-int connect_to(const std::string &addr) {
-    auto colon = addr.rfind(':');
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(std::stoi(addr.substr(colon + 1))));
-    ::inet_pton(AF_INET, addr.substr(0, colon).c_str(), &a.sin_addr);
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
+// A plain TCP client: the platform's blocking calls, 10 s timeouts.
+native_socket connect_to(const std::string &addr) { return pd::platform::connect_tcp(addr, 10000); }
 
 struct fd_guard {
-    int fd;
-    ~fd_guard() {
-        if (fd >= 0) ::close(fd);
-    }
+    native_socket fd;
+    ~fd_guard() { pd::platform::close_socket(fd); }
 };
+
+void send_raw(native_socket fd, const void *data, std::size_t size) { pd::platform::send_all(fd, data, size, "test client"); }
+
+// A small receive window (the attacker that never reads).
+void set_receive_buffer(native_socket fd, int bytes) {
+#ifdef _WIN32
+    ::setsockopt(static_cast<SOCKET>(fd), SOL_SOCKET, SO_RCVBUF, reinterpret_cast<const char *>(&bytes), sizeof bytes);
+#else
+    ::setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+#endif
+}
 
 wire::message ask(blocking_channel &ch, const wire::message &m) {
     ch.send(wire::encode(m));
@@ -49,12 +50,16 @@ wire::message ask(blocking_channel &ch, const wire::message &m) {
     return wire::decode(r.data(), r.size());
 }
 
-bool closed_by_server(int fd) {
+// Reads until the server hangs up (end of stream or a reset): true; false when it keeps
+// the connection open past the receive timeout or 100 reads.
+bool closed_by_server(native_socket fd) {
     char buf[256];
     for (int i = 0; i < 100; ++i) {
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n == 0) return true;
-        if (n < 0) return errno == ECONNRESET;
+        try {
+            if (pd::platform::receive_some(fd, buf, sizeof buf, "test client") == 0) return true;
+        } catch (const pd::error &e) {
+            return e.code() == PD_E_IO;  // a reset; PD_E_TIMEOUT: still open
+        }
     }
     return false;
 }
@@ -132,7 +137,6 @@ TEST(peer_server, a_hello_without_a_proof_of_its_device_key_is_refused) {
 TEST(peer_server, serves_verified_blocks_to_a_fleet_member) {
     server_fixture f;
     fd_guard g{connect_to(f.addr)};
-    ASSERT_GE(g.fd, 0);
     blocking_channel ch(g.fd, role::client, fleet_key);
     ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, pdtest::hello_for(ch, true))));
     auto have = std::get<wire::have>(ask(ch, wire::have{f.id(f.full), 0, 0, {}}));
@@ -195,7 +199,7 @@ TEST(peer_server, garbage_oversized_and_truncated_input_is_a_disconnect_while_ot
     {
         fd_guard g{connect_to(f.addr)};
         auto junk = pdtest::random_bytes(500, 1);
-        ASSERT_EQ(::send(g.fd, junk.data(), junk.size(), MSG_NOSIGNAL), 500);
+        send_raw(g.fd, junk.data(), junk.size());
         EXPECT_TRUE(closed_by_server(g.fd));
     }
     // 2. An authenticated peer announcing a 2 GiB record.
@@ -203,7 +207,7 @@ TEST(peer_server, garbage_oversized_and_truncated_input_is_a_disconnect_while_ot
         fd_guard g{connect_to(f.addr)};
         blocking_channel ch(g.fd, role::client, fleet_key);
         std::uint8_t huge[4] = {0, 0, 0, 0x80};
-        ::send(g.fd, huge, 4, MSG_NOSIGNAL);
+        send_raw(g.fd, huge, 4);
         EXPECT_TRUE(closed_by_server(g.fd));
     }
     // 3. A valid record holding a malformed message (REQUEST for 65 blocks).
@@ -219,7 +223,7 @@ TEST(peer_server, garbage_oversized_and_truncated_input_is_a_disconnect_while_ot
     {
         fd_guard g{connect_to(f.addr)};
         std::uint8_t half[30] = {'P', 'D', 'S', 'C', 1};
-        ::send(g.fd, half, sizeof half, MSG_NOSIGNAL);
+        send_raw(g.fd, half, sizeof half);
     }
     // The well-behaved peer was never disturbed.
     auto have = std::get<wire::have>(ask(good, wire::have{f.id(f.full), 0, 0, {}}));
@@ -253,8 +257,7 @@ TEST(peer_server, a_client_that_never_reads_cannot_make_the_server_buffer_answer
     auto id = f.id(m);
     pd_manifest_free(m);
     fd_guard g{connect_to(f.addr)};
-    int small = 64 * 1024;  // a small receive window, then never read
-    ::setsockopt(g.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    set_receive_buffer(g.fd, 64 * 1024);  // a small receive window, then never read
     blocking_channel ch(g.fd, role::client, fleet_key);
     ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, pdtest::hello_for(ch, true))));
     for (std::uint32_t i = 0; i < 150; ++i) ch.send(wire::encode(wire::request{i, id, (i % 8) * 16, 16}));
@@ -272,6 +275,10 @@ TEST(peer_server, a_client_that_never_reads_cannot_make_the_server_buffer_answer
 // (1 MiB; manifests allow up to 4) are larger than one wire record carries. The server
 // rejects the one and offers nothing in the other; the session keeps serving.
 TEST(peer_server, blocks_larger_than_the_wire_are_refused_not_fatal) {
+#ifdef _WIN32
+    GTEST_SKIP() << "POSIX only: plants a manifest through the session's own store behind the C ABI, and "
+                    "libpeerdist.dll keeps its own SQLite (docs/windows.md)";
+#else
     server_fixture f;
     auto data = pdtest::random_bytes(3u << 20, 12);
     std::vector<pd::content::hash> hashes;
@@ -297,6 +304,7 @@ TEST(peer_server, blocks_larger_than_the_wire_are_refused_not_fatal) {
     // Still serving the ordinary content on the same connection.
     auto ok = ask(ch, wire::request{2, f.id(f.full), 0, 1});
     EXPECT_TRUE(std::holds_alternative<wire::data>(ok));
+#endif
 }
 
 // 64 silent sockets once held every peer slot for a minute. Now at most 8 unauthenticated
@@ -304,13 +312,13 @@ TEST(peer_server, blocks_larger_than_the_wire_are_refused_not_fatal) {
 TEST(peer_server, silent_sockets_are_refused_or_closed_and_peers_get_in_again) {
     server_fixture f;
     ASSERT_EQ(pd_session_set_setting(f.s, "peer.handshake_timeout_ms", "300"), PD_OK);
-    std::vector<int> silent;
+    std::vector<native_socket> silent;
     for (int i = 0; i < 64; ++i) silent.push_back(connect_to(f.addr));
     auto t0 = std::chrono::steady_clock::now();
     int closed = 0;
-    for (int fd : silent) {
+    for (auto fd : silent) {
         closed += closed_by_server(fd);
-        ::close(fd);
+        pd::platform::close_socket(fd);
     }
     EXPECT_EQ(closed, 64) << "silent connections outlived the handshake deadline";
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));

@@ -27,15 +27,6 @@ bool job::busy() const {
            (sources_ && sources_->opening()) || (swarm_ && swarm_->busy());
 }
 
-void job::reload_settings() {
-    settings_ = job_settings::read(session_.config());
-    if (swarm_) swarm_->apply(settings_);
-}
-
-void job::drop_device(const std::string &device_key) {
-    if (swarm_) swarm_->drop_device(device_key);
-}
-
 plugin_host::content_ref job::content_ref() const {
     plugin_host::content_ref ref;
     ref.id = manifest_->id;

@@ -57,9 +57,14 @@ public:
     // A backend moved from one of its sources to another: event + statistics.
     void note_fallback(const std::string &reason, int code = PD_OK);
     // A setting changed: the job reads its snapshot again.
-    void reload_settings();
+    void reload_settings() {
+        settings_ = job_settings::read(session_.config());
+        if (swarm_) swarm_->apply(settings_);
+    }
     // The device with this key (hex) was revoked: the job lets its peer links go.
-    void drop_device(const std::string &device_key);
+    void drop_device(const std::string &device_key) {
+        if (swarm_) swarm_->drop_device(device_key);
+    }
 
 private:
     // Preparing: space reserved, data file open, resume state read.

@@ -8,9 +8,24 @@
 #include <algorithm>
 #include <cstdio>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace pd::platform {
+
+file::~file() { close(); }
+
+file::file(file &&other) noexcept : handle_(other.handle_), path_(std::move(other.path_)) { other.handle_ = -1; }
+
+file &file::operator=(file &&other) noexcept {
+    if (this != &other) {
+        close();
+        handle_ = other.handle_;
+        path_ = std::move(other.path_);
+        other.handle_ = -1;
+    }
+    return *this;
+}
 
 std::string unpredictable_sibling(const std::string &path, const char *tag) {
     std::random_device rd;

@@ -36,20 +36,6 @@ file::file(const std::string &path, mode m, access who) : path_(path) {
     if (handle_ < 0) fail_errno(errno, "opening '" + path + "'");
 }
 
-file::~file() { close(); }
-
-file::file(file &&other) noexcept : handle_(other.handle_), path_(std::move(other.path_)) { other.handle_ = -1; }
-
-file &file::operator=(file &&other) noexcept {
-    if (this != &other) {
-        close();
-        handle_ = other.handle_;
-        path_ = std::move(other.path_);
-        other.handle_ = -1;
-    }
-    return *this;
-}
-
 void file::close() {
     if (handle_ >= 0) ::close(fd(handle_));
     handle_ = -1;

@@ -25,6 +25,17 @@ namespace {
 HANDLE h(std::intptr_t handle) { return reinterpret_cast<HANDLE>(handle); }
 std::intptr_t stored(HANDLE handle) { return reinterpret_cast<std::intptr_t>(handle); }
 
+// Positional I/O on a synchronous handle: the offset travels in the OVERLAPPED.
+OVERLAPPED at_offset(std::uint64_t offset) {
+    OVERLAPPED at{};
+    at.Offset = static_cast<DWORD>(offset);
+    at.OffsetHigh = static_cast<DWORD>(offset >> 32);
+    return at;
+}
+
+// One ReadFile/WriteFile moves at most 1 GiB (a DWORD count, kept well below its limit).
+DWORD chunk(std::size_t remaining) { return static_cast<DWORD>(std::min<std::size_t>(remaining, 1u << 30)); }
+
 // The owner-only security descriptor, as 0600 files and 0700 directories are on POSIX
 // (OICI: what is created inside a directory inherits it).
 struct owner_only_security {
@@ -110,20 +121,6 @@ file::file(const std::string &path, mode m, access who) : path_(path) {
     }
 }
 
-file::~file() { close(); }
-
-file::file(file &&other) noexcept : handle_(other.handle_), path_(std::move(other.path_)) { other.handle_ = -1; }
-
-file &file::operator=(file &&other) noexcept {
-    if (this != &other) {
-        close();
-        handle_ = other.handle_;
-        path_ = std::move(other.path_);
-        other.handle_ = -1;
-    }
-    return *this;
-}
-
 void file::close() {
     if (handle_ != -1) ::CloseHandle(h(handle_));
     handle_ = -1;
@@ -145,12 +142,9 @@ std::size_t file::pread(std::uint64_t offset, void *buf, std::size_t len) const 
     auto p = static_cast<char *>(buf);
     std::size_t done = 0;
     while (done < len) {
-        OVERLAPPED at{};
-        std::uint64_t where = offset + done;
-        at.Offset = static_cast<DWORD>(where);
-        at.OffsetHigh = static_cast<DWORD>(where >> 32);
-        DWORD want = static_cast<DWORD>(std::min<std::size_t>(len - done, 1u << 30)), got = 0;
-        if (!::ReadFile(h(handle_), p + done, want, &got, &at)) {
+        OVERLAPPED at = at_offset(offset + done);
+        DWORD got = 0;
+        if (!::ReadFile(h(handle_), p + done, chunk(len - done), &got, &at)) {
             DWORD err = ::GetLastError();
             if (err == ERROR_HANDLE_EOF) break;
             fail_error(err, "reading '" + path_ + "'");
@@ -165,12 +159,9 @@ void file::pwrite(std::uint64_t offset, const void *buf, std::size_t len) const 
     auto p = static_cast<const char *>(buf);
     std::size_t done = 0;
     while (done < len) {
-        OVERLAPPED at{};
-        std::uint64_t where = offset + done;
-        at.Offset = static_cast<DWORD>(where);
-        at.OffsetHigh = static_cast<DWORD>(where >> 32);
-        DWORD want = static_cast<DWORD>(std::min<std::size_t>(len - done, 1u << 30)), wrote = 0;
-        if (!::WriteFile(h(handle_), p + done, want, &wrote, &at)) fail_error(::GetLastError(), "writing '" + path_ + "'");
+        OVERLAPPED at = at_offset(offset + done);
+        DWORD wrote = 0;
+        if (!::WriteFile(h(handle_), p + done, chunk(len - done), &wrote, &at)) fail_error(::GetLastError(), "writing '" + path_ + "'");
         done += wrote;
     }
 }
