@@ -9,6 +9,8 @@
 //   pd version
 //   pd --agent SOCKET status [--once] | get MANIFEST [--origin LOC]... [--dest PATH] | cancel|pause|resume JOB
 //                     | cache [ls|rm ID] | facts        (talks to a running pd-agent)
+#include "agent_link.h"
+
 #include <peerdist.h>
 
 #include <nlohmann/json.hpp>
@@ -24,11 +26,8 @@
 #include <iterator>
 #include <map>
 #include <memory>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <thread>
 #include <string>
-#include <unistd.h>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -230,7 +229,7 @@ int cmd_get(const args &a) {
     jo.destination = dest.empty() ? nullptr : dest.c_str();
     uint64_t job = 0;
     if (pd_job_start(&job, g.s, pd_manifest_id(m), &jo) != PD_OK) return die("starting the download");
-    bool tty = ::isatty(2) && !a.has("--quiet");
+    bool tty = pd_agent::is_terminal(2) && !a.has("--quiet");
     auto t0 = std::chrono::steady_clock::now();
     int last_decile = -1;
     for (bool done = false; !done;) {
@@ -353,30 +352,16 @@ using json = nlohmann::json;
 
 class agent_client {
 public:
-    explicit agent_client(const std::string &path) {
-        fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("socket path too long");
-        std::strcpy(addr.sun_path, path.c_str());
-        if (::connect(fd_, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0)
-            throw std::runtime_error("cannot reach pd-agent at '" + path + "': " + std::strerror(errno));
-    }
-    ~agent_client() { ::close(fd_); }
+    explicit agent_client(const std::string &address) : link_(address) {}
 
     json call(const json &req) {
-        std::string line = req.dump() + "\n";
-        for (std::size_t off = 0; off < line.size();) {
-            ssize_t n = ::write(fd_, line.data() + off, line.size() - off);
-            if (n <= 0) throw std::runtime_error("pd-agent closed the connection");
-            off += static_cast<std::size_t>(n);
-        }
+        link_.write_all(req.dump() + "\n");
         std::size_t nl;
         while ((nl = buf_.find('\n')) == std::string::npos) {
             char chunk[65536];
-            ssize_t n = ::read(fd_, chunk, sizeof chunk);
-            if (n <= 0) throw std::runtime_error("pd-agent closed the connection");
-            buf_.append(chunk, static_cast<std::size_t>(n));
+            std::size_t n = link_.read_some(chunk, sizeof chunk);
+            if (n == 0) throw std::runtime_error("pd-agent closed the connection");
+            buf_.append(chunk, n);
         }
         json reply = json::parse(buf_.substr(0, nl));
         buf_.erase(0, nl + 1);
@@ -384,7 +369,7 @@ public:
     }
 
 private:
-    int fd_ = -1;
+    pd_agent::agent_link link_;
     std::string buf_;
 };
 
@@ -405,7 +390,7 @@ std::string bar_line(const json &j) {
 
 // Live progress bars for the given jobs (all when empty) until they are all final.
 int follow(agent_client &agent, const std::vector<uint64_t> &only, bool once) {
-    bool tty = ::isatty(1);
+    bool tty = pd_agent::is_terminal(1);
     std::size_t drawn = 0;
     for (;;) {
         json r = agent.call({{"cmd", "jobs"}});
@@ -442,12 +427,17 @@ int agent_main(const std::string &socket, const std::string &cmd, const args &a)
         if (cmd == "status") return follow(agent, {}, a.has("--once"));
         if (cmd == "get") {
             if (a.positional.size() != 1) throw std::runtime_error("usage: pd --agent SOCKET get MANIFEST [--origin LOC] [--dest PATH] [--publication FILE]");
-            char resolved[4096];
-            std::string manifest = ::realpath(a.positional[0].c_str(), resolved) ? resolved : a.positional[0];
+            // The agent runs elsewhere (another working directory): absolute paths.
+            auto absolute = [](const std::string &p) {
+                std::error_code ec;
+                auto abs = std::filesystem::absolute(std::filesystem::u8path(p), ec);
+                return ec ? p : abs.u8string();
+            };
+            std::string manifest = absolute(a.positional[0]);
             json req = {{"cmd", "download"}, {"manifest", manifest}};
             if (a.has("--origin")) req["origin"] = a.get("--origin");
             if (a.has("--publication"))
-                req["publication"] = ::realpath(a.get("--publication").c_str(), resolved) ? resolved : a.get("--publication");
+                req["publication"] = absolute(a.get("--publication"));
             if (a.has("--dest")) req["dest"] = a.get("--dest");
             json r = check(agent.call(req));
             return follow(agent, {r["job"].get<uint64_t>()}, false);
