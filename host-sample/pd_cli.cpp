@@ -8,7 +8,7 @@
 //   pd content-info FILE --version 1|2 --server-passphrase HEX
 //   pd version
 //   pd --agent SOCKET status [--once] | get MANIFEST [--origin LOC]... [--dest PATH] | cancel|pause|resume JOB
-//                     | cache [ls|rm ID] | facts        (talks to a running pd-agent)
+//                     | cache [ls|rm ID] | facts | call JSON   (talks to a running pd-agent)
 #include "agent_link.h"
 
 #include <peerdist.h>
@@ -463,6 +463,14 @@ int agent_main(const std::string &socket, const std::string &cmd, const args &a)
             std::printf("%s\n", check(agent.call({{"cmd", "facts"}}))["facts"].dump(2).c_str());
             return 0;
         }
+        if (cmd == "call") {
+            // One request of docs/agent.md as JSON, its reply printed as JSON (scripts); the
+            // exit status says whether the reply was "ok".
+            if (a.positional.size() != 1) throw std::runtime_error("usage: pd --agent SOCKET call '{\"cmd\": ...}'");
+            json reply = agent.call(json::parse(a.positional[0]));
+            std::printf("%s\n", reply.dump().c_str());
+            return reply.value("ok", false) ? 0 : 1;
+        }
         throw std::runtime_error("unknown agent command '" + cmd + "'");
     } catch (const std::exception &e) {
         std::fprintf(stderr, "pd: %s\n", e.what());
@@ -522,7 +530,7 @@ void usage() {
                  "  content-info FILE    BranchCache Content Information as hex\n"
                  "  version              library and header versions\n"
                  "  admin --coordinator HOST:PORT --credential FILE [--json] OP   administer a pd-coordinator\n"
-                 "  --agent SOCKET status|get|cancel|pause|resume|cache|facts   talk to a running pd-agent\n");
+                 "  --agent SOCKET status|get|cancel|pause|resume|cache|facts|call JSON   talk to a running pd-agent\n");
 }
 
 }  // namespace

@@ -1,0 +1,112 @@
+"""pd-agent.exe under Wine on a lab device, with the API of agent.Agent (start, call, ok,
+wait_job, stop): its own Wine prefix (a wineserver per prefix, started inside the device's
+namespace), Windows paths in its config (Z: is the Linux root), and its named pipe driven
+through `pd.exe --agent PIPE call JSON` in the same prefix (pipes live in the prefix's
+wineserver). docs/windows.md."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from .agent import AgentError
+
+WINE_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "cmake", "wine-run.sh")
+
+
+def winpath(path):
+    """A Linux path as Wine's Windows programs name it."""
+    return "Z:" + os.path.abspath(str(path)).replace("/", "\\")
+
+
+class WineAgent:
+    def __init__(self, bin_dir, workdir, name, plugin_dir, netns=None, extra=None):
+        self.bin_dir = bin_dir
+        self.dir = str(workdir)
+        self.name = name
+        self.netns = netns
+        os.makedirs(self.dir, exist_ok=True)
+        self.pipe = "\\\\.\\pipe\\pd-" + name
+        self.prefix = os.path.join(self.dir, "wineprefix")
+        self.config = {
+            "cache_dir": winpath(os.path.join(self.dir, "cache")),
+            "control_socket": self.pipe,
+            "plugin_dir": winpath(plugin_dir),
+            "log_level": "info",
+            "settings": {"job.flush_interval_ms": 100, "job.progress_interval_ms": 100,
+                         "peer.refresh_ms": 200, "peer.discovery_interval_ms": 1000},
+        }
+        if extra:
+            self.config.update(extra)
+        self.config_path = os.path.join(self.dir, "agent.json")
+        self.log_path = os.path.join(self.dir, "agent.log")
+        self.proc = None
+
+    def _command(self, program, *args):
+        cmd = ["env", "WINEPREFIX=" + self.prefix, WINE_RUN, os.path.join(self.bin_dir, program)] + list(args)
+        return (["ip", "netns", "exec", self.netns] + cmd) if self.netns else cmd
+
+    def start(self, timeout=90.0):
+        with open(self.config_path, "w") as f:
+            json.dump(self.config, f)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self._command("pd-agent.exe", "--config", winpath(self.config_path)),
+                                     stdout=self._log, stderr=self._log, start_new_session=True)
+        deadline = time.monotonic() + timeout  # a new prefix initialises first (~5 s)
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AgentError("%s exited with %d: %s" % (self.name, self.proc.returncode, self.log()[-2000:]))
+            if "pd-agent ready" in self.log():
+                return self
+            time.sleep(0.2)
+        self.kill()
+        raise AgentError("%s did not start within %ss: %s" % (self.name, timeout, self.log()[-2000:]))
+
+    def call(self, cmd, **args):
+        request = dict(args, cmd=cmd)
+        out = subprocess.run(self._command("pd.exe", "--agent", self.pipe, "call", json.dumps(request)),
+                             capture_output=True, text=True, timeout=60)
+        line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise AgentError("%s: %s: no reply (%s)" % (self.name, cmd, out.stderr.strip()[-500:]))
+
+    def ok(self, cmd, **args):
+        reply = self.call(cmd, **args)
+        if not reply.get("ok"):
+            raise AgentError("%s: %s failed: %s" % (self.name, cmd, reply.get("error")))
+        return reply
+
+    def wait_job(self, job, timeout=180.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.ok("job", job=job)["status"]
+            if st["state"] in ("completed", "failed", "cancelled"):
+                return st
+            time.sleep(0.3)
+        raise AgentError("%s: job %d not finished within %ss" % (self.name, job, timeout))
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+        # The prefix's wineserver (and whatever it still runs) goes with the agent.
+        subprocess.run(self._command_wineserver(), capture_output=True, timeout=30)
+
+    stop = kill
+
+    def _command_wineserver(self):
+        cmd = ["env", "WINEPREFIX=" + self.prefix, "/usr/lib/wine/wineserver", "-k"]
+        return (["ip", "netns", "exec", self.netns] + cmd) if self.netns else cmd
