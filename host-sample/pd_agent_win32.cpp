@@ -3,7 +3,8 @@
 // console for debugging. One thread waits on the stop event, the session's event object,
 // the listening pipe instance and each client's pending read (WaitForMultipleObjects).
 //
-//   pd-agent --config FILE                   in a console; Ctrl+C stops it
+//   pd-agent [--config FILE]                 in a console; Ctrl+C stops it
+//                                            (FILE defaults to %ProgramData%\peerdist\agent.json)
 //   pd-agent service install --config FILE   registers the "peerdist-agent" service (automatic start, LocalSystem)
 //   pd-agent service uninstall               stops and removes it
 //   pd-agent --service --config FILE         what the Service Control Manager runs
@@ -341,7 +342,8 @@ int uninstall_service() {
 }
 
 int usage() {
-    std::fprintf(stderr, "usage: pd-agent --config FILE | service install --config FILE | service uninstall\n");
+    std::fprintf(stderr, "usage: pd-agent [--config FILE] | service install [--config FILE] | service uninstall\n"
+                         "       (FILE defaults to %%ProgramData%%\\peerdist\\agent.json)\n");
     return 2;
 }
 
@@ -364,6 +366,13 @@ int wmain(int argc, wchar_t **wargv) {
             return 0;
         } else if (args[i] == "service" && i + 1 < args.size()) verb = args[++i];
         else return usage();
+    }
+    // Without --config: %ProgramData%\peerdist\agent.json, where an installer puts it.
+    if (config_path.empty() && verb != "uninstall") {
+        wchar_t data[MAX_PATH];
+        DWORD n = ::GetEnvironmentVariableW(L"ProgramData", data, MAX_PATH);
+        if (n > 0 && n < MAX_PATH)
+            config_path = (std::filesystem::path(std::wstring(data, n)) / L"peerdist" / L"agent.json").u8string();
     }
     if (verb == "install") return config_path.empty() ? usage() : install_service(config_path);
     if (verb == "uninstall") return uninstall_service();
