@@ -7,12 +7,10 @@
 #include "net/secure_channel.h"
 #include "peer/wire.h"
 
-#include <arpa/inet.h>
+#include "fake_peer_sockets.h"
+
 #include <atomic>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <thread>
-#include <unistd.h>
 
 namespace {
 
@@ -143,44 +141,26 @@ TEST(swarm, a_device_with_another_fleet_key_gets_nothing_and_says_why) {
 
 namespace {
 
-// A TCP listener on 127.0.0.1 with a free port ("127.0.0.1:PORT" in `addr`) whose accept
-// returns every 100 ms, so a fake peer's thread can see its stop flag.
-int listen_on_loopback(std::string &addr) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
-    ::listen(fd, 16);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
-    addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-    timeval tv{0, 100000};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
 // A peer that completes the handshake, claims to hold every block, and then never answers a
 // request: it accepts connections until stopped (the job may come back after its backoff).
 struct silent_peer {
-    int listener = -1;
+    pdtest::native_socket listener = pd::platform::invalid_socket;
     std::string addr;
     std::atomic<bool> stop{false};
     std::atomic<int> requests{0};
     std::thread thread;
-    std::vector<int> open_fds;
+    std::vector<pdtest::native_socket> open_fds;
 
     explicit silent_peer(std::uint64_t block_count) {
-        listener = listen_on_loopback(addr);
+        listener = pdtest::listen_on_loopback(addr);
         thread = std::thread([this, block_count] {
             using namespace pd::net;
             namespace wire = pd::peer::wire;
             while (!stop) {
-                int fd = ::accept(listener, nullptr, nullptr);
-                if (fd < 0) continue;
+                auto fd = pdtest::accept_within(listener);
+                if (fd == pd::platform::invalid_socket) continue;
                 open_fds.push_back(fd);
-                timeval t{2, 0};
-                ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, sizeof t);
+                pdtest::set_receive_timeout(fd, 2000);
                 try {
                     blocking_channel ch(fd, role::server, fleet);
                     for (int i = 0; i < 3 && !stop; ++i) {
@@ -205,8 +185,8 @@ struct silent_peer {
     ~silent_peer() {
         stop = true;
         thread.join();
-        for (int fd : open_fds) ::close(fd);
-        ::close(listener);
+        for (auto fd : open_fds) pd::platform::close_socket(fd);
+        pd::platform::close_socket(listener);
     }
 };
 
@@ -235,7 +215,7 @@ namespace {
 // HAVE_DELTA every 50 ms on every connection (which once re-armed the request timeout
 // forever). Counts the connections it took.
 struct advertise_and_stall_peer {
-    int listener = -1;
+    pdtest::native_socket listener = pd::platform::invalid_socket;
     std::string addr;
     std::atomic<bool> stop{false};
     std::atomic<int> connections{0}, requests{0};
@@ -246,21 +226,20 @@ struct advertise_and_stall_peer {
 
     explicit advertise_and_stall_peer(std::uint64_t block_count, pd::peer::wire::device_identity id = pdtest::random_identity())
         : identity(std::move(id)) {
-        listener = listen_on_loopback(addr);
+        listener = pdtest::listen_on_loopback(addr);
         acceptor = std::thread([this, block_count] {
             while (!stop) {
-                int fd = ::accept(listener, nullptr, nullptr);
-                if (fd < 0) continue;
+                auto fd = pdtest::accept_within(listener);
+                if (fd == pd::platform::invalid_socket) continue;
                 ++connections;
                 threads.emplace_back([this, fd, block_count] { serve(fd, block_count); });
             }
         });
     }
-    void serve(int fd, std::uint64_t block_count) {
+    void serve(pdtest::native_socket fd, std::uint64_t block_count) {
         using namespace pd::net;
         namespace wire = pd::peer::wire;
-        timeval t{0, 50000};
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, sizeof t);
+        pdtest::set_receive_timeout(fd, 50);
         try {
             blocking_channel ch(fd, role::server, fleet);
             pd::content::hash content{};
@@ -289,13 +268,13 @@ struct advertise_and_stall_peer {
             }
         } catch (const std::exception &) {
         }
-        ::close(fd);
+        pd::platform::close_socket(fd);
     }
     ~advertise_and_stall_peer() {
         stop = true;
         acceptor.join();
         for (auto &t : threads) t.join();
-        ::close(listener);
+        pd::platform::close_socket(listener);
     }
 };
 
