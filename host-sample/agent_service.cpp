@@ -72,6 +72,17 @@ agent_config load_config(const std::string &path) {
     return c;
 }
 
+bool load_config_or_log(const std::string &path, agent_config &out) {
+    try {
+        out = load_config(path);
+    } catch (const input_error &e) {
+        log(PD_LOG_ERROR, e.what());
+        return false;
+    }
+    set_log_level(out.file.log_level);
+    return true;
+}
+
 service::service(agent_config c) : cfg_(std::move(c.file)), fleet_key_(std::move(c.fleet_key)) {}
 
 service::~service() { pd_session_free(session_); }

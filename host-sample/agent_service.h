@@ -29,6 +29,9 @@ struct agent_config {
     std::vector<uint8_t> fleet_key;
 };
 agent_config load_config(const std::string &path);
+// load_config() for a program's start: false after logging why it cannot (the caller exits
+// with status 2); on success the log level is the config's.
+bool load_config_or_log(const std::string &path, agent_config &out);
 
 class service {
 public:

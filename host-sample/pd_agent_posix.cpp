@@ -191,13 +191,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     pd_agent::agent_config cfg;
-    try {
-        cfg = pd_agent::load_config(config_path);
-    } catch (const pd_agent::input_error &e) {
-        log(PD_LOG_ERROR, e.what());
-        return 2;
-    }
-    pd_agent::set_log_level(cfg.file.log_level);
+    if (!pd_agent::load_config_or_log(config_path, cfg)) return 2;
     if (::pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
     struct sigaction sa {};
     sa.sa_handler = on_signal;

@@ -230,13 +230,7 @@ private:
 // The agent from its config to its stop: 0, 1 (could not start) or 2 (bad config).
 int run_agent(const std::string &config_path, bool as_service) {
     pd_agent::agent_config cfg;
-    try {
-        cfg = pd_agent::load_config(config_path);
-    } catch (const pd_agent::input_error &e) {
-        log(PD_LOG_ERROR, e.what());
-        return 2;
-    }
-    pd_agent::set_log_level(cfg.file.log_level);
+    if (!pd_agent::load_config_or_log(config_path, cfg)) return 2;
     if (as_service) {
         auto log_path = (std::filesystem::u8path(config_path).parent_path() / "agent.log").u8string();
         if (!pd_agent::set_log_file(log_path)) return 1;

@@ -50,7 +50,33 @@ class ControlClient:
         self.sock.close()
 
 
-class Agent:
+class AgentCommands:
+    """What every agent in the lab answers, given its call(cmd, **args) and log_path."""
+
+    def ok(self, cmd, **args):
+        reply = self.call(cmd, **args)
+        if not reply.get("ok"):
+            raise AgentError("%s: %s failed: %s" % (self.name, cmd, reply.get("error")))
+        return reply
+
+    def wait_job(self, job, timeout=120.0, until=("completed", "failed", "cancelled")):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.ok("job", job=job)["status"]
+            if st["state"] in until:
+                return st
+            time.sleep(0.1)
+        raise AgentError("%s: job %d not finished within %ss" % (self.name, job, timeout))
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+
+class Agent(AgentCommands):
     def __init__(self, binary, workdir, name="agent", plugin_dir=None, netns=None, extra=None):
         self.binary = binary
         self.dir = str(workdir)
@@ -110,28 +136,6 @@ class Agent:
             self._client = ControlClient(self.socket)
         reply = self._client.call(cmd, **args)
         return reply
-
-    def ok(self, cmd, **args):
-        reply = self.call(cmd, **args)
-        if not reply.get("ok"):
-            raise AgentError("%s: %s failed: %s" % (self.name, cmd, reply.get("error")))
-        return reply
-
-    def wait_job(self, job, timeout=120.0, until=("completed", "failed", "cancelled")):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            st = self.ok("job", job=job)["status"]
-            if st["state"] in until:
-                return st
-            time.sleep(0.1)
-        raise AgentError("%s: job %d not finished within %ss" % (self.name, job, timeout))
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
 
     def _drop_client(self):
         if self._client:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from .agent import AgentError
+from .agent import AgentCommands, AgentError
 
 WINE_RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "cmake", "wine-run.sh")
 
@@ -19,7 +19,7 @@ def winpath(path):
     return "Z:" + os.path.abspath(str(path)).replace("/", "\\")
 
 
-class WineAgent:
+class WineAgent(AgentCommands):
     def __init__(self, bin_dir, workdir, name, plugin_dir, netns=None, extra=None):
         self.bin_dir = bin_dir
         self.dir = str(workdir)
@@ -71,28 +71,6 @@ class WineAgent:
             return json.loads(line)
         except ValueError:
             raise AgentError("%s: %s: no reply (%s)" % (self.name, cmd, out.stderr.strip()[-500:]))
-
-    def ok(self, cmd, **args):
-        reply = self.call(cmd, **args)
-        if not reply.get("ok"):
-            raise AgentError("%s: %s failed: %s" % (self.name, cmd, reply.get("error")))
-        return reply
-
-    def wait_job(self, job, timeout=180.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            st = self.ok("job", job=job)["status"]
-            if st["state"] in ("completed", "failed", "cancelled"):
-                return st
-            time.sleep(0.3)
-        raise AgentError("%s: job %d not finished within %ss" % (self.name, job, timeout))
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
