@@ -155,9 +155,11 @@ PD_API int pd_content_import_with_record_file(pd_session *session, const pd_mani
         auto &s = checked(session);
         require(manifest, "manifest");
         std::string path = publication_path ? publication_path : "";
-        std::error_code ec;
-        if (path.empty() && manifest_path && std::filesystem::exists(pd::platform::fs_path(pd::content::record_path_beside(manifest_path)), ec))
-            path = pd::content::record_path_beside(manifest_path);
+        if (path.empty() && manifest_path) {
+            std::error_code ec;
+            auto beside = pd::content::record_path_beside(manifest_path);
+            if (std::filesystem::exists(pd::platform::fs_path(beside), ec)) path = beside;
+        }
         if (path.empty()) {
             s.import_content(manifest->m, origin ? origin : "", nullptr, 0);
             return PD_OK;

@@ -1,7 +1,5 @@
 #include "core/session.h"
 
-#include "platform/socket.h"
-
 #include "content/publication.h"
 #include "crypto/hash.h"
 #include "job/job.h"
