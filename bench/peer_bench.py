@@ -4,6 +4,7 @@ secure channel (X25519 + XChaCha20-Poly1305, every block verified, durable, deli
 against `curl` from nginx on the same loopback in the same run (medians of ROUNDS).
 usage: bench/peer_bench.py BUILD_DIR [SIZE_MIB] [ROUNDS]"""
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -21,7 +22,7 @@ rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 work = tempfile.mkdtemp(prefix="pd-peer-bench.", dir=os.environ.get("PD_BENCH_DIR", "/var/tmp"))
 try:
     nginx, url, _ = serve_random_file(work, size_mib)
-    curl, peer = [], []
+    curl, peer, cpu = [], [], []
     for _ in range(rounds):
         t = time.monotonic()
         subprocess.run(["sh", "-c", "curl -s -o '%s/copy' '%s' && sync '%s/copy'" % (work, url, work)], check=True)
@@ -29,15 +30,20 @@ try:
         os.unlink(work + "/copy")
         for d in ("seed", "leech"):
             shutil.rmtree(os.path.join(work, d), ignore_errors=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run([os.path.join(build, "bench", "pd_bench_peer"), work + "/www/file", work + "/seed",
                               work + "/leech", work + "/out"], check=True, capture_output=True, text=True).stdout
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         peer.append(float(out.strip()))
+        # The whole program: the seeder's publish (hashing, not timed) and both sessions.
+        cpu.append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / (size_mib / 1024))
         subprocess.run(["cmp", work + "/www/file", work + "/out"], check=True)
         os.unlink(work + "/out")
     nginx.stop()
     c, p = statistics.median(curl), statistics.median(peer)
     print("size %d MiB on loopback, %d rounds, medians" % (size_mib, rounds))
     print("  curl from nginx + sync             %7.1f MiB/s" % (size_mib / c))
-    print("  peerdist from one peer (encrypted) %7.1f MiB/s  ratio to curl %.2f" % (size_mib / p, c / p))
+    print("  peerdist from one peer (encrypted) %7.1f MiB/s  ratio to curl %.2f  CPU %.2f s/GiB (whole program, publish included)"
+          % (size_mib / p, c / p, statistics.median(cpu)))
 finally:
     shutil.rmtree(work, ignore_errors=True)
