@@ -535,7 +535,7 @@ void usage() {
 
 }  // namespace
 
-int main(int argc, char **argv) {
+static int pd_main(int argc, char **argv) {
     // A host built against other headers than the library it loads must not run.
     if (pd_version() >> 16 != PD_VERSION_MAJOR || pd_version() < static_cast<uint32_t>(PD_VERSION_NUM)) {
         std::fprintf(stderr, "pd: libpeerdist %s is older than the headers %s\n", pd_version_string(), PD_VERSION_STRING);
@@ -567,3 +567,18 @@ int main(int argc, char **argv) {
     usage();
     return 2;
 }
+
+#ifdef _WIN32
+// Windows hands arguments over in UTF-16 (wmain); the C ABI takes UTF-8, so paths outside
+// the ANSI code page survive.
+int wmain(int argc, wchar_t **wargv) {
+    std::vector<std::string> args;
+    for (int i = 0; i < argc; ++i) args.push_back(std::filesystem::path(wargv[i]).u8string());
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    return pd_main(argc, argv.data());
+}
+#else
+int main(int argc, char **argv) { return pd_main(argc, argv); }
+#endif
