@@ -62,10 +62,13 @@ class WineAgent(AgentCommands):
         self.kill()
         raise AgentError("%s did not start within %ss: %s" % (self.name, timeout, self.log()[-2000:]))
 
+    def run(self, program, *args, timeout=120):
+        """Runs another program of the Windows build (pd.exe, ...) in this agent's prefix."""
+        return subprocess.run(self._command(program, *args), capture_output=True, text=True, timeout=timeout)
+
     def call(self, cmd, **args):
         request = dict(args, cmd=cmd)
-        out = subprocess.run(self._command("pd.exe", "--agent", self.pipe, "call", json.dumps(request)),
-                             capture_output=True, text=True, timeout=60)
+        out = self.run("pd.exe", "--agent", self.pipe, "call", json.dumps(request), timeout=60)
         line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
         try:
             return json.loads(line)
