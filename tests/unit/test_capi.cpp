@@ -464,6 +464,18 @@ TEST(capi, publish_with_add_to_cache_serves_locally) {
     pd_manifest_free(m);
 }
 
+TEST(capi, a_cache_directory_and_its_missing_parents_are_created_owner_only) {
+    pdtest::temp_dir dir;
+    std::string cache = dir / "deep/er/cache";
+    pdtest::session_ptr s;
+    ASSERT_EQ(pdtest::open_session(s, cache + "/"), PD_OK) << pdtest::last_error();  // a trailing separator too
+    EXPECT_TRUE(std::filesystem::is_directory(std::filesystem::u8path(cache)));
+#ifndef _WIN32
+    for (auto *p : {"deep", "deep/er", "deep/er/cache"})
+        EXPECT_EQ(std::filesystem::status(dir / p).permissions() & std::filesystem::perms::all, std::filesystem::perms::owner_all) << p;
+#endif
+}
+
 TEST(capi, paths_are_utf8_everywhere) {
     // Names outside ASCII in the cache, the origin and the destination: UTF-8 through the
     // C ABI, wide at the Win32 boundary (an ANSI code page would garble them there).

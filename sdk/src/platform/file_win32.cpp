@@ -237,17 +237,17 @@ dir_lock::~dir_lock() {
 }
 
 void ensure_writable_dir(const std::string &path) {
-    // Parent first, each missing one created owner-only.
+    // Parent first, each missing one created owner-only. A prefix that cannot be created
+    // ("C:", a UNC server or share, a folder this user may not create in but that exists) is
+    // passed over: creating the directory itself says what is really wrong.
     owner_only_security security(true);
     std::wstring whole = wide(path);
-    for (std::size_t i = 0; i <= whole.size(); ++i) {
-        if (i < whole.size() && whole[i] != L'\\' && whole[i] != L'/') continue;
-        std::wstring part = whole.substr(0, i);
-        if (part.empty() || part.back() == L':' || (part.size() == 2 && part == L"\\\\")) continue;  // "C:", "\\"
-        if (!::CreateDirectoryW(part.c_str(), &security.attributes)) {
-            DWORD err = ::GetLastError();
-            if (err != ERROR_ALREADY_EXISTS && err != ERROR_ACCESS_DENIED) fail_error(err, "creating directory '" + win32::utf8(part) + "'");
-        }
+    while (whole.size() > 3 && (whole.back() == L'\\' || whole.back() == L'/')) whole.pop_back();
+    for (std::size_t i = 1; i < whole.size(); ++i)
+        if (whole[i] == L'\\' || whole[i] == L'/') ::CreateDirectoryW(whole.substr(0, i).c_str(), &security.attributes);
+    if (!::CreateDirectoryW(whole.c_str(), &security.attributes)) {
+        DWORD err = ::GetLastError();
+        if (err != ERROR_ALREADY_EXISTS) fail_error(err, "creating directory '" + path + "'");
     }
     DWORD attributes = ::GetFileAttributesW(whole.c_str());
     if (attributes == INVALID_FILE_ATTRIBUTES || !(attributes & FILE_ATTRIBUTE_DIRECTORY))
