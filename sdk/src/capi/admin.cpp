@@ -276,11 +276,8 @@ std::string read_text_file(const std::string &path) {
 // The publisher's record beside a manifest (MANIFEST.sig, what `pd publish --sign` writes),
 // as hex, or "" when there is none.
 std::string record_beside(const std::string &manifest_path) {
-    std::error_code ec;
-    auto path = pd::content::record_path_beside(manifest_path);
-    if (!std::filesystem::exists(pd::platform::fs_path(path), ec)) return {};
-    auto bytes = pd::platform::read_small_file(path, pd::content::max_record_file_bytes);
-    return pd::to_hex(reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size());
+    auto bytes = pd::content::read_record_file("", manifest_path);
+    return bytes ? pd::to_hex(reinterpret_cast<const std::uint8_t *>(bytes->data()), bytes->size()) : std::string();
 }
 
 pd::content::manifest read_manifest(const std::string &path) {

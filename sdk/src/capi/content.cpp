@@ -12,7 +12,6 @@
 #include <sodium.h>
 
 #include <cstring>
-#include <filesystem>
 
 struct pd_publication {
     pd::content::publication p;
@@ -154,18 +153,12 @@ PD_API int pd_content_import_with_record_file(pd_session *session, const pd_mani
     return guard([&] {
         auto &s = checked(session);
         require(manifest, "manifest");
-        std::string path = publication_path ? publication_path : "";
-        if (path.empty() && manifest_path) {
-            std::error_code ec;
-            auto beside = pd::content::record_path_beside(manifest_path);
-            if (std::filesystem::exists(pd::platform::fs_path(beside), ec)) path = beside;
-        }
-        if (path.empty()) {
+        auto record = pd::content::read_record_file(publication_path ? publication_path : "", manifest_path ? manifest_path : "");
+        if (!record) {
             s.import_content(manifest->m, origin ? origin : "", nullptr, 0);
             return PD_OK;
         }
-        auto record = pd::platform::read_small_file(path, pd::content::max_record_file_bytes);
-        s.import_content(manifest->m, origin ? origin : "", reinterpret_cast<const std::uint8_t *>(record.data()), record.size());
+        s.import_content(manifest->m, origin ? origin : "", reinterpret_cast<const std::uint8_t *>(record->data()), record->size());
         return PD_OK;
     });
 }

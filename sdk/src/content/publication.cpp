@@ -1,5 +1,6 @@
 #include "content/publication.h"
 
+#include "platform/file.h"
 #include "util/bytes.h"
 
 #include <algorithm>
@@ -10,6 +11,17 @@ namespace pd::content {
 static const char record_magic[4] = {'P', 'D', 'P', 'R'};
 constexpr std::uint16_t record_version = 1;
 constexpr std::size_t max_origin_bytes = 4096;
+
+std::optional<std::string> read_record_file(const std::string &named, const std::string &manifest_path) {
+    std::string path = named;
+    if (path.empty() && !manifest_path.empty()) {
+        std::error_code ec;
+        auto beside = manifest_path + ".sig";
+        if (std::filesystem::exists(platform::fs_path(beside), ec)) path = beside;
+    }
+    if (path.empty()) return std::nullopt;
+    return platform::read_small_file(path, max_record_file_bytes);
+}
 
 std::vector<std::uint8_t> publication::sign(const std::uint8_t secret_key[64]) const {
     if (origin.size() > max_origin_bytes)

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,9 +14,11 @@ namespace pd::content {
 
 // Largest publication record file read: a record is under 5 KiB (its origin ≤ 4096 bytes).
 constexpr std::size_t max_record_file_bytes = 64 * 1024;
-// Where a manifest's publication record is unless one is named: MANIFEST.sig beside it, what
-// `pd publish --sign` writes and what agents, `pd get` and `admin publish` look for.
-inline std::string record_path_beside(const std::string &manifest_path) { return manifest_path + ".sig"; }
+// A manifest's publication record from a file: the one `named` (when not empty; not there or
+// unreadable is an error, pd::error), else MANIFEST.sig beside `manifest_path` — what `pd
+// publish --sign` writes, and what agents, `pd get` and `admin publish` look for — when that
+// exists. nullopt when there is neither. At most max_record_file_bytes.
+std::optional<std::string> read_record_file(const std::string &named, const std::string &manifest_path);
 
 struct publication {
     hash id{};
