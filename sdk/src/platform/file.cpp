@@ -80,24 +80,27 @@ void write_file_atomic(const std::string &path, const void *data, std::size_t le
     }
 }
 
+// All `size` bytes of an open file (fewer if it shrank meanwhile).
+static std::string read_whole(const file &f, std::uint64_t size) {
+    std::string out(static_cast<std::size_t>(size), '\0');
+    out.resize(f.pread(0, out.data(), out.size()));
+    return out;
+}
+
 std::string read_small_file(const std::string &path, std::size_t max_bytes) {
     file f(path, file::mode::read);
     std::uint64_t size = f.size();
     if (size > max_bytes)
         fail(PD_E_INVALID, PD_CATEGORY_CONTENT,
              "'" + path + "' is " + std::to_string(size) + " bytes; the limit is " + std::to_string(max_bytes));
-    std::string out(static_cast<std::size_t>(size), '\0');
-    out.resize(f.pread(0, out.data(), out.size()));
-    return out;
+    return read_whole(f, size);
 }
 
 std::string read_private_file(const std::string &path, std::size_t max_bytes, const std::string &what) {
     file f = open_private_file(path, what);
     std::uint64_t size = f.size();
     if (size > max_bytes) fail(PD_E_INVALID, PD_CATEGORY_OS, what + " '" + path + "' is too large (" + std::to_string(size) + " bytes)");
-    std::string out(static_cast<std::size_t>(size), '\0');
-    out.resize(f.pread(0, out.data(), out.size()));
-    return out;
+    return read_whole(f, size);
 }
 
 }  // namespace pd::platform
