@@ -1,5 +1,5 @@
-// Raw TCP for the tests' fake peers — a loopback listener, accept with a deadline, receive
-// timeouts — over POSIX sockets or Winsock, in the platform's socket type (the client side
+// Raw TCP for the tests' fake peers and attackers — a loopback listener, accept with a
+// deadline, receive timeouts and buffers — over POSIX sockets or Winsock, in the platform's socket type (the client side
 // is the SDK's own: platform/socket.h).
 #pragma once
 
@@ -69,6 +69,15 @@ inline void set_receive_timeout(native_socket s, int ms) {
 #else
     timeval t{ms / 1000, (ms % 1000) * 1000};
     ::setsockopt(raw(s), SOL_SOCKET, SO_RCVTIMEO, &t, sizeof t);
+#endif
+}
+
+// A small receive window: a client that never reads fills it at once.
+inline void set_receive_buffer(native_socket s, int bytes) {
+#ifdef _WIN32
+    ::setsockopt(raw(s), SOL_SOCKET, SO_RCVBUF, reinterpret_cast<const char *>(&bytes), sizeof bytes);
+#else
+    ::setsockopt(raw(s), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
 #endif
 }
 

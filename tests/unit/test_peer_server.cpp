@@ -8,14 +8,9 @@
 #include "peer/wire.h"
 #include "util/bytes.h"
 
-#include "platform/socket.h"
+#include "fake_peer_sockets.h"
 
 #include <future>
-#ifdef _WIN32
-#include <winsock2.h>
-#else
-#include <sys/socket.h>
-#endif
 
 using namespace pd::net;
 namespace wire = pd::peer::wire;
@@ -34,15 +29,6 @@ struct fd_guard {
 };
 
 void send_raw(native_socket fd, const void *data, std::size_t size) { pd::platform::send_all(fd, data, size, "test client"); }
-
-// A small receive window (the attacker that never reads).
-void set_receive_buffer(native_socket fd, int bytes) {
-#ifdef _WIN32
-    ::setsockopt(static_cast<SOCKET>(fd), SOL_SOCKET, SO_RCVBUF, reinterpret_cast<const char *>(&bytes), sizeof bytes);
-#else
-    ::setsockopt(static_cast<int>(fd), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
-#endif
-}
 
 wire::message ask(blocking_channel &ch, const wire::message &m) {
     ch.send(wire::encode(m));
@@ -257,7 +243,7 @@ TEST(peer_server, a_client_that_never_reads_cannot_make_the_server_buffer_answer
     auto id = f.id(m);
     pd_manifest_free(m);
     fd_guard g{connect_to(f.addr)};
-    set_receive_buffer(g.fd, 64 * 1024);  // a small receive window, then never read
+    pdtest::set_receive_buffer(g.fd, 64 * 1024);  // a small receive window, then never read
     blocking_channel ch(g.fd, role::client, fleet_key);
     ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, pdtest::hello_for(ch, true))));
     for (std::uint32_t i = 0; i < 150; ++i) ch.send(wire::encode(wire::request{i, id, (i % 8) * 16, 16}));
