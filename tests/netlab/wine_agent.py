@@ -42,9 +42,13 @@ class WineAgent(AgentCommands):
         self.log_path = os.path.join(self.dir, "agent.log")
         self.proc = None
 
-    def _command(self, program, *args):
-        cmd = ["env", "WINEPREFIX=" + self.prefix, WINE_RUN, os.path.join(self.bin_dir, program)] + list(args)
+    def _in_prefix(self, *cmd):
+        """`cmd` with this agent's Wine prefix, inside its namespace when it has one."""
+        cmd = ["env", "WINEPREFIX=" + self.prefix] + list(cmd)
         return (["ip", "netns", "exec", self.netns] + cmd) if self.netns else cmd
+
+    def _command(self, program, *args):
+        return self._in_prefix(WINE_RUN, os.path.join(self.bin_dir, program), *args)
 
     def start(self, timeout=90.0):
         with open(self.config_path, "w") as f:
@@ -84,10 +88,6 @@ class WineAgent(AgentCommands):
             self.proc.wait(timeout=10)
         self.proc = None
         # The prefix's wineserver (and whatever it still runs) goes with the agent.
-        subprocess.run(self._command_wineserver(), capture_output=True, timeout=30)
+        subprocess.run(self._in_prefix("/usr/lib/wine/wineserver", "-k"), capture_output=True, timeout=30)
 
     stop = kill
-
-    def _command_wineserver(self):
-        cmd = ["env", "WINEPREFIX=" + self.prefix, "/usr/lib/wine/wineserver", "-k"]
-        return (["ip", "netns", "exec", self.netns] + cmd) if self.netns else cmd

@@ -2,34 +2,23 @@
 each in its own device namespace (and each Windows one with its own Wine prefix) on one
 subnet, find each other by branchcache discovery and share signed packages. A Windows
 device serves a Linux one and the reverse; the origin serves one copy of each package;
-every device verifies every block (a job completes only verified, and none rejected one). Run by the windows-test preset (tests/CMakeLists.txt), which sets
-the four directories below."""
+every device verifies every block (a job completes only verified, and none rejected one).
+Run by the windows-test preset (tests/CMakeLists.txt), which gives it both builds."""
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # netlab
-
-from netlab.fleet import Fleet  # noqa: E402
-from netlab.lab import Office  # noqa: E402
-from netlab.wine_agent import WineAgent, winpath  # noqa: E402
+from netlab.fleet import Fleet
+from netlab.lab import Office
+from netlab.wine_agent import WineAgent, winpath
 
 MiB = 1 << 20
 SIZE = 8 * MiB
 
 
-def env_dir(name):
-    path = os.environ.get(name)
-    if not path:
-        pytest.fail("%s is not set: run through ctest --preset windows-test" % name, pytrace=False)
-    return path
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
-def test_windows_and_linux_agents_share_verified_blocks_both_ways(tmp_path):
-    host_bin, plugin_dir = env_dir("PD_HOST_BIN"), env_dir("PD_PLUGIN_DIR")
-    win_bin, win_plugins = env_dir("PD_WINDOWS_BIN"), env_dir("PD_WINDOWS_PLUGIN_DIR")
+def test_windows_and_linux_agents_share_verified_blocks_both_ways(tmp_path, linux_build, windows_build):
+    (host_bin, plugin_dir), (win_bin, win_plugins) = linux_build, windows_build
     with Fleet(tmp_path / "f", [Office("lan", devices=4)], host_bin, plugin_dir, p2p="branchcache") as fleet:
         # lan-3 and lan-4 become Windows devices: their Linux agents leave, pd-agent.exe takes
         # each place (same fleet key and peer port, the same trusted publisher), each in its

@@ -2,29 +2,19 @@
 nginx on loopback — a whole package (ranges, every block verified), a redirect followed, a
 404 and a redirect loop each failing with its reason, and the agent going on after them.
 (tests/unit/test_origin_http.cpp is the Linux side; docs/windows.md.) Run by the
-windows-test preset, which sets PD_WINDOWS_BIN and PD_WINDOWS_PLUGIN_DIR."""
+windows-test preset, which gives it the Windows build (conftest.py)."""
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # netlab
-
-from netlab.servers import Nginx  # noqa: E402
-from netlab.wine_agent import WineAgent, winpath  # noqa: E402
+from netlab.servers import Nginx
+from netlab.wine_agent import WineAgent, winpath
 
 MiB = 1 << 20
 
 
-def env_dir(name):
-    path = os.environ.get(name)
-    if not path:
-        pytest.fail("%s is not set: run through ctest --preset windows-test" % name, pytrace=False)
-    return path
-
-
-def test_the_windows_agent_downloads_from_nginx_and_names_http_failures(tmp_path):
-    win_bin, win_plugins = env_dir("PD_WINDOWS_BIN"), env_dir("PD_WINDOWS_PLUGIN_DIR")
+def test_the_windows_agent_downloads_from_nginx_and_names_http_failures(tmp_path, windows_build):
+    win_bin, win_plugins = windows_build
     www = tmp_path / "www"
     www.mkdir()
     data = os.urandom(5 * MiB + 777)
