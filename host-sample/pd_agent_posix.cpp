@@ -5,6 +5,7 @@
 // and a signal pipe.
 //
 //   pd-agent --config /etc/peerdist/agent.json
+#include "agent_link.h"
 #include "agent_service.h"
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdexcept>
 #include <string>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,17 +62,17 @@ public:
             log(PD_LOG_ERROR, "control socket path is too long");
             return 1;
         }
-        // A live agent answers on the socket; a stale file from a crash is replaced.
-        addr.sun_family = AF_UNIX;
-        std::strcpy(addr.sun_path, path_.c_str());
-        int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (::connect(probe, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0) {
-            ::close(probe);
+        // A live agent answers on the socket (what `pd --agent` connects with); a stale file
+        // from a crash is replaced.
+        try {
+            pd_agent::agent_link probe(path_);
             log(PD_LOG_ERROR, "another agent is listening on '" + path_ + "'");
             return 1;
+        } catch (const std::runtime_error &) {
         }
-        ::close(probe);
         ::unlink(path_.c_str());
+        addr.sun_family = AF_UNIX;
+        std::strcpy(addr.sun_path, path_.c_str());
         listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         // The socket controls the device: created owner-only (no window between bind and a
         // chmod in which another user could connect).

@@ -139,6 +139,23 @@ def test_second_agent_on_the_same_cache_is_refused(agent, tmp_path):
     assert agent.ok("version")["ok"]
 
 
+def test_second_agent_on_the_same_control_socket_is_refused_and_a_stale_one_replaced(agent, tmp_path):
+    # Another agent (its own cache) must not take over a live agent's socket; a socket file
+    # left by a crash is replaced.
+    agent.start()
+    other = Agent(agent.binary, tmp_path / "other", extra={"control_socket": agent.socket})
+    other.socket = agent.socket
+    other.write_config()
+    refused = subprocess.run(other.command(), capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "another agent is listening" in refused.stderr, refused.stderr
+    assert agent.ok("version")["ok"]
+    agent.kill()  # SIGKILL: the socket file stays behind
+    assert os.path.exists(agent.socket)
+    other.start(timeout=10)
+    assert other.ok("version")["ok"]
+    other.kill()
+
+
 def test_sigkill_mid_download_then_restart_resumes(agent, published, tmp_path):
     src, data, manifest = published
     agent.config["plugins"] = {"origin": {"max_rate_bytes": 4 << 20}}
