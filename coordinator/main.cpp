@@ -1,7 +1,7 @@
 // pd-coordinator: the hierarchy mode's server (docs/coordinator.md).
 //   pd-coordinator init  --db PATH [--regenerate-key] [--key-out FILE] [--admin-out FILE]
 //   pd-coordinator serve --db PATH --listen IP:PORT [--heartbeat-ms N] [--bucket-bytes N] [--allow-unidentified-devices]
-//                        [--trust-address-claims]
+//                        [--agent-versions MIN[-MAX]] [--retire-absent DURATION] [--trust-address-claims]
 //   pd-coordinator admin-key add|revoke|list --db PATH [--name NAME] [--role admin|viewer] [--out FILE]
 //   pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS]
 #include "coordinator_client/protocol.h"
@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -189,6 +190,18 @@ int init(const args &a) {
     return 0;
 }
 
+// "30d", "12h", "90m", "45s" or "0" (never), in milliseconds.
+std::int64_t duration_ms(const std::string &text, const std::string &option) {
+    std::size_t digits = 0;
+    while (digits < text.size() && digits < 9 && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+    static const std::map<std::string, std::int64_t> units = {{"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    auto unit = units.find(text.substr(digits));
+    if (text == "0") return 0;
+    if (digits == 0 || unit == units.end())
+        throw std::runtime_error(option + " '" + text + "' must be a number with a unit: 45s, 90m, 12h or 30d (0: never)");
+    return std::stoll(text.substr(0, digits)) * unit->second;
+}
+
 int serve(const args &a) {
     auto db = a.get("--db"), listen = a.get("--listen");
     if (db.empty() || listen.empty()) throw std::runtime_error("serve needs --db PATH --listen IP:PORT");
@@ -210,6 +223,8 @@ int serve(const args &a) {
             throw std::runtime_error("--trust-address-claims is for load tests on this host: --listen must be a loopback address");
         o.trust_claimed_addresses = true;
     }
+    if (a.has("--agent-versions")) o.agent_versions = pd::coord::version_range::parse(a.get("--agent-versions"));
+    if (a.has("--retire-absent")) o.retire_absent_ms = duration_ms(a.get("--retire-absent"), "--retire-absent");
     // Only while a 0.4 fleet upgrades: its agents cannot prove a device key yet.
     o.require_device_identity = !a.has("--allow-unidentified-devices");
     pd::coord::election_policy policy;

@@ -14,8 +14,6 @@ registry::registry(coordinator_store &store, election_policy policy, std::int64_
 void registry::load(std::int64_t now_ms) {
     devices_.clear();
     for (auto &d : store_.devices()) devices_[d.id] = d;
-    contents_.clear();
-    for (auto &c : store_.contents()) contents_[c.id] = c;
     holdings_.clear();
     for (auto &h : store_.holdings()) holdings_[h.content_id][h.device_id] = h;
     groups_.clear();
@@ -28,7 +26,11 @@ void registry::load(std::int64_t now_ms) {
     rebuild_membership();
     // A restarted coordinator gives every known device one online window to reconnect, and
     // keeps the RVPs it had: a restart must not move an office's WAN pulls to another device.
-    for (auto &[id, d] : devices_) d.last_seen_ms = std::max(d.last_seen_ms, now_ms);
+    unheard_since_load_.clear();
+    for (auto &[id, d] : devices_) {
+        unheard_since_load_[id] = d.last_seen_ms;
+        d.last_seen_ms = std::max(d.last_seen_ms, now_ms);
+    }
     for (auto &[office, members] : members_)
         if (auto id = store_.meta("rvp:" + office); id && members.count(*id)) rvp_[office] = *id;
 }
@@ -71,6 +73,7 @@ std::string registry::register_device(device_record d, std::int64_t now_ms) {
     auto it = devices_.find(d.id);
     d.registered_ms = it == devices_.end() ? now_ms : it->second.registered_ms;
     d.last_seen_ms = now_ms;
+    unheard_since_load_.erase(d.id);
     store_.put_device(d);
     auto &slot = devices_[d.id];
     slot = std::move(d);
@@ -87,6 +90,7 @@ std::string registry::heartbeat(const std::string &device_id, const device_recor
     bool moved = !facts.address.empty() && facts.address != d.address;
     if (moved) d.address = facts.address;
     d.last_seen_ms = now_ms;
+    unheard_since_load_.erase(device_id);
     // Last-seen lives in memory between registrations: writing 100k heartbeats a minute
     // buys nothing a restart needs (devices re-register within one heartbeat).
     if (moved) store_.put_device(d);
@@ -107,18 +111,45 @@ void registry::take_offline(const std::string &device_id) {
 }
 
 void registry::report_holding(const holding &h) {
+    if (h.verified_blocks == 0 && !h.complete) {  // evicted or removed: no longer a holder
+        auto held = holdings_.find(h.content_id);
+        if (held == holdings_.end() || !held->second.erase(h.device_id)) return;
+        store_.remove_holding(h.device_id, h.content_id);
+        return;
+    }
     holdings_[h.content_id][h.device_id] = h;
     store_.put_holding(h);
 }
 
-void registry::put_content(const content_record &c) {
-    contents_[c.id] = c;
-    store_.put_content(c);
+void registry::forget_content(const std::string &content_id) { holdings_.erase(content_id); }
+
+bool registry::retire_device(const std::string &device_id) {
+    auto it = devices_.find(device_id);
+    if (it == devices_.end()) return false;
+    store_.remove_device(device_id);
+    for (auto &[content, holders] : holdings_) holders.erase(device_id);
+    auto office = office_of_.find(device_id);
+    if (office != office_of_.end()) {
+        members_[office->second].erase(device_id);
+        auto rvp = rvp_.find(office->second);
+        if (rvp != rvp_.end() && rvp->second == device_id) rvp_.erase(rvp);
+        office_of_.erase(office);
+    }
+    devices_.erase(it);
+    unheard_since_load_.erase(device_id);
+    if (!uploaded_) rebuild_membership();  // the automatic topology may lose an office
+    return true;
 }
 
-void registry::put_contents(const std::vector<content_record> &contents) {
-    store_.put_contents(contents);  // first: a failed transaction leaves the registry as it was
-    for (auto &c : contents) contents_[c.id] = c;
+std::vector<std::string> registry::retire_absent(std::int64_t cutoff_ms) {
+    std::vector<std::string> absent;
+    for (auto &[id, d] : devices_) {
+        auto unheard = unheard_since_load_.find(id);
+        auto seen = unheard == unheard_since_load_.end() ? d.last_seen_ms : unheard->second;
+        if (seen < cutoff_ms) absent.push_back(id);
+    }
+    for (auto &id : absent) retire_device(id);
+    return absent;
 }
 
 void registry::add_stats(const std::string &device_id, std::uint64_t origin_bytes, std::uint64_t wan_bytes,

@@ -49,9 +49,15 @@ public:
     // The office's WAN budget in bytes/s from the topology (0: none, or no such office).
     std::int64_t wan_budget(const std::string &office) const;
     void report_holding(const holding &h);
-    void put_content(const content_record &c);
-    // Several at once: stored in one transaction, then known (republish-all).
-    void put_contents(const std::vector<content_record> &contents);
+    // A retired content: nobody holds it any more (the store forgot it with the content).
+    void forget_content(const std::string &content_id);
+    // Retires a device (docs/coordinator.md "Devices"): forgotten with its holdings, and no
+    // longer in the activated-devices report; it may register again. False when unknown.
+    bool retire_device(const std::string &device_id);
+    // Retires every device not seen since `cutoff_ms` (automatic retirement,
+    // server_options::retire_absent_ms); returns their ids. A device not heard from since a
+    // restart counts from when it was last seen before it.
+    std::vector<std::string> retire_absent(std::int64_t cutoff_ms);
     void add_stats(const std::string &device_id, std::uint64_t origin_bytes, std::uint64_t wan_bytes, std::uint64_t lan_bytes);
 
     sources_answer sources(const std::string &device_id, const std::string &content_id, std::int64_t now_ms);
@@ -77,7 +83,6 @@ public:
     std::size_t device_count() const { return devices_.size(); }
     std::size_t office_count() const { return topology_.offices().size(); }
     const std::unordered_map<std::string, device_record> &devices() const { return devices_; }
-    const std::map<std::string, content_record> &contents() const { return contents_; }
 
 private:
     std::string place(device_record &d);  // sets the office membership, returns it
@@ -105,10 +110,11 @@ private:
     std::unordered_map<std::string, std::string> office_of_;             // device id -> office
     // office -> (device id -> its record in devices_; unordered_map nodes do not move)
     std::map<std::string, std::map<std::string, const device_record *>> members_;
-    std::map<std::string, content_record> contents_;
     std::map<std::string, std::map<std::string, holding>> holdings_;     // content -> device -> holding
     std::map<std::string, assignment_group> groups_;
     std::map<std::string, std::string> rvp_;                             // office -> current RVP
+    // Devices not heard from since load(), with when they were last seen before it.
+    std::unordered_map<std::string, std::int64_t> unheard_since_load_;
 };
 
 }  // namespace pd::coord

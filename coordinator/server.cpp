@@ -2,7 +2,6 @@
 // each operation. Who may run what is in server_trust.cpp.
 #include "coordinator/server.h"
 
-#include "content/publication.h"
 #include "coordinator/request_fields.h"
 #include "net/async_channel.h"
 #include "util/endpoint.h"
@@ -26,57 +25,6 @@ using error_code = boost::system::error_code;
 
 using namespace fields;
 
-namespace {
-
-constexpr std::size_t max_publication_bytes = 16 * 1024;  // a record with a 4 KiB origin and a 1 KiB name is ~5 KiB
-
-// One content's publication (admin.publish, an admin.republish entry): metadata only.
-content_record publication(const json &j, std::int64_t now_ms) {
-    content_record c;
-    c.id = content_id(j);
-    c.name = text(j, "name");
-    c.size = number(j, "size");
-    c.block_count = number(j, "block_count");
-    for (auto &o : strings(j, "origins")) c.origins += (c.origins.empty() ? "" : "\n") + o;
-    c.published_ms = now_ms;
-    // The publisher's record, when given: kept only if it is well formed, its signature
-    // verifies under the key it names and it is about this very content. Whether that key
-    // is trusted is each device's decision (trust.publisher_keys); the coordinator cannot
-    // make a record, it holds no publisher key.
-    auto record_hex = text(j, "publication", {}, 2 * max_publication_bytes);
-    if (!record_hex.empty()) {
-        auto record = from_hex(record_hex);
-        if (!record) fail(PD_E_INVALID, PD_CATEGORY_API, "'publication' must be hex");
-        auto p = content::publication::verify_self_signed(record->data(), record->size());
-        if (to_hex(p.id.data(), p.id.size()) != c.id || p.size != c.size || p.name != c.name)
-            fail(PD_E_INVALID, PD_CATEGORY_API, "the publication record is about another content (id, size or name differs)");
-        c.publication = to_hex(record->data(), record->size());
-    }
-    return c;
-}
-
-// The address a device is placed by (its office) and reached at: where its connection
-// comes from. A different claim is refused, not believed (server_options::trust_claimed_addresses
-// aside).
-std::string claimed_address(const json &request, const server::caller &from, bool trust_claims) {
-    auto claim = text(request, "address");
-    if (claim.empty() || claim == from.ip) return from.ip;
-    if (trust_claims) return claim;
-    fail(PD_E_INVALID, PD_CATEGORY_API, "'address' " + claim + " is not the address this device connects from (" + from.ip + ")");
-}
-
-void read_facts(const json &j, device_record &d) {
-    auto it = j.find("facts");
-    if (it == j.end()) return;
-    if (!it->is_object()) fail(PD_E_INVALID, PD_CATEGORY_API, "'facts' must be an object");
-    d.free_bytes = number(*it, "free_bytes");
-    d.usable_free_bytes = number(*it, "usable_free_bytes");
-    d.uptime_seconds = number(*it, "uptime_seconds");
-    d.chassis = static_cast<int>(number(*it, "chassis") & 3);
-    d.os_type = static_cast<int>(number(*it, "os_type") % 3);
-}
-
-}  // namespace
 
 // One agent or admin connection: secure channel, then request -> reply in order.
 //
@@ -215,7 +163,8 @@ private:
 };
 
 server::server(asio::io_context &io, registry &reg, coordinator_store &store, server_options options)
-    : io_(io), registry_(reg), store_(store), options_(std::move(options)), acceptor_(io), accept_timer_(io) {
+    : io_(io), registry_(reg), store_(store), options_(std::move(options)), acceptor_(io), accept_timer_(io),
+      retire_timer_(io) {
     if (!options_.audit) options_.audit = [](const std::string &line) { std::fprintf(stderr, "%s\n", line.c_str()); };
     std::vector<device_identity> revoked;
     for (auto &d : store_.device_identities()) {
@@ -227,6 +176,7 @@ server::server(asio::io_context &io, registry &reg, coordinator_store &store, se
         return std::tie(a.revoked_ms, a.device_id) < std::tie(b.revoked_ms, b.device_id);
     });
     for (auto &d : revoked) revoked_keys_.push_back(d.public_key);
+    catalogue_.load();
     if (!options_.now_ms)
         options_.now_ms = [] {
             using namespace std::chrono;
@@ -253,6 +203,18 @@ void server::listen(const std::string &address) {
     if (ec) fail(PD_E_IO, PD_CATEGORY_NET, "cannot listen on " + address + ": " + ec.message());
     acceptor_.listen();
     accept_next();
+    if (options_.retire_absent_ms > 0) retire_absent_devices();
+}
+
+// Automatic retirement: checked a few times per absence window, at most hourly.
+void server::retire_absent_devices() {
+    for (auto &id : registry_.retire_absent(options_.now_ms() - options_.retire_absent_ms))
+        options_.audit("retired device " + id + ": absent for longer than " + std::to_string(options_.retire_absent_ms / 1000) + " s");
+    auto every = std::clamp<std::int64_t>(options_.retire_absent_ms / 4, 1000, 3600 * 1000);
+    retire_timer_.expires_after(std::chrono::milliseconds(every));
+    retire_timer_.async_wait([this](const error_code &ec) {
+        if (!ec) retire_absent_devices();
+    });
 }
 
 std::string server::bound_address() const {
@@ -265,6 +227,7 @@ void server::stop() {
     error_code ec;
     acceptor_.close(ec);
     accept_timer_.cancel();
+    retire_timer_.cancel();
     auto all = connections_;
     for (auto &c : all) c->close();
 }
@@ -331,6 +294,14 @@ json server::apply_topology(topology_check c) {
     return {{"ok", true}, {"offices", registry_.office_count()}};
 }
 
+json server::import_topology(const json &request) { return apply_topology(check_topology(request)); }
+
+void server::close_connections_of(const std::string &device_id) {
+    auto all = connections_;
+    for (auto &c : all)
+        if (c->device_id() == device_id) c->close();
+}
+
 void server::handle_async(const json &request, const caller &from, std::function<void(json)> done) {
     auto op = request.find("op");
     if (op == request.end() || *op != "admin.topology.import") return done(handle(request, from));
@@ -366,191 +337,8 @@ json server::answer(const json &request, const caller &from) {
     try {
         auto op = required(request, "op");
         auto now = options_.now_ms();
-        if (op == "register") {
-            device_record d;
-            d.id = required(request, "device_id");
-            d.name = text(request, "name");
-            d.version = text(request, "version");
-            d.address = claimed_address(request, from, options_.trust_claimed_addresses);
-            d.listen = text(request, "listen");
-            // An agent listening on the wildcard is reached at the address it came from.
-            if (d.listen.rfind("0.0.0.0:", 0) == 0) d.listen = d.address + d.listen.substr(7);
-            if (d.listen.rfind("[::]:", 0) == 0) d.listen = "[" + d.address + "]" + d.listen.substr(4);
-            // Handed to other agents as a peer: host:port, and at the address the device
-            // comes from — a member must not point others at a host of its choosing.
-            if (!d.listen.empty()) {
-                auto listen = require_endpoint(d.listen, "'listen'");
-                if (listen.host != d.address)
-                    fail(PD_E_INVALID, PD_CATEGORY_API,
-                         "'listen' " + d.listen + " is not at the address this device connects from (" + d.address +
-                             "): listen on that address or on 0.0.0.0");
-            }
-            d.preferred = request.value("preferred", false);
-            read_facts(request, d);
-            auto office = registry_.register_device(d, now);
-            return {{"ok", true}, {"server_id", options_.server_id}, {"office", office}, {"heartbeat_ms", options_.heartbeat_ms},
-                    {"address", d.address}, {"wan_budget", registry_.wan_budget(office)},
-                    {"revoked_devices", revoked_keys_.size()}};
-        }
-        if (op == "heartbeat") {
-            device_record facts;
-            read_facts(request, facts);
-            facts.address = claimed_address(request, from, options_.trust_claimed_addresses);
-            auto id = required(request, "device_id");
-            if (!registry_.devices().count(id))
-                return {{"ok", false}, {"error", "unknown device: register again"}, {"unregistered", true}};
-            auto office = registry_.heartbeat(id, facts, now);
-            return {{"ok", true}, {"office", office}, {"wan_budget", registry_.wan_budget(office)},
-                    {"revoked_devices", revoked_keys_.size()}};
-        }
-        if (op == "revoked_devices") {
-            // The revoked devices' keys from index `since` on (register and heartbeat replies
-            // say how many there are), a page at a time: the agent's peers refuse them.
-            auto since = std::min<std::uint64_t>(number(request, "since"), revoked_keys_.size());
-            auto end = std::min<std::uint64_t>(since + max_revoked_per_reply, revoked_keys_.size());
-            return {{"ok", true}, {"since", since}, {"total", revoked_keys_.size()},
-                    {"keys", std::vector<std::string>(revoked_keys_.begin() + since, revoked_keys_.begin() + end)}};
-        }
-        if (op == "holding") {
-            registry_.report_holding({required(request, "device_id"), content_id(request), number(request, "verified_blocks"),
-                                      request.value("complete", false)});
-            return {{"ok", true}};
-        }
-        if (op == "sources") {
-            auto a = registry_.sources(required(request, "device_id"), content_id(request), now);
-            return {{"ok", true}, {"role", a.role}, {"office", a.office}, {"office_type", type_name(a.type)},
-                    {"rvp", a.rvp}, {"origin_allowed", a.origin_allowed}, {"serve", a.serve},
-                    {"lan", a.lan_peers}, {"wan", a.wan_peers}, {"device_keys", a.device_keys}};
-        }
-        if (op == "publication" || op == "admin.publication") {
-            // What the publisher signed for a content, for a device that has the manifest
-            // but not the record: it checks the record itself (trust.publisher_keys).
-            auto known = registry_.contents().find(content_id(request));
-            if (known == registry_.contents().end() || known->second.publication.empty())
-                return {{"ok", false}, {"error", "no publication record is stored for this content"}};
-            return {{"ok", true}, {"publication", known->second.publication}};
-        }
-        if (op == "job_stats") {
-            auto bytes = request.value("bytes", json::object());
-            registry_.add_stats(required(request, "device_id"), number(bytes, "origin"), number(bytes, "wan"), number(bytes, "lan"));
-            return {{"ok", true}};
-        }
-        if (op == "admin.health") {
-            std::size_t online = 0;
-            for (auto &[id, d] : registry_.devices()) online += registry_.online(d, now);
-            auto db = store_.check();
-            std::size_t unidentified = 0;
-            for (auto &[id, d] : registry_.devices()) unidentified += !identities_.count(id);
-            return {{"ok", db == "ok"}, {"server_id", options_.server_id}, {"version", PD_VERSION_STRING},
-                    {"devices", registry_.device_count()}, {"online", online}, {"unidentified", unidentified},
-                    {"offices", registry_.office_count()},
-                    {"contents", registry_.contents().size()}, {"database", db},
-                    {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"}};
-        }
-        if (op == "admin.server_id") return {{"ok", true}, {"server_id", options_.server_id}};
-        if (op == "admin.publish") {
-            registry_.put_content(publication(request, now));
-            return {{"ok", true}};
-        }
-        if (op == "admin.republish") {
-            // Many publications at once, checked first and stored in one transaction: a
-            // coordinator rebuilt on a new database, or every content moved to new origins.
-            auto it = request.find("contents");
-            if (it == request.end() || !it->is_array() || it->empty())
-                fail(PD_E_INVALID, PD_CATEGORY_API, "'contents' must be a non-empty array");
-            std::vector<content_record> records;
-            json report = json::array();
-            std::size_t added = 0, updated = 0, unchanged = 0;
-            std::set<std::string> seen;
-            for (std::size_t i = 0; i < it->size(); ++i) {
-                const json &entry = (*it)[i];
-                content_record c;
-                try {
-                    if (!entry.is_object()) fail(PD_E_INVALID, PD_CATEGORY_API, "must be an object");
-                    c = publication(entry, now);
-                    if (!seen.insert(c.id).second) fail(PD_E_INVALID, PD_CATEGORY_API, "content " + c.id + " is listed twice");
-                } catch (const error &e) {
-                    fail(e.code(), e.category(), "contents[" + std::to_string(i) + "]: " + e.what());
-                }
-                bool keep_origins = !entry.contains("origins");
-                bool keep_record = !entry.contains("publication");
-                auto known = registry_.contents().find(c.id);
-                std::string status = "added";
-                if (known != registry_.contents().end()) {
-                    const auto &k = known->second;
-                    // The id is the hash of the content: the same id with another size is a
-                    // damaged manifest, not a new version.
-                    if (k.size != c.size || k.block_count != c.block_count)
-                        fail(PD_E_INVALID, PD_CATEGORY_API, "contents[" + std::to_string(i) + "]: content " + c.id +
-                                                                " is published with another size or block count");
-                    if (keep_origins) c.origins = k.origins;
-                    if (keep_record) c.publication = k.publication;
-                    status = k.name == c.name && k.origins == c.origins && k.publication == c.publication ? "unchanged" : "updated";
-                }
-                (status == "added" ? added : status == "updated" ? updated : unchanged) += 1;
-                report.push_back({{"content", c.id}, {"name", c.name}, {"status", status}});
-                records.push_back(std::move(c));
-            }
-            registry_.put_contents(records);
-            return {{"ok", true}, {"added", added}, {"updated", updated}, {"unchanged", unchanged}, {"contents", report}};
-        }
-        if (op == "admin.contents") {
-            json list = json::array();
-            for (auto &[id, c] : registry_.contents())
-                list.push_back({{"content", id}, {"name", c.name}, {"size", c.size}, {"published_ms", c.published_ms},
-                                {"signed", !c.publication.empty()}});
-            return {{"ok", true}, {"contents", list}};
-        }
-        if (op == "admin.topology.import") return apply_topology(check_topology(request));
-        if (op == "admin.topology.export")
-            return {{"ok", true}, {"csv", registry_.export_topology()}, {"uploaded", registry_.topology_uploaded()}};
-        if (op == "admin.groups.set") {
-            registry_.put_group({required(request, "name"), strings(request, "devices"), strings(request, "contents")});
-            return {{"ok", true}};
-        }
-        if (op == "admin.groups.remove") {
-            registry_.remove_group(required(request, "name"));
-            return {{"ok", true}};
-        }
-        if (op == "admin.groups.list") {
-            json list = json::array();
-            for (auto &g : store_.groups()) list.push_back({{"name", g.name}, {"devices", g.devices}, {"contents", g.contents}});
-            return {{"ok", true}, {"groups", list}};
-        }
-        if (op == "admin.devices.csv") return {{"ok", true}, {"csv", registry_.activated_devices_csv(now)}};
-        if (op == "admin.stats") {
-            json list = json::array();
-            for (auto &s : store_.stats())
-                list.push_back({{"office", s.office}, {"origin_bytes", s.origin_bytes}, {"wan_bytes", s.wan_bytes}, {"lan_bytes", s.lan_bytes}});
-            return {{"ok", true}, {"offices", list}};
-        }
-        if (op == "admin.devices.revoke") {
-            // The device drops out at once: offline (no device is sent to it as a peer), its
-            // connections closed, its key refused from now on. The others are untouched.
-            auto id = required(request, "device_id");
-            bool revoked = store_.revoke_device(id, now);
-            auto &identity = identities_[id];
-            identity.device_id = id;
-            if (!identity.revoked_ms) {
-                identity.revoked_ms = now;
-                if (!identity.public_key.empty()) revoked_keys_.push_back(identity.public_key);
-            }
-            registry_.take_offline(id);
-            registry_.set_device_key(id, "");
-            auto all = connections_;
-            for (auto &c : all)
-                if (c->device_id() == id) c->close();
-            return {{"ok", true}, {"revoked", revoked}};
-        }
-        if (op == "admin.admins.list") {
-            json list = json::array();
-            for (auto &a : store_.admins())
-                list.push_back({{"name", a.name}, {"role", a.role}, {"public_key", a.public_key}, {"added_ms", a.added_ms},
-                                {"revoked_ms", a.revoked_ms}});
-            return {{"ok", true}, {"admins", list}};
-        }
-        if (op == "admin.rvp") return {{"ok", true}, {"device_id", registry_.rvp(required(request, "office"), now)}};
-        return {{"ok", false}, {"error", "unknown operation '" + op + "'"}};
+        auto reply = op.rfind("admin.", 0) == 0 ? answer_admin(op, request, now) : answer_agent(op, request, from, now);
+        return reply ? *reply : json{{"ok", false}, {"error", "unknown operation '" + op + "'"}};
     } catch (const error &e) {
         return {{"ok", false}, {"error", e.what()}};
     } catch (const json::exception &e) {

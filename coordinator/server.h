@@ -5,7 +5,9 @@
 #pragma once
 
 #include "coordinator_client/protocol.h"
+#include "coordinator/catalogue.h"
 #include "coordinator/registry.h"
+#include "coordinator/version_range.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -37,6 +39,9 @@ struct server_options {
     // only while a fleet upgrades from 0.4 (docs/coordinator.md "Devices").
     bool require_device_identity = true;
     std::int64_t heartbeat_ms = 5000;  // told to agents; devices are online for 3 heartbeats
+    version_range agent_versions;      // the health check flags agents outside it
+    // Devices absent this long are retired (forgotten, docs/coordinator.md "Devices"); 0: never.
+    std::int64_t retire_absent_ms = 0;
     std::size_t max_connections = 20000;
     std::int64_t handshake_timeout_ms = 10000;  // a connection must authenticate this soon
     std::int64_t idle_timeout_ms = 300000;      // a connection silent this long is closed
@@ -81,12 +86,19 @@ private:
     class connection;
     struct topology_check;
     json answer(const json &request, const caller &from);
+    // The operations of each kind (server_agent.cpp, server_admin.cpp); nullopt: no such one.
+    std::optional<json> answer_agent(const std::string &op, const json &request, const caller &from, std::int64_t now);
+    std::optional<json> answer_admin(const std::string &op, const json &request, std::int64_t now);
+    json publication_record(const std::string &content_id) const;
     // A refusal when `from` may not run the request's operation; `who` names the
     // administrator for the audit line.
     std::optional<json> authorise(const json &request, const caller &from, std::string &who);
     void audit(const std::string &who, const caller &from, const json &request, const json &reply);
     static topology_check check_topology(const json &request);
     json apply_topology(topology_check checked);
+    // Checks and applies a topology on this thread (handle(); handle_async checks it on the worker).
+    json import_topology(const json &request);
+    void close_connections_of(const std::string &device_id);
     void accept_next();
     // Connections from the socket's address that have not authenticated yet.
     std::size_t handshaking_from(const boost::asio::ip::tcp::socket &socket) const;
@@ -95,8 +107,11 @@ private:
     registry &registry_;
     coordinator_store &store_;
     server_options options_;
+    catalogue catalogue_{store_};
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::steady_timer accept_timer_;
+    boost::asio::steady_timer retire_timer_;
+    void retire_absent_devices();
     std::set<std::shared_ptr<connection>> connections_;
     boost::asio::thread_pool worker_{1};  // CPU-heavy checks (topology imports)
     // Every device identity (network thread); this process is the database's only writer.

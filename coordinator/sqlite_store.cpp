@@ -9,6 +9,7 @@
 #include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <sstream>
 
@@ -16,8 +17,9 @@ namespace pd::coord {
 
 namespace {
 
-// 2: administrators and device keys (0.5.0); a version 1 database gains the tables when opened.
-constexpr int schema_version = 2;
+// 2: administrators and device keys (0.5.0); 3: the catalogue's manifests, retired contents
+// and pre-staging (0.7.0). An older database gains what it lacks when opened.
+constexpr int schema_version = 3;
 // application_id marks a coordinator database: opening a device cache by mistake fails.
 constexpr int application_id = 0x70644344;  // "pdCD"
 
@@ -41,6 +43,14 @@ CREATE TABLE admins(name TEXT PRIMARY KEY, public_key TEXT UNIQUE NOT NULL, role
 CREATE TABLE device_keys(device_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, enrolled_ms INTEGER NOT NULL,
   revoked_ms INTEGER NOT NULL DEFAULT 0);
 ALTER TABLE contents ADD COLUMN publication TEXT NOT NULL DEFAULT '';
+)";
+
+// Schema 3: the catalogue drives distribution.
+const char *catalogue_schema = R"(
+ALTER TABLE contents ADD COLUMN manifest BLOB;
+CREATE TABLE retired_contents(content TEXT PRIMARY KEY, seq INTEGER UNIQUE NOT NULL, retired_ms INTEGER NOT NULL);
+CREATE TABLE prestage(content TEXT NOT NULL, office TEXT NOT NULL, deadline_ms INTEGER NOT NULL,
+  requested_ms INTEGER NOT NULL, PRIMARY KEY(content, office));
 )";
 
 std::string join(const std::vector<std::string> &v) {
@@ -76,14 +86,16 @@ public:
                 SQLite::Transaction t(*db_);
                 db_->exec(schema);
                 db_->exec(trust_schema);
+                db_->exec(catalogue_schema);
                 db_->exec("PRAGMA application_id=" + std::to_string(application_id));
                 db_->exec("PRAGMA user_version=" + std::to_string(schema_version));
                 t.commit();
             } else if (app != application_id) {
                 fail(PD_E_INVALID, PD_CATEGORY_STORE, "'" + path + "' is not a peerdist coordinator database");
-            } else if (version == 1) {
+            } else if (version >= 1 && version < schema_version) {
                 SQLite::Transaction t(*db_);
-                db_->exec(trust_schema);
+                if (version < 2) db_->exec(trust_schema);
+                db_->exec(catalogue_schema);
                 db_->exec("PRAGMA user_version=" + std::to_string(schema_version));
                 t.commit();
             } else if (version != schema_version) {
@@ -99,19 +111,11 @@ public:
 
     std::optional<std::string> meta(const std::string &key) override {
         std::lock_guard lk(mu_);
-        SQLite::Statement q(*db_, "SELECT value FROM meta WHERE key=?");
-        q.bind(1, key);
-        if (!q.executeStep()) return std::nullopt;
-        return q.getColumn(0).getString();
+        return meta_locked(key);
     }
 
     void set_meta(const std::string &key, const std::string &value) override {
-        run([&] {
-            SQLite::Statement q(*db_, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
-            q.bind(1, key);
-            q.bind(2, value);
-            q.exec();
-        });
+        run([&] { set_meta_locked(key, value); });
     }
 
     void put_device(const device_record &d) override {
@@ -160,20 +164,21 @@ public:
         return out;
     }
 
-    void put_content(const content_record &c) override {
-        run([&] { insert_content(c); });
-    }
-
-    void put_contents(const std::vector<content_record> &contents) override {
+    void put_contents(const std::vector<publication_entry> &contents) override {
         run([&] {
             SQLite::Transaction t(*db_);
-            for (auto &c : contents) insert_content(c);
+            for (auto &e : contents) insert_content(e);
             t.commit();
         });
     }
 
-    void insert_content(const content_record &c) {
-        SQLite::Statement q(*db_, "INSERT OR REPLACE INTO contents VALUES(?,?,?,?,?,?,?)");
+    void insert_content(const publication_entry &e) {
+        const auto &c = e.record;
+        SQLite::Statement q(*db_,
+                            "INSERT INTO contents(id, name, size, block_count, origins, published_ms, publication, manifest) "
+                            "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET name=excluded.name, size=excluded.size, "
+                            "block_count=excluded.block_count, origins=excluded.origins, published_ms=excluded.published_ms, "
+                            "publication=excluded.publication, manifest=coalesce(excluded.manifest, manifest)");
         q.bind(1, c.id);
         q.bind(2, c.name);
         q.bind(3, static_cast<std::int64_t>(c.size));
@@ -181,13 +186,20 @@ public:
         q.bind(5, c.origins);
         q.bind(6, c.published_ms);
         q.bind(7, c.publication);
+        if (e.manifest.empty()) q.bind(8);
+        else q.bind(8, e.manifest.data(), static_cast<int>(e.manifest.size()));
         q.exec();
+        SQLite::Statement unretire(*db_, "DELETE FROM retired_contents WHERE content=?");
+        unretire.bind(1, c.id);
+        unretire.exec();
     }
 
     std::vector<content_record> contents() override {
         std::lock_guard lk(mu_);
         std::vector<content_record> out;
-        SQLite::Statement q(*db_, "SELECT * FROM contents ORDER BY published_ms, id");
+        SQLite::Statement q(*db_,
+                            "SELECT id, name, size, block_count, origins, published_ms, publication, "
+                            "coalesce(length(manifest), 0) FROM contents ORDER BY published_ms, id");
         while (q.executeStep()) {
             content_record c;
             c.id = q.getColumn(0).getString();
@@ -197,9 +209,95 @@ public:
             c.origins = q.getColumn(4).getString();
             c.published_ms = q.getColumn(5).getInt64();
             c.publication = q.getColumn(6).getString();
+            c.manifest_bytes = u64(q.getColumn(7));
             out.push_back(std::move(c));
         }
         return out;
+    }
+
+    std::optional<std::string> manifest(const std::string &content_id) override {
+        std::lock_guard lk(mu_);
+        SQLite::Statement q(*db_, "SELECT manifest FROM contents WHERE id=? AND manifest IS NOT NULL");
+        q.bind(1, content_id);
+        if (!q.executeStep()) return std::nullopt;
+        auto col = q.getColumn(0);
+        return std::string(static_cast<const char *>(col.getBlob()), static_cast<std::size_t>(col.getBytes()));
+    }
+
+    std::uint64_t retire_content(const std::string &content_id, std::int64_t now_ms) override {
+        std::uint64_t seq = 0;
+        run([&] {
+            SQLite::Transaction t(*db_);
+            for (const char *sql : {"DELETE FROM contents WHERE id=?", "DELETE FROM holdings WHERE content_id=?",
+                                    "DELETE FROM prestage WHERE content=?", "DELETE FROM retired_contents WHERE content=?"}) {
+                SQLite::Statement q(*db_, sql);
+                q.bind(1, content_id);
+                q.exec();
+            }
+            // Kept in meta, not derived from the rows: republishing deletes a row, and a
+            // sequence number must never be handed out twice.
+            auto last = meta_locked("retired_seq");
+            seq = (last ? std::strtoull(last->c_str(), nullptr, 10) : 0) + 1;
+            SQLite::Statement q(*db_, "INSERT INTO retired_contents VALUES(?,?,?)");
+            q.bind(1, content_id);
+            q.bind(2, static_cast<std::int64_t>(seq));
+            q.bind(3, now_ms);
+            q.exec();
+            set_meta_locked("retired_seq", std::to_string(seq));
+            t.commit();
+        });
+        return seq;
+    }
+
+    std::vector<retired_content> retired_contents() override {
+        std::lock_guard lk(mu_);
+        std::vector<retired_content> out;
+        SQLite::Statement q(*db_, "SELECT content, seq, retired_ms FROM retired_contents ORDER BY seq");
+        while (q.executeStep()) out.push_back({q.getColumn(0).getString(), u64(q.getColumn(1)), q.getColumn(2).getInt64()});
+        return out;
+    }
+
+    void put_prestage(const prestage_request &r) override {
+        run([&] {
+            SQLite::Statement q(*db_, "INSERT OR REPLACE INTO prestage VALUES(?,?,?,?)");
+            q.bind(1, r.content_id);
+            q.bind(2, r.office);
+            q.bind(3, r.deadline_ms);
+            q.bind(4, r.requested_ms);
+            q.exec();
+        });
+    }
+
+    void remove_prestage(const std::string &content_id, const std::string &office) override {
+        run([&] {
+            SQLite::Statement q(*db_, office.empty() ? "DELETE FROM prestage WHERE content=?"
+                                                     : "DELETE FROM prestage WHERE content=? AND office=?");
+            q.bind(1, content_id);
+            if (!office.empty()) q.bind(2, office);
+            q.exec();
+        });
+    }
+
+    std::vector<prestage_request> prestages() override {
+        std::lock_guard lk(mu_);
+        std::vector<prestage_request> out;
+        SQLite::Statement q(*db_, "SELECT content, office, deadline_ms, requested_ms FROM prestage ORDER BY content, office");
+        while (q.executeStep())
+            out.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(),
+                           q.getColumn(3).getInt64()});
+        return out;
+    }
+
+    void remove_device(const std::string &device_id) override {
+        run([&] {
+            SQLite::Transaction t(*db_);
+            for (const char *sql : {"DELETE FROM devices WHERE id=?", "DELETE FROM holdings WHERE device_id=?"}) {
+                SQLite::Statement q(*db_, sql);
+                q.bind(1, device_id);
+                q.exec();
+            }
+            t.commit();
+        });
     }
 
     void put_holding(const holding &h) override {
@@ -211,6 +309,10 @@ public:
             q.bind(4, h.complete ? 1 : 0);
             q.exec();
         });
+    }
+
+    void remove_holding(const std::string &device_id, const std::string &content_id) override {
+        changes_one_row("DELETE FROM holdings WHERE device_id=? AND content_id=?", device_id, content_id);
     }
 
     std::vector<holding> holdings() override {
@@ -353,6 +455,20 @@ public:
     }
 
 private:
+    std::optional<std::string> meta_locked(const std::string &key) {
+        SQLite::Statement q(*db_, "SELECT value FROM meta WHERE key=?");
+        q.bind(1, key);
+        if (!q.executeStep()) return std::nullopt;
+        return q.getColumn(0).getString();
+    }
+
+    void set_meta_locked(const std::string &key, const std::string &value) {
+        SQLite::Statement q(*db_, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+        q.bind(1, key);
+        q.bind(2, value);
+        q.exec();
+    }
+
     // Runs a statement binding `values` in order; true when it changed exactly one row.
     template <class... Values>
     bool changes_one_row(const char *sql, const Values &...values) {

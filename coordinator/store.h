@@ -35,6 +35,32 @@ struct content_record {
     // The publisher's signed record (hex), or "": stored and served, never made here — the
     // coordinator holds no publisher key.
     std::string publication;
+    // The size of the stored manifest (0: none). The bytes stay in the store (a 1 GiB content's
+    // manifest is 512 KiB): coordinator_store::manifest reads them when a device asks.
+    std::uint64_t manifest_bytes = 0;
+};
+
+// A content being published: its record, and its manifest ("" keeps the stored one).
+struct publication_entry {
+    content_record record;
+    std::string manifest;
+};
+
+// A content an administrator removed (docs/coordinator.md "Catalogue"): agents learn of it by
+// its sequence number and drop it from their caches.
+struct retired_content {
+    std::string content_id;
+    std::uint64_t seq = 0;  // increases with every retirement
+    std::int64_t retired_ms = 0;
+};
+
+// An administrator's request to have a content in an office by a deadline
+// (docs/coordinator.md "Pre-staging"). office "*" is every office, also those added later.
+struct prestage_request {
+    std::string content_id;
+    std::string office;
+    std::int64_t deadline_ms = 0;
+    std::int64_t requested_ms = 0;
 };
 
 struct holding {
@@ -84,11 +110,24 @@ public:
     virtual void set_meta(const std::string &key, const std::string &value) = 0;
     virtual void put_device(const device_record &d) = 0;
     virtual std::vector<device_record> devices() = 0;
-    virtual void put_content(const content_record &c) = 0;
-    // Several at once, all or none (republish-all).
-    virtual void put_contents(const std::vector<content_record> &contents) = 0;
+    // Publishes contents, all or none (republish-all): a retired one is no longer retired.
+    virtual void put_contents(const std::vector<publication_entry> &contents) = 0;
+    // Every content, without the manifests' bytes.
     virtual std::vector<content_record> contents() = 0;
+    virtual std::optional<std::string> manifest(const std::string &content_id) = 0;
+    // Removes a content (its record, manifest, holdings and pre-staging) and lists it as
+    // retired under the next sequence number, which it returns.
+    virtual std::uint64_t retire_content(const std::string &content_id, std::int64_t now_ms) = 0;
+    virtual std::vector<retired_content> retired_contents() = 0;
+    virtual void put_prestage(const prestage_request &r) = 0;
+    // Every request for the content when `office` is empty.
+    virtual void remove_prestage(const std::string &content_id, const std::string &office) = 0;
+    virtual std::vector<prestage_request> prestages() = 0;
+    // Forgets a device (retirement): its record and holdings. Its identity stays (a revoked
+    // device stays revoked; an enrolled one keeps its key if it comes back).
+    virtual void remove_device(const std::string &device_id) = 0;
     virtual void put_holding(const holding &h) = 0;
+    virtual void remove_holding(const std::string &device_id, const std::string &content_id) = 0;
     virtual std::vector<holding> holdings() = 0;
     virtual void put_group(const assignment_group &g) = 0;
     virtual void remove_group(const std::string &name) = 0;

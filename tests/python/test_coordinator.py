@@ -144,6 +144,9 @@ def test_a_database_from_0_4_gains_administrators_when_upgraded(tmp_path):
     db = tmp_path / "c.db"
     assert init(db).returncode == 0
     with sqlite3.connect(str(db)) as c:  # what 0.4 left behind
+        c.execute("ALTER TABLE contents DROP COLUMN manifest")
+        c.execute("DROP TABLE retired_contents")
+        c.execute("DROP TABLE prestage")
         c.execute("DROP TABLE admins")
         c.execute("DROP TABLE device_keys")
         c.execute("ALTER TABLE contents DROP COLUMN publication")
@@ -159,7 +162,7 @@ def test_a_database_from_0_4_gains_administrators_when_upgraded(tmp_path):
     finally:
         server.stop()
     with sqlite3.connect(str(db)) as c:
-        assert c.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert c.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_admin_from_python_and_state_across_a_restart(coordinator, tmp_path):

@@ -1,5 +1,6 @@
 // The coordinator: topology CSV, RVP election, the SQLite store across restarts, where a
 // device fetches from in the office tree, and the server over real sockets.
+#include "coordinator_fixture.h"
 #include "helpers.h"
 
 #include "coordinator/election.h"
@@ -25,6 +26,9 @@
 #include <unistd.h>
 
 using namespace pd::coord;
+using pdtest::add_admin_to;
+using pdtest::public_key_of;
+using pdtest::running_server;
 
 namespace {
 
@@ -44,22 +48,6 @@ std::vector<std::string> problems_of(const std::string &csv) {
         return e.problems();
     }
     return {};
-}
-
-std::string public_key_of(const pd::admin_credential &c) {
-    std::array<std::uint8_t, 32> pk{};
-    std::array<std::uint8_t, 64> sk{};
-    crypto_sign_seed_keypair(pk.data(), sk.data(), c.admin_seed.data());
-    return pd::to_hex(pk.data(), 32);
-}
-
-pd::admin_credential add_admin_to(coordinator_store &store, const std::array<std::uint8_t, 32> &coordinator_key,
-                                  const std::string &name, const std::string &role) {
-    pd::admin_credential c;
-    randombytes_buf(c.admin_seed.data(), 32);
-    c.coordinator_key = coordinator_key;
-    store.add_admin({name, public_key_of(c), role, 1, 0});
-    return c;
 }
 
 bool mentions(const std::vector<std::string> &problems, const std::string &needle) {
@@ -169,7 +157,7 @@ TEST(coordinator_store, state_survives_a_restart_and_foreign_files_are_refused) 
         d.name = "pc-1";
         d.free_bytes = 42;
         s->put_device(d);
-        s->put_content({"c1", "pkg", 10, 1, "http://x/a\nhttp://y/a", 5, ""});
+        s->put_contents({{{"c1", "pkg", 10, 1, "http://x/a\nhttp://y/a", 5, "", 0}, "manifest bytes"}});
         s->put_holding({"dev1", "c1", 1, true});
         s->put_group({"g", {"pc-1"}, {"c1"}});
         s->add_stats({"Branch A", 1, 2, 3});
@@ -328,58 +316,6 @@ TEST(registry, without_a_topology_each_subnet_is_an_office_below_the_central_off
     EXPECT_EQ(f.reg.sources("y1", cid, f.now).role, "top");
     EXPECT_NE(f.reg.export_topology().find("Subnet 10.6.0.0/24,Central Office,Default,10.6.0.0/24"), std::string::npos);
 }
-
-namespace {
-
-struct running_server {
-    pdtest::temp_dir dir;
-    std::unique_ptr<coordinator_store> store = open_sqlite_store(dir / "c.db");
-    registry reg{*store, election_policy{}, 15000};
-    boost::asio::io_context io;
-    std::unique_ptr<server> srv;
-    std::thread thread;
-    std::array<std::uint8_t, 32> key{7, 7, 7};
-    std::array<std::uint8_t, 32> coordinator_key{};  // its public key
-
-    // Most tests speak for several devices over one connection, as 0.4 agents did; the
-    // coordinator_trust tests turn device identities back on.
-    static server_options legacy() {
-        server_options o;
-        o.require_device_identity = false;
-        return o;
-    }
-    explicit running_server(server_options o = legacy()) {
-        o.server_id = "s1";
-        o.fleet_key = key;
-        if (!o.audit) o.audit = [](const std::string &) {};  // the trust tests capture it
-        std::array<std::uint8_t, 32> seed{5, 5, 5};
-        crypto_sign_seed_keypair(coordinator_key.data(), o.signing_key.data(), seed.data());
-        srv = std::make_unique<server>(io, reg, *store, o);
-        srv->listen("127.0.0.1:0");
-        thread = std::thread([this] { io.run(); });
-    }
-    ~running_server() {
-        boost::asio::post(io, [this] { srv->stop(); });
-        io.stop();
-        thread.join();
-    }
-    // A new administrator with `role` in the store, and its credential.
-    pd::admin_credential add_admin(const std::string &name, const std::string &role = "admin") {
-        return add_admin_to(*store, coordinator_key, name, role);
-    }
-    coordinator_client admin(const std::string &role = "admin") {
-        return coordinator_client(srv->bound_address(), add_admin(role + std::to_string(++admins), role), 5000);
-    }
-    static pd_admin_credential capi(const pd::admin_credential &c) {
-        pd_admin_credential out;
-        std::memcpy(out.admin_key, c.admin_seed.data(), 32);
-        std::memcpy(out.coordinator_key, c.coordinator_key.data(), 32);
-        return out;
-    }
-    int admins = 0;
-};
-
-}  // namespace
 
 TEST(coordinator_server, agents_register_and_ask_for_sources_over_the_secure_channel) {
     running_server s;

@@ -234,6 +234,58 @@ revoked_devices_reply read_revoked_devices(const json &reply, std::uint64_t sinc
     return r;
 }
 
+std::optional<std::uint64_t> read_retired_count(const json &reply) { return count_field(reply, "retired_contents"); }
+
+retired_contents_reply read_retired_contents(const json &reply, std::uint64_t since) {
+    const json *ok = field(reply, "ok");
+    if (!ok || !ok->is_boolean() || !ok->get<bool>()) malformed("retired_contents refused");
+    retired_contents_reply r;
+    auto upto = count_field(reply, "upto");
+    if (!upto || *upto < since) malformed("'upto' is missing or before the retirements asked for");
+    r.upto = *upto;
+    const json *ids = field(reply, "contents");
+    if (!ids || !ids->is_array() || ids->size() > max_retired_per_reply)
+        malformed("'contents' is not a page of at most " + std::to_string(max_retired_per_reply) + " content ids");
+    for (auto &id : *ids) {
+        auto raw = id.is_string() ? from_hex(id.get<std::string>()) : std::nullopt;
+        if (!raw || raw->size() != 32) malformed("'contents' holds something other than a content id");
+        std::array<std::uint8_t, 32> c;
+        std::copy(raw->begin(), raw->end(), c.begin());
+        r.contents.push_back(c);
+    }
+    return r;
+}
+
+content_reply read_content_reply(const json &reply) {
+    const json *ok = field(reply, "ok");
+    if (!ok || !ok->is_boolean()) malformed("'ok' is missing");
+    if (!ok->get<bool>()) {
+        const json *why = field(reply, "error");
+        fail(PD_E_NOT_FOUND, PD_CATEGORY_NET, why && why->is_string() ? why->get<std::string>() : "the catalogue has no such content");
+    }
+    content_reply r;
+    const json *manifest = field(reply, "manifest");
+    auto bytes = manifest && manifest->is_string() ? from_base64(manifest->get<std::string>()) : std::nullopt;
+    if (!bytes) malformed("'manifest' is not base64");
+    r.manifest = std::move(*bytes);
+    if (const json *record = field(reply, "publication")) {
+        auto raw = record->is_string() ? from_hex(record->get<std::string>()) : std::nullopt;
+        if (!raw || raw->size() > 64 * 1024) malformed("'publication' is not a record in hex");
+        r.publication = std::move(*raw);
+    }
+    if (const json *origins = field(reply, "origins")) {
+        if (!origins->is_array() || origins->size() > 64) malformed("'origins' is not a list of at most 64 locators");
+        for (auto &o : *origins) {
+            // One locator per line: a locator holding a line break would smuggle in another.
+            if (!o.is_string() || o.get_ref<const std::string &>().size() > 4096 ||
+                o.get_ref<const std::string &>().find_first_of("\r\n") != std::string::npos)
+                malformed("'origins' holds something other than a locator");
+            r.origins += (r.origins.empty() ? "" : "\n") + o.get<std::string>();
+        }
+    }
+    return r;
+}
+
 sources_reply read_sources_reply(const json &reply) {
     const json *ok = field(reply, "ok");
     if (!ok || !ok->is_boolean() || !ok->get<bool>()) malformed("sources refused");

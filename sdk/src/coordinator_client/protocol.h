@@ -61,6 +61,9 @@ std::optional<std::uint64_t> read_wan_budget(const json &reply);
 // asks for the rest ("revoked_devices").
 std::optional<std::uint64_t> read_revoked_count(const json &reply);
 
+// Most content ids one "retired_contents" reply carries.
+constexpr std::size_t max_retired_per_reply = 1024;
+
 // Most keys one "revoked_devices" reply carries.
 constexpr std::size_t max_revoked_per_reply = 1024;
 struct revoked_devices_reply {
@@ -69,6 +72,28 @@ struct revoked_devices_reply {
 };
 // A "revoked_devices" reply to a request for the keys from index `since` on.
 revoked_devices_reply read_revoked_devices(const json &reply, std::uint64_t since);
+
+// The newest content retirement a register or heartbeat reply names (absent from older
+// coordinators). It only grows: an agent that has seen less asks for the rest.
+std::optional<std::uint64_t> read_retired_count(const json &reply);
+
+struct retired_contents_reply {
+    std::uint64_t upto = 0;  // the agent has seen every retirement up to this one
+    std::vector<std::array<std::uint8_t, 32>> contents;
+};
+// A "retired_contents" reply to a request for the retirements after `since`.
+retired_contents_reply read_retired_contents(const json &reply, std::uint64_t since);
+
+// A "content" reply: the catalogue's description of a content (docs/coordinator.md
+// "Catalogue"). Checked for form only; the session checks the manifest against the id and
+// the record against its trusted publishers. "ok": false throws PD_E_NOT_FOUND with the
+// coordinator's reason.
+struct content_reply {
+    std::vector<std::uint8_t> manifest;
+    std::vector<std::uint8_t> publication;  // empty: none stored
+    std::string origins;                    // newline-separated, in order
+};
+content_reply read_content_reply(const json &reply);
 
 struct sources_reply {
     std::vector<std::string> lan;  // host:port of devices in this device's office

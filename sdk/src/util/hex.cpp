@@ -1,5 +1,7 @@
 #include "util/hex.h"
 
+#include <sodium.h>
+
 namespace pd {
 
 std::string to_hex(const std::uint8_t *data, std::size_t len) {
@@ -27,6 +29,25 @@ std::optional<std::vector<std::uint8_t>> from_hex(std::string_view text) {
         if (hi < 0 || lo < 0) return std::nullopt;
         out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
     }
+    return out;
+}
+
+std::string to_base64(const std::uint8_t *data, std::size_t len) {
+    std::string out(sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL), '\0');
+    sodium_bin2base64(out.data(), out.size(), data, len, sodium_base64_VARIANT_ORIGINAL);
+    out.pop_back();  // libsodium's terminating NUL
+    return out;
+}
+
+std::optional<std::vector<std::uint8_t>> from_base64(std::string_view text) {
+    std::vector<std::uint8_t> out(text.size() / 4 * 3 + 3);
+    std::size_t len = 0;
+    const char *end = nullptr;
+    if (sodium_base642bin(out.data(), out.size(), text.data(), text.size(), nullptr, &len, &end,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        end != text.data() + text.size())
+        return std::nullopt;
+    out.resize(len);
     return out;
 }
 

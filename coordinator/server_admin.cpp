@@ -1,0 +1,202 @@
+// The coordinator's answers to administrators (docs/coordinator.md "Admin operations"):
+// health, the topology, the catalogue, pre-staging, groups, devices and reports. Who may run
+// what is checked before (server_trust.cpp); every operation leaves an audit line.
+#include "coordinator/server.h"
+
+#include "content/publication.h"
+#include "coordinator/request_fields.h"
+#include "util/hex.h"
+
+#include <map>
+
+namespace pd::coord {
+
+using namespace fields;
+
+namespace {
+
+constexpr std::size_t max_publication_bytes = 16 * 1024;  // a record with a 4 KiB origin and a 1 KiB name is ~5 KiB
+
+// One content's publication (admin.publish, an admin.republish entry).
+publication_request publication(const json &j, std::int64_t now_ms) {
+    publication_request r;
+    auto &c = r.entry.record;
+    c.id = content_id(j);
+    c.name = text(j, "name");
+    c.size = number(j, "size");
+    c.block_count = number(j, "block_count");
+    for (auto &o : strings(j, "origins")) c.origins += (c.origins.empty() ? "" : "\n") + o;
+    c.published_ms = now_ms;
+    r.keep_origins = !j.contains("origins");
+    r.keep_record = !j.contains("publication");
+    // The publisher's record, when given: kept only if it is well formed, its signature
+    // verifies under the key it names and it is about this very content. Whether that key
+    // is trusted is each device's decision (trust.publisher_keys); the coordinator cannot
+    // make a record, it holds no publisher key.
+    auto record_hex = text(j, "publication", {}, 2 * max_publication_bytes);
+    if (!record_hex.empty()) {
+        auto record = from_hex(record_hex);
+        if (!record) fail(PD_E_INVALID, PD_CATEGORY_API, "'publication' must be hex");
+        auto p = content::publication::verify_self_signed(record->data(), record->size());
+        if (to_hex(p.id.data(), p.id.size()) != c.id || p.size != c.size || p.name != c.name)
+            fail(PD_E_INVALID, PD_CATEGORY_API, "the publication record is about another content (id, size or name differs)");
+        c.publication = to_hex(record->data(), record->size());
+    }
+    // The manifest (base64), which devices starting from the id alone fetch ("content");
+    // the catalogue checks it is this content's.
+    auto manifest = text(j, "manifest", {}, max_message_bytes);
+    if (!manifest.empty()) {
+        auto bytes = from_base64(manifest);
+        if (!bytes) fail(PD_E_INVALID, PD_CATEGORY_API, "'manifest' must be base64");
+        r.entry.manifest.assign(bytes->begin(), bytes->end());
+    }
+    return r;
+}
+
+json report_json(const publish_report &r) {
+    json lines = json::array();
+    for (auto &l : r.contents) lines.push_back({{"content", l.content}, {"name", l.name}, {"status", l.status}});
+    return {{"ok", true}, {"added", r.added}, {"updated", r.updated}, {"unchanged", r.unchanged}, {"contents", lines}};
+}
+
+}  // namespace
+
+std::optional<json> server::answer_admin(const std::string &op, const json &request, std::int64_t now) {
+    if (op == "admin.health") {
+        std::size_t online = 0, unidentified = 0, unsupported = 0;
+        // Agents by version, each checked against the range this coordinator supports.
+        std::map<std::string, std::pair<std::size_t, std::size_t>> versions;  // version -> (devices, online)
+        for (auto &[id, d] : registry_.devices()) {
+            bool up = registry_.online(d, now);
+            online += up;
+            unidentified += !identities_.count(id);
+            auto &v = versions[d.version];
+            v.first += 1;
+            v.second += up;
+        }
+        json agents = json::array();
+        for (auto &[version, count] : versions) {
+            bool supported = options_.agent_versions.admits(version);
+            if (!supported) unsupported += count.first;
+            agents.push_back({{"version", version}, {"devices", count.first}, {"online", count.second}, {"supported", supported}});
+        }
+        auto db = store_.check();
+        return json{{"ok", db == "ok"},
+                    {"server_id", options_.server_id},
+                    {"version", PD_VERSION_STRING},
+                    {"supported_agent_versions", options_.agent_versions.text()},
+                    {"devices", registry_.device_count()},
+                    {"online", online},
+                    {"unidentified", unidentified},
+                    {"unsupported", unsupported},
+                    {"agents", agents},
+                    {"offices", registry_.office_count()},
+                    {"contents", catalogue_.contents().size()},
+                    {"database", db},
+                    {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"}};
+    }
+    if (op == "admin.server_id") return json{{"ok", true}, {"server_id", options_.server_id}};
+    if (op == "admin.publish") {
+        std::vector<publication_request> one;
+        one.push_back(publication(request, now));
+        return report_json(catalogue_.publish(std::move(one), false));
+    }
+    if (op == "admin.republish") {
+        // Many publications at once, checked first and stored in one transaction: a
+        // coordinator rebuilt on a new database, or every content moved to new origins.
+        auto it = request.find("contents");
+        if (it == request.end() || !it->is_array() || it->empty())
+            fail(PD_E_INVALID, PD_CATEGORY_API, "'contents' must be a non-empty array");
+        std::vector<publication_request> requests;
+        for (std::size_t i = 0; i < it->size(); ++i) {
+            try {
+                if (!(*it)[i].is_object()) fail(PD_E_INVALID, PD_CATEGORY_API, "must be an object");
+                requests.push_back(publication((*it)[i], now));
+            } catch (const error &e) {
+                fail(e.code(), e.category(), "contents[" + std::to_string(i) + "]: " + e.what());
+            }
+        }
+        return report_json(catalogue_.publish(std::move(requests), true));
+    }
+    if (op == "admin.contents") {
+        json list = json::array();
+        for (auto &[id, c] : catalogue_.contents()) {
+            json origins = json::array();
+            for (std::size_t start = 0; start < c.origins.size();) {
+                auto end = c.origins.find('\n', start);
+                if (end == std::string::npos) end = c.origins.size();
+                origins.push_back(c.origins.substr(start, end - start));
+                start = end + 1;
+            }
+            list.push_back({{"content", id}, {"name", c.name}, {"size", c.size}, {"published_ms", c.published_ms},
+                            {"signed", !c.publication.empty()}, {"manifest", c.manifest_bytes != 0}, {"origins", origins}});
+        }
+        return json{{"ok", true}, {"contents", list}};
+    }
+    if (op == "admin.contents.retire") {
+        // Gone everywhere: the catalogue forgets it, no device is sent to a holder any more,
+        // and every agent drops it from its cache on its next heartbeat.
+        auto id = content_id(request);
+        if (!catalogue_.retire(id, now)) return json{{"ok", false}, {"error", "content " + id + " is not in the catalogue"}};
+        registry_.forget_content(id);
+        return json{{"ok", true}, {"retired", catalogue_.retired_seq()}};
+    }
+    if (op == "admin.topology.import") return import_topology(request);
+    if (op == "admin.topology.export")
+        return json{{"ok", true}, {"csv", registry_.export_topology()}, {"uploaded", registry_.topology_uploaded()}};
+    if (op == "admin.groups.set") {
+        registry_.put_group({required(request, "name"), strings(request, "devices"), strings(request, "contents")});
+        return json{{"ok", true}};
+    }
+    if (op == "admin.groups.remove") {
+        registry_.remove_group(required(request, "name"));
+        return json{{"ok", true}};
+    }
+    if (op == "admin.groups.list") {
+        json list = json::array();
+        for (auto &g : store_.groups()) list.push_back({{"name", g.name}, {"devices", g.devices}, {"contents", g.contents}});
+        return json{{"ok", true}, {"groups", list}};
+    }
+    if (op == "admin.devices.csv") return json{{"ok", true}, {"csv", registry_.activated_devices_csv(now)}};
+    if (op == "admin.stats") {
+        json list = json::array();
+        for (auto &s : store_.stats())
+            list.push_back({{"office", s.office}, {"origin_bytes", s.origin_bytes}, {"wan_bytes", s.wan_bytes}, {"lan_bytes", s.lan_bytes}});
+        return json{{"ok", true}, {"offices", list}};
+    }
+    if (op == "admin.devices.revoke") {
+        // The device drops out at once: offline (no device is sent to it as a peer), its
+        // connections closed, its key refused from now on. The others are untouched.
+        auto id = required(request, "device_id");
+        bool revoked = store_.revoke_device(id, now);
+        auto &identity = identities_[id];
+        identity.device_id = id;
+        if (!identity.revoked_ms) {
+            identity.revoked_ms = now;
+            if (!identity.public_key.empty()) revoked_keys_.push_back(identity.public_key);
+        }
+        registry_.take_offline(id);
+        registry_.set_device_key(id, "");
+        close_connections_of(id);
+        return json{{"ok", true}, {"revoked", revoked}};
+    }
+    if (op == "admin.devices.retire") {
+        // A device that left the fleet (the activated-devices report only lists devices that
+        // are still in it). Not a revocation: a retired device that comes back registers again.
+        auto id = required(request, "device_id");
+        if (!registry_.retire_device(id)) return json{{"ok", false}, {"error", "no device '" + id + "' is registered"}};
+        return json{{"ok", true}};
+    }
+    if (op == "admin.admins.list") {
+        json list = json::array();
+        for (auto &a : store_.admins())
+            list.push_back({{"name", a.name}, {"role", a.role}, {"public_key", a.public_key}, {"added_ms", a.added_ms},
+                            {"revoked_ms", a.revoked_ms}});
+        return json{{"ok", true}, {"admins", list}};
+    }
+    if (op == "admin.publication") return publication_record(content_id(request));
+    if (op == "admin.rvp") return json{{"ok", true}, {"device_id", registry_.rvp(required(request, "office"), now)}};
+    return std::nullopt;
+}
+
+}  // namespace pd::coord
