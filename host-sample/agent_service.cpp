@@ -178,6 +178,22 @@ std::string service::handle(const std::string &line) {
 // `req` holds only the command's arguments, each of its type (parse_request).
 json service::dispatch(const std::string &cmd, const json &req) {
     if (cmd == "version") return {{"ok", true}, {"version", pd_version_string()}};
+    if (cmd == "download" && !req.contains("manifest")) {
+        // From the content id alone: the coordinator's catalogue describes it (blocking, up to
+        // the hierarchy plugin's timeout_ms).
+        pd_content_id cid;
+        if (pd_content_id_from_hex(&cid, req.at("content").get<std::string>().c_str()) != PD_OK) return error_reply("content");
+        if (pd_content_resolve(session_, &cid) != PD_OK) return error_reply("download");
+        std::string dest = req.value("dest", "");
+        pd_job_options jo = PD_JOB_OPTIONS_INIT;
+        jo.destination = dest.empty() ? nullptr : dest.c_str();
+        jo.pin = req.value("pin", false);
+        uint64_t job = 0;
+        int rc = pd_job_start(&job, session_, &cid, &jo);
+        if (rc == PD_E_EXISTS) return {{"ok", true}, {"job", job}, {"content", hex(&cid)}, {"existing", true}};
+        if (rc != PD_OK) return error_reply("download");
+        return {{"ok", true}, {"job", job}, {"content", hex(&cid)}};
+    }
     if (cmd == "download") {
         std::string manifest_path = req.at("manifest").get<std::string>();
         pd_manifest *m = nullptr;

@@ -4,6 +4,8 @@
 //   pd publish FILE [--name N] [--origin LOC] [--manifest OUT] [--sign KEYFILE] [--cache DIR] [--add-to-cache]
 //   pd get MANIFEST [--origin LOC]... [--dest PATH] [--publication FILE] [--publisher-key HEX]... [--allow-unsigned]
 //          [--cache DIR] [--plugins DIR]   (origins in order of preference)
+//   pd get --content ID --coordinator HOST:PORT --fleet-key FILE [--dest PATH] [--publisher-key HEX]... [...]
+//          (the manifest, record and origins from the coordinator's catalogue)
 //   pd cache ls|rm ID|pin ID|unpin ID [--cache DIR]
 //   pd content-info FILE --version 1|2 --server-passphrase HEX
 //   pd version
@@ -16,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -196,21 +199,34 @@ void draw_bar(const pd_event &e, double rate, bool tty) {
 }
 
 int cmd_get(const args &a) {
-    if (a.positional.size() != 1) {
+    bool by_id = a.has("--content");
+    if (by_id ? !a.positional.empty() || !a.has("--coordinator") || !a.has("--fleet-key") : a.positional.size() != 1) {
         std::fprintf(stderr, "usage: pd get MANIFEST [--origin LOC] [--dest PATH] [--publication FILE] [--publisher-key HEX]...\n"
                      "              [--allow-unsigned] [--cache DIR] [--plugins DIR]\n"
+                     "       pd get --content ID --coordinator HOST:PORT --fleet-key FILE [--dest PATH] [--publisher-key HEX]...\n"
                      "  without --dest the content stays in the cache and its path is printed; the publication\n"
-                     "  record is FILE, else MANIFEST.sig; it must be signed by a --publisher-key\n");
+                     "  record is FILE, else MANIFEST.sig; it must be signed by a --publisher-key. With --content the\n"
+                     "  manifest, record and origins come from the coordinator's catalogue\n");
         return 2;
     }
-    pd_manifest *m = nullptr;
-    if (pd_manifest_read_file(&m, a.positional[0].c_str()) != PD_OK) return die("reading the manifest");
-    struct mf {
-        pd_manifest *m;
-        ~mf() { pd_manifest_free(m); }
-    } mguard{m};
+    pd_content_id id{};
+    if (by_id && pd_content_id_from_hex(&id, a.get("--content").c_str()) != PD_OK) return die("--content");
+    std::array<uint8_t, 32> fleet_key{};
+    if (by_id && pd_fleet_key_read_file(fleet_key.data(), a.get("--fleet-key").c_str()) != PD_OK) return die("--fleet-key");
     session_guard g;
-    if (open_session(g, a) != PD_OK) return die("opening the cache");
+    {
+        std::string cache = a.get("--cache", default_cache());
+        pd_session_options o = PD_SESSION_OPTIONS_INIT;
+        o.cache_dir = cache.c_str();
+        o.fleet_key = by_id ? fleet_key.data() : nullptr;  // the office's peers need it too
+        o.fleet_key_len = by_id ? fleet_key.size() : 0;
+        if (pd_session_new(&g.s, &o) != PD_OK) return die("opening the cache");
+    }
+    if (by_id) {
+        // The hierarchy plugin reads its configuration when it loads.
+        nlohmann::json config = {{"coordinator", a.get("--coordinator")}, {"fleet_key_file", a.get("--fleet-key")}};
+        if (pd_session_set_setting(g.s, "plugin.hierarchy.config", config.dump().c_str()) != PD_OK) return die("--coordinator");
+    }
     std::string plugins = plugin_dir(a);
     if (pd_session_load_plugin(g.s, plugins.c_str()) != PD_OK) return die(("loading plugins from " + plugins).c_str());
     std::string origin = a.get("--origin");
@@ -218,17 +234,26 @@ int cmd_get(const args &a) {
     if (a.has("--publisher-key") && pd_session_set_setting(g.s, "trust.publisher_keys", a.get("--publisher-key").c_str()) != PD_OK)
         return die("--publisher-key");
     if (a.has("--allow-unsigned")) pd_session_set_setting(g.s, "trust.allow_unsigned", "1");
-    std::string record_path = a.get("--publication");
-    int rc = pd_content_import_with_record_file(g.s, m, origin.empty() ? nullptr : origin.c_str(), a.positional[0].c_str(),
-                                                record_path.empty() ? nullptr : record_path.c_str());
-    if (rc != PD_OK) return die("importing");
+    if (by_id) {
+        if (pd_content_resolve(g.s, &id) != PD_OK) return die("finding the content in the catalogue");
+    } else {
+        pd_manifest *m = nullptr;
+        if (pd_manifest_read_file(&m, a.positional[0].c_str()) != PD_OK) return die("reading the manifest");
+        std::unique_ptr<pd_manifest, void (*)(pd_manifest *)> owned(m, pd_manifest_free);
+        id = *pd_manifest_id(m);
+        std::string record_path = a.get("--publication");
+        int rc = pd_content_import_with_record_file(g.s, m, origin.empty() ? nullptr : origin.c_str(), a.positional[0].c_str(),
+                                                    record_path.empty() ? nullptr : record_path.c_str());
+        if (rc != PD_OK) return die("importing");
+    }
     // Without --dest the content stays in the cache (its path is printed): a download never
     // writes into the current directory under a name the publisher chose.
     std::string dest = a.get("--dest");
     pd_job_options jo = PD_JOB_OPTIONS_INIT;
     jo.destination = dest.empty() ? nullptr : dest.c_str();
+    if (by_id && !origin.empty()) jo.origin = origin.c_str();  // instead of the catalogue's
     uint64_t job = 0;
-    if (pd_job_start(&job, g.s, pd_manifest_id(m), &jo) != PD_OK) return die("starting the download");
+    if (pd_job_start(&job, g.s, &id, &jo) != PD_OK) return die("starting the download");
     bool tty = pd_agent::is_terminal(2) && !a.has("--quiet");
     auto t0 = std::chrono::steady_clock::now();
     int last_decile = -1;

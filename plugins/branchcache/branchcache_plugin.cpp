@@ -196,7 +196,7 @@ int32_t PD_CALLBACK bc_find_peers(void *self, const pd_content_ref *content, cha
 
 const pd_backend_vtable bc_vtable = {
     sizeof(pd_backend_vtable), 1 /* PD_SOURCE_LAN */, bc_create, bc_destroy, nullptr, nullptr, nullptr, nullptr, bc_find_peers,
-    nullptr, nullptr,
+    nullptr, nullptr, nullptr, nullptr,
 };
 
 const pd_backend_vtable *PD_CALLBACK bc_backend_for(uint32_t abi) { return abi == 1 ? &bc_vtable : nullptr; }

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -59,6 +60,8 @@ struct backend {
     std::uint64_t applied_budget = 0;
     std::uint64_t revocations_known = 0;     // how many revoked keys the coordinator reported
     std::uint64_t revocations_reported = 0;  // how many of them the host has refused (agent thread)
+    std::uint64_t retirements_known = 0;     // the newest content retirement the coordinator reported
+    std::uint64_t retirements_applied = 0;   // the newest one handed to the host (agent thread)
 
     std::mutex stop_mu;  // also guards `reports`
     std::condition_variable stop_cv;
@@ -142,10 +145,12 @@ struct backend {
         boost::system::error_code ec;
         auto name = boost::asio::ip::host_name(ec);
         if (!ec) r["name"] = name;
-        auto reply = pd::coord::read_register_reply(client->call(r));
+        auto reply_json = client->call(r);
+        auto reply = pd::coord::read_register_reply(reply_json);
         heartbeat_ms = reply.heartbeat_ms;
         apply_budget(reply.wan_budget);
         if (reply.revoked_devices) revocations_known = *reply.revoked_devices;
+        if (auto retired = pd::coord::read_retired_count(reply_json)) retirements_known = *retired;
         registered = true;
         log(PD_LOG_INFO, "registered with " + coordinator + " in office '" + reply.office + "'");
     }
@@ -185,6 +190,25 @@ struct backend {
         }
     }
 
+    // Has the host drop the contents the coordinator retired since the last time (its
+    // administrators removed them from the catalogue). Agent thread.
+    void drop_retired_contents() {
+        if (host->struct_size < offsetof(pd_host_api, retire_content) + sizeof host->retire_content || !host->retire_content) return;
+        for (;;) {
+            std::uint64_t since;
+            {
+                std::lock_guard lk(mu);
+                if (retirements_applied >= retirements_known) return;
+                since = retirements_applied;
+            }
+            auto page = pd::coord::read_retired_contents(call({{"op", "retired_contents"}, {"device_id", device_id}, {"since", since}}), since);
+            for (auto &id : page.contents) host->retire_content(host->host, id.data());
+            std::lock_guard lk(mu);
+            retirements_applied = page.upto;
+            if (page.upto == since) return;  // nothing more (a coordinator that lost retirements)
+        }
+    }
+
     // The agent thread: heartbeats, and the reports hooks on the network thread queued.
     void run() {
         auto next_heartbeat = std::chrono::steady_clock::now();
@@ -205,7 +229,12 @@ struct backend {
                         std::lock_guard lk(mu);
                         revocations_known = *revoked;
                     }
+                    if (auto retired = pd::coord::read_retired_count(reply)) {
+                        std::lock_guard lk(mu);
+                        retirements_known = *retired;
+                    }
                     refuse_revoked_devices();
+                    drop_retired_contents();
                     // After the call: the first one registers and learns the interval.
                     next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(heartbeat_ms);
                 }
@@ -352,9 +381,48 @@ void PD_CALLBACK hy_job_finished(void *self, const pd_content_ref *c, int32_t, c
     });
 }
 
+// The coordinator's catalogue: a device starts a download from the content id alone.
+int32_t PD_CALLBACK hy_describe_content(void *self, const uint8_t id[32], pd_content_description_fn accept, void *context,
+                                        char *message, size_t message_size) {
+    auto b = static_cast<backend *>(self);
+    if (b->coordinator.empty()) return PD_PLUGIN_E_NOT_FOUND;
+    auto say = [&](const std::string &m) {
+        if (message && message_size) std::snprintf(message, message_size, "%s", m.c_str());
+    };
+    try {
+        auto reply = pd::coord::read_content_reply(b->call({{"op", "content"}, {"device_id", b->device_id}, {"content", hex(id)}}));
+        pd_content_description d{};
+        d.struct_size = sizeof d;
+        d.manifest = reply.manifest.data();
+        d.manifest_len = reply.manifest.size();
+        d.publication = reply.publication.empty() ? nullptr : reply.publication.data();
+        d.publication_len = reply.publication.size();
+        d.origins = reply.origins.c_str();
+        accept(context, &d);
+        return PD_PLUGIN_OK;
+    } catch (const pd::error &e) {
+        say("coordinator " + b->coordinator + ": " + e.what());
+        return e.code() == PD_E_NOT_FOUND ? PD_PLUGIN_E_NOT_FOUND : PD_PLUGIN_E_IO;
+    } catch (const std::exception &e) {
+        say("coordinator " + b->coordinator + ": " + e.what());
+        return PD_PLUGIN_E_GENERIC;
+    }
+}
+
+// The device no longer holds the content: the coordinator stops sending peers here for it.
+void PD_CALLBACK hy_content_removed(void *self, const pd_content_ref *c) {
+    auto b = static_cast<backend *>(self);
+    if (b->coordinator.empty()) return;
+    guarded(b->host, "content_removed", [&]() -> int32_t {
+        b->report({{"op", "holding"}, {"device_id", b->device_id}, {"content", hex(c->id)}, {"verified_blocks", 0}, {"complete", false}});
+        return 0;
+    });
+}
+
 const pd_backend_vtable hy_vtable = {
-    sizeof(pd_backend_vtable), 1 /* PD_SOURCE_LAN */, hy_create, hy_destroy, nullptr, nullptr, nullptr,
-    hy_content_available,      hy_find_peers,         hy_origin_allowed, hy_job_finished,
+    sizeof(pd_backend_vtable), 1 /* PD_SOURCE_LAN */, hy_create,         hy_destroy,     nullptr, nullptr, nullptr,
+    hy_content_available,      hy_find_peers,         hy_origin_allowed, hy_job_finished, hy_describe_content,
+    hy_content_removed,
 };
 
 const pd_backend_vtable *PD_CALLBACK hy_backend_for(uint32_t abi) { return abi == 1 ? &hy_vtable : nullptr; }

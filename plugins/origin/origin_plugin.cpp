@@ -254,7 +254,7 @@ void PD_CALLBACK origin_close(void *, void *handle) { delete static_cast<stream 
 
 const pd_backend_vtable origin_vtable = {
     sizeof(pd_backend_vtable), 3 /* PD_SOURCE_ORIGIN */, origin_create, origin_destroy,
-    origin_open,               origin_read,             origin_close,  nullptr, nullptr, nullptr, nullptr,
+    origin_open,               origin_read,             origin_close,  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
 };
 
 const pd_backend_vtable *PD_CALLBACK origin_backend_for(uint32_t abi_version) {

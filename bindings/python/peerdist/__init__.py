@@ -60,6 +60,16 @@ class Admin(_Closing, _NativeAdmin):
         import json
         return json.loads(self.republish_all_json([(m, None if o is None else list(o)) for m, o in entries]))
 
+    def contents(self):
+        """The catalogue: [{content, name, size, published_ms, signed, manifest, origins}]."""
+        import json
+        return json.loads(self.contents_json())["contents"]
+
+    def groups(self):
+        """The assignment groups: [{name, devices, contents}]."""
+        import json
+        return json.loads(self.groups_json())["groups"]
+
     def office_stats(self):
         """[{office, origin_bytes, wan_bytes, lan_bytes}] from the agents' job reports."""
         import csv

@@ -170,6 +170,16 @@ public:
         std::string record = *publication;
         check(pd_content_import_published(get(), m.m, o, record.data(), record.size()));
     }
+    // Learns a content from its id alone, from the backends' catalogues (pd_content_resolve).
+    void resolve(const std::string &id) {
+        auto cid = parse_id(id);
+        int rc;
+        {
+            py::gil_scoped_release nogil;  // may wait on a coordinator
+            rc = pd_content_resolve(get(), &cid);
+        }
+        check(rc);
+    }
     std::shared_ptr<manifest> export_manifest(const std::string &id) {
         auto cid = parse_id(id);
         pd_manifest *m = nullptr;
@@ -353,6 +363,15 @@ public:
     std::string export_topology() { return text([&](pd_buf *b) { return pd_admin_topology_export(b, get()); }); }
     std::string devices_csv() { return text([&](pd_buf *b) { return pd_admin_devices_csv(b, get()); }); }
     std::string office_stats_csv() { return text([&](pd_buf *b) { return pd_admin_office_stats_csv(b, get()); }); }
+    std::string contents() { return text([&](pd_buf *b) { return pd_admin_list_contents(b, get()); }); }
+    std::string groups() { return text([&](pd_buf *b) { return pd_admin_list_groups(b, get()); }); }
+    void retire_content(const std::string &id) {
+        auto cid = parse_id(id);
+        call([&] { return pd_admin_retire_content(get(), &cid); });
+    }
+    void retire_device(const std::string &device_id) {
+        call([&] { return pd_admin_retire_device(get(), device_id.c_str()); });
+    }
     std::string rvp(const std::string &office) {
         return text([&](pd_buf *b) { return pd_admin_rvp(b, get(), office.c_str()); });
     }
@@ -481,6 +500,8 @@ PYBIND11_MODULE(_native, mod) {
              py::arg("add_to_cache") = false)
         .def("import_manifest", &session::import_manifest, py::arg("manifest"), py::arg("origin") = py::none(),
              py::arg("publication") = py::none())
+        .def("resolve", &session::resolve, py::arg("content_id"),
+             "Learn a content from its id alone: manifest, record and origins from the backends' catalogues")
         .def("export_manifest", &session::export_manifest)
         .def("start_job", &session::start_job, py::arg("content_id"), py::arg("destination") = py::none(),
              py::arg("origin") = py::none(), py::arg("pin") = false)
@@ -514,6 +535,10 @@ PYBIND11_MODULE(_native, mod) {
         .def("republish_all_json", &admin::republish_all, py::arg("entries"))
         .def("set_group", &admin::set_group, py::arg("name"), py::arg("devices"), py::arg("contents") = std::vector<std::string>{})
         .def("remove_group", &admin::remove_group, py::arg("name"))
+        .def("contents_json", &admin::contents)
+        .def("groups_json", &admin::groups)
+        .def("retire_content", &admin::retire_content, py::arg("content_id"))
+        .def("retire_device", &admin::retire_device, py::arg("device_id"))
         .def("rvp", &admin::rvp, py::arg("office"));
 
     mod.def("publisher_keygen", [] {

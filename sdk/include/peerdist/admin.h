@@ -57,7 +57,10 @@ PD_API void pd_admin_free(pd_admin *admin);
 
 /**
  * Health check: a JSON object with "server_id", "version", "devices", "online", "offices",
- * "contents", "database" ("ok" or what is wrong) and "topology" ("uploaded"/"automatic").
+ * "contents", "database" ("ok" or what is wrong), "topology" ("uploaded"/"automatic"),
+ * "supported_agent_versions" (the range the coordinator was given, "MIN" or "MIN-MAX"),
+ * "agents" ([{"version", "devices", "online", "supported"}], one per agent version) and
+ * "unsupported" (devices whose version is outside the range).
  * @return PD_OK, or PD_E_IO when the connection broke (reconnect with a new handle).
  */
 PD_API int pd_admin_health(pd_buf *out, pd_admin *admin);
@@ -85,7 +88,9 @@ PD_API int pd_admin_devices_csv(pd_buf *out, pd_admin *admin);
 PD_API int pd_admin_office_stats_csv(pd_buf *out, pd_admin *admin);
 
 /**
- * Publish a content to the coordinator (metadata only: id, name, size, block count, origins).
+ * Publish a content to the coordinator's catalogue: its manifest (devices then start a
+ * download from the content id alone: pd_content_resolve), name, size and origins. The
+ * coordinator checks the manifest is this content's; contents bytes never reach it.
  * @param origins  origin locators, newline-separated, in order of preference; may be NULL.
  */
 PD_API int pd_admin_publish(pd_admin *admin, const pd_manifest *manifest, const char *origins);
@@ -121,6 +126,30 @@ PD_API int pd_admin_remove_group(pd_admin *admin, const char *name);
 
 /** The office's RVP now (a device id), or an empty text when no device there is online. */
 PD_API int pd_admin_rvp(pd_buf *out, pd_admin *admin, const char *office);
+
+/**
+ * The catalogue as JSON: {"contents": [{"content", "name", "size", "published_ms", "signed"
+ * (a publication record is stored), "manifest" (a manifest is stored: devices can start from
+ * the id), "origins": [...]}]}.
+ */
+PD_API int pd_admin_list_contents(pd_buf *out, pd_admin *admin);
+
+/** The assignment groups as JSON: {"groups": [{"name", "devices": [...], "contents": [...]}]}. */
+PD_API int pd_admin_list_groups(pd_buf *out, pd_admin *admin);
+
+/**
+ * Retire a content everywhere: the coordinator forgets it (and its pre-staging), and every
+ * agent cancels its jobs for it and drops it from its cache at its next heartbeat.
+ * Publishing it again brings it back. @return PD_OK; PD_E_INVALID when it is not in the catalogue.
+ */
+PD_API int pd_admin_retire_content(pd_admin *admin, const pd_content_id *id);
+
+/**
+ * Retire a device that left the fleet: the coordinator forgets it and its holdings, and the
+ * activated-devices report no longer lists it. Not a revocation: a retired device that comes
+ * back simply registers again. @return PD_OK; PD_E_INVALID when no such device is registered.
+ */
+PD_API int pd_admin_retire_device(pd_admin *admin, const char *device_id);
 
 /*
  * The admin operation table. Every operation above is also reachable by name with text

@@ -127,6 +127,21 @@ PD_API int pd_content_import_with_record_file(pd_session *session, const pd_mani
                                               const char *manifest_path, const char *publication_path);
 
 /**
+ * Make a content known from its id alone: the session asks its backends' catalogues (the
+ * hierarchy plugin asks its coordinator, docs/coordinator.md "Catalogue") for the manifest,
+ * the publication record and the ordered origins, and imports them like
+ * pd_content_import_published() — nothing said is believed: the manifest must prove the id,
+ * the record must come from a trusted publisher. Then pd_job_start() can fetch it. Asks
+ * again when the content is known (origins may have moved).
+ * Blocking: bounded by the backends' own timeouts (the hierarchy plugin: timeout_ms, 5 s).
+ * @return PD_OK; PD_E_NOT_FOUND when no catalogue has the content (or no backend keeps one);
+ *         PD_E_INTEGRITY when a catalogue answered with a manifest that is not this content's;
+ *         PD_E_AUTH when the trust policy refuses it (as pd_content_import_published());
+ *         PD_E_MISUSE. THREAD: any.
+ */
+PD_API int pd_content_resolve(pd_session *session, const pd_content_id *id);
+
+/**
  * Get the manifest of a content the session knows.
  * @param out OWNERSHIP: caller frees with pd_manifest_free().
  * @return PD_OK or PD_E_NOT_FOUND. THREAD: any.

@@ -163,6 +163,15 @@ PD_API int pd_content_import_with_record_file(pd_session *session, const pd_mani
     });
 }
 
+PD_API int pd_content_resolve(pd_session *session, const pd_content_id *id) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(id, "id");
+        s.resolve_content(to_hash(id));
+        return PD_OK;
+    });
+}
+
 PD_API int pd_content_export(pd_manifest **out, pd_session *session, const pd_content_id *id) {
     return guard([&] {
         auto &s = checked(session);
@@ -316,7 +325,9 @@ PD_API int pd_cache_remove(pd_session *session, const pd_content_id *id) {
         s.call([&] {
             if (s.busy_contents().count(h)) pd::fail(PD_E_BUSY, PD_CATEGORY_STORE, "a job is using this content");
             // Removed on the network thread so no job can start on it meanwhile.
+            auto rec = s.store().get(h);
             s.store().remove(h);
+            if (rec) s.content_removed(h, rec->size, rec->name);
         });
         return PD_OK;
     });

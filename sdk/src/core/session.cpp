@@ -173,6 +173,8 @@ session::session(const pd_session_options &o)
     services.refuse_device = [this](const std::array<std::uint8_t, 32> &key) {
         boost::asio::post(net_, [this, device = to_hex(key.data(), key.size())] { refuse_device(device); });
     };
+    services.request_content = [this](const std::array<std::uint8_t, 32> &id) { request_content(id); };
+    services.retire_content = [this](const std::array<std::uint8_t, 32> &id) { retire_content(id); };
     services.device_facts = [this](pd_device_facts &facts, std::string &id) {
         facts = device_facts();
         id = device_id_;
@@ -306,6 +308,7 @@ void session::reserve_space(const store::hash &id, std::uint64_t size, const std
         std::memcpy(e.content.bytes, evicted.data(), 32);
         e.bytes_total = bytes;
         events_.push(e);
+        content_removed(evicted, bytes, {});
     }
 }
 

@@ -78,6 +78,20 @@ public:
     void import_content(const content::manifest &m, const std::string &origin, const std::uint8_t *record,
                         std::size_t record_len);
 
+    // Learns a content from the backends' catalogues (pd_backend_vtable.describe_content):
+    // the first that describes it wins, and what it says is checked like any import — the
+    // manifest must prove the id (PD_E_INTEGRITY), the record must pass the trust policy
+    // (PD_E_AUTH). PD_E_NOT_FOUND when no catalogue has it. Blocking: never the network thread.
+    void resolve_content(const store::hash &id);
+    // A backend's authority asks for the content (pd_host_api.request_content): resolved when
+    // unknown, then fetched by a job unless one runs or it is complete. Returns at once.
+    void request_content(const store::hash &id);
+    // A backend's authority retired the content: its jobs are cancelled and it leaves the
+    // cache (a PD_EVENT_CACHE_EVICTED). Returns at once.
+    void retire_content(const store::hash &id);
+    // The content left the cache: the backends hear it (pd_backend_vtable.content_removed).
+    void content_removed(const store::hash &id, std::uint64_t size, const std::string &name);
+
     void emit(const pd_event &e) { events_.push(e); }
     void log(int level, const std::string &message);
     void apply_setting(const std::string &key, const std::string &value);
@@ -160,6 +174,7 @@ private:
     std::thread net_thread_;
 
     void bind_listeners(const std::string &spec);
+    void remove_when_idle(const store::hash &id, int attempt);
 
     std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> listeners_;
     std::unique_ptr<peer::peer_server> peer_server_;

@@ -100,6 +100,40 @@ void backend::job_finished(const content_ref &content, int state, const std::uin
     vtable_.job_finished(self_, &ref, state, bytes_by_source, classes);
 }
 
+std::optional<content_description> backend::describe(const std::array<std::uint8_t, 32> &id, std::string &not_found) const {
+    if (!vtable_.describe_content) return std::nullopt;
+    struct sink {
+        std::optional<content_description> got;
+        static void PD_CALLBACK accept(void *context, const pd_content_description *d) {
+            auto self = static_cast<sink *>(context);
+            if (!d || self->got) return;  // NULL, or a second call: the first description counts
+            pd_content_description c{};
+            std::memcpy(&c, d, std::min<std::size_t>(d->struct_size, sizeof c));
+            content_description out;
+            if (c.manifest && c.manifest_len) out.manifest.assign(c.manifest, c.manifest + c.manifest_len);
+            if (c.publication && c.publication_len) out.publication.assign(c.publication, c.publication + c.publication_len);
+            if (c.origins) out.origins = c.origins;
+            self->got = std::move(out);
+        }
+    } s;
+    char message[512] = "";
+    int rc = vtable_.describe_content(self_, id.data(), &sink::accept, &s, message, sizeof message);
+    message[sizeof message - 1] = '\0';
+    if (rc == PD_PLUGIN_E_NOT_FOUND) {
+        not_found = message;
+        return std::nullopt;
+    }
+    if (rc != PD_PLUGIN_OK) plugin_failed(name_ + ": ", rc, message, "cannot describe this content");
+    if (!s.got) fail(PD_E_PLUGIN, PD_CATEGORY_PLUGIN, name_ + ": described the content without handing over a description");
+    return s.got;
+}
+
+void backend::content_removed(const content_ref &content) const {
+    if (!vtable_.content_removed) return;
+    auto ref = c_ref(content);
+    vtable_.content_removed(self_, &ref);
+}
+
 backend::~backend() {
     if (self_ && vtable_.destroy) vtable_.destroy(self_);
     self_ = nullptr;
@@ -324,6 +358,24 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
         std::array<std::uint8_t, 32> key;
         std::memcpy(key.data(), public_key, key.size());
         if (c->services->refuse_device) c->services->refuse_device(key);
+        return 0;
+    };
+
+    api.request_content = [](void *h, const uint8_t id[32], uint32_t flags) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        if (!id || flags != 0) return PD_PLUGIN_E_INVALID;
+        std::array<std::uint8_t, 32> content;
+        std::memcpy(content.data(), id, content.size());
+        if (c->services->request_content) c->services->request_content(content);
+        return 0;
+    };
+
+    api.retire_content = [](void *h, const uint8_t id[32]) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        if (!id) return PD_PLUGIN_E_INVALID;
+        std::array<std::uint8_t, 32> content;
+        std::memcpy(content.data(), id, content.size());
+        if (c->services->retire_content) c->services->retire_content(content);
         return 0;
     };
 

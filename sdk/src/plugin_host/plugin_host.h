@@ -39,6 +39,16 @@ struct host_services {
     // False without a fleet key.
     std::function<bool(std::uint8_t key[32])> discovery_key;
     std::function<void(const std::array<std::uint8_t, 32> &public_key)> refuse_device;
+    std::function<void(const std::array<std::uint8_t, 32> &content_id)> request_content;
+    std::function<void(const std::array<std::uint8_t, 32> &content_id)> retire_content;
+};
+
+// A content as a backend's catalogue describes it (pd_content_description, owned). Unchecked:
+// the session checks the manifest against the id and the record against its publishers.
+struct content_description {
+    std::vector<std::uint8_t> manifest;
+    std::vector<std::uint8_t> publication;  // empty: none
+    std::string origins;                    // newline-separated, in order
 };
 
 class backend;
@@ -110,6 +120,12 @@ public:
     // Network thread: the device holds a complete, verified content / a job ended.
     void content_available(const content_ref &content) const;
     void job_finished(const content_ref &content, int state, const std::uint64_t *bytes_by_source, std::size_t classes) const;
+    // The content from the backend's catalogue: nullopt when it has none (or no catalogue),
+    // with the plugin's reason in `not_found` when it gave one; throws pd::error with the
+    // plugin's reason when asking failed. Blocking: never on the network thread.
+    std::optional<content_description> describe(const std::array<std::uint8_t, 32> &id, std::string &not_found) const;
+    // The device no longer holds the content (any thread).
+    void content_removed(const content_ref &content) const;
 
 private:
     friend class plugin_host;

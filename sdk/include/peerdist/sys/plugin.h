@@ -137,6 +137,27 @@ typedef struct pd_host_api {
      * @return 0, or PD_PLUGIN_E_INVALID for a NULL key. THREAD: any.
      */
     int32_t(PD_CALLBACK *refuse_device)(void *host, const uint8_t public_key[32]);
+
+    /* Appended in 0.5, second part (check struct_size before use). */
+
+    /**
+     * Bring a content into this device's cache, as an authority (a coordinator pre-staging
+     * it into the office) asks. The host learns the content from the backends' catalogues
+     * when it does not know it (describe_content), under the session's trust policy, then
+     * starts a job that leaves it in the cache — unless a job for it runs or it is complete.
+     * Returns at once; what follows is the job's events, or a warning in the log when the
+     * content cannot be described or is refused.
+     * @param flags  0 (reserved: must be 0).
+     * @return 0, or PD_PLUGIN_E_INVALID for a NULL id or unknown flags. THREAD: any.
+     */
+    int32_t(PD_CALLBACK *request_content)(void *host, const uint8_t id[32], uint32_t flags);
+
+    /**
+     * An authority retired the content (docs/coordinator.md "Catalogue"): the host cancels
+     * its jobs and removes it from the cache, pinned or not, and logs it. Returns at once.
+     * @return 0, or PD_PLUGIN_E_INVALID for a NULL id. THREAD: any.
+     */
+    int32_t(PD_CALLBACK *retire_content)(void *host, const uint8_t id[32]);
 } pd_host_api;
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */
@@ -149,6 +170,24 @@ typedef struct pd_content_ref {
     const char *origin;    /**< Origin locator recorded at publication, or "". */
     uint64_t job_id;       /**< Job asking. */
 } pd_content_ref;
+
+/**
+ * A content as a backend's catalogue describes it (describe_content). Every pointer is
+ * borrowed for the duration of the callback; the host checks all of it: the manifest against
+ * the content id, the record against its trusted publishers.
+ */
+typedef struct pd_content_description {
+    uint32_t struct_size;
+    uint32_t reserved;
+    const uint8_t *manifest;      /**< The manifest (docs/content-model.md). */
+    size_t manifest_len;
+    const uint8_t *publication;   /**< The publisher's signed record, or NULL. */
+    size_t publication_len;
+    const char *origins;          /**< Origin locators, newline-separated, in order; "" for none. */
+} pd_content_description;
+
+/** What describe_content hands a description to. */
+typedef void(PD_CALLBACK *pd_content_description_fn)(void *context, const pd_content_description *description);
 
 /** Return codes plugins use (same values as pd_error_code). */
 #define PD_PLUGIN_OK 0
@@ -230,6 +269,28 @@ typedef struct pd_backend_vtable {
      */
     void(PD_CALLBACK *job_finished)(void *self, const pd_content_ref *content, int32_t state,
                                     const uint64_t *bytes_by_source, size_t classes);
+
+    /* Appended in 0.5: absent (NULL) in plugins built before; the host checks struct_size. */
+
+    /**
+     * Optional. Describe a content this session does not know, from the backend's catalogue
+     * (the hierarchy plugin asks its coordinator): call `accept` once, before returning, with
+     * the content's manifest, publication record and origins. Blocking, bounded by the
+     * backend's own timeout. THREAD: a host thread that may block (never the network thread).
+     * @param message  on failure, a reason (NUL-terminated, at most message_size bytes).
+     * @return PD_PLUGIN_OK after calling accept; PD_PLUGIN_E_NOT_FOUND when the catalogue does
+     *         not have the content (the host asks the next backend); another negative code on
+     *         failure.
+     */
+    int32_t(PD_CALLBACK *describe_content)(void *self, const uint8_t id[32], pd_content_description_fn accept,
+                                           void *context, char *message, size_t message_size);
+
+    /**
+     * Optional. The device no longer holds the content: evicted to make room, removed by the
+     * host, or retired by an authority (tell it, so it stops sending peers here).
+     * THREAD: any host thread; return quickly.
+     */
+    void(PD_CALLBACK *content_removed)(void *self, const pd_content_ref *content);
 } pd_backend_vtable;
 
 /** The static descriptor pd_plugin_describe() returns. */

@@ -1,0 +1,246 @@
+// The admin operation table (pd_admin_operation_at, pd_admin_run): `pd admin` and
+// `pd-coordinator admin` are front ends to it, so both offer the same operations with the
+// same arguments (docs/coordinator.md "Admin operations").
+#include "capi/admin_internal.h"
+#include "content/publication.h"
+#include "platform/file.h"
+#include "util/hex.h"
+#include "util/text.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+using namespace pd::capi;
+using namespace pd::capi::admin;
+
+namespace {
+
+// A command line's arguments as an operation's spec splits them.
+struct op_args {
+    std::vector<std::string> positional;
+    std::map<std::string, std::vector<std::string>> options;
+    std::string one(const std::string &option) const {
+        auto it = options.find(option);
+        return it == options.end() ? std::string() : it->second.back();
+    }
+};
+
+struct admin_op {
+    pd_admin_operation info;
+    unsigned min_args, max_args;              // positional arguments
+    std::vector<std::string> options;         // each takes a value; may repeat
+    std::string (*run)(pd_admin *admin, const op_args &args, bool json_out);
+};
+
+std::string read_text_file(const std::string &path) {
+    return pd::platform::read_small_file(path, pd::coord::max_message_bytes);
+}
+
+// The publisher's record beside a manifest (MANIFEST.sig, what `pd publish --sign` writes),
+// as hex, or "" when there is none.
+std::string record_beside(const std::string &manifest_path) {
+    auto bytes = pd::content::read_record_file("", manifest_path);
+    return bytes ? pd::to_hex(reinterpret_cast<const std::uint8_t *>(bytes->data()), bytes->size()) : std::string();
+}
+
+pd::content::manifest read_manifest(const std::string &path) {
+    auto bytes = pd::platform::read_small_file(path, 256u << 20);
+    try {
+        return pd::content::manifest::parse(bytes.data(), bytes.size());
+    } catch (const pd::error &e) {
+        pd::fail(e.code(), e.category(), "'" + path + "': " + e.what());
+    }
+}
+
+// A content id as the coordinator takes it: 64 hex digits, lower case.
+std::string content_id_arg(const std::string &text) {
+    auto raw = pd::from_hex(text);
+    if (!raw || raw->size() != 32) pd::fail(PD_E_INVALID, PD_CATEGORY_API, "'" + text + "' is not a 64-digit hex content id");
+    return pd::to_hex(*raw);
+}
+
+std::vector<std::string> comma_list(const std::string &text) { return pd::split_list(text, ','); }
+
+// The reply without its "ok", as JSON text.
+std::string reply_json(json reply) {
+    reply.erase("ok");
+    return reply.dump(2) + "\n";
+}
+
+std::string field_or_json(pd_admin *a, const json &request, const char *field, bool json_out) {
+    auto reply = call(a, request);
+    return json_out ? reply_json(reply) : reply.value(field, std::string()) + "\n";
+}
+
+std::string done_or_json(pd_admin *a, const json &request, const char *done, bool json_out) {
+    auto reply = call(a, request);
+    return json_out ? reply_json(reply) : std::string(done) + "\n";
+}
+
+const std::vector<admin_op> &operations() {
+    static const std::vector<admin_op> table = {
+        {{"health", "", "the coordinator's health: version, devices, offices, contents, database"}, 0, 0, {},
+         [](pd_admin *a, const op_args &, bool) {
+             auto reply = checked(a).call({{"op", "admin.health"}});
+             if (!reply.contains("server_id")) pd::fail(PD_E_INVALID, PD_CATEGORY_NET, reply.value("error", std::string("no health")));
+             return reply_json(reply);
+         }},
+        {{"server-id", "", "the coordinator's server id"}, 0, 0, {},
+         [](pd_admin *a, const op_args &, bool j) { return field_or_json(a, {{"op", "admin.server_id"}}, "server_id", j); }},
+        {{"topology-import", "CSV_FILE", "replace the office topology (all or nothing; every problem is listed)"}, 1, 1, {},
+         [](pd_admin *a, const op_args &args, bool j) {
+             return done_or_json(a, {{"op", "admin.topology.import"}, {"csv", read_text_file(args.positional[0])}},
+                                 "topology imported", j);
+         }},
+        {{"topology-export", "", "the topology in force as CSV"}, 0, 0, {},
+         [](pd_admin *a, const op_args &, bool j) {
+             auto reply = call(a, {{"op", "admin.topology.export"}});
+             return j ? reply_json(reply) : reply.value("csv", std::string());
+         }},
+        {{"devices-csv", "", "the activated-devices report as CSV"}, 0, 0, {},
+         [](pd_admin *a, const op_args &, bool j) {
+             auto reply = call(a, {{"op", "admin.devices.csv"}});
+             return j ? reply_json(reply) : reply.value("csv", std::string());
+         }},
+        {{"stats", "", "per-office origin, WAN and LAN bytes as CSV"}, 0, 0, {},
+         [](pd_admin *a, const op_args &, bool j) {
+             auto reply = call(a, {{"op", "admin.stats"}});
+             return j ? reply_json(reply) : office_stats_csv(reply);
+         }},
+        {{"rvp", "OFFICE", "the office's RVP now (a device id; empty when none is online)"}, 1, 1, {},
+         [](pd_admin *a, const op_args &args, bool j) {
+             return field_or_json(a, {{"op", "admin.rvp"}, {"office", args.positional[0]}}, "device_id", j);
+         }},
+        {{"device-revoke", "DEVICE_ID", "revoke one device: offline at once, its key refused; the others are untouched"}, 1, 1, {},
+         [](pd_admin *a, const op_args &args, bool j) {
+             return done_or_json(a, {{"op", "admin.devices.revoke"}, {"device_id", args.positional[0]}}, "device revoked", j);
+         }},
+        {{"admins", "", "the administrators' keys and roles as JSON (revoked ones too)"}, 0, 0, {},
+         [](pd_admin *a, const op_args &, bool) { return reply_json(call(a, {{"op", "admin.admins.list"}})); }},
+        {{"whoami", "", "the administrator this credential is, and its role"}, 0, 0, {},
+         [](pd_admin *a, const op_args &, bool) {
+             auto &c = checked(a);
+             return json{{"name", c.admin_name()}, {"role", pd::coord::role_name(c.role())}}.dump(2) + "\n";
+         }},
+        {{"device-retire", "DEVICE_ID", "forget a device that left the fleet (it may register again; not a revocation)"}, 1, 1, {},
+         [](pd_admin *a, const op_args &args, bool j) {
+             return done_or_json(a, {{"op", "admin.devices.retire"}, {"device_id", args.positional[0]}}, "device retired", j);
+         }},
+        {{"contents", "", "the catalogue as JSON: each content's name, size, origins, and whether a record and a manifest are stored"},
+         0, 0, {},
+         [](pd_admin *a, const op_args &, bool) { return reply_json(call(a, {{"op", "admin.contents"}})); }},
+        {{"content-retire", "CONTENT_ID", "retire a content everywhere: agents cancel its jobs and drop it from their caches"}, 1, 1, {},
+         [](pd_admin *a, const op_args &args, bool j) {
+             return done_or_json(a, {{"op", "admin.contents.retire"}, {"content", content_id_arg(args.positional[0])}},
+                                 "content retired", j);
+         }},
+        {{"groups", "", "the assignment groups as JSON"}, 0, 0, {},
+         [](pd_admin *a, const op_args &, bool) { return reply_json(call(a, {{"op", "admin.groups.list"}})); }},
+        {{"group-set", "NAME --devices A,B [--contents ID,ID]", "create or replace an assignment group"}, 1, 1,
+         {"--devices", "--contents"},
+         [](pd_admin *a, const op_args &args, bool j) {
+             json devices = json::array(), contents = json::array();
+             for (auto &d : comma_list(args.one("--devices"))) devices.push_back(d);
+             for (auto &c : comma_list(args.one("--contents"))) contents.push_back(content_id_arg(c));
+             return done_or_json(a, group_request(args.positional[0], devices, contents), "group set", j);
+         }},
+        {{"group-remove", "NAME", "remove an assignment group"}, 1, 1, {},
+         [](pd_admin *a, const op_args &args, bool j) {
+             return done_or_json(a, {{"op", "admin.groups.remove"}, {"name", args.positional[0]}}, "group removed", j);
+         }},
+        {{"publication", "CONTENT_ID --out FILE", "the publisher's signed record the coordinator stores for a content, to FILE"},
+         1, 1, {"--out"},
+         [](pd_admin *a, const op_args &args, bool j) {
+             auto reply = call(a, {{"op", "admin.publication"}, {"content", content_id_arg(args.positional[0])}});
+             auto record = pd::from_hex(reply.value("publication", std::string()));
+             if (!record) pd::fail(PD_E_INVALID, PD_CATEGORY_NET, "the coordinator's record is not hex");
+             if (args.one("--out").empty()) pd::fail(PD_E_INVALID, PD_CATEGORY_API, "--out FILE is required");
+             pd::platform::write_file_atomic(args.one("--out"), record->data(), record->size());
+             return j ? reply_json(reply) : "record written to " + args.one("--out") + "\n";
+         }},
+        {{"publish", "MANIFEST [--origin URL]...", "publish a content (its manifest file, and MANIFEST.sig when there is one) with its origins in order"}, 1, 1,
+         {"--origin"},
+         [](pd_admin *a, const op_args &args, bool j) {
+             std::string origins;
+             auto it = args.options.find("--origin");
+             if (it != args.options.end())
+                 for (auto &o : it->second) origins += o + "\n";
+             json request = publication(read_manifest(args.positional[0]), origins.c_str());
+             if (auto record = record_beside(args.positional[0]); !record.empty()) request["publication"] = record;
+             request["op"] = "admin.publish";
+             return done_or_json(a, request, "published", j);
+         }},
+        {{"republish-all", "DIR [--origin-base URL]",
+          "publish every manifest (*.pdm, with its .sig) of DIR again, all or none; with a base, each origin becomes BASE/FILE"},
+         1, 1, {"--origin-base"},
+         [](pd_admin *a, const op_args &args, bool) {
+             std::error_code ec;
+             std::vector<std::string> paths;
+             for (auto &e : std::filesystem::directory_iterator(pd::platform::fs_path(args.positional[0]), ec))
+                 if (e.path().extension() == ".pdm") paths.push_back(pd::platform::utf8_path(e.path()));
+             if (ec) pd::fail(PD_E_NOT_FOUND, PD_CATEGORY_API, "reading '" + args.positional[0] + "': " + ec.message());
+             if (paths.empty()) pd::fail(PD_E_NOT_FOUND, PD_CATEGORY_API, "'" + args.positional[0] + "' holds no manifests (*.pdm)");
+             std::sort(paths.begin(), paths.end());
+             std::string base = args.one("--origin-base");
+             if (!base.empty() && base.back() != '/') base += '/';
+             json list = json::array();
+             for (auto &path : paths) {
+                 std::string origin = base + pd::platform::utf8_path(pd::platform::fs_path(path).stem());
+                 list.push_back(publication(read_manifest(path), base.empty() ? nullptr : origin.c_str()));
+                 if (auto record = record_beside(path); !record.empty()) list.back()["publication"] = record;
+             }
+             return reply_json(call(a, {{"op", "admin.republish"}, {"contents", list}}));
+         }},
+    };
+    return table;
+}
+
+// Splits `args` by the operation's spec: "--name VALUE" for the options it takes, the rest
+// positional; anything else is refused with the operation's usage.
+op_args split_args(const admin_op &op, const char *const *args, size_t n) {
+    auto usage = [&](const std::string &why) {
+        pd::fail(PD_E_INVALID, PD_CATEGORY_API,
+                 why + "; usage: " + op.info.name + (op.info.arguments[0] ? " " : "") + op.info.arguments);
+    };
+    op_args out;
+    for (size_t i = 0; i < n; ++i) {
+        if (!args[i]) misuse("args[" + std::to_string(i) + "] is NULL");
+        std::string a = args[i];
+        if (a.rfind("--", 0) == 0) {
+            if (std::find(op.options.begin(), op.options.end(), a) == op.options.end()) usage("unknown option '" + a + "'");
+            if (i + 1 >= n || !args[i + 1]) usage("option '" + a + "' needs a value");
+            out.options[a].push_back(args[++i]);
+        } else {
+            out.positional.push_back(a);
+        }
+    }
+    if (out.positional.size() < op.min_args || out.positional.size() > op.max_args)
+        usage(out.positional.size() < op.min_args ? "missing argument" : "too many arguments");
+    return out;
+}
+
+}  // namespace
+
+PD_API const pd_admin_operation *pd_admin_operation_at(size_t index) {
+    auto &ops = operations();
+    return index < ops.size() ? &ops[index].info : nullptr;
+}
+
+PD_API int pd_admin_run(pd_buf *out, pd_admin *admin, const char *operation, const char *const *args, size_t n_args,
+                        uint32_t flags) {
+    return guard([&] {
+        require(out, "out");
+        require(operation, "operation");
+        if (n_args) require(args, "args");
+        for (auto &op : operations()) {
+            if (std::string(op.info.name) != operation) continue;
+            auto parsed = split_args(op, args, n_args);
+            checked(admin);
+            auto text = op.run(admin, parsed, (flags & PD_ADMIN_JSON) != 0);
+            fill_buf(out, text.data(), text.size());
+            return PD_OK;
+        }
+        pd::fail(PD_E_NOT_FOUND, PD_CATEGORY_API, std::string("unknown admin operation '") + operation + "'");
+    });
+}

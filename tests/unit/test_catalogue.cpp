@@ -1,0 +1,303 @@
+// The coordinator's catalogue driving distribution (docs/coordinator.md "Catalogue"): a
+// device starts from a content id alone and checks everything the catalogue says; retired
+// contents leave every cache; the console functions around it (agent versions, device
+// retirement, eviction reports). A real coordinator on loopback, real sessions with the real
+// hierarchy plugin, a real SQLite database that the attacker edits behind the server's back.
+#include "coordinator_fixture.h"
+
+#include "coordinator_client/protocol.h"
+
+#include <peerdist.h>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include "platform/file.h"
+
+#include <map>
+
+using namespace pd::coord;
+using pdtest::running_server;
+
+namespace {
+
+std::string hex_of(const pd_content_id *id) {
+    char out[65];
+    pd_content_id_to_hex(out, id);
+    return out;
+}
+
+// A device of the fleet: a session whose hierarchy plugin speaks to `coordinator` (a host
+// name is fine) with the server's fleet key.
+struct device {
+    pdtest::temp_dir dir;
+    pdtest::session_ptr s;
+
+    device(running_server &server, const std::string &coordinator, bool allow_unsigned = true) {
+        std::string key_file = dir / "fleet.key";
+        auto hex = pd::to_hex(server.key.data(), 32) + "\n";
+        pd::platform::write_file_atomic(key_file, hex.data(), hex.size(), pd::platform::access::owner_only);
+        pd_session_options o = PD_SESSION_OPTIONS_INIT;
+        std::string cache = dir / "cache";
+        o.cache_dir = cache.c_str();
+        o.fleet_key = server.key.data();
+        o.fleet_key_len = 32;
+        EXPECT_EQ(pd_session_new(&s.s, &o), PD_OK) << pdtest::last_error();
+        if (allow_unsigned) pd_session_set_setting(s, "trust.allow_unsigned", "1");
+        auto config = json{{"coordinator", coordinator}, {"fleet_key_file", key_file}, {"timeout_ms", 3000}}.dump();
+        pd_session_set_setting(s, "plugin.hierarchy.config", config.c_str());
+        EXPECT_EQ(pd_session_load_plugin(s, PD_TEST_PLUGIN_DIR), PD_OK) << pdtest::last_error();
+    }
+
+    bool holds(const pd_content_id *id) {
+        pd_cache_entry entries[16];
+        for (auto &e : entries) e.struct_size = sizeof e;
+        size_t n = 16;
+        pd_cache_list(s, entries, sizeof(pd_cache_entry), &n);
+        for (size_t i = 0; i < n; ++i)
+            if (std::memcmp(entries[i].id.bytes, id->bytes, 32) == 0) return true;
+        return false;
+    }
+};
+
+struct published {
+    std::string path;
+    pd_manifest *m = nullptr;
+    ~published() { pd_manifest_free(m); }
+    const pd_content_id *id() const { return pd_manifest_id(m); }
+};
+
+void publish(pd_admin *a, published &p, const std::string &dir, const std::string &name, std::size_t size, unsigned seed) {
+    p.path = dir + "/" + name;
+    pdtest::write_file(p.path, pdtest::random_bytes(size, seed));
+    ASSERT_EQ(pd_manifest_hash_file(&p.m, p.path.c_str(), nullptr), PD_OK);
+    ASSERT_EQ(pd_admin_publish(a, p.m, pdtest::file_url(p.path).c_str()), PD_OK) << pdtest::last_error();
+}
+
+pd_admin *connect(running_server &s) {
+    pd_admin *a = nullptr;
+    auto cred = running_server::capi(s.add_admin("ops" + std::to_string(++s.admins)));
+    EXPECT_EQ(pd_admin_connect(&a, s.srv->bound_address().c_str(), &cred, 3000), PD_OK) << pdtest::last_error();
+    return a;
+}
+
+// "127.0.0.1:PORT" as "localhost:PORT": the host name path, resolved by every client.
+std::string by_name(running_server &s) {
+    auto address = s.srv->bound_address();
+    return "localhost" + address.substr(address.find(':'));
+}
+
+}  // namespace
+
+TEST(catalogue, a_device_starts_from_the_content_id_and_believes_nothing_the_catalogue_says) {
+    running_server s;
+    std::unique_ptr<pd_admin, void (*)(pd_admin *)> admin(connect(s), pd_admin_free);
+    pdtest::temp_dir share;
+    published pkg, other;
+    publish(admin.get(), pkg, share.path(), "pkg.bin", 300000, 1);
+    publish(admin.get(), other, share.path(), "other.bin", 200000, 2);
+
+    device d(s, by_name(s));
+    ASSERT_EQ(pd_content_resolve(d.s, pkg.id()), PD_OK) << pdtest::last_error();
+    uint64_t job = 0;
+    ASSERT_EQ(pd_job_start(&job, d.s, pkg.id(), nullptr), PD_OK) << pdtest::last_error();
+    auto out = pdtest::wait_job(d.s, job);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_ORIGIN], 300000u);  // the catalogue's origin
+
+    pd_content_id unknown{};
+    unknown.bytes[0] = 1;
+    EXPECT_EQ(pd_content_resolve(d.s, &unknown), PD_E_NOT_FOUND);
+    EXPECT_NE(pdtest::last_error().find("is not in the catalogue"), std::string::npos) << pdtest::last_error();
+
+    // The attacker owns the coordinator's database: it swaps another content's manifest in.
+    // The manifest proves its own id, so the device refuses it and imports nothing.
+    auto db = s.dir / "c.db";
+    {
+        SQLite::Database sql(db, SQLite::OPEN_READWRITE);
+        SQLite::Statement q(sql, "UPDATE contents SET manifest=(SELECT manifest FROM contents WHERE id=?) WHERE id=?");
+        q.bind(1, hex_of(other.id()));
+        q.bind(2, hex_of(pkg.id()));
+        ASSERT_EQ(q.exec(), 1);
+    }
+    device fresh(s, by_name(s));
+    EXPECT_EQ(pd_content_resolve(fresh.s, pkg.id()), PD_E_INTEGRITY);
+    EXPECT_NE(pdtest::last_error().find("with another content's manifest"), std::string::npos) << pdtest::last_error();
+    pd_manifest *none = nullptr;
+    EXPECT_EQ(pd_content_export(&none, fresh.s, pkg.id()), PD_E_NOT_FOUND);
+    EXPECT_EQ(pd_content_export(&none, fresh.s, other.id()), PD_E_NOT_FOUND);
+    {
+        SQLite::Database sql(db, SQLite::OPEN_READWRITE);
+        sql.exec("UPDATE contents SET manifest=x'504446' WHERE id='" + hex_of(pkg.id()) + "'");
+    }
+    EXPECT_EQ(pd_content_resolve(fresh.s, pkg.id()), PD_E_INTEGRITY);
+    EXPECT_NE(pdtest::last_error().find("a manifest that does not parse"), std::string::npos) << pdtest::last_error();
+
+    // A device that installs only what a trusted publisher signed refuses an unsigned entry.
+    device strict(s, by_name(s), false);
+    pd_session_set_setting(strict.s, "trust.publisher_keys", std::string(64, 'a').c_str());
+    EXPECT_EQ(pd_content_resolve(strict.s, other.id()), PD_E_AUTH);
+    EXPECT_NE(pdtest::last_error().find("has no publication record"), std::string::npos) << pdtest::last_error();
+
+    // An administrator cannot file one content's manifest under another's id either.
+    auto raw = s.admin();
+    pd_buf b = PD_BUF_INIT;
+    ASSERT_EQ(pd_manifest_serialize(&b, other.m), PD_OK);
+    auto entry = json{{"op", "admin.publish"}, {"content", hex_of(pkg.id())}, {"name", "pkg.bin"}, {"size", 300000},
+                      {"block_count", 5}, {"manifest", pd::to_base64(static_cast<const std::uint8_t *>(b.ptr), b.size)}};
+    pd_buf_dispose(&b);
+    auto refused = raw.call(entry);
+    EXPECT_EQ(refused.value("error", std::string()), "the manifest is another content's") << refused.dump();
+    entry["manifest"] = "not base64!";
+    EXPECT_EQ(raw.call(entry).value("error", std::string()), "'manifest' must be base64");
+
+    // Host names: one that does not resolve is a clear error, not a hang or a crash.
+    device lost(s, "no-such-host.invalid:7400");
+    EXPECT_EQ(pd_content_resolve(lost.s, pkg.id()), PD_E_NOT_FOUND);
+    EXPECT_NE(pdtest::last_error().find("no-such-host.invalid"), std::string::npos) << pdtest::last_error();
+    pd_admin *nowhere = nullptr;
+    auto cred = running_server::capi(s.add_admin("lost"));
+    EXPECT_NE(pd_admin_connect(&nowhere, "no-such-host.invalid:7400", &cred, 3000), PD_OK);
+    EXPECT_NE(pdtest::last_error().find("no-such-host.invalid"), std::string::npos) << pdtest::last_error();
+}
+
+TEST(catalogue, a_retired_content_leaves_every_cache_and_comes_back_when_published_again) {
+    server_options o = running_server::legacy();
+    o.heartbeat_ms = 200;
+    running_server s(o);
+    std::unique_ptr<pd_admin, void (*)(pd_admin *)> admin(connect(s), pd_admin_free);
+    pdtest::temp_dir share;
+    published pkg;
+    publish(admin.get(), pkg, share.path(), "pkg.bin", 200000, 3);
+    device d(s, s.srv->bound_address());
+    ASSERT_EQ(pd_content_resolve(d.s, pkg.id()), PD_OK) << pdtest::last_error();
+    uint64_t job = 0;
+    ASSERT_EQ(pd_job_start(&job, d.s, pkg.id(), nullptr), PD_OK);
+    ASSERT_EQ(pdtest::wait_job(d.s, job).status.state, PD_JOB_COMPLETED);
+    ASSERT_TRUE(d.holds(pkg.id()));
+
+    ASSERT_EQ(pd_admin_retire_content(admin.get(), pkg.id()), PD_OK) << pdtest::last_error();
+    EXPECT_EQ(pd_admin_retire_content(admin.get(), pkg.id()), PD_E_INVALID);  // gone already
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (d.holds(pkg.id()) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(d.holds(pkg.id())) << "the device kept a retired content";
+    EXPECT_EQ(pd_content_resolve(d.s, pkg.id()), PD_E_NOT_FOUND);
+    pd_buf b = PD_BUF_INIT;
+    ASSERT_EQ(pd_admin_list_contents(&b, admin.get()), PD_OK);
+    EXPECT_EQ(json::parse(std::string(reinterpret_cast<char *>(b.ptr), b.size))["contents"].size(), 0u);
+    pd_buf_dispose(&b);
+
+    // Published again, it is no longer retired: a device that never saw the retirement is not
+    // told to drop it, and devices can fetch it again.
+    ASSERT_EQ(pd_admin_publish(admin.get(), pkg.m, pdtest::file_url(pkg.path).c_str()), PD_OK);
+    auto agent = coordinator_client(s.srv->bound_address(), s.key.data(), 3000);
+    auto page = read_retired_contents(agent.call({{"op", "retired_contents"}, {"device_id", "x"}, {"since", 0}}), 0);
+    EXPECT_TRUE(page.contents.empty());
+    EXPECT_EQ(page.upto, 1u);
+    EXPECT_EQ(pd_content_resolve(d.s, pkg.id()), PD_OK) << pdtest::last_error();
+}
+
+TEST(catalogue, retirements_are_paged_in_order_and_a_hostile_page_is_refused) {
+    running_server s;
+    std::unique_ptr<pd_admin, void (*)(pd_admin *)> admin(connect(s), pd_admin_free);
+    pdtest::temp_dir share;
+    std::vector<published> pkgs(3);
+    for (unsigned i = 0; i < 3; ++i) publish(admin.get(), pkgs[i], share.path(), "p" + std::to_string(i), 1000 + i, 10 + i);
+    for (auto &p : pkgs) ASSERT_EQ(pd_admin_retire_content(admin.get(), p.id()), PD_OK);
+    auto agent = coordinator_client(s.srv->bound_address(), s.key.data(), 3000);
+    auto all = read_retired_contents(agent.call({{"op", "retired_contents"}, {"device_id", "x"}, {"since", 0}}), 0);
+    ASSERT_EQ(all.contents.size(), 3u);
+    EXPECT_EQ(all.upto, 3u);
+    EXPECT_EQ(std::memcmp(all.contents[0].data(), pkgs[0].id()->bytes, 32), 0);
+    auto later = read_retired_contents(agent.call({{"op", "retired_contents"}, {"device_id", "x"}, {"since", 2}}), 2);
+    ASSERT_EQ(later.contents.size(), 1u);
+    auto reg = json::parse(agent.call({{"op", "register"}, {"device_id", "x"}}).dump());
+    EXPECT_EQ(read_retired_count(reg), 3u);
+
+    // What a broken or hostile coordinator might answer: each is a clear error, never a crash.
+    for (auto bad : {json{{"ok", true}, {"upto", 1}, {"contents", json::array()}},                    // before `since`
+                     json{{"ok", true}, {"upto", 9}, {"contents", {"zz"}}},                           // not an id
+                     json{{"ok", true}, {"upto", 9}, {"contents", std::vector<std::string>(1025, std::string(64, 'a'))}},
+                     json{{"ok", true}, {"contents", json::array()}}, json{{"ok", false}}})
+        EXPECT_THROW(read_retired_contents(bad, 2), pd::error) << bad.dump();
+    for (auto bad : {json{{"ok", true}, {"manifest", "@@"}}, json{{"ok", true}},
+                     json{{"ok", true}, {"manifest", "AAAA"}, {"origins", {"http://a/\nhttp://evil/"}}},
+                     json{{"ok", true}, {"manifest", "AAAA"}, {"publication", "xyz"}}})
+        EXPECT_THROW(read_content_reply(bad), pd::error) << bad.dump();
+    try {
+        read_content_reply(json{{"ok", false}, {"error", "content x is not in the catalogue"}});
+        FAIL();
+    } catch (const pd::error &e) {
+        EXPECT_EQ(e.code(), PD_E_NOT_FOUND);
+    }
+}
+
+TEST(coordinator_console, the_health_check_lists_agents_by_version_and_flags_unsupported_ones) {
+    server_options o = running_server::legacy();
+    o.agent_versions = version_range::parse("0.4.0-0.5.9");
+    running_server s(o);
+    auto agent = coordinator_client(s.srv->bound_address(), s.key.data(), 3000);
+    int n = 0;
+    for (auto v : {"0.4.0", "0.4.0", "0.5.2-rc1", "0.3.9", "garbage", ""})
+        agent.call({{"op", "register"}, {"device_id", "d" + std::to_string(++n)}, {"version", v}});
+    auto health = s.admin("viewer").call({{"op", "admin.health"}});
+    EXPECT_EQ(health["supported_agent_versions"], "0.4.0-0.5.9");
+    EXPECT_EQ(health["unsupported"], 3);
+    std::map<std::string, std::pair<int, bool>> by_version;
+    for (auto &a : health["agents"]) by_version[a["version"]] = {a["devices"].get<int>(), a["supported"].get<bool>()};
+    EXPECT_EQ(by_version["0.4.0"], std::make_pair(2, true));
+    EXPECT_EQ(by_version["0.5.2-rc1"], std::make_pair(1, true));
+    EXPECT_EQ(by_version["0.3.9"], std::make_pair(1, false));
+    EXPECT_EQ(by_version["garbage"], std::make_pair(1, false));
+
+    EXPECT_TRUE(version_range().admits(PD_VERSION_STRING));  // the default range holds this build
+    EXPECT_EQ(version_range::parse("1.2.3").text(), "1.2.3");
+    for (auto bad : {"", "1.2", "1.2.3-", "2.0.0-1.0.0", "a.b.c", "1.2.3x"}) EXPECT_THROW(version_range::parse(bad), pd::error) << bad;
+}
+
+TEST(coordinator_console, devices_are_retired_by_hand_and_after_an_absence_even_across_a_restart) {
+    running_server s;
+    auto agent = coordinator_client(s.srv->bound_address(), s.key.data(), 3000);
+    agent.call({{"op", "register"}, {"device_id", "d1"}, {"name", "pc-1"}, {"address", "127.0.0.1"}});
+    agent.call({{"op", "register"}, {"device_id", "d2"}, {"name", "pc-2"}, {"address", "127.0.0.1"}});
+    auto admin = s.admin();
+    EXPECT_TRUE(admin.call({{"op", "admin.devices.retire"}, {"device_id", "d1"}}).value("ok", false));
+    EXPECT_EQ(admin.call({{"op", "admin.devices.retire"}, {"device_id", "d1"}}).value("error", std::string()),
+              "no device 'd1' is registered");
+    auto csv = admin.call({{"op", "admin.devices.csv"}})["csv"].get<std::string>();
+    EXPECT_EQ(csv.find("d1,"), std::string::npos) << csv;
+    EXPECT_NE(csv.find("d2,pc-2"), std::string::npos) << csv;
+    // Not a revocation: the device that comes back registers again.
+    EXPECT_TRUE(agent.call({{"op", "heartbeat"}, {"device_id", "d1"}}).value("unregistered", false));
+
+    // Automatic retirement counts from when a device was last seen, also for devices a
+    // restart has not heard from yet (the restart gives them an online window, not a new life).
+    pdtest::temp_dir dir;
+    auto store = open_sqlite_store(dir / "c.db");
+    {
+        registry reg(*store, election_policy{}, 15000);
+        device_record a, b;
+        a.id = "old", a.address = "10.0.0.1";
+        b.id = "recent", b.address = "10.0.0.2";
+        reg.register_device(a, 1000);
+        reg.register_device(b, 50000);
+        EXPECT_EQ(reg.retire_absent(2000), std::vector<std::string>{"old"});
+        EXPECT_EQ(reg.device_count(), 1u);
+    }
+    registry restarted(*store, election_policy{}, 15000);
+    restarted.load(900000);
+    EXPECT_EQ(restarted.retire_absent(60000), std::vector<std::string>{"recent"});
+    EXPECT_TRUE(store->devices().empty());
+}
+
+TEST(coordinator_console, an_evicted_content_is_no_longer_counted_as_held) {
+    running_server s;
+    auto agent = coordinator_client(s.srv->bound_address(), s.key.data(), 3000);
+    std::string cid(64, 'c');
+    agent.call({{"op", "register"}, {"device_id", "d1"}, {"address", "127.0.0.1"}});
+    agent.call({{"op", "holding"}, {"device_id", "d1"}, {"content", cid}, {"verified_blocks", 4}, {"complete", true}});
+    ASSERT_EQ(s.store->holdings().size(), 1u);
+    agent.call({{"op", "holding"}, {"device_id", "d1"}, {"content", cid}, {"verified_blocks", 0}, {"complete", false}});
+    EXPECT_TRUE(s.store->holdings().empty());
+}
