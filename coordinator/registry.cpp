@@ -121,6 +121,14 @@ void registry::report_holding(const holding &h) {
     store_.put_holding(h);
 }
 
+void registry::report_progress(const std::string &device_id, const std::string &content_id, std::uint64_t verified_blocks) {
+    if (verified_blocks == 0) return;
+    auto &h = holdings_[content_id][device_id];
+    if (h.complete || h.verified_blocks == verified_blocks) return;
+    h = {device_id, content_id, verified_blocks, false};
+    store_.put_holding(h);
+}
+
 void registry::forget_content(const std::string &content_id) { holdings_.erase(content_id); }
 
 bool registry::retire_device(const std::string &device_id) {
@@ -280,6 +288,33 @@ std::vector<std::string> registry::endpoints(std::vector<const device_record *> 
         if (auto k = device_keys_.find(d->id); k != device_keys_.end()) keys[d->listen] = k->second;
     }
     return out;
+}
+
+std::string registry::office_of(const std::string &device_id) const {
+    auto it = office_of_.find(device_id);
+    return it == office_of_.end() ? std::string() : it->second;
+}
+
+std::string registry::upstream_of(const std::string &office, const std::string &content_id, std::int64_t now_ms) const {
+    const auto *o = topology_.find(office);
+    if (!o) return {};
+    auto path = topology_.path_to_root(*o);
+    for (std::size_t i = 1; i < path.size(); ++i)
+        if (path[i]->type != office_type::vpn && has_participants(path[i]->name, content_id, now_ms)) return path[i]->name;
+    return {};
+}
+
+registry::office_progress registry::progress(const std::string &office, const std::string &content_id) const {
+    office_progress p;
+    auto held = holdings_.find(content_id);
+    auto members = members_.find(office);
+    if (held == holdings_.end() || members == members_.end()) return p;
+    for (auto &[device, h] : held->second) {
+        if (!members->second.count(device)) continue;
+        p.verified_blocks = std::max(p.verified_blocks, h.verified_blocks);
+        p.complete = p.complete || h.complete;
+    }
+    return p;
 }
 
 sources_answer registry::sources(const std::string &device_id, const std::string &content_id, std::int64_t now_ms) {

@@ -49,6 +49,9 @@ public:
     // The office's WAN budget in bytes/s from the topology (0: none, or no such office).
     std::int64_t wan_budget(const std::string &office) const;
     void report_holding(const holding &h);
+    // A device's progress on a content it is fetching: its verified blocks, unless it already
+    // reported the content whole (a late progress report never undoes a completion).
+    void report_progress(const std::string &device_id, const std::string &content_id, std::uint64_t verified_blocks);
     // A retired content: nobody holds it any more (the store forgot it with the content).
     void forget_content(const std::string &content_id);
     // Retires a device (docs/coordinator.md "Devices"): forgotten with its holdings, and no
@@ -74,6 +77,19 @@ public:
 
     void put_group(const assignment_group &g);
     void remove_group(const std::string &name);
+
+    // The office a device is in ("" for none).
+    std::string office_of(const std::string &device_id) const;
+    // Where the office's content comes from: the nearest ancestor office with participants
+    // for it, "" when the office is the top one (it takes the origin).
+    std::string upstream_of(const std::string &office, const std::string &content_id, std::int64_t now_ms) const;
+    // How much of a content the office holds: the most verified blocks any of its devices
+    // reported, and whether one holds it whole.
+    struct office_progress {
+        std::uint64_t verified_blocks = 0;
+        bool complete = false;
+    };
+    office_progress progress(const std::string &office, const std::string &content_id) const;
 
     // The RVP (device id) of an office now, "" when no device there is online.
     std::string rvp(const std::string &office, std::int64_t now_ms);

@@ -177,6 +177,7 @@ server::server(asio::io_context &io, registry &reg, coordinator_store &store, se
     });
     for (auto &d : revoked) revoked_keys_.push_back(d.public_key);
     catalogue_.load();
+    prestaging_.load();
     if (!options_.now_ms)
         options_.now_ms = [] {
             using namespace std::chrono;

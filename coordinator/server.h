@@ -6,6 +6,7 @@
 
 #include "coordinator_client/protocol.h"
 #include "coordinator/catalogue.h"
+#include "coordinator/prestaging.h"
 #include "coordinator/registry.h"
 #include "coordinator/version_range.h"
 
@@ -108,6 +109,7 @@ private:
     coordinator_store &store_;
     server_options options_;
     catalogue catalogue_{store_};
+    prestaging prestaging_{store_, registry_, catalogue_};
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::steady_timer accept_timer_;
     boost::asio::steady_timer retire_timer_;

@@ -139,7 +139,21 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
         auto id = content_id(request);
         if (!catalogue_.retire(id, now)) return json{{"ok", false}, {"error", "content " + id + " is not in the catalogue"}};
         registry_.forget_content(id);
+        prestaging_.forget_content(id);
         return json{{"ok", true}, {"retired", catalogue_.retired_seq()}};
+    }
+    if (op == "admin.prestage") {
+        // The content in these offices (all when none are named) by the deadline; each
+        // office's RVP pulls it, parents first (docs/coordinator.md "Pre-staging").
+        auto offices = prestaging_.submit(content_id(request), strings(request, "offices"),
+                                          static_cast<std::int64_t>(number(request, "deadline_ms")), now);
+        return json{{"ok", true}, {"offices", offices}};
+    }
+    if (op == "admin.prestage.status")
+        return json{{"ok", true}, {"prestages", prestaging_.status(text(request, "content"), now)}};
+    if (op == "admin.prestage.cancel") {
+        if (!prestaging_.cancel(content_id(request))) return json{{"ok", false}, {"error", "nothing is pre-staged for this content"}};
+        return json{{"ok", true}};
     }
     if (op == "admin.topology.import") return import_topology(request);
     if (op == "admin.topology.export")

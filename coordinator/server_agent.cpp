@@ -89,11 +89,24 @@ std::optional<json> server::answer_agent(const std::string &op, const json &requ
         if (!registry_.devices().count(id))
             return json{{"ok", false}, {"error", "unknown device: register again"}, {"unregistered", true}};
         auto office = registry_.heartbeat(id, facts, now);
+        // How far the contents it was asked to pre-stage have come (docs/coordinator.md).
+        if (auto it = request.find("progress"); it != request.end()) {
+            if (!it->is_array() || it->size() > max_prestage_per_reply)
+                fail(PD_E_INVALID, PD_CATEGORY_API, "'progress' must be an array of at most " + std::to_string(max_prestage_per_reply));
+            for (auto &p : *it) {
+                if (!p.is_object()) fail(PD_E_INVALID, PD_CATEGORY_API, "'progress' entries must be objects");
+                auto content = content_id(p);
+                auto blocks = number(p, "verified_blocks");
+                registry_.report_progress(id, content, blocks);
+                prestaging_.sample(id, content, blocks, now);
+            }
+        }
         return json{{"ok", true},
                     {"office", office},
                     {"wan_budget", registry_.wan_budget(office)},
                     {"revoked_devices", revoked_keys_.size()},
-                    {"retired_contents", catalogue_.retired_seq()}};
+                    {"retired_contents", catalogue_.retired_seq()},
+                    {"prestage", prestaging_.due(id, now)}};
     }
     if (op == "revoked_devices") {
         // The revoked devices' keys from index `since` on (register and heartbeat replies
@@ -146,7 +159,11 @@ std::optional<json> server::answer_agent(const std::string &op, const json &requ
     if (op == "publication") return publication_record(content_id(request));
     if (op == "job_stats") {
         auto bytes = request.value("bytes", json::object());
-        registry_.add_stats(required(request, "device_id"), number(bytes, "origin"), number(bytes, "wan"), number(bytes, "lan"));
+        auto id = required(request, "device_id");
+        registry_.add_stats(id, number(bytes, "origin"), number(bytes, "wan"), number(bytes, "lan"));
+        auto office = registry_.office_of(id);
+        if (!office.empty() && request.contains("content"))
+            prestaging_.add_bytes(content_id(request), office, number(bytes, "origin"), number(bytes, "wan"), number(bytes, "lan"));
         return json{{"ok", true}};
     }
     return std::nullopt;

@@ -51,6 +51,8 @@ ALTER TABLE contents ADD COLUMN manifest BLOB;
 CREATE TABLE retired_contents(content TEXT PRIMARY KEY, seq INTEGER UNIQUE NOT NULL, retired_ms INTEGER NOT NULL);
 CREATE TABLE prestage(content TEXT NOT NULL, office TEXT NOT NULL, deadline_ms INTEGER NOT NULL,
   requested_ms INTEGER NOT NULL, PRIMARY KEY(content, office));
+CREATE TABLE content_stats(content TEXT NOT NULL, office TEXT NOT NULL, origin_bytes INTEGER, wan_bytes INTEGER,
+  lan_bytes INTEGER, PRIMARY KEY(content, office));
 )";
 
 std::string join(const std::vector<std::string> &v) {
@@ -229,7 +231,8 @@ public:
         run([&] {
             SQLite::Transaction t(*db_);
             for (const char *sql : {"DELETE FROM contents WHERE id=?", "DELETE FROM holdings WHERE content_id=?",
-                                    "DELETE FROM prestage WHERE content=?", "DELETE FROM retired_contents WHERE content=?"}) {
+                                    "DELETE FROM prestage WHERE content=?", "DELETE FROM retired_contents WHERE content=?",
+                                    "DELETE FROM content_stats WHERE content=?"}) {
                 SQLite::Statement q(*db_, sql);
                 q.bind(1, content_id);
                 q.exec();
@@ -254,6 +257,31 @@ public:
         std::vector<retired_content> out;
         SQLite::Statement q(*db_, "SELECT content, seq, retired_ms FROM retired_contents ORDER BY seq");
         while (q.executeStep()) out.push_back({q.getColumn(0).getString(), u64(q.getColumn(1)), q.getColumn(2).getInt64()});
+        return out;
+    }
+
+    void add_content_stats(const content_office_stats &d) override {
+        run([&] {
+            SQLite::Statement q(*db_,
+                                "INSERT INTO content_stats VALUES(?,?,?,?,?) ON CONFLICT(content, office) DO UPDATE SET "
+                                "origin_bytes=origin_bytes+excluded.origin_bytes, wan_bytes=wan_bytes+excluded.wan_bytes, "
+                                "lan_bytes=lan_bytes+excluded.lan_bytes");
+            q.bind(1, d.content_id);
+            q.bind(2, d.office);
+            q.bind(3, static_cast<std::int64_t>(d.origin_bytes));
+            q.bind(4, static_cast<std::int64_t>(d.wan_bytes));
+            q.bind(5, static_cast<std::int64_t>(d.lan_bytes));
+            q.exec();
+        });
+    }
+
+    std::vector<content_office_stats> content_stats() override {
+        std::lock_guard lk(mu_);
+        std::vector<content_office_stats> out;
+        SQLite::Statement q(*db_, "SELECT * FROM content_stats ORDER BY content, office");
+        while (q.executeStep())
+            out.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), u64(q.getColumn(2)), u64(q.getColumn(3)),
+                           u64(q.getColumn(4))});
         return out;
     }
 

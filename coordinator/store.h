@@ -75,6 +75,13 @@ struct office_stats {
     std::uint64_t origin_bytes = 0, wan_bytes = 0, lan_bytes = 0;
 };
 
+// Bytes a content brought into an office, by source (agents' job reports).
+struct content_office_stats {
+    std::string content_id;
+    std::string office;
+    std::uint64_t origin_bytes = 0, wan_bytes = 0, lan_bytes = 0;
+};
+
 struct assignment_group {
     std::string name;
     std::vector<std::string> devices;   // device ids or names
@@ -119,6 +126,8 @@ public:
     // retired under the next sequence number, which it returns.
     virtual std::uint64_t retire_content(const std::string &content_id, std::int64_t now_ms) = 0;
     virtual std::vector<retired_content> retired_contents() = 0;
+    virtual void add_content_stats(const content_office_stats &delta) = 0;
+    virtual std::vector<content_office_stats> content_stats() = 0;
     virtual void put_prestage(const prestage_request &r) = 0;
     // Every request for the content when `office` is empty.
     virtual void remove_prestage(const std::string &content_id, const std::string &office) = 0;

@@ -57,8 +57,10 @@ struct command {
 const std::vector<command> &commands() {
     static const std::vector<command> table = {
         {"version", {}},
+        // A manifest file, or a content id the coordinator's catalogue describes.
         {"download",
-         {{"manifest", arg_type::string, true},
+         {{"manifest", arg_type::string, false},
+          {"content", arg_type::string, false},
           {"origin", arg_type::string, false},
           {"dest", arg_type::string, false},
           {"pin", arg_type::boolean, false},
@@ -176,6 +178,8 @@ request parse_request(const std::string &line, json *id_out) {
     }
     for (auto &a : found->args)
         if (a.required && !r.args.contains(a.name)) throw input_error("'" + r.cmd + "' needs the argument " + quoted(a.name));
+    if (r.cmd == "download" && r.args.contains("manifest") == r.args.contains("content"))
+        throw input_error("'download' needs either 'manifest' (a manifest file) or 'content' (a content id from the catalogue)");
     return r;
 }
 

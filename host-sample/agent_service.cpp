@@ -178,7 +178,7 @@ std::string service::handle(const std::string &line) {
 // `req` holds only the command's arguments, each of its type (parse_request).
 json service::dispatch(const std::string &cmd, const json &req) {
     if (cmd == "version") return {{"ok", true}, {"version", pd_version_string()}};
-    if (cmd == "download" && !req.contains("manifest")) {
+    if (cmd == "download" && req.contains("content")) {
         // From the content id alone: the coordinator's catalogue describes it (blocking, up to
         // the hierarchy plugin's timeout_ms).
         pd_content_id cid;

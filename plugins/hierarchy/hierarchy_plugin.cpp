@@ -28,6 +28,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -62,6 +63,10 @@ struct backend {
     std::uint64_t revocations_reported = 0;  // how many of them the host has refused (agent thread)
     std::uint64_t retirements_known = 0;     // the newest content retirement the coordinator reported
     std::uint64_t retirements_applied = 0;   // the newest one handed to the host (agent thread)
+    // Contents the coordinator asked this RVP for, not yet whole (hex). Its own mutex: the
+    // network thread's content_available must never wait behind a coordinator call on `mu`.
+    std::mutex prestage_mu;
+    std::set<std::string> prestaging;
 
     std::mutex stop_mu;  // also guards `reports`
     std::condition_variable stop_cv;
@@ -209,6 +214,43 @@ struct backend {
         }
     }
 
+    // The coordinator asks this device, its office's RVP, to bring contents into the office
+    // (pre-staging): the host fetches each unless it has it or a job runs (asking again every
+    // heartbeat restarts a job that failed). Agent thread.
+    void prestage(const std::vector<std::array<std::uint8_t, 32>> &ids) {
+        if (host->struct_size < offsetof(pd_host_api, request_content) + sizeof host->request_content || !host->request_content)
+            return;
+        for (auto &id : ids) {
+            {
+                std::lock_guard lk(prestage_mu);
+                if (prestaging.insert(hex(id.data())).second)
+                    log(PD_LOG_INFO, "pre-staging content " + hex(id.data()).substr(0, 16) + "… into the office");
+            }
+            host->request_content(host->host, id.data(), 0);
+        }
+    }
+
+    // How far the pre-staged contents have come: the coordinator orders the office's children
+    // after it and predicts its finish from these. Agent thread.
+    json prestage_progress() {
+        json out = json::array();
+        std::vector<std::string> ids;
+        {
+            std::lock_guard lk(prestage_mu);
+            ids.assign(prestaging.begin(), prestaging.end());
+        }
+        for (auto &id : ids) {
+            auto raw = pd::from_hex(id);
+            std::uint8_t label[32];
+            std::uint64_t verified = 0, total = 0;
+            if (!raw || host->content_label(host->host, raw->data(), label) != 0 ||
+                host->lookup_label(host->host, label, &verified, &total) != 0)
+                continue;
+            out.push_back({{"content", id}, {"verified_blocks", verified}});
+        }
+        return out;
+    }
+
     // The agent thread: heartbeats, and the reports hooks on the network thread queued.
     void run() {
         auto next_heartbeat = std::chrono::steady_clock::now();
@@ -223,8 +265,10 @@ struct backend {
             try {
                 for (auto &r : pending) call(r);
                 if (std::chrono::steady_clock::now() >= next_heartbeat) {
-                    auto reply = call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)}});
+                    auto reply = call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)},
+                                       {"progress", prestage_progress()}});
                     apply_budget(pd::coord::read_wan_budget(reply));
+                    prestage(pd::coord::read_prestage(reply));
                     if (auto revoked = pd::coord::read_revoked_count(reply)) {
                         std::lock_guard lk(mu);
                         revocations_known = *revoked;
@@ -366,6 +410,10 @@ void PD_CALLBACK hy_content_available(void *self, const pd_content_ref *c) {
     auto b = static_cast<backend *>(self);
     if (b->coordinator.empty()) return;
     guarded(b->host, "content_available", [&]() -> int32_t {
+        {
+            std::lock_guard lk(b->prestage_mu);
+            b->prestaging.erase(hex(c->id));
+        }
         b->report({{"op", "holding"}, {"device_id", b->device_id}, {"content", hex(c->id)}, {"complete", true}});
         return 0;
     });

@@ -301,3 +301,87 @@ TEST(coordinator_console, an_evicted_content_is_no_longer_counted_as_held) {
     agent.call({{"op", "holding"}, {"device_id", "d1"}, {"content", cid}, {"verified_blocks", 0}, {"complete", false}});
     EXPECT_TRUE(s.store->holdings().empty());
 }
+
+TEST(prestaging, each_office_is_asked_once_its_parent_has_begun_and_progress_is_reported_per_office) {
+    std::int64_t now = 1000000;
+    server_options o = running_server::legacy();
+    o.now_ms = [&] { return now; };
+    o.trust_claimed_addresses = true;  // one test connection speaks for devices in four offices
+    running_server s(o);
+    auto admin = s.admin();
+    const char *csv = "name,parent,type,ranges\nCentral Office,,Default,10.0.0.0/24\n"
+                      "Branch A,Central Office,Default,10.1.0.0/24\nBranch A WiFi,Branch A,WiFi,10.1.2.0/24\n"
+                      "Branch B,Central Office,Default,10.2.0.0/24\nVPN,Central Office,VPN,10.8.0.0/16\n";
+    ASSERT_TRUE(admin.call({{"op", "admin.topology.import"}, {"csv", csv}}).value("ok", false));
+    pdtest::temp_dir share;
+    published pkg;
+    std::unique_ptr<pd_admin, void (*)(pd_admin *)> capi(connect(s), pd_admin_free);
+    publish(capi.get(), pkg, share.path(), "pkg.bin", 64 * 65536, 7);  // 64 blocks
+    auto cid = hex_of(pkg.id());
+
+    auto agent = coordinator_client(s.srv->bound_address(), s.key.data(), 3000);
+    std::map<std::string, std::string> ip_of;
+    auto reg = [&](const std::string &id, const std::string &ip) {
+        ip_of[id] = ip;
+        agent.call({{"op", "register"}, {"device_id", id}, {"address", ip}, {"listen", ip + ":34760"}});
+    };
+    reg("c1", "10.0.0.5");
+    reg("a1", "10.1.0.5");
+    reg("w1", "10.1.2.20");
+    reg("b1", "10.2.0.5");
+    auto due = [&](const std::string &id, json progress = json::array()) {
+        auto r = agent.call({{"op", "heartbeat"}, {"device_id", id}, {"address", ip_of[id]}, {"progress", progress}});
+        return r.value("prestage", json::array()).size();
+    };
+
+    // Refused with the reason: what cannot be pre-staged never becomes a silent no-op.
+    auto ask = [&](json offices, std::int64_t deadline, const std::string &content) {
+        return admin.call({{"op", "admin.prestage"}, {"content", content}, {"offices", offices}, {"deadline_ms", deadline}});
+    };
+    EXPECT_EQ(ask({"Nowhere"}, now + 1000, cid)["error"], "no office 'Nowhere' in the topology");
+    EXPECT_NE(ask({"VPN"}, now + 1000, cid)["error"].get<std::string>().find("is a VPN office"), std::string::npos);
+    EXPECT_EQ(ask(json::array(), now - 1, cid)["error"], "the deadline has passed");
+    EXPECT_NE(ask(json::array(), now + 1000, std::string(64, 'e'))["error"].get<std::string>().find("is not in the catalogue"),
+              std::string::npos);
+
+    // The WiFi office brings its ancestors along, parents first; Branch B is not asked.
+    auto accepted = ask({"Branch A WiFi"}, now + 3600 * 1000, cid);
+    ASSERT_TRUE(accepted.value("ok", false)) << accepted.dump();
+    EXPECT_EQ(accepted["offices"], json({"Central Office", "Branch A", "Branch A WiFi"}));
+    EXPECT_EQ(due("c1"), 1u);  // the top office takes the origin
+    EXPECT_EQ(due("a1"), 0u);  // its parent has nothing yet
+    EXPECT_EQ(due("b1"), 0u);  // not asked
+    EXPECT_EQ(due("c1", json{{{"content", cid}, {"verified_blocks", 8}}}), 1u);
+    EXPECT_EQ(due("a1"), 1u);  // the parent has begun: the child streams from it
+    EXPECT_EQ(due("w1"), 0u);
+    now += 1000;
+    EXPECT_EQ(due("a1", json{{{"content", cid}, {"verified_blocks", 4}}}), 1u);
+    EXPECT_EQ(due("w1"), 1u);
+    now += 2000;
+    due("a1", json{{{"content", cid}, {"verified_blocks", 20}}});  // 16 blocks (1 MiB) in 2 s
+
+    auto status = admin.call({{"op", "admin.prestage.status"}, {"content", cid}})["prestages"];
+    ASSERT_EQ(status.size(), 1u);
+    EXPECT_FALSE(status[0]["done"].get<bool>());
+    std::map<std::string, json> rows;
+    for (auto &r : status[0]["offices"]) rows[r["office"]] = r;
+    EXPECT_EQ(rows["Central Office"]["state"], "pulling");
+    EXPECT_EQ(rows["Branch A"]["rate_bytes_per_s"], 524288);
+    EXPECT_EQ(rows["Branch A"]["expected_finish_ms"], now + 44LL * 65536 * 1000 / 524288);
+    EXPECT_EQ(rows["Branch A WiFi"]["state"], "asked");
+    EXPECT_EQ(rows["Branch A WiFi"]["upstream"], "Branch A");
+
+    // A completed office is not asked again, a late progress report does not undo it, and
+    // the bytes its jobs report are kept per office.
+    agent.call({{"op", "holding"}, {"device_id", "c1"}, {"content", cid}, {"complete", true}});
+    agent.call({{"op", "job_stats"}, {"device_id", "c1"}, {"content", cid}, {"bytes", {{"origin", 64 * 65536}}}});
+    EXPECT_EQ(due("c1", json{{{"content", cid}, {"verified_blocks", 9}}}), 0u);
+    status = admin.call({{"op", "admin.prestage.status"}})["prestages"];
+    EXPECT_EQ(status[0]["offices"][0]["state"], "done");
+    EXPECT_EQ(status[0]["offices"][0]["bytes"]["origin"], 64 * 65536);
+
+    // Withdrawn: nobody is asked any more; the state survives a restart until then.
+    EXPECT_TRUE(admin.call({{"op", "admin.prestage.cancel"}, {"content", cid}}).value("ok", false));
+    EXPECT_EQ(due("a1"), 0u);
+    EXPECT_FALSE(admin.call({{"op", "admin.prestage.cancel"}, {"content", cid}}).value("ok", true));
+}

@@ -70,6 +70,12 @@ class Admin(_Closing, _NativeAdmin):
         import json
         return json.loads(self.groups_json())["groups"]
 
+    def prestage_status(self, content_id=None):
+        """Pre-staging progress: [{content, name, deadline_ms, done, late, offices: [{office,
+        state, rvp, verified_blocks, block_count, bytes, rate_bytes_per_s, expected_finish_ms}]}]."""
+        import json
+        return json.loads(self.prestage_status_json(content_id))["prestages"]
+
     def office_stats(self):
         """[{office, origin_bytes, wan_bytes, lan_bytes}] from the agents' job reports."""
         import csv

@@ -372,6 +372,21 @@ public:
     void retire_device(const std::string &device_id) {
         call([&] { return pd_admin_retire_device(get(), device_id.c_str()); });
     }
+    void prestage(const std::string &id, std::int64_t deadline_ms, const std::vector<std::string> &offices) {
+        auto cid = parse_id(id);
+        std::vector<const char *> names;
+        for (auto &o : offices) names.push_back(o.c_str());
+        call([&] { return pd_admin_prestage(get(), &cid, names.data(), names.size(), deadline_ms); });
+    }
+    std::string prestage_status(std::optional<std::string> id) {
+        std::optional<pd_content_id> cid;
+        if (id) cid = parse_id(*id);
+        return text([&](pd_buf *b) { return pd_admin_prestage_status(b, get(), cid ? &*cid : nullptr); });
+    }
+    void prestage_cancel(const std::string &id) {
+        auto cid = parse_id(id);
+        call([&] { return pd_admin_prestage_cancel(get(), &cid); });
+    }
     std::string rvp(const std::string &office) {
         return text([&](pd_buf *b) { return pd_admin_rvp(b, get(), office.c_str()); });
     }
@@ -539,6 +554,10 @@ PYBIND11_MODULE(_native, mod) {
         .def("groups_json", &admin::groups)
         .def("retire_content", &admin::retire_content, py::arg("content_id"))
         .def("retire_device", &admin::retire_device, py::arg("device_id"))
+        .def("prestage", &admin::prestage, py::arg("content_id"), py::arg("deadline_ms"),
+             py::arg("offices") = std::vector<std::string>{})
+        .def("prestage_status_json", &admin::prestage_status, py::arg("content_id") = py::none())
+        .def("prestage_cancel", &admin::prestage_cancel, py::arg("content_id"))
         .def("rvp", &admin::rvp, py::arg("office"));
 
     mod.def("publisher_keygen", [] {

@@ -145,6 +145,29 @@ PD_API int pd_admin_list_groups(pd_buf *out, pd_admin *admin);
 PD_API int pd_admin_retire_content(pd_admin *admin, const pd_content_id *id);
 
 /**
+ * Pre-stage a content: have it in `offices` (all offices but VPN ones, also those added
+ * later, when n_offices is 0) by `deadline_ms` (milliseconds since the Unix epoch). Each
+ * office's RVP pulls it over the background class before any device there asks, parents
+ * before children; an office's ancestors are pre-staged with it (docs/coordinator.md
+ * "Pre-staging"). Asking again for the same content replaces the request.
+ * @return PD_OK; PD_E_INVALID with the reason (a content not in the catalogue, an unknown
+ *         or VPN office, a deadline already past).
+ */
+PD_API int pd_admin_prestage(pd_admin *admin, const pd_content_id *id, const char *const *offices, size_t n_offices,
+                             int64_t deadline_ms);
+
+/**
+ * Pre-staging progress as JSON: {"prestages": [{"content", "name", "size", "deadline_ms",
+ * "requested_ms", "done", "late", "offices": [{"office", "state", "rvp", "upstream",
+ * "verified_blocks", "block_count", "bytes": {"origin", "wan", "lan"}, "rate_bytes_per_s",
+ * "expected_finish_ms"}]}]}, offices parents first; one content's, or every one (id NULL).
+ */
+PD_API int pd_admin_prestage_status(pd_buf *out, pd_admin *admin, const pd_content_id *id);
+
+/** Withdraw a content's pre-staging (what was fetched stays). @return PD_OK; PD_E_INVALID when none. */
+PD_API int pd_admin_prestage_cancel(pd_admin *admin, const pd_content_id *id);
+
+/**
  * Retire a device that left the fleet: the coordinator forgets it and its holdings, and the
  * activated-devices report no longer lists it. Not a revocation: a retired device that comes
  * back simply registers again. @return PD_OK; PD_E_INVALID when no such device is registered.

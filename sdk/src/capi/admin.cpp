@@ -200,6 +200,10 @@ PD_API int pd_admin_republish_all(pd_buf *out, pd_admin *admin, const pd_manifes
 }
 
 namespace pd::capi::admin {
+json prestage_request(const std::string &content, const json &offices, std::int64_t deadline_ms) {
+    return {{"op", "admin.prestage"}, {"content", content}, {"offices", offices}, {"deadline_ms", deadline_ms}};
+}
+
 json group_request(const std::string &name, const json &devices, const json &contents) {
     return {{"op", "admin.groups.set"}, {"name", name}, {"devices", devices}, {"contents", contents}};
 }
@@ -242,6 +246,36 @@ PD_API int pd_admin_retire_content(pd_admin *admin, const pd_content_id *id) {
     return guard([&] {
         require(id, "id");
         call(admin, {{"op", "admin.contents.retire"}, {"content", pd::to_hex(id->bytes, 32)}});
+        return PD_OK;
+    });
+}
+
+PD_API int pd_admin_prestage(pd_admin *admin, const pd_content_id *id, const char *const *offices, size_t n_offices,
+                             int64_t deadline_ms) {
+    return guard([&] {
+        require(id, "id");
+        if (n_offices) require(offices, "offices");
+        json list = json::array();
+        for (size_t i = 0; i < n_offices; ++i) {
+            require(offices[i], "an office name");
+            list.push_back(offices[i]);
+        }
+        if (deadline_ms <= 0) pd::fail(PD_E_INVALID, PD_CATEGORY_API, "deadline_ms must be a time (ms since the epoch)");
+        call(admin, prestage_request(pd::to_hex(id->bytes, 32), list, deadline_ms));
+        return PD_OK;
+    });
+}
+
+PD_API int pd_admin_prestage_status(pd_buf *out, pd_admin *admin, const pd_content_id *id) {
+    json request = {{"op", "admin.prestage.status"}};
+    if (id) request["content"] = pd::to_hex(id->bytes, 32);
+    return text_reply(out, admin, request, nullptr);
+}
+
+PD_API int pd_admin_prestage_cancel(pd_admin *admin, const pd_content_id *id) {
+    return guard([&] {
+        require(id, "id");
+        call(admin, {{"op", "admin.prestage.cancel"}, {"content", pd::to_hex(id->bytes, 32)}});
         return PD_OK;
     });
 }

@@ -8,6 +8,9 @@
 #include "util/text.h"
 
 #include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 
@@ -58,6 +61,35 @@ std::string content_id_arg(const std::string &text) {
     auto raw = pd::from_hex(text);
     if (!raw || raw->size() != 32) pd::fail(PD_E_INVALID, PD_CATEGORY_API, "'" + text + "' is not a 64-digit hex content id");
     return pd::to_hex(*raw);
+}
+
+// A deadline as milliseconds since the epoch: "+90s", "+30m", "+2h", "+1d" from now, or a UTC
+// time "2026-12-05T18:00:00Z".
+std::int64_t deadline_arg(const std::string &text) {
+    auto bad = [&] {
+        pd::fail(PD_E_INVALID, PD_CATEGORY_API, "--by '" + text + "' must be +N followed by s, m, h or d, or a UTC time like 2026-12-05T18:00:00Z");
+    };
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (!text.empty() && text[0] == '+') {
+        std::size_t digits = 1;
+        while (digits < text.size() && digits < 10 && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+        static const std::map<std::string, std::int64_t> units = {{"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+        auto unit = units.find(text.substr(digits));
+        if (digits == 1 || unit == units.end()) bad();
+        return now + std::stoll(text.substr(1, digits - 1)) * unit->second;
+    }
+    int y, mo, d, h, mi, s;
+    char z = 0;
+    if (text.size() != 20 || std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &s, &z) != 7 || z != 'Z' ||
+        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+        bad();
+    // Days from the civil date (Howard Hinnant's algorithm): no time-zone state, same on every platform.
+    y -= mo <= 2;
+    std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+    std::int64_t yoe = y - era * 400;
+    std::int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    std::int64_t days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+    return ((days * 24 + h) * 60 + mi) * 60000 + s * 1000;
 }
 
 std::vector<std::string> comma_list(const std::string &text) { return pd::split_list(text, ','); }
@@ -134,6 +166,31 @@ const std::vector<admin_op> &operations() {
          [](pd_admin *a, const op_args &args, bool j) {
              return done_or_json(a, {{"op", "admin.contents.retire"}, {"content", content_id_arg(args.positional[0])}},
                                  "content retired", j);
+         }},
+        {{"prestage", "CONTENT_ID --by TIME [--offices A,B]",
+          "have a content in these offices (all when none are named) by TIME (+2h, +30m, 2026-12-05T18:00:00Z); each RVP pulls it, parents first"},
+         1, 1, {"--by", "--offices"},
+         [](pd_admin *a, const op_args &args, bool j) {
+             if (args.one("--by").empty()) pd::fail(PD_E_INVALID, PD_CATEGORY_API, "--by TIME is required");
+             json offices = json::array();
+             for (auto &o : comma_list(args.one("--offices"))) offices.push_back(o);
+             auto reply = call(a, prestage_request(content_id_arg(args.positional[0]), offices, deadline_arg(args.one("--by"))));
+             if (j) return reply_json(reply);
+             std::string names;
+             for (auto &o : reply.value("offices", json::array())) names += (names.empty() ? "" : ", ") + o.get<std::string>();
+             return "pre-staging into " + names + "\n";
+         }},
+        {{"prestage-status", "[CONTENT_ID]", "pre-staging progress per office as JSON: state, blocks, bytes by source, rate, expected finish"},
+         0, 1, {},
+         [](pd_admin *a, const op_args &args, bool) {
+             json request = {{"op", "admin.prestage.status"}};
+             if (!args.positional.empty()) request["content"] = content_id_arg(args.positional[0]);
+             return reply_json(call(a, request));
+         }},
+        {{"prestage-cancel", "CONTENT_ID", "withdraw a content's pre-staging (what was fetched stays)"}, 1, 1, {},
+         [](pd_admin *a, const op_args &args, bool j) {
+             return done_or_json(a, {{"op", "admin.prestage.cancel"}, {"content", content_id_arg(args.positional[0])}},
+                                 "pre-staging withdrawn", j);
          }},
         {{"groups", "", "the assignment groups as JSON"}, 0, 0, {},
          [](pd_admin *a, const op_args &, bool) { return reply_json(call(a, {{"op", "admin.groups.list"}})); }},

@@ -95,7 +95,7 @@ std::optional<admin_role> parse_role(const std::string &name) {
 bool read_only_operation(const std::string &op) {
     static const char *const reads[] = {"admin.health",     "admin.server_id", "admin.topology.export", "admin.devices.csv",
                                         "admin.stats",      "admin.rvp",       "admin.groups.list",     "admin.contents",
-                                        "admin.admins.list", "admin.publication"};
+                                        "admin.admins.list", "admin.publication", "admin.prestage.status"};
     return std::any_of(std::begin(reads), std::end(reads), [&](const char *r) { return op == r; });
 }
 
@@ -254,6 +254,22 @@ retired_contents_reply read_retired_contents(const json &reply, std::uint64_t si
         r.contents.push_back(c);
     }
     return r;
+}
+
+std::vector<std::array<std::uint8_t, 32>> read_prestage(const json &reply) {
+    std::vector<std::array<std::uint8_t, 32>> out;
+    const json *ids = field(reply, "prestage");
+    if (!ids) return out;
+    if (!ids->is_array() || ids->size() > max_prestage_per_reply)
+        malformed("'prestage' is not a list of at most " + std::to_string(max_prestage_per_reply) + " content ids");
+    for (auto &id : *ids) {
+        auto raw = id.is_string() ? from_hex(id.get<std::string>()) : std::nullopt;
+        if (!raw || raw->size() != 32) malformed("'prestage' holds something other than a content id");
+        std::array<std::uint8_t, 32> c;
+        std::copy(raw->begin(), raw->end(), c.begin());
+        out.push_back(c);
+    }
+    return out;
 }
 
 content_reply read_content_reply(const json &reply) {

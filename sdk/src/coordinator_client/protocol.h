@@ -61,6 +61,8 @@ std::optional<std::uint64_t> read_wan_budget(const json &reply);
 // asks for the rest ("revoked_devices").
 std::optional<std::uint64_t> read_revoked_count(const json &reply);
 
+// Most contents a heartbeat asks an RVP to pre-stage, and most progress entries it reports.
+constexpr std::size_t max_prestage_per_reply = 1024;
 // Most content ids one "retired_contents" reply carries.
 constexpr std::size_t max_retired_per_reply = 1024;
 
@@ -76,6 +78,10 @@ revoked_devices_reply read_revoked_devices(const json &reply, std::uint64_t sinc
 // The newest content retirement a register or heartbeat reply names (absent from older
 // coordinators). It only grows: an agent that has seen less asks for the rest.
 std::optional<std::uint64_t> read_retired_count(const json &reply);
+
+// The contents a heartbeat reply asks this device (its office's RVP) to pre-stage; empty
+// when it names none (docs/coordinator.md "Pre-staging").
+std::vector<std::array<std::uint8_t, 32>> read_prestage(const json &reply);
 
 struct retired_contents_reply {
     std::uint64_t upto = 0;  // the agent has seen every retirement up to this one

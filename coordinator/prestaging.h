@@ -1,0 +1,77 @@
+// Pre-staging (docs/coordinator.md "Pre-staging"): an administrator asks for a content to be
+// in some or all offices by a deadline, and each office's RVP pulls it — over the background
+// class, parents before children, each WAN link once — before any device there asks. This
+// part holds the requests, decides which RVP fetches what now, and reports each office's
+// progress; the registry knows the offices and who holds what, the catalogue the contents.
+// Not thread-safe: the server's network thread owns it.
+#pragma once
+
+#include "coordinator/catalogue.h"
+#include "coordinator/registry.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace pd::coord {
+
+class prestaging {
+public:
+    prestaging(coordinator_store &store, registry &reg, const catalogue &cat);
+    // Reads the requests and statistics back from the store (restart).
+    void load();
+
+    // Asks for `content` in `offices` (empty: every office but VPN ones, also offices added
+    // later) by `deadline_ms`. An office's ancestors are pre-staged with it: the content
+    // reaches an office through them. Returns the offices named, ancestors included. Throws
+    // PD_E_INVALID: a content not in the catalogue or without a manifest, an unknown or VPN
+    // office, a deadline already past.
+    std::vector<std::string> submit(const std::string &content, const std::vector<std::string> &offices,
+                                    std::int64_t deadline_ms, std::int64_t now_ms);
+    // Withdraws every request for the content (what was fetched stays); false when none.
+    bool cancel(const std::string &content);
+    // A retired content: its requests are gone with it (the store dropped them).
+    void forget_content(const std::string &content);
+
+    // What `device` should fetch now: it is its office's RVP, its office was asked for the
+    // content and does not hold it whole, and the office it pulls from has begun receiving it
+    // (or it is the top office): parents before children.
+    std::vector<std::string> due(const std::string &device_id, std::int64_t now_ms);
+    // A device's progress on a content (heartbeats; registry::report_holding records it).
+    void sample(const std::string &device_id, const std::string &content, std::uint64_t verified_blocks, std::int64_t now_ms);
+    // Bytes a job brought into the device's office, by source (job reports).
+    void add_bytes(const std::string &content, const std::string &office, std::uint64_t origin, std::uint64_t wan,
+                   std::uint64_t lan);
+
+    // Every request (or the content's): per office its state, progress, bytes by source, the
+    // measured rate and the expected finish against the deadline (docs/coordinator.md).
+    nlohmann::json status(const std::string &content, std::int64_t now_ms);
+
+private:
+    struct request {
+        std::set<std::string> offices;  // "*": every office
+        std::int64_t deadline_ms = 0, requested_ms = 0;
+    };
+    // The request's offices in the topology now, parents before children.
+    std::vector<std::string> offices_of(const request &r) const;
+    bool wants(const request &r, const std::string &office) const;
+    // Whether the office holds any of the content yet (whole, or blocks reported).
+    bool begun(const std::string &office, const std::string &content) const;
+
+    coordinator_store &store_;
+    registry &registry_;
+    const catalogue &catalogue_;
+    std::map<std::string, request> requests_;  // by content
+    // (content, office) -> bytes by source, and the first and latest progress samples.
+    std::map<std::pair<std::string, std::string>, content_office_stats> bytes_;
+    struct rate_sample {
+        std::int64_t first_ms = 0, last_ms = 0;
+        std::uint64_t first_blocks = 0, last_blocks = 0;
+    };
+    std::map<std::pair<std::string, std::string>, rate_sample> samples_;
+};
+
+}  // namespace pd::coord
