@@ -1,7 +1,7 @@
 // pd-coordinator: the hierarchy mode's server (docs/coordinator.md).
 //   pd-coordinator init  --db PATH [--regenerate-key] [--key-out FILE] [--admin-out FILE]
 //   pd-coordinator serve --db PATH --listen IP:PORT [--heartbeat-ms N] [--bucket-bytes N] [--allow-unidentified-devices]
-//                        [--agent-versions MIN[-MAX]] [--retire-absent DURATION] [--trust-address-claims]
+//                        [--agent-versions MIN[-MAX]] [--retire-absent DURATION] [--wave-width N] [--trust-address-claims]
 //   pd-coordinator admin-key add|revoke|list --db PATH [--name NAME] [--role admin|viewer] [--out FILE]
 //   pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS]
 #include "coordinator_client/protocol.h"
@@ -224,6 +224,7 @@ int serve(const args &a) {
         o.trust_claimed_addresses = true;
     }
     if (a.has("--agent-versions")) o.agent_versions = pd::coord::version_range::parse(a.get("--agent-versions"));
+    if (a.has("--wave-width")) o.wave_width = std::stoul(a.get("--wave-width"));
     if (a.has("--retire-absent")) o.retire_absent_ms = duration_ms(a.get("--retire-absent"), "--retire-absent");
     // Only while a 0.4 fleet upgrades: its agents cannot prove a device key yet.
     o.require_device_identity = !a.has("--allow-unidentified-devices");

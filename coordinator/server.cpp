@@ -295,6 +295,14 @@ json server::apply_topology(topology_check c) {
     return {{"ok", true}, {"offices", registry_.office_count()}};
 }
 
+prestaging_options server::prestaging_settings() const {
+    prestaging_options o;
+    o.wave_width = std::max<std::size_t>(1, options_.wave_width);
+    o.level_delay_ms = 2 * options_.heartbeat_ms;
+    o.note = [this](const std::string &line) { options_.audit(line); };  // set in the constructor's body
+    return o;
+}
+
 json server::import_topology(const json &request) { return apply_topology(check_topology(request)); }
 
 void server::close_connections_of(const std::string &device_id) {

@@ -41,6 +41,7 @@ struct server_options {
     bool require_device_identity = true;
     std::int64_t heartbeat_ms = 5000;  // told to agents; devices are online for 3 heartbeats
     version_range agent_versions;      // the health check flags agents outside it
+    std::size_t wave_width = 8;  // offices pulling one content from the same office at once
     // Devices absent this long are retired (forgotten, docs/coordinator.md "Devices"); 0: never.
     std::int64_t retire_absent_ms = 0;
     std::size_t max_connections = 20000;
@@ -109,7 +110,8 @@ private:
     coordinator_store &store_;
     server_options options_;
     catalogue catalogue_{store_};
-    prestaging prestaging_{store_, registry_, catalogue_};
+    prestaging prestaging_{store_, registry_, catalogue_, prestaging_settings()};
+    prestaging_options prestaging_settings() const;
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::steady_timer accept_timer_;
     boost::asio::steady_timer retire_timer_;

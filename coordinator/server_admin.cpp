@@ -145,9 +145,9 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
     if (op == "admin.prestage") {
         // The content in these offices (all when none are named) by the deadline; each
         // office's RVP pulls it, parents first (docs/coordinator.md "Pre-staging").
-        auto offices = prestaging_.submit(content_id(request), strings(request, "offices"),
-                                          static_cast<std::int64_t>(number(request, "deadline_ms")), now);
-        return json{{"ok", true}, {"offices", offices}};
+        auto plan = prestaging_.submit(content_id(request), strings(request, "offices"),
+                                       static_cast<std::int64_t>(number(request, "deadline_ms")), now);
+        return json{{"ok", true}, {"offices", plan.offices}, {"unmeasured", plan.unmeasured}, {"estimates", plan.estimates}};
     }
     if (op == "admin.prestage.status")
         return json{{"ok", true}, {"prestages", prestaging_.status(text(request, "content"), now)}};

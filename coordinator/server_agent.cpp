@@ -101,12 +101,14 @@ std::optional<json> server::answer_agent(const std::string &op, const json &requ
                 prestaging_.sample(id, content, blocks, now);
             }
         }
+        auto due = prestaging_.due(id, now);
         return json{{"ok", true},
                     {"office", office},
                     {"wan_budget", registry_.wan_budget(office)},
                     {"revoked_devices", revoked_keys_.size()},
                     {"retired_contents", catalogue_.retired_seq()},
-                    {"prestage", prestaging_.due(id, now)}};
+                    {"prestage", due.fetch},
+                    {"foreground", due.foreground}};
     }
     if (op == "revoked_devices") {
         // The revoked devices' keys from index `since` on (register and heartbeat replies

@@ -217,7 +217,9 @@ struct backend {
     // The coordinator asks this device, its office's RVP, to bring contents into the office
     // (pre-staging): the host fetches each unless it has it or a job runs (asking again every
     // heartbeat restarts a job that failed). Agent thread.
-    void prestage(const std::vector<std::array<std::uint8_t, 32>> &ids) {
+    // `raised`: those the coordinator needs sooner than the background class would bring them
+    // (a deadline): fetched over the foreground class.
+    void prestage(const std::vector<std::array<std::uint8_t, 32>> &ids, const std::vector<std::array<std::uint8_t, 32>> &raised) {
         if (host->struct_size < offsetof(pd_host_api, request_content) + sizeof host->request_content || !host->request_content)
             return;
         for (auto &id : ids) {
@@ -226,7 +228,8 @@ struct backend {
                 if (prestaging.insert(hex(id.data())).second)
                     log(PD_LOG_INFO, "pre-staging content " + hex(id.data()).substr(0, 16) + "… into the office");
             }
-            host->request_content(host->host, id.data(), 0);
+            bool foreground = std::find(raised.begin(), raised.end(), id) != raised.end();
+            host->request_content(host->host, id.data(), foreground ? PD_PLUGIN_REQUEST_FOREGROUND : 0);
         }
     }
 
@@ -268,7 +271,7 @@ struct backend {
                     auto reply = call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)},
                                        {"progress", prestage_progress()}});
                     apply_budget(pd::coord::read_wan_budget(reply));
-                    prestage(pd::coord::read_prestage(reply));
+                    prestage(pd::coord::read_prestage(reply, "prestage"), pd::coord::read_prestage(reply, "foreground"));
                     if (auto revoked = pd::coord::read_revoked_count(reply)) {
                         std::lock_guard lk(mu);
                         revocations_known = *revoked;

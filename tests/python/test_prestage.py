@@ -3,9 +3,9 @@
 deadline; each office's RVP pulls it over the background class, parents before children, each
 WAN link once, the origin only from the central office — before any device asks. A device
 that asks afterwards, by the content id alone, gets it from its own office."""
-import io
 import json
 import os
+import re
 import time
 
 import pytest
@@ -91,3 +91,50 @@ def test_prestaging_fills_every_office_before_the_deadline_and_devices_then_ask_
         wait_until(lambda: not any(holds(a, content) for a in fleet.agents.values()), 20, "every cache to drop the content")
         refused = fleet.agents[asker].call("download", content=content)
         assert not refused["ok"] and "is not in the catalogue" in refused["error"], refused
+
+
+@root_only
+def test_a_deadline_the_background_class_would_miss_is_met_by_raising_that_office_alone(tmp_path, host_bin, plugin_dir):
+    """A user's download (iperf3, cubic) fills branch A's link for the whole run, so the
+    background class yields there; branch B's link is idle. The coordinator sees branch A's
+    pull would miss the deadline, raises that office alone to the foreground class, and it
+    makes it; branch B stays in the background class."""
+    offices = [Office("central", devices=2),
+               Office("branch-a", devices=2, wan_mbit=WAN_MBIT, parent="central"),
+               Office("branch-b", devices=2, wan_mbit=WAN_MBIT, parent="central")]
+    with Fleet(tmp_path / "f", offices, host_bin, plugin_dir, p2p="hierarchy") as fleet:
+        size = 12 * MiB
+        data, manifest, url = fleet.publish_random(size)
+        assert fleet.admin("publish", manifest, "--origin", url).returncode == 0
+        content = json.loads(fleet.admin("contents").stdout)["contents"][0]["content"]
+        receiver, sender = fleet.lab.device("branch-a-2"), fleet.lab.device("central-2")
+        fleet.lab.spawn(receiver, ["iperf3", "-s", "-1", "-p", "5201"])
+        time.sleep(0.3)
+        user = fleet.lab.spawn(sender, ["iperf3", "-c", receiver.ip, "-p", "5201", "-C", "cubic", "-t", "90"])
+        try:
+            time.sleep(2)
+            deadline_s = 40
+            start = time.time()
+            out = fleet.admin("prestage", content, "--by", "+%ds" % deadline_s)
+            assert out.returncode == 0, out.stderr
+
+            def status():
+                return json.loads(fleet.admin("prestage-status", content).stdout)["prestages"][0]
+            wait_until(lambda: status()["done"], timeout=120, what="both branches to hold the content")
+            took = time.time() - start
+        finally:
+            user.kill()
+        rows = {r["office"]: r for r in status()["offices"]}
+        with open(fleet.coordinator_log) as f:
+            notes = [l.strip() for l in f if "raised to the foreground class" in l]
+        print("deadline %d s, both branches done after %.1f s; %s" % (deadline_s, took, "; ".join(notes)))
+        assert took < deadline_s, (took, rows)
+        assert rows["branch-a"]["raised"] and not rows["branch-b"]["raised"], rows
+        assert len(notes) == 1 and "office 'branch-a'" in notes[0], notes
+        # The coordinator's own projection: in the background class branch A would have
+        # needed longer than the time left.
+        m = re.search(r"needs about (\d+ s|forever) more, and the deadline is in (\d+) s", notes[0])
+        assert m and (m.group(1) == "forever" or int(m.group(1)[:-2]) * 1.25 > int(m.group(2))), notes[0]
+        # The office's RVP said so in an event; branch B's did not.
+        raised_in = [n for n, a in fleet.agents.items() if '"event":"transfer_raised"' in a.log()]
+        assert len(raised_in) == 1 and raised_in[0].startswith("branch-a"), raised_in

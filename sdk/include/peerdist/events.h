@@ -32,6 +32,7 @@ typedef enum pd_event_type {
     PD_EVENT_LOG = 14,            /**< A log line at level `count`. */
     PD_EVENT_TRANSFER_PAUSED = 15,  /**< A background transfer yields to other traffic on its link; message says which peer and the measured queueing delay. */
     PD_EVENT_TRANSFER_RESUMED = 16, /**< The link is free again and the background transfer speeds back up. */
+    PD_EVENT_TRANSFER_RAISED = 17,  /**< An authority raised the job's transfers from other offices to the foreground class (a deadline the background class would miss); message says why. */
     PD_EVENT_TYPE_FORCE32 = 0x7FFFFFFF
 } pd_event_type;
 

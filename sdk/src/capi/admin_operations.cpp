@@ -178,7 +178,10 @@ const std::vector<admin_op> &operations() {
              if (j) return reply_json(reply);
              std::string names;
              for (auto &o : reply.value("offices", json::array())) names += (names.empty() ? "" : ", ") + o.get<std::string>();
-             return "pre-staging into " + names + "\n";
+             std::string unmeasured;
+             for (auto &o : reply.value("unmeasured", json::array())) unmeasured += (unmeasured.empty() ? "" : ", ") + o.get<std::string>();
+             return "pre-staging into " + names + "\n" +
+                    (unmeasured.empty() ? "" : "not checked against the deadline (no rate measured on their links yet): " + unmeasured + "\n");
          }},
         {{"prestage-status", "[CONTENT_ID]", "pre-staging progress per office as JSON: state, blocks, bytes by source, rate, expected finish"},
          0, 1, {},

@@ -239,6 +239,7 @@ PD_API const char *pd_event_type_name(uint32_t type) {
     case PD_EVENT_LOG: return "log";
     case PD_EVENT_TRANSFER_PAUSED: return "transfer_paused";
     case PD_EVENT_TRANSFER_RESUMED: return "transfer_resumed";
+    case PD_EVENT_TRANSFER_RAISED: return "transfer_raised";
     default: return "unknown";
     }
 }

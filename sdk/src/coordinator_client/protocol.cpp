@@ -256,15 +256,15 @@ retired_contents_reply read_retired_contents(const json &reply, std::uint64_t si
     return r;
 }
 
-std::vector<std::array<std::uint8_t, 32>> read_prestage(const json &reply) {
+std::vector<std::array<std::uint8_t, 32>> read_prestage(const json &reply, const char *key) {
     std::vector<std::array<std::uint8_t, 32>> out;
-    const json *ids = field(reply, "prestage");
+    const json *ids = field(reply, key);
     if (!ids) return out;
     if (!ids->is_array() || ids->size() > max_prestage_per_reply)
-        malformed("'prestage' is not a list of at most " + std::to_string(max_prestage_per_reply) + " content ids");
+        malformed(std::string("'") + key + "' is not a list of at most " + std::to_string(max_prestage_per_reply) + " content ids");
     for (auto &id : *ids) {
         auto raw = id.is_string() ? from_hex(id.get<std::string>()) : std::nullopt;
-        if (!raw || raw->size() != 32) malformed("'prestage' holds something other than a content id");
+        if (!raw || raw->size() != 32) malformed(std::string("'") + key + "' holds something other than a content id");
         std::array<std::uint8_t, 32> c;
         std::copy(raw->begin(), raw->end(), c.begin());
         out.push_back(c);

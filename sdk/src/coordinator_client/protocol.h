@@ -79,9 +79,10 @@ revoked_devices_reply read_revoked_devices(const json &reply, std::uint64_t sinc
 // coordinators). It only grows: an agent that has seen less asks for the rest.
 std::optional<std::uint64_t> read_retired_count(const json &reply);
 
-// The contents a heartbeat reply asks this device (its office's RVP) to pre-stage; empty
-// when it names none (docs/coordinator.md "Pre-staging").
-std::vector<std::array<std::uint8_t, 32>> read_prestage(const json &reply);
+// The contents a heartbeat reply asks this device (its office's RVP) to pre-stage (`key`
+// "prestage"), or to fetch over the foreground class to meet a deadline ("foreground");
+// empty when it names none (docs/coordinator.md "Pre-staging").
+std::vector<std::array<std::uint8_t, 32>> read_prestage(const json &reply, const char *key);
 
 struct retired_contents_reply {
     std::uint64_t upto = 0;  // the agent has seen every retirement up to this one

@@ -173,7 +173,7 @@ session::session(const pd_session_options &o)
     services.refuse_device = [this](const std::array<std::uint8_t, 32> &key) {
         boost::asio::post(net_, [this, device = to_hex(key.data(), key.size())] { refuse_device(device); });
     };
-    services.request_content = [this](const std::array<std::uint8_t, 32> &id) { request_content(id); };
+    services.request_content = [this](const std::array<std::uint8_t, 32> &id, bool foreground) { request_content(id, foreground); };
     services.retire_content = [this](const std::array<std::uint8_t, 32> &id) { retire_content(id); };
     services.device_facts = [this](pd_device_facts &facts, std::string &id) {
         facts = device_facts();

@@ -84,8 +84,9 @@ public:
     // (PD_E_AUTH). PD_E_NOT_FOUND when no catalogue has it. Blocking: never the network thread.
     void resolve_content(const store::hash &id);
     // A backend's authority asks for the content (pd_host_api.request_content): resolved when
-    // unknown, then fetched by a job unless one runs or it is complete. Returns at once.
-    void request_content(const store::hash &id);
+    // unknown, then fetched by a job unless one runs or it is complete; `foreground` raises
+    // the job's transfers from other offices to the foreground class. Returns at once.
+    void request_content(const store::hash &id, bool foreground);
     // A backend's authority retired the content: its jobs are cancelled and it leaves the
     // cache (a PD_EVENT_CACHE_EVICTED). Returns at once.
     void retire_content(const store::hash &id);

@@ -50,23 +50,26 @@ void session::resolve_content(const store::hash &id) {
          "content " + short_id(id) + " is in no catalogue this session's backends know" + (reasons.empty() ? "" : ": " + reasons));
 }
 
-void session::request_content(const store::hash &id) {
+void session::request_content(const store::hash &id, bool foreground) {
     // Describing may wait on a coordinator: a source I/O thread, never the network thread.
-    boost::asio::post(source_io_, [this, id] {
+    boost::asio::post(source_io_, [this, id, foreground] {
         try {
             auto rec = store_->get(id);
             if (rec && rec->state == store::content_state::complete) return;
             if (!store_->manifest(id)) resolve_content(id);
             auto m = store_->manifest(id);
-            boost::asio::post(net_, [this, id, m] {
+            boost::asio::post(net_, [this, id, m, foreground] {
                 job_request r;
                 r.content = id;
+                std::uint64_t job_id = 0;
                 try {
-                    auto job_id = start_job(r, m, nullptr);
+                    job_id = start_job(r, m, &job_id);
                     log(PD_LOG_INFO, "job " + std::to_string(job_id) + " fetches content " + short_id(id) + " as a backend asked (pre-staging)");
                 } catch (const error &e) {
-                    if (e.code() != PD_E_EXISTS) log(PD_LOG_WARN, "cannot fetch content " + short_id(id) + " as a backend asked: " + e.what());
+                    if (e.code() != PD_E_EXISTS) return log(PD_LOG_WARN, "cannot fetch content " + short_id(id) + " as a backend asked: " + e.what());
                 }
+                if (foreground && jobs_.count(job_id))
+                    jobs_[job_id]->raise_to_foreground("an authority needs it before its deadline, sooner than the background class would bring it");
             });
         } catch (const std::exception &e) {
             log(PD_LOG_WARN, "cannot fetch content " + short_id(id) + " as a backend asked: " + e.what());

@@ -360,6 +360,14 @@ void job::on_peer_gained(const std::shared_ptr<peer_slot> &peer, bool refreshed)
 
 void job::on_peer_failed(const std::string &why) { note_fallback(why); }
 
+void job::raise_to_foreground(const std::string &why) {
+    if (foreground_ || !active()) return;
+    foreground_ = true;
+    reload_settings();
+    if (swarm_) swarm_->reconnect_wan("raised to the foreground class");
+    emit(PD_EVENT_TRANSFER_RAISED, "transfers from other offices raised to the foreground class: " + why);
+}
+
 void job::on_yield(bool yielding, const std::string &message) {
     emit(yielding ? PD_EVENT_TRANSFER_PAUSED : PD_EVENT_TRANSFER_RESUMED, message);
 }

@@ -59,14 +59,21 @@ public:
     // A setting changed: the job reads its snapshot again.
     void reload_settings() {
         settings_ = job_settings::read(session_.config());
+        if (foreground_) settings_.wan_background = false;
         if (swarm_) swarm_->apply(settings_);
     }
+    // From now on the job's transfers from other offices use the foreground class (a
+    // deadline): its background links reconnect as foreground ones. Says so in a
+    // PD_EVENT_TRANSFER_RAISED once.
+    void raise_to_foreground(const std::string &why);
     // The device with this key (hex) was revoked: the job lets its peer links go.
     void drop_device(const std::string &device_key) {
         if (swarm_) swarm_->drop_device(device_key);
     }
 
 private:
+    bool foreground_ = false;  // raised by an authority: WAN transfers in the foreground class
+
     // Preparing: space reserved, data file open, resume state read.
     void on_prepared(platform::file file, block_bitmap verified, std::uint64_t verified_bytes);
     plugin_host::content_ref content_ref() const;

@@ -285,6 +285,11 @@ void swarm::drop_device(const std::string &device_key) {
         }
 }
 
+void swarm::reconnect_wan(const std::string &why) {
+    for (auto &p : std::vector<std::shared_ptr<peer_slot>>(peers_))
+        if (p->wan()) remove(p, why);
+}
+
 void swarm::drop(const std::shared_ptr<peer_slot> &peer, const error &why) {
     if (std::find(peers_.begin(), peers_.end(), peer) == peers_.end()) return;
     const auto &address = peer->link->address();

@@ -117,6 +117,9 @@ public:
     // The device with this key (hex) was revoked (session::refuse_device): its links close
     // and its addresses are not dialled again in this job.
     void drop_device(const std::string &device_key);
+    // The WAN links close and the next discovery round dials the same peers again with the
+    // settings in force (a job raised to the foreground class).
+    void reconnect_wan(const std::string &why);
 
     // The cooperative origin split: should this device (`node_id`) fetch the piece starting
     // at `first_block` from the origin now?

@@ -363,10 +363,10 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
 
     api.request_content = [](void *h, const uint8_t id[32], uint32_t flags) -> int32_t {
         auto c = static_cast<host_context *>(h);
-        if (!id || flags != 0) return PD_PLUGIN_E_INVALID;
+        if (!id || (flags & ~PD_PLUGIN_REQUEST_FOREGROUND) != 0) return PD_PLUGIN_E_INVALID;
         std::array<std::uint8_t, 32> content;
         std::memcpy(content.data(), id, content.size());
-        if (c->services->request_content) c->services->request_content(content);
+        if (c->services->request_content) c->services->request_content(content, (flags & PD_PLUGIN_REQUEST_FOREGROUND) != 0);
         return 0;
     };
 

@@ -39,7 +39,7 @@ struct host_services {
     // False without a fleet key.
     std::function<bool(std::uint8_t key[32])> discovery_key;
     std::function<void(const std::array<std::uint8_t, 32> &public_key)> refuse_device;
-    std::function<void(const std::array<std::uint8_t, 32> &content_id)> request_content;
+    std::function<void(const std::array<std::uint8_t, 32> &content_id, bool foreground)> request_content;
     std::function<void(const std::array<std::uint8_t, 32> &content_id)> retire_content;
 };
 

@@ -147,7 +147,11 @@ typedef struct pd_host_api {
      * starts a job that leaves it in the cache — unless a job for it runs or it is complete.
      * Returns at once; what follows is the job's events, or a warning in the log when the
      * content cannot be described or is refused.
-     * @param flags  0 (reserved: must be 0).
+     * @param flags  0, or PD_PLUGIN_REQUEST_FOREGROUND: the authority needs it sooner than the
+     *               background class would bring it (a deadline): the job's transfers from
+     *               other offices use the foreground class from now on (a running job is
+     *               raised, with a PD_EVENT_TRANSFER_RAISED). Without the flag a raised job
+     *               stays raised.
      * @return 0, or PD_PLUGIN_E_INVALID for a NULL id or unknown flags. THREAD: any.
      */
     int32_t(PD_CALLBACK *request_content)(void *host, const uint8_t id[32], uint32_t flags);
@@ -188,6 +192,9 @@ typedef struct pd_content_description {
 
 /** What describe_content hands a description to. */
 typedef void(PD_CALLBACK *pd_content_description_fn)(void *context, const pd_content_description *description);
+
+/** request_content: fetch over the foreground class (docs/plugin-abi.md). */
+#define PD_PLUGIN_REQUEST_FOREGROUND 1u
 
 /** Return codes plugins use (same values as pd_error_code). */
 #define PD_PLUGIN_OK 0
