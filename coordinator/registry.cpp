@@ -18,12 +18,10 @@ void registry::load(std::int64_t now_ms) {
     for (auto &h : store_.holdings()) holdings_[h.content_id][h.device_id] = h;
     groups_.clear();
     for (auto &g : store_.groups()) groups_[g.name] = g;
-    uploaded_ = false;
-    if (auto csv = store_.meta("topology_csv"); csv && !csv->empty()) {
-        topology_ = topology::parse_csv(*csv);
-        uploaded_ = true;
-    }
-    rebuild_membership();
+    optimisation_ = store_.meta("distribution_optimisation").value_or("on") != "off";
+    v4_prefix_ = static_cast<unsigned>(std::stoul(store_.meta("automatic_prefix_v4").value_or("24")));
+    v6_prefix_ = static_cast<unsigned>(std::stoul(store_.meta("automatic_prefix_v6").value_or("64")));
+    use_topology();
     // A restarted coordinator gives every known device one online window to reconnect, and
     // keeps the RVPs it had: a restart must not move an office's WAN pulls to another device.
     unheard_since_load_.clear();
@@ -35,12 +33,35 @@ void registry::load(std::int64_t now_ms) {
         if (auto id = store_.meta("rvp:" + office); id && members.count(*id)) rvp_[office] = *id;
 }
 
+void registry::use_topology() {
+    uploaded_ = false;
+    if (auto csv = store_.meta("topology_csv"); optimisation_ && csv && !csv->empty()) {
+        topology_ = topology::parse_csv(*csv);
+        uploaded_ = true;
+    }
+    rebuild_membership();
+}
+
+void registry::set_optimisation(bool on, unsigned v4_prefix, unsigned v6_prefix) {
+    if (v4_prefix && (v4_prefix < 8 || v4_prefix > 32))
+        fail(PD_E_INVALID, PD_CATEGORY_API, "the IPv4 prefix length must be 8-32, not " + std::to_string(v4_prefix));
+    if (v6_prefix && (v6_prefix < 16 || v6_prefix > 128))
+        fail(PD_E_INVALID, PD_CATEGORY_API, "the IPv6 prefix length must be 16-128, not " + std::to_string(v6_prefix));
+    if (v4_prefix) v4_prefix_ = v4_prefix;
+    if (v6_prefix) v6_prefix_ = v6_prefix;
+    optimisation_ = on;
+    store_.set_meta("distribution_optimisation", on ? "on" : "off");
+    store_.set_meta("automatic_prefix_v4", std::to_string(v4_prefix_));
+    store_.set_meta("automatic_prefix_v6", std::to_string(v6_prefix_));
+    use_topology();
+}
+
 void registry::rebuild_membership() {
     if (!uploaded_) {
         std::vector<std::string> addresses;
         for (auto &[id, d] : devices_) addresses.push_back(d.address);
         std::sort(addresses.begin(), addresses.end());
-        topology_ = topology::automatic(addresses);
+        topology_ = topology::automatic(addresses, v4_prefix_, v6_prefix_);
     }
     office_of_.clear();
     members_.clear();
@@ -55,7 +76,7 @@ std::string registry::place(device_record &d) {
         for (auto &[id, other] : devices_) addresses.push_back(other.address);
         addresses.push_back(d.address);
         std::sort(addresses.begin(), addresses.end());
-        topology_ = topology::automatic(addresses);
+        topology_ = topology::automatic(addresses, v4_prefix_, v6_prefix_);
         o = topology_.locate(d.address);
     }
     auto old = office_of_.find(d.id);
@@ -172,6 +193,8 @@ void registry::import_topology(const std::string &csv) {
 
 void registry::import_topology(topology parsed, const std::string &csv) {
     store_.set_meta("topology_csv", csv);
+    if (!optimisation_) store_.set_meta("distribution_optimisation", "on");  // an upload means it
+    optimisation_ = true;
     topology_ = std::move(parsed);
     uploaded_ = true;
     rebuild_membership();

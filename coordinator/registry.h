@@ -73,7 +73,19 @@ public:
     // The uploaded topology, or the automatic one built from registered devices.
     std::string export_topology() const;
     const topology &current_topology() const { return topology_; }
+    // Whether the uploaded topology is in force (one was uploaded and distribution
+    // optimisation is on).
     bool topology_uploaded() const { return uploaded_; }
+
+    // Distribution optimisation (the seed console's switch): on, the uploaded topology is in
+    // force; off — or on with none uploaded — the automatic one, one office per subnet of the
+    // registered devices under the Central Office, with these prefix lengths (0 keeps the
+    // current one). The uploaded CSV is kept either way; importing one turns it on. Throws
+    // PD_E_INVALID for a prefix out of range (IPv4 8-32, IPv6 16-128).
+    void set_optimisation(bool on, unsigned v4_prefix, unsigned v6_prefix);
+    bool optimisation() const { return optimisation_; }
+    unsigned v4_prefix() const { return v4_prefix_; }
+    unsigned v6_prefix() const { return v6_prefix_; }
 
     void put_group(const assignment_group &g);
     void remove_group(const std::string &name);
@@ -120,7 +132,10 @@ private:
     election_policy policy_;
     std::int64_t online_ms_;
     topology topology_;
-    bool uploaded_ = false;
+    bool uploaded_ = false;      // the uploaded topology is in force
+    bool optimisation_ = true;
+    unsigned v4_prefix_ = 24, v6_prefix_ = 64;
+    void use_topology();  // the uploaded or the automatic one, as the switch says
     std::unordered_map<std::string, std::string> device_keys_;  // device id -> key (hex)
     std::unordered_map<std::string, device_record> devices_;
     std::unordered_map<std::string, std::string> office_of_;             // device id -> office

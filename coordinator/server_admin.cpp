@@ -93,7 +93,9 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
                     {"offices", registry_.office_count()},
                     {"contents", catalogue_.contents().size()},
                     {"database", db},
-                    {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"}};
+                    {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"},
+                    {"distribution_optimisation", registry_.optimisation()},
+                    {"automatic_prefixes", {registry_.v4_prefix(), registry_.v6_prefix()}}};
     }
     if (op == "admin.server_id") return json{{"ok", true}, {"server_id", options_.server_id}};
     if (op == "admin.publish") {
@@ -154,6 +156,14 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
     if (op == "admin.prestage.cancel") {
         if (!prestaging_.cancel(content_id(request))) return json{{"ok", false}, {"error", "nothing is pre-staged for this content"}};
         return json{{"ok", true}};
+    }
+    if (op == "admin.optimisation") {
+        auto on = request.find("enabled");
+        if (on == request.end() || !on->is_boolean()) fail(PD_E_INVALID, PD_CATEGORY_API, "'enabled' must be true or false");
+        registry_.set_optimisation(on->get<bool>(), static_cast<unsigned>(std::min<std::uint64_t>(number(request, "prefix_v4"), 1000)),
+                                   static_cast<unsigned>(std::min<std::uint64_t>(number(request, "prefix_v6"), 1000)));
+        return json{{"ok", true}, {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"},
+                    {"offices", registry_.office_count()}};
     }
     if (op == "admin.topology.import") return import_topology(request);
     if (op == "admin.topology.export")

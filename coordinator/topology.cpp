@@ -279,7 +279,7 @@ std::string topology::to_csv() const {
     return out;
 }
 
-topology topology::automatic(const std::vector<std::string> &device_addresses) {
+topology topology::automatic(const std::vector<std::string> &device_addresses, unsigned v4_prefix, unsigned v6_prefix) {
     topology t;
     office root;
     root.name = root_name;
@@ -289,14 +289,18 @@ topology topology::automatic(const std::vector<std::string> &device_addresses) {
         auto a = parse_address(address);
         if (!a) continue;
         bool v4 = address.find(':') == std::string::npos;
+        // The subnet: the address with its host bits cleared.
+        unsigned bits = v4 ? 96 + v4_prefix : v6_prefix;
+        auto masked = *a;
+        for (unsigned i = 0; i < 128; ++i)
+            if (i >= bits) masked[i / 8] = static_cast<std::uint8_t>(masked[i / 8] & ~(0x80u >> (i % 8)));
         std::string net;
         if (v4) {
-            auto last_dot = address.rfind('.');
-            net = address.substr(0, last_dot) + ".0/24";
+            boost::asio::ip::address_v4::bytes_type b;
+            std::copy(masked.begin() + 12, masked.end(), b.begin());
+            net = boost::asio::ip::address_v4(b).to_string() + "/" + std::to_string(v4_prefix);
         } else {
-            boost::asio::ip::address_v6::bytes_type prefix{};
-            std::copy(a->begin(), a->begin() + 8, prefix.begin());
-            net = boost::asio::ip::address_v6(prefix).to_string() + "/64";
+            net = boost::asio::ip::address_v6(masked).to_string() + "/" + std::to_string(v6_prefix);
         }
         if (!seen.insert(net).second) continue;
         office o;

@@ -65,9 +65,12 @@ public:
     static topology parse_csv(const std::string &text);
     std::string to_csv() const;
 
-    // Without an uploaded topology: the Central Office (no ranges) and, below it, one office
-    // per IPv4 /24 (IPv6 /64) that a registered device's address falls in.
-    static topology automatic(const std::vector<std::string> &device_addresses);
+    // Without an uploaded topology (or with distribution optimisation off): the Central
+    // Office (no ranges) and, below it, one office per subnet that a registered device's
+    // address falls in, /24 and /64 unless told otherwise.
+    // With `v4_prefix` (8-32) and `v6_prefix` (16-128) bits per subnet.
+    static topology automatic(const std::vector<std::string> &device_addresses, unsigned v4_prefix = 24,
+                              unsigned v6_prefix = 64);
 
     const std::vector<office> &offices() const { return offices_; }
     const office *find(const std::string &name) const;

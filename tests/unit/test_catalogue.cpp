@@ -472,3 +472,33 @@ TEST(prestaging, a_slow_office_is_raised_before_its_deadline_waves_hold_back_sib
     EXPECT_NE(refused.value("error", std::string()).find("office 'Branch A' cannot have it by the deadline"), std::string::npos)
         << refused.dump();
 }
+
+TEST(coordinator_console, distribution_optimisation_switches_between_the_upload_and_subnets_of_a_chosen_size) {
+    pdtest::temp_dir dir;
+    auto store = open_sqlite_store(dir / "c.db");
+    {
+        registry reg(*store, election_policy{}, 15000);
+        device_record a, b;
+        a.id = "a", a.address = "10.1.0.5";
+        b.id = "b", b.address = "10.1.3.7";
+        reg.register_device(a, 1000);
+        reg.register_device(b, 1000);
+        EXPECT_EQ(reg.office_of("a"), "Subnet 10.1.0.0/24");  // the automatic /24s
+        EXPECT_EQ(reg.office_of("b"), "Subnet 10.1.3.0/24");
+        reg.import_topology("name,parent,type,ranges\nCentral Office,,Default,10.0.0.0/24\nBranch,Central Office,Default,10.1.0.0/16\n");
+        EXPECT_EQ(reg.office_of("b"), "Branch");
+        reg.set_optimisation(false, 22, 0);  // off: subnets again, /22 this time; the upload is kept
+        EXPECT_FALSE(reg.topology_uploaded());
+        EXPECT_EQ(reg.office_of("a"), "Subnet 10.1.0.0/22");
+        EXPECT_EQ(reg.office_of("b"), "Subnet 10.1.0.0/22");
+        EXPECT_NE(reg.export_topology().find("Subnet 10.1.0.0/22,Central Office,Default,10.1.0.0/22"), std::string::npos);
+        EXPECT_THROW(reg.set_optimisation(false, 33, 0), pd::error);
+        EXPECT_THROW(reg.set_optimisation(false, 0, 8), pd::error);
+    }
+    registry restarted(*store, election_policy{}, 15000);  // the switch and the prefix survive a restart
+    restarted.load(2000);
+    EXPECT_EQ(restarted.office_of("b"), "Subnet 10.1.0.0/22");
+    restarted.set_optimisation(true, 0, 0);
+    EXPECT_TRUE(restarted.topology_uploaded());
+    EXPECT_EQ(restarted.office_of("a"), "Branch");
+}

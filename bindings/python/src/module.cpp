@@ -372,6 +372,9 @@ public:
     void retire_device(const std::string &device_id) {
         call([&] { return pd_admin_retire_device(get(), device_id.c_str()); });
     }
+    void set_optimisation(bool enabled, unsigned prefix_v4, unsigned prefix_v6) {
+        call([&] { return pd_admin_set_optimisation(get(), enabled, prefix_v4, prefix_v6); });
+    }
     void prestage(const std::string &id, std::int64_t deadline_ms, const std::vector<std::string> &offices) {
         auto cid = parse_id(id);
         std::vector<const char *> names;
@@ -554,6 +557,7 @@ PYBIND11_MODULE(_native, mod) {
         .def("groups_json", &admin::groups)
         .def("retire_content", &admin::retire_content, py::arg("content_id"))
         .def("retire_device", &admin::retire_device, py::arg("device_id"))
+        .def("set_optimisation", &admin::set_optimisation, py::arg("enabled"), py::arg("prefix_v4") = 0u, py::arg("prefix_v6") = 0u)
         .def("prestage", &admin::prestage, py::arg("content_id"), py::arg("deadline_ms"),
              py::arg("offices") = std::vector<std::string>{})
         .def("prestage_status_json", &admin::prestage_status, py::arg("content_id") = py::none())

@@ -79,6 +79,17 @@ PD_API int pd_admin_topology_import(pd_admin *admin, const char *csv, size_t len
 PD_API int pd_admin_topology_export(pd_buf *out, pd_admin *admin);
 
 /**
+ * Distribution optimisation on or off. On, the uploaded topology is in force; off (or on
+ * with none uploaded), the automatic one: one office per subnet of the registered devices,
+ * children of the Central Office. The uploaded topology is kept either way, and importing one
+ * turns optimisation on.
+ * @param prefix_v4  the automatic offices' IPv4 prefix length, 8-32 (0 keeps it; 24 at first).
+ * @param prefix_v6  their IPv6 prefix length, 16-128 (0 keeps it; 64 at first).
+ * @return PD_OK; PD_E_INVALID for a prefix length out of range.
+ */
+PD_API int pd_admin_set_optimisation(pd_admin *admin, int enabled, unsigned prefix_v4, unsigned prefix_v6);
+
+/**
  * The activated-devices report, CSV with a header:
  * device_id,name,address,office,version,online,last_seen_ms,free_bytes,chassis,os_type
  */

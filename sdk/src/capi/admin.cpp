@@ -128,6 +128,13 @@ PD_API int pd_admin_topology_export(pd_buf *out, pd_admin *admin) {
     return text_reply(out, admin, {{"op", "admin.topology.export"}}, "csv");
 }
 
+PD_API int pd_admin_set_optimisation(pd_admin *admin, int enabled, unsigned prefix_v4, unsigned prefix_v6) {
+    return guard([&] {
+        call(admin, optimisation_request(enabled != 0, prefix_v4, prefix_v6));
+        return PD_OK;
+    });
+}
+
 PD_API int pd_admin_devices_csv(pd_buf *out, pd_admin *admin) {
     return text_reply(out, admin, {{"op", "admin.devices.csv"}}, "csv");
 }
@@ -200,6 +207,10 @@ PD_API int pd_admin_republish_all(pd_buf *out, pd_admin *admin, const pd_manifes
 }
 
 namespace pd::capi::admin {
+json optimisation_request(bool enabled, unsigned prefix_v4, unsigned prefix_v6) {
+    return {{"op", "admin.optimisation"}, {"enabled", enabled}, {"prefix_v4", prefix_v4}, {"prefix_v6", prefix_v6}};
+}
+
 json prestage_request(const std::string &content, const json &offices, std::int64_t deadline_ms) {
     return {{"op", "admin.prestage"}, {"content", content}, {"offices", offices}, {"deadline_ms", deadline_ms}};
 }

@@ -30,6 +30,7 @@ json call(pd_admin *a, const json &request);
 // them out (the coordinator keeps the ones it has).
 json publication(const content::manifest &m, const char *origins);
 json group_request(const std::string &name, const json &devices, const json &contents);
+json optimisation_request(bool enabled, unsigned prefix_v4, unsigned prefix_v6);
 json prestage_request(const std::string &content, const json &offices, std::int64_t deadline_ms);
 // The "admin.stats" reply as CSV: office,origin_bytes,wan_bytes,lan_bytes.
 std::string office_stats_csv(const json &reply);

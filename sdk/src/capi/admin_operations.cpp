@@ -130,6 +130,24 @@ const std::vector<admin_op> &operations() {
              auto reply = call(a, {{"op", "admin.topology.export"}});
              return j ? reply_json(reply) : reply.value("csv", std::string());
          }},
+        {{"optimisation", "on|off [--prefix-v4 N] [--prefix-v6 N]",
+          "distribution optimisation: on, the uploaded topology; off, one office per subnet (/24 and /64 unless given)"},
+         1, 1, {"--prefix-v4", "--prefix-v6"},
+         [](pd_admin *a, const op_args &args, bool j) {
+             const auto &state = args.positional[0];
+             if (state != "on" && state != "off") pd::fail(PD_E_INVALID, PD_CATEGORY_API, "optimisation takes 'on' or 'off', not '" + state + "'");
+             auto prefix = [&](const char *option) -> unsigned {
+                 auto text = args.one(option);
+                 if (text.empty()) return 0;
+                 if (text.size() > 3 || text.find_first_not_of("0123456789") != std::string::npos)
+                     pd::fail(PD_E_INVALID, PD_CATEGORY_API, std::string(option) + " must be a prefix length");
+                 return static_cast<unsigned>(std::stoul(text));
+             };
+             auto reply = call(a, optimisation_request(state == "on", prefix("--prefix-v4"), prefix("--prefix-v6")));
+             return j ? reply_json(reply)
+                      : "distribution optimisation " + state + ": the " + reply.value("topology", std::string()) + " topology is in force (" +
+                            std::to_string(reply.value("offices", 0)) + " offices)\n";
+         }},
         {{"devices-csv", "", "the activated-devices report as CSV"}, 0, 0, {},
          [](pd_admin *a, const op_args &, bool j) {
              auto reply = call(a, {{"op", "admin.devices.csv"}});
