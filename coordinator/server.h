@@ -92,6 +92,7 @@ private:
     std::optional<json> answer_agent(const std::string &op, const json &request, const caller &from, std::int64_t now);
     std::optional<json> answer_admin(const std::string &op, const json &request, std::int64_t now);
     json publication_record(const std::string &content_id) const;
+    std::string office_type_of(const std::string &office) const;
     // A refusal when `from` may not run the request's operation; `who` names the
     // administrator for the audit line.
     std::optional<json> authorise(const json &request, const caller &from, std::string &who);

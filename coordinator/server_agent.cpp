@@ -49,6 +49,12 @@ std::vector<std::string> lines_of(const std::string &text) {
 
 }  // namespace
 
+// "Default", "VPN" or "WiFi"; "Default" for a device in no office.
+std::string server::office_type_of(const std::string &office) const {
+    const auto *o = registry_.current_topology().find(office);
+    return type_name(o ? o->type : office_type::standard);
+}
+
 std::optional<json> server::answer_agent(const std::string &op, const json &request, const caller &from, std::int64_t now) {
     if (op == "register") {
         device_record d;
@@ -75,6 +81,7 @@ std::optional<json> server::answer_agent(const std::string &op, const json &requ
         return json{{"ok", true},
                     {"server_id", options_.server_id},
                     {"office", office},
+                    {"office_type", office_type_of(office)},
                     {"heartbeat_ms", options_.heartbeat_ms},
                     {"address", d.address},
                     {"wan_budget", registry_.wan_budget(office)},
@@ -104,6 +111,7 @@ std::optional<json> server::answer_agent(const std::string &op, const json &requ
         auto due = prestaging_.due(id, now);
         return json{{"ok", true},
                     {"office", office},
+                    {"office_type", office_type_of(office)},
                     {"wan_budget", registry_.wan_budget(office)},
                     {"revoked_devices", revoked_keys_.size()},
                     {"retired_contents", catalogue_.retired_seq()},

@@ -154,6 +154,12 @@ void PD_CALLBACK bc_destroy(void *self) {
 int32_t PD_CALLBACK bc_find_peers(void *self, const pd_content_ref *content, char *out, size_t out_size) {
     auto b = static_cast<backend *>(self);
     if (!b->sock.is_open()) return 0;  // silent instance
+    // An authority forbids broadcast discovery in this device's office (WiFi): no query goes
+    // out; answering other devices' queries is unicast and stays.
+    auto &h = *b->host;
+    if (h.struct_size >= offsetof(pd_host_api, discovery_broadcast_allowed) + sizeof h.discovery_broadcast_allowed &&
+        h.discovery_broadcast_allowed && !h.discovery_broadcast_allowed(h.host))
+        return 0;
     query q;
     q.window = current_window();
     randombytes_buf(q.id.data(), q.id.size());

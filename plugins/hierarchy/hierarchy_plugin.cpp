@@ -154,6 +154,7 @@ struct backend {
         auto reply = pd::coord::read_register_reply(reply_json);
         heartbeat_ms = reply.heartbeat_ms;
         apply_budget(reply.wan_budget);
+        apply_office_type(reply_json);
         if (reply.revoked_devices) revocations_known = *reply.revoked_devices;
         if (auto retired = pd::coord::read_retired_count(reply_json)) retirements_known = *retired;
         registered = true;
@@ -168,6 +169,16 @@ struct backend {
         host->set_wan_budget(host->host, budget);
         applied_budget = budget;
         log(PD_LOG_INFO, budget ? "office WAN budget: " + std::to_string(budget) + " bytes/s" : std::string("office WAN budget lifted"));
+    }
+
+    // WiFi offices send no multicast or broadcast discovery (docs/hierarchy.md): the rule goes
+    // to the core, which the broadcasting backends ask. Hosts before 0.5 lack it.
+    void apply_office_type(const json &reply) {
+        auto type = pd::coord::read_office_type(reply);
+        if (!type || host->struct_size < offsetof(pd_host_api, set_discovery_broadcast) + sizeof host->set_discovery_broadcast ||
+            !host->set_discovery_broadcast)
+            return;
+        host->set_discovery_broadcast(host->host, *type == "WiFi" ? 0 : 1);
     }
 
     json call(const json &request) {
@@ -271,6 +282,7 @@ struct backend {
                     auto reply = call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)},
                                        {"progress", prestage_progress()}});
                     apply_budget(pd::coord::read_wan_budget(reply));
+                    apply_office_type(reply);
                     prestage(pd::coord::read_prestage(reply, "prestage"), pd::coord::read_prestage(reply, "foreground"));
                     if (auto revoked = pd::coord::read_revoked_count(reply)) {
                         std::lock_guard lk(mu);

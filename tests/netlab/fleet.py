@@ -17,15 +17,17 @@ MiB = float(1 << 20)
 
 class Fleet:
     def __init__(self, workdir, offices, host_bin, plugin_dir, namespaces=None, cdn_office=None, p2p=False,
-                 coordinator_bin=None):
+                 coordinator_bin=None, multicast_discovery=False):
         """p2p: agents share a fleet key and serve peers; in namespaces they find each other
         with the branchcache backend (multicast on each office subnet), on loopback through
         peer.static_peers (nothing is multicast from the host's own namespace).
         p2p="hierarchy": a pd-coordinator runs in the CDN's office with the lab's offices as
-        its topology (Office.parent, Office.kind), and agents use the hierarchy backend."""
+        its topology (Office.parent, Office.kind), and agents use the hierarchy backend —
+        with the branchcache backend off, unless `multicast_discovery` (a mixed deployment)."""
         self.dir = str(workdir)
         self.p2p = p2p
         self.hierarchy = p2p == "hierarchy"
+        self.multicast_discovery = multicast_discovery
         self.coordinator_bin = coordinator_bin or os.path.join(os.path.dirname(os.path.abspath(host_bin)), "coordinator",
                                                                "pd-coordinator")
         self.coordinator = None  # "ip:port" in hierarchy mode
@@ -60,7 +62,7 @@ class Fleet:
             if self.hierarchy:
                 key = self._start_coordinator()
                 extra = {"fleet_key_file": key, "listen": "0.0.0.0:34760",
-                         "plugins": {"branchcache": {"enabled": 0},
+                         "plugins": {"branchcache": {"enabled": 1 if self.multicast_discovery else 0},
                                      "hierarchy": {"config": {"coordinator": self.coordinator, "fleet_key_file": key}}}}
             elif self.p2p:
                 key = write_key(os.path.join(self.dir, "fleet.key"))

@@ -228,3 +228,35 @@ def test_a_revoked_device_gets_nothing_from_its_peers_even_with_the_fleet_key(tm
         assert status["bytes_verified"] == 0, status
         assert "refused: device " in holder.log() and "was revoked" in holder.log()
         revoked.ok("cancel", job=jobs["revoked"])
+
+
+@root_only
+def test_wifi_offices_send_no_broadcast_discovery_even_with_the_broadcasting_backend_on(tmp_path, host_bin, plugin_dir):
+    """A mixed deployment: every agent runs the branchcache backend (multicast discovery) next
+    to the hierarchy one. The coordinator tells each device its office's type; in the WiFi
+    office the core forbids broadcast discovery and the branchcache backend sends nothing,
+    while devices of a Default office still multicast their queries."""
+    offices = [Office("central", devices=2),
+               Office("branch", devices=2, wan_mbit=WAN_MBIT, parent="central"),
+               Office("branch-wifi", devices=2, wan_mbit=WAN_MBIT, parent="branch", kind="WiFi")]
+    with Fleet(tmp_path / "f", offices, host_bin, plugin_dir, p2p="hierarchy", multicast_discovery=True) as fleet:
+        wifi = [d for d in fleet.lab.devices_in("branch-wifi")]
+        wait_until(lambda: all("sends no multicast or broadcast discovery" in fleet.agents[d.name].log() for d in wifi),
+                   timeout=15, what="the WiFi devices to learn their office's rule")
+        def sent(name):
+            """UDP datagrams (discovery is the lab's only UDP) and broadcast packets the device sent.
+            IP multicast counts would include the IGMP report of the group the backend listens on."""
+            d = fleet.lab.device(name)
+            snmp = fleet.lab.run(d, ["cat", "/proc/net/snmp"]).stdout.splitlines()
+            udp = [l.split()[1:] for l in snmp if l.startswith("Udp:")]
+            return dict(zip(udp[0], map(int, udp[1])))["OutDatagrams"] + fleet.lab.ip_counters(d)["OutBcastPkts"]
+        before = {name: sent(name) for name in fleet.agents}
+        data, manifest, url = fleet.publish_random(4 * MiB)
+        statuses = fleet.watch(fleet.deploy(manifest, url, dest_dir=str(tmp_path)), timeout=120, out=io.StringIO())
+        check_completed(statuses, tmp_path, data)
+        for name in fleet.agents:
+            delta = sent(name) - before[name]
+            if name.startswith("branch-wifi"):
+                assert delta == 0, (name, delta)
+            elif name.startswith("branch-"):
+                assert delta > 0, (name, "a Default office's device should still multicast its queries")

@@ -209,6 +209,13 @@ register_reply read_register_reply(const json &reply) {
     return r;
 }
 
+std::optional<std::string> read_office_type(const json &reply) {
+    const json *type = field(reply, "office_type");
+    if (!type) return std::nullopt;
+    if (!type->is_string() || (*type != "Default" && *type != "VPN" && *type != "WiFi")) malformed("'office_type' is not an office type");
+    return type->get<std::string>();
+}
+
 std::optional<std::uint64_t> read_wan_budget(const json &reply) { return count_field(reply, "wan_budget"); }
 
 std::optional<std::uint64_t> read_revoked_count(const json &reply) { return count_field(reply, "revoked_devices"); }

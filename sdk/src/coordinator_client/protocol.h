@@ -53,6 +53,10 @@ struct register_reply {
 // A register reply; "ok": false throws with the coordinator's "error".
 register_reply read_register_reply(const json &reply);
 
+// The office type ("Default", "VPN", "WiFi") a register or heartbeat reply names, when it
+// names one of these.
+std::optional<std::string> read_office_type(const json &reply);
+
 // The office's WAN budget a heartbeat reply carries, when it carries one.
 std::optional<std::uint64_t> read_wan_budget(const json &reply);
 

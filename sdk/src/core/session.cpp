@@ -173,6 +173,12 @@ session::session(const pd_session_options &o)
     services.refuse_device = [this](const std::array<std::uint8_t, 32> &key) {
         boost::asio::post(net_, [this, device = to_hex(key.data(), key.size())] { refuse_device(device); });
     };
+    services.set_discovery_broadcast = [this](bool allowed) {
+        if (broadcast_allowed_.exchange(allowed) != allowed)
+            log(PD_LOG_INFO, allowed ? "multicast and broadcast discovery allowed again"
+                                     : "this device's office sends no multicast or broadcast discovery (a WiFi office)");
+    };
+    services.discovery_broadcast_allowed = [this] { return broadcast_allowed_.load(); };
     services.request_content = [this](const std::array<std::uint8_t, 32> &id, bool foreground) { request_content(id, foreground); };
     services.retire_content = [this](const std::array<std::uint8_t, 32> &id) { retire_content(id); };
     services.device_facts = [this](pd_device_facts &facts, std::string &id) {

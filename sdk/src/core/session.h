@@ -184,6 +184,7 @@ private:
     std::map<std::string, std::pair<int, std::int64_t>> peer_expiries_;  // address -> (count, until ms)
     std::set<std::string> refused_devices_;  // network thread: device keys (hex) revoked
     std::atomic<std::uint64_t> backend_wan_budget_{0};  // a backend's (coordinator's) office budget
+    std::atomic<bool> broadcast_allowed_{true};         // an authority's rule for the office (WiFi: no)
     double wan_allowance_ = 0;  // network thread: bytes the WAN budget still grants
     std::int64_t wan_refill_ms_ = 0;
     std::uint64_t node_id_ = 0;

@@ -379,6 +379,16 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
         return 0;
     };
 
+    api.set_discovery_broadcast = [](void *h, int32_t allowed) {
+        auto c = static_cast<host_context *>(h);
+        if (c->services->set_discovery_broadcast) c->services->set_discovery_broadcast(allowed != 0);
+    };
+
+    api.discovery_broadcast_allowed = [](void *h) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        return !c->services->discovery_broadcast_allowed || c->services->discovery_broadcast_allowed() ? 1 : 0;
+    };
+
     std::string config = "{}";
     if (services_.get_setting) {
         if (auto v = services_.get_setting("plugin." + name + ".config")) config = *v;

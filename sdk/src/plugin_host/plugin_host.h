@@ -41,6 +41,8 @@ struct host_services {
     std::function<void(const std::array<std::uint8_t, 32> &public_key)> refuse_device;
     std::function<void(const std::array<std::uint8_t, 32> &content_id, bool foreground)> request_content;
     std::function<void(const std::array<std::uint8_t, 32> &content_id)> retire_content;
+    std::function<void(bool allowed)> set_discovery_broadcast;
+    std::function<bool()> discovery_broadcast_allowed;
 };
 
 // A content as a backend's catalogue describes it (pd_content_description, owned). Unchecked:

@@ -162,6 +162,16 @@ typedef struct pd_host_api {
      * @return 0, or PD_PLUGIN_E_INVALID for a NULL id. THREAD: any.
      */
     int32_t(PD_CALLBACK *retire_content)(void *host, const uint8_t id[32]);
+
+    /**
+     * An authority's rule for this device's office: `allowed` 0 forbids multicast and
+     * broadcast discovery (a WiFi office, docs/hierarchy.md), 1 allows it again. Backends
+     * that broadcast ask discovery_broadcast_allowed() before each send. THREAD: any.
+     */
+    void(PD_CALLBACK *set_discovery_broadcast)(void *host, int32_t allowed);
+
+    /** 1 when this device may send multicast or broadcast discovery now, 0 when not. THREAD: any. */
+    int32_t(PD_CALLBACK *discovery_broadcast_allowed)(void *host);
 } pd_host_api;
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */
