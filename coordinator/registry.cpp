@@ -93,6 +93,11 @@ std::string registry::place(device_record &d) {
 std::string registry::register_device(device_record d, std::int64_t now_ms) {
     auto it = devices_.find(d.id);
     d.registered_ms = it == devices_.end() ? now_ms : it->second.registered_ms;
+    if (it != devices_.end()) {  // its history carries over a new registration
+        d.online_ms = it->second.online_ms;
+        d.served_bytes = it->second.served_bytes;
+    }
+    served_reported_[d.id] = d.served_bytes_now;
     d.last_seen_ms = now_ms;
     unheard_since_load_.erase(d.id);
     store_.put_device(d);
@@ -105,6 +110,14 @@ std::string registry::heartbeat(const std::string &device_id, const device_recor
     auto it = devices_.find(device_id);
     if (it == devices_.end()) return {};
     auto &d = it->second;
+    // History: the time since the last heartbeat counts as online when it is within the
+    // online window; served bytes grow by what the session reports beyond its last report (a
+    // smaller figure is a new session, counted from zero).
+    if (now_ms - d.last_seen_ms <= online_ms_ && now_ms > d.last_seen_ms) d.online_ms += now_ms - d.last_seen_ms;
+    auto &last = served_reported_[device_id];
+    d.served_bytes += facts.served_bytes_now >= last ? facts.served_bytes_now - last : facts.served_bytes_now;
+    last = facts.served_bytes_now;
+    history_dirty_.insert(device_id);
     d.free_bytes = facts.free_bytes;
     d.usable_free_bytes = facts.usable_free_bytes;
     d.uptime_seconds = facts.uptime_seconds;
@@ -225,12 +238,27 @@ bool registry::assigned(const std::string &device_id, const std::string &content
     return false;
 }
 
-candidate registry::as_candidate(const device_record &d) const {
+bool registry::preferred(const device_record &d, std::int64_t now_ms) const {
+    if (d.preferred) return true;
+    std::int64_t known = now_ms - d.registered_ms;
+    return known >= history_min_ms && d.online_ms * 10 >= known * 9 && d.served_bytes >= history_min_served;
+}
+
+std::size_t registry::flush_history() {
+    std::vector<device_record> changed;
+    for (auto &id : history_dirty_)
+        if (auto it = devices_.find(id); it != devices_.end()) changed.push_back(it->second);
+    history_dirty_.clear();
+    if (!changed.empty()) store_.put_devices(changed);
+    return changed.size();
+}
+
+candidate registry::as_candidate(const device_record &d, std::int64_t now_ms) const {
     candidate c;
     c.device_id = d.id;
     c.free_bytes = d.free_bytes;
     c.usable_free_bytes = d.usable_free_bytes;
-    c.preferred = d.preferred;
+    c.preferred = preferred(d, now_ms);
     c.chassis = d.chassis;
     c.os_type = d.os_type;
     c.uptime_seconds = d.uptime_seconds;
@@ -253,7 +281,7 @@ std::string registry::rvp(const std::string &office, std::int64_t now_ms) {
     auto members = members_.find(office);
     if (members != members_.end())
         for (auto &[id, d] : members->second)
-            if (online(*d, now_ms) && !d->listen.empty()) candidates.push_back(as_candidate(*d));
+            if (online(*d, now_ms) && !d->listen.empty()) candidates.push_back(as_candidate(*d, now_ms));
     int winner = elect(candidates, policy_);
     if (winner < 0) {
         rvp_.erase(office);
@@ -381,7 +409,8 @@ sources_answer registry::sources(const std::string &device_id, const std::string
 }
 
 std::string registry::activated_devices_csv(std::int64_t now_ms) {
-    std::string out = "device_id,name,address,office,version,online,last_seen_ms,free_bytes,chassis,os_type\n";
+    std::string out = "device_id,name,address,office,version,online,last_seen_ms,free_bytes,chassis,os_type,preferred,"
+                      "online_ms,served_bytes\n";
     std::vector<const device_record *> sorted;
     for (auto &[id, d] : devices_) sorted.push_back(&d);
     std::sort(sorted.begin(), sorted.end(), [](auto *a, auto *b) { return a->id < b->id; });
@@ -390,7 +419,9 @@ std::string registry::activated_devices_csv(std::int64_t now_ms) {
         out += csv_field(d->id) + "," + csv_field(d->name) + "," + csv_field(d->address) + "," +
                csv_field(office == office_of_.end() ? "" : office->second) + "," + csv_field(d->version) + "," +
                (online(*d, now_ms) ? "yes" : "no") + "," + std::to_string(d->last_seen_ms) + "," +
-               std::to_string(d->free_bytes) + "," + std::to_string(d->chassis) + "," + std::to_string(d->os_type) + "\n";
+               std::to_string(d->free_bytes) + "," + std::to_string(d->chassis) + "," + std::to_string(d->os_type) + "," +
+               (preferred(*d, now_ms) ? (d->preferred ? "configured" : "history") : "no") + "," + std::to_string(d->online_ms) + "," +
+               std::to_string(d->served_bytes) + "\n";
     }
     return out;
 }

@@ -61,6 +61,15 @@ public:
     // server_options::retire_absent_ms); returns their ids. A device not heard from since a
     // restart counts from when it was last seen before it.
     std::vector<std::string> retire_absent(std::int64_t cutoff_ms);
+    // Whether the device is a preferred one now: its configured override, or its history —
+    // online at least 90 % of the time over at least history_min_ms since it registered, and
+    // at least history_min_served bytes served to peers (docs/hierarchy.md "Election").
+    bool preferred(const device_record &d, std::int64_t now_ms) const;
+    static constexpr std::int64_t history_min_ms = 3600 * 1000;
+    static constexpr std::uint64_t history_min_served = 256ull << 20;
+    // Writes the devices whose history changed since the last call (heartbeats stay in
+    // memory; the server calls this every minute). Returns how many.
+    std::size_t flush_history();
     void add_stats(const std::string &device_id, std::uint64_t origin_bytes, std::uint64_t wan_bytes, std::uint64_t lan_bytes);
 
     sources_answer sources(const std::string &device_id, const std::string &content_id, std::int64_t now_ms);
@@ -116,7 +125,7 @@ private:
     std::string place(device_record &d);  // sets the office membership, returns it
     void rebuild_membership();
     bool assigned(const std::string &device_id, const std::string &content_id) const;
-    candidate as_candidate(const device_record &d) const;
+    candidate as_candidate(const device_record &d, std::int64_t now_ms) const;
     // Online participants of the office for the content, excluding `except`.
     std::vector<const device_record *> participants(const std::string &office, const std::string &content_id,
                                                     std::int64_t now_ms, const std::string &except = {}) const;
@@ -144,6 +153,8 @@ private:
     std::map<std::string, std::map<std::string, holding>> holdings_;     // content -> device -> holding
     std::map<std::string, assignment_group> groups_;
     std::map<std::string, std::string> rvp_;                             // office -> current RVP
+    std::unordered_map<std::string, std::uint64_t> served_reported_;  // device -> its session's last bytes_served
+    std::set<std::string> history_dirty_;
     // Devices not heard from since load(), with when they were last seen before it.
     std::unordered_map<std::string, std::int64_t> unheard_since_load_;
 };

@@ -164,7 +164,7 @@ private:
 
 server::server(asio::io_context &io, registry &reg, coordinator_store &store, server_options options)
     : io_(io), registry_(reg), store_(store), options_(std::move(options)), acceptor_(io), accept_timer_(io),
-      retire_timer_(io) {
+      retire_timer_(io), history_timer_(io) {
     if (!options_.audit) options_.audit = [](const std::string &line) { std::fprintf(stderr, "%s\n", line.c_str()); };
     std::vector<device_identity> revoked;
     for (auto &d : store_.device_identities()) {
@@ -205,6 +205,22 @@ void server::listen(const std::string &address) {
     acceptor_.listen();
     accept_next();
     if (options_.retire_absent_ms > 0) retire_absent_devices();
+    flush_history_every_minute();
+}
+
+// The devices' history (online time, bytes served) grows with every heartbeat, in memory;
+// it reaches the database once a minute and when the server stops.
+void server::flush_history_every_minute() {
+    history_timer_.expires_after(std::chrono::minutes(1));
+    history_timer_.async_wait([this](const error_code &ec) {
+        if (ec) return;
+        try {
+            registry_.flush_history();
+        } catch (const std::exception &e) {
+            options_.audit(std::string("devices' history not saved: ") + e.what());
+        }
+        flush_history_every_minute();
+    });
 }
 
 // Automatic retirement: checked a few times per absence window, at most hourly.
@@ -229,6 +245,12 @@ void server::stop() {
     acceptor_.close(ec);
     accept_timer_.cancel();
     retire_timer_.cancel();
+    history_timer_.cancel();
+    try {
+        registry_.flush_history();
+    } catch (const std::exception &) {
+        // The database is gone: history since the last minute is lost, nothing else.
+    }
     auto all = connections_;
     for (auto &c : all) c->close();
 }

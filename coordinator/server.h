@@ -117,6 +117,8 @@ private:
     boost::asio::steady_timer accept_timer_;
     boost::asio::steady_timer retire_timer_;
     void retire_absent_devices();
+    boost::asio::steady_timer history_timer_;
+    void flush_history_every_minute();
     std::set<std::shared_ptr<connection>> connections_;
     boost::asio::thread_pool worker_{1};  // CPU-heavy checks (topology imports)
     // Every device identity (network thread); this process is the database's only writer.

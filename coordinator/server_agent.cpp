@@ -33,6 +33,7 @@ void read_facts(const json &j, device_record &d) {
     d.uptime_seconds = number(*it, "uptime_seconds");
     d.chassis = static_cast<int>(number(*it, "chassis") & 3);
     d.os_type = static_cast<int>(number(*it, "os_type") % 3);
+    d.served_bytes_now = number(*it, "bytes_served");
 }
 
 std::vector<std::string> lines_of(const std::string &text) {

@@ -51,6 +51,8 @@ ALTER TABLE contents ADD COLUMN manifest BLOB;
 CREATE TABLE retired_contents(content TEXT PRIMARY KEY, seq INTEGER UNIQUE NOT NULL, retired_ms INTEGER NOT NULL);
 CREATE TABLE prestage(content TEXT NOT NULL, office TEXT NOT NULL, deadline_ms INTEGER NOT NULL,
   requested_ms INTEGER NOT NULL, PRIMARY KEY(content, office));
+ALTER TABLE devices ADD COLUMN online_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN served_bytes INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE content_stats(content TEXT NOT NULL, office TEXT NOT NULL, origin_bytes INTEGER, wan_bytes INTEGER,
   lan_bytes INTEGER, PRIMARY KEY(content, office));
 )";
@@ -121,8 +123,20 @@ public:
     }
 
     void put_device(const device_record &d) override {
+        run([&] { insert_device(d); });
+    }
+
+    void put_devices(const std::vector<device_record> &devices) override {
         run([&] {
-            SQLite::Statement q(*db_, "INSERT OR REPLACE INTO devices VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+            SQLite::Transaction t(*db_);
+            for (auto &d : devices) insert_device(d);
+            t.commit();
+        });
+    }
+
+    void insert_device(const device_record &d) {
+        {
+            SQLite::Statement q(*db_, "INSERT OR REPLACE INTO devices VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
             int i = 1;
             q.bind(i++, d.id);
             q.bind(i++, d.name);
@@ -137,8 +151,10 @@ public:
             q.bind(i++, d.preferred ? 1 : 0);
             q.bind(i++, d.registered_ms);
             q.bind(i++, d.last_seen_ms);
+            q.bind(i++, d.online_ms);
+            q.bind(i++, static_cast<std::int64_t>(d.served_bytes));
             q.exec();
-        });
+        }
     }
 
     std::vector<device_record> devices() override {
@@ -161,6 +177,8 @@ public:
             d.preferred = q.getColumn(i++).getInt() != 0;
             d.registered_ms = q.getColumn(i++).getInt64();
             d.last_seen_ms = q.getColumn(i++).getInt64();
+            d.online_ms = q.getColumn(i++).getInt64();
+            d.served_bytes = u64(q.getColumn(i++));
             out.push_back(std::move(d));
         }
         return out;

@@ -21,8 +21,14 @@ struct device_record {
     std::string version;
     std::uint64_t free_bytes = 0, usable_free_bytes = 0, uptime_seconds = 0;
     int chassis = 0, os_type = 0;
-    bool preferred = false;
+    bool preferred = false;  // the device's configured override: always a preferred device
     std::int64_t registered_ms = 0, last_seen_ms = 0;
+    // Its history (docs/hierarchy.md "Election"): time online since it registered, and bytes
+    // it served to peers.
+    std::int64_t online_ms = 0;
+    std::uint64_t served_bytes = 0;
+    // Not stored: the bytes_served figure of the device's current session, as last reported.
+    std::uint64_t served_bytes_now = 0;
 };
 
 struct content_record {
@@ -117,6 +123,8 @@ public:
     virtual void set_meta(const std::string &key, const std::string &value) = 0;
     virtual void put_device(const device_record &d) = 0;
     virtual std::vector<device_record> devices() = 0;
+    // Several at once, in one transaction (the devices' history, written periodically).
+    virtual void put_devices(const std::vector<device_record> &devices) = 0;
     // Publishes contents, all or none (republish-all): a retired one is no longer retired.
     virtual void put_contents(const std::vector<publication_entry> &contents) = 0;
     // Every content, without the manifests' bytes.

@@ -90,8 +90,11 @@ struct backend {
             auto comma = listen->find(',');
             if (comma != std::string::npos) listen->resize(comma);
         }
-        return {{"free_bytes", f.free_bytes}, {"usable_free_bytes", f.usable_free_bytes}, {"chassis", f.chassis},
-                {"os_type", f.os_type}, {"uptime_seconds", f.uptime_seconds}};
+        json out = {{"free_bytes", f.free_bytes}, {"usable_free_bytes", f.usable_free_bytes}, {"chassis", f.chassis},
+                    {"os_type", f.os_type}, {"uptime_seconds", f.uptime_seconds}};
+        // What the coordinator derives preferred devices from (hosts before 0.5 lack it).
+        if (f.struct_size >= offsetof(pd_device_facts, bytes_served) + sizeof f.bytes_served) out["bytes_served"] = f.bytes_served;
+        return out;
     }
 
     // One request; reconnects (and re-registers) once when the connection broke. Caller holds mu.
@@ -146,7 +149,8 @@ struct backend {
         std::string listen;
         auto f = facts(&listen);
         json r = {{"op", "register"}, {"device_id", device_id}, {"version", PD_VERSION_STRING},
-                  {"listen", listen}, {"facts", f}, {"preferred", preferred}};
+                  {"listen", listen}, {"facts", f}};
+        if (preferred) r["preferred"] = true;  // the override; otherwise the coordinator judges by history
         boost::system::error_code ec;
         auto name = boost::asio::ip::host_name(ec);
         if (!ec) r["name"] = name;

@@ -502,3 +502,55 @@ TEST(coordinator_console, distribution_optimisation_switches_between_the_upload_
     EXPECT_TRUE(restarted.topology_uploaded());
     EXPECT_EQ(restarted.office_of("a"), "Branch");
 }
+
+TEST(coordinator_console, a_device_that_stays_online_and_serves_its_office_becomes_a_preferred_device) {
+    pdtest::temp_dir dir;
+    auto store = open_sqlite_store(dir / "c.db");
+    const std::int64_t window = 15000;
+    {
+        registry reg(*store, election_policy{}, window);
+        device_record a, b;
+        a.id = "a", a.address = "10.1.0.5", a.listen = "10.1.0.5:34760";
+        b.id = "b", b.address = "10.1.0.6", b.listen = "10.1.0.6:34760";
+        reg.register_device(a, 0);
+        reg.register_device(b, 0);
+        EXPECT_EQ(reg.rvp("Subnet 10.1.0.0/24", 0), "a");  // equal facts: the id decides
+        // An hour of heartbeats: b online throughout and serving 300 MiB (over two sessions:
+        // its second session's counter starts again from zero); a online and serving nothing.
+        std::int64_t t = 0;
+        for (int i = 1; i <= 360; ++i) {
+            t = i * 10000;
+            device_record fa = a, fb = b;
+            fb.served_bytes_now = (i <= 180 ? i : i - 180) * (1ull << 20) * 300 / 360;
+            reg.heartbeat("a", fa, t);
+            reg.heartbeat("b", fb, t);
+        }
+        auto *db = &reg.devices().at("b");
+        EXPECT_GE(db->served_bytes, 299ull << 20);
+        EXPECT_EQ(db->online_ms, 3600000);
+        EXPECT_TRUE(reg.preferred(*db, t));
+        EXPECT_FALSE(reg.preferred(reg.devices().at("a"), t));
+        reg.take_offline("a");  // the sticky RVP goes away: the next election prefers b's history
+        EXPECT_EQ(reg.rvp("Subnet 10.1.0.0/24", t), "b");
+        EXPECT_EQ(reg.flush_history(), 2u);  // both heartbeated: both histories are written
+        auto csv = reg.activated_devices_csv(t);
+        EXPECT_NE(csv.find(",history,3600000,"), std::string::npos) << csv;
+    }
+    auto stored = store->devices();
+    ASSERT_EQ(stored.size(), 2u);
+    EXPECT_EQ(stored[1].online_ms, 3600000);  // the history survives a restart
+    // A device away half the time is not preferred, whatever it served; the override is.
+    registry reg(*store, election_policy{}, window);
+    device_record c;
+    c.id = "c", c.address = "10.1.0.7";
+    reg.register_device(c, 0);
+    for (int i = 1; i <= 12; ++i) {
+        device_record fc = c;
+        fc.served_bytes_now = std::uint64_t(i) << 30;
+        reg.heartbeat("c", fc, i * 600000);  // every 10 minutes: offline in between
+    }
+    EXPECT_FALSE(reg.preferred(reg.devices().at("c"), 7200000));
+    c.preferred = true;
+    reg.register_device(c, 7200000);
+    EXPECT_TRUE(reg.preferred(reg.devices().at("c"), 7200000));
+}

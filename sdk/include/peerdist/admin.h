@@ -91,7 +91,8 @@ PD_API int pd_admin_set_optimisation(pd_admin *admin, int enabled, unsigned pref
 
 /**
  * The activated-devices report, CSV with a header:
- * device_id,name,address,office,version,online,last_seen_ms,free_bytes,chassis,os_type
+ * device_id,name,address,office,version,online,last_seen_ms,free_bytes,chassis,os_type,preferred,online_ms,served_bytes
+ * (preferred: "configured", "history" or "no")
  */
 PD_API int pd_admin_devices_csv(pd_buf *out, pd_admin *admin);
 

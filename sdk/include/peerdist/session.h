@@ -149,6 +149,8 @@ typedef struct pd_device_facts {
     int32_t chassis;             /**< 0 unknown, 1 desktop, 2 laptop, 3 server. */
     int32_t os_type;             /**< 0 unknown, 1 workstation, 2 server. */
     uint64_t uptime_seconds;     /**< Seconds since boot. */
+    /* Appended in 0.5. */
+    uint64_t bytes_served;       /**< Bytes this session served to peers since it started (not overridable). */
 } pd_device_facts;
 
 /**

@@ -74,6 +74,7 @@ pd_device_facts session::device_facts() const {
     f.chassis = facts.chassis;
     f.os_type = facts.os_type;
     f.uptime_seconds = facts.uptime_seconds;
+    f.bytes_served = peer_server_ ? peer_server_->bytes_served() : 0;
     auto o = device_overrides();
     if (o.free_bytes != UINT64_MAX) f.free_bytes = o.free_bytes;
     if (o.usable_free_bytes != UINT64_MAX) f.usable_free_bytes = o.usable_free_bytes;

@@ -178,6 +178,7 @@ private:
                 if (self->closed_) return;
                 if (!failure.empty()) return self->close("answering failed: " + failure, true);
                 self->server_.counters_.bytes_uploaded += bytes;
+                self->server_.bytes_served_.fetch_add(bytes, std::memory_order_relaxed);
                 self->server_.counters_.blocks_uploaded += blocks;
                 auto delay = self->server_.reserve_upload(bytes);
                 auto go = [self, records = std::move(records)]() mutable {

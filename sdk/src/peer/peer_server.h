@@ -4,6 +4,8 @@
 // network thread; block reads happen on the workers. Limits: connections, upload rate, idle time.
 #pragma once
 
+#include <atomic>
+
 #include "net/secure_channel.h"
 #include "peer/wire.h"
 
@@ -48,6 +50,8 @@ public:
     };
     // Network thread.
     counters stats() const;
+    // Bytes served to peers so far. Any thread.
+    std::uint64_t bytes_served() const { return bytes_served_.load(std::memory_order_relaxed); }
 
 private:
     class connection;
@@ -65,6 +69,7 @@ private:
     std::set<std::shared_ptr<connection>> connections_;
     std::chrono::steady_clock::time_point upload_free_{};
     counters counters_;
+    std::atomic<std::uint64_t> bytes_served_{0};  // counters_.bytes_uploaded, for any thread
     bool stopped_ = false;
 };
 
