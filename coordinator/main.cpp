@@ -1,6 +1,6 @@
 // pd-coordinator: the hierarchy mode's server (docs/coordinator.md).
 //   pd-coordinator init  --db PATH [--regenerate-key] [--key-out FILE] [--admin-out FILE]
-//   pd-coordinator serve --db PATH --listen IP:PORT [--heartbeat-ms N] [--bucket-bytes N] [--allow-unidentified-devices]
+//   pd-coordinator serve --db PATH --listen HOST:PORT [--heartbeat-ms N] [--bucket-bytes N] [--allow-unidentified-devices]
 //                        [--agent-versions MIN[-MAX]] [--retire-absent DURATION] [--wave-width N] [--trust-address-claims]
 //   pd-coordinator admin-key add|revoke|list --db PATH [--name NAME] [--role admin|viewer] [--out FILE]
 //   pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS]
@@ -204,7 +204,7 @@ std::int64_t duration_ms(const std::string &text, const std::string &option) {
 
 int serve(const args &a) {
     auto db = a.get("--db"), listen = a.get("--listen");
-    if (db.empty() || listen.empty()) throw std::runtime_error("serve needs --db PATH --listen IP:PORT");
+    if (db.empty() || listen.empty()) throw std::runtime_error("serve needs --db PATH --listen HOST:PORT");
     // The database holds the fleet key.
     pd::platform::require_private_file(db, "coordinator database");
     auto store = pd::coord::open_sqlite_store(db);

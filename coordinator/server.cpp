@@ -4,6 +4,7 @@
 
 #include "coordinator/request_fields.h"
 #include "net/async_channel.h"
+#include "net/resolve.h"
 #include "util/endpoint.h"
 #include "util/error.h"
 #include "util/hex.h"
@@ -193,8 +194,7 @@ server::~server() {
 
 void server::listen(const std::string &address) {
     auto e = require_endpoint(address, "listen address", port_rule::listen);
-    if (e.is_name) fail(PD_E_INVALID, PD_CATEGORY_NET, "listen address '" + address + "' must be an IP address");
-    auto ip = asio::ip::make_address(e.host);
+    auto ip = net::bind_address(e, "listen address");
     auto port = e.port;
     error_code ec;
     tcp::endpoint ep(ip, static_cast<unsigned short>(port));

@@ -147,6 +147,9 @@ def test_a_database_from_0_4_gains_administrators_when_upgraded(tmp_path):
         c.execute("ALTER TABLE contents DROP COLUMN manifest")
         c.execute("DROP TABLE retired_contents")
         c.execute("DROP TABLE prestage")
+        c.execute("DROP TABLE content_stats")
+        c.execute("ALTER TABLE devices DROP COLUMN online_ms")
+        c.execute("ALTER TABLE devices DROP COLUMN served_bytes")
         c.execute("DROP TABLE admins")
         c.execute("DROP TABLE device_keys")
         c.execute("ALTER TABLE contents DROP COLUMN publication")
@@ -167,6 +170,12 @@ def test_a_database_from_0_4_gains_administrators_when_upgraded(tmp_path):
 
 def test_admin_from_python_and_state_across_a_restart(coordinator, tmp_path):
     server, cred, db = coordinator
+    # A host name works wherever an address is taken; one that does not resolve says so.
+    with peerdist.Admin("localhost:" + server.address.rsplit(":", 1)[1], cred) as by_name:
+        assert by_name.whoami()["role"] == "admin"
+    with pytest.raises(peerdist.errors.Error) as unresolved:
+        peerdist.Admin("no-such-host.invalid:7400", cred, 3000)
+    assert "no-such-host.invalid" in str(unresolved.value)
     with peerdist.Admin(server.address, cred) as admin:
         server_id = admin.server_id()
         assert re.fullmatch(r"[0-9a-f]{32}", server_id)

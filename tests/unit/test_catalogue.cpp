@@ -554,3 +554,41 @@ TEST(coordinator_console, a_device_that_stays_online_and_serves_its_office_becom
     reg.register_device(c, 7200000);
     EXPECT_TRUE(reg.preferred(reg.devices().at("c"), 7200000));
 }
+
+TEST(coordinator_console, host_names_are_accepted_wherever_an_address_is_and_one_that_does_not_resolve_is_a_clear_error) {
+    // Listening: the coordinator and a session.
+    pdtest::temp_dir dir;
+    auto store = open_sqlite_store(dir / "c.db");
+    registry reg(*store, election_policy{}, 15000);
+    boost::asio::io_context io;
+    server_options o;
+    server srv(io, reg, *store, o);
+    srv.listen("localhost:0");
+    EXPECT_EQ(srv.bound_address().rfind("127.0.0.1:", 0), 0u) << srv.bound_address();
+    try {
+        srv.listen("no-such-host.invalid:0");
+        FAIL();
+    } catch (const pd::error &e) {
+        EXPECT_EQ(e.code(), PD_E_INVALID);
+        EXPECT_NE(std::string(e.what()).find("listen address 'no-such-host.invalid' does not resolve"), std::string::npos) << e.what();
+    }
+    std::array<std::uint8_t, 32> key = running_server::random_key();
+    pd_session_options so = PD_SESSION_OPTIONS_INIT;
+    std::string cache = dir / "cache";
+    so.cache_dir = cache.c_str();
+    so.fleet_key = key.data();
+    so.fleet_key_len = 32;
+    so.listen_addresses = "localhost:0";
+    pdtest::session_ptr s;
+    ASSERT_EQ(pd_session_new(&s.s, &so), PD_OK) << pdtest::last_error();
+    pd_buf b = PD_BUF_INIT;
+    ASSERT_EQ(pd_session_listen_addresses(&b, s), PD_OK);
+    EXPECT_EQ(std::string(reinterpret_cast<char *>(b.ptr), b.size).rfind("127.0.0.1:", 0), 0u);
+    pd_buf_dispose(&b);
+    pdtest::session_ptr bad;
+    std::string cache2 = dir / "cache2";
+    so.cache_dir = cache2.c_str();
+    so.listen_addresses = "no-such-host.invalid:0";
+    EXPECT_EQ(pd_session_new(&bad.s, &so), PD_E_INVALID);
+    EXPECT_NE(pdtest::last_error().find("does not resolve"), std::string::npos) << pdtest::last_error();
+}

@@ -1,5 +1,7 @@
 #include "core/session.h"
 
+#include "net/resolve.h"
+
 #include "content/publication.h"
 #include "crypto/hash.h"
 #include "job/job.h"
@@ -240,10 +242,9 @@ void session::bind_listeners(const std::string &spec) {
     namespace ip = boost::asio::ip;
     for (auto &item : split_list(spec, ',')) {
         auto where = require_endpoint(item, "listen address", port_rule::listen);
-        if (where.is_name) fail(PD_E_INVALID, PD_CATEGORY_NET, "listen address '" + item + "' must be an IP address");
         boost::system::error_code ec;
         auto acceptor = std::make_unique<ip::tcp::acceptor>(net_);
-        ip::tcp::endpoint ep(ip::make_address(where.host), where.port);
+        ip::tcp::endpoint ep(net::bind_address(where, "listen address"), where.port);
         acceptor->open(ep.protocol(), ec);
         if (!ec) platform::prepare_listener(acceptor->native_handle());
         if (!ec) acceptor->bind(ep, ec);
