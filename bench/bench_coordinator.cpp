@@ -3,8 +3,13 @@
 // CLIENTS concurrent connections, one heartbeat each, and one source lookup each. Reports
 // registrations and heartbeats per second, lookup latency p50/p99 as the client sees it
 // (request to reply, loopback), and the server's resident memory (VmRSS, VmHWM).
-// usage: pd_bench_coordinator PD_COORDINATOR [DEVICES] [OFFICES] [CLIENTS]
+// With CONTENTS, the catalogue holds that many 64 MiB contents (their manifests: 32 KiB
+// each), every one pre-staged into every office, while the devices heartbeat (each office's
+// RVP is then told what to fetch) and ask for contents by id.
+// usage: pd_bench_coordinator PD_COORDINATOR [DEVICES] [OFFICES] [CLIENTS] [CONTENTS]
+#include "content/manifest.h"
 #include "coordinator_client/protocol.h"
+#include "util/hex.h"
 #include "util/error.h"
 #include "util/key_file.h"
 
@@ -49,7 +54,7 @@ std::string office_net(int i) { return "10." + std::to_string(i / 256) + "." + s
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: pd_bench_coordinator PD_COORDINATOR [DEVICES] [OFFICES] [CLIENTS]\n");
+        std::fprintf(stderr, "usage: pd_bench_coordinator PD_COORDINATOR [DEVICES] [OFFICES] [CLIENTS] [CONTENTS]\n");
         return 2;
     }
     if (sodium_init() < 0) return 1;
@@ -57,6 +62,7 @@ int main(int argc, char **argv) {
     int devices = argc > 2 ? std::atoi(argv[2]) : 100000;
     int offices = argc > 3 ? std::atoi(argv[3]) : 1000;
     int clients = argc > 4 ? std::atoi(argv[4]) : 8;
+    int contents = argc > 5 ? std::atoi(argv[5]) : 0;
     char dir_template[] = "/var/tmp/pd-coord-bench.XXXXXX";
     std::string dir = ::mkdtemp(dir_template);
     std::string db = dir + "/c.db", keyfile = dir + "/key", credential = dir + "/admin.cred", log = dir + "/log";
@@ -132,6 +138,38 @@ int main(int argc, char **argv) {
 
     auto reg = phase(device_json);
     std::uint64_t rss_registered = status_kib(server, "VmRSS:");
+
+    // The catalogue and pre-staging state: `contents` manifests published 100 at a time, each
+    // content pre-staged into every office.
+    std::vector<std::string> ids;
+    double publish_s = 0;
+    if (contents > 0) {
+        auto t0 = clock_type::now();
+        pd::coord::coordinator_client admin(address, pd::read_admin_credential(credential), 60000);
+        std::uint64_t size = 64ull << 20;
+        for (int first = 0; first < contents; first += 100) {
+            json batch = json::array();
+            for (int i = first; i < std::min(contents, first + 100); ++i) {
+                std::vector<pd::content::hash> blocks(size / pd::content::default_block_size);
+                for (auto &h : blocks) randombytes_buf(h.data(), h.size());
+                auto m = pd::content::manifest::from_block_hashes(size, std::move(blocks), "pkg-" + std::to_string(i) + ".msi");
+                auto bytes = m.serialize();
+                ids.push_back(pd::to_hex(m.id.data(), m.id.size()));
+                batch.push_back({{"content", ids.back()}, {"name", m.name}, {"size", m.size}, {"block_count", m.block_count()},
+                                 {"origins", {"https://cdn.example/" + m.name}}, {"manifest", pd::to_base64(bytes.data(), bytes.size())}});
+            }
+            auto r = admin.call({{"op", "admin.republish"}, {"contents", batch}});
+            if (!r.value("ok", false)) return std::fprintf(stderr, "publish failed: %s\n", r.dump().substr(0, 300).c_str()), 1;
+        }
+        std::int64_t deadline = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch()).count() + 24 * 3600 * 1000ll;
+        for (auto &id : ids) {
+            auto r = admin.call({{"op", "admin.prestage"}, {"content", id}, {"offices", json::array()}, {"deadline_ms", deadline}});
+            if (!r.value("ok", false)) return std::fprintf(stderr, "prestage failed: %s\n", r.dump().substr(0, 300).c_str()), 1;
+        }
+        publish_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+    }
+    std::uint64_t rss_catalogue = status_kib(server, "VmRSS:");
     auto hb = phase([&](int d) {
         char id[33];
         std::snprintf(id, sizeof id, "%032x", d);
@@ -143,6 +181,12 @@ int main(int argc, char **argv) {
         std::snprintf(id, sizeof id, "%032x", (d * 7919) % devices);
         return json{{"op", "sources"}, {"device_id", id}, {"content", content}};
     });
+    std::pair<double, std::vector<double>> by_id;
+    if (!ids.empty()) by_id = phase([&](int d) {
+        char id[33];
+        std::snprintf(id, sizeof id, "%032x", d);
+        return json{{"op", "content"}, {"device_id", id}, {"content", ids[static_cast<std::size_t>(d) % ids.size()]}};
+    });
     std::uint64_t rss = status_kib(server, "VmRSS:"), hwm = status_kib(server, "VmHWM:");
     ::kill(server, SIGTERM);
     ::waitpid(server, nullptr, 0);
@@ -151,8 +195,14 @@ int main(int argc, char **argv) {
     std::printf("  heartbeats     %8.0f /s  (p50 %.0f us, p99 %.0f us)\n", devices / hb.first, pct(hb.second, .5), pct(hb.second, .99));
     std::printf("  source lookups %8.0f /s  p50 %.0f us, p99 %.0f us (target p99 < 1000 us)\n", devices / look.first,
                 pct(look.second, .5), pct(look.second, .99));
-    std::printf("  server memory  idle %.1f MiB, after registrations %.1f MiB, end %.1f MiB, peak %.1f MiB (target < 1024 MiB)\n",
-                mib(rss_idle), mib(rss_registered), mib(rss), mib(hwm));
+    if (!ids.empty()) {
+        std::printf("  catalogue      %d contents (64 MiB each) published and pre-staged into every office in %.1f s\n", contents, publish_s);
+        std::printf("  by content id  %8.0f /s  p50 %.0f us, p99 %.0f us (a 32 KiB manifest each)\n", devices / by_id.first,
+                    pct(by_id.second, .5), pct(by_id.second, .99));
+    }
+    std::printf("  server memory  idle %.1f MiB, after registrations %.1f MiB, with the catalogue %.1f MiB, end %.1f MiB, "
+                "peak %.1f MiB (target < 1024 MiB)\n",
+                mib(rss_idle), mib(rss_registered), mib(rss_catalogue), mib(rss), mib(hwm));
     std::system(("rm -rf " + dir).c_str());
     return 0;
 }
