@@ -266,6 +266,22 @@ def test_republish_all_rebuilds_a_new_coordinator_and_moves_origins(coordinator,
     again = json.loads(republish().stdout)  # no origins given: the recorded ones stay
     assert again["unchanged"] == 3, again
 
+    # What republish-all stored drives distribution: a device starts from an id alone and
+    # gets the manifest and the origin (here the publisher's share) from the catalogue.
+    assert republish("--origin-base", "file://" + str(pkgs)).returncode == 0
+    device = peerdist.Session(str(tmp_path / "device"))
+    try:
+        device.set_setting("trust.allow_unsigned", "1")
+        device.set_setting("plugin.hierarchy.config", json.dumps({"coordinator": server.address,
+                                                                  "fleet_key_file": str(tmp_path / "key")}))
+        device.load_plugin(os.environ.get("PD_PLUGIN_DIR", os.path.join(BUILD, "plugins")))
+        device.resolve(ids["office.msi"])
+        status = peerdist.wait_job(device, device.start_job(ids["office.msi"], str(tmp_path / "office.msi")), timeout=60)
+        assert status["state"] == "completed", status
+        assert (tmp_path / "office.msi").read_bytes() == (pkgs / "office.msi").read_bytes()
+    finally:
+        device.close()
+
     # A damaged manifest beside the good ones: refused by name, nothing changes.
     (pkgs / "broken.pdm").write_bytes(b"PDM1" + os.urandom(64))
     out = republish("--origin-base", "http://other-cdn/")
