@@ -171,6 +171,21 @@ std::optional<std::uint64_t> count_field(const json &reply, const char *key) {
     return v->get<std::uint64_t>();
 }
 
+// A list of 32-byte values in hex (device keys, content ids): at most `limit`, each checked.
+std::vector<std::array<std::uint8_t, 32>> read_hex32_list(const json *list, const char *key, std::size_t limit, const char *what) {
+    if (!list || !list->is_array() || list->size() > limit)
+        malformed(std::string("'") + key + "' is not a list of at most " + std::to_string(limit) + " " + what + "s");
+    std::vector<std::array<std::uint8_t, 32>> out;
+    for (auto &v : *list) {
+        auto raw = v.is_string() ? from_hex(v.get<std::string>()) : std::nullopt;
+        if (!raw || raw->size() != 32) malformed(std::string("'") + key + "' holds something other than a " + what);
+        std::array<std::uint8_t, 32> item;
+        std::copy(raw->begin(), raw->end(), item.begin());
+        out.push_back(item);
+    }
+    return out;
+}
+
 std::vector<std::string> read_peers(const json &reply, const char *key) {
     std::vector<std::string> out;
     const json *list = field(reply, key);
@@ -228,16 +243,8 @@ revoked_devices_reply read_revoked_devices(const json &reply, std::uint64_t sinc
     auto total = count_field(reply, "total");
     if (!total) malformed("'total' is missing");
     r.total = *total;
-    const json *keys = field(reply, "keys");
-    if (!keys || !keys->is_array() || keys->size() > max_revoked_per_reply || since + keys->size() > r.total)
-        malformed("'keys' is not a page of at most " + std::to_string(max_revoked_per_reply) + " keys within 'total'");
-    for (auto &k : *keys) {
-        auto raw = k.is_string() ? from_hex(k.get<std::string>()) : std::nullopt;
-        if (!raw || raw->size() != 32) malformed("'keys' holds something other than a device key");
-        std::array<std::uint8_t, 32> key;
-        std::copy(raw->begin(), raw->end(), key.begin());
-        r.keys.push_back(key);
-    }
+    r.keys = read_hex32_list(field(reply, "keys"), "keys", max_revoked_per_reply, "device key");
+    if (since + r.keys.size() > r.total) malformed("'keys' runs past 'total'");
     return r;
 }
 
@@ -250,33 +257,14 @@ retired_contents_reply read_retired_contents(const json &reply, std::uint64_t si
     auto upto = count_field(reply, "upto");
     if (!upto || *upto < since) malformed("'upto' is missing or before the retirements asked for");
     r.upto = *upto;
-    const json *ids = field(reply, "contents");
-    if (!ids || !ids->is_array() || ids->size() > max_retired_per_reply)
-        malformed("'contents' is not a page of at most " + std::to_string(max_retired_per_reply) + " content ids");
-    for (auto &id : *ids) {
-        auto raw = id.is_string() ? from_hex(id.get<std::string>()) : std::nullopt;
-        if (!raw || raw->size() != 32) malformed("'contents' holds something other than a content id");
-        std::array<std::uint8_t, 32> c;
-        std::copy(raw->begin(), raw->end(), c.begin());
-        r.contents.push_back(c);
-    }
+    r.contents = read_hex32_list(field(reply, "contents"), "contents", max_retired_per_reply, "content id");
     return r;
 }
 
 std::vector<std::array<std::uint8_t, 32>> read_prestage(const json &reply, const char *key) {
-    std::vector<std::array<std::uint8_t, 32>> out;
     const json *ids = field(reply, key);
-    if (!ids) return out;
-    if (!ids->is_array() || ids->size() > max_prestage_per_reply)
-        malformed(std::string("'") + key + "' is not a list of at most " + std::to_string(max_prestage_per_reply) + " content ids");
-    for (auto &id : *ids) {
-        auto raw = id.is_string() ? from_hex(id.get<std::string>()) : std::nullopt;
-        if (!raw || raw->size() != 32) malformed(std::string("'") + key + "' holds something other than a content id");
-        std::array<std::uint8_t, 32> c;
-        std::copy(raw->begin(), raw->end(), c.begin());
-        out.push_back(c);
-    }
-    return out;
+    if (!ids) return {};
+    return read_hex32_list(ids, key, max_prestage_per_reply, "content id");
 }
 
 content_reply read_content_reply(const json &reply) {
