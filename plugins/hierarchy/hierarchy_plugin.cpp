@@ -63,7 +63,7 @@ struct backend {
     std::uint64_t revocations_reported = 0;  // how many of them the host has refused (agent thread)
     std::uint64_t retirements_known = 0;     // the newest content retirement the coordinator reported
     std::uint64_t retirements_applied = 0;   // the newest one handed to the host (agent thread)
-    // Contents the coordinator asked this RVP for, not yet whole (hex). Its own mutex: the
+    // Contents the coordinator's last heartbeat reply asked this RVP for (hex). Its own mutex: the
     // network thread's content_available must never wait behind a coordinator call on `mu`.
     std::mutex prestage_mu;
     std::set<std::string> prestaging;
@@ -237,12 +237,17 @@ struct backend {
     void prestage(const std::vector<std::array<std::uint8_t, 32>> &ids, const std::vector<std::array<std::uint8_t, 32>> &raised) {
         if (host->struct_size < offsetof(pd_host_api, request_content) + sizeof host->request_content || !host->request_content)
             return;
+        std::set<std::string> now;
+        for (auto &id : ids) now.insert(hex(id.data()));
+        {
+            // The reply lists everything this office still lacks: what it no longer lists
+            // (done, withdrawn, retired, or another device became the RVP) is not reported on.
+            std::lock_guard lk(prestage_mu);
+            for (auto &id : now)
+                if (!prestaging.count(id)) log(PD_LOG_INFO, "pre-staging content " + id.substr(0, 16) + "… into the office");
+            prestaging = std::move(now);
+        }
         for (auto &id : ids) {
-            {
-                std::lock_guard lk(prestage_mu);
-                if (prestaging.insert(hex(id.data())).second)
-                    log(PD_LOG_INFO, "pre-staging content " + hex(id.data()).substr(0, 16) + "… into the office");
-            }
             bool foreground = std::find(raised.begin(), raised.end(), id) != raised.end();
             host->request_content(host->host, id.data(), foreground ? PD_PLUGIN_REQUEST_FOREGROUND : 0);
         }
