@@ -281,6 +281,22 @@ def test_republish_all_rebuilds_a_new_coordinator_and_moves_origins(coordinator,
         assert (tmp_path / "office.msi").read_bytes() == (pkgs / "office.msi").read_bytes()
     finally:
         device.close()
+    # The same from the command line, by host name.
+    out = subprocess.run([pd, "get", "--content", ids["patch.msu"], "--coordinator", "localhost:" + server.address.rsplit(":", 1)[1],
+                          "--fleet-key", str(tmp_path / "key"), "--allow-unsigned", "--cache", str(tmp_path / "cli-cache"),
+                          "--dest", str(tmp_path / "patch.msu")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "patch.msu").read_bytes() == (pkgs / "patch.msu").read_bytes()
+    out = subprocess.run([pd, "get", "--content", "ab" * 32, "--coordinator", server.address, "--fleet-key", str(tmp_path / "key"),
+                          "--cache", str(tmp_path / "cli-cache")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "is not in the catalogue" in out.stderr, out.stderr
+    # Pre-staging from Python: accepted, then visible per office, then withdrawn.
+    with peerdist.Admin(server.address, cred) as admin:
+        admin.prestage(ids["patch.msu"], int(time.time() * 1000) + 3600 * 1000)
+        [entry] = admin.prestage_status(ids["patch.msu"])
+        assert entry["name"] == "patch.msu" and not entry["done"] and entry["offices"], entry
+        admin.prestage_cancel(ids["patch.msu"])
+        assert admin.prestage_status() == []
 
     # A damaged manifest beside the good ones: refused by name, nothing changes.
     (pkgs / "broken.pdm").write_bytes(b"PDM1" + os.urandom(64))
