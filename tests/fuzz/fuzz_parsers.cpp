@@ -103,6 +103,10 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     write_seed(dir, "discovery-query", 11, std::vector<std::uint8_t>(qb.begin(), qb.end()));
     text_seed("coord-register-reply", 12, R"({"ok":true,"office":"HQ","heartbeat_ms":5000,"wan_budget":0})");
     text_seed("coord-revoked-reply", 12, R"({"ok":true,"since":1,"total":3,"keys":[")" + std::string(64, 'c') + "\"]}");
+    text_seed("coord-heartbeat-reply", 12, R"({"ok":true,"office":"WiFi","office_type":"WiFi","retired_contents":4,"prestage":[")" +
+                                               std::string(64, 'a') + R"("],"foreground":[")" + std::string(64, 'a') + "\"]}");
+    text_seed("coord-retired-reply", 12, R"({"ok":true,"upto":5,"contents":[")" + std::string(64, 'd') + "\"]}");
+    text_seed("coord-content-reply", 12, R"({"ok":true,"manifest":"UERNRgEAAQA=","publication":"abcd","origins":["http://cdn/a","file:///s/a"]})");
     text_seed("coord-sources-reply", 12, R"({"ok":true,"origin_allowed":false,"lan":["10.0.0.2:7400"],"wan":["[fd00::1]:7400"]})");
     text_seed("agent-config", 13, R"({"cache_dir":"/c","control_socket":"/s","quota_percent":50,"log_level":"debug",)"
                                   R"("settings":{"job.piece_size_kib":256},"plugins":{"origin":{"max_connections":8}},)"
@@ -283,6 +287,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                                  : 0;
                 auto page = pd::coord::read_revoked_devices(*reply, since);
                 if (page.keys.size() > pd::coord::max_revoked_per_reply || since + page.keys.size() > page.total) std::abort();
+            } catch (const pd::error &) {
+            }
+            // The catalogue's and pre-staging's fields (docs/coordinator.md).
+            try {
+                (void)pd::coord::read_retired_count(*reply);
+                (void)pd::coord::read_office_type(*reply);
+                for (const char *key : {"prestage", "foreground"})
+                    if (pd::coord::read_prestage(*reply, key).size() > pd::coord::max_prestage_per_reply) std::abort();
+            } catch (const pd::error &) {
+            }
+            try {
+                auto page = pd::coord::read_retired_contents(*reply, 2);
+                if (page.upto < 2 || page.contents.size() > pd::coord::max_retired_per_reply) std::abort();
+            } catch (const pd::error &) {
+            }
+            try {
+                auto c = pd::coord::read_content_reply(*reply);
+                if (c.origins.find('\r') != std::string::npos || c.publication.size() > 64 * 1024) std::abort();
             } catch (const pd::error &) {
             }
             auto s = pd::coord::read_sources_reply(*reply);

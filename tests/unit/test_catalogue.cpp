@@ -592,3 +592,42 @@ TEST(coordinator_console, host_names_are_accepted_wherever_an_address_is_and_one
     EXPECT_EQ(pd_session_new(&bad.s, &so), PD_E_INVALID);
     EXPECT_NE(pdtest::last_error().find("does not resolve"), std::string::npos) << pdtest::last_error();
 }
+
+TEST(catalogue, hostile_requests_to_the_new_operations_get_an_error_and_the_server_goes_on) {
+    running_server s;
+    auto member = coordinator_client(s.srv->bound_address(), s.key.data(), 3000);
+    member.call({{"op", "register"}, {"device_id", "m"}});
+    auto error_of = [&](coordinator_client &c, const json &request) {
+        auto r = c.call(request);
+        EXPECT_FALSE(r.value("ok", true)) << request.dump();
+        return r.value("error", std::string());
+    };
+    json many = json::array();
+    for (int i = 0; i < 1025; ++i) many.push_back({{"content", std::string(64, 'a')}, {"verified_blocks", 1}});
+    EXPECT_NE(error_of(member, {{"op", "heartbeat"}, {"device_id", "m"}, {"progress", many}}).find("at most 1024"), std::string::npos);
+    EXPECT_NE(error_of(member, {{"op", "heartbeat"}, {"device_id", "m"}, {"progress", {{{"content", "x"}}}}}).find("64 lowercase hex"),
+              std::string::npos);
+    EXPECT_NE(error_of(member, {{"op", "heartbeat"}, {"device_id", "m"}, {"progress", "all"}}).find("'progress' must be an array"),
+              std::string::npos);
+    EXPECT_NE(error_of(member, {{"op", "content"}, {"device_id", "m"}, {"content", std::string(64, 'G')}}).find("64 lowercase hex"),
+              std::string::npos);
+    auto page = member.call({{"op", "retired_contents"}, {"device_id", "m"}, {"since", std::uint64_t(1) << 63}});
+    EXPECT_TRUE(page.value("ok", false));  // nothing after a sequence number from the far future
+    EXPECT_TRUE(page["contents"].empty());
+    // A fleet member is not an administrator: none of the admin operations are open to it.
+    for (auto op : {"admin.prestage", "admin.prestage.status", "admin.contents.retire", "admin.optimisation", "admin.devices.retire"})
+        EXPECT_NE(error_of(member, {{"op", op}, {"content", std::string(64, 'a')}}).find("administrator"), std::string::npos) << op;
+    auto viewer = s.admin("viewer");
+    for (auto op : {"admin.prestage", "admin.prestage.cancel", "admin.contents.retire", "admin.optimisation", "admin.devices.retire"})
+        EXPECT_NE(error_of(viewer, {{"op", op}, {"content", std::string(64, 'a')}}).find("is a viewer"), std::string::npos) << op;
+    EXPECT_TRUE(viewer.call({{"op", "admin.prestage.status"}}).value("ok", false));
+    auto admin = s.admin();
+    EXPECT_EQ(error_of(admin, {{"op", "admin.optimisation"}, {"enabled", "yes"}}), "'enabled' must be true or false");
+    EXPECT_NE(error_of(admin, {{"op", "admin.optimisation"}, {"enabled", false}, {"prefix_v4", std::uint64_t(1) << 40}})
+                  .find("IPv4 prefix length must be 8-32"),
+              std::string::npos);
+    EXPECT_NE(error_of(admin, {{"op", "admin.prestage"}, {"content", std::string(64, 'a')}, {"offices", "all"}, {"deadline_ms", 1}})
+                  .find("'offices' must be an array"),
+              std::string::npos);
+    EXPECT_TRUE(member.call({{"op", "heartbeat"}, {"device_id", "m"}}).value("ok", false));  // the server went on
+}
