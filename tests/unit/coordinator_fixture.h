@@ -10,7 +10,7 @@
 #include "util/hex.h"
 #include "util/key_file.h"
 
-#include <peerdist/admin.h>
+#include <peerdist.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -94,5 +94,33 @@ struct running_server {
         return k;
     }
 };
+
+// The C ABI's view of a content id, as the coordinator writes it.
+inline std::string hex_of(const pd_content_id *id) {
+    char out[65];
+    pd_content_id_to_hex(out, id);
+    return out;
+}
+
+struct published {
+    std::string path;
+    pd_manifest *m = nullptr;
+    ~published() { pd_manifest_free(m); }
+    const pd_content_id *id() const { return pd_manifest_id(m); }
+};
+
+inline void publish(pd_admin *a, published &p, const std::string &dir, const std::string &name, std::size_t size, unsigned seed) {
+    p.path = dir + "/" + name;
+    pdtest::write_file(p.path, pdtest::random_bytes(size, seed));
+    ASSERT_EQ(pd_manifest_hash_file(&p.m, p.path.c_str(), nullptr), PD_OK);
+    ASSERT_EQ(pd_admin_publish(a, p.m, pdtest::file_url(p.path).c_str()), PD_OK) << pdtest::last_error();
+}
+
+inline pd_admin *connect(running_server &s) {
+    pd_admin *a = nullptr;
+    auto cred = running_server::capi(s.add_admin("ops" + std::to_string(++s.admins)));
+    EXPECT_EQ(pd_admin_connect(&a, s.srv->bound_address().c_str(), &cred, 3000), PD_OK) << pdtest::last_error();
+    return a;
+}
 
 }  // namespace pdtest
