@@ -6,13 +6,12 @@
 #include "coordinator_fixture.h"
 
 #include "coordinator_client/protocol.h"
+#include "platform/file.h"
 
 #include <peerdist.h>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
-
-#include "platform/file.h"
 
 #include <map>
 
