@@ -147,17 +147,39 @@ TEST(catalogue, a_retired_content_leaves_every_cache_and_comes_back_when_publish
     ASSERT_EQ(pd_job_start(&job, d.s, pkg.id(), nullptr), PD_OK);
     ASSERT_EQ(pdtest::wait_job(d.s, job).status.state, PD_JOB_COMPLETED);
     ASSERT_TRUE(d.holds(pkg.id()));
+    auto held_by_coordinator = [&](const published &p) {
+        for (auto &h : s.store->holdings())
+            if (h.content_id == hex_of(p.id())) return true;
+        return false;
+    };
+    auto wait_for = [](auto done) {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        return done();
+    };
+    EXPECT_TRUE(wait_for([&] { return held_by_coordinator(pkg); }));
+
+    // Evicted by the host: the coordinator hears it and stops counting the device as a holder.
+    published other;
+    publish(admin.get(), other, share.path(), "other.bin", 100000, 4);
+    ASSERT_EQ(pd_content_resolve(d.s, other.id()), PD_OK);
+    ASSERT_EQ(pd_job_start(&job, d.s, other.id(), nullptr), PD_OK);
+    ASSERT_EQ(pdtest::wait_job(d.s, job).status.state, PD_JOB_COMPLETED);
+    EXPECT_TRUE(wait_for([&] { return held_by_coordinator(other); }));
+    bool removed = false;  // once the job let go of it
+    wait_for([&] { return removed = removed || pd_cache_remove(d.s, other.id()) == PD_OK; });
+    ASSERT_TRUE(removed) << pdtest::last_error();
+    EXPECT_TRUE(wait_for([&] { return !held_by_coordinator(other); })) << "the eviction was not reported";
 
     ASSERT_EQ(pd_admin_retire_content(admin.get(), pkg.id()), PD_OK) << pdtest::last_error();
     EXPECT_EQ(pd_admin_retire_content(admin.get(), pkg.id()), PD_E_INVALID);  // gone already
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (d.holds(pkg.id()) && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    EXPECT_FALSE(d.holds(pkg.id())) << "the device kept a retired content";
+    EXPECT_TRUE(wait_for([&] { return !d.holds(pkg.id()); })) << "the device kept a retired content";
     EXPECT_EQ(pd_content_resolve(d.s, pkg.id()), PD_E_NOT_FOUND);
     pd_buf b = PD_BUF_INIT;
     ASSERT_EQ(pd_admin_list_contents(&b, admin.get()), PD_OK);
-    EXPECT_EQ(json::parse(std::string(reinterpret_cast<char *>(b.ptr), b.size))["contents"].size(), 0u);
+    auto listed = json::parse(std::string(reinterpret_cast<char *>(b.ptr), b.size))["contents"];
+    ASSERT_EQ(listed.size(), 1u);  // the other content only
+    EXPECT_EQ(listed[0]["content"], hex_of(other.id()));
     pd_buf_dispose(&b);
 
     // Published again, it is no longer retired: a device that never saw the retirement is not
