@@ -3,11 +3,15 @@
 // and how each job went, and answers the core's two questions per content from the
 // coordinator's "sources" reply: which peers (its office's devices on the LAN; for the
 // office's RVP also the nearest ancestor office's devices, marked " wan"), and whether
-// this device may use the origin (only the top office with participants may).
+// this device may use the origin (only the top office with participants may). It also
+// carries the coordinator's decisions to the core: contents described by the catalogue,
+// retired ones, ones to pre-stage (and to raise to the foreground class for a deadline),
+// revoked devices, the office WAN budget and the WiFi office's no-broadcast rule.
 //
-// Configuration (plugin.hierarchy.config, JSON): {"coordinator": "ip:port",
+// Configuration (plugin.hierarchy.config, JSON): {"coordinator": "host:port",
 // "fleet_key_file": "/path", "preferred": false, "timeout_ms": 5000, "outage_grace_ms":
-// 120000}. Without "coordinator" the backend stays idle. When the coordinator cannot be
+// 120000}; "preferred": true makes the device a preferred one whatever its history. Without
+// "coordinator" the backend stays idle. When the coordinator cannot be
 // reached, its last answer for a content holds for outage_grace_ms (a restart does not send
 // a branch to the origin); after that the backend has no opinion and the core uses its other
 // sources, so a coordinator outage never stops a download.
