@@ -103,15 +103,14 @@ prestaging::plan prestaging::submit(const std::string &content, const std::vecto
             if (cap <= 0) known = false;
             else slowest = slowest == 0 ? cap : std::min(slowest, cap);
         }
-        if (!known) {
-            p.unmeasured.push_back(name);
-            continue;
-        }
+        // The links whose rate is known bound the time from below: enough to refuse, even when
+        // another link on the path is not measured yet.
         double need_s = (slowest > 0 ? size / slowest : 0) +
                         static_cast<double>(path.size() - 1) * static_cast<double>(options_.level_delay_ms) / 1000.0;
-        p.estimates[name] = need_s;
         double left_s = static_cast<double>(deadline_ms - now_ms) / 1000.0;
-        if (need_s > left_s)
+        if (known) p.estimates[name] = need_s;
+        else p.unmeasured.push_back(name);
+        if (slowest > 0 && need_s > left_s)
             fail(PD_E_INVALID, PD_CATEGORY_API,
                  "office '" + name + "' cannot have it by the deadline: " + std::to_string(c->size) + " bytes over links that carried at most " +
                      std::to_string(static_cast<std::uint64_t>(slowest)) + " bytes/s need about " + seconds(need_s) +

@@ -46,11 +46,11 @@ public:
     // later) by `deadline_ms`. An office's ancestors are pre-staged with it: the content
     // reaches an office through them. Throws PD_E_INVALID: a content not in the catalogue or
     // without a manifest, an unknown or VPN office, a deadline already past, or a plan that
-    // cannot be met — an office whose link, at the fastest rate measured on it (or its WAN
-    // budget), cannot carry the content in time, naming the office and the figures.
+    // cannot be met — an office one of whose links, at the fastest rate measured on it (or
+    // its WAN budget), cannot carry the content in time, naming the office and the figures.
     struct plan {
         std::vector<std::string> offices;     // ancestors included, parents first
-        std::vector<std::string> unmeasured;  // offices with no rate known yet: not checked
+        std::vector<std::string> unmeasured;  // offices with a link on their path whose rate is not known yet
         nlohmann::json estimates;             // office -> expected seconds, where known
     };
     plan submit(const std::string &content, const std::vector<std::string> &offices, std::int64_t deadline_ms,

@@ -109,7 +109,8 @@ TEST(prestaging, a_slow_office_is_raised_before_its_deadline_waves_hold_back_sib
     auto admin = s.admin();
     const char *csv = "name,parent,type,ranges,wan_budget\nCentral Office,,Default,10.0.0.0/24,\n"
                       "Branch A,Central Office,Default,10.1.0.0/24,\nBranch B,Central Office,Default,10.2.0.0/24,\n"
-                      "Branch C,Central Office,Default,10.3.0.0/24,1000\n";
+                      "Branch C,Central Office,Default,10.3.0.0/24,1000\n"
+                      "Branch C Annex,Branch C,Default,10.4.0.0/24,\n";
     ASSERT_TRUE(admin.call({{"op", "admin.topology.import"}, {"csv", csv}}).value("ok", false));
     pdtest::temp_dir share;
     published pkg;
@@ -131,6 +132,11 @@ TEST(prestaging, a_slow_office_is_raised_before_its_deadline_waves_hold_back_sib
     EXPECT_NE(refused.value("error", std::string()).find("office 'Branch C' cannot have it by the deadline: 4194304 bytes over links "
                                                          "that carried at most 1000 bytes/s need about 4196 s"),
               std::string::npos)
+        << refused.dump();
+    // Below it, an office whose own link is unmeasured is refused all the same: its content
+    // comes through Branch C's budget.
+    refused = admin.call({{"op", "admin.prestage"}, {"content", cid}, {"offices", {"Branch C Annex"}}, {"deadline_ms", now + 3600 * 1000}});
+    EXPECT_NE(refused.value("error", std::string()).find("office 'Branch C' cannot have it by the deadline"), std::string::npos)
         << refused.dump();
 
     auto ok = admin.call({{"op", "admin.prestage"}, {"content", cid}, {"offices", {"Branch A", "Branch B"}}, {"deadline_ms", now + 60000}});
