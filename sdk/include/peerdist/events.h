@@ -28,7 +28,7 @@ typedef enum pd_event_type {
     PD_EVENT_BLOCK_REJECTED = 10, /**< Block `count` failed verification; message names the source. */
     PD_EVENT_PLUGIN_LOADED = 11,  /**< message holds the plugin name. */
     PD_EVENT_PLUGIN = 12,         /**< A message a plugin emitted; count is the plugin's code. */
-    PD_EVENT_CACHE_EVICTED = 13,  /**< Content evicted to make room; bytes_total is its size. */
+    PD_EVENT_CACHE_EVICTED = 13,  /**< Content left the cache: evicted to make room, or retired by an authority (message says which); bytes_total is its size. */
     PD_EVENT_LOG = 14,            /**< A log line at level `count`. */
     PD_EVENT_TRANSFER_PAUSED = 15,  /**< A background transfer yields to other traffic on its link; message says which peer and the measured queueing delay. */
     PD_EVENT_TRANSFER_RESUMED = 16, /**< The link is free again and the background transfer speeds back up. */
