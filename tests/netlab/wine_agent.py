@@ -70,14 +70,24 @@ class WineAgent(AgentCommands):
         """Runs another program of the Windows build (pd.exe, ...) in this agent's prefix."""
         return subprocess.run(self._command(program, *args), capture_output=True, text=True, timeout=timeout)
 
+    # Requests that change nothing: asked again when pd.exe itself did not run.
+    IDEMPOTENT = ("job", "jobs", "cache", "facts", "version")
+
     def call(self, cmd, **args):
         request = dict(args, cmd=cmd)
-        out = self.run("pd.exe", "--agent", self.pipe, "call", json.dumps(request), timeout=60)
-        line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
-        try:
-            return json.loads(line)
-        except ValueError:
-            raise AgentError("%s: %s: no reply (%s)" % (self.name, cmd, out.stderr.strip()[-500:]))
+        for attempt in (1, 2):
+            out = self.run("pd.exe", "--agent", self.pipe, "call", json.dumps(request), timeout=60)
+            line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+            try:
+                return json.loads(line)
+            except ValueError:
+                # pd.exe prints a reply or an error, always: nothing at all, with its exit
+                # status, means the process never ran under Wine (seen once in a CI run).
+                silent = not out.stdout.strip() and not out.stderr.strip()
+                if silent and attempt == 1 and cmd in self.IDEMPOTENT:
+                    print("%s: pd.exe printed nothing (exit %s): asking again" % (self.name, out.returncode))
+                    continue
+                raise AgentError("%s: %s: no reply (exit %s: %s)" % (self.name, cmd, out.returncode, out.stderr.strip()[-500:]))
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None

@@ -185,6 +185,8 @@ private:
     std::set<std::string> refused_devices_;  // network thread: device keys (hex) revoked
     std::atomic<std::uint64_t> backend_wan_budget_{0};  // a backend's (coordinator's) office budget
     std::atomic<bool> broadcast_allowed_{true};         // an authority's rule for the office (WiFi: no)
+    std::mutex requests_mu_;
+    std::map<store::hash, std::int64_t> request_failed_until_;  // request_content: retry after
     double wan_allowance_ = 0;  // network thread: bytes the WAN budget still grants
     std::int64_t wan_refill_ms_ = 0;
     std::uint64_t node_id_ = 0;

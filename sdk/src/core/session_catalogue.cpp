@@ -52,6 +52,13 @@ void session::resolve_content(const store::hash &id) {
 
 void session::request_content(const store::hash &id, bool foreground) {
     // Describing may wait on a coordinator: a source I/O thread, never the network thread.
+    {
+        // An authority asks again with every heartbeat: a content that could not be described
+        // or was refused is tried again (and logged) once a minute, not every time.
+        std::lock_guard lk(requests_mu_);
+        auto failed = request_failed_until_.find(id);
+        if (failed != request_failed_until_.end() && store::now_ms() < failed->second) return;
+    }
     boost::asio::post(source_io_, [this, id, foreground] {
         try {
             auto rec = store_->get(id);
@@ -73,6 +80,9 @@ void session::request_content(const store::hash &id, bool foreground) {
             });
         } catch (const std::exception &e) {
             log(PD_LOG_WARN, "cannot fetch content " + short_id(id) + " as a backend asked: " + e.what());
+            std::lock_guard lk(requests_mu_);
+            if (request_failed_until_.size() >= 4096) request_failed_until_.clear();  // bounded
+            request_failed_until_[id] = store::now_ms() + 60000;
         }
     });
 }
