@@ -1,6 +1,7 @@
 // Peer-to-peer transfer: a seeder session holds FILE (published into its cache, not timed);
 // a second session with the seeder as its only peer and no usable origin downloads it over
-// the secure channel (encrypted, every block verified, durable, delivered). Prints seconds.
+// the secure channel (encrypted, every block verified, durable, delivered). Prints the job's
+// seconds and the CPU seconds (user + system) both sessions spent over it.
 #include <peerdist.h>
 
 #include "bench_util.h"
@@ -44,10 +45,12 @@ int main(int argc, char **argv) {
     pd_job_options jo = PD_JOB_OPTIONS_INIT;
     jo.destination = argv[4];
     auto t0 = std::chrono::steady_clock::now();
+    double cpu0 = bench_cpu_seconds();
     uint64_t job = 0;
     if (pd_job_start(&job, leecher, pd_manifest_id(m), &jo) != PD_OK) return fail("start");
     int rc = bench_wait_job(leecher, job);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double cpu = bench_cpu_seconds() - cpu0;
     pd_job_status st{};
     st.struct_size = sizeof st;
     pd_job_status_get(&st, leecher, job);
@@ -55,7 +58,7 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "not everything came from the peer\n");
         rc = 1;
     }
-    std::printf("%.4f\n", secs);
+    std::printf("%.4f %.4f\n", secs, cpu);
     pd_buf_dispose(&addr);
     pd_manifest_free(m);
     pd_session_free(leecher);

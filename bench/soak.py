@@ -52,12 +52,6 @@ def free_port():
     return port
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def peak_rss_mib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -156,7 +150,7 @@ class Attack:
                 name = random.choice(sorted(self.fleet.agents))
                 a = self.fleet.agents[name]
                 self.peaks[name] = max(self.peaks.get(name, 0), peak_rss_mib(a.proc.pid))
-                self.cpu_of_dead += cpu_seconds(a.proc.pid)
+                self.cpu_of_dead += a.cpu_seconds()
                 a.proc.send_signal(signal.SIGKILL)
                 a.proc.wait()
                 a.start(write_config=False)
@@ -217,7 +211,7 @@ def main():
         offices = [Office("lan", devices=agents)]
     with tempfile.TemporaryDirectory(prefix="pd-soak.", dir=os.environ.get("PD_BENCH_DIR", "/var/tmp")) as work:
         with Fleet(work, offices, host_bin, plugin_dir, namespaces=hierarchy, p2p="hierarchy" if hierarchy else True) as fleet:
-            cpu0 = sum(cpu_seconds(a.proc.pid) for a in fleet.agents.values())
+            cpu0 = sum(a.cpu_seconds() for a in fleet.agents.values())
             baseline = deploy(fleet, None, "baseline")
             print("baseline: %d agents (%s), %d MiB, last done %.1f s" %
                   (agents, "hierarchy lab" if hierarchy else "loopback", size >> 20, baseline), flush=True)
@@ -241,7 +235,7 @@ def main():
                 if fleet.coordinator_proc.poll() is not None:
                     raise SystemExit("pd-coordinator exited unexpectedly")
                 attack.coordinator_peak = max(attack.coordinator_peak, peak_rss_mib(fleet.coordinator_proc.pid))
-            cpu = sum(cpu_seconds(a.proc.pid) for a in fleet.agents.values()) + attack.cpu_of_dead - cpu0
+            cpu = sum(a.cpu_seconds() for a in fleet.agents.values()) + attack.cpu_of_dead - cpu0
             delivered_gib = (len(runs) + 1) * agents * size / float(1 << 30)
             worst = max(attack.peaks.values())
             median = sorted(runs)[len(runs) // 2]

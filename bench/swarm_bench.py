@@ -5,11 +5,13 @@ verified), against the same devices fetching from nginx with curl in the same ru
   * unshaped: CDN on the devices' own subnet;
   * branch:   CDN behind a 100 Mbit/s tbf WAN link, as in a branch office; the target is
               the last agent done within 1.3 x the time one device needs alone (curl).
-Reports last-agent completion time and origin egress with their ratios.
+Reports last-agent completion time and origin egress with their ratios, and CPU (user +
+system) per GiB delivered: the agents' own over the deployment, curl's beside it.
 usage: bench/swarm_bench.py BUILD_DIR [SIZE_MIB] [N,N,...] [unshaped,branch] [quick]
 ("quick" skips the every-device-curls baseline: for tuning, not for published figures)"""
 import io
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -35,6 +37,11 @@ def offices(layout, n):
     return [Office("central", devices=0), Office("branch", devices=n, wan_mbit=100)], "central"
 
 
+def child_cpu():
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
+
+
 def run(layout, n):
     work = tempfile.mkdtemp(prefix="pd-swarm-bench.", dir=os.environ.get("PD_BENCH_DIR", "/var/tmp"))
     try:
@@ -47,14 +54,18 @@ def run(layout, n):
             manifest, url = fleet.publish(pkg)
             first = sorted(fleet.agents)[0]
             # Baselines, same lab, same run: one device alone, then every device at once.
+            cpu0 = child_cpu()
             alone = fleet.default_way(url, devices=[first])[first]
+            alone_cpu = (child_cpu() - cpu0) / (size_mib / 1024)
             c0 = fleet.counters()
             t = {first: alone} if quick else fleet.default_way(url)
             curl_last = max(t.values())
             curl_origin = size if quick else fleet.counters()["origin"] - c0["origin"]
             # peerdist: every device at once.
             c0 = fleet.counters()
+            cpu0 = sum(a.cpu_seconds() for a in fleet.agents.values())
             statuses = fleet.watch(fleet.deploy(manifest, url), timeout=1800, out=io.StringIO())
+            pd_cpu = (sum(a.cpu_seconds() for a in fleet.agents.values()) - cpu0) / (n * size_mib / 1024)
             c1 = fleet.counters()
             bad = [n for n, s in statuses.items() if s["state"] != "completed"]
             if bad:
@@ -63,8 +74,8 @@ def run(layout, n):
             pd_last = (max(s["finished_ms"] for s in statuses.values()) -
                        min(s["started_ms"] for s in statuses.values())) / 1000.0
             pd_origin = c1["origin"] - c0["origin"]
-            return {"alone": alone, "curl_last": curl_last, "curl_origin": curl_origin, "pd_last": pd_last,
-                    "pd_origin": pd_origin}
+            return {"alone": alone, "alone_cpu": alone_cpu, "curl_last": curl_last, "curl_origin": curl_origin,
+                    "pd_last": pd_last, "pd_origin": pd_origin, "pd_cpu": pd_cpu}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -74,11 +85,11 @@ for layout in layouts:
     for n in counts:
         r = run(layout, n)
         print("\n%s LAN, %d agents" % (layout, n))
-        print("  one device alone (curl)        %7.1f s" % r["alone"])
+        print("  one device alone (curl)        %7.1f s   CPU %.2f s/GiB" % (r["alone"], r["alone_cpu"]))
         print("  all devices, curl from nginx   last done %7.1f s   origin %6.2f x content" %
               (r["curl_last"], r["curl_origin"] / size))
-        print("  all devices, peerdist          last done %7.1f s   origin %6.2f x content" %
-              (r["pd_last"], r["pd_origin"] / size))
+        print("  all devices, peerdist          last done %7.1f s   origin %6.2f x content   agent CPU %.2f s/GiB delivered" %
+              (r["pd_last"], r["pd_origin"] / size, r["pd_cpu"]))
         print("  ratios: peerdist/curl time %.2f, peerdist/alone time %.2f%s, origin bytes peerdist/curl %.3f" %
               (r["pd_last"] / r["curl_last"], r["pd_last"] / r["alone"],
                " (target <= 1.3)" if layout == "branch" else "", r["pd_origin"] / r["curl_origin"]))

@@ -17,6 +17,13 @@ def write_key(path, text=None):
     return str(path)
 
 
+def process_cpu_seconds(pid):
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class AgentError(Exception):
     pass
 
@@ -165,3 +172,7 @@ class Agent(AgentCommands):
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def cpu_seconds(self):
+        """The agent process's CPU time so far (user + system), from /proc."""
+        return process_cpu_seconds(self.proc.pid)

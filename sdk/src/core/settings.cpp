@@ -15,7 +15,7 @@ settings::settings() {
         {"job.flush_interval_ms", {500, 10, 60000}},
         {"job.flush_bytes", {32 << 20, 64 << 10, 1ll << 32}},
         {"job.progress_interval_ms", {250, 10, 60000}},
-        {"job.reverify", {2, 1, 2}},
+        {"job.reverify", {1, 1, 2}},
         {"store.quota_bytes", {0, 0, INT64_MAX}},
         {"store.quota_percent", {0, 0, 100}},
         {"log.level", {2, 0, 3}},

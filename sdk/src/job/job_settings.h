@@ -18,7 +18,7 @@ struct job_settings {
     std::int64_t flush_interval_ms = 0;
     std::uint64_t flush_bytes = 0;
     std::int64_t progress_interval_ms = 0;
-    bool reverify_all = true;              // job.reverify = 2
+    bool reverify_all = false;             // job.reverify = 2
     std::int64_t refresh_ms = 0;           // peer.refresh_ms: HAVE refresh and the peer tick
     unsigned max_requests = 0;             // peer.max_requests
     std::int64_t request_queue_ms = 0;
