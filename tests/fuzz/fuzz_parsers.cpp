@@ -69,8 +69,29 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     write_seed(dir, "wire-request", 4, pd::peer::wire::encode(pd::peer::wire::request{1, m.id, 0, 16}));
     write_seed(dir, "wire-have", 4, pd::peer::wire::encode(pd::peer::wire::have{m.id, 5, 0, {0x1f}}));
     write_seed(dir, "wire-timed-data", 4, pd::peer::wire::encode(pd::peer::wire::data{3, m.id, 1, std::vector<std::uint8_t>(64, 9), true, 777}));
-    pd::net::handshake client(pd::net::role::client, sk);
-    write_seed(dir, "handshake", 5, client.hello());
+    {
+        namespace net = pd::net;
+        net::key32 key{};
+        key[0] = 1;
+        net::handshake client(net::role::client, key.data(), net::keyless::refused, net::all_ciphers);
+        auto with_mode = [](int mode, std::vector<std::uint8_t> v) {
+            v.insert(v.begin(), static_cast<std::uint8_t>(mode));
+            return v;
+        };
+        write_seed(dir, "handshake-server", 5, with_mode(0, client.hello()));
+        net::handshake server(net::role::server, key.data(), net::keyless::refused, net::all_ciphers);
+        write_seed(dir, "handshake-client", 5, with_mode(1, server.on_peer_hello(client.hello().data(), net::hello_size)));
+        for (auto c : {net::cipher::xchacha20poly1305, net::cipher::aes256gcm}) {
+            net::record_sealer sealer;
+            auto stream = sealer.start(c, key);
+            for (std::size_t size : {0, 3, 1000}) {
+                std::vector<std::uint8_t> plain(size, 0x61);
+                auto r = sealer.seal(plain.data(), plain.size());
+                stream.insert(stream.end(), r.begin(), r.end());
+            }
+            write_seed(dir, std::string("records-") + net::cipher_name(c), 5, with_mode(c == net::cipher::aes256gcm ? 3 : 2, stream));
+        }
+    }
     // Background controller: sends and deliveries 25 ms apart with a growing queue.
     std::vector<std::uint8_t> steps;
     for (std::uint32_t i = 0; i < 64; ++i) {
@@ -149,13 +170,37 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             break;
         }
         case 5: {
-            // A peer's handshake HELLO and FINISH, then records, all from the fuzzer.
-            static const std::uint8_t key[32] = {1};
-            pd::net::handshake hs(pd::net::role::server, key);
-            if (len < pd::net::hello_size) break;
-            hs.on_peer_hello(body, pd::net::hello_size);
-            hs.on_peer_finish(body + pd::net::hello_size, len - pd::net::hello_size);
-            std::abort();  // a forged FINISH verified
+            // The secure channel from the peer's side, by the first byte: a server reading a
+            // client's HELLO (with any cipher offer) and FINISH, a client reading a server's
+            // (with any choice), or a stream header and records opened under either cipher.
+            // Nothing forged verifies; everything else is a clean rejection.
+            namespace net = pd::net;
+            if (len < 1) break;
+            int mode = body[0] % 4;
+            const std::uint8_t *p = body + 1;
+            std::size_t n = len - 1;
+            net::key32 key{};
+            key[0] = 1;
+            if (mode < 2) {
+                net::handshake hs(mode == 0 ? net::role::server : net::role::client, key.data(), net::keyless::refused, net::all_ciphers);
+                if (n < net::hello_size) break;
+                hs.on_peer_hello(p, net::hello_size);
+                hs.on_peer_finish(p + net::hello_size, n - net::hello_size);
+                std::abort();  // a forged FINISH verified
+            }
+            auto c = mode == 2 ? net::cipher::xchacha20poly1305 : net::cipher::aes256gcm;
+            std::size_t header = net::stream_header_size(c);
+            if (n < header) break;
+            net::record_opener opener;
+            opener.start(c, key, p);
+            for (p += header, n -= header; n >= 4;) {
+                std::size_t record = opener.record_length(p);
+                if (record > n - 4) break;
+                opener.open(p + 4, record);
+                p += 4 + record;
+                n -= 4 + record;
+            }
+            break;
         }
         case 6: {
             // The background controller fed what a peer controls: when answers arrive (any

@@ -101,29 +101,125 @@ TEST(secure_channel, wrong_fleet_key_fails_on_both_sides_with_a_clear_error) {
     EXPECT_NE(server_msg.find("shared key mismatch"), std::string::npos) << server_msg;
 }
 
+namespace {
+
+// A client and a server handshake run against each other in memory, in the order the
+// channels use: the client's HELLO, the server's HELLO + FINISH, the client's FINISH.
+struct hellos {
+    bytes server_hello, server_finish, client_finish;
+};
+
+hellos exchange_hellos(handshake &c, handshake &s, const bytes *client_hello = nullptr) {
+    auto answer = s.on_peer_hello((client_hello ? *client_hello : c.hello()).data(), hello_size);
+    EXPECT_EQ(answer.size(), hello_size + finish_size);
+    hellos h;
+    h.server_hello.assign(answer.begin(), answer.begin() + hello_size);
+    h.server_finish.assign(answer.begin() + hello_size, answer.end());
+    h.client_finish = c.on_peer_hello(h.server_hello.data(), hello_size);
+    return h;
+}
+
+void finish(handshake &c, handshake &s, const hellos &h) {
+    c.on_peer_finish(h.server_finish.data(), h.server_finish.size());
+    s.on_peer_finish(h.client_finish.data(), h.client_finish.size());
+}
+
+constexpr cipher_set chacha_only = bit(cipher::xchacha20poly1305);
+
+}  // namespace
+
 TEST(secure_channel, handshake_state_machines_and_version_check) {
     auto k = key_of(3);
     handshake c(role::client, k.data()), s(role::server, k.data());
     ASSERT_EQ(c.hello().size(), hello_size);
+    EXPECT_TRUE(s.hello().empty());  // a server answers the client's offer
     EXPECT_EQ(code_of([&] { c.keys(); }), PD_E_MISUSE);
-    auto cf = c.on_peer_hello(s.hello().data(), hello_size);
-    auto sf = s.on_peer_hello(c.hello().data(), hello_size);
-    EXPECT_NE(cf, sf);  // direction-bound proofs: a reflected FINISH does not verify
-    EXPECT_EQ(code_of([&] { c.on_peer_finish(cf.data(), cf.size()); }), PD_E_AUTH);
-    c.on_peer_finish(sf.data(), sf.size());
-    s.on_peer_finish(cf.data(), cf.size());
+    auto h = exchange_hellos(c, s);
+    EXPECT_NE(h.client_finish, h.server_finish);  // direction-bound proofs: a reflected FINISH does not verify
+    EXPECT_EQ(code_of([&] { c.on_peer_finish(h.client_finish.data(), h.client_finish.size()); }), PD_E_AUTH);
+    finish(c, s, h);
     EXPECT_EQ(c.keys().send, s.keys().receive);
     EXPECT_EQ(c.keys().receive, s.keys().send);
     EXPECT_NE(c.keys().send, c.keys().receive);
+    EXPECT_EQ(c.record_cipher(), s.record_cipher());
 
     handshake other(role::client, k.data());
-    auto newer = s.hello();
+    auto newer = h.server_hello;
     newer[4] = 2;
     EXPECT_EQ(code_of([&] { other.on_peer_hello(newer.data(), newer.size()); }), PD_E_VERSION);
-    auto junk = s.hello();
+    auto junk = h.server_hello;
     junk[0] = 'X';
     EXPECT_EQ(code_of([&] { other.on_peer_hello(junk.data(), junk.size()); }), PD_E_INVALID);
     EXPECT_EQ(code_of([&] { other.on_peer_hello(junk.data(), 10); }), PD_E_INVALID);
+}
+
+// The offer and the choice as docs/protocol.md §1 lays them out: the last 8 bytes of the
+// HELLO nonce, "PDCS" and a u32 cipher set.
+TEST(secure_channel, ciphers_are_negotiated_in_the_hello_nonce_and_0_4_peers_get_xchacha) {
+    auto k = key_of(4);
+    auto field = [](const bytes &hello) { return bytes(hello.begin() + 64, hello.end()); };
+    handshake c(role::client, k.data(), keyless::refused, all_ciphers), s(role::server, k.data(), keyless::refused, all_ciphers);
+    EXPECT_EQ(field(c.hello()), (bytes{'P', 'D', 'C', 'S', 3, 0, 0, 0}));
+    auto h = exchange_hellos(c, s);
+    EXPECT_EQ(field(h.server_hello), (bytes{'P', 'D', 'C', 'S', 2, 0, 0, 0}));
+    finish(c, s, h);
+    EXPECT_EQ(c.record_cipher(), cipher::aes256gcm);
+    EXPECT_EQ(s.record_cipher(), cipher::aes256gcm);
+
+    // One side without AES instructions: XChaCha20-Poly1305, whichever side it is.
+    for (auto [client_has, server_has] : {std::pair{chacha_only, all_ciphers}, std::pair{all_ciphers, chacha_only}}) {
+        handshake c2(role::client, k.data(), keyless::refused, client_has), s2(role::server, k.data(), keyless::refused, server_has);
+        auto h2 = exchange_hellos(c2, s2);
+        finish(c2, s2, h2);
+        EXPECT_EQ(c2.record_cipher(), cipher::xchacha20poly1305);
+        EXPECT_EQ(s2.record_cipher(), cipher::xchacha20poly1305);
+    }
+
+    // A 0.4 client (no offer: a random nonce) meets a new server, a new client a 0.4 server
+    // (which answers without reading the offer, and never carries a choice): both settle on
+    // XChaCha20-Poly1305 and the proofs verify.
+    handshake old_client(role::client, k.data(), keyless::refused, 0), s3(role::server, k.data());
+    auto h3 = exchange_hellos(old_client, s3);
+    EXPECT_NE(bytes(h3.server_hello.begin() + 64, h3.server_hello.begin() + 68), (bytes{'P', 'D', 'C', 'S'}));
+    finish(old_client, s3, h3);
+    EXPECT_EQ(s3.record_cipher(), cipher::xchacha20poly1305);
+    handshake c4(role::client, k.data()), old_server(role::server, k.data(), keyless::refused, 0);
+    auto h4 = exchange_hellos(c4, old_server);
+    finish(c4, old_server, h4);
+    EXPECT_EQ(c4.record_cipher(), cipher::xchacha20poly1305);
+    EXPECT_EQ(old_server.record_cipher(), cipher::xchacha20poly1305);
+}
+
+TEST(secure_channel, a_man_in_the_middle_who_changes_the_offer_or_the_choice_breaks_both_proofs) {
+    auto k = key_of(5);
+    // Downgrade: the offer cut to XChaCha only on its way to the server.
+    handshake c(role::client, k.data(), keyless::refused, all_ciphers), s(role::server, k.data(), keyless::refused, all_ciphers);
+    auto cut = c.hello();
+    cut[68] = 1;
+    auto h = exchange_hellos(c, s, &cut);
+    EXPECT_EQ(code_of([&] { c.on_peer_finish(h.server_finish.data(), h.server_finish.size()); }), PD_E_AUTH);
+    EXPECT_EQ(code_of([&] { s.on_peer_finish(h.client_finish.data(), h.client_finish.size()); }), PD_E_AUTH);
+
+    // The server's choice rewritten to the other cipher: the client takes it, the proofs fail.
+    handshake c2(role::client, k.data(), keyless::refused, all_ciphers), s2(role::server, k.data(), keyless::refused, all_ciphers);
+    auto answer = s2.on_peer_hello(c2.hello().data(), hello_size);
+    answer[68] = 1;
+    auto cf = c2.on_peer_hello(answer.data(), hello_size);
+    EXPECT_EQ(code_of([&] { c2.on_peer_finish(answer.data() + hello_size, finish_size); }), PD_E_AUTH);
+    EXPECT_EQ(code_of([&] { s2.on_peer_finish(cf.data(), cf.size()); }), PD_E_AUTH);
+
+    // A choice that is not one cipher, or one the client did not offer, is malformed.
+    for (int choice : {0, 3, 4, 2}) {
+        handshake c3(role::client, k.data(), keyless::refused, chacha_only), s3(role::server, k.data(), keyless::refused, all_ciphers);
+        auto a = s3.on_peer_hello(c3.hello().data(), hello_size);
+        a[68] = static_cast<std::uint8_t>(choice);
+        EXPECT_EQ(code_of([&] { c3.on_peer_hello(a.data(), hello_size); }), PD_E_INVALID) << int(choice);
+    }
+    // An offer of nothing this server runs.
+    handshake c5(role::client, k.data(), keyless::refused, all_ciphers), s5(role::server, k.data());
+    auto none = c5.hello();
+    none[68] = 0x80;
+    EXPECT_EQ(code_of([&] { s5.on_peer_hello(none.data(), hello_size); }), PD_E_VERSION);
 }
 
 TEST(secure_channel, a_keyless_client_is_admitted_only_where_allowed_and_proves_nothing) {
@@ -133,10 +229,7 @@ TEST(secure_channel, a_keyless_client_is_admitted_only_where_allowed_and_proves_
     // proof signs.
     handshake c(role::client, nullptr), s(role::server, k.data(), keyless::admitted);
     EXPECT_EQ(c.hello()[5], 1);  // the flag is in the transcript: flipping it breaks both FINISHes
-    auto cf = c.on_peer_hello(s.hello().data(), hello_size);
-    auto sf = s.on_peer_hello(c.hello().data(), hello_size);
-    c.on_peer_finish(sf.data(), sf.size());
-    s.on_peer_finish(cf.data(), cf.size());
+    finish(c, s, exchange_hellos(c, s));
     EXPECT_FALSE(s.fleet_key_proven());
     EXPECT_FALSE(c.fleet_key_proven());
     EXPECT_EQ(c.transcript(), s.transcript());
@@ -144,10 +237,7 @@ TEST(secure_channel, a_keyless_client_is_admitted_only_where_allowed_and_proves_
 
     // A keyed client meeting the same server proves the key as before.
     handshake keyed(role::client, k.data()), s2(role::server, k.data(), keyless::admitted);
-    auto kf = keyed.on_peer_hello(s2.hello().data(), hello_size);
-    auto s2f = s2.on_peer_hello(keyed.hello().data(), hello_size);
-    keyed.on_peer_finish(s2f.data(), s2f.size());
-    s2.on_peer_finish(kf.data(), kf.size());
+    finish(keyed, s2, exchange_hellos(keyed, s2));
     EXPECT_TRUE(s2.fleet_key_proven());
 
     // A peer server refuses keyless clients; a man in the middle that clears the flag makes
@@ -159,49 +249,85 @@ TEST(secure_channel, a_keyless_client_is_admitted_only_where_allowed_and_proves_
     handshake c4(role::client, nullptr), s4(role::server, k.data(), keyless::admitted);
     auto stripped = c4.hello();
     stripped[5] = 0;
-    auto c4f = c4.on_peer_hello(s4.hello().data(), hello_size);
-    s4.on_peer_hello(stripped.data(), hello_size);
-    EXPECT_EQ(code_of([&] { s4.on_peer_finish(c4f.data(), c4f.size()); }), PD_E_AUTH);
+    auto h4 = exchange_hellos(c4, s4, &stripped);
+    EXPECT_EQ(code_of([&] { s4.on_peer_finish(h4.client_finish.data(), h4.client_finish.size()); }), PD_E_AUTH);
     auto odd = c4.hello();
     odd[5] = 2;
     handshake s5(role::server, k.data(), keyless::admitted);
     EXPECT_EQ(code_of([&] { s5.on_peer_hello(odd.data(), hello_size); }), PD_E_INVALID);
-    handshake c6(role::client, k.data());
-    auto flagged_server = s5.hello();
+    handshake c6(role::client, k.data()), c7(role::client, k.data()), s6(role::server, k.data());
+    auto flagged_server = exchange_hellos(c7, s6).server_hello;
     flagged_server[5] = 1;
     EXPECT_EQ(code_of([&] { c6.on_peer_hello(flagged_server.data(), hello_size); }), PD_E_INVALID);
     EXPECT_EQ(code_of([] { handshake h(role::server, nullptr); }), PD_E_MISUSE);
 }
 
-TEST(secure_channel, tampered_replayed_and_oversized_records_are_refused) {
+TEST(secure_channel, tampered_replayed_and_oversized_records_are_refused_under_either_cipher) {
     std::array<std::uint8_t, 32> key = key_of(9);
+    for (auto c : {cipher::xchacha20poly1305, cipher::aes256gcm}) {
+        SCOPED_TRACE(cipher_name(c));
+        record_sealer sealer;
+        auto header = sealer.start(c, key);
+        EXPECT_EQ(header.size(), stream_header_size(c));
+        bytes one = {1, 2, 3}, two = {4, 5, 6};
+        auto r1 = sealer.seal(one.data(), one.size());
+        auto r2 = sealer.seal(two.data(), two.size());
+        EXPECT_EQ(r1.size(), 4 + one.size() + record_overhead(c));
+        {
+            record_opener o;
+            o.start(c, key, header.data());
+            EXPECT_EQ(o.record_length(r1.data()), r1.size() - 4);
+            EXPECT_EQ(o.open(r1.data() + 4, r1.size() - 4), one);
+            EXPECT_EQ(code_of([&] { o.open(r1.data() + 4, r1.size() - 4); }), PD_E_AUTH);  // replay
+        }
+        {
+            record_opener o;
+            o.start(c, key, header.data());
+            EXPECT_EQ(code_of([&] { o.open(r2.data() + 4, r2.size() - 4); }), PD_E_AUTH);  // reordered
+        }
+        {
+            record_opener o;
+            o.start(c, key, header.data());
+            auto bad = r1;
+            bad[6] ^= 1;
+            EXPECT_EQ(code_of([&] { o.open(bad.data() + 4, bad.size() - 4); }), PD_E_AUTH);  // tampered
+            bytes body(r1.begin() + 4, r1.end());
+            o.start(c, key, header.data());
+            o.open_in_place(body);
+            EXPECT_EQ(body, one);
+        }
+        {
+            record_opener o;
+            std::uint8_t some_header[max_stream_header] = {};
+            o.start(c == cipher::aes256gcm ? cipher::xchacha20poly1305 : cipher::aes256gcm, key, some_header);
+            EXPECT_NE(code_of([&] { o.open(r1.data() + 4, r1.size() - 4); }), PD_OK);  // the other cipher
+        }
+        record_opener o;
+        o.start(c, key, header.data());
+        std::uint8_t huge[4] = {0xff, 0xff, 0xff, 0x7f};
+        EXPECT_EQ(code_of([&] { o.record_length(huge); }), PD_E_INVALID);
+        std::uint8_t tiny[4] = {1, 0, 0, 0};
+        EXPECT_EQ(code_of([&] { o.record_length(tiny); }), PD_E_INVALID);
+    }
+}
+
+// AES-256-GCM moves to a new key every 2^16 records on both sides at once.
+TEST(secure_channel, aes_gcm_key_switch_keeps_both_sides_in_step) {
+    auto key = key_of(10);
     record_sealer sealer;
-    auto header = sealer.start(key);
-    bytes one = {1, 2, 3}, two = {4, 5, 6};
-    auto r1 = sealer.seal(one.data(), one.size());
-    auto r2 = sealer.seal(two.data(), two.size());
-    {
-        record_opener o;
-        o.start(key, header.data());
-        EXPECT_EQ(o.open(r1.data() + 4, r1.size() - 4), one);
-        EXPECT_EQ(code_of([&] { o.open(r1.data() + 4, r1.size() - 4); }), PD_E_AUTH);  // replay
+    record_opener opener;
+    sealer.start(cipher::aes256gcm, key);
+    opener.start(cipher::aes256gcm, key, nullptr);
+    std::uint8_t b = 0;
+    bytes first;
+    for (std::uint32_t i = 0; i < (1u << 16) + 3; ++i) {
+        b = static_cast<std::uint8_t>(i);
+        auto r = sealer.seal(&b, 1);
+        if (i == 0) first = r;
+        ASSERT_EQ(opener.open(r.data() + 4, r.size() - 4), bytes{b}) << i;
     }
-    {
-        record_opener o;
-        o.start(key, header.data());
-        EXPECT_EQ(code_of([&] { o.open(r2.data() + 4, r2.size() - 4); }), PD_E_AUTH);  // reordered
-    }
-    {
-        record_opener o;
-        o.start(key, header.data());
-        auto bad = r1;
-        bad[6] ^= 1;
-        EXPECT_EQ(code_of([&] { o.open(bad.data() + 4, bad.size() - 4); }), PD_E_AUTH);  // tampered
-    }
-    std::uint8_t huge[4] = {0xff, 0xff, 0xff, 0x7f};
-    EXPECT_EQ(code_of([&] { record_opener::record_length(huge); }), PD_E_INVALID);
-    std::uint8_t tiny[4] = {1, 0, 0, 0};
-    EXPECT_EQ(code_of([&] { record_opener::record_length(tiny); }), PD_E_INVALID);
+    // Record 0 again, past the switch: neither the old key nor the record number fit.
+    EXPECT_EQ(code_of([&] { opener.open(first.data() + 4, first.size() - 4); }), PD_E_AUTH);
 }
 
 TEST(wire, what_signatures_cover_is_label_zero_then_data_as_docs_protocol_says) {

@@ -34,8 +34,9 @@ void async_channel::read_exact(std::uint8_t *p, std::size_t n, Fn next) {
 }
 
 void async_channel::handshake(done_fn done) {
-    // Both HELLOs go out at once; ours does not wait for theirs.
-    send_sealed(hs_.hello());
+    // A client's HELLO goes out at once; a server answers it (its HELLO carries its choice
+    // of cipher) together with its FINISH.
+    if (hs_.hello().size()) send_sealed(hs_.hello());
     read_exact(in_hello_.data(), in_hello_.size(), [this, done](const error *hello_failed) {
         if (hello_failed) return done(hello_failed);
         try {
@@ -53,16 +54,19 @@ void async_channel::handshake(done_fn done) {
                 return done(&e);
             }
             auto keys = hs_.keys();
-            send_sealed(sealer_.start(keys.send));
-            read_exact(in_header_.data(), in_header_.size(), [this, done, keys](const error *header_failed) {
+            auto c = hs_.record_cipher();
+            if (auto header = sealer_.start(c, keys.send); !header.empty()) send_sealed(std::move(header));
+            auto opened = [this, done, keys, c](const error *header_failed) {
                 if (header_failed) return done(header_failed);
                 try {
-                    opener_.start(keys.receive, in_header_.data());
+                    opener_.start(c, keys.receive, in_header_.data());
                 } catch (const error &e) {
                     return done(&e);
                 }
                 done(nullptr);
-            });
+            };
+            if (stream_header_size(c) == 0) return opened(nullptr);
+            read_exact(in_header_.data(), stream_header_size(c), std::move(opened));
         });
     });
 }
@@ -119,7 +123,7 @@ void async_channel::read_prefix_stamped(std::size_t got, record_fn done) {
 void async_channel::read_body(record_fn done) {
     std::size_t n;
     try {
-        n = record_opener::record_length(prefix_.data());
+        n = opener_.record_length(prefix_.data());
     } catch (const error &e) {
         return done(&e, {});
     }
@@ -147,8 +151,9 @@ void async_channel::read_body_in_parts(std::size_t got, record_fn done) {
 
 void async_channel::open_record(const record_fn &done) {
     bytes plain;
+    plain.swap(record_);
     try {
-        plain = opener_.open(record_.data(), record_.size());
+        opener_.open_in_place(plain);
     } catch (const error &e) {
         return done(&e, {});
     }

@@ -36,6 +36,7 @@ public:
     // After the handshake: whether the peer proved the fleet key, and the transcript an
     // identity proof signs (handshake::transcript()).
     bool fleet_key_proven() const { return hs_.fleet_key_proven(); }
+    cipher record_cipher() const { return hs_.record_cipher(); }
     const std::array<std::uint8_t, 32> &transcript() const { return hs_.transcript(); }
     // Reads exactly one record; call again for the next (the owner paces its reads).
     void receive(record_fn done);
@@ -84,7 +85,7 @@ private:
     record_opener opener_;
     std::array<std::uint8_t, hello_size> in_hello_{};
     std::array<std::uint8_t, finish_size> in_finish_{};
-    std::array<std::uint8_t, stream_header_size> in_header_{};
+    std::array<std::uint8_t, max_stream_header> in_header_{};
     std::array<std::uint8_t, 4> prefix_{};
     bytes record_;
     std::chrono::steady_clock::time_point record_started_{};

@@ -3,6 +3,7 @@
 #include "crypto/hash.h"
 
 #include <cstring>
+#include <optional>
 
 namespace pd::net {
 
@@ -15,6 +16,19 @@ constexpr std::uint8_t flag_keyless = 1;  // HELLO flags: the client holds no fl
 // What a keyless channel derives its keys from in place of the fleet key: public, so such
 // a channel proves nothing until an identity is proven inside it.
 const char keyless_label[] = "peerdist secure channel v1 keyless";
+// The cipher field in the last 8 bytes of a HELLO nonce: "PDCS", then a u32 cipher set (a
+// client's offer, a server's one-bit choice). A 0.4 peer's nonce is random: it carries the
+// marker by chance once in 2^32 HELLOs, and such a connection fails its first record.
+const std::uint8_t cipher_marker[4] = {'P', 'D', 'C', 'S'};
+constexpr std::size_t nonce_offset = 40, cipher_field_offset = 64;
+
+// The cipher set a HELLO's nonce carries, or nullopt for a 0.4 peer's.
+std::optional<cipher_set> cipher_field(const std::uint8_t *hello) {
+    if (std::memcmp(hello + cipher_field_offset, cipher_marker, 4) != 0) return std::nullopt;
+    cipher_set v = 0;
+    for (int i = 0; i < 4; ++i) v |= static_cast<cipher_set>(hello[cipher_field_offset + 4 + i]) << (8 * i);
+    return v;
+}
 
 std::array<std::uint8_t, 32> keyed_hash(const std::uint8_t key[32], const std::string &label,
                                         std::initializer_list<std::pair<const std::uint8_t *, std::size_t>> parts) {
@@ -29,7 +43,8 @@ std::array<std::uint8_t, 32> keyed_hash(const std::uint8_t key[32], const std::s
 
 }  // namespace
 
-handshake::handshake(role r, const std::uint8_t *fleet_key, keyless policy) : role_(r), policy_(policy) {
+handshake::handshake(role r, const std::uint8_t *fleet_key, keyless policy, cipher_set ciphers)
+    : role_(r), policy_(policy), ciphers_(ciphers & all_ciphers) {
     crypto::ensure_initialised();
     if (fleet_key) {
         std::memcpy(fleet_key_.data(), fleet_key, 32);
@@ -39,15 +54,23 @@ handshake::handshake(role r, const std::uint8_t *fleet_key, keyless policy) : ro
         fleet_key_ = crypto::sha256(keyless_label, sizeof keyless_label - 1);
     }
     crypto_box_keypair(eph_pk_.data(), eph_sk_.data());
+    if (r == role::client) make_hello(ciphers_, ciphers_ != 0);
+}
+
+// Magic, version, flags, reserved, ephemeral key, then a nonce: 24 random bytes and the
+// cipher field, or 32 random bytes as a 0.4 peer sends.
+void handshake::make_hello(cipher_set field, bool with_field) {
     hello_.assign(magic, magic + 4);
     hello_.push_back(protocol_version);
-    hello_.push_back(keyless_ ? flag_keyless : 0);  // flags
+    hello_.push_back(role_ == role::client && keyless_ ? flag_keyless : 0);  // flags: only a client's
     hello_.push_back(0);
     hello_.push_back(0);  // reserved
     hello_.insert(hello_.end(), eph_pk_.begin(), eph_pk_.end());
-    std::uint8_t nonce[32];
-    randombytes_buf(nonce, sizeof nonce);
-    hello_.insert(hello_.end(), nonce, nonce + 32);
+    hello_.resize(hello_size);
+    randombytes_buf(hello_.data() + nonce_offset, hello_size - nonce_offset);
+    if (!with_field) return;
+    std::memcpy(hello_.data() + cipher_field_offset, cipher_marker, 4);
+    for (int i = 0; i < 4; ++i) hello_[cipher_field_offset + 4 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(field >> (8 * i));
 }
 
 handshake::~handshake() {
@@ -70,7 +93,24 @@ bytes handshake::on_peer_hello(const std::uint8_t *peer, std::size_t len) {
             fail(PD_E_AUTH, PD_CATEGORY_NET, "secure channel: this server admits fleet members only, and the client holds no fleet key");
         keyless_ = true;
         fleet_key_ = crypto::sha256(keyless_label, sizeof keyless_label - 1);
-    }    std::uint8_t shared[32];
+    }
+    // The cipher: a server picks from the client's offer (AES-256-GCM when both run it) and
+    // says so; a client takes the server's choice, which must be one it offered.
+    auto field = cipher_field(peer);
+    if (role_ == role::server) {
+        bool offered = field && ciphers_;
+        cipher_set common = offered ? *field & ciphers_ : 0;
+        if (offered && !common)
+            fail(PD_E_VERSION, PD_CATEGORY_NET, "secure channel: the peer offers no cipher this side runs");
+        cipher_ = (common & bit(cipher::aes256gcm)) ? cipher::aes256gcm : cipher::xchacha20poly1305;
+        make_hello(bit(cipher_), offered);
+    } else if (field && ciphers_) {
+        if (*field != bit(cipher::xchacha20poly1305) && *field != bit(cipher::aes256gcm))
+            fail(PD_E_INVALID, PD_CATEGORY_NET, "secure channel: the server chose no single cipher");
+        if (!(*field & ciphers_)) fail(PD_E_INVALID, PD_CATEGORY_NET, "secure channel: the server chose a cipher this side did not offer");
+        cipher_ = static_cast<cipher>(*field);
+    }
+    std::uint8_t shared[32];
     if (crypto_scalarmult(shared, eph_sk_.data(), peer + 8) != 0)
         fail(PD_E_INVALID, PD_CATEGORY_NET, "secure channel: peer sent a degenerate key");
     // The transcript orders the two HELLOs client first, whoever computes it.
@@ -92,7 +132,9 @@ bytes handshake::on_peer_hello(const std::uint8_t *peer, std::size_t len) {
     keys_.receive = client_side ? s2c : c2s;
     peer_finish_key_ = client_side ? sfin : cfin;
     auto mine = keyed_hash((client_side ? cfin : sfin).data(), "finish", {{transcript_.data(), 32}});
-    return bytes(mine.begin(), mine.end());
+    bytes next = client_side ? bytes{} : hello_;
+    next.insert(next.end(), mine.begin(), mine.end());
+    return next;
 }
 
 void handshake::on_peer_finish(const std::uint8_t *mac, std::size_t len) {
@@ -107,65 +149,26 @@ channel_keys handshake::keys() const {
     return keys_;
 }
 
-bytes record_sealer::start(const std::array<std::uint8_t, 32> &key) {
-    bytes header(stream_header_size);
-    crypto_secretstream_xchacha20poly1305_init_push(&state_, header.data(), key.data());
-    return header;
-}
-
-bytes record_sealer::seal(const std::uint8_t *plaintext, std::size_t len) {
-    if (len > max_record_plaintext) fail(PD_E_MISUSE, PD_CATEGORY_NET, "record too large to send");
-    bytes out(4 + len + record_overhead);
-    std::uint32_t clen = static_cast<std::uint32_t>(len + record_overhead);
-    for (int i = 0; i < 4; ++i) out[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(clen >> (8 * i));
-    crypto_secretstream_xchacha20poly1305_push(&state_, out.data() + 4, nullptr, plaintext, len, nullptr, 0, 0);
-    return out;
-}
-
-void record_opener::start(const std::array<std::uint8_t, 32> &key, const std::uint8_t header[stream_header_size]) {
-    if (crypto_secretstream_xchacha20poly1305_init_pull(&state_, header, key.data()) != 0)
-        fail(PD_E_AUTH, PD_CATEGORY_NET, "secure channel: invalid stream header");
-}
-
-std::size_t record_opener::record_length(const std::uint8_t prefix[4]) {
-    std::uint32_t n = 0;
-    for (int i = 0; i < 4; ++i) n |= static_cast<std::uint32_t>(prefix[i]) << (8 * i);
-    if (n < record_overhead || n > max_record_plaintext + record_overhead)
-        fail(PD_E_INVALID, PD_CATEGORY_NET, "secure channel: record length " + std::to_string(n) + " is out of bounds");
-    return n;
-}
-
-bytes record_opener::open(const std::uint8_t *ciphertext, std::size_t len) {
-    if (len < record_overhead || len > max_record_plaintext + record_overhead)
-        fail(PD_E_INVALID, PD_CATEGORY_NET, "secure channel: record length is out of bounds");
-    bytes out(len - record_overhead);
-    unsigned long long n = 0;
-    unsigned char tag = 0;
-    if (crypto_secretstream_xchacha20poly1305_pull(&state_, out.data(), &n, &tag, ciphertext, len, nullptr, 0) != 0)
-        fail(PD_E_AUTH, PD_CATEGORY_NET, "secure channel: a record failed authentication (tampered or out of order)");
-    out.resize(static_cast<std::size_t>(n));
-    return out;
-}
-
-blocking_channel::blocking_channel(platform::native_socket socket, role r, const std::uint8_t *fleet_key) : socket_(socket) {
-    handshake hs(r, fleet_key);
-    write_all(hs.hello().data(), hello_size);
+blocking_channel::blocking_channel(platform::native_socket socket, role r, const std::uint8_t *fleet_key, cipher_set ciphers)
+    : socket_(socket) {
+    handshake hs(r, fleet_key, keyless::refused, ciphers);
+    if (r == role::client) write_all(hs.hello().data(), hello_size);
     std::uint8_t peer_hello[hello_size];
     read_exact(peer_hello, sizeof peer_hello);
-    auto finish = hs.on_peer_hello(peer_hello, sizeof peer_hello);
     // Both FINISH messages are sent before either is checked, so both sides can name a
     // key mismatch; neither proves anything about the key to someone without it.
-    write_all(finish.data(), finish.size());
+    auto next = hs.on_peer_hello(peer_hello, sizeof peer_hello);
+    write_all(next.data(), next.size());
     std::uint8_t peer_finish[finish_size];
     read_exact(peer_finish, sizeof peer_finish);
     hs.on_peer_finish(peer_finish, sizeof peer_finish);
     transcript_ = hs.transcript();
     auto keys = hs.keys();
-    auto header = sealer_.start(keys.send);
+    auto header = sealer_.start(hs.record_cipher(), keys.send);
     write_all(header.data(), header.size());
-    std::uint8_t peer_header[stream_header_size];
-    read_exact(peer_header, sizeof peer_header);
-    opener_.start(keys.receive, peer_header);
+    std::uint8_t peer_header[max_stream_header];
+    read_exact(peer_header, stream_header_size(hs.record_cipher()));
+    opener_.start(hs.record_cipher(), keys.receive, peer_header);
 }
 
 void blocking_channel::send(const bytes &plaintext) {
@@ -176,7 +179,7 @@ void blocking_channel::send(const bytes &plaintext) {
 bytes blocking_channel::receive() {
     std::uint8_t prefix[4];
     read_exact(prefix, 4);
-    bytes ct(record_opener::record_length(prefix));
+    bytes ct(opener_.record_length(prefix));
     read_exact(ct.data(), ct.size());
     return opener_.open(ct.data(), ct.size());
 }

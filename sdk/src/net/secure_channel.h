@@ -1,14 +1,20 @@
 // The secure channel every peerdist connection runs (design §5, docs/protocol.md §1):
 // ephemeral X25519, mutual proof of the fleet's shared key over the handshake transcript,
-// then one libsodium secretstream (XChaCha20-Poly1305) per direction. No application byte
-// is sent or accepted before both proofs verified. The state machines here do no I/O, so
-// they are tested byte for byte; blocking_channel drives them over a socket.
+// then records under the cipher both sides run best (net/record_cipher.h), one key per
+// direction. No application byte is sent or accepted before both proofs verified. The state
+// machines here do no I/O, so they are tested byte for byte; blocking_channel drives them
+// over a socket.
+//
+// Cipher negotiation stays wire-compatible with 0.4 peers, which accept only this exact
+// HELLO and send theirs without waiting: the client's offer rides in the last 8 bytes of its
+// HELLO nonce (random to a 0.4 server), and a server that understands it answers after
+// reading it, with its choice in its own nonce. Both nonces are in the transcript, so a
+// man in the middle who changes the offer or the choice makes both FINISHes fail.
 #pragma once
 
+#include "net/record_cipher.h"
 #include "platform/socket.h"
 #include "util/error.h"
-
-#include <sodium.h>
 
 #include <array>
 #include <cstdint>
@@ -17,14 +23,8 @@
 
 namespace pd::net {
 
-using bytes = std::vector<std::uint8_t>;
-
 constexpr std::size_t hello_size = 72;
 constexpr std::size_t finish_size = 32;
-constexpr std::size_t stream_header_size = crypto_secretstream_xchacha20poly1305_HEADERBYTES;
-constexpr std::size_t record_overhead = crypto_secretstream_xchacha20poly1305_ABYTES;
-// Largest plaintext record: a DATA message with one 64 KiB block and its header, with room.
-constexpr std::size_t max_record_plaintext = 256 * 1024;
 
 enum class role { client, server };
 
@@ -42,17 +42,25 @@ struct channel_keys {
 class handshake {
 public:
     // `fleet_key` null: a client without the fleet key (HELLO flag bit 0), see `keyless`.
-    handshake(role r, const std::uint8_t *fleet_key, keyless policy = keyless::refused);
+    // `ciphers`: what this side offers (a client) or accepts (a server); 0 makes a client
+    // send no offer and a server ignore one, exactly as a 0.4 peer does (for tests).
+    handshake(role r, const std::uint8_t *fleet_key, keyless policy = keyless::refused,
+              cipher_set ciphers = local_ciphers());
     ~handshake();
     handshake(const handshake &) = delete;
     handshake &operator=(const handshake &) = delete;
 
-    // Our HELLO (72 bytes): magic, version, ephemeral public key, nonce.
+    // A client's HELLO (72 bytes: magic, version, flags, ephemeral public key, nonce with the
+    // cipher offer), sent as soon as the connection is up. A server has none before it read
+    // the client's.
     const bytes &hello() const { return hello_; }
-    // Takes the peer's HELLO; returns our FINISH (32 bytes: a MAC of the transcript
-    // under a key derived from the fleet key). Throws PD_E_VERSION / PD_E_INVALID, and
-    // PD_E_AUTH when a keyless client meets a server that refuses them.
+    // Takes the peer's HELLO; returns what this side sends next: a client its FINISH (32
+    // bytes: a MAC of the transcript under a key derived from the fleet key), a server its
+    // HELLO (with its choice of cipher) followed by its FINISH. Throws PD_E_VERSION /
+    // PD_E_INVALID, and PD_E_AUTH when a keyless client meets a server that refuses them.
     bytes on_peer_hello(const std::uint8_t *peer_hello, std::size_t len);
+    // The records' cipher; valid after on_peer_hello().
+    cipher record_cipher() const { return cipher_; }
     // Checks the peer's FINISH. Throws PD_E_AUTH "shared key mismatch" when the peer
     // holds another fleet key.
     void on_peer_finish(const std::uint8_t *mac, std::size_t len);
@@ -66,8 +74,12 @@ public:
     const std::array<std::uint8_t, 32> &transcript() const { return transcript_; }
 
 private:
+    void make_hello(cipher_set nonce_field, bool with_field);
+
     role role_;
     keyless policy_;
+    cipher_set ciphers_;
+    cipher cipher_ = cipher::xchacha20poly1305;
     bool keyless_ = false;
     std::array<std::uint8_t, 32> fleet_key_{};
     std::array<std::uint8_t, 32> eph_sk_{}, eph_pk_{};
@@ -78,43 +90,18 @@ private:
     bool verified_ = false;
 };
 
-// Encrypts records for one direction.
-class record_sealer {
-public:
-    // Returns the stream header to send before the first record.
-    bytes start(const std::array<std::uint8_t, 32> &key);
-    // Returns u32 little-endian length + ciphertext.
-    bytes seal(const std::uint8_t *plaintext, std::size_t len);
-
-private:
-    crypto_secretstream_xchacha20poly1305_state state_{};
-};
-
-// Decrypts records for one direction; input may arrive in any slicing.
-class record_opener {
-public:
-    void start(const std::array<std::uint8_t, 32> &key, const std::uint8_t header[stream_header_size]);
-    // Parses a length prefix: returns the ciphertext length that follows. Throws PD_E_INVALID
-    // for a record larger than max_record_plaintext.
-    static std::size_t record_length(const std::uint8_t prefix[4]);
-    // Authenticates and decrypts one ciphertext record; throws PD_E_AUTH when it was
-    // altered, replayed, reordered or truncated.
-    bytes open(const std::uint8_t *ciphertext, std::size_t len);
-
-private:
-    crypto_secretstream_xchacha20poly1305_state state_{};
-};
-
 // A blocking secure channel over a connected socket: for tools, tests and the
 // coordinator client. Timeouts come from the socket (platform::connect_tcp sets them).
 class blocking_channel {
 public:
     // Runs the handshake on `socket` (not owned). Throws PD_E_AUTH "shared key mismatch",
     // PD_E_VERSION, PD_E_TIMEOUT, PD_E_IO.
-    // `fleet_key` null: a keyless client (see `keyless`).
-    blocking_channel(platform::native_socket socket, role r, const std::uint8_t *fleet_key);
+    // `fleet_key` null: a keyless client (see `keyless`); `ciphers` as for handshake.
+    blocking_channel(platform::native_socket socket, role r, const std::uint8_t *fleet_key,
+                     cipher_set ciphers = local_ciphers());
     // See handshake::transcript().
     const std::array<std::uint8_t, 32> &transcript() const { return transcript_; }
+    cipher record_cipher() const { return opener_.kind(); }
     void send(const bytes &plaintext);
     // Returns the next record; throws PD_E_IO when the peer closed, PD_E_TIMEOUT.
     bytes receive();
