@@ -41,7 +41,8 @@ try:
             shutil.rmtree(os.path.join(work, d), ignore_errors=True)
         out = subprocess.run([os.path.join(build, "bench", "pd_bench_peer"), work + "/www/file", work + "/seed",
                               work + "/leech", work + "/out"], check=True, capture_output=True, text=True).stdout
-        secs, job_cpu = (float(x) for x in out.split())
+        fields = [float(x) for x in out.split()]
+        secs, job_cpu = fields[0], fields[1] if len(fields) > 1 else float("nan")  # older builds print no CPU
         peer.append(secs)
         cpu.append(job_cpu / gib)
         subprocess.run(["cmp", work + "/www/file", work + "/out"], check=True)

@@ -454,6 +454,117 @@ struct channel_pair {
 
 }  // namespace
 
+// A foreground channel reads as much as the socket holds and cuts records from it: whatever
+// the slicing on the wire, every record comes out whole and in order, one per receive(),
+// never from inside the receive() call; a bad length or a tampered record in the buffer
+// ends the stream with the error, and a record delivered after close() is an error.
+TEST(async_channel, records_are_cut_from_what_one_read_brings_whatever_the_slicing) {
+    namespace asio = boost::asio;
+    channel_pair pair(6);
+    ASSERT_TRUE(pair.handshake());
+    auto &io = pair.io;
+    io.restart();
+    std::vector<bytes> sent;
+    bytes stream;
+    for (std::size_t size : std::vector<std::size_t>{0, 1, 5, 65536 + 40, 3, max_record_plaintext, 700, 1, 65536, 65536, 2, 131072}) {
+        bytes b(size);
+        for (std::size_t i = 0; i < size; ++i) b[i] = static_cast<std::uint8_t>(i * 13 + size);
+        auto r = pair.server->sealer().seal(b.data(), b.size());
+        stream.insert(stream.end(), r.begin(), r.end());
+        sent.push_back(std::move(b));
+    }
+    // Slices of odd sizes, each flushed before the next: reads end mid-prefix and mid-body.
+    std::thread writer([&] {
+        std::size_t off = 0, slice = 1;
+        while (off < stream.size()) {
+            std::size_t n = std::min(stream.size() - off, slice);
+            asio::write(pair.server->socket(), asio::buffer(stream.data() + off, n));
+            off += n;
+            slice = slice * 7 % 200003 + 3;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    });
+    std::vector<bytes> got;
+    bool inside = false, failed = false;
+    std::function<void()> next = [&] {
+        inside = true;
+        pair.client->receive([&](const pd::error *e, bytes plain) {
+            EXPECT_FALSE(inside) << "delivered from inside receive()";
+            if (e) {
+                failed = true;
+                return;
+            }
+            got.push_back(std::move(plain));
+            if (got.size() < sent.size()) next();
+        });
+        inside = false;
+    };
+    next();
+    while (got.size() < sent.size() && !failed && io.run_one_for(std::chrono::seconds(5))) {
+    }
+    writer.join();
+    ASSERT_FALSE(failed);
+    ASSERT_EQ(got.size(), sent.size());
+    for (std::size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(got[i], sent[i]) << i;
+
+    // Two records in one write, the second tampered: the first arrives, the second is PD_E_AUTH.
+    bytes one = {1}, two = {2};
+    auto r1 = pair.server->sealer().seal(one.data(), one.size());
+    auto r2 = pair.server->sealer().seal(two.data(), two.size());
+    r2.back() ^= 1;
+    r1.insert(r1.end(), r2.begin(), r2.end());
+    asio::write(pair.server->socket(), asio::buffer(r1));
+    std::vector<int> codes;
+    std::function<void()> read_two = [&] {
+        pair.client->receive([&](const pd::error *e, bytes plain) {
+            codes.push_back(e ? e->code() : PD_OK);
+            if (!e) {
+                EXPECT_EQ(plain, one);
+                read_two();
+            }
+        });
+    };
+    read_two();
+    io.restart();
+    while (codes.size() < 2 && io.run_one_for(std::chrono::seconds(5))) {
+    }
+    EXPECT_EQ(codes, (std::vector<int>{PD_OK, PD_E_AUTH}));
+}
+
+TEST(async_channel, a_length_out_of_bounds_is_refused_and_close_ends_buffered_delivery) {
+    namespace asio = boost::asio;
+    {
+        channel_pair pair(7);
+        ASSERT_TRUE(pair.handshake());
+        pair.io.restart();
+        std::uint8_t huge[4] = {0xff, 0xff, 0xff, 0x7f};
+        asio::write(pair.server->socket(), asio::buffer(huge));
+        int code = -1;
+        pair.client->receive([&](const pd::error *e, bytes) { code = e ? e->code() : PD_OK; });
+        while (code == -1 && pair.io.run_one_for(std::chrono::seconds(5))) {
+        }
+        EXPECT_EQ(code, PD_E_INVALID);
+    }
+    channel_pair pair(8);
+    ASSERT_TRUE(pair.handshake());
+    pair.io.restart();
+    bytes a = {1}, b = {2};
+    auto r = pair.server->sealer().seal(a.data(), a.size());
+    auto r2 = pair.server->sealer().seal(b.data(), b.size());
+    r.insert(r.end(), r2.begin(), r2.end());
+    asio::write(pair.server->socket(), asio::buffer(r));
+    std::vector<int> codes;
+    pair.client->receive([&](const pd::error *e, bytes) {
+        codes.push_back(e ? e->code() : PD_OK);
+        // The second record is in the buffer already; the owner closes before it is delivered.
+        pair.client->receive([&](const pd::error *e2, bytes) { codes.push_back(e2 ? e2->code() : PD_OK); });
+        pair.client->close();
+    });
+    while (codes.size() < 2 && pair.io.run_one_for(std::chrono::seconds(5))) {
+    }
+    EXPECT_EQ(codes, (std::vector<int>{PD_OK, PD_E_IO}));
+}
+
 TEST(async_channel, a_record_reports_its_body_as_it_arrives) {
     // The background class counts an answer out of its window as it drains: the channel says
     // how many bytes of a record's body each read brought, all but the part that completes it.

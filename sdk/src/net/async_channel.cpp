@@ -5,7 +5,9 @@
 
 #include "platform/socket_stamps.h"
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 namespace pd::net {
@@ -78,11 +80,60 @@ bool async_channel::use_kernel_arrival_times() {
 
 void async_channel::receive(record_fn done) {
     if (kernel_stamps_) return read_prefix_stamped(0, std::move(done));
+    if (!progress_) return next_buffered(std::move(done), true);
     read_exact(prefix_.data(), 4, [this, done](const error *prefix_failed) {
         if (prefix_failed) return done(prefix_failed, {});
         record_started_ = std::chrono::steady_clock::now();
         read_body(done);
     });
+}
+
+// Records cut from a buffer that each read fills with as much as the socket holds, so one
+// system call brings several records; each is opened straight from the buffer into its
+// plaintext. `from_owner`: a record already buffered is delivered through the event loop,
+// never from inside the owner's own receive() call.
+void async_channel::next_buffered(record_fn done, bool from_owner) {
+    std::size_t avail = in_end_ - in_begin_, need = 4;
+    auto deliver = [this, from_owner](record_fn &fn, const error *why, bytes plain) {
+        if (!from_owner) return fn(why, std::move(plain));
+        std::optional<error> e;
+        if (why) e = *why;
+        asio::post(socket_.get_executor(), [self = shared_from_this(), fn = std::move(fn), e, plain = std::move(plain)]() mutable {
+            if (self->closed_ && !e) e = error(PD_E_IO, PD_CATEGORY_NET, "channel closed");
+            fn(e ? &*e : nullptr, e ? bytes{} : std::move(plain));
+        });
+    };
+    if (avail >= 4) {
+        try {
+            std::size_t n = opener_.record_length(in_.data() + in_begin_);
+            need = 4 + n;
+            if (avail >= need) {
+                bytes plain = opener_.open(in_.data() + in_begin_ + 4, n);
+                in_begin_ += need;
+                if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+                return deliver(done, nullptr, std::move(plain));
+            }
+        } catch (const error &e) {
+            return deliver(done, &e, {});
+        }
+    }
+    // Room for the rest of this record: what is left moves to the front when the space
+    // behind it runs short, and the buffer grows (to max_input) when the record is larger.
+    if (in_begin_ && in_.size() - in_end_ < std::max(need - avail, in_.size() / 4)) {
+        if (avail) std::memmove(in_.data(), in_.data() + in_begin_, avail);
+        in_begin_ = 0;
+        in_end_ = avail;
+    }
+    if (in_.size() < need) in_.resize(std::min(max_input, std::max({in_.size() * 2, 2 * need, min_input})));
+    socket_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
+                            [self = shared_from_this(), done = std::move(done)](const error_code &ec, std::size_t k) mutable {
+                                if (ec) {
+                                    auto e = read_failed(ec);
+                                    return done(&e, {});
+                                }
+                                self->in_end_ += k;
+                                self->next_buffered(std::move(done), false);
+                            });
 }
 
 void async_channel::read_prefix_stamped(std::size_t got, record_fn done) {
@@ -169,8 +220,16 @@ void async_channel::send_sealed(bytes record) {
     if (out_.size() == 1) write_next();
 }
 
+// Everything queued (up to a bound) goes out in one vectored write.
 void async_channel::write_next() {
-    asio::async_write(socket_, asio::buffer(out_.front()), [self = shared_from_this()](const error_code &ec, std::size_t) {
+    std::vector<asio::const_buffer> batch;
+    std::size_t bytes_in_batch = 0;
+    for (auto &r : out_) {
+        if (batch.size() == max_write_records || (bytes_in_batch && bytes_in_batch + r.size() > max_write_bytes)) break;
+        batch.emplace_back(asio::buffer(r));
+        bytes_in_batch += r.size();
+    }
+    asio::async_write(socket_, batch, [self = shared_from_this(), records = batch.size(), bytes_in_batch](const error_code &ec, std::size_t) {
         if (self->closed_) return;
         if (ec) {
             auto report = std::move(self->write_error_);
@@ -179,8 +238,8 @@ void async_channel::write_next() {
             if (report) report(&e);
             return;
         }
-        self->queued_bytes_ -= self->out_.front().size();
-        self->out_.pop_front();
+        self->queued_bytes_ -= bytes_in_batch;
+        self->out_.erase(self->out_.begin(), self->out_.begin() + static_cast<std::ptrdiff_t>(records));
         if (!self->out_.empty()) self->write_next();
         if (self->drained_ && self->queued_bytes_ <= self->drained_at_) std::exchange(self->drained_, nullptr)();
     });

@@ -38,7 +38,9 @@ public:
     bool fleet_key_proven() const { return hs_.fleet_key_proven(); }
     cipher record_cipher() const { return hs_.record_cipher(); }
     const std::array<std::uint8_t, 32> &transcript() const { return hs_.transcript(); }
-    // Reads exactly one record; call again for the next (the owner paces its reads).
+    // Reads exactly one record; call again for the next (the owner paces its reads). `done`
+    // never runs inside this call. Unless arrivals are timed or counted (below), records
+    // come from a buffer that one system call fills with several of them.
     void receive(record_fn done);
     // Seals and queues a record. A write error is reported once through on_write_error.
     void send(const bytes &plaintext);
@@ -64,7 +66,8 @@ public:
     void when_drained(std::size_t at_most, std::function<void()> f);
     // Time arrivals by the kernel's receive timestamps (platform/socket_stamps.h), so this
     // process's own scheduling delays do not read as queueing on the path. False where the
-    // platform has none.
+    // platform has none. Like on_body_progress, set before the handshake: such a channel
+    // reads record by record.
     bool use_kernel_arrival_times();
     void close();
     bool closed() const { return closed_; }
@@ -78,6 +81,12 @@ private:
     void read_body(record_fn done);
     void read_body_in_parts(std::size_t got, record_fn done);
     void open_record(const record_fn &done);
+    void next_buffered(record_fn done, bool from_owner);
+
+    // The input buffer of next_buffered: [in_begin_, in_end_) is received and not yet opened.
+    static constexpr std::size_t min_input = 64 * 1024, max_input = 2 * (4 + max_record_plaintext + 32);
+    // One vectored write carries at most this much of the queue.
+    static constexpr std::size_t max_write_records = 64, max_write_bytes = 1024 * 1024;
 
     boost::asio::ip::tcp::socket socket_;
     net::handshake hs_;  // qualified: the member function handshake() hides the type
@@ -88,6 +97,8 @@ private:
     std::array<std::uint8_t, max_stream_header> in_header_{};
     std::array<std::uint8_t, 4> prefix_{};
     bytes record_;
+    bytes in_;
+    std::size_t in_begin_ = 0, in_end_ = 0;
     std::chrono::steady_clock::time_point record_started_{};
     std::deque<bytes> out_;
     std::size_t queued_bytes_ = 0;

@@ -50,7 +50,6 @@ void peer_link::connect(int timeout_ms, connect_fn done) {
         error_code ignored;
         socket->set_option(tcp::no_delay(true), ignored);
         self->channel_ = std::make_shared<net::async_channel>(std::move(*socket), net::role::client, self->fleet_key_.data());
-        self->channel_->use_kernel_arrival_times();
         if (self->path_) self->count_answers_as_they_drain();
         self->channel_->on_write_error([self](const error *why) {
             self->fail(error(PD_E_IO, PD_CATEGORY_NET, "peer " + self->address_ + ": " + why->what()));
@@ -255,7 +254,10 @@ void peer_link::set_background(std::shared_ptr<background_path> path, std::uint3
     if (channel_) count_answers_as_they_drain();
 }
 
+// The background class times answers by the kernel's arrival stamps and counts them as they
+// drain; foreground links read whole records, several per system call.
 void peer_link::count_answers_as_they_drain() {
+    channel_->use_kernel_arrival_times();
     channel_->on_body_progress([weak = weak_from_this()](std::size_t bytes) {
         auto self = weak.lock();
         if (!self || self->failed_ || self->ops_.empty() || !self->ops_.front().paced) return;
