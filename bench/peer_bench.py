@@ -47,7 +47,6 @@ try:
         cpu.append(job_cpu / gib)
         subprocess.run(["cmp", work + "/www/file", work + "/out"], check=True)
         os.unlink(work + "/out")
-    nginx.stop()
     c, p = statistics.median(curl), statistics.median(peer)
     print("size %d MiB on loopback, %d rounds, medians" % (size_mib, rounds))
     print("  curl from nginx + sync             %7.1f MiB/s  CPU %.2f s/GiB (curl and sync)"
@@ -55,4 +54,6 @@ try:
     print("  peerdist from one peer (encrypted) %7.1f MiB/s  ratio to curl %.2f  CPU %.2f s/GiB (both sessions, over the job)"
           % (size_mib / p, c / p, statistics.median(cpu)))
 finally:
+    if "nginx" in globals():
+        nginx.stop()
     shutil.rmtree(work, ignore_errors=True)

@@ -22,6 +22,7 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
+#include <functional>
 #include <optional>
 #include <random>
 #include <thread>
@@ -180,7 +181,26 @@ public:
             asio::buffer_copy(asio::buffer(out + received, buffered), buffer_.data());
             buffer_.consume(buffered);
             received += buffered;
+            // On a slow link each packet would wake this thread on its own (at 100 Mbit/s
+            // that was most of the agent's CPU): the socket reports readable only once a
+            // larger share of what is still due has arrived — never more than is due, so the
+            // last bytes are not held back — and back to 1 byte for the next headers.
+            auto &socket = lowest().socket();
+            std::size_t watermark = 1;
+            auto set_watermark = [&](std::size_t want) {
+                if (want == watermark) return;
+                error_code ignored;  // a platform without the option reads as before
+                socket.set_option(asio::socket_base::receive_low_watermark(static_cast<int>(want)), ignored);
+                watermark = want;
+            };
+            struct reset_watermark {
+                std::function<void()> fn;
+                ~reset_watermark() { fn(); }
+            } reset{[&] { set_watermark(1); }};
             while (received < length) {
+                // Whole 16 KiB steps of what is due (the value rarely changes), at most 256 KiB.
+                std::size_t due = length - received;
+                set_watermark(std::max<std::size_t>(1, std::min<std::size_t>(due, 256 * 1024) / (16 * 1024) * (16 * 1024)));
                 std::size_t n = 0;
                 lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
                 with_stream([&](auto &s) {
