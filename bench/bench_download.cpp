@@ -46,7 +46,9 @@ int main(int argc, char **argv) {
     if (pd_content_import(s, m, origin ? origin : argv[1]) != PD_OK) return fail("import");
     pd_job_options jo = PD_JOB_OPTIONS_INIT;
     jo.destination = std::string(argv[3]) == "-" ? nullptr : argv[3];
+    // Without a mode, the library's default (PD_JOB_OPTIONS_INIT).
     if (argc == 5 && std::string(argv[4]) == "hardlink") jo.delivery = PD_DELIVER_HARDLINK;
+    if (argc == 5 && std::string(argv[4]) == "copy") jo.delivery = PD_DELIVER_COPY;
     auto t0 = std::chrono::steady_clock::now();
     uint64_t job = 0;
     if (pd_job_start(&job, s, pd_manifest_id(m), &jo) != PD_OK) return fail("start");

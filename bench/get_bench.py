@@ -31,7 +31,9 @@ def run(cmd):
     """Seconds and CPU seconds per GiB of one command."""
     u0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.monotonic()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode:
+        raise SystemExit("%s failed (%d): %s" % (cmd[0], r.returncode, r.stderr[-2000:]))
     secs = time.monotonic() - t
     u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return secs, (u1.ru_utime - u0.ru_utime + u1.ru_stime - u0.ru_stime) / gib
@@ -41,7 +43,7 @@ work = tempfile.mkdtemp(prefix="pd-get-bench.", dir=os.environ.get("PD_BENCH_DIR
 nginx = None
 try:
     nginx, url, _ = serve_random_file(work, size_mib)
-    subprocess.run([pd, "publish", work + "/www/file", "--manifest", work + "/file.pdm"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([pd, "publish", work + "/www/file", "--manifest", work + "/file.pdm"], check=True, capture_output=True)
     curl, ours = [], []
     print("size %d MiB from nginx on loopback, %d rounds (seconds, CPU s/GiB)" % (size_mib, rounds))
     for i in range(rounds):

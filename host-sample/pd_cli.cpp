@@ -2,7 +2,7 @@
 //
 //   pd publisher-key --out FILE
 //   pd publish FILE [--name N] [--origin LOC] [--manifest OUT] [--sign KEYFILE] [--cache DIR] [--add-to-cache]
-//   pd get MANIFEST [--origin LOC]... [--dest PATH] [--publication FILE] [--publisher-key HEX]... [--allow-unsigned]
+//   pd get MANIFEST [--origin LOC]... [--dest PATH [--copy]] [--publication FILE] [--publisher-key HEX]... [--allow-unsigned]
 //          [--cache DIR] [--plugins DIR]   (origins in order of preference)
 //   pd get --content ID --coordinator HOST:PORT --fleet-key FILE [--dest PATH] [--publisher-key HEX]... [...]
 //          (the manifest, record and origins from the coordinator's catalogue)
@@ -45,7 +45,7 @@ struct args {
     }
 };
 
-const char *flag_options[] = {"--add-to-cache", "--quiet", "--once", "--allow-unsigned"};
+const char *flag_options[] = {"--add-to-cache", "--quiet", "--once", "--allow-unsigned", "--copy"};
 
 args parse(int argc, char **argv, int first) {
     args a;
@@ -201,9 +201,10 @@ void draw_bar(const pd_event &e, double rate, bool tty) {
 int cmd_get(const args &a) {
     bool by_id = a.has("--content");
     if (by_id ? !a.positional.empty() || !a.has("--coordinator") || !a.has("--fleet-key") : a.positional.size() != 1) {
-        std::fprintf(stderr, "usage: pd get MANIFEST [--origin LOC] [--dest PATH] [--publication FILE] [--publisher-key HEX]...\n"
+        std::fprintf(stderr, "usage: pd get MANIFEST [--origin LOC] [--dest PATH [--copy]] [--publication FILE] [--publisher-key HEX]...\n"
                      "              [--allow-unsigned] [--cache DIR] [--plugins DIR]\n"
                      "       pd get --content ID --coordinator HOST:PORT --fleet-key FILE [--dest PATH] [--publisher-key HEX]...\n"
+                     "  --dest shares the cache's file (a hard link, no second write); --copy writes an independent copy\n"
                      "  without --dest the content stays in the cache and its path is printed; the publication\n"
                      "  record is FILE, else MANIFEST.sig; it must be signed by a --publisher-key. With --content the\n"
                      "  manifest, record and origins come from the coordinator's catalogue\n");
@@ -251,6 +252,7 @@ int cmd_get(const args &a) {
     std::string dest = a.get("--dest");
     pd_job_options jo = PD_JOB_OPTIONS_INIT;
     jo.destination = dest.empty() ? nullptr : dest.c_str();
+    if (a.has("--copy")) jo.delivery = PD_DELIVER_COPY;  // an independent file, at a second write
     if (by_id && !origin.empty()) jo.origin = origin.c_str();  // instead of the catalogue's
     uint64_t job = 0;
     if (pd_job_start(&job, g.s, &id, &jo) != PD_OK) return die("starting the download");

@@ -1,6 +1,10 @@
 // End-to-end through the C ABI with the real origin plugin and real files.
-#include <cstring>
 #include "helpers.h"
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <thread>
 
 #ifdef __linux__
 #include <sys/mount.h>
@@ -102,7 +106,7 @@ TEST(capi, options_init_fills_the_defaults_of_a_known_version_only) {
     EXPECT_EQ(jo.destination, nullptr);
     EXPECT_EQ(jo.origin, nullptr);
     EXPECT_EQ(jo.pin, 0u);
-    EXPECT_EQ(jo.delivery, static_cast<uint32_t>(PD_DELIVER_COPY));
+    EXPECT_EQ(jo.delivery, static_cast<uint32_t>(PD_DELIVER_HARDLINK));
     auto po = initialised(pd_publish_options_init, PD_PUBLISH_OPTIONS_VERSION);
     EXPECT_EQ(po.version, PD_PUBLISH_OPTIONS_VERSION);
     EXPECT_EQ(po.name, nullptr);
@@ -343,6 +347,50 @@ TEST(capi, hardlink_delivery_shares_the_cache_file) {
     EXPECT_EQ(pdtest::link_count(dest), 2u);
     jo.delivery = 7;
     EXPECT_EQ(pd_job_start(&job, f.s, pd_manifest_id(f.m), &jo), PD_E_MISUSE);
+}
+
+// The default delivery is a hard link (no second write). A host that then writes its file
+// keeps what it wrote: the cache never writes into it, lets go of its link, and fetches the
+// content again the next time it is asked for it.
+TEST(capi, a_delivered_file_the_host_writes_is_the_hosts_and_the_cache_fetches_again) {
+    fixture f(1024 * 1024);
+    ASSERT_EQ(pd_content_import(f.s, f.m, (f.dir / "origin.bin").c_str()), PD_OK);
+    pd_job_options jo = PD_JOB_OPTIONS_INIT;
+    EXPECT_EQ(jo.delivery, static_cast<uint32_t>(PD_DELIVER_HARDLINK));
+    std::string dest = f.dir / "delivered.bin";
+    jo.destination = dest.c_str();
+    uint64_t job = 0;
+    ASSERT_EQ(pd_job_start(&job, f.s, pd_manifest_id(f.m), &jo), PD_OK);
+    ASSERT_EQ(pdtest::wait_job(f.s, job).status.state, PD_JOB_COMPLETED);
+    ASSERT_EQ(pdtest::link_count(dest), 2u);
+    // The file system's clock for modification times is coarse (a few ms): the host's write
+    // must come after a tick for its time to differ from the cache's last write.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    {
+        std::fstream io(dest, std::ios::in | std::ios::out | std::ios::binary);
+        io.seekp(100);
+        io.put(static_cast<char>(f.data[100] ^ 0x5a));
+    }
+    auto hosts = pdtest::read_file(dest);
+    // Asked again (to another destination): the cache notices, drops its link and fetches.
+    std::string again = f.dir / "again.bin";
+    jo.destination = again.c_str();
+    ASSERT_EQ(pd_job_start(&job, f.s, pd_manifest_id(f.m), &jo), PD_OK);
+    auto out = pdtest::wait_job(f.s, job);
+    ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_LOCAL], 0u);
+    EXPECT_EQ(out.status.bytes_by_source[PD_SOURCE_ORIGIN], f.data.size());
+    EXPECT_EQ(pdtest::read_file(again), f.data);
+    EXPECT_EQ(pdtest::read_file(dest), hosts) << "the cache wrote into the host's file";
+    EXPECT_EQ(pdtest::link_count(dest), 1u);
+
+    // An explicit copy is independent from the start: the host may write it at once.
+    std::string copy = f.dir / "copy.bin";
+    jo.destination = copy.c_str();
+    jo.delivery = PD_DELIVER_COPY;
+    ASSERT_EQ(pd_job_start(&job, f.s, pd_manifest_id(f.m), &jo), PD_OK);
+    ASSERT_EQ(pdtest::wait_job(f.s, job).status.state, PD_JOB_COMPLETED);
+    EXPECT_EQ(pdtest::link_count(copy), 1u);
 }
 
 TEST(capi, quota_too_small_fails_the_job_clearly) {

@@ -10,7 +10,10 @@
 
 #include "fake_peer_sockets.h"
 
+#include <algorithm>
+#include <fstream>
 #include <future>
+#include <thread>
 
 using namespace pd::net;
 namespace wire = pd::peer::wire;
@@ -140,6 +143,35 @@ TEST(peer_server, serves_verified_blocks_to_a_fleet_member) {
     }
     auto pong = std::get<wire::pong>(ask(ch, wire::ping{1234}));
     EXPECT_EQ(pong.sent_us, 1234u);
+}
+
+// A content delivered by hard link whose delivered file the host then wrote is served no
+// more: the HAVE answer offers nothing and a REQUEST is rejected, and the log says why.
+TEST(peer_server, a_content_whose_delivered_file_was_written_is_not_served) {
+    server_fixture f;
+    pd_job_options jo = PD_JOB_OPTIONS_INIT;
+    std::string dest = f.dir / "delivered.bin";
+    jo.destination = dest.c_str();
+    uint64_t job = 0;
+    ASSERT_EQ(pd_job_start(&job, f.s, pd_manifest_id(f.full), &jo), PD_OK);
+    ASSERT_EQ(pdtest::wait_job(f.s, job).status.state, PD_JOB_COMPLETED);
+    ASSERT_EQ(pdtest::link_count(dest), 2u);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // past the coarse mtime clock's tick
+    {
+        std::fstream io(dest, std::ios::in | std::ios::out | std::ios::binary);
+        io.seekp(70000);
+        io.put('\x42');
+    }
+    fd_guard g{connect_to(f.addr)};
+    blocking_channel ch(g.fd, role::client, fleet_key);
+    ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, pdtest::hello_for(ch, true))));
+    auto have = std::get<wire::have>(ask(ch, wire::have{f.id(f.full), 0, 0, {}}));
+    EXPECT_EQ(std::count(have.bitmap.begin(), have.bitmap.end(), 0), static_cast<std::ptrdiff_t>(have.bitmap.size()));
+    auto reject = std::get<wire::reject>(ask(ch, wire::request{3, f.id(f.full), 0, 2}));
+    EXPECT_EQ(reject.id, 3u);
+    auto lines = f.log_lines();
+    EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](auto &l) { return l.find("was changed since") != std::string::npos; }));
+    EXPECT_EQ(pdtest::link_count(dest), 1u);
 }
 
 TEST(peer_server, blocks_it_does_not_hold_are_rejected) {

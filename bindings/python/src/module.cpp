@@ -187,12 +187,13 @@ public:
         return std::make_shared<manifest>(m);
     }
     std::uint64_t start_job(const std::string &id, std::optional<std::string> destination,
-                            std::optional<std::string> origin, bool pin) {
+                            std::optional<std::string> origin, bool pin, bool copy) {
         auto cid = parse_id(id);
         pd_job_options o = PD_JOB_OPTIONS_INIT;
         o.destination = destination ? destination->c_str() : nullptr;
         o.origin = origin ? origin->c_str() : nullptr;
         o.pin = pin;
+        if (copy) o.delivery = PD_DELIVER_COPY;
         std::uint64_t job = 0;
         int rc;
         {
@@ -522,7 +523,7 @@ PYBIND11_MODULE(_native, mod) {
              "Learn a content from its id alone: manifest, record and origins from the backends' catalogues")
         .def("export_manifest", &session::export_manifest)
         .def("start_job", &session::start_job, py::arg("content_id"), py::arg("destination") = py::none(),
-             py::arg("origin") = py::none(), py::arg("pin") = false)
+             py::arg("origin") = py::none(), py::arg("pin") = false, py::arg("copy") = false)
         .def("pause", &session::pause)
         .def("resume", &session::resume)
         .def("cancel", &session::cancel)

@@ -18,9 +18,14 @@ PD_BEGIN_DECL
 /** How a completed content reaches pd_job_options.destination. */
 typedef enum pd_delivery {
     PD_DELIVER_COPY = 0,     /**< An independent copy: a copy-on-write clone where the filesystem
-                                  supports it, else a kernel-side copy. Safe to modify. */
-    PD_DELIVER_HARDLINK = 1, /**< A hard link to the cache file (falls back to a copy across
-                                  filesystems). Fastest; the host must not modify the file. */
+                                  supports it, else a kernel-side copy (a second full write). */
+    PD_DELIVER_HARDLINK = 1, /**< The default (PD_JOB_OPTIONS_INIT): a hard link to the cache's
+                                  file, no second write; a copy across filesystems. The file
+                                  is the host's: if the host writes to it, the cache notices
+                                  before it serves or reuses the content again, lets go of its
+                                  link (never writing into the host's file) and fetches the
+                                  content anew when it is next asked for. Shares the cache
+                                  file's owner and mode. */
     PD_DELIVERY_FORCE32 = 0x7FFFFFFF
 } pd_delivery;
 
@@ -31,10 +36,10 @@ typedef struct pd_job_options {
                                   content in the cache only. Copied. */
     const char *origin;      /**< Origin locator overriding the recorded one, or NULL. Copied. */
     uint32_t pin;            /**< Non-zero: pin the content in the cache. */
-    uint32_t delivery;       /**< A pd_delivery. */
+    uint32_t delivery;       /**< A pd_delivery; PD_DELIVER_HARDLINK unless set. */
 } pd_job_options;
 
-#define PD_JOB_OPTIONS_INIT { PD_JOB_OPTIONS_VERSION, NULL, NULL, 0, PD_DELIVER_COPY }
+#define PD_JOB_OPTIONS_INIT { PD_JOB_OPTIONS_VERSION, NULL, NULL, 0, PD_DELIVER_HARDLINK }
 
 /** Fill `opts` with defaults. @return PD_OK or PD_E_VERSION. THREAD: any. */
 PD_API int pd_job_options_init(pd_job_options *opts, uint32_t version);

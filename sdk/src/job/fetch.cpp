@@ -146,8 +146,10 @@ std::string complete_and_deliver(store::block_store &store, const content::manif
     if (request.pin) store.set_pinned(m.id, true);
     std::string cached = store.data_path(m.id);
     if (request.destination.empty()) return cached;
-    platform::deliver_file(file, cached, request.destination, m.size,
-                           request.hardlink ? platform::delivery::hardlink : platform::delivery::copy);
+    auto done = platform::deliver_file(file, cached, request.destination, m.size,
+                                       request.hardlink ? platform::delivery::hardlink : platform::delivery::copy);
+    // The cache now watches the file it shares with the host's (store::shared_file_intact).
+    if (done == platform::delivery::hardlink) store.mark_shared(m.id);
     return request.destination;
 }
 

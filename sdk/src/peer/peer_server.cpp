@@ -15,6 +15,22 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
+namespace {
+
+// The record of a content to serve from; nullopt when the cache does not hold it, or held it
+// in a file delivered to the host that has been written to since (store::shared_file_intact).
+std::optional<store::content_record> servable(session &sess, const content::hash &id) {
+    auto rec = sess.store().get(id);
+    if (rec && rec->shared_mtime_ns && !sess.store().shared_file_intact(id)) {
+        sess.log(PD_LOG_WARN, "content " + to_hex(id.data(), id.size()) +
+                                  ": the file delivered from the cache was changed since; the cache let go of it");
+        return std::nullopt;
+    }
+    return rec;
+}
+
+}  // namespace
+
 class peer_server::connection : public std::enable_shared_from_this<connection> {
 public:
     connection(peer_server &server, tcp::socket socket)
@@ -215,7 +231,7 @@ private:
             h.content = id;
             h.flags = sess.is_fetching(id) ? wire::have_fetching : 0;
             try {
-                auto rec = sess.store().get(id);
+                auto rec = servable(sess, id);
                 auto m = rec ? sess.store().manifest(id) : nullptr;
                 // A bitmap over one record (contents past 128 GiB at 64 KiB blocks), or
                 // blocks larger than the wire carries: nothing to offer peers.
@@ -237,7 +253,7 @@ private:
         answer_on_worker([r, timestamps = timestamps_](session &sess) {
             std::vector<wire::message> out;
             try {
-                auto rec = sess.store().get(r.content);
+                auto rec = servable(sess, r.content);
                 auto m = rec ? sess.store().manifest(r.content) : nullptr;
                 if (!rec || !m) {
                     out.push_back(wire::reject{r.id, 1, "content not held"});

@@ -47,12 +47,12 @@ void copy_file_data(const file &src, const file &dst, std::uint64_t size) {
     }
 }
 
-void deliver_file(const file &src, const std::string &src_path, const std::string &dest, std::uint64_t size,
-                  delivery mode) {
+delivery deliver_file(const file &src, const std::string &src_path, const std::string &dest, std::uint64_t size,
+                      delivery mode) {
     std::string tmp = unpredictable_sibling(dest, "pdpart");
     if (mode == delivery::hardlink && hard_link(src_path, tmp)) {
         atomic_replace(tmp, dest);
-        return;
+        return delivery::hardlink;
     }
     try {
         file out(tmp, file::mode::create_new, access::everyone_reads);
@@ -64,6 +64,7 @@ void deliver_file(const file &src, const std::string &src_path, const std::strin
         remove_file(tmp);  // a failed delivery leaves nothing behind
         throw;
     }
+    return delivery::copy;
 }
 
 void write_file_atomic(const std::string &path, const void *data, std::size_t len, access who) {

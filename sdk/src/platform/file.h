@@ -101,12 +101,15 @@ std::string unpredictable_sibling(const std::string &path, const char *tag);
 void atomic_replace(const std::string &from, const std::string &to);
 // Copies a file's bytes with the kernel's fast path where available.
 void copy_file_data(const file &src, const file &dst, std::uint64_t size);
+// The last modification time of the file at `path`, in ns on the platform's own epoch: two
+// readings compare, nothing more. Read from the file itself (under every hard link the same).
+std::int64_t modified_ns(const std::string &path);
 enum class delivery { copy, hardlink };
 // Delivers a cached file to `dest` atomically (temporary + rename): copy uses a
 // copy-on-write clone where the filesystem has one, else a kernel-side copy; hardlink
-// links the cache file (same filesystem only; falls back to copy).
-void deliver_file(const file &src, const std::string &src_path, const std::string &dest, std::uint64_t size,
-                  delivery mode);
+// links the cache file (same filesystem only; falls back to copy). Returns what it did.
+delivery deliver_file(const file &src, const std::string &src_path, const std::string &dest, std::uint64_t size,
+                      delivery mode);
 // Writes a whole file atomically (temporary + fsync + rename), created with `who`'s access.
 void write_file_atomic(const std::string &path, const void *data, std::size_t len, access who = access::everyone_reads);
 std::string read_small_file(const std::string &path, std::size_t max_bytes);

@@ -218,6 +218,12 @@ bool hard_link(const std::string &existing, const std::string &link) { return ::
 
 void remove_file(const std::string &path) noexcept { ::unlink(path.c_str()); }
 
+std::int64_t modified_ns(const std::string &path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) fail_errno(errno, "stat '" + path + "'");
+    return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
 static std::string first_line(const std::string &path) {
     std::ifstream in(path);
     std::string line;

@@ -292,6 +292,21 @@ bool hard_link(const std::string &existing, const std::string &link) {
     return ::CreateHardLinkW(wide(link).c_str(), wide(existing).c_str(), nullptr) != 0;
 }
 
+// From the file record (an open handle), not the directory entry, which NTFS may leave stale
+// under a hard link other than the one written through.
+std::int64_t modified_ns(const std::string &path) {
+    HANDLE f = ::CreateFileW(wide(path).c_str(), FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                             nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr);
+    if (f == INVALID_HANDLE_VALUE) fail_error(::GetLastError(), "opening '" + path + "'");
+    BY_HANDLE_FILE_INFORMATION info{};
+    BOOL ok = ::GetFileInformationByHandle(f, &info);
+    DWORD err = ::GetLastError();
+    ::CloseHandle(f);
+    if (!ok) fail_error(err, "reading the times of '" + path + "'");
+    auto t = (static_cast<std::uint64_t>(info.ftLastWriteTime.dwHighDateTime) << 32) | info.ftLastWriteTime.dwLowDateTime;
+    return static_cast<std::int64_t>(t) * 100;
+}
+
 void remove_file(const std::string &path) noexcept {
     try {
         ::DeleteFileW(wide(path).c_str());

@@ -43,6 +43,14 @@ CREATE TABLE IF NOT EXISTS contents (
 CREATE INDEX IF NOT EXISTS contents_lru ON contents(state, pinned, last_used);
 )sql";
 
+// Columns added after schema 1 was released. They leave user_version alone: a library that
+// does not know them reads and writes the same database, ignoring them.
+static const std::pair<const char *, const char *> added_columns[] = {
+    // A delivered file shares this content's data file (hard link): the file's modification
+    // time (ns) when it was delivered. NULL otherwise.
+    {"shared_mtime_ns", "INTEGER"},
+};
+
 template <class Fn>
 static auto guarded(const char *what, Fn fn) -> decltype(fn()) {
     try {
@@ -74,6 +82,12 @@ block_store::block_store(const std::string &cache_dir, quota q) : dir_(cache_dir
                  "cache database schema " + std::to_string(version) + " is newer than this library (" +
                      std::to_string(schema_version) + ")");
         db_->exec(schema);
+        for (auto &[column, type] : added_columns) {
+            SQLite::Statement has(*db_, "SELECT COUNT(*) FROM pragma_table_info('contents') WHERE name = ?");
+            has.bind(1, column);
+            if (has.executeStep() && has.getColumn(0).getInt() == 0)
+                db_->exec(std::string("ALTER TABLE contents ADD COLUMN ") + column + " " + type);
+        }
         db_->exec("PRAGMA user_version=" + std::to_string(schema_version));
         db_->exec("PRAGMA quick_check");
     });
@@ -162,6 +176,7 @@ static content_record read_row(SQLite::Statement &q) {
     r.pinned = q.getColumn(8).getInt() != 0;
     r.last_used_ms = q.getColumn(9).getInt64();
     r.bytes_on_disk = static_cast<std::uint64_t>(q.getColumn(10).getInt64());
+    if (!q.getColumn(11).isNull()) r.shared_mtime_ns = q.getColumn(11).getInt64();
     // Verified bytes: every verified block is full except possibly the last.
     std::uint64_t blocks = block_size ? (r.size + block_size - 1) / block_size : 0;
     r.verified_bytes = r.verified_blocks * block_size;
@@ -171,7 +186,8 @@ static content_record read_row(SQLite::Statement &q) {
 }
 
 static const char *row_columns =
-    "SELECT id, name, size, block_size, origin, state, verified, verified_blocks, pinned, last_used, bytes_on_disk FROM contents ";
+    "SELECT id, name, size, block_size, origin, state, verified, verified_blocks, pinned, last_used, bytes_on_disk, "
+    "shared_mtime_ns FROM contents ";
 
 std::optional<content_record> block_store::get_locked(const hash &id) {
     return guarded("reading the cache index", [&]() -> std::optional<content_record> {
@@ -230,7 +246,7 @@ void block_store::drop_data_locked(const hash &id) {
     fs::remove(platform::fs_path(data_path(id)), ec);
     SQLite::Statement u(*db_,
                         "UPDATE contents SET state = 0, verified = zeroblob(length(verified)), verified_blocks = 0, "
-                        "bytes_on_disk = 0 WHERE id = ?");
+                        "bytes_on_disk = 0, shared_mtime_ns = NULL WHERE id = ?");
     u.bind(1, id.data(), 32);
     u.exec();
 }
@@ -281,6 +297,8 @@ std::vector<std::pair<hash, std::uint64_t>> block_store::reserve(const hash &id,
 }
 
 platform::file block_store::open_data(const hash &id, std::uint64_t size) {
+    // Never write into a file a delivered one shares unless it is as it was delivered.
+    shared_file_intact(id);
     platform::file f(data_path(id), platform::file::mode::read_write_create);
     if (f.size() < size) f.preallocate(size);
     return f;
@@ -385,6 +403,36 @@ void block_store::touch(const hash &id) {
         u.bind(1, now_ms());
         u.bind(2, id.data(), 32);
         u.exec();
+    });
+}
+
+void block_store::mark_shared(const hash &id) {
+    auto mtime = platform::modified_ns(data_path(id));
+    std::lock_guard lk(mu_);
+    guarded("recording a shared delivery", [&] {
+        SQLite::Statement u(*db_, "UPDATE contents SET shared_mtime_ns = ? WHERE id = ?");
+        u.bind(1, mtime);
+        u.bind(2, id.data(), 32);
+        u.exec();
+    });
+}
+
+bool block_store::shared_file_intact(const hash &id) {
+    std::lock_guard lk(mu_);
+    return guarded("checking a shared delivery", [&] {
+        auto rec = get_locked(id);
+        if (!rec || !rec->shared_mtime_ns) return true;
+        std::optional<std::int64_t> now;
+        try {
+            now = platform::modified_ns(data_path(id));
+        } catch (const error &) {
+            // Gone or unreadable: nothing to serve from it either.
+        }
+        if (now == rec->shared_mtime_ns) return true;
+        // Written since it was delivered: the file is the host's now. The cache lets go of its
+        // link (so it never writes into the host's file) and forgets the content's blocks.
+        drop_data_locked(id);
+        return false;
     });
 }
 

@@ -38,6 +38,8 @@ struct content_record {
     bool pinned = false;
     std::int64_t last_used_ms = 0;
     std::uint64_t bytes_on_disk = 0;
+    // Set while a delivered file shares the data file (hard link): its modification time then.
+    std::optional<std::int64_t> shared_mtime_ns;
 
     bool block_verified(std::uint64_t i) const { return (verified[i / 8] >> (i % 8)) & 1; }
 };
@@ -74,6 +76,14 @@ public:
     void mark_complete(const hash &id);
     // Forgets verified bits of damaged blocks (after an end-to-end check found them).
     void unmark_verified(const hash &id, const std::vector<std::uint64_t> &blocks);
+    // A delivered file now shares the content's data file (hard link): its modification time
+    // is recorded, and shared_file_intact() compares against it from now on.
+    void mark_shared(const hash &id);
+    // False when a delivered file that shares the content's data file was written since it
+    // was delivered: the cache has then let go of its link (the file is the host's; the
+    // cache never writes into it) and forgotten the content's blocks. True otherwise. Called
+    // before a block is served or the data file is opened for writing (open_data).
+    bool shared_file_intact(const hash &id);
     void remove(const hash &id);
     void set_pinned(const hash &id, bool pinned);
     void touch(const hash &id);
