@@ -384,6 +384,14 @@ TEST(capi, a_delivered_file_the_host_writes_is_the_hosts_and_the_cache_fetches_a
     EXPECT_EQ(pdtest::read_file(dest), hosts) << "the cache wrote into the host's file";
     EXPECT_EQ(pdtest::link_count(dest), 1u);
 
+    // Delivered to the same place twice: one name, nothing left beside it.
+    jo.destination = again.c_str();
+    ASSERT_EQ(pd_job_start(&job, f.s, pd_manifest_id(f.m), &jo), PD_OK);
+    ASSERT_EQ(pdtest::wait_job(f.s, job).status.state, PD_JOB_COMPLETED);
+    EXPECT_EQ(pdtest::link_count(again), 2u);
+    for (auto &entry : std::filesystem::directory_iterator(f.dir.path()))
+        EXPECT_EQ(entry.path().filename().string().find("pdpart"), std::string::npos) << entry.path();
+
     // An explicit copy is independent from the start: the host may write it at once.
     std::string copy = f.dir / "copy.bin";
     jo.destination = copy.c_str();

@@ -52,6 +52,9 @@ delivery deliver_file(const file &src, const std::string &src_path, const std::s
     std::string tmp = unpredictable_sibling(dest, "pdpart");
     if (mode == delivery::hardlink && hard_link(src_path, tmp)) {
         atomic_replace(tmp, dest);
+        // When `dest` already was this file (the same content delivered there again),
+        // rename() of one of its links onto another does nothing and leaves `tmp`.
+        remove_file(tmp);
         return delivery::hardlink;
     }
     try {
