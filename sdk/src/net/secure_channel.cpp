@@ -18,7 +18,8 @@ constexpr std::uint8_t flag_keyless = 1;  // HELLO flags: the client holds no fl
 const char keyless_label[] = "peerdist secure channel v1 keyless";
 // The cipher field in the last 8 bytes of a HELLO nonce: "PDCS", then a u32 cipher set (a
 // client's offer, a server's one-bit choice). A 0.4 peer's nonce is random: it carries the
-// marker by chance once in 2^32 HELLOs, and such a connection fails its first record.
+// marker by chance once in 2^32 HELLOs, and such a connection fails (at the HELLO or at its
+// first record) and is dialled again.
 const std::uint8_t cipher_marker[4] = {'P', 'D', 'C', 'S'};
 constexpr std::size_t nonce_offset = 40, cipher_field_offset = 64;
 
