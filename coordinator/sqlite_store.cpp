@@ -56,6 +56,10 @@ ALTER TABLE devices ADD COLUMN served_bytes INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE content_stats(content TEXT NOT NULL, office TEXT NOT NULL, origin_bytes INTEGER, wan_bytes INTEGER,
   lan_bytes INTEGER, PRIMARY KEY(content, office));
 )";
+// Both tables count the same job reports, on purpose: office_stats is the office's total over
+// the coordinator's life (the savings report; schema 1 databases carry it from before
+// content_stats existed), content_stats the rollout of the contents in the catalogue, whose
+// rows leave with a retired content. Summing content_stats would lose both.
 
 std::string join(const std::vector<std::string> &v) {
     std::string out;

@@ -32,6 +32,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -198,38 +199,48 @@ struct backend {
     // them too (docs/coordinator.md "Devices"). Agent thread.
     void refuse_revoked_devices() {
         if (host->struct_size < offsetof(pd_host_api, refuse_device) + sizeof host->refuse_device || !host->refuse_device) return;
-        for (;;) {
-            std::uint64_t since;
-            {
-                std::lock_guard lk(mu);
-                if (revocations_reported >= revocations_known) return;
-                since = revocations_reported;
-            }
+        catch_up(revocations_reported, revocations_known, [&](std::uint64_t since) {
             auto page = pd::coord::read_revoked_devices(call({{"op", "revoked_devices"}, {"device_id", device_id}, {"since", since}}), since);
             for (auto &k : page.keys) host->refuse_device(host->host, k.data());
-            std::lock_guard lk(mu);
-            revocations_reported = since + page.keys.size();
-            revocations_known = page.total;
-            if (page.keys.empty()) return;  // nothing more (a coordinator that lost revocations)
-        }
+            return sequence_page{since + page.keys.size(), page.total};
+        });
     }
 
     // Has the host drop the contents the coordinator retired since the last time (its
     // administrators removed them from the catalogue). Agent thread.
     void drop_retired_contents() {
         if (host->struct_size < offsetof(pd_host_api, retire_content) + sizeof host->retire_content || !host->retire_content) return;
+        catch_up(retirements_applied, retirements_known, [&](std::uint64_t since) {
+            auto page = pd::coord::read_retired_contents(call({{"op", "retired_contents"}, {"device_id", device_id}, {"since", since}}), since);
+            for (auto &id : page.contents) host->retire_content(host->host, id.data());
+            return sequence_page{page.upto, std::nullopt};
+        });
+    }
+
+    // Where a page of a sequence the coordinator keeps (revoked devices, retired contents)
+    // leaves off, and the sequence's length when the page says it.
+    struct sequence_page {
+        std::uint64_t next;
+        std::optional<std::uint64_t> known;
+    };
+
+    // Pages through such a sequence from `applied` until it reaches `known` (both under
+    // `mu`); `next_page(since)` hands a page's entries to the host and says where it ended.
+    // A page that does not move on ends it (a coordinator that lost its list). Agent thread.
+    template <class NextPage>
+    void catch_up(std::uint64_t &applied, std::uint64_t &known, NextPage next_page) {
         for (;;) {
             std::uint64_t since;
             {
                 std::lock_guard lk(mu);
-                if (retirements_applied >= retirements_known) return;
-                since = retirements_applied;
+                if (applied >= known) return;
+                since = applied;
             }
-            auto page = pd::coord::read_retired_contents(call({{"op", "retired_contents"}, {"device_id", device_id}, {"since", since}}), since);
-            for (auto &id : page.contents) host->retire_content(host->host, id.data());
+            sequence_page page = next_page(since);
             std::lock_guard lk(mu);
-            retirements_applied = page.upto;
-            if (page.upto == since) return;  // nothing more (a coordinator that lost retirements)
+            applied = page.next;
+            if (page.known) known = *page.known;
+            if (page.next == since) return;
         }
     }
 
