@@ -42,6 +42,9 @@ public:
     void flush_sync();
     // Stops the interval timer (the job ended).
     void cancel_timer() { timer_.cancel(); }
+    // The job completed: nothing is left to flush, and the data file's handle goes (on
+    // Windows a file with an open handle cannot lose a name: store::shared_file_intact).
+    void release_file() { file_.reset(); }
 
     bool durable(std::uint64_t block) const { return durable_.test(block); }
     bool all_durable(std::uint64_t block_count) const { return durable_.count() == block_count; }

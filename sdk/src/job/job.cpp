@@ -375,6 +375,9 @@ void job::deliver(std::optional<error> verify_error) {
         }
         if (self->state_ != PD_JOB_VERIFYING) return;
         self->state_ = PD_JOB_COMPLETED;
+        // Nothing more is written or read through the job: its data file's handles go.
+        self->file_.reset();
+        self->flusher_->release_file();
         self->mark_fetching(false);
         self->finished_ms_ = store::now_ms();
         self->message_ = delivered;

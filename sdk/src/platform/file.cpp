@@ -50,11 +50,11 @@ void copy_file_data(const file &src, const file &dst, std::uint64_t size) {
 delivery deliver_file(const file &src, const std::string &src_path, const std::string &dest, std::uint64_t size,
                       delivery mode) {
     std::string tmp = unpredictable_sibling(dest, "pdpart");
+    // The same content delivered to the same place again: nothing to do. (A new link renamed
+    // onto another link of the same file would be a no-op that leaves the new link behind.)
+    if (mode == delivery::hardlink && same_file(src_path, dest)) return delivery::hardlink;
     if (mode == delivery::hardlink && hard_link(src_path, tmp)) {
         atomic_replace(tmp, dest);
-        // When `dest` already was this file (the same content delivered there again),
-        // rename() of one of its links onto another does nothing and leaves `tmp`.
-        remove_file(tmp);
         return delivery::hardlink;
     }
     try {

@@ -17,6 +17,8 @@ bool kernel_copy(const file &src, const file &dst, std::uint64_t size);
 bool clone_file(const file &src, const file &dst);
 // A second name for a file; false when it cannot be made (another filesystem, no support).
 bool hard_link(const std::string &existing, const std::string &link);
+// Both paths name one file (hard links to it); false when either does not exist.
+bool same_file(const std::string &a, const std::string &b);
 // Removes a file, ignoring errors (clean-up paths).
 void remove_file(const std::string &path) noexcept;
 // Opens a file holding a secret for reading after checking it is a regular file only its

@@ -216,6 +216,11 @@ bool clone_file(const file &src, const file &dst) {
 
 bool hard_link(const std::string &existing, const std::string &link) { return ::link(existing.c_str(), link.c_str()) == 0; }
 
+bool same_file(const std::string &a, const std::string &b) {
+    struct stat sa {}, sb {};
+    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 void remove_file(const std::string &path) noexcept { ::unlink(path.c_str()); }
 
 std::int64_t modified_ns(const std::string &path) {

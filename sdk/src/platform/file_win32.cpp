@@ -292,6 +292,22 @@ bool hard_link(const std::string &existing, const std::string &link) {
     return ::CreateHardLinkW(wide(link).c_str(), wide(existing).c_str(), nullptr) != 0;
 }
 
+// The volume and the file index, read from the file itself.
+static bool file_identity(const std::string &path, BY_HANDLE_FILE_INFORMATION &info) {
+    HANDLE f = ::CreateFileW(wide(path).c_str(), FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                             nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr);
+    if (f == INVALID_HANDLE_VALUE) return false;
+    BOOL ok = ::GetFileInformationByHandle(f, &info);
+    ::CloseHandle(f);
+    return ok != 0;
+}
+
+bool same_file(const std::string &a, const std::string &b) {
+    BY_HANDLE_FILE_INFORMATION ia{}, ib{};
+    return file_identity(a, ia) && file_identity(b, ib) && ia.dwVolumeSerialNumber == ib.dwVolumeSerialNumber &&
+           ia.nFileIndexHigh == ib.nFileIndexHigh && ia.nFileIndexLow == ib.nFileIndexLow;
+}
+
 // From the file record (an open handle), not the directory entry, which NTFS may leave stale
 // under a hard link other than the one written through.
 std::int64_t modified_ns(const std::string &path) {

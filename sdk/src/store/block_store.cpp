@@ -242,8 +242,14 @@ void block_store::set_quota(quota q) {
 }
 
 void block_store::drop_data_locked(const hash &id) {
+    // Renamed away, then removed: on Windows a file that another handle holds open (a peer
+    // being served from it) keeps its name until that handle closes, and the name must be
+    // free at once, for a fresh data file that shares nothing with a host's file.
     std::error_code ec;
-    fs::remove(platform::fs_path(data_path(id)), ec);
+    auto path = platform::fs_path(data_path(id));
+    auto gone = platform::fs_path(platform::unpredictable_sibling(data_path(id), "dropped"));
+    fs::rename(path, gone, ec);
+    fs::remove(ec ? path : gone, ec);
     SQLite::Statement u(*db_,
                         "UPDATE contents SET state = 0, verified = zeroblob(length(verified)), verified_blocks = 0, "
                         "bytes_on_disk = 0, shared_mtime_ns = NULL WHERE id = ?");
