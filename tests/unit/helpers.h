@@ -176,6 +176,29 @@ inline std::uint64_t link_count(const std::string &path) {
 #endif
 }
 
+// Delivers content `id` to `dest` with the default options (a hard link to the cache's file),
+// then changes the byte at `offset` in place, as a host patching its file would — past the
+// file system's coarse modification-time tick, so the write shows. Returns the file's bytes.
+inline std::vector<std::uint8_t> deliver_then_host_writes(pd_session *s, const pd_content_id *id, const std::string &dest,
+                                                          std::uint64_t offset) {
+    pd_job_options jo = PD_JOB_OPTIONS_INIT;
+    jo.destination = dest.c_str();
+    uint64_t job = 0;
+    EXPECT_EQ(pd_job_start(&job, s, id, &jo), PD_OK);
+    EXPECT_EQ(wait_job(s, job).status.state, PD_JOB_COMPLETED);
+    EXPECT_EQ(link_count(dest), 2u);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    {
+        std::fstream io(std::filesystem::u8path(dest), std::ios::in | std::ios::out | std::ios::binary);
+        io.seekg(static_cast<std::streamoff>(offset));
+        char c = 0;
+        io.get(c);
+        io.seekp(static_cast<std::streamoff>(offset));
+        io.put(static_cast<char>(c ^ 0x5a));
+    }
+    return read_file(dest);
+}
+
 // The file name of a plugin module on this platform ("good" -> "good.so" or "good.dll").
 inline std::string module_file(const std::string &name) { return name + PD_TEST_MODULE_SUFFIX; }
 

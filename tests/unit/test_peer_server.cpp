@@ -11,7 +11,6 @@
 #include "fake_peer_sockets.h"
 
 #include <algorithm>
-#include <fstream>
 #include <future>
 #include <thread>
 
@@ -149,19 +148,8 @@ TEST(peer_server, serves_verified_blocks_to_a_fleet_member) {
 // more: the HAVE answer offers nothing and a REQUEST is rejected, and the log says why.
 TEST(peer_server, a_content_whose_delivered_file_was_written_is_not_served) {
     server_fixture f;
-    pd_job_options jo = PD_JOB_OPTIONS_INIT;
     std::string dest = f.dir / "delivered.bin";
-    jo.destination = dest.c_str();
-    uint64_t job = 0;
-    ASSERT_EQ(pd_job_start(&job, f.s, pd_manifest_id(f.full), &jo), PD_OK);
-    ASSERT_EQ(pdtest::wait_job(f.s, job).status.state, PD_JOB_COMPLETED);
-    ASSERT_EQ(pdtest::link_count(dest), 2u);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // past the coarse mtime clock's tick
-    {
-        std::fstream io(dest, std::ios::in | std::ios::out | std::ios::binary);
-        io.seekp(70000);
-        io.put('\x42');
-    }
+    pdtest::deliver_then_host_writes(f.s, pd_manifest_id(f.full), dest, 70000);
     fd_guard g{connect_to(f.addr)};
     blocking_channel ch(g.fd, role::client, fleet_key);
     ASSERT_TRUE(std::holds_alternative<wire::hello>(ask(ch, pdtest::hello_for(ch, true))));
