@@ -345,6 +345,12 @@ TEST(capi, hardlink_delivery_shares_the_cache_file) {
     ASSERT_EQ(out.status.state, PD_JOB_COMPLETED) << out.status.message;
     EXPECT_EQ(pdtest::read_file(dest), f.data);
     EXPECT_EQ(pdtest::link_count(dest), 2u);
+#ifndef _WIN32
+    // The mode a delivered copy has, not the cache file's 0600 (docs/security.md).
+    namespace fs = std::filesystem;
+    auto mode = fs::status(dest).permissions() & fs::perms::all;
+    EXPECT_EQ(mode, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
+#endif
     jo.delivery = 7;
     EXPECT_EQ(pd_job_start(&job, f.s, pd_manifest_id(f.m), &jo), PD_E_MISUSE);
 }

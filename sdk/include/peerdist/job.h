@@ -24,8 +24,10 @@ typedef enum pd_delivery {
                                   is the host's: if the host writes to it, the cache notices
                                   before it serves or reuses the content again, lets go of its
                                   link (never writing into the host's file) and fetches the
-                                  content anew when it is next asked for. Shares the cache
-                                  file's owner and mode. */
+                                  content anew when it is next asked for. The file is the
+                                  cache's: its owner; mode 0644 on POSIX, as a copy; on
+                                  Windows it keeps the cache file's owner-only ACL, so a host
+                                  delivering for another account asks for a copy. */
     PD_DELIVERY_FORCE32 = 0x7FFFFFFF
 } pd_delivery;
 

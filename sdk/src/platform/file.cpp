@@ -54,7 +54,13 @@ delivery deliver_file(const file &src, const std::string &src_path, const std::s
     // onto another link of the same file would be a no-op that leaves the new link behind.)
     if (mode == delivery::hardlink && same_file(src_path, dest)) return delivery::hardlink;
     if (mode == delivery::hardlink && hard_link(src_path, tmp)) {
-        atomic_replace(tmp, dest);
+        try {
+            give_delivered_access(tmp);
+            atomic_replace(tmp, dest);
+        } catch (...) {
+            remove_file(tmp);
+            throw;
+        }
         return delivery::hardlink;
     }
     try {

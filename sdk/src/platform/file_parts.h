@@ -19,6 +19,10 @@ bool clone_file(const file &src, const file &dst);
 bool hard_link(const std::string &existing, const std::string &link);
 // Both paths name one file (hard links to it); false when either does not exist.
 bool same_file(const std::string &a, const std::string &b);
+// A cache file just hard-linked to a destination gets the access a delivered copy has: 0644
+// on POSIX (the cache directory stays 0700, so nobody else reaches it through the cache). On
+// Windows nothing changes: the link keeps the cache file's owner-only DACL (pd_delivery).
+void give_delivered_access(const std::string &path);
 // Removes a file, ignoring errors (clean-up paths).
 void remove_file(const std::string &path) noexcept;
 // Opens a file holding a secret for reading after checking it is a regular file only its

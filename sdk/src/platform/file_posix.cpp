@@ -216,6 +216,10 @@ bool clone_file(const file &src, const file &dst) {
 
 bool hard_link(const std::string &existing, const std::string &link) { return ::link(existing.c_str(), link.c_str()) == 0; }
 
+void give_delivered_access(const std::string &path) {
+    if (::chmod(path.c_str(), permissions(access::everyone_reads)) != 0) fail_errno(errno, "chmod '" + path + "'");
+}
+
 bool same_file(const std::string &a, const std::string &b) {
     struct stat sa {}, sb {};
     return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
