@@ -5,7 +5,6 @@ Every round is printed, not only the medians: the slow rounds are the finding.
 CPU per GiB: user + system of each command (pd and curl + sync).
 usage: bench/get_bench.py BUILD_DIR [SIZE_MIB] [ROUNDS] [-- EXTRA pd get ARGS]"""
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -15,6 +14,7 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests"))
+from netlab.agent import children_cpu_seconds  # noqa: E402
 from netlab.servers import serve_random_file  # noqa: E402
 
 argv = sys.argv[1:]
@@ -29,14 +29,13 @@ gib = size_mib / 1024
 
 def run(cmd):
     """Seconds and CPU seconds per GiB of one command."""
-    u0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    c0 = children_cpu_seconds()
     t = time.monotonic()
     r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if r.returncode:
         raise SystemExit("%s failed (%d): %s" % (cmd[0], r.returncode, r.stderr[-2000:]))
     secs = time.monotonic() - t
-    u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return secs, (u1.ru_utime - u0.ru_utime + u1.ru_stime - u0.ru_stime) / gib
+    return secs, (children_cpu_seconds() - c0) / gib
 
 
 work = tempfile.mkdtemp(prefix="pd-get-bench.", dir=os.environ.get("PD_BENCH_DIR", "/var/tmp"))

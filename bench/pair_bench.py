@@ -7,7 +7,6 @@ first as its only source. Reports the time against curl from the CDN on the same
 usage: bench/pair_bench.py BUILD_DIR [SIZE_MIB] [ROUNDS]"""
 import io
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -15,6 +14,7 @@ import tempfile
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests"))
+from netlab.agent import children_cpu_seconds as child_cpu  # noqa: E402
 from netlab.fleet import Fleet  # noqa: E402
 from netlab.lab import Office  # noqa: E402
 
@@ -24,11 +24,6 @@ rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 host_bin = os.environ.get("PD_HOST_BIN", os.path.join(build, "host-sample"))
 plugin_dir = os.environ.get("PD_PLUGIN_DIR", os.path.join(build, "plugins"))
 gib = size_mib / 1024
-
-
-def child_cpu():
-    u = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return u.ru_utime + u.ru_stime
 
 
 work = tempfile.mkdtemp(prefix="pd-pair-bench.", dir=os.environ.get("PD_BENCH_DIR", "/var/tmp"))

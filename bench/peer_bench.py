@@ -6,7 +6,6 @@ of both sessions (one process: the sender's sealing and reading counted with the
 work), and of curl + sync beside it (nginx's sending side is not counted).
 usage: bench/peer_bench.py BUILD_DIR [SIZE_MIB] [ROUNDS]"""
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -16,6 +15,7 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests"))
+from netlab.agent import children_cpu_seconds as child_cpu  # noqa: E402
 from netlab.servers import serve_random_file  # noqa: E402
 
 build = sys.argv[1] if len(sys.argv) > 1 else "build/dev"
@@ -26,11 +26,6 @@ try:
     nginx, url, _ = serve_random_file(work, size_mib)
     curl, curl_cpu, peer, cpu = [], [], [], []
     gib = size_mib / 1024
-
-    def child_cpu():
-        u = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return u.ru_utime + u.ru_stime
-
     for _ in range(rounds):
         t, c = time.monotonic(), child_cpu()
         subprocess.run(["sh", "-c", "curl -s -o '%s/copy' '%s' && sync '%s/copy'" % (work, url, work)], check=True)

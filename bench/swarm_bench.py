@@ -11,13 +11,13 @@ usage: bench/swarm_bench.py BUILD_DIR [SIZE_MIB] [N,N,...] [unshaped,branch] [qu
 ("quick" skips the every-device-curls baseline: for tuning, not for published figures)"""
 import io
 import os
-import resource
 import shutil
 import sys
 import tempfile
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests"))
+from netlab.agent import children_cpu_seconds as child_cpu  # noqa: E402
 from netlab.fleet import Fleet  # noqa: E402
 from netlab.lab import Office  # noqa: E402
 
@@ -35,11 +35,6 @@ def offices(layout, n):
     if layout == "unshaped":
         return [Office("lan", devices=n)], None
     return [Office("central", devices=0), Office("branch", devices=n, wan_mbit=100)], "central"
-
-
-def child_cpu():
-    u = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return u.ru_utime + u.ru_stime
 
 
 def run(layout, n):

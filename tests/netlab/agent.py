@@ -2,6 +2,7 @@
 to the control socket, stop cleanly (SIGTERM) or crash (SIGKILL). Every wait is bounded."""
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -22,6 +23,13 @@ def process_cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    """User + system CPU seconds of this process's children that have been waited for
+    (curl and the like, run to completion): a benchmark's baseline, read before and after."""
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
 
 
 class AgentError(Exception):
