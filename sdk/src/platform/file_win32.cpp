@@ -294,35 +294,28 @@ bool hard_link(const std::string &existing, const std::string &link) {
 
 void give_delivered_access(const std::string &) {}
 
-// The volume and the file index, read from the file itself.
-static bool file_identity(const std::string &path, BY_HANDLE_FILE_INFORMATION &info) {
+// The file's own record (through an open handle; NTFS may leave a directory entry's copy
+// stale under a hard link other than the one written through). 0, or the error.
+static DWORD file_record(const std::string &path, BY_HANDLE_FILE_INFORMATION &info) {
     HANDLE f = ::CreateFileW(wide(path).c_str(), FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
                              nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr);
-    if (f == INVALID_HANDLE_VALUE) return false;
-    BOOL ok = ::GetFileInformationByHandle(f, &info);
+    if (f == INVALID_HANDLE_VALUE) return ::GetLastError();
+    DWORD err = ::GetFileInformationByHandle(f, &info) ? 0 : ::GetLastError();
     ::CloseHandle(f);
-    return ok != 0;
+    return err;
+}
+
+std::int64_t modified_ns(const std::string &path) {
+    BY_HANDLE_FILE_INFORMATION info{};
+    if (DWORD err = file_record(path, info)) fail_error(err, "reading the times of '" + path + "'");
+    auto t = (static_cast<std::uint64_t>(info.ftLastWriteTime.dwHighDateTime) << 32) | info.ftLastWriteTime.dwLowDateTime;
+    return static_cast<std::int64_t>(t) * 100;
 }
 
 bool same_file(const std::string &a, const std::string &b) {
     BY_HANDLE_FILE_INFORMATION ia{}, ib{};
-    return file_identity(a, ia) && file_identity(b, ib) && ia.dwVolumeSerialNumber == ib.dwVolumeSerialNumber &&
+    return file_record(a, ia) == 0 && file_record(b, ib) == 0 && ia.dwVolumeSerialNumber == ib.dwVolumeSerialNumber &&
            ia.nFileIndexHigh == ib.nFileIndexHigh && ia.nFileIndexLow == ib.nFileIndexLow;
-}
-
-// From the file record (an open handle), not the directory entry, which NTFS may leave stale
-// under a hard link other than the one written through.
-std::int64_t modified_ns(const std::string &path) {
-    HANDLE f = ::CreateFileW(wide(path).c_str(), FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                             nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr);
-    if (f == INVALID_HANDLE_VALUE) fail_error(::GetLastError(), "opening '" + path + "'");
-    BY_HANDLE_FILE_INFORMATION info{};
-    BOOL ok = ::GetFileInformationByHandle(f, &info);
-    DWORD err = ::GetLastError();
-    ::CloseHandle(f);
-    if (!ok) fail_error(err, "reading the times of '" + path + "'");
-    auto t = (static_cast<std::uint64_t>(info.ftLastWriteTime.dwHighDateTime) << 32) | info.ftLastWriteTime.dwLowDateTime;
-    return static_cast<std::int64_t>(t) * 100;
 }
 
 void remove_file(const std::string &path) noexcept {
