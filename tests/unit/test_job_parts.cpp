@@ -1,9 +1,11 @@
 // The job's parts on their own: the piece picker (pure bookkeeping), the swarm's origin
 // split, rates and backoff against a real session's network thread, the flusher against a
-// real store, and the typed backend facade against the real origin plugin.
+// real store, the block sink against a real file, and the typed backend facade against the
+// real origin plugin.
 #include "helpers.h"
 
 #include "core/session.h"
+#include "job/block_sink.h"
 #include "job/flusher.h"
 #include "job/piece_picker.h"
 #include "job/source_chain.h"
@@ -278,6 +280,67 @@ TEST(flusher, pending_blocks_become_durable_and_recorded_in_one_batch) {
     auto rec2 = f.s->store().get(m.id);
     ASSERT_TRUE(rec2);
     EXPECT_EQ(rec2->verified_bytes, std::uint64_t{m.block_length(0)} + m.block_length(2));
+}
+
+// What a peer sends is attacker input: a block with the wrong bytes or the wrong length is
+// reported bad and never reaches the file; a file that cannot be written is a local failure,
+// told apart from bad data. Outcomes come back on the network thread, in order.
+TEST(block_sink, writes_only_blocks_that_match_and_reports_each_on_the_network_thread) {
+    session_fixture f;
+    auto data = pdtest::random_bytes(5 * 65536 + 100, 6);
+    pdtest::write_file(f.dir / "src", data);
+    auto m = std::make_shared<const pd::content::manifest>(pd::content::hash_file(f.dir / "src", "src"));
+    auto block = [&](std::uint64_t b) {
+        auto *p = data.data() + m->block_offset(b);
+        return std::vector<std::uint8_t>(p, p + m->block_length(b));
+    };
+    auto run = [&](const std::shared_ptr<pd::platform::file> &file,
+                   std::vector<std::pair<std::uint64_t, std::vector<std::uint8_t>>> blocks) {
+        auto sink = std::make_shared<pd::core::block_sink>(m, file, f.s->workers(), f.s->net());
+        std::promise<std::vector<std::pair<std::uint64_t, pd::core::block_sink::outcome>>> all;
+        auto seen = std::make_shared<std::vector<std::pair<std::uint64_t, pd::core::block_sink::outcome>>>();
+        std::size_t n = blocks.size();
+        f.s->call([&] {
+            for (auto &[b, bytes] : blocks)
+                sink->add(b, std::move(bytes), [&, seen, b = b](const pd::core::block_sink::outcome &o) {
+                    EXPECT_TRUE(f.s->net().get_executor().running_in_this_thread());
+                    seen->emplace_back(b, o);
+                    if (seen->size() == n) all.set_value(*seen);
+                });
+            return 0;
+        });
+        auto fut = all.get_future();
+        EXPECT_EQ(fut.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+        return fut.get();
+    };
+
+    std::string path = f.dir / "data";
+    auto file = std::make_shared<pd::platform::file>(path, pd::platform::file::mode::read_write_create);
+    auto tampered = block(1);
+    tampered[100] ^= 1;
+    auto truncated = block(2);
+    truncated.pop_back();
+    auto got = run(file, {{0, block(0)}, {1, tampered}, {2, truncated}, {5, block(5)}, {3, block(3)}});
+    ASSERT_EQ(got.size(), 5u);
+    std::vector<std::uint64_t> order;
+    for (auto &[b, o] : got) {
+        order.push_back(b);
+        EXPECT_EQ(o.good, b == 0 || b == 5 || b == 3) << b;
+        EXPECT_EQ(o.error, 0) << b;
+    }
+    EXPECT_EQ(order, (std::vector<std::uint64_t>{0, 1, 2, 5, 3}));
+    std::vector<std::uint8_t> back(65536);
+    ASSERT_EQ(file->pread(m->block_offset(3), back.data(), back.size()), back.size());
+    EXPECT_EQ(back, block(3));
+    EXPECT_EQ(file->pread(m->block_offset(1), back.data(), back.size()), back.size());  // a hole: zeros
+    EXPECT_EQ(back, std::vector<std::uint8_t>(65536, 0));
+
+    auto read_only = std::make_shared<pd::platform::file>(path, pd::platform::file::mode::read);
+    got = run(read_only, {{4, block(4)}});
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_FALSE(got[0].second.good);
+    EXPECT_NE(got[0].second.error, 0);
+    EXPECT_FALSE(got[0].second.message.empty());
 }
 
 TEST(backend_facade, the_origin_plugin_through_typed_calls) {

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cstring>
 #include <atomic>
-#include <mutex>
 
 namespace pd::core {
 
@@ -47,32 +46,19 @@ void read_piece(const content::manifest &m, const platform::file &file, const pl
 
 namespace {
 
-// A block of the wrong length is as bad as one with the wrong hash.
-bool write_verified_block(const content::manifest &m, const platform::file &file, std::uint64_t block,
-                          const std::vector<std::uint8_t> &bytes) {
-    if (bytes.size() != m.block_length(block) || crypto::sha256(bytes.data(), bytes.size()) != m.block_hashes[block])
-        return false;
-    file.pwrite(m.block_offset(block), bytes.data(), bytes.size());
-    return true;
-}
-
-// One request in flight: the answer itself and one task per block arriving; the last of
-// them hands the piece back.
+// One request in flight, all on the network thread: the answer itself and one entry per block
+// handed to the sink; the last of them hands the piece back.
 struct peer_request {
-    std::mutex mu;
     piece_result r;
     unsigned outstanding = 1;
     std::vector<std::uint64_t> wanted;
     peer_fetch_context ctx;
 
     void finish_one(const std::shared_ptr<peer_request> &self) {
-        piece_result done;
-        {
-            std::lock_guard lk(mu);
-            if (--outstanding) return;
-            done = std::move(r);
-        }
-        boost::asio::post(*ctx.net, [self, done = std::move(done)]() mutable { self->ctx.done(std::move(done)); });
+        if (--outstanding) return;
+        // Posted: the answer may end inside the link's own callback, and the job's reaction
+        // (new requests on this link) must not run within it.
+        boost::asio::post(*ctx.net, [self] { self->ctx.done(std::move(self->r)); });
     }
 };
 
@@ -87,45 +73,35 @@ void fetch_from_peer(const peer_fetch_context &ctx, piece_result r, std::vector<
     auto count = static_cast<std::uint32_t>(st->wanted.back() - first + 1);
     std::int64_t sent_ms = store::now_ms();
     auto on_block = [st](std::uint64_t b, std::vector<std::uint8_t> bytes) {
-        {
-            std::lock_guard lk(st->mu);
-            st->r.bytes_fetched += bytes.size();
-            if (!std::binary_search(st->wanted.begin(), st->wanted.end(), b)) return;
-            ++st->outstanding;
-        }
-        boost::asio::post(*st->ctx.workers, [st, b, bytes = std::move(bytes)] {
-            bool good = false;
-            try {
-                good = write_verified_block(*st->ctx.manifest, *st->ctx.file, b, bytes);
-                std::lock_guard lk(st->mu);
-                (good ? st->r.good : st->r.bad).push_back(b);
-            } catch (const error &e) {
-                std::lock_guard lk(st->mu);
-                st->r.error = e.code();
+        st->r.bytes_fetched += bytes.size();
+        if (!std::binary_search(st->wanted.begin(), st->wanted.end(), b)) return;
+        ++st->outstanding;
+        st->ctx.sink->add(b, std::move(bytes), [st, b](const block_sink::outcome &o) {
+            if (o.error) {
+                st->r.error = o.error;
                 st->r.fatal = true;
-                st->r.message = e.what();
+                st->r.message = o.message;
+            } else if (o.good) {
+                st->r.good.push_back(b);
+                st->ctx.written(b);
+            } else {
+                st->r.bad.push_back(b);
             }
-            if (good) boost::asio::post(*st->ctx.net, [st, b] { st->ctx.written(b); });
             st->finish_one(st);
         });
     };
     auto on_done = [st, sent_ms](const error *why, const std::string &rejected) {
-        std::uint64_t bytes = 0;
-        {
-            std::lock_guard lk(st->mu);
-            st->r.rejected = rejected;
-            if (why) {
-                st->r.error = why->code();
-                st->r.message = why->what();
-                st->r.aborted = why->code() == PD_E_CANCELLED;
-            }
-            bytes = st->r.bytes_fetched;
+        st->r.rejected = rejected;
+        if (why) {
+            st->r.error = why->code();
+            st->r.message = why->what();
+            st->r.aborted = why->code() == PD_E_CANCELLED;
         }
-        if (!why) st->ctx.answered(bytes, sent_ms);  // the link calls back on the network thread
+        if (!why) st->ctx.answered(st->r.bytes_fetched, sent_ms);
         st->finish_one(st);
     };
     auto link = st->r.peer->link;
-    link->request(st->ctx.manifest->id, first, count, std::move(on_block), std::move(on_done));
+    link->request(st->ctx.content, first, count, std::move(on_block), std::move(on_done));
 }
 
 pd_event block_rejected_event(std::uint64_t job_id, const content::manifest &m, std::uint64_t block, const piece_result &r) {

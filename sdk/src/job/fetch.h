@@ -4,6 +4,7 @@
 #pragma once
 
 #include "content/manifest.h"
+#include "job/block_sink.h"
 #include "job/piece_picker.h"
 #include "core/event_queue.h"
 #include "job/job_request.h"
@@ -53,9 +54,8 @@ void read_piece(const content::manifest &m, const platform::file &file, const pl
 // What a request to a peer needs besides the link: where blocks are verified and written, and
 // what the network thread hears.
 struct peer_fetch_context {
-    std::shared_ptr<const content::manifest> manifest;
-    std::shared_ptr<platform::file> file;
-    boost::asio::thread_pool *workers;
+    content::hash content;
+    std::shared_ptr<block_sink> sink;
     boost::asio::io_context *net;
     std::function<void(std::uint64_t block)> written;         // a block verified and on disk
     std::function<void(std::uint64_t bytes, std::int64_t sent_ms)> answered;  // the answer ended well
@@ -63,7 +63,7 @@ struct peer_fetch_context {
 };
 
 // Asks `r.peer` for blocks [first, first + count) of the piece; each of `wanted` that
-// arrives is verified and written on a worker as it lands, so a block can be shared moments
+// arrives is verified and written by the sink as it lands, so a block can be shared moments
 // after it was received and a connection that dies loses only what was on the wire. `done`
 // runs once the answer has ended and every block task has finished. Network thread.
 void fetch_from_peer(const peer_fetch_context &ctx, piece_result r, std::vector<std::uint64_t> wanted);

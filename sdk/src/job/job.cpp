@@ -99,6 +99,7 @@ void job::on_prepared(platform::file file, block_bitmap verified, std::uint64_t 
     if (!active()) return;
     auto self = shared_from_this();
     file_ = std::make_shared<platform::file>(std::move(file));
+    sink_ = std::make_shared<block_sink>(manifest_, file_, session_.workers(), session_.net());
     resumed_ = verified;
     bytes_by_source_[PD_SOURCE_LOCAL] = verified_bytes;
     // A piece is one REQUEST to a peer: never more blocks than the wire allows in one.
@@ -236,7 +237,7 @@ void job::fetch_from_peer(std::uint32_t index, const std::shared_ptr<peer_slot> 
     r.source_class = peer->source_class;
     r.source_name = (peer->wan() ? "WAN peer " : "peer ") + peer->link->address();
     auto self = shared_from_this();
-    peer_fetch_context ctx{manifest_, file_, &session_.workers(), &session_.net(),
+    peer_fetch_context ctx{manifest_->id, sink_, &session_.net(),
                            [self, cls = r.source_class](std::uint64_t b) { self->on_block_written(b, cls); },
                            [self, peer](std::uint64_t bytes, std::int64_t sent_ms) {
                                self->swarm_->record_answer(*peer, bytes, sent_ms, store::now_ms());
@@ -257,7 +258,7 @@ bool job::record_block(std::uint64_t b, std::uint32_t source_class) {
     return true;
 }
 
-// A block from a peer, written on a worker as it arrived.
+// A block from a peer, verified and written by the sink as it arrived.
 void job::on_block_written(std::uint64_t b, std::uint32_t source_class) {
     if (record_block(b, source_class) && active()) flush(false);
 }
@@ -377,6 +378,7 @@ void job::deliver(std::optional<error> verify_error) {
         self->state_ = PD_JOB_COMPLETED;
         // Nothing more is written or read through the job: its data file's handles go.
         self->file_.reset();
+        self->sink_.reset();
         self->flusher_->release_file();
         self->mark_fetching(false);
         self->finished_ms_ = store::now_ms();

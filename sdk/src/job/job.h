@@ -138,6 +138,7 @@ private:
     std::shared_ptr<peer::swarm> swarm_;
     std::shared_ptr<source_chain> sources_;
     std::shared_ptr<flusher> flusher_;
+    std::shared_ptr<block_sink> sink_;  // blocks from peers, verified and written
 
     block_bitmap resumed_;              // verified before this run started
     unsigned origin_in_flight_ = 0;
