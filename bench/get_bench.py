@@ -16,6 +16,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests"))
 from netlab.agent import children_cpu_seconds  # noqa: E402
 from netlab.servers import serve_random_file  # noqa: E402
+from warm_memory import warm  # noqa: E402
 
 argv = sys.argv[1:]
 extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -38,6 +39,7 @@ def run(cmd):
     return secs, (children_cpu_seconds() - c0) / gib
 
 
+warm()  # the machine's memory first: bench/warm_memory.py
 work = tempfile.mkdtemp(prefix="pd-get-bench.", dir=os.environ.get("PD_BENCH_DIR", "/var/tmp"))
 nginx = None
 try:

@@ -17,12 +17,14 @@ import time
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests"))
 from netlab.servers import serve_random_file  # noqa: E402
+from warm_memory import warm  # noqa: E402
 
 build = sys.argv[1] if len(sys.argv) > 1 else "build/dev"
 size_mib = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
 rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 bench = os.path.join(build, "bench", "pd_bench_download")
 
+warm()  # the machine's memory first: bench/warm_memory.py
 work = tempfile.mkdtemp(prefix="pd-origin-bench.", dir=os.environ.get("PD_BENCH_DIR", "/var/tmp"))
 try:
     nginx, url, _ = serve_random_file(work, size_mib)

@@ -10,6 +10,7 @@ set -euo pipefail
 build=${1:-build/dev}
 size_mib=${2:-1024}
 rounds=${3:-5}
+python3 "$(dirname "$0")/warm_memory.py" > /dev/null  # the machine's memory first
 work=$(mktemp -d "${PD_BENCH_DIR:-/var/tmp}/pd-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/file"

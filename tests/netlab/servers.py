@@ -76,6 +76,20 @@ def make_pki(d):
     return d
 
 
+def session_cpu_seconds(sid):
+    """User + system CPU seconds of the running processes of session `sid` (Linux /proc)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[3]) == sid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class Nginx:
     """nginx serving `root` on 127.0.0.1: plain, TLS and mutual-TLS ports."""
 
@@ -157,6 +171,10 @@ http {
             except subprocess.TimeoutExpired:
                 self.kill()
         self.proc = None
+
+    def cpu_seconds(self):
+        """User + system CPU seconds of nginx's running master and workers (one session)."""
+        return session_cpu_seconds(self.proc.pid) if self.proc else 0.0
 
     def url(self, path, scheme="http"):
         if scheme == "https":
