@@ -1,9 +1,6 @@
-// pd-coordinator: the hierarchy mode's server (docs/coordinator.md).
-//   pd-coordinator init  --db PATH [--regenerate-key] [--key-out FILE] [--admin-out FILE]
-//   pd-coordinator serve --db PATH --listen HOST:PORT [--heartbeat-ms N] [--bucket-bytes N] [--allow-unidentified-devices]
-//                        [--agent-versions MIN[-MAX]] [--retire-absent DURATION] [--wave-width N] [--trust-address-claims]
-//   pd-coordinator admin-key add|revoke|list --db PATH [--name NAME] [--role admin|viewer] [--out FILE]
-//   pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS]
+// pd-coordinator: the hierarchy mode's server (docs/coordinator.md). `pd-coordinator --help`
+// and `pd-coordinator COMMAND --help` list the commands and options; the command line
+// follows pd's conventions (host-sample/cli.h, docs/cli.md).
 #include "coordinator_client/protocol.h"
 #include "coordinator/server.h"
 #include "coordinator/store.h"
@@ -11,6 +8,8 @@
 #include "util/error.h"
 #include "util/hex.h"
 #include "util/key_file.h"
+
+#include "cli.h"  // host-sample/: the command-line conventions the three programs share
 
 #include <peerdist/admin.h>
 
@@ -33,35 +32,16 @@ namespace {
 
 using pd::coord::json;
 
-struct args {
-    std::vector<std::string> positional;
-    std::map<std::string, std::string> options;
-    bool has(const std::string &k) const { return options.count(k) != 0; }
-    std::string get(const std::string &k, const std::string &fallback = {}) const {
-        auto it = options.find(k);
-        return it == options.end() ? fallback : it->second;
-    }
+// Every command's options; each command reads its own.
+struct options {
+    std::string db, listen, key_out, admin_out, name, role = "admin", out, connect, credential;
+    std::string agent_versions, retire_absent;
+    bool regenerate_key = false, trust_address_claims = false, allow_unidentified_devices = false, json = false;
+    std::int64_t heartbeat_ms = 5000;
+    std::uint64_t bucket_bytes = 1ull << 30;
+    unsigned wave_width = 0;
+    std::vector<std::string> admin_args;
 };
-
-args parse(int argc, char **argv, int first) {
-    static const char *flags[] = {"--regenerate-key", "--trust-address-claims", "--allow-unidentified-devices"};
-    args a;
-    for (int i = first; i < argc; ++i) {
-        std::string s = argv[i];
-        if (s.rfind("--", 0) == 0) {
-            bool flag = std::any_of(std::begin(flags), std::end(flags), [&](const char *f) { return s == f; });
-            if (flag) {
-                a.options[s] = "1";
-            } else {
-                if (i + 1 >= argc) throw std::runtime_error(s + " needs a value");
-                a.options[s] = argv[++i];
-            }
-        } else {
-            a.positional.push_back(s);
-        }
-    }
-    return a;
-}
 
 std::array<std::uint8_t, 32> parse_key(const std::string &text) {
     auto key = pd::parse_fleet_key(text);
@@ -125,41 +105,38 @@ void add_admin(pd::coord::coordinator_store &store, const std::string &name, con
 
 // pd-coordinator admin-key add|revoke|list --db PATH: run on the coordinator's host (the
 // database is the root of trust); takes effect at once, also for a running `serve`.
-int admin_key(const args &a) {
-    auto db = a.get("--db");
-    if (a.positional.empty() || db.empty())
-        throw std::runtime_error("usage: pd-coordinator admin-key add|revoke|list --db PATH [--name NAME] [--role admin|viewer] [--out FILE]");
-    pd::platform::require_private_file(db, "coordinator database");
-    auto store = pd::coord::open_sqlite_store(db);
-    const auto &what = a.positional[0];
+int admin_key(const std::string &what, const options &o) {
+    pd::platform::require_private_file(o.db, "coordinator database");
+    auto store = pd::coord::open_sqlite_store(o.db);
     if (what == "add") {
-        if (!a.has("--name") || !a.has("--out")) throw std::runtime_error("admin-key add needs --name NAME --out FILE [--role admin|viewer]");
-        add_admin(*store, a.get("--name"), a.get("--role", "admin"), a.get("--out"));
-        return 0;
+        add_admin(*store, o.name, o.role, o.out);
+        return pd_cli::exit_ok;
     }
     if (what == "revoke") {
-        if (!store->revoke_admin(a.get("--name"), now_ms()))
-            throw std::runtime_error("no valid administrator named '" + a.get("--name") + "'");
-        std::cout << "administrator '" << a.get("--name") << "' revoked\n";
-        return 0;
+        if (!store->revoke_admin(o.name, now_ms()))
+            throw pd_cli::failure(pd_cli::exit_not_found, "no valid administrator named '" + o.name + "'");
+        std::cout << "administrator '" << o.name << "' revoked\n";
+        return pd_cli::exit_ok;
     }
-    if (what == "list") {
-        std::cout << "name,role,public_key,added_ms,revoked_ms\n";
-        for (auto &r : store->admins())
+    json list = json::array();
+    if (!o.json) std::cout << "name,role,public_key,added_ms,revoked_ms\n";
+    for (auto &r : store->admins()) {
+        if (o.json)
+            list.push_back({{"name", r.name}, {"role", r.role}, {"public_key", r.public_key}, {"added_ms", r.added_ms},
+                            {"revoked_ms", r.revoked_ms}});
+        else
             std::cout << r.name << "," << r.role << "," << r.public_key << "," << r.added_ms << "," << r.revoked_ms << "\n";
-        return 0;
     }
-    throw std::runtime_error("admin-key: unknown command '" + what + "' (add, revoke, list)");
+    if (o.json) std::cout << list.dump(2) << "\n";
+    return pd_cli::exit_ok;
 }
 
-int init(const args &a) {
-    auto db = a.get("--db");
-    if (db.empty()) throw std::runtime_error("init needs --db PATH");
-    auto store = pd::coord::open_sqlite_store(db);
+int init(const options &o) {
+    auto store = pd::coord::open_sqlite_store(o.db);
     auto existing = store->meta("server_id");
-    if (existing && !a.has("--regenerate-key"))
-        throw std::runtime_error("'" + db + "' is already initialised (server id " + *existing +
-                                 "); --regenerate-key replaces the fleet key");
+    if (existing && !o.regenerate_key)
+        throw pd_cli::failure(pd_cli::exit_failed, "'" + o.db + "' is already initialised (server id " + *existing +
+                                                       "); --regenerate-key replaces the fleet key");
     std::string server_id = existing.value_or("");
     if (server_id.empty()) {
         std::uint8_t raw[16];
@@ -171,9 +148,9 @@ int init(const args &a) {
     randombytes_buf(key, sizeof key);
     std::string key_hex = pd::to_hex(key, sizeof key);
     store->set_meta("fleet_key", key_hex);
-    if (a.has("--key-out")) {
+    if (!o.key_out.empty()) {
         std::string line = key_hex + "\n";  // created 0600 (temporary + rename): never readable by others
-        pd::platform::write_file_atomic(a.get("--key-out"), line.data(), line.size(), pd::platform::access::owner_only);
+        pd::platform::write_file_atomic(o.key_out, line.data(), line.size(), pd::platform::access::owner_only);
     }
     std::cout << "server id: " << server_id << "\n";
     std::cout << (existing ? "new " : "") << "fleet key (shown once; give it to every agent as fleet_key_file):\n"
@@ -182,12 +159,12 @@ int init(const args &a) {
     auto signing = coordinator_signing_key(*store);
     std::cout << "coordinator key: " << pd::to_hex(signing.public_key.data(), 32) << "\n";
     sodium_memzero(signing.secret_key.data(), signing.secret_key.size());
-    if (a.has("--admin-out")) {
-        add_admin(*store, "admin", "admin", a.get("--admin-out"));
+    if (!o.admin_out.empty()) {
+        add_admin(*store, "admin", "admin", o.admin_out);
     } else if (!existing) {
-        std::cout << "no administrator yet: pd-coordinator admin-key add --db " << db << " --name NAME --out FILE\n";
+        std::cout << "no administrator yet: pd-coordinator admin-key add --db " << o.db << " --name NAME --out FILE\n";
     }
-    return 0;
+    return pd_cli::exit_ok;
 }
 
 // "30d", "12h", "90m", "45s" or "0" (never), in milliseconds.
@@ -198,43 +175,48 @@ std::int64_t duration_ms(const std::string &text, const std::string &option) {
     auto unit = units.find(text.substr(digits));
     if (text == "0") return 0;
     if (digits == 0 || unit == units.end())
-        throw std::runtime_error(option + " '" + text + "' must be a number with a unit: 45s, 90m, 12h or 30d (0: never)");
+        throw pd_cli::usage_error(option + " '" + text + "' must be a number with a unit: 45s, 90m, 12h or 30d (0: never)");
     return std::stoll(text.substr(0, digits)) * unit->second;
 }
 
-int serve(const args &a) {
-    auto db = a.get("--db"), listen = a.get("--listen");
-    if (db.empty() || listen.empty()) throw std::runtime_error("serve needs --db PATH --listen HOST:PORT");
+int serve(const options &a) {
     // The database holds the fleet key.
-    pd::platform::require_private_file(db, "coordinator database");
-    auto store = pd::coord::open_sqlite_store(db);
+    pd::platform::require_private_file(a.db, "coordinator database");
+    auto store = pd::coord::open_sqlite_store(a.db);
     auto server_id = store->meta("server_id");
     auto key = store->meta("fleet_key");
-    if (!server_id || !key) throw std::runtime_error("'" + db + "' is not initialised: run pd-coordinator init first");
+    if (!server_id || !key)
+        throw pd_cli::failure(pd_cli::exit_failed, "'" + a.db + "' is not initialised: run pd-coordinator init first");
     pd::coord::server_options o;
     o.server_id = *server_id;
     o.fleet_key = parse_key(*key);
     o.signing_key = coordinator_signing_key(*store).secret_key;
-    o.heartbeat_ms = std::stoll(a.get("--heartbeat-ms", "5000"));
-    if (a.has("--trust-address-claims")) {
+    o.heartbeat_ms = a.heartbeat_ms;
+    if (a.trust_address_claims) {
         // For a load generator posing as many devices from this host: any fleet member could
         // otherwise place itself in any office and point peers anywhere.
-        if (listen.rfind("127.", 0) != 0 && listen.rfind("[::1]:", 0) != 0)
-            throw std::runtime_error("--trust-address-claims is for load tests on this host: --listen must be a loopback address");
+        if (a.listen.rfind("127.", 0) != 0 && a.listen.rfind("[::1]:", 0) != 0)
+            throw pd_cli::usage_error("--trust-address-claims is for load tests on this host: --listen must be a loopback address");
         o.trust_claimed_addresses = true;
     }
-    if (a.has("--agent-versions")) o.agent_versions = pd::coord::version_range::parse(a.get("--agent-versions"));
-    if (a.has("--wave-width")) o.wave_width = std::stoul(a.get("--wave-width"));
-    if (a.has("--retire-absent")) o.retire_absent_ms = duration_ms(a.get("--retire-absent"), "--retire-absent");
+    if (!a.agent_versions.empty()) {
+        try {
+            o.agent_versions = pd::coord::version_range::parse(a.agent_versions);
+        } catch (const std::exception &e) {
+            throw pd_cli::usage_error(std::string("--agent-versions: ") + e.what());
+        }
+    }
+    if (a.wave_width) o.wave_width = a.wave_width;
+    if (!a.retire_absent.empty()) o.retire_absent_ms = duration_ms(a.retire_absent, "--retire-absent");
     // Only while a 0.4 fleet upgrades: its agents cannot prove a device key yet.
-    o.require_device_identity = !a.has("--allow-unidentified-devices");
+    o.require_device_identity = !a.allow_unidentified_devices;
     pd::coord::election_policy policy;
-    policy.bucket_bytes = std::stoull(a.get("--bucket-bytes", std::to_string(1ull << 30)));
+    policy.bucket_bytes = a.bucket_bytes;
     pd::coord::registry reg(*store, policy, 3 * o.heartbeat_ms);
     reg.load(now_ms());
     boost::asio::io_context io;
     pd::coord::server srv(io, reg, *store, o);
-    srv.listen(listen);
+    srv.listen(a.listen);
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code &, int) {
         srv.stop();
@@ -249,71 +231,120 @@ int serve(const args &a) {
 
 // pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS]: the same
 // operation table as `pd admin`, through the C ABI (pd_admin_run).
-int admin(int argc, char **argv) {
-    std::string address, credential;
-    std::uint32_t flags = 0;
-    int i = 2;
-    for (; i < argc; ++i) {
-        std::string s = argv[i];
-        if (s == "--json") {
-            flags |= PD_ADMIN_JSON;
-        } else if (s == "--connect" || s == "--credential") {
-            if (i + 1 >= argc) throw std::runtime_error(s + " needs a value");
-            (s == "--connect" ? address : credential) = argv[++i];
-        } else if (s == "--key-file") {
-            throw std::runtime_error("the fleet key does not authorise admin operations: use --credential FILE "
-                                     "(pd-coordinator init --admin-out, or admin-key add)");
-        } else {
-            break;
-        }
-    }
-    if (i >= argc || address.empty() || credential.empty()) {
-        std::cerr << "usage: pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS]\n";
-        for (std::size_t n = 0; auto *op = pd_admin_operation_at(n); ++n)
-            std::cerr << "  " << op->name << " " << op->arguments << "\n      " << op->summary << "\n";
-        return 2;
-    }
-    pd_admin *handle = nullptr;
-    auto check = [](int rc) {
-        if (rc != PD_OK) throw std::runtime_error(pd_error_last()->message);
+int admin(const options &o) {
+    if (o.admin_args.empty()) throw pd_cli::usage_error("admin needs an operation (pd-coordinator admin --help lists them)");
+    auto check = [](int rc, const std::string &what) {
+        if (rc != PD_OK) throw pd_cli::failure(pd_cli::exit_for(rc), what + ": " + pd_error_last()->message);
     };
+    pd_admin *handle = nullptr;
     pd_admin_credential cred;
-    check(pd_admin_credential_read_file(&cred, credential.c_str()));
-    check(pd_admin_connect(&handle, address.c_str(), &cred, 10000));
+    check(pd_admin_credential_read_file(&cred, o.credential.c_str()), "reading the credential");
+    int rc = pd_admin_connect(&handle, o.connect.c_str(), &cred, 10000);
     sodium_memzero(&cred, sizeof cred);
+    check(rc, "connecting to " + o.connect);
     std::unique_ptr<pd_admin, void (*)(pd_admin *)> connection(handle, pd_admin_free);
+    std::vector<const char *> args;
+    for (std::size_t i = 1; i < o.admin_args.size(); ++i) args.push_back(o.admin_args[i].c_str());
     pd_buf out = PD_BUF_INIT;
-    check(pd_admin_run(&out, handle, argv[i], argv + i + 1, static_cast<std::size_t>(argc - i - 1), flags));
+    check(pd_admin_run(&out, handle, o.admin_args[0].c_str(), args.data(), args.size(), o.json ? PD_ADMIN_JSON : 0),
+          o.admin_args[0]);
     std::cout.write(reinterpret_cast<const char *>(out.ptr), static_cast<std::streamsize>(out.size));
     pd_buf_dispose(&out);
-    return 0;
+    return pd_cli::exit_ok;
+}
+
+std::string admin_operations() {
+    std::string s = "Operations:\n";
+    for (std::size_t n = 0; auto *op = pd_admin_operation_at(n); ++n)
+        s += std::string("  ") + op->name + " " + op->arguments + "\n      " + op->summary + "\n";
+    return s;
 }
 
 }  // namespace
 
 int main(int argc, char **argv) {
-    if (sodium_init() < 0) return 1;
+    if (sodium_init() < 0) return pd_cli::exit_failed;
     // Everything the coordinator creates (its database and its journal, key files) holds or
     // guards the fleet key: the owner's alone from the moment it exists.
     ::umask(077);
-    if (argc < 2) {
-        std::cerr << "usage: pd-coordinator init|serve|admin-key|admin ... (see docs/coordinator.md)\n";
-        return 2;
-    }
-    std::string cmd = argv[1];
-    try {
-        if (cmd == "admin") return admin(argc, argv);
-        auto a = parse(argc, argv, 2);
-        if (cmd == "init") return init(a);
-        if (cmd == "serve") return serve(a);
-        if (cmd == "admin-key") return admin_key(a);
-        std::cerr << "pd-coordinator: unknown command '" << cmd << "'\n";
-        return 2;
-    } catch (const pd::error &e) {
-        std::cerr << "pd-coordinator: " << e.what() << "\n";
-        return 1;
-    } catch (const std::exception &e) {
-        std::cerr << "pd-coordinator: " << e.what() << "\n";
-        return 1;
-    }
+    options o;
+    CLI::App app{"pd-coordinator: the hierarchy mode's server: offices, elected branch caches, the catalogue "
+                 "(docs/coordinator.md).", "pd-coordinator"};
+    app.set_version_flag("--version", std::string("pd-coordinator ") + PD_VERSION_STRING);
+    app.require_subcommand(1);
+    app.fallthrough();
+    app.footer("Exit status: 0 ok, 1 failed, 2 usage, 3 not found, 4 refused, 5 unreachable (docs/cli.md).");
+    auto db_option = [&](CLI::App *c) { c->add_option("--db", o.db, "The coordinator's SQLite database")->required(); };
+
+    auto *init_cmd = app.add_subcommand("init", "Create the database: server id, fleet key (shown once), coordinator key");
+    db_option(init_cmd);
+    init_cmd->add_flag("--regenerate-key", o.regenerate_key, "Replace the fleet key of an initialised database");
+    init_cmd->add_option("--key-out", o.key_out, "Also write the fleet key to this file (0600)");
+    init_cmd->add_option("--admin-out", o.admin_out, "Create the administrator 'admin' and write its credential here");
+
+    auto *serve_cmd = app.add_subcommand("serve", "Serve agents and administrators");
+    db_option(serve_cmd);
+    serve_cmd->add_option("--listen", o.listen, "HOST:PORT to listen on")->required();
+    serve_cmd->add_option("--heartbeat-ms", o.heartbeat_ms, "How often agents report (ms)")
+        ->check(pd_cli::whole_number)
+        ->check(CLI::Range(std::int64_t{100}, std::int64_t{3600000}))->capture_default_str();
+    serve_cmd->add_option("--bucket-bytes", o.bucket_bytes, "Election bucket: free space counts in steps of this many bytes")
+        ->check(pd_cli::whole_number)
+        ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 50))->capture_default_str();
+    serve_cmd->add_option("--agent-versions", o.agent_versions, "Agent versions allowed, MIN[-MAX] (e.g. 0.4-0.9)");
+    serve_cmd->add_option("--retire-absent", o.retire_absent, "Forget devices silent this long: 45s, 90m, 12h, 30d (0: never)")
+        ->check([](const std::string &text) {
+            try {
+                duration_ms(text, "--retire-absent");
+                return std::string();
+            } catch (const std::exception &e) {
+                return std::string(e.what());
+            }
+        });
+    serve_cmd->add_option("--wave-width", o.wave_width, "Devices per deadline wave")
+        ->check(pd_cli::whole_number)
+        ->check(CLI::Range(1u, 1000000u));
+    serve_cmd->add_flag("--allow-unidentified-devices", o.allow_unidentified_devices,
+                        "Accept agents without a device key (only while a 0.4 fleet upgrades)");
+    serve_cmd->add_flag("--trust-address-claims", o.trust_address_claims, "Load tests on loopback only: trust claimed addresses");
+
+    auto *keys_cmd = app.add_subcommand("admin-key", "Add, revoke or list administrators (on the coordinator's host)");
+    keys_cmd->require_subcommand(1);
+    db_option(keys_cmd);
+    auto *add_cmd = keys_cmd->add_subcommand("add", "A new administrator; its credential to --out");
+    add_cmd->add_option("--name", o.name, "Its name")->required();
+    add_cmd->add_option("--role", o.role, "admin (changes) or viewer (sees)")->check(CLI::IsMember({"admin", "viewer"}))
+        ->capture_default_str();
+    add_cmd->add_option("--out", o.out, "File for the credential (0600)")->required();
+    auto *revoke_cmd = keys_cmd->add_subcommand("revoke", "Revoke an administrator at once");
+    revoke_cmd->add_option("--name", o.name, "Its name")->required();
+    auto *list_cmd = keys_cmd->add_subcommand("list", "Administrators, as CSV (or --json)");
+    list_cmd->add_flag("--json", o.json, "As JSON");
+
+    auto *admin_cmd = app.add_subcommand("admin", "Run an admin operation against a coordinator");
+    admin_cmd->add_option("--connect", o.connect, "HOST:PORT of the coordinator")->required();
+    admin_cmd->add_option("--credential", o.credential, "Administrator credential file")->required();
+    admin_cmd->add_flag("--json", o.json, "Print the result as JSON");
+    // The fleet key used to be accepted here; say what replaced it (hidden from --help).
+    admin_cmd->add_option_function<std::string>("--key-file", [](const std::string &) {
+           throw pd_cli::usage_error("the fleet key does not authorise admin operations: use --credential FILE "
+                                     "(pd-coordinator init --admin-out, or pd-coordinator admin-key add)");
+       })->group("");
+    // Everything from OP on is the operation's own (its options too): pd_admin_run parses it.
+    admin_cmd->prefix_command()->fallthrough(false);
+    admin_cmd->footer("pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS...]\n" + admin_operations());
+
+    return pd_cli::run(app, argc, argv, [&]() -> int {
+        try {
+            if (init_cmd->parsed()) return init(o);
+            if (serve_cmd->parsed()) return serve(o);
+            if (admin_cmd->parsed()) {
+                o.admin_args = admin_cmd->remaining();
+                return admin(o);
+            }
+            return admin_key(keys_cmd->get_subcommands().front()->get_name(), o);
+        } catch (const pd::error &e) {
+            throw pd_cli::failure(pd_cli::exit_for(e.code()), e.what());
+        }
+    });
 }

@@ -7,6 +7,7 @@
 //   pd-agent --config /etc/peerdist/agent.json
 #include "agent_link.h"
 #include "agent_service.h"
+#include "cli.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -174,35 +175,27 @@ private:
 int main(int argc, char **argv) {
     if (pd_version() >> 16 != PD_VERSION_MAJOR || pd_version() < static_cast<uint32_t>(PD_VERSION_NUM)) {
         std::fprintf(stderr, "pd-agent: libpeerdist %s is older than the headers %s\n", pd_version_string(), PD_VERSION_STRING);
-        return 1;
+        return pd_cli::exit_failed;
     }
-    std::string config_path;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if ((a == "--config" || a == "-c") && i + 1 < argc) config_path = argv[++i];
-        else if (a == "--version") {
-            std::printf("pd-agent %s\n", pd_version_string());
-            return 0;
-        } else {
-            std::fprintf(stderr, "usage: pd-agent --config FILE\n");
-            return 2;
-        }
-    }
-    if (config_path.empty()) {
-        std::fprintf(stderr, "usage: pd-agent --config FILE\n");
-        return 2;
-    }
-    pd_agent::agent_config cfg;
-    if (!pd_agent::load_config_or_log(config_path, cfg)) return 2;
-    if (::pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    ::sigaction(SIGTERM, &sa, nullptr);
-    ::sigaction(SIGINT, &sa, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
-    pd_agent::service service(std::move(cfg));
-    if (int rc = service.start(); rc != 0) return rc;
-    control_loop loop(service);
-    if (int rc = loop.open(); rc != 0) return rc;
-    return loop.run();
+    std::string config_path = "/etc/peerdist/agent.json";
+    CLI::App app{"pd-agent: the peerdist device agent. It downloads, caches and shares content for this device, and "
+                 "answers pd and scripts on its control socket (docs/agent.md).", "pd-agent"};
+    app.set_version_flag("--version", std::string("pd-agent ") + pd_version_string());
+    app.add_option("--config,-c", config_path, "The agent's configuration (JSON)")->capture_default_str();
+    app.footer("Exit status: 0 stopped cleanly, 1 failed, 2 usage or configuration (docs/cli.md).");
+    return pd_cli::run(app, argc, argv, [&]() -> int {
+        pd_agent::agent_config cfg;
+        if (!pd_agent::load_config_or_log(config_path, cfg)) return pd_cli::exit_usage;
+        if (::pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return pd_cli::exit_failed;
+        struct sigaction sa {};
+        sa.sa_handler = on_signal;
+        ::sigaction(SIGTERM, &sa, nullptr);
+        ::sigaction(SIGINT, &sa, nullptr);
+        ::signal(SIGPIPE, SIG_IGN);
+        pd_agent::service service(std::move(cfg));
+        if (int rc = service.start(); rc != 0) return rc;
+        control_loop loop(service);
+        if (int rc = loop.open(); rc != 0) return rc;
+        return loop.run();
+    });
 }

@@ -13,6 +13,7 @@
 // to agent.log beside the config (a service has no console; JSON lines like the Linux
 // journal's, readable without the Event Log's message resources).
 #include "agent_service.h"
+#include "cli.h"
 
 #include <windows.h>
 #include <sddl.h>
@@ -335,52 +336,50 @@ int uninstall_service() {
     return 0;
 }
 
-int usage() {
-    std::fprintf(stderr, "usage: pd-agent [--config FILE] | service install [--config FILE] | service uninstall\n"
-                         "       (FILE defaults to %%ProgramData%%\\peerdist\\agent.json)\n");
-    return 2;
-}
-
 }  // namespace
 
 int wmain(int argc, wchar_t **wargv) {
     if (pd_version() >> 16 != PD_VERSION_MAJOR || pd_version() < static_cast<uint32_t>(PD_VERSION_NUM)) {
         std::fprintf(stderr, "pd-agent: libpeerdist %s is older than the headers %s\n", pd_version_string(), PD_VERSION_STRING);
-        return 1;
+        return pd_cli::exit_failed;
     }
     std::vector<std::string> args;
-    for (int i = 1; i < argc; ++i) args.push_back(std::filesystem::path(wargv[i]).u8string());
-    std::string config_path, verb;
-    bool as_service = false;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        if ((args[i] == "--config" || args[i] == "-c") && i + 1 < args.size()) config_path = args[++i];
-        else if (args[i] == "--service") as_service = true;
-        else if (args[i] == "--version") {
-            std::printf("pd-agent %s\n", pd_version_string());
-            return 0;
-        } else if (args[i] == "service" && i + 1 < args.size()) verb = args[++i];
-        else return usage();
-    }
+    for (int i = 0; i < argc; ++i) args.push_back(std::filesystem::path(wargv[i]).u8string());
+    std::vector<const char *> argv;
+    for (auto &a : args) argv.push_back(a.c_str());
     // Without --config: %ProgramData%\peerdist\agent.json, where an installer puts it.
-    if (config_path.empty() && verb != "uninstall") {
-        wchar_t data[MAX_PATH];
-        DWORD n = ::GetEnvironmentVariableW(L"ProgramData", data, MAX_PATH);
-        if (n > 0 && n < MAX_PATH)
-            config_path = (std::filesystem::path(std::wstring(data, n)) / L"peerdist" / L"agent.json").u8string();
-    }
-    if (verb == "install") return config_path.empty() ? usage() : install_service(config_path);
-    if (verb == "uninstall") return uninstall_service();
-    if (!verb.empty() || config_path.empty()) return usage();
-    stop_event = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
-    if (as_service) {
-        service_config = config_path;
-        SERVICE_TABLE_ENTRYW table[] = {{const_cast<wchar_t *>(service_name), service_main}, {nullptr, nullptr}};
-        if (!::StartServiceCtrlDispatcherW(table)) {
-            std::fprintf(stderr, "pd-agent: --service is for the Service Control Manager: %s\n", win_error(::GetLastError()).c_str());
-            return 1;
+    std::string config_path;
+    wchar_t data[MAX_PATH];
+    DWORD n = ::GetEnvironmentVariableW(L"ProgramData", data, MAX_PATH);
+    if (n > 0 && n < MAX_PATH) config_path = (std::filesystem::path(std::wstring(data, n)) / L"peerdist" / L"agent.json").u8string();
+    bool as_service = false;
+    CLI::App app{"pd-agent: the peerdist device agent, in a console or as the Windows service 'peerdist-agent'.", "pd-agent"};
+    app.set_version_flag("--version", std::string("pd-agent ") + pd_version_string());
+    app.fallthrough();
+    app.add_option("--config,-c", config_path, "The agent's configuration (JSON)")->capture_default_str();
+    app.add_flag("--service", as_service, "Run under the Service Control Manager (what the installed service does)");
+    app.footer("Exit status: 0 stopped cleanly, 1 failed, 2 usage or configuration (docs/cli.md).");
+    auto *service = app.add_subcommand("service", "Install or remove the Windows service");
+    service->require_subcommand(1);
+    auto *install = service->add_subcommand("install", "Install the service (automatic start) with --config");
+    auto *uninstall = service->add_subcommand("uninstall", "Stop and remove the service");
+    return pd_cli::run(app, argc, argv.data(), [&]() -> int {
+        if (install->parsed()) {
+            if (config_path.empty()) throw pd_cli::usage_error("service install needs --config FILE");
+            return install_service(config_path);
         }
-        return 0;
-    }
-    ::SetConsoleCtrlHandler(on_console_event, TRUE);
-    return run_agent(config_path, false);
+        if (uninstall->parsed()) return uninstall_service();
+        if (config_path.empty()) throw pd_cli::usage_error("no --config FILE and no %ProgramData%");
+        stop_event = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+        if (as_service) {
+            service_config = config_path;
+            SERVICE_TABLE_ENTRYW table[] = {{const_cast<wchar_t *>(service_name), service_main}, {nullptr, nullptr}};
+            if (!::StartServiceCtrlDispatcherW(table))
+                throw pd_cli::failure(pd_cli::exit_failed,
+                                      "--service is for the Service Control Manager: " + win_error(::GetLastError()));
+            return pd_cli::exit_ok;
+        }
+        ::SetConsoleCtrlHandler(on_console_event, TRUE);
+        return run_agent(config_path, false);
+    });
 }

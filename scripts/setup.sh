@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libboost-dev libsodium-dev libsqlitecpp-dev libsqlite3-dev libssl-dev nlohmann-json3-dev
+  libboost-dev libsodium-dev libsqlitecpp-dev libsqlite3-dev libssl-dev nlohmann-json3-dev libcli11-dev
   pybind11-dev python3-dev python3-pytest python3-matplotlib
   libgtest-dev libgmock-dev clang libclang-rt-14-dev
   nginx iproute2 iperf3 ethtool openssl curl

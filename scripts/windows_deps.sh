@@ -90,6 +90,24 @@ if(PACKAGE_FIND_VERSION_MAJOR EQUAL 3)
 endif()
 EOF2
 
+ln -sfn /usr/include/CLI "$prefix/include/CLI"
+mkdir -p "$prefix/lib/cmake/CLI11"
+cli11_version=$(dpkg-query -W -f='${Version}' libcli11-dev | cut -d+ -f1)
+cat >"$prefix/lib/cmake/CLI11/CLI11Config.cmake" <<EOF2
+# Debian's CLI11 headers, seen through the prefix (never /usr/include).
+set(CLI11_VERSION $cli11_version)
+if(NOT TARGET CLI11::CLI11)
+  add_library(CLI11::CLI11 INTERFACE IMPORTED)
+  set_target_properties(CLI11::CLI11 PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "$prefix/include")
+endif()
+EOF2
+cat >"$prefix/lib/cmake/CLI11/CLI11ConfigVersion.cmake" <<EOF2
+set(PACKAGE_VERSION $cli11_version)
+if(PACKAGE_FIND_VERSION_MAJOR EQUAL 2)
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
+endif()
+EOF2
+
 dir=$(source_dir libsodium) && v=$(version_of "$dir" libsodium)
 if ! built libsodium "$v"; then
   echo "windows_deps: libsodium $v" >&2

@@ -203,15 +203,21 @@ def test_pd_cli_through_the_agent(agent, published, host_bin, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "100.0%" in p.stdout and "completed" in p.stdout
+    assert "\x1b" not in p.stdout  # not a terminal: no escape sequences
     assert out.read_bytes() == data
     p = subprocess.run([pd, "--agent", agent.socket, "status", "--once"], capture_output=True, text=True, timeout=30)
     assert "completed" in p.stdout
+    p = subprocess.run([pd, "--agent", agent.socket, "status", "--json"], capture_output=True, text=True, timeout=30)
+    jobs = json.loads(p.stdout)
+    assert [j["state"] for j in jobs] == ["completed"] and jobs[0]["bytes_verified"] == len(data)
     p = subprocess.run([pd, "--agent", agent.socket, "cache"], capture_output=True, text=True, timeout=30)
     assert "Setup.bin" in p.stdout and "complete" in p.stdout
     p = subprocess.run([pd, "--agent", agent.socket, "cancel", "999"], capture_output=True, text=True, timeout=30)
-    assert p.returncode == 1 and "no job with id 999" in p.stderr
+    assert p.returncode == 3 and "no job with id 999" in p.stderr  # not found
+    p = subprocess.run([pd, "--agent", agent.socket, "cancel", "abc"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "not a whole number" in p.stderr  # usage, not "stoull"
     p = subprocess.run([pd, "--agent", str(tmp_path / "nope.sock"), "status"], capture_output=True, text=True, timeout=30)
-    assert p.returncode == 1 and "cannot reach pd-agent" in p.stderr
+    assert p.returncode == 5 and "cannot reach pd-agent" in p.stderr  # unreachable
 
 
 def test_listen_port_in_use_is_refused(agent, tmp_path):

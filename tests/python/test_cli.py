@@ -1,4 +1,5 @@
 """The pd CLI and the C example, built against the installed SDK (install_and_build_host)."""
+import json
 import os
 import subprocess
 
@@ -35,16 +36,23 @@ def test_publish_get_and_cache(tmp_path, plugin_dir):
     get = [PD, "get", str(tmp_path / "setup.exe.pdm"), "--cache", str(cache), "--plugins", plugin_dir,
            "--dest", str(dest), "--origin", "file://" + str(src)]
     p = run(*get, check=False)  # the record is found beside the manifest, but no key is trusted
-    assert p.returncode == 1 and "no publisher key is trusted" in p.stderr, p.stderr
+    assert p.returncode == 4 and "no publisher key is trusted" in p.stderr, p.stderr  # refused
     p = run(*get, "--publisher-key", public)
     assert dest.read_bytes() == data
     assert "summary:" in p.stdout and "origin 3.0 MiB" in p.stdout
     assert "100.0%" in p.stderr  # the progress bar reached the end
     ls = run(PD, "cache", "ls", "--cache", str(cache)).stdout
     assert cid in ls and "complete" in ls and "setup.exe" in ls
-    run(PD, "cache", "pin", cid, "--cache", str(cache))
+    run(PD, "cache", "pin", cid[:7], "--cache", str(cache))  # a unique prefix, as git takes them
     assert "(pinned)" in run(PD, "cache", "ls", "--cache", str(cache)).stdout
-    run(PD, "cache", "rm", cid, "--cache", str(cache))
+    listed = json.loads(run(PD, "cache", "ls", "--cache", str(cache), "--json").stdout)
+    assert listed == [{"content": cid, "name": "setup.exe", "state": "complete", "size": len(data),
+                       "bytes_verified": len(data), "pinned": True}]
+    assert run(PD, "cache", "rm", cid[:3], "--cache", str(cache), check=False).returncode == 2  # too short to be one
+    other = "0" * 8 if not cid.startswith("0") else "f" * 8
+    p = run(PD, "cache", "rm", other, "--cache", str(cache), check=False)
+    assert p.returncode == 3 and "no content " + other in p.stderr
+    run(PD, "cache", "rm", cid.upper(), "--cache", str(cache))
     assert cid not in run(PD, "cache", "ls", "--cache", str(cache)).stdout
 
 
@@ -57,7 +65,7 @@ def test_get_reports_tampering(tmp_path, plugin_dir):
     src.write_bytes(bytes(raw))
     p = run(PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--plugins", plugin_dir, "--allow-unsigned",
             "--dest", str(tmp_path / "out"), "--origin", str(src), check=False)
-    assert p.returncode == 1
+    assert p.returncode == 4  # refused: integrity
     assert "block 5" in p.stderr and "verification" in p.stderr
     assert not (tmp_path / "out").exists()
 

@@ -102,7 +102,7 @@ def test_admin_keys_roles_revocation_and_the_fleet_key_refused(coordinator, tmp_
     assert out.returncode == 2 and "the fleet key does not authorise admin operations" in out.stderr
     out = subprocess.run([COORDINATOR, "admin", "--connect", server.address, "--key-file", str(tmp_path / "key"), "health"],
                          capture_output=True, text=True, timeout=30)
-    assert out.returncode == 1 and "the fleet key does not authorise admin operations" in out.stderr
+    assert out.returncode == 2 and "the fleet key does not authorise admin operations" in out.stderr
     # A fleet key handed over as a credential is not one.
     out = run(tmp_path / "key", "health")
     assert out.returncode == 1 and "expected NAME = VALUE" in out.stderr, out.stderr
@@ -115,7 +115,7 @@ def test_admin_keys_roles_revocation_and_the_fleet_key_refused(coordinator, tmp_
     out = run(viewer, "group-set", "all", "--devices", "pc-1")
     assert out.returncode == 1 and "administrator 'carol' is a viewer: 'admin.groups.set' changes the coordinator" in out.stderr
     assert key_admin("add", "--db", db, "--name", "carol", "--out", tmp_path / "x.cred").returncode == 1  # names are unique
-    assert key_admin("add", "--db", db, "--name", "eve", "--role", "root", "--out", tmp_path / "x.cred").returncode == 1
+    assert key_admin("add", "--db", db, "--name", "eve", "--role", "root", "--out", tmp_path / "x.cred").returncode == 2
 
     assert run(cred, "group-set", "all", "--devices", "pc-1").returncode == 0
     admins = json.loads(run(viewer, "admins").stdout)["admins"]
@@ -124,7 +124,7 @@ def test_admin_keys_roles_revocation_and_the_fleet_key_refused(coordinator, tmp_
     out = key_admin("revoke", "--db", db, "--name", "carol")
     assert out.returncode == 0, out.stderr
     out = run(viewer, "health")
-    assert out.returncode == 1 and "administrator 'carol' was revoked" in out.stderr, out.stderr
+    assert out.returncode == 4 and "administrator 'carol' was revoked" in out.stderr, out.stderr  # refused
     assert "carol,viewer," in key_admin("list", "--db", db).stdout
     server.log.seek(0)
     log = server.log.read()
@@ -289,7 +289,7 @@ def test_republish_all_rebuilds_a_new_coordinator_and_moves_origins(coordinator,
     assert (tmp_path / "patch.msu").read_bytes() == (pkgs / "patch.msu").read_bytes()
     out = subprocess.run([pd, "get", "--content", "ab" * 32, "--coordinator", server.address, "--fleet-key", str(tmp_path / "key"),
                           "--cache", str(tmp_path / "cli-cache")], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and "is not in the catalogue" in out.stderr, out.stderr
+    assert out.returncode == 3 and "is not in the catalogue" in out.stderr, out.stderr
     # Pre-staging from Python: accepted, then visible per office, then withdrawn.
     with peerdist.Admin(server.address, cred) as admin:
         admin.prestage(ids["patch.msu"], int(time.time() * 1000) + 3600 * 1000)
