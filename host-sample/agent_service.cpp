@@ -108,8 +108,10 @@ int service::start() {
         f.os_type = cfg_.device.os_type.value_or(-1);
         if (pd_session_set_device_facts(session_, &f) != PD_OK) return fatal("device facts");
     }
-    if (!cfg_.plugin_dir.empty() && pd_session_load_plugin(session_, cfg_.plugin_dir.c_str()) != PD_OK)
-        return fatal(("loading plugins from '" + cfg_.plugin_dir + "'").c_str());
+    // No plugin_dir: the installed SDK's own plugins (pd_plugin_dir_default).
+    const char *plugins = cfg_.plugin_dir.empty() ? nullptr : cfg_.plugin_dir.c_str();
+    if (pd_session_load_plugin(session_, plugins) != PD_OK)
+        return fatal(("loading plugins from '" + std::string(plugins ? plugins : pd_plugin_dir_default()) + "'").c_str());
     return 0;
 }
 

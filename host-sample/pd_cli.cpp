@@ -260,9 +260,8 @@ int cmd_get(const options &o) {
         json config = {{"coordinator", o.coordinator}, {"fleet_key_file", o.fleet_key_file}};
         check(pd_session_set_setting(h.s, "plugin.hierarchy.config", config.dump().c_str()), "--coordinator");
     }
-    std::string plugins = !o.plugins.empty() ? o.plugins
-                          : std::getenv("PEERDIST_PLUGIN_DIR") ? std::getenv("PEERDIST_PLUGIN_DIR")
-                                                               : pd_plugin_dir_default();
+    // --plugins, else the library's own rule ($PEERDIST_PLUGIN_DIR, else beside the library).
+    std::string plugins = o.plugins.empty() ? pd_plugin_dir_default() : o.plugins;
     check(pd_session_load_plugin(h.s, plugins.c_str()), "loading plugins from " + plugins);
     std::string origin = o.origins.empty() ? "" : o.origins[0];
     // Trust: only a content its publisher signed is installed, unless the user says otherwise.

@@ -23,7 +23,9 @@ command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S "$src/host-sample" -B "$build/host-sample" "${gen[@]}" -DCMAKE_PREFIX_PATH="$stage" \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build/host-sample" >/dev/null
-cc -std=c99 -Wall -Wextra -Werror -pedantic ${CFLAGS:-} "$src/docs/examples/download.c" \
-   -I"$stage/include" -L"$stage/lib" -lpeerdist -Wl,-rpath,"$stage/lib" ${LDFLAGS:-} \
-   -o "$build/host-sample/download-example"
+# The C example finds the SDK as a Makefile would: through the installed peerdist.pc.
+pc=$(PKG_CONFIG_PATH="$stage/lib/pkgconfig" pkg-config --cflags --libs peerdist)
+# shellcheck disable=SC2086  # pkg-config's words are separate flags
+cc -std=c99 -Wall -Wextra -Werror -pedantic ${CFLAGS:-} "$src/docs/examples/download.c" $pc \
+   -Wl,-rpath,"$stage/lib" ${LDFLAGS:-} -o "$build/host-sample/download-example"
 echo "installed to $stage; built $build/host-sample/pd and download-example"

@@ -56,6 +56,25 @@ def test_publish_get_and_cache(tmp_path, plugin_dir):
     assert cid not in run(PD, "cache", "ls", "--cache", str(cache)).stdout
 
 
+def test_an_sdk_installed_anywhere_finds_its_own_plugins(tmp_path):
+    """pd here runs against the SDK installed under the build's stage/ prefix: with no
+    --plugins and no PEERDIST_PLUGIN_DIR it loads the plugins installed beside that library;
+    PEERDIST_PLUGIN_DIR still overrides (and is named when it is wrong)."""
+    src = tmp_path / "pkg.bin"
+    src.write_bytes(os.urandom(300000))
+    run(PD, "publish", str(src), "--cache", str(tmp_path / "pc"))
+    env = {k: v for k, v in os.environ.items() if k != "PEERDIST_PLUGIN_DIR"}
+    get = [PD, "get", str(tmp_path / "pkg.bin.pdm"), "--cache", str(tmp_path / "c"), "--allow-unsigned",
+           "--dest", str(tmp_path / "out"), "--origin", str(src), "--json"]
+    p = subprocess.run(get, capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["bytes_by_source"]["origin"] == 300000
+    assert (tmp_path / "out").read_bytes() == src.read_bytes()
+    p = subprocess.run(get, capture_output=True, text=True, timeout=60,
+                       env=dict(env, PEERDIST_PLUGIN_DIR=str(tmp_path / "nowhere")))
+    assert p.returncode == 3 and "nowhere" in p.stderr, p.stderr
+
+
 def test_get_reports_tampering(tmp_path, plugin_dir):
     src = tmp_path / "pkg.bin"
     src.write_bytes(os.urandom(1 << 20))

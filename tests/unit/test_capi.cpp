@@ -81,6 +81,41 @@ TEST(capi, misuse_never_crashes) {
     EXPECT_EQ(s, nullptr);
 }
 
+// A host built against 0.4's headers passes the shorter version-1 struct: the library reads
+// no byte past it (the bytes after it here are garbage: reading them would crash or load
+// plugins from a wild path) and loads the default plugin directory for NULL.
+TEST(capi, a_version_1_session_options_struct_is_read_only_as_far_as_it_goes) {
+    pdtest::temp_dir dir;
+    std::string cache = dir / "cache";
+    struct {
+        pd_session_options o;
+        char after[64];
+    } padded;
+    std::memset(&padded, 0xAB, sizeof padded);
+    ASSERT_EQ(pd_session_options_init(&padded.o, 1), PD_OK);
+    padded.o.cache_dir = cache.c_str();
+    pd_session *s = nullptr;
+    ASSERT_EQ(pd_session_new(&s, &padded.o), PD_OK) << pdtest::last_error();
+    // NULL: the default directory, which for this test binary's library does not exist.
+    int rc = pd_session_load_plugin(s, nullptr);
+    EXPECT_TRUE(rc == PD_OK || rc == PD_E_NOT_FOUND) << pdtest::last_error();
+    pd_session_free(s);
+}
+
+// pd_session_options.plugin_dir is what pd_session_load_plugin(session, NULL) loads.
+TEST(capi, the_session_plugin_dir_is_what_a_null_path_loads) {
+    pdtest::temp_dir dir;
+    std::string cache = dir / "cache", plugins = dir / "no-plugins-here";
+    pd_session_options o = PD_SESSION_OPTIONS_INIT;
+    o.cache_dir = cache.c_str();
+    o.plugin_dir = plugins.c_str();
+    pd_session *s = nullptr;
+    ASSERT_EQ(pd_session_new(&s, &o), PD_OK) << pdtest::last_error();
+    EXPECT_EQ(pd_session_load_plugin(s, nullptr), PD_E_NOT_FOUND);
+    EXPECT_NE(pdtest::last_error().find("no-plugins-here"), std::string::npos) << pdtest::last_error();
+    pd_session_free(s);
+}
+
 // An options struct filled with garbage first, then initialised: init must write every field
 // of the version, not rely on a zeroed struct.
 template <class Options>
@@ -101,6 +136,14 @@ TEST(capi, options_init_fills_the_defaults_of_a_known_version_only) {
     EXPECT_EQ(so.cache_quota_bytes, 0u);
     EXPECT_EQ(so.notify, nullptr);
     EXPECT_EQ(so.notify_user_data, nullptr);
+    EXPECT_EQ(so.plugin_dir, nullptr);
+    // Version 1 (before plugin_dir) is still filled, and only as far as its size.
+    pd_session_options v1;
+    std::memset(&v1, 0xAB, sizeof v1);
+    EXPECT_EQ(pd_session_options_init(&v1, 1), PD_OK);
+    EXPECT_EQ(v1.version, 1u);
+    EXPECT_EQ(v1.notify_user_data, nullptr);
+    EXPECT_NE(v1.plugin_dir, nullptr);  // beyond a version-1 struct: untouched
     auto jo = initialised(pd_job_options_init, PD_JOB_OPTIONS_VERSION);
     EXPECT_EQ(jo.version, PD_JOB_OPTIONS_VERSION);
     EXPECT_EQ(jo.destination, nullptr);
@@ -112,9 +155,11 @@ TEST(capi, options_init_fills_the_defaults_of_a_known_version_only) {
     EXPECT_EQ(po.name, nullptr);
     EXPECT_EQ(po.origin, nullptr);
     EXPECT_EQ(po.add_to_cache, 0u);
-    for (uint32_t bad : {0u, 2u, 99u}) {
+    for (uint32_t bad : {0u, 3u, 99u}) {
         EXPECT_EQ(pd_session_options_init(&so, bad), PD_E_VERSION) << bad;
         EXPECT_NE(std::string(pd_error_last()->message).find("pd_session_options version"), std::string::npos);
+    }
+    for (uint32_t bad : {0u, 2u, 99u}) {
         EXPECT_EQ(pd_job_options_init(&jo, bad), PD_E_VERSION) << bad;
         EXPECT_EQ(pd_publish_options_init(&po, bad), PD_E_VERSION) << bad;
     }

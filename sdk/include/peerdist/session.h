@@ -26,7 +26,7 @@ typedef struct pd_session pd_session;
  */
 typedef void(PD_CALLBACK *pd_notify_cb)(void *user_data);
 
-#define PD_SESSION_OPTIONS_VERSION 1
+#define PD_SESSION_OPTIONS_VERSION 2
 
 /** Options for pd_session_new(). Initialise with PD_SESSION_OPTIONS_INIT or pd_session_options_init(). */
 typedef struct pd_session_options {
@@ -42,9 +42,11 @@ typedef struct pd_session_options {
     uint32_t cache_quota_percent;/**< Cap as % of the cache filesystem's size; 0 = no percentage cap. */
     pd_notify_cb notify;         /**< Optional wake-up callback; see pd_notify_cb. */
     void *notify_user_data;      /**< Passed to notify. */
+    /* version 2 */
+    const char *plugin_dir;      /**< What pd_session_load_plugin(session, NULL) loads; NULL: pd_plugin_dir_default(). UTF-8, copied. */
 } pd_session_options;
 
-#define PD_SESSION_OPTIONS_INIT { PD_SESSION_OPTIONS_VERSION, NULL, NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL }
+#define PD_SESSION_OPTIONS_INIT { PD_SESSION_OPTIONS_VERSION, NULL, NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL }
 
 /**
  * Fill `opts` with defaults for the given struct version.
@@ -101,8 +103,9 @@ PD_API int pd_session_get_setting(pd_buf *out, pd_session *session, const char *
 
 /**
  * Load backend plugins: `path` is a plugin file, or a directory whose plugin files
- * (by platform suffix) are all loaded, in name order. A file that fails to load is
- * reported with a clear error and leaves the session working.
+ * (by platform suffix) are all loaded, in name order; NULL loads the session's plugin
+ * directory (pd_session_options.plugin_dir, else pd_plugin_dir_default()). A file that fails
+ * to load is reported with a clear error and leaves the session working.
  * @return PD_OK; PD_E_NOT_FOUND (no such path); PD_E_PLUGIN (not a plugin, missing entry
  *         symbol, missing required hook, plugin create failed); PD_E_VERSION (no common ABI
  *         version); PD_E_EXISTS (a plugin with that name is already loaded). For a directory
@@ -118,7 +121,13 @@ PD_API int pd_session_load_plugin(pd_session *session, const char *path);
  */
 PD_API int pd_session_listen_addresses(pd_buf *out, pd_session *session);
 
-/** Directory plugins were installed to at build time. OWNERSHIP: static. THREAD: any. */
+/**
+ * Where this library's plugins are: $PEERDIST_PLUGIN_DIR when set; else the plugin
+ * directory found relative to the library file itself (`peerdist/plugins` beside
+ * libpeerdist.so; `..\lib\peerdist\plugins` from libpeerdist.dll), so an SDK installed under
+ * any prefix finds its own plugins; else the directory configured at build time.
+ * Decided at the first call. OWNERSHIP: static. THREAD: any.
+ */
 PD_API const char *pd_plugin_dir_default(void);
 
 /** A loaded plugin, as listed by pd_session_list_plugins(). */

@@ -6,10 +6,17 @@
 #include <peerdist/events.h>
 #include <peerdist/session.h>
 
+#include <cstddef>
 #include <cstring>
+
+#include <cstdlib>
+#include <filesystem>
 
 #ifndef PD_PLUGIN_INSTALL_DIR
 #define PD_PLUGIN_INSTALL_DIR "/usr/local/lib/peerdist/plugins"
+#endif
+#ifndef PD_PLUGIN_DIR_FROM_LIBRARY
+#define PD_PLUGIN_DIR_FROM_LIBRARY "peerdist/plugins"
 #endif
 
 using namespace pd::capi;
@@ -22,10 +29,14 @@ static void copy_text(char (&dst)[N], const std::string &src) {
 
 extern "C" {
 
+// The struct's size in each version, for callers built against older headers.
+static const std::initializer_list<std::size_t> session_options_sizes = {offsetof(pd_session_options, plugin_dir),
+                                                                         sizeof(pd_session_options)};
+static_assert(PD_SESSION_OPTIONS_VERSION == 2, "list the new version's struct size");
+
 PD_API int pd_session_options_init(pd_session_options *opts, uint32_t version) {
     const pd_session_options defaults = PD_SESSION_OPTIONS_INIT;
-    static_assert(PD_SESSION_OPTIONS_VERSION == 1, "list the new version's struct size");
-    return init_options(opts, version, defaults, {sizeof(pd_session_options)}, "pd_session_options");
+    return init_options(opts, version, defaults, session_options_sizes, "pd_session_options");
 }
 
 PD_API int pd_session_new(pd_session **out, const pd_session_options *opts) {
@@ -36,10 +47,14 @@ PD_API int pd_session_new(pd_session **out, const pd_session_options *opts) {
         if (opts->version == 0 || opts->version > PD_SESSION_OPTIONS_VERSION)
             pd::fail(PD_E_VERSION, PD_CATEGORY_API,
                      "pd_session_options version " + std::to_string(opts->version) + " is newer than this library");
-        if (!opts->cache_dir || !*opts->cache_dir) misuse("cache_dir is required");
-        if (opts->fleet_key && opts->fleet_key_len != 32) misuse("fleet_key must be 32 bytes");
+        // A caller built against older headers passed a shorter struct: the rest are defaults.
+        const pd_session_options defaults = PD_SESSION_OPTIONS_INIT;
+        pd_session_options o = complete_options(opts, defaults, session_options_sizes);
+        if (!o.cache_dir || !*o.cache_dir) misuse("cache_dir is required");
+        if (o.fleet_key && o.fleet_key_len != 32) misuse("fleet_key must be 32 bytes");
         auto s = std::make_unique<pd_session>();
-        s->impl = std::make_unique<pd::core::session>(*opts);
+        s->plugin_dir = o.plugin_dir && *o.plugin_dir ? o.plugin_dir : pd_plugin_dir_default();
+        s->impl = std::make_unique<pd::core::session>(o);
         *out = s.release();
         return PD_OK;
     });
@@ -78,11 +93,11 @@ PD_API int pd_session_get_setting(pd_buf *out, pd_session *session, const char *
 PD_API int pd_session_load_plugin(pd_session *session, const char *path) {
     return guard([&] {
         auto &s = checked(session);
-        require(path, "path");
+        const std::string where = path ? path : session->plugin_dir;
         auto before = s.plugins().backends().size();
         std::optional<pd::error> failure;
         try {
-            s.plugins().load(path);
+            s.plugins().load(where);
         } catch (const pd::error &e) {
             failure = e;
         }
@@ -107,7 +122,21 @@ PD_API int pd_session_listen_addresses(pd_buf *out, pd_session *session) {
     });
 }
 
-PD_API const char *pd_plugin_dir_default(void) { return PD_PLUGIN_INSTALL_DIR; }
+PD_API const char *pd_plugin_dir_default(void) {
+    static const std::string dir = [] {
+        if (const char *env = std::getenv("PEERDIST_PLUGIN_DIR"); env && *env) return std::string(env);
+        try {
+            // Relative to this library: the SDK works from whatever prefix it was installed to.
+            auto lib = pd::platform::fs_path(pd::platform::this_library_path());
+            auto beside = (lib.parent_path() / pd::platform::fs_path(PD_PLUGIN_DIR_FROM_LIBRARY)).lexically_normal();
+            std::error_code ec;
+            if (std::filesystem::is_directory(beside, ec)) return pd::platform::utf8_path(beside);
+        } catch (const std::exception &) {
+        }
+        return std::string(PD_PLUGIN_INSTALL_DIR);
+    }();
+    return dir.c_str();
+}
 
 PD_API int pd_session_list_plugins(pd_session *session, pd_plugin_info *infos, size_t info_size, size_t *count) {
     return guard([&] {

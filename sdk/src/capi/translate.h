@@ -16,6 +16,7 @@
 
 struct pd_session {
     std::unique_ptr<pd::core::session> impl;
+    std::string plugin_dir;  // what pd_session_load_plugin(session, NULL) loads
 };
 
 struct pd_manifest {
@@ -89,6 +90,15 @@ int init_options(Options *opts, std::uint32_t version, const Options &defaults, 
         opts->version = version;
         return PD_OK;
     });
+}
+
+// The caller's options of its struct version, completed with `defaults` for the fields a
+// later version added (the caller's struct is only as long as its version's size).
+template <typename Options>
+Options complete_options(const Options *given, const Options &defaults, std::initializer_list<std::size_t> size_by_version) {
+    Options o = defaults;
+    std::memcpy(&o, given, size_by_version.begin()[given->version - 1]);
+    return o;
 }
 
 }  // namespace pd::capi

@@ -12,6 +12,10 @@
 
 namespace pd::platform {
 
+// The file of the shared library (or DLL) this code is linked into: where an installed SDK
+// finds its plugins. Throws pd::error when the system cannot say.
+std::string this_library_path();
+
 // A UTF-8 path (what the C ABI and the core carry) as std::filesystem sees it, and back:
 // on Windows, std::filesystem::path(std::string) would read the bytes in the ANSI code page.
 inline std::filesystem::path fs_path(const std::string &utf8) { return std::filesystem::u8path(utf8); }

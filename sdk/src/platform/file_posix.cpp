@@ -4,6 +4,7 @@
 #include "util/error.h"
 
 #include <cerrno>
+#include <dlfcn.h>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -22,6 +23,15 @@
 #endif
 
 namespace pd::platform {
+
+std::string this_library_path() {
+    Dl_info info{};
+    if (::dladdr(reinterpret_cast<void *>(&this_library_path), &info) == 0 || !info.dli_fname)
+        fail(PD_E_GENERIC, PD_CATEGORY_OS, "the system cannot say which file this library was loaded from");
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(info.dli_fname, ec);
+    return ec ? std::string(info.dli_fname) : abs.string();
+}
 
 // The descriptor file and dir_lock keep in their platform-neutral handle.
 static int fd(std::intptr_t handle) { return static_cast<int>(handle); }

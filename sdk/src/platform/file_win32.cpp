@@ -17,6 +17,23 @@
 
 namespace pd::platform {
 
+std::string this_library_path() {
+    HMODULE self = nullptr;
+    if (!::GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                              reinterpret_cast<LPCWSTR>(&this_library_path), &self))
+        win32::fail_error(::GetLastError(), "finding this library's module");
+    std::wstring path(MAX_PATH, L'\0');
+    for (;;) {
+        DWORD n = ::GetModuleFileNameW(self, path.data(), static_cast<DWORD>(path.size()));
+        if (n == 0) win32::fail_error(::GetLastError(), "reading this library's file name");
+        if (n < path.size()) {
+            path.resize(n);
+            return win32::utf8(path);
+        }
+        path.resize(path.size() * 2);  // a long path: try again with room for it
+    }
+}
+
 using win32::fail_error;
 using win32::wide;
 
