@@ -8,6 +8,8 @@ packages=(
   pybind11-dev python3-dev python3-pytest python3-matplotlib
   libgtest-dev libgmock-dev clang libclang-rt-14-dev
   nginx iproute2 iperf3 ethtool openssl curl
+  # The Debian packages (cmake/packaging.cmake): man pages from --help, the users they create.
+  help2man adduser
   # The Windows cross build (docs/windows.md): MinGW-w64, Wine, and what building Debian's
   # source packages of the dependencies needs.
   g++-mingw-w64-x86-64-posix wine64 autoconf automake libtool dpkg-dev
