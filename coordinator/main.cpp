@@ -73,6 +73,15 @@ signing_key coordinator_signing_key(pd::coord::coordinator_store &store) {
     return k;
 }
 
+// One JSON line per event on stderr, as pd-agent logs (journald keeps them under systemd);
+// audit lines (administrators' operations, refused authentication) carry "audit": true.
+void log_line(const char *level, const std::string &msg) {
+    json line = {{"level", level}, {"msg", msg}};
+    if (msg.rfind("audit: ", 0) == 0) line["audit"] = true;
+    // Text from clients (names, operations) may not be UTF-8: replaced, never a failure.
+    std::fprintf(stderr, "%s\n", line.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+}
+
 std::int64_t now_ms() {
     using namespace std::chrono;
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -210,6 +219,7 @@ int serve(const options &a) {
     if (!a.retire_absent.empty()) o.retire_absent_ms = duration_ms(a.retire_absent, "--retire-absent");
     // Only while a 0.4 fleet upgrades: its agents cannot prove a device key yet.
     o.require_device_identity = !a.allow_unidentified_devices;
+    o.audit = [](const std::string &line) { log_line("info", line); };
     pd::coord::election_policy policy;
     policy.bucket_bytes = a.bucket_bytes;
     pd::coord::registry reg(*store, policy, 3 * o.heartbeat_ms);
@@ -218,13 +228,14 @@ int serve(const options &a) {
     pd::coord::server srv(io, reg, *store, o);
     srv.listen(a.listen);
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code &, int) {
+    signals.async_wait([&](const boost::system::error_code &, int signal) {
+        log_line("info", "stopping (signal " + std::to_string(signal) + ")");
         srv.stop();
         io.stop();
     });
-    std::cout << "pd-coordinator " << PD_VERSION_STRING << " server " << *server_id << " listening on "
-              << srv.bound_address() << " (" << reg.device_count() << " devices, " << reg.office_count() << " offices)"
-              << std::endl;
+    log_line("info", "pd-coordinator " + std::string(PD_VERSION_STRING) + " server " + *server_id + " listening on " +
+                         srv.bound_address() + " (" + std::to_string(reg.device_count()) + " devices, " +
+                         std::to_string(reg.office_count()) + " offices)");
     io.run();
     return 0;
 }

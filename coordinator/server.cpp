@@ -55,6 +55,7 @@ public:
         arm(owner_.options_.handshake_timeout_ms);
         channel_->on_write_error([self](const error *) { self->close(); });
         channel_->handshake([self](const error *why) {
+            if (why && why->code() == PD_E_AUTH && !self->closed_) self->owner_.refused_handshake(self->from_.ip, why->what());
             if (why || self->closed_) return self->close();
             self->from_.fleet_member = self->channel_->fleet_key_proven();
             // A keyless connection has proven nothing yet: it stays under the handshake's
@@ -326,6 +327,21 @@ prestaging_options server::prestaging_settings() const {
 }
 
 json server::import_topology(const json &request) { return apply_topology(check_topology(request)); }
+
+void server::refused_handshake(const std::string &ip, const std::string &why) {
+    constexpr std::int64_t every_ms = 60000;
+    constexpr std::size_t max_addresses = 4096;
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (refusals_.size() >= max_addresses && !refusals_.count(ip)) refusals_.clear();  // forget, never grow
+    auto &r = refusals_[ip];
+    if (r.logged_ms && now - r.logged_ms < every_ms) {
+        ++r.unlogged;
+        return;
+    }
+    std::string more = r.unlogged ? " (" + std::to_string(r.unlogged) + " more from there since the last line)" : "";
+    options_.audit("audit: secure channel refused from " + ip + ": " + why + more);
+    r = {now, 0};
+}
 
 void server::close_connections_of(const std::string &device_id) {
     auto all = connections_;

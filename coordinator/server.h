@@ -102,6 +102,15 @@ private:
     // Checks and applies a topology on this thread (handle(); handle_async checks it on the worker).
     json import_topology(const json &request);
     void close_connections_of(const std::string &device_id);
+    // An audit line for a secure channel that failed to authenticate (a wrong fleet key, a
+    // forged FINISH): at most one a minute per address, with the count of those not logged,
+    // so a scanner cannot fill the log.
+    void refused_handshake(const std::string &ip, const std::string &why);
+    struct refusal_count {
+        std::int64_t logged_ms = 0;
+        unsigned unlogged = 0;
+    };
+    std::unordered_map<std::string, refusal_count> refusals_;  // network thread; bounded
     void accept_next();
     // Connections from the socket's address that have not authenticated yet.
     std::size_t handshaking_from(const boost::asio::ip::tcp::socket &socket) const;
