@@ -6,6 +6,8 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost-dev libsodium-dev libsqlitecpp-dev libsqlite3-dev libssl-dev nlohmann-json3-dev libcli11-dev
   pybind11-dev python3-dev python3-pytest python3-matplotlib
+  # pip install of the binding against an installed SDK (docs/python.md): offline, no build isolation.
+  python3-pip python3-setuptools python3-pybind11
   libgtest-dev libgmock-dev clang libclang-rt-14-dev
   nginx iproute2 iperf3 ethtool openssl curl
   # The Debian packages (cmake/packaging.cmake): man pages from --help, the users they create.

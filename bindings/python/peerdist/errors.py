@@ -1,4 +1,7 @@
-"""Exceptions raised by peerdist: one class per C error code, under peerdist.Error."""
+"""Exceptions raised by peerdist: one class per C error code, under peerdist.Error. Each also
+subclasses the built-in exception a Python programmer would catch for it, so
+``except FileNotFoundError`` or ``except TimeoutError`` work as they do for the standard
+library (``NotFoundError`` is a ``FileNotFoundError``, ``AuthError`` a ``PermissionError``...)."""
 
 
 class Error(Exception):
@@ -7,54 +10,54 @@ class Error(Exception):
     code = -1
 
     def __init__(self, message, code=None, category=0):
-        super().__init__(message)
+        Exception.__init__(self, message)  # not OSError's (errno, strerror) form: str(e) is the message
         if code is not None:
             self.code = code
         self.category = category
         self.message = message
 
 
-class MisuseError(Error):
+class MisuseError(Error, ValueError):
     code = -2
 
 
-class NotFoundError(Error):
+class NotFoundError(Error, FileNotFoundError):
     code = -3
 
 
-class ExistsError(Error):
+class ExistsError(Error, FileExistsError):
     code = -4
 
 
-class VersionError(Error):
+class VersionError(Error, ValueError):
     code = -7
 
 
-class AuthError(Error):
+class AuthError(Error, PermissionError):
     code = -8
 
 
-class InvalidError(Error):
+class InvalidError(Error, ValueError):
     code = -9
 
 
-class IntegrityError(Error):
+class IntegrityError(Error, ValueError):
     code = -10
 
 
-class IOError_(Error):
+class IOError_(Error, OSError):
     code = -11
 
 
-class NoSpaceError(Error):
+class NoSpaceError(Error, OSError):
     code = -12
 
 
-class QuotaError(Error):
+class QuotaError(Error, OSError):
     code = -13
 
 
-class PluginError(Error):
+class PluginError(Error, ImportError):
     code = -14
 
 
@@ -62,15 +65,15 @@ class CancelledError(Error):
     code = -15
 
 
-class TimeoutError_(Error):
+class TimeoutError_(Error, TimeoutError):
     code = -16
 
 
-class BusyError(Error):
+class BusyError(Error, BlockingIOError):
     code = -18
 
 
-class ReadOnlyError(Error):
+class ReadOnlyError(Error, PermissionError):
     code = -19
 
 
@@ -78,7 +81,7 @@ class ChangedError(Error):
     code = -20
 
 
-class StateError(Error):
+class StateError(Error, RuntimeError):
     code = -22
 
 
@@ -87,6 +90,9 @@ class NoSourceError(Error):
 
 
 _BY_CODE = {cls.code: cls for cls in Error.__subclasses__()}
+# The built-in names, for code that prefers them: peerdist.errors.TimeoutError is TimeoutError_.
+TimeoutError = TimeoutError_  # noqa: A001
+IOError = IOError_  # noqa: A001
 
 
 def from_code(code, category, message):

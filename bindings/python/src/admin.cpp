@@ -135,31 +135,40 @@ private:
 }  // namespace
 
 void bind_admin(py::module_ &mod) {
-    py::class_<admin>(mod, "Admin")
+    py::class_<admin>(mod, "Admin", "An administrator's connection to a pd-coordinator (pd_admin); use peerdist.Admin.")
         .def(py::init<const std::string &, const std::string &, std::uint32_t>(), py::arg("address"), py::arg("credential"),
-             py::arg("timeout_ms") = 10000)
-        .def("close", &admin::close)
-        .def("whoami", &admin::whoami)
-        .def("health_json", &admin::health)
-        .def("server_id", &admin::server_id)
-        .def("import_topology", &admin::import_topology, py::arg("csv"))
-        .def("export_topology", &admin::export_topology)
-        .def("devices_csv", &admin::devices_csv)
-        .def("office_stats_csv", &admin::office_stats_csv)
-        .def("publish", &admin::publish, py::arg("manifest"), py::arg("origins") = std::vector<std::string>{})
-        .def("republish_all_json", &admin::republish_all, py::arg("entries"))
-        .def("set_group", &admin::set_group, py::arg("name"), py::arg("devices"), py::arg("contents") = std::vector<std::string>{})
-        .def("remove_group", &admin::remove_group, py::arg("name"))
-        .def("contents_json", &admin::contents)
-        .def("groups_json", &admin::groups)
-        .def("retire_content", &admin::retire_content, py::arg("content_id"))
-        .def("retire_device", &admin::retire_device, py::arg("device_id"))
-        .def("set_optimisation", &admin::set_optimisation, py::arg("enabled"), py::arg("prefix_v4") = 0u, py::arg("prefix_v6") = 0u)
+             py::arg("timeout_ms") = 10000,
+             "Connects to HOST:PORT and proves the credential file's key over the secure channel.")
+        .def("close", &admin::close, "Closes the connection; idempotent.")
+        .def("whoami", &admin::whoami, "{name, role} of this credential ('admin' changes, 'viewer' reads).")
+        .def("health_json", &admin::health, "The health report, JSON text (Admin.health() parses it).")
+        .def("server_id", &admin::server_id, "The coordinator's server id.")
+        .def("import_topology", &admin::import_topology, py::arg("csv"),
+             "Replaces the office topology (CSV); every problem is reported with its line, nothing applied.")
+        .def("export_topology", &admin::export_topology, "The office topology in force, as CSV.")
+        .def("devices_csv", &admin::devices_csv, "The activated devices, as CSV.")
+        .def("office_stats_csv", &admin::office_stats_csv, "Bytes by source per office, as CSV (Admin.office_stats()).")
+        .def("publish", &admin::publish, py::arg("manifest"), py::arg("origins") = std::vector<std::string>{},
+             "Adds a content to the catalogue with its origins.")
+        .def("republish_all_json", &admin::republish_all, py::arg("entries"),
+             "Publishes many contents again, all or none (Admin.republish_all()).")
+        .def("set_group", &admin::set_group, py::arg("name"), py::arg("devices"), py::arg("contents") = std::vector<std::string>{},
+             "Creates or replaces an assignment group: its devices and contents.")
+        .def("remove_group", &admin::remove_group, py::arg("name"), "Removes an assignment group.")
+        .def("contents_json", &admin::contents, "The catalogue, JSON text (Admin.contents()).")
+        .def("groups_json", &admin::groups, "The assignment groups, JSON text (Admin.groups()).")
+        .def("retire_content", &admin::retire_content, py::arg("content_id"), "Removes a content from every cache.")
+        .def("retire_device", &admin::retire_device, py::arg("device_id"), "Forgets a device (it enrols again).")
+        .def("set_optimisation", &admin::set_optimisation, py::arg("enabled"), py::arg("prefix_v4") = 0u,
+             py::arg("prefix_v6") = 0u,
+             "Distribution optimisation: on, the uploaded topology; off, one office per subnet of the given prefix.")
         .def("prestage", &admin::prestage, py::arg("content_id"), py::arg("deadline_ms"),
-             py::arg("offices") = std::vector<std::string>{})
-        .def("prestage_status_json", &admin::prestage_status, py::arg("content_id") = py::none())
-        .def("prestage_cancel", &admin::prestage_cancel, py::arg("content_id"))
-        .def("rvp", &admin::rvp, py::arg("office"));
+             py::arg("offices") = std::vector<std::string>{},
+             "Pre-stages a content to the offices' branch caches (all when empty) before a deadline.")
+        .def("prestage_status_json", &admin::prestage_status, py::arg("content_id") = py::none(),
+             "Pre-staging progress, JSON text (Admin.prestage_status()).")
+        .def("prestage_cancel", &admin::prestage_cancel, py::arg("content_id"), "Cancels a content's pre-staging.")
+        .def("rvp", &admin::rvp, py::arg("office"), "The office's elected branch cache (RVP) and its standing.");
 }
 
 }  // namespace peerdist_python

@@ -51,9 +51,16 @@ py::dict event_dict(const pd_event &e) {
 class session {
 public:
     session(const std::string &cache_dir, std::uint64_t quota_bytes, std::uint32_t quota_percent,
-            std::uint32_t worker_threads, std::uint32_t event_queue_capacity) {
+            std::uint32_t worker_threads, std::uint32_t event_queue_capacity, std::optional<py::bytes> fleet_key,
+            std::optional<std::string> listen, std::optional<std::string> plugin_dir) {
         pd_session_options o = PD_SESSION_OPTIONS_INIT;
         o.cache_dir = cache_dir.c_str();
+        std::string key = fleet_key ? std::string(*fleet_key) : std::string();
+        if (fleet_key && key.size() != 32) throw native_error{PD_E_MISUSE, PD_CATEGORY_API, "fleet_key must be 32 bytes"};
+        o.fleet_key = fleet_key ? reinterpret_cast<const std::uint8_t *>(key.data()) : nullptr;
+        o.fleet_key_len = key.size();
+        o.listen_addresses = listen ? listen->c_str() : nullptr;
+        o.plugin_dir = plugin_dir ? plugin_dir->c_str() : nullptr;
         o.cache_quota_bytes = quota_bytes;
         o.cache_quota_percent = quota_percent;
         o.worker_threads = worker_threads;
@@ -87,13 +94,26 @@ public:
         pd_buf_dispose(&b);
         return out;
     }
-    void load_plugin(const std::string &path) {
+    void load_plugin(std::optional<std::string> path) {
         int rc;
         {
             py::gil_scoped_release nogil;
-            rc = pd_session_load_plugin(get(), path.c_str());
+            rc = pd_session_load_plugin(get(), path ? path->c_str() : nullptr);
         }
         check(rc);
+    }
+    std::vector<std::string> listen_addresses() {
+        pd_buf b = PD_BUF_INIT;
+        check(pd_session_listen_addresses(&b, get()));
+        std::string all(reinterpret_cast<char *>(b.ptr), b.size);
+        pd_buf_dispose(&b);
+        std::vector<std::string> out;
+        for (std::size_t at = 0; at < all.size();) {
+            auto comma = all.find(',', at);
+            out.push_back(all.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+            at = comma == std::string::npos ? all.size() : comma + 1;
+        }
+        return out;
     }
     py::list plugins() {
         size_t n = 0;
@@ -316,10 +336,12 @@ PYBIND11_MODULE(_native, mod) {
         }
     });
 
-    mod.def("version", [] { return std::string(pd_version_string()); });
-    mod.def("version_num", [] { return pd_version(); });
-    mod.def("strerror", [](int code) { return std::string(pd_strerror(code)); });
-    mod.def("plugin_dir_default", [] { return std::string(pd_plugin_dir_default()); });
+    mod.def("version", [] { return std::string(pd_version_string()); }, "The library's version, 'MAJOR.MINOR.PATCH'.");
+    mod.def("version_num", [] { return pd_version(); }, "The library's version as (major << 16 | minor << 8 | patch).");
+    mod.def("strerror", [](int code) { return std::string(pd_strerror(code)); }, py::arg("code"),
+            "The name of a PD_E_* error code.");
+    mod.def("plugin_dir_default", [] { return std::string(pd_plugin_dir_default()); },
+            "Where the installed SDK's plugins are ($PEERDIST_PLUGIN_DIR, else beside the library).");
 
     py::class_<manifest, std::shared_ptr<manifest>>(mod, "Manifest",
                                                     "A content's manifest: its id, size, name and block hashes (docs/content-model.md).")
@@ -351,38 +373,57 @@ PYBIND11_MODULE(_native, mod) {
         .def_property_readonly("block_count", [](const manifest &m) { return pd_manifest_block_count(m.m); },
                                "Number of blocks (the last may be short).");
 
-    py::class_<session>(mod, "Session")
-        .def(py::init<const std::string &, std::uint64_t, std::uint32_t, std::uint32_t, std::uint32_t>(),
-             py::arg("cache_dir"), py::arg("quota_bytes") = 0, py::arg("quota_percent") = 0,
-             py::arg("worker_threads") = 0, py::arg("event_queue_capacity") = 0)
-        .def("close", &session::close)
-        .def("set_setting", &session::set_setting)
-        .def("get_setting", &session::get_setting)
-        .def("load_plugin", &session::load_plugin)
-        .def("plugins", &session::plugins)
+    py::class_<session>(mod, "Session", "One cache directory opened by this process (pd_session); use peerdist.Session.")
+        .def(py::init<const std::string &, std::uint64_t, std::uint32_t, std::uint32_t, std::uint32_t, std::optional<py::bytes>,
+                      std::optional<std::string>, std::optional<std::string>>(),
+             py::arg("cache_dir"), py::arg("quota_bytes") = 0, py::arg("quota_percent") = 0, py::arg("worker_threads") = 0,
+             py::arg("event_queue_capacity") = 0, py::arg("fleet_key") = py::none(), py::arg("listen") = py::none(),
+             py::arg("plugin_dir") = py::none(),
+             "Opens (creating it) and locks a cache directory. fleet_key: the fleet's 32-byte key, to serve and use "
+             "peers; listen: 'ip:port[,ip:port]' the peer server binds (port 0 picks one); plugin_dir: what "
+             "load_plugin() loads by default.")
+        .def("close", &session::close, "Makes verified blocks durable and releases the cache; idempotent.")
+        .def("set_setting", &session::set_setting, py::arg("key"), py::arg("value"), "Sets a setting (docs/settings.md).")
+        .def("get_setting", &session::get_setting, py::arg("key"), "A setting's current value, as text.")
+        .def("load_plugin", &session::load_plugin, py::arg("path") = py::none(),
+             "Loads a plugin file or every plugin of a directory; None: the session's plugin directory "
+             "(plugin_dir, else plugin_dir_default()).")
+        .def("plugins", &session::plugins, "The loaded plugins: [{name, version, path, abi_version, source_class}].")
+        .def("listen_addresses", &session::listen_addresses, "The peer server's bound addresses ('ip:port'), if it listens.")
         .def("publish", &session::publish, py::arg("path"), py::arg("name") = py::none(), py::arg("origin") = py::none(),
-             py::arg("add_to_cache") = false)
+             py::arg("add_to_cache") = false,
+             "Hashes a file into a Manifest; origin is recorded in it; add_to_cache also caches the content.")
         .def("import_manifest", &session::import_manifest, py::arg("manifest"), py::arg("origin") = py::none(),
-             py::arg("publication") = py::none())
+             py::arg("publication") = py::none(),
+             "Makes a content known to the cache; publication: the publisher's signed record (bytes), checked against "
+             "trust.publisher_keys.")
         .def("resolve", &session::resolve, py::arg("content_id"),
-             "Learn a content from its id alone: manifest, record and origins from the backends' catalogues")
-        .def("export_manifest", &session::export_manifest)
+             "Learns a content from its id alone: manifest, record and origins from the backends' catalogues.")
+        .def("export_manifest", &session::export_manifest, py::arg("content_id"), "The manifest of a known content.")
         .def("start_job", &session::start_job, py::arg("content_id"), py::arg("destination") = py::none(),
-             py::arg("origin") = py::none(), py::arg("pin") = false, py::arg("copy") = false)
-        .def("pause", &session::pause)
-        .def("resume", &session::resume)
-        .def("cancel", &session::cancel)
-        .def("job_status", &session::job_status)
-        .def("jobs", &session::jobs)
-        .def("poll_events", &session::poll_events, py::arg("max_events") = 64)
-        .def("wait_events", &session::wait_events, py::arg("timeout_ms"), py::arg("max_events") = 64)
-        .def("fileno", &session::fileno)
-        .def("cache_list", &session::cache_list)
-        .def("cache_remove", &session::cache_remove)
-        .def("cache_pin", &session::cache_pin, py::arg("content_id"), py::arg("pinned") = true)
-        .def("cache_path", &session::cache_path)
-        .def("device_facts", &session::device_facts)
-        .def("stats", &session::stats);
+             py::arg("origin") = py::none(), py::arg("pin") = false, py::arg("copy") = false,
+             "Starts downloading a known content; returns the job id. destination: deliver there (a hard link; copy=True "
+             "for an independent file); origin: instead of the recorded one; pin: never evict it.")
+        .def("pause", &session::pause, py::arg("job_id"), "Pauses a job (keeps what it has).")
+        .def("resume", &session::resume, py::arg("job_id"), "Resumes a paused job.")
+        .def("cancel", &session::cancel, py::arg("job_id"), "Cancels a job.")
+        .def("job_status", &session::job_status, py::arg("job_id"), "A job's status, as a dict (peerdist.Session wraps it).")
+        .def("jobs", &session::jobs, "The ids of the session's jobs.")
+        .def("poll_events", &session::poll_events, py::arg("max_events") = 64, "Events waiting now, as dicts; never blocks.")
+        .def("wait_events", &session::wait_events, py::arg("timeout_ms"), py::arg("max_events") = 64,
+             "Events, waiting up to timeout_ms for the first (the GIL is released meanwhile).")
+        .def("fileno", &session::fileno, "A descriptor that becomes readable when events wait (select, asyncio).")
+        .def("cache_list", &session::cache_list,
+             "The cached contents: [{id, name, state, size, bytes_verified, bytes_on_disk, pinned, last_used_ms}].")
+        .def("cache_remove", &session::cache_remove, py::arg("content_id"), "Removes a content from the cache.")
+        .def("cache_pin", &session::cache_pin, py::arg("content_id"), py::arg("pinned") = true,
+             "Pins (never evicted) or unpins a content.")
+        .def("cache_path", &session::cache_path, py::arg("content_id"), "Where a complete content's file is in the cache.")
+        .def("device_facts", &session::device_facts,
+             "What the session knows of this device: {free_bytes, usable_free_bytes, chassis, os_type, uptime_seconds}.")
+        .def("stats", &session::stats,
+             "The peer server's counters: {bytes_uploaded, blocks_uploaded, peer_connections, peers_refused, "
+             "connections_open, wan_budget_bytes}.");
 
     bind_admin(mod);
 
@@ -390,14 +431,15 @@ PYBIND11_MODULE(_native, mod) {
         std::uint8_t pk[32], sk[64];
         check(pd_publisher_keygen(pk, sk));
         return py::make_tuple(py::bytes(reinterpret_cast<char *>(pk), 32), py::bytes(reinterpret_cast<char *>(sk), 64));
-    });
+    }, "A new publisher key pair: (public 32 bytes, secret 64 bytes).");
     mod.def("publication_sign", [](const manifest &m, const std::string &origin, std::int64_t time_ms, py::bytes sk) {
         std::string key = sk;
         if (key.size() != 64) throw native_error{PD_E_MISUSE, PD_CATEGORY_API, "secret key must be 64 bytes"};
         pd_buf b = PD_BUF_INIT;
         check(pd_publication_sign(&b, m.m, origin.c_str(), time_ms, reinterpret_cast<const std::uint8_t *>(key.data())));
         return take_buf(b);
-    });
+    }, py::arg("manifest"), py::arg("origin"), py::arg("time_ms"), py::arg("secret_key"),
+       "A signed publication record (bytes) for a manifest and its origin.");
     mod.def("publication_verify", [](py::bytes record, py::bytes pk) {
         std::string r = record, key = pk;
         if (key.size() != 32) throw native_error{PD_E_MISUSE, PD_CATEGORY_API, "public key must be 32 bytes"};
@@ -411,7 +453,8 @@ PYBIND11_MODULE(_native, mod) {
         d["published_ms"] = pd_publication_time(p);
         pd_publication_free(p);
         return d;
-    });
+    }, py::arg("record"), py::arg("public_key"),
+       "Checks a publication record against a publisher's public key: {id, name, origin, size, published_ms}.");
     mod.def("content_info", [](const std::string &path, std::uint32_t version, py::bytes passphrase) {
         std::string pass = passphrase;
         pd_buf b = PD_BUF_INIT;
@@ -423,5 +466,6 @@ PYBIND11_MODULE(_native, mod) {
         }
         check(rc);
         return take_buf(b);
-    });
+    }, py::arg("path"), py::arg("version"), py::arg("server_passphrase"),
+       "BranchCache Content Information (version 1 or 2) of a file, as bytes.");
 }
