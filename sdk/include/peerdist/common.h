@@ -117,7 +117,7 @@ PD_API void pd_buf_dispose(pd_buf *buf);
 
 /** Identifier of a content: SHA-256 over its manifest's canonical header and segment hashes. */
 typedef struct pd_content_id {
-    uint8_t bytes[32];
+    uint8_t bytes[32]; /**< The SHA-256 digest. */
 } pd_content_id;
 
 /**

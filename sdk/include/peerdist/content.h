@@ -242,13 +242,13 @@ PD_API const char *pd_cache_state_name(uint32_t state);
 typedef struct pd_cache_entry {
     uint32_t struct_size;     /**< Caller sets sizeof(pd_cache_entry). */
     uint32_t state;           /**< pd_cache_state. */
-    pd_content_id id;
+    pd_content_id id;         /**< The content. */
     uint64_t size;            /**< Content size. */
     uint64_t bytes_verified;  /**< Verified, durable bytes. */
     uint64_t bytes_on_disk;   /**< Bytes the store accounts to the quota. */
     uint32_t pinned;          /**< Non-zero: never evicted. */
-    uint32_t reserved;
-    int64_t last_used_ms;
+    uint32_t reserved;        /**< Zero. */
+    int64_t last_used_ms;     /**< Last read or written, ms since the Unix epoch (LRU eviction order). */
     char name[256];           /**< Display name, NUL-terminated, possibly truncated. */
 } pd_cache_entry;
 

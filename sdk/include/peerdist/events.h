@@ -43,9 +43,9 @@ typedef struct pd_event {
     uint64_t job_id;        /**< Job concerned, or 0. */
     pd_content_id content;  /**< Content concerned, or all zeroes. */
     uint32_t source_class;  /**< pd_source_class concerned, when relevant. */
-    uint32_t reserved;
-    uint64_t bytes_done;
-    uint64_t bytes_total;
+    uint32_t reserved;      /**< Zero. */
+    uint64_t bytes_done;    /**< Progress events: verified bytes so far. */
+    uint64_t bytes_total;   /**< Progress events: the content's size. */
     uint64_t count;         /**< Type-specific number (see pd_event_type). */
     int64_t timestamp_ms;   /**< Milliseconds since the Unix epoch. */
     char message[256];      /**< UTF-8, NUL-terminated, possibly truncated. */

@@ -79,16 +79,16 @@ PD_API int pd_job_resume(pd_session *session, uint64_t job_id);
 typedef struct pd_job_status {
     uint32_t struct_size;      /**< Caller sets sizeof(pd_job_status). */
     uint32_t state;            /**< pd_job_state. */
-    uint64_t job_id;
-    pd_content_id content;
+    uint64_t job_id;           /**< The job. */
+    pd_content_id content;     /**< What it downloads. */
     uint64_t bytes_total;      /**< Content size. */
     uint64_t bytes_verified;   /**< Verified and durable. */
     uint64_t bytes_by_source[PD_SOURCE_CLASS_COUNT]; /**< Verified bytes per pd_source_class. */
     uint64_t bytes_fetched;    /**< Bytes received from sources this run, rejected ones included. */
     uint64_t blocks_rejected;  /**< Blocks that failed verification. */
     int32_t error_code;        /**< Why it failed, when FAILED. */
-    uint32_t reserved;
-    int64_t started_ms;
+    uint32_t reserved;         /**< Zero. */
+    int64_t started_ms;        /**< When it started, ms since the Unix epoch. */
     int64_t finished_ms;       /**< 0 while active. */
     char message[256];         /**< Failure reason or delivered path. */
     uint64_t source_fallbacks; /**< Sources given up during the job (each one an event with its reason). */

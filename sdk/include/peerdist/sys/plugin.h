@@ -176,8 +176,8 @@ typedef struct pd_host_api {
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */
 typedef struct pd_content_ref {
-    uint32_t struct_size;
-    uint32_t reserved;
+    uint32_t struct_size;  /**< sizeof(pd_content_ref) as the host knows it. */
+    uint32_t reserved;     /**< Zero. */
     uint8_t id[32];        /**< Content id. */
     uint64_t size;         /**< Content size in bytes. */
     const char *name;      /**< Display name (never a path). */
@@ -191,12 +191,12 @@ typedef struct pd_content_ref {
  * the content id, the record against its trusted publishers.
  */
 typedef struct pd_content_description {
-    uint32_t struct_size;
-    uint32_t reserved;
+    uint32_t struct_size;         /**< sizeof(pd_content_description) as the plugin knows it. */
+    uint32_t reserved;            /**< Zero. */
     const uint8_t *manifest;      /**< The manifest (docs/content-model.md). */
-    size_t manifest_len;
+    size_t manifest_len;          /**< Its length in bytes. */
     const uint8_t *publication;   /**< The publisher's signed record, or NULL. */
-    size_t publication_len;
+    size_t publication_len;       /**< Its length in bytes (0 without one). */
     const char *origins;          /**< Origin locators, newline-separated, in order; "" for none. */
 } pd_content_description;
 
@@ -315,7 +315,7 @@ typedef struct pd_plugin_descriptor {
     uint32_t struct_size;      /**< sizeof(pd_plugin_descriptor) as the plugin was built. */
     uint32_t abi_version;      /**< Newest plugin ABI version the plugin implements. */
     uint32_t abi_min_version;  /**< Oldest it still implements. */
-    uint32_t reserved;
+    uint32_t reserved;         /**< Zero. */
     const char *name;          /**< Unique, [a-z0-9_-], ≤ 63 bytes. */
     const char *version;       /**< The plugin's own version. */
     const char *license;       /**< SPDX identifier. */
