@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The C ABI against the last release: builds libpeerdist of tag BASELINE (git archive, the
+# The C ABI against the last release: builds libpeerdist of release BASELINE (git archive, the
 # same compiler, ccache), then compares it with this build's library with abidiff and the
 # public headers of both. Every difference — a symbol removed or added, a struct that grew, a
 # parameter that changed, the SONAME — must be in docs/abi/changes-since-BASELINE.txt, which
@@ -9,17 +9,21 @@ set -euo pipefail
 src=$1 build=$2 baseline=${3:-v0.4.0}
 reviewed=$src/docs/abi/changes-since-$baseline.txt
 work=$build/abi-baseline
-if ! git -C "$src" rev-parse -q --verify "refs/tags/$baseline" >/dev/null; then
-  echo "abi_check: tag $baseline is not in this clone (git fetch --tags)" >&2
+# The release's commit: its tag, else the commit docs/abi/releases.txt records for it (a clone
+# made without tags still has the history).
+commit=$(git -C "$src" rev-parse -q --verify "refs/tags/$baseline^{commit}" ||
+         awk -v r="$baseline" '$1 == r { print $2 }' "$src/docs/abi/releases.txt")
+if [ -z "$commit" ] || ! git -C "$src" cat-file -e "$commit^{commit}" 2>/dev/null; then
+  echo "abi_check: release $baseline is not in this clone (a shallow clone? git fetch --tags --unshallow)" >&2
   exit 1
 fi
-if [ ! -f "$work/stamp" ] || [ "$(cat "$work/stamp")" != "$(git -C "$src" rev-parse "$baseline^{commit}")" ]; then
+if [ ! -f "$work/stamp" ] || [ "$(cat "$work/stamp")" != "$commit" ]; then
   rm -rf "$work" && mkdir -p "$work/src"
-  git -C "$src" archive "$baseline" | tar -x -C "$work/src"
+  git -C "$src" archive "$commit" | tar -x -C "$work/src"
   cmake -S "$work/src" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPEERDIST_DEVELOPER_MODE=OFF \
         -DPEERDIST_PYTHON=OFF -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
   cmake --build "$work/build" --target peerdist >/dev/null
-  git -C "$src" rev-parse "$baseline^{commit}" >"$work/stamp"
+  echo "$commit" >"$work/stamp"
 fi
 set +e
 abidiff --headers-dir1 "$work/src/sdk/include" --headers-dir2 "$src/sdk/include" \
