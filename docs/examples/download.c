@@ -1,7 +1,7 @@
 /*
  * download.c - the smallest useful peerdist host, in C99 against the installed SDK:
  *
- *   cc -std=c99 download.c -I$PREFIX/include -L$PREFIX/lib -lpeerdist -o download
+ *   cc -std=c99 download.c $(pkg-config --cflags --libs peerdist) -o download
  *   ./download CACHE_DIR PLUGIN_DIR MANIFEST ORIGIN DEST PUBLISHER_KEY
  *
  * It opens a session that trusts one publisher (PUBLISHER_KEY: 64 hex digits, what
