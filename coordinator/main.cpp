@@ -284,6 +284,7 @@ int main(int argc, char **argv) {
     app.set_version_flag("--version", std::string("pd-coordinator ") + PD_VERSION_STRING);
     // A TOML (or INI) file of options, a section per command: [serve] db = "...", listen = "...".
     app.set_config("--config", "", "Read options from this file, a [section] per command (packaging/coordinator.toml)");
+    app.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt key is an error, not ignored
     app.require_subcommand(1);
     app.fallthrough();
     app.footer("Exit status: 0 ok, 1 failed, 2 usage, 3 not found, 4 refused, 5 unreachable (docs/cli.md).");

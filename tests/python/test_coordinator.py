@@ -28,9 +28,10 @@ def init(db, *extra):
 
 
 class Server:
-    def __init__(self, db):
+    def __init__(self, db, command=None):
         self.log = open(str(db) + ".log", "w+")
-        self.proc = subprocess.Popen([COORDINATOR, "serve", "--db", str(db), "--listen", "127.0.0.1:0"],
+        command = command or [COORDINATOR, "serve", "--db", str(db), "--listen", "127.0.0.1:0"]
+        self.proc = subprocess.Popen(command,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while True:
@@ -136,6 +137,26 @@ def test_admin_keys_roles_revocation_and_the_fleet_key_refused(coordinator, tmp_
     os.chmod(cred, 0o644)
     out = run(cred, "health")
     assert out.returncode == 1 and "can be read or changed by other users (mode 0644): chmod 600 it" in out.stderr
+
+
+def test_serve_reads_its_options_from_a_config_file(tmp_path, host_bin):
+    """pd-coordinator --config FILE: a section per command, as the packaged unit runs it; the
+    command line still wins over the file, and a misspelt key in the file is refused."""
+    db = tmp_path / "c.db"
+    assert init(db, "--admin-out", str(tmp_path / "admin.cred")).returncode == 0
+    conf = tmp_path / "coordinator.toml"
+    conf.write_text('[serve]\ndb = "%s"\nlisten = "127.0.0.1:0"\nagent-versions = "0.4.0-0.9.0"\n' % db)
+    server = Server(db, [COORDINATOR, "--config", str(conf), "serve"])
+    try:
+        out = subprocess.run([os.path.join(host_bin, "pd"), "admin", "--coordinator", server.address, "--credential",
+                              str(tmp_path / "admin.cred"), "--json", "health"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["supported_agent_versions"].endswith("0.9.0")
+    finally:
+        server.stop()
+    conf.write_text('[serve]\ndb = "%s"\nlisten = "127.0.0.1:0"\nhartbeat-ms = 2000\n' % db)
+    out = subprocess.run([COORDINATOR, "--config", str(conf), "serve"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "hartbeat" in out.stderr, out.stderr
 
 
 def test_a_database_from_0_4_gains_administrators_when_upgraded(tmp_path):

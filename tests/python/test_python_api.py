@@ -55,7 +55,7 @@ def test_typed_results_jobs_and_paths(tmp_path, plugin_dir, signed):
         assert status["state"] == "completed" and status["bytes_by_source"]["origin"] == src.stat().st_size  # 0.4 reads
         assert EventType.JOB_COMPLETED in [e.type for e in seen] and all(e.job_id == job.id for e in seen)
         [entry] = s.cache_list()
-        assert entry.id == m.id and entry.state == "complete" and entry.name == "a.bin"
+        assert entry.content == m.id and entry["id"] == m.id and entry.state == "complete" and entry.name == "a.bin"
         assert s.job(job.id).status().state is JobState.COMPLETED
 
 

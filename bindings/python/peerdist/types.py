@@ -137,8 +137,9 @@ class Event(_Legacy):
 
 @dataclasses.dataclass(frozen=True)
 class CacheEntry(_Legacy):
-    """One cached content (pd_cache_entry)."""
-    id: str
+    """One cached content (pd_cache_entry). A content id is `content` here as in JobStatus,
+    Event and the agent's replies (0.4's dict called it "id": ``entry["id"]`` still works)."""
+    content: str
     name: str
     state: str  # "known", "partial" or "complete"
     size: int
@@ -150,4 +151,6 @@ class CacheEntry(_Legacy):
 
     @classmethod
     def from_native(cls, d):
-        return cls(**d, _raw=d)
+        fields = dict(d, content=d["id"])
+        del fields["id"]
+        return cls(**fields, _raw=d)
