@@ -72,41 +72,30 @@ cmake_build() {  # cmake_build SOURCE BUILD [ARGS...]
 
 # Header-only dependencies: links to Debian's headers, nothing else from /usr/include.
 ln -sfn /usr/include/boost "$prefix/include/boost"
-ln -sfn /usr/include/nlohmann "$prefix/include/nlohmann"
-mkdir -p "$prefix/lib/cmake/nlohmann_json"
-json_version=$(dpkg-query -W -f='${Version}' nlohmann-json3-dev | cut -d- -f1)
-cat >"$prefix/lib/cmake/nlohmann_json/nlohmann_jsonConfig.cmake" <<EOF2
-# Debian's nlohmann-json headers, seen through the prefix (never /usr/include).
-set(nlohmann_json_VERSION $json_version)
-if(NOT TARGET nlohmann_json::nlohmann_json)
-  add_library(nlohmann_json::nlohmann_json INTERFACE IMPORTED)
-  set_target_properties(nlohmann_json::nlohmann_json PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "$prefix/include")
+# header_only NAME TARGET FOLDER DEBIAN_PACKAGE MAJOR: Debian's headers of a header-only
+# library through a link in the prefix, and a CMake package (NAME, target TARGET) for them.
+header_only() {
+  local name=$1 target=$2 folder=$3 deb=$4 major=$5 version
+  version=$(dpkg-query -W -f='${Version}' "$deb" | sed -E 's/^[0-9]+://; s/[-+].*//')
+  ln -sfn "/usr/include/$folder" "$prefix/include/$folder"
+  mkdir -p "$prefix/lib/cmake/$name"
+  cat >"$prefix/lib/cmake/$name/${name}Config.cmake" <<EOF2
+# Debian's $deb headers, seen through the prefix (never /usr/include).
+set(${name}_VERSION $version)
+if(NOT TARGET $target)
+  add_library($target INTERFACE IMPORTED)
+  set_target_properties($target PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "$prefix/include")
 endif()
 EOF2
-cat >"$prefix/lib/cmake/nlohmann_json/nlohmann_jsonConfigVersion.cmake" <<EOF2
-set(PACKAGE_VERSION $json_version)
-if(PACKAGE_FIND_VERSION_MAJOR EQUAL 3)
+  cat >"$prefix/lib/cmake/$name/${name}ConfigVersion.cmake" <<EOF2
+set(PACKAGE_VERSION $version)
+if(PACKAGE_FIND_VERSION_MAJOR EQUAL $major)
   set(PACKAGE_VERSION_COMPATIBLE TRUE)
 endif()
 EOF2
-
-ln -sfn /usr/include/CLI "$prefix/include/CLI"
-mkdir -p "$prefix/lib/cmake/CLI11"
-cli11_version=$(dpkg-query -W -f='${Version}' libcli11-dev | cut -d+ -f1)
-cat >"$prefix/lib/cmake/CLI11/CLI11Config.cmake" <<EOF2
-# Debian's CLI11 headers, seen through the prefix (never /usr/include).
-set(CLI11_VERSION $cli11_version)
-if(NOT TARGET CLI11::CLI11)
-  add_library(CLI11::CLI11 INTERFACE IMPORTED)
-  set_target_properties(CLI11::CLI11 PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "$prefix/include")
-endif()
-EOF2
-cat >"$prefix/lib/cmake/CLI11/CLI11ConfigVersion.cmake" <<EOF2
-set(PACKAGE_VERSION $cli11_version)
-if(PACKAGE_FIND_VERSION_MAJOR EQUAL 2)
-  set(PACKAGE_VERSION_COMPATIBLE TRUE)
-endif()
-EOF2
+}
+header_only nlohmann_json nlohmann_json::nlohmann_json nlohmann nlohmann-json3-dev 3
+header_only CLI11 CLI11::CLI11 CLI libcli11-dev 2
 
 dir=$(source_dir libsodium) && v=$(version_of "$dir" libsodium)
 if ! built libsodium "$v"; then

@@ -17,8 +17,12 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
+#include <functional>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 namespace pdtest {
 
@@ -40,6 +44,28 @@ inline pd::admin_credential add_admin_to(coordinator_store &store, const std::ar
     return c;
 }
 
+
+// The server's audit lines, captured from its thread for a test to count (server_options.audit).
+class audit_log {
+public:
+    std::function<void(const std::string &)> sink() {
+        return [this](const std::string &line) {
+            std::lock_guard lk(mu_);
+            lines_.push_back(line);
+        };
+    }
+    // Lines containing `needle`.
+    std::size_t count(const std::string &needle) {
+        std::lock_guard lk(mu_);
+        return static_cast<std::size_t>(
+            std::count_if(lines_.begin(), lines_.end(), [&](auto &l) { return l.find(needle) != std::string::npos; }));
+    }
+    bool has(const std::string &needle) { return count(needle) > 0; }
+
+private:
+    std::mutex mu_;
+    std::vector<std::string> lines_;
+};
 
 struct running_server {
     pdtest::temp_dir dir;

@@ -28,6 +28,7 @@
 using namespace pd::coord;
 using pdtest::add_admin_to;
 using pdtest::public_key_of;
+using pdtest::audit_log;
 using pdtest::running_server;
 
 namespace {
@@ -413,13 +414,9 @@ TEST(coordinator_client, a_host_name_is_resolved) {
 // A wrong key is refused and audited, once a minute per address however often it is tried
 // (a scanner must not fill the log).
 TEST(coordinator_server, a_wrong_key_is_a_shared_key_mismatch_and_big_messages_travel_in_parts) {
-    std::vector<std::string> audit;
-    std::mutex audit_mu;
+    audit_log audit;
     auto o = running_server::legacy();
-    o.audit = [&](const std::string &line) {
-        std::lock_guard lk(audit_mu);
-        audit.push_back(line);
-    };
+    o.audit = audit.sink();
     running_server s(o);
     std::array<std::uint8_t, 32> other{9};
     for (int attempt = 0; attempt < 5; ++attempt) {
@@ -431,13 +428,9 @@ TEST(coordinator_server, a_wrong_key_is_a_shared_key_mismatch_and_big_messages_t
             EXPECT_NE(std::string(e.what()).find("shared key mismatch"), std::string::npos);
         }
     }
-    auto refusals = [&] {
-        std::lock_guard lk(audit_mu);
-        return std::count_if(audit.begin(), audit.end(),
-                             [](auto &l) { return l.rfind("audit: secure channel refused from 127.0.0.1: ", 0) == 0; });
-    };
-    for (int i = 0; i < 50 && refusals() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    EXPECT_EQ(refusals(), 1);
+    const std::string refused = "audit: secure channel refused from 127.0.0.1: ";
+    for (int i = 0; i < 50 && !audit.has(refused); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(audit.count(refused), 1u);
     auto c = s.admin();
     // A topology of 5000 offices is well over one record each way.
     std::string csv = "name,parent,type,ranges\nCentral Office,,Default,\n";
@@ -728,18 +721,11 @@ TEST(coordinator_server, a_topology_import_is_checked_off_the_network_thread) {
 // ---- trust: who may administer, and where a device is ----
 
 TEST(coordinator_trust, the_fleet_key_alone_cannot_administer_and_roles_hold_at_once) {
-    std::vector<std::string> audit;
-    std::mutex audit_mu;
+    audit_log audit;
     auto o = running_server::legacy();
-    o.audit = [&](const std::string &line) {
-        std::lock_guard lk(audit_mu);
-        audit.push_back(line);
-    };
+    o.audit = audit.sink();
     running_server s(o);
-    auto audited = [&](const std::string &needle) {
-        std::lock_guard lk(audit_mu);
-        return std::any_of(audit.begin(), audit.end(), [&](auto &l) { return l.find(needle) != std::string::npos; });
-    };
+    auto audited = [&](const std::string &needle) { return audit.has(needle); };
     // The attacker holds the fleet key (any device does) and tries every admin operation.
     coordinator_client member(s.srv->bound_address(), s.key.data(), 5000);
     for (auto op : {"admin.health", "admin.devices.csv", "admin.groups.set", "admin.topology.import", "admin.admins.list"}) {
