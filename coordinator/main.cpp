@@ -87,11 +87,12 @@ std::int64_t now_ms() {
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// Adds an administrator with a new key pair and writes its credential (owner-only) to `out`.
-void add_admin(pd::coord::coordinator_store &store, const std::string &name, const std::string &role, const std::string &out) {
+// Adds an administrator with a new key pair and writes its credential (owner-only) to `out`;
+// returns what to report.
+json add_admin(pd::coord::coordinator_store &store, const std::string &name, const std::string &role, const std::string &out) {
     if (name.empty() || name.size() > 64 || name.find_first_of(" \t\r\n'\"") != std::string::npos)
-        throw std::runtime_error("an administrator's name is 1-64 characters without spaces or quotes");
-    if (!pd::coord::parse_role(role)) throw std::runtime_error("a role is 'admin' or 'viewer'");
+        throw pd_cli::usage_error("an administrator's name is 1-64 characters without spaces or quotes");
+    if (!pd::coord::parse_role(role)) throw pd_cli::usage_error("a role is 'admin' or 'viewer'");
     pd::admin_credential c;
     randombytes_buf(c.admin_seed.data(), c.admin_seed.size());
     c.coordinator_key = coordinator_signing_key(store).public_key;
@@ -109,7 +110,12 @@ void add_admin(pd::coord::coordinator_store &store, const std::string &name, con
         std::remove(out.c_str());
         throw;
     }
-    std::cout << "administrator '" << name << "' (" << role << "): credential written to " << out << "\n";
+    return {{"name", name}, {"role", role}, {"public_key", pd::to_hex(public_key.data(), 32)}, {"credential", out}};
+}
+
+std::string admin_line(const json &a) {
+    return "administrator '" + a["name"].get<std::string>() + "' (" + a["role"].get<std::string>() +
+           "): credential written to " + a["credential"].get<std::string>();
 }
 
 // pd-coordinator admin-key add|revoke|list --db PATH: run on the coordinator's host (the
@@ -118,13 +124,15 @@ int admin_key(const std::string &what, const options &o) {
     pd::platform::require_private_file(o.db, "coordinator database");
     auto store = pd::coord::open_sqlite_store(o.db);
     if (what == "add") {
-        add_admin(*store, o.name, o.role, o.out);
+        auto added = add_admin(*store, o.name, o.role, o.out);
+        std::cout << (o.json ? added.dump(2) : admin_line(added)) << "\n";
         return pd_cli::exit_ok;
     }
     if (what == "revoke") {
         if (!store->revoke_admin(o.name, now_ms()))
             throw pd_cli::failure(pd_cli::exit_not_found, "no valid administrator named '" + o.name + "'");
-        std::cout << "administrator '" << o.name << "' revoked\n";
+        std::cout << (o.json ? json{{"name", o.name}, {"revoked", true}}.dump(2) : "administrator '" + o.name + "' revoked")
+                  << "\n";
         return pd_cli::exit_ok;
     }
     json list = json::array();
@@ -161,18 +169,23 @@ int init(const options &o) {
         std::string line = key_hex + "\n";  // created 0600 (temporary + rename): never readable by others
         pd::platform::write_file_atomic(o.key_out, line.data(), line.size(), pd::platform::access::owner_only);
     }
+    auto signing = coordinator_signing_key(*store);
+    std::string coordinator_key = pd::to_hex(signing.public_key.data(), 32);
+    sodium_memzero(signing.secret_key.data(), signing.secret_key.size());
+    json admin = o.admin_out.empty() ? json(nullptr) : add_admin(*store, "admin", "admin", o.admin_out);
+    if (o.json) {
+        std::cout << json{{"server_id", server_id}, {"fleet_key", key_hex}, {"regenerated", existing.has_value()},
+                          {"coordinator_key", coordinator_key}, {"administrator", admin}}.dump(2)
+                  << "\n";
+        return pd_cli::exit_ok;
+    }
     std::cout << "server id: " << server_id << "\n";
     std::cout << (existing ? "new " : "") << "fleet key (shown once; give it to every agent as fleet_key_file):\n"
               << key_hex << "\n";
     if (existing) std::cout << "agents holding the old key now get \"shared key mismatch\"\n";
-    auto signing = coordinator_signing_key(*store);
-    std::cout << "coordinator key: " << pd::to_hex(signing.public_key.data(), 32) << "\n";
-    sodium_memzero(signing.secret_key.data(), signing.secret_key.size());
-    if (!o.admin_out.empty()) {
-        add_admin(*store, "admin", "admin", o.admin_out);
-    } else if (!existing) {
-        std::cout << "no administrator yet: pd-coordinator admin-key add --db " << o.db << " --name NAME --out FILE\n";
-    }
+    std::cout << "coordinator key: " << coordinator_key << "\n";
+    if (!admin.is_null()) std::cout << admin_line(admin) << "\n";
+    else if (!existing) std::cout << "no administrator yet: pd-coordinator admin-key add --db " << o.db << " --name NAME --out FILE\n";
     return pd_cli::exit_ok;
 }
 
@@ -295,6 +308,7 @@ int main(int argc, char **argv) {
     init_cmd->add_flag("--regenerate-key", o.regenerate_key, "Replace the fleet key of an initialised database");
     init_cmd->add_option("--key-out", o.key_out, "Also write the fleet key to this file (0600)");
     init_cmd->add_option("--admin-out", o.admin_out, "Create the administrator 'admin' and write its credential here");
+    init_cmd->add_flag("--json", o.json, "Print the keys and ids as JSON");
 
     auto *serve_cmd = app.add_subcommand("serve", "Serve agents and administrators");
     db_option(serve_cmd);
@@ -330,8 +344,10 @@ int main(int argc, char **argv) {
     add_cmd->add_option("--role", o.role, "admin (changes) or viewer (sees)")->check(CLI::IsMember({"admin", "viewer"}))
         ->capture_default_str();
     add_cmd->add_option("--out", o.out, "File for the credential (0600)")->required();
+    add_cmd->add_flag("--json", o.json, "As JSON");
     auto *revoke_cmd = keys_cmd->add_subcommand("revoke", "Revoke an administrator at once");
     revoke_cmd->add_option("--name", o.name, "Its name")->required();
+    revoke_cmd->add_flag("--json", o.json, "As JSON");
     auto *list_cmd = keys_cmd->add_subcommand("list", "Administrators, as CSV (or --json)");
     list_cmd->add_flag("--json", o.json, "As JSON");
 

@@ -179,3 +179,18 @@ def test_a_content_id_prefix_must_name_one_content(tmp_path):
     pinned = [e["content"] for e in json.loads(listed.stdout) if e["pinned"]]
     assert pinned == [pair[0]]
     assert run([PD, "cache", "pin", "g123", "--cache", str(cache)], tmp_path).returncode == USAGE
+
+
+def test_coordinator_reports_as_json(tmp_path):
+    p = run([COORD, "init", "--db", str(tmp_path / "c.db"), "--admin-out", str(tmp_path / "a.cred"), "--json"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    made = json.loads(p.stdout)
+    assert len(made["fleet_key"]) == 64 and len(made["coordinator_key"]) == 64 and not made["regenerated"]
+    assert made["administrator"]["name"] == "admin" and made["administrator"]["credential"] == str(tmp_path / "a.cred")
+    p = run([COORD, "admin-key", "add", "--db", str(tmp_path / "c.db"), "--name", "bob", "--role", "viewer",
+             "--out", str(tmp_path / "b.cred"), "--json"], tmp_path)
+    assert json.loads(p.stdout)["role"] == "viewer"
+    listed = json.loads(run([COORD, "admin-key", "list", "--db", str(tmp_path / "c.db"), "--json"], tmp_path).stdout)
+    assert [(a["name"], a["role"]) for a in listed] == [("admin", "admin"), ("bob", "viewer")]
+    assert json.loads(run([COORD, "admin-key", "revoke", "--db", str(tmp_path / "c.db"), "--name", "bob", "--json"],
+                          tmp_path).stdout) == {"name": "bob", "revoked": True}
