@@ -13,7 +13,7 @@ packages=(
   # The Debian packages (cmake/packaging.cmake): man pages from --help, the users they create.
   help2man adduser
   # The API reference from the headers, and the ABI check against the last release.
-  doxygen abigail-tools
+  doxygen abigail-tools sqlite3
   # The Windows cross build (docs/windows.md): MinGW-w64, Wine, and what building Debian's
   # source packages of the dependencies needs.
   g++-mingw-w64-x86-64-posix wine64 autoconf automake libtool dpkg-dev
