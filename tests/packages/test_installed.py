@@ -16,7 +16,9 @@ import time
 import pytest
 
 SOURCE = os.environ["PD_SOURCE_DIR"]
-WORK = "/var/tmp/peerdist-package-test"
+# Outside /tmp and /var/tmp (the units' PrivateTmp) and /home (ProtectHome): the agent reads
+# the manifest and origin from here under systemd too.
+WORK = "/srv/peerdist-package-test"
 SYSTEMD = os.path.isdir("/run/systemd/system")
 
 
@@ -148,8 +150,9 @@ def test_both_daemons_as_their_units_start_them_and_a_download_through_the_agent
     config["settings"] = {"trust.publisher_keys": public}
     with open("/etc/peerdist/agent.json", "w") as f:
         json.dump(config, f)
-    out_dir = os.path.join(work, "out")
-    os.makedirs(out_dir)
+    # Under ProtectSystem=strict the agent writes only its own folders: deliver into one.
+    out_dir = "/var/lib/peerdist/delivered"
+    os.makedirs(out_dir, exist_ok=True)
     shutil.chown(out_dir, "peerdist", "peerdist")
 
     coordinator = Daemon("peerdist-coordinator").start()
