@@ -21,6 +21,7 @@ from . import agent, errors
 from ._native import (Manifest, content_info, plugin_dir_default, publication_sign, publication_verify,
                       publisher_keygen, strerror, version, version_num)
 from ._native import Admin as _NativeAdmin
+from ._native import fleet_key_read_file as _native_fleet_key_read_file
 from ._native import Session as _NativeSession
 from .errors import Error
 from .types import CacheEntry, Event, EventType, JobState, JobStatus, SourceClass
@@ -48,21 +49,10 @@ class _Closing:
 
 
 def _fleet_key(key):
-    """32 key bytes, or a key file's path (64 hex digits, private: what pd-coordinator writes)."""
+    """32 key bytes, or a key file's path (read by the library's own rule)."""
     if key is None or isinstance(key, (bytes, bytearray)):
         return None if key is None else bytes(key)
-    path = _path(key)
-    if os.name == "posix" and os.stat(path).st_mode & 0o077:
-        raise errors.InvalidError("fleet key file '%s' can be read by other users: chmod 600 it" % path, -9)
-    with open(path) as f:
-        text = f.read().strip()
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise errors.InvalidError("fleet key file '%s' does not hold 64 hex digits" % path, -9)
-    return raw
+    return _native_fleet_key_read_file(_path(key))
 
 
 class Session(_Closing, _NativeSession):

@@ -427,6 +427,12 @@ PYBIND11_MODULE(_native, mod) {
 
     bind_admin(mod);
 
+    mod.def("fleet_key_read_file", [](const std::string &path) {
+        std::uint8_t key[32];
+        check(pd_fleet_key_read_file(key, path.c_str()));
+        return py::bytes(reinterpret_cast<char *>(key), 32);
+    }, py::arg("path"), "A fleet key file's 32 bytes, by the library's rule (pd_fleet_key_read_file): 64 hex digits "
+       "of a random key in a file others cannot read.");
     mod.def("publisher_keygen", [] {
         std::uint8_t pk[32], sk[64];
         check(pd_publisher_keygen(pk, sk));
