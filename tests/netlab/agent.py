@@ -8,6 +8,8 @@ import socket
 import subprocess
 import time
 
+from . import procstat
+
 
 def write_key(path, text=None):
     """Writes a fleet key file as pd-coordinator init does: created 0600, 64 hex digits of a
@@ -20,9 +22,7 @@ def write_key(path, text=None):
 
 def process_cpu_seconds(pid):
     """User + system CPU seconds of a running process (Linux /proc)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return procstat.cpu_seconds(procstat.stat_fields(pid))
 
 
 def children_cpu_seconds():

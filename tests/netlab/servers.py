@@ -10,6 +10,8 @@ import subprocess
 import threading
 import time
 
+from . import procstat
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -78,16 +80,15 @@ def make_pki(d):
 
 def session_cpu_seconds(sid):
     """User + system CPU seconds of the running processes of session `sid` (Linux /proc)."""
-    total = 0
+    total = 0.0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open("/proc/%s/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            fields = procstat.stat_fields(pid)
         except OSError:
             continue  # gone meanwhile
         if int(fields[3]) == sid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            total += procstat.cpu_seconds(fields)
+    return total
 
 
 class Nginx:
