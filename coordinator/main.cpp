@@ -40,7 +40,6 @@ struct options {
     std::int64_t heartbeat_ms = 5000;
     std::uint64_t bucket_bytes = 1ull << 30;
     unsigned wave_width = 0;
-    std::vector<std::string> admin_args;
 };
 
 std::array<std::uint8_t, 32> parse_key(const std::string &text) {
@@ -253,37 +252,6 @@ int serve(const options &a) {
     return 0;
 }
 
-// pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS]: the same
-// operation table as `pd admin`, through the C ABI (pd_admin_run).
-int admin(const options &o) {
-    if (o.admin_args.empty()) throw pd_cli::usage_error("admin needs an operation (pd-coordinator admin --help lists them)");
-    auto check = [](int rc, const std::string &what) {
-        if (rc != PD_OK) throw pd_cli::failure(pd_cli::exit_for(rc), what + ": " + pd_error_last()->message);
-    };
-    pd_admin *handle = nullptr;
-    pd_admin_credential cred;
-    check(pd_admin_credential_read_file(&cred, o.credential.c_str()), "reading the credential");
-    int rc = pd_admin_connect(&handle, o.connect.c_str(), &cred, 10000);
-    sodium_memzero(&cred, sizeof cred);
-    check(rc, "connecting to " + o.connect);
-    std::unique_ptr<pd_admin, void (*)(pd_admin *)> connection(handle, pd_admin_free);
-    std::vector<const char *> args;
-    for (std::size_t i = 1; i < o.admin_args.size(); ++i) args.push_back(o.admin_args[i].c_str());
-    pd_buf out = PD_BUF_INIT;
-    check(pd_admin_run(&out, handle, o.admin_args[0].c_str(), args.data(), args.size(), o.json ? PD_ADMIN_JSON : 0),
-          o.admin_args[0]);
-    std::cout.write(reinterpret_cast<const char *>(out.ptr), static_cast<std::streamsize>(out.size));
-    pd_buf_dispose(&out);
-    return pd_cli::exit_ok;
-}
-
-std::string admin_operations() {
-    std::string s = "Operations:\n";
-    for (std::size_t n = 0; auto *op = pd_admin_operation_at(n); ++n)
-        s += std::string("  ") + op->name + " " + op->arguments + "\n      " + op->summary + "\n";
-    return s;
-}
-
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -362,16 +330,17 @@ int main(int argc, char **argv) {
        })->group("");
     // Everything from OP on is the operation's own (its options too): pd_admin_run parses it.
     admin_cmd->prefix_command()->fallthrough(false);
-    admin_cmd->footer("pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS...]\n" + admin_operations());
+    admin_cmd->footer("pd-coordinator admin --connect HOST:PORT --credential FILE [--json] OP [ARGS...]\n" +
+                      pd_cli::admin_operations());
 
     return pd_cli::run(app, argc, argv, [&]() -> int {
         try {
             if (init_cmd->parsed()) return init(o);
             if (serve_cmd->parsed()) return serve(o);
-            if (admin_cmd->parsed()) {
-                o.admin_args = admin_cmd->remaining();
-                return admin(o);
-            }
+            // The same operation table as `pd admin`, through the C ABI (pd_admin_run).
+            if (admin_cmd->parsed())
+                return pd_cli::run_admin(o.connect, o.credential, admin_cmd->remaining(), o.json,
+                                         "pd-coordinator admin --help");
             return admin_key(keys_cmd->get_subcommands().front()->get_name(), o);
         } catch (const pd::error &e) {
             throw pd_cli::failure(pd_cli::exit_for(e.code()), e.what());

@@ -6,10 +6,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include <peerdist/common.h>
+#include <peerdist.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <exception>
 #include <functional>
 #include <new>
@@ -53,6 +54,48 @@ struct failure : std::runtime_error {
 
 // A mistake on the command line that CLI11 cannot see (a combination, a bad id).
 inline failure usage_error(const std::string &what) { return failure(exit_usage, what); }
+
+// The library's last error as a failure: "WHAT: message (name)", with its exit status.
+inline failure library_failure(const std::string &what) {
+    const pd_error *e = pd_error_last();
+    return failure(exit_for(e->code), what + ": " + e->message + " (" + pd_strerror(e->code) + ")");
+}
+
+// Throws library_failure(what) unless `rc` is PD_OK.
+inline void check(int rc, const std::string &what) {
+    if (rc != PD_OK) throw library_failure(what);
+}
+
+// The admin operations of the library's table (pd_admin_operation_at), for --help.
+inline std::string admin_operations() {
+    std::string s = "Operations:\n";
+    for (std::size_t i = 0; const pd_admin_operation *op = pd_admin_operation_at(i); ++i)
+        s += std::string("  ") + op->name + " " + op->arguments + "\n      " + op->summary + "\n";
+    return s;
+}
+
+// `pd admin` and `pd-coordinator admin`: connects to `coordinator` with the credential file,
+// runs operation args[0] with the rest as its arguments (pd_admin_run parses them) and prints
+// the result on stdout.
+inline int run_admin(const std::string &coordinator, const std::string &credential_file,
+                     const std::vector<std::string> &args, bool json, const std::string &help) {
+    if (args.empty()) throw usage_error("admin needs an operation (" + help + " lists them)");
+    pd_admin_credential credential;
+    check(pd_admin_credential_read_file(&credential, credential_file.c_str()), "reading the credential");
+    pd_admin *admin = nullptr;
+    int rc = pd_admin_connect(&admin, coordinator.c_str(), &credential, 10000);
+    volatile unsigned char *wipe = reinterpret_cast<volatile unsigned char *>(&credential);
+    for (std::size_t i = 0; i < sizeof credential; ++i) wipe[i] = 0;  // a store the compiler keeps
+    check(rc, "connecting to the coordinator " + coordinator);
+    std::unique_ptr<pd_admin, void (*)(pd_admin *)> guard(admin, pd_admin_free);
+    std::vector<const char *> rest;
+    for (std::size_t i = 1; i < args.size(); ++i) rest.push_back(args[i].c_str());
+    pd_buf out = PD_BUF_INIT;
+    check(pd_admin_run(&out, admin, args[0].c_str(), rest.data(), rest.size(), json ? PD_ADMIN_JSON : 0), args[0]);
+    std::fwrite(out.ptr, 1, out.size, stdout);
+    pd_buf_dispose(&out);
+    return exit_ok;
+}
 
 // A whole number as typed, digits only (CLI11 2.1 alone takes "-1" and out-of-range
 // numbers for unsigned options and wraps them).

@@ -17,6 +17,11 @@ namespace {
 using json = nlohmann::json;
 using pd_cli::failure;
 
+// The PD_E_* code of a refusing reply ("code"), or PD_E_GENERIC when it carries none.
+int reply_code(const json &reply) {
+    return reply.contains("code") && reply["code"].is_number_integer() ? reply["code"].get<int>() : PD_E_GENERIC;
+}
+
 class agent_client {
 public:
     explicit agent_client(const std::string &address) : link_(connect(address)) {}
@@ -41,8 +46,7 @@ public:
     json checked(const json &req) {
         json r = call(req);
         if (r.value("ok", false)) return r;
-        int code = r.contains("code") && r["code"].is_number_integer() ? r["code"].get<int>() : PD_E_GENERIC;
-        throw failure(pd_cli::exit_for(code), r.value("error", "request failed"));
+        throw failure(pd_cli::exit_for(reply_code(r)), r.value("error", "request failed"));
     }
 
 private:
@@ -163,8 +167,7 @@ int agent_command(const std::string &command, const agent_options &o) {
         json reply = agent.call(req);
         std::printf("%s\n", reply.dump().c_str());
         if (reply.value("ok", false)) return pd_cli::exit_ok;
-        return pd_cli::exit_for(reply.contains("code") && reply["code"].is_number_integer() ? reply["code"].get<int>()
-                                                                                             : PD_E_GENERIC);
+        return pd_cli::exit_for(reply_code(reply));
     }
     throw pd_cli::usage_error("unknown agent command '" + command + "'");
 }

@@ -37,9 +37,10 @@ std::string hex_id(const pd_content_id *id) {
     return h;
 }
 
-bool is_id_prefix(const std::string &p) {
-    return p.size() >= 4 && p.size() <= 64 && p.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
-}
+// Hex digits only (either case); true for "".
+static bool all_hex(const std::string &text) { return text.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos; }
+
+bool is_id_prefix(const std::string &p) { return p.size() >= 4 && p.size() <= 64 && all_hex(p); }
 
 std::string resolve_prefix(const std::string &prefix, const std::vector<std::string> &ids) {
     if (!is_id_prefix(prefix))
@@ -63,15 +64,7 @@ namespace {
 using json = nlohmann::json;
 using pd_cli::failure;
 
-// The library's last error as a failure: "WHAT: message (name)", with its exit status.
-failure library_failure(const std::string &what) {
-    const pd_error *e = pd_error_last();
-    return failure(pd_cli::exit_for(e->code), what + ": " + e->message + " (" + pd_strerror(e->code) + ")");
-}
-
-void check(int rc, const std::string &what) {
-    if (rc != PD_OK) throw library_failure(what);
-}
+using pd_cli::check;
 
 struct options {
     std::string cache, plugins;
@@ -90,7 +83,6 @@ struct options {
     std::string passphrase;
     // admin
     std::string credential;
-    std::vector<std::string> admin_args;
 };
 
 std::string cache_dir(const options &o) {
@@ -369,7 +361,7 @@ int cmd_cache(const std::string &sub, const options &o) {
 }
 
 int cmd_content_info(const options &o) {
-    if (o.passphrase.size() % 2 || o.passphrase.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+    if (o.passphrase.size() % 2 || !all_hex(o.passphrase))
         throw pd_cli::usage_error("--server-passphrase must be hex digits, an even number of them");
     std::vector<std::uint8_t> pass(o.passphrase.size() / 2);
     for (std::size_t i = 0; i < pass.size(); ++i)
@@ -384,34 +376,6 @@ int cmd_content_info(const options &o) {
     if (o.json) print_json({{"version", o.ci_version}, {"content_information", hex}});
     else std::printf("%s\n", hex.c_str());
     return pd_cli::exit_ok;
-}
-
-// pd admin OP [ARGS]: a front end to the library's admin operation table (pd_admin_run);
-// `pd-coordinator admin` is another.
-int cmd_admin(const options &o) {
-    if (o.admin_args.empty()) throw pd_cli::usage_error("admin needs an operation (pd admin --help lists them)");
-    pd_admin_credential credential;
-    check(pd_admin_credential_read_file(&credential, o.credential.c_str()), "reading the credential");
-    pd_admin *admin = nullptr;
-    int rc = pd_admin_connect(&admin, o.coordinator.c_str(), &credential, 10000);
-    std::memset(&credential, 0, sizeof credential);
-    check(rc, "connecting to the coordinator " + o.coordinator);
-    std::unique_ptr<pd_admin, void (*)(pd_admin *)> guard(admin, pd_admin_free);
-    std::vector<const char *> args;
-    for (std::size_t i = 1; i < o.admin_args.size(); ++i) args.push_back(o.admin_args[i].c_str());
-    pd_buf out = PD_BUF_INIT;
-    check(pd_admin_run(&out, admin, o.admin_args[0].c_str(), args.data(), args.size(), o.json ? PD_ADMIN_JSON : 0),
-          o.admin_args[0]);
-    std::fwrite(out.ptr, 1, out.size, stdout);
-    pd_buf_dispose(&out);
-    return pd_cli::exit_ok;
-}
-
-std::string admin_operations() {
-    std::string s = "Operations:\n";
-    for (std::size_t i = 0; const pd_admin_operation *op = pd_admin_operation_at(i); ++i)
-        s += std::string("  ") + op->name + " " + op->arguments + "\n      " + op->summary + "\n";
-    return s;
 }
 
 int pd_main(int argc, char **argv) {
@@ -501,7 +465,7 @@ int pd_main(int argc, char **argv) {
        })->group("");
     // Everything from OP on is the operation's own (its options too): pd_admin_run parses it.
     admin->prefix_command()->fallthrough(false);
-    admin->footer("pd admin --coordinator HOST:PORT --credential FILE [--json] OP [ARGS...]\n" + admin_operations());
+    admin->footer("pd admin --coordinator HOST:PORT --credential FILE [--json] OP [ARGS...]\n" + pd_cli::admin_operations());
 
     // Commands only a running agent answers.
     auto *status = app.add_subcommand("status", "Jobs of the agent (--agent), redrawn until all are final");
@@ -552,8 +516,8 @@ int pd_main(int argc, char **argv) {
         if (name == "cache") return cmd_cache(verb, o);
         if (name == "content-info") return cmd_content_info(o);
         if (name == "admin") {
-            o.admin_args = sub->remaining();
-            return cmd_admin(o);
+            // pd admin OP [ARGS]: a front end to the library's admin operation table.
+            return pd_cli::run_admin(o.coordinator, o.credential, sub->remaining(), o.json, "pd admin --help");
         }
         if (o.json) print_json({{"pd", pd_version_string()}, {"headers", PD_VERSION_STRING}});
         else std::printf("pd %s (headers %s)\n", pd_version_string(), PD_VERSION_STRING);
