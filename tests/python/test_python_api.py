@@ -98,6 +98,27 @@ def test_a_job_waiter_keeps_other_jobs_events_queued(tmp_path, plugin_dir, signe
         assert EventType.JOB_COMPLETED in small_kinds, small_kinds
 
 
+def test_following_one_job_from_asyncio_keeps_the_others_events(tmp_path, plugin_dir, signed):
+    public, made = signed
+    (src_small, m_small, rec_small), (src_big, m_big, rec_big) = made
+
+    async def follow(s, job):
+        async for event in s.events(job.id):
+            assert event.job_id == job.id
+            if event.type is EventType.JOB_COMPLETED:
+                return
+
+    with open_session(tmp_path, public, plugin_dir) as s:
+        s.import_manifest(m_small, publication=rec_small)
+        s.import_manifest(m_big, publication=rec_big)
+        small = s.start(m_small.id)  # ends while the big one is followed
+        big = s.start(m_big.id)
+        asyncio.run(asyncio.wait_for(follow(s, big), 60))
+        while not small.status().done:
+            time.sleep(0.05)
+        assert EventType.JOB_COMPLETED in [e.type for e in s.poll_events(1000) if e.job_id == small.id]
+
+
 def test_asyncio_events(tmp_path, plugin_dir, signed):
     public, made = signed
     src, m, record = made[1]

@@ -30,9 +30,6 @@ __all__ = ["Session", "Job", "Admin", "agent", "Manifest", "Error", "errors", "w
            "plugin_dir_default", "publisher_keygen", "publication_sign", "publication_verify", "content_info",
            "JobState", "JobStatus", "Event", "EventType", "SourceClass", "CacheEntry"]
 
-FINAL_STATES = ("completed", "failed", "cancelled")
-
-
 def _path(p):
     return None if p is None else os.fsdecode(os.fspath(p))
 
@@ -114,23 +111,24 @@ class Session(_Closing, _NativeSession):
 
     async def events(self, job_id=None):
         """``async for event in session.events():`` every event as it comes, through the
-        session's descriptor in the running loop (no thread); job_id keeps one job's."""
+        session's descriptor in the running loop (no thread); with job_id only that job's,
+        the others kept queued for the session's other readers (as Job.wait() does)."""
+        take = self.poll_events if job_id is None else (lambda: self._wait_for_job_events(job_id, 0))
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
         fd = self.fileno()
         loop.add_reader(fd, ready.set)
         try:
             while True:
-                batch = self.poll_events()
+                batch = take()
                 if not batch:
                     ready.clear()
-                    batch = self.poll_events()  # an event may have come between the two
+                    batch = take()  # an event may have come between the two
                     if not batch:
                         await ready.wait()
                         continue
                 for event in batch:
-                    if job_id is None or event.job_id == job_id:
-                        yield event
+                    yield event
         finally:
             loop.remove_reader(fd)
 
