@@ -147,6 +147,11 @@ def test_a_session_with_a_fleet_key_serves_peers(tmp_path):
         peerdist.Session(tmp_path / "c", fleet_key=key)
     with pytest.raises(ValueError, match="32 bytes"):
         peerdist.Session(tmp_path / "c", fleet_key=b"short")
+    guessable = tmp_path / "zeros.key"  # 64 hex digits, but no random key: the library's rule refuses it
+    guessable.write_text("00" * 32 + "\n")
+    os.chmod(guessable, 0o600)
+    with pytest.raises(ValueError, match="random key"):
+        peerdist.Session(tmp_path / "c", fleet_key=guessable)
 
 
 def test_every_native_function_is_documented():
