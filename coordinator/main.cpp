@@ -2,6 +2,7 @@
 // and `pd-coordinator COMMAND --help` list the commands and options; the command line
 // follows pd's conventions (host-sample/cli.h, docs/cli.md).
 #include "coordinator_client/protocol.h"
+#include "coordinator/console/console.h"
 #include "coordinator/server.h"
 #include "coordinator/store.h"
 #include "platform/file.h"
@@ -23,6 +24,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <unistd.h>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -36,6 +39,9 @@ using pd::coord::json;
 struct options {
     std::string db, listen, key_out, admin_out, name, role = "admin", out, connect, credential;
     std::string agent_versions, retire_absent;
+    std::string console, console_cert, console_key, password_file;
+    bool console_http = false, console_metrics_public = false;
+    std::int64_t console_poll_ms = 2000;
     bool regenerate_key = false, trust_address_claims = false, allow_unidentified_devices = false, json = false;
     std::int64_t heartbeat_ms = 5000;
     std::uint64_t bucket_bytes = 1ull << 30;
@@ -86,6 +92,28 @@ std::int64_t now_ms() {
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+// The console's certificate and key from the database; made (self-signed, for this host's
+// name) when the database has none: `init`, or the first `serve` of an older database.
+pd::coord::console::tls_identity console_identity(pd::coord::coordinator_store &store) {
+    auto cert = store.meta("console_certificate"), key = store.meta("console_key");
+    if (cert && key) return {*cert, *key};
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "localhost");
+    auto made = pd::coord::console::make_self_signed(host);
+    store.set_meta("console_key", made.private_key_pem);
+    store.set_meta("console_certificate", made.certificate_pem);
+    return made;
+}
+
+// Reads a whole small file (a PEM, a password); refuses what is not one.
+std::string read_small_file(const std::string &path, const std::string &what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw pd_cli::failure(pd_cli::exit_not_found, "cannot read " + what + " '" + path + "'");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.size() > 64 * 1024) throw pd_cli::usage_error(what + " '" + path + "' is larger than 64 KiB");
+    return text;
+}
+
 // Adds an administrator with a new key pair and writes its credential (owner-only) to `out`;
 // returns what to report.
 json add_admin(pd::coord::coordinator_store &store, const std::string &name, const std::string &role, const std::string &out) {
@@ -104,7 +132,7 @@ json add_admin(pd::coord::coordinator_store &store, const std::string &name, con
     // The key is stored only once the credential is safely written: no administrator without one.
     pd::platform::write_file_atomic(out, text.data(), text.size(), pd::platform::access::owner_only);
     try {
-        store.add_admin({name, pd::to_hex(public_key.data(), 32), role, now_ms(), 0});
+        store.add_admin({name, pd::to_hex(public_key.data(), 32), role, now_ms(), 0, ""});
     } catch (...) {
         std::remove(out.c_str());
         throw;
@@ -125,6 +153,27 @@ int admin_key(const std::string &what, const options &o) {
     if (what == "add") {
         auto added = add_admin(*store, o.name, o.role, o.out);
         std::cout << (o.json ? added.dump(2) : admin_line(added)) << "\n";
+        return pd_cli::exit_ok;
+    }
+    if (what == "password") {
+        // From a file or standard input, one line: never on the command line, where other
+        // users' `ps` would see it.
+        std::string password;
+        if (o.password_file.empty()) std::getline(std::cin, password);
+        else password = read_small_file(o.password_file, "password file");
+        while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
+        std::string hash;
+        try {
+            hash = pd::coord::console::hash_password(password);
+        } catch (const pd::error &e) {
+            throw pd_cli::usage_error(e.what());
+        }
+        sodium_memzero(password.data(), password.size());
+        if (!store->set_console_password(o.name, hash))
+            throw pd_cli::failure(pd_cli::exit_not_found, "no valid administrator named '" + o.name + "'");
+        std::cout << (o.json ? json{{"name", o.name}, {"console_password", true}}.dump(2)
+                             : "administrator '" + o.name + "' can log in to the console (their sessions were ended)")
+                  << "\n";
         return pd_cli::exit_ok;
     }
     if (what == "revoke") {
@@ -170,11 +219,13 @@ int init(const options &o) {
     }
     auto signing = coordinator_signing_key(*store);
     std::string coordinator_key = pd::to_hex(signing.public_key.data(), 32);
+    auto console_pin = pd::coord::console::public_key_pin(console_identity(*store).certificate_pem);
     sodium_memzero(signing.secret_key.data(), signing.secret_key.size());
     json admin = o.admin_out.empty() ? json(nullptr) : add_admin(*store, "admin", "admin", o.admin_out);
     if (o.json) {
         std::cout << json{{"server_id", server_id}, {"fleet_key", key_hex}, {"regenerated", existing.has_value()},
-                          {"coordinator_key", coordinator_key}, {"administrator", admin}}.dump(2)
+                          {"coordinator_key", coordinator_key}, {"console_certificate_pin", console_pin},
+                          {"administrator", admin}}.dump(2)
                   << "\n";
         return pd_cli::exit_ok;
     }
@@ -183,6 +234,7 @@ int init(const options &o) {
               << key_hex << "\n";
     if (existing) std::cout << "agents holding the old key now get \"shared key mismatch\"\n";
     std::cout << "coordinator key: " << coordinator_key << "\n";
+    std::cout << "console certificate (self-signed) public key sha256: " << console_pin << "\n";
     if (!admin.is_null()) std::cout << admin_line(admin) << "\n";
     else if (!existing) std::cout << "no administrator yet: pd-coordinator admin-key add --db " << o.db << " --name NAME --out FILE\n";
     return pd_cli::exit_ok;
@@ -239,9 +291,31 @@ int serve(const options &a) {
     boost::asio::io_context io;
     pd::coord::server srv(io, reg, *store, o);
     srv.listen(a.listen);
+    std::unique_ptr<pd::coord::console::web_console> console;
+    if (!a.console.empty()) {
+        pd::coord::console::console_options c;
+        c.listen = a.console;
+        if (!a.console_http) {
+            c.tls = a.console_cert.empty() ? console_identity(*store)
+                                           : pd::coord::console::tls_identity{read_small_file(a.console_cert, "--console-cert"),
+                                                                              read_small_file(a.console_key, "--console-key")};
+        }
+        c.metrics_public = a.console_metrics_public;
+        c.poll_ms = a.console_poll_ms;
+        c.audit = [](const std::string &line) { log_line("info", line); };
+        try {
+            console = std::make_unique<pd::coord::console::web_console>(io, srv, *store, c);
+            console->listen();
+        } catch (const pd::error &e) {
+            throw pd_cli::failure(e.code() == PD_E_INVALID ? pd_cli::exit_usage : pd_cli::exit_failed, e.what());
+        }
+        log_line("info", "console at " + console->url() +
+                             (c.tls ? " (certificate public key sha256 " + pd::coord::console::public_key_pin(c.tls->certificate_pem) + ")" : ""));
+    }
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code &, int signal) {
         log_line("info", "stopping (signal " + std::to_string(signal) + ")");
+        if (console) console->stop();
         srv.stop();
         io.stop();
     });
@@ -302,6 +376,16 @@ int main(int argc, char **argv) {
         ->check(CLI::Range(1u, 1000000u));
     serve_cmd->add_flag("--allow-unidentified-devices", o.allow_unidentified_devices,
                         "Accept agents without a device key (only while a 0.4 fleet upgrades)");
+    serve_cmd->add_option("--console", o.console, "HOST:PORT for the web console (HTTPS; docs/console.md)");
+    serve_cmd->add_flag("--console-http", o.console_http, "Serve the console as plain HTTP (loopback addresses only)");
+    auto *cert_opt = serve_cmd->add_option("--console-cert", o.console_cert, "PEM certificate (chain) for the console, instead of the self-signed one");
+    auto *key_opt = serve_cmd->add_option("--console-key", o.console_key, "PEM private key of --console-cert");
+    cert_opt->needs(key_opt);
+    key_opt->needs(cert_opt);
+    serve_cmd->add_flag("--console-metrics-public", o.console_metrics_public, "Serve /metrics to any address without a login");
+    serve_cmd->add_option("--console-poll-ms", o.console_poll_ms, "How often the console's pages refresh (ms)")
+        ->check(pd_cli::whole_number)
+        ->check(CLI::Range(std::int64_t{500}, std::int64_t{60000}))->capture_default_str();
     serve_cmd->add_flag("--trust-address-claims", o.trust_address_claims, "Load tests on loopback only: trust claimed addresses");
 
     auto *keys_cmd = app.add_subcommand("admin-key", "Add, revoke or list administrators (on the coordinator's host)");
@@ -316,6 +400,10 @@ int main(int argc, char **argv) {
     auto *revoke_cmd = keys_cmd->add_subcommand("revoke", "Revoke an administrator at once");
     revoke_cmd->add_option("--name", o.name, "Its name")->required();
     revoke_cmd->add_flag("--json", o.json, "As JSON");
+    auto *password_cmd = keys_cmd->add_subcommand("password", "Set an administrator's console password (standard input, one line)");
+    password_cmd->add_option("--name", o.name, "Its name")->required();
+    password_cmd->add_option("--password-file", o.password_file, "Read it from this file instead");
+    password_cmd->add_flag("--json", o.json, "As JSON");
     auto *list_cmd = keys_cmd->add_subcommand("list", "Administrators, as CSV (or --json)");
     list_cmd->add_flag("--json", o.json, "As JSON");
 

@@ -27,8 +27,9 @@ std::string seconds(double s) {
 
 }  // namespace
 
-prestaging::prestaging(coordinator_store &store, registry &reg, const catalogue &cat, prestaging_options options)
-    : store_(store), registry_(reg), catalogue_(cat), options_(std::move(options)) {
+prestaging::prestaging(coordinator_store &store, registry &reg, const catalogue &cat, const rollout &bytes,
+                       prestaging_options options)
+    : store_(store), registry_(reg), catalogue_(cat), rollout_(bytes), options_(std::move(options)) {
     if (!options_.note) options_.note = [](const std::string &) {};
 }
 
@@ -40,8 +41,6 @@ void prestaging::load() {
         req.deadline_ms = r.deadline_ms;
         req.requested_ms = r.requested_ms;
     }
-    bytes_.clear();
-    for (auto &s : store_.content_stats()) bytes_[{s.content_id, s.office}] = s;
     link_rates_.clear();
     for (auto &o : registry_.current_topology().offices())
         if (auto rate = store_.meta("link_rate:" + o.name)) link_rates_[o.name] = std::strtod(rate->c_str(), nullptr);
@@ -134,7 +133,6 @@ void prestaging::forget_content(const std::string &content) {
     requests_.erase(content);
     for (auto it = raised_.begin(); it != raised_.end();) it = it->first == content ? raised_.erase(it) : std::next(it);
     for (auto it = asked_ms_.begin(); it != asked_ms_.end();) it = it->first.first == content ? asked_ms_.erase(it) : std::next(it);
-    for (auto it = bytes_.begin(); it != bytes_.end();) it = it->first.first == content ? bytes_.erase(it) : std::next(it);
     for (auto it = samples_.begin(); it != samples_.end();) it = it->first.first == content ? samples_.erase(it) : std::next(it);
 }
 
@@ -224,24 +222,15 @@ void prestaging::sample(const std::string &device_id, const std::string &content
                         std::int64_t now_ms) {
     auto office = registry_.office_of(device_id);
     if (office.empty() || verified_blocks == 0) return;
+    // Every device reports what it fetches; the office's pull is its RVP's, for a request.
+    auto r = requests_.find(content);
+    if (r == requests_.end() || !wants(r->second, office) || registry_.rvp(office, now_ms) != device_id) return;
     auto &s = samples_[{content, office}];
     if (!s.first_ms || verified_blocks < s.first_blocks) s = {now_ms, now_ms, verified_blocks, verified_blocks};
     if (verified_blocks >= s.last_blocks) {
         s.last_ms = now_ms;
         s.last_blocks = verified_blocks;
     }
-}
-
-void prestaging::add_bytes(const std::string &content, const std::string &office, std::uint64_t origin, std::uint64_t wan,
-                           std::uint64_t lan) {
-    content_office_stats delta{content, office, origin, wan, lan};
-    store_.add_content_stats(delta);
-    auto &total = bytes_[{content, office}];
-    total.content_id = content;
-    total.office = office;
-    total.origin_bytes += origin;
-    total.wan_bytes += wan;
-    total.lan_bytes += lan;
 }
 
 nlohmann::json prestaging::status(const std::string &only, std::int64_t now_ms) {
@@ -266,10 +255,8 @@ nlohmann::json prestaging::status(const std::string &only, std::int64_t now_ms) 
             json row = {{"office", name}, {"state", state}, {"rvp", rvp}, {"upstream", upstream},
                         {"verified_blocks", p.complete ? c->block_count : p.verified_blocks}, {"block_count", c->block_count},
                         {"raised", raised_.count({content, name}) != 0}};
-            auto b = bytes_.find({content, name});
-            row["bytes"] = {{"origin", b == bytes_.end() ? 0 : b->second.origin_bytes},
-                            {"wan", b == bytes_.end() ? 0 : b->second.wan_bytes},
-                            {"lan", b == bytes_.end() ? 0 : b->second.lan_bytes}};
+            auto b = rollout_.bytes(content, name);
+            row["bytes"] = {{"origin", b.origin_bytes}, {"wan", b.wan_bytes}, {"lan", b.lan_bytes}, {"local", b.local_bytes}};
             // The rate measured between the office's first and latest progress reports, and
             // the finish it predicts.
             auto s = samples_.find({content, name});

@@ -8,6 +8,7 @@
 
 #include "coordinator/catalogue.h"
 #include "coordinator/registry.h"
+#include "coordinator/rollout.h"
 
 #include <nlohmann/json.hpp>
 
@@ -38,8 +39,9 @@ struct prestage_instructions {
 
 class prestaging {
 public:
-    prestaging(coordinator_store &store, registry &reg, const catalogue &cat, prestaging_options options = {});
-    // Reads the requests and statistics back from the store (restart).
+    prestaging(coordinator_store &store, registry &reg, const catalogue &cat, const rollout &bytes,
+               prestaging_options options = {});
+    // Reads the requests and measured link rates back from the store (restart).
     void load();
 
     // Asks for `content` in `offices` (empty: every office but VPN ones, also offices added
@@ -68,9 +70,6 @@ public:
     prestage_instructions due(const std::string &device_id, std::int64_t now_ms);
     // A device's progress on a content (heartbeats; registry::report_holding records it).
     void sample(const std::string &device_id, const std::string &content, std::uint64_t verified_blocks, std::int64_t now_ms);
-    // Bytes a job brought into the device's office, by source (job reports).
-    void add_bytes(const std::string &content, const std::string &office, std::uint64_t origin, std::uint64_t wan,
-                   std::uint64_t lan);
 
     // Every request (or the content's): per office its state, progress, bytes by source, the
     // measured rate and the expected finish against the deadline (docs/coordinator.md).
@@ -97,14 +96,14 @@ private:
     coordinator_store &store_;
     registry &registry_;
     const catalogue &catalogue_;
+    const rollout &rollout_;  // bytes by source, for the status
     prestaging_options options_;
     using key = std::pair<std::string, std::string>;  // (content, office)
     std::map<key, std::int64_t> asked_ms_;  // when the office's RVP was first told to fetch it
     std::set<key> raised_;
     std::map<std::string, double> link_rates_;  // office -> fastest whole pull, bytes/s
     std::map<std::string, request> requests_;  // by content
-    // (content, office) -> bytes by source, and the first and latest progress samples.
-    std::map<std::pair<std::string, std::string>, content_office_stats> bytes_;
+    // (content, office) -> the first and latest progress samples.
     struct rate_sample {
         std::int64_t first_ms = 0, last_ms = 0;
         std::uint64_t first_blocks = 0, last_blocks = 0;

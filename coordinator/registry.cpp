@@ -368,6 +368,40 @@ registry::office_progress registry::progress(const std::string &office, const st
     return p;
 }
 
+std::optional<holding> registry::holding_of(const std::string &device_id, const std::string &content_id) const {
+    auto held = holdings_.find(content_id);
+    if (held == holdings_.end()) return std::nullopt;
+    auto h = held->second.find(device_id);
+    if (h == held->second.end()) return std::nullopt;
+    return h->second;
+}
+
+std::map<std::string, registry::office_rollout> registry::rollout_by_office(const std::string &content_id) const {
+    std::map<std::string, office_rollout> out;
+    for (auto &[office, devices] : members_)
+        if (!devices.empty()) out[office].devices = devices.size();
+    auto held = holdings_.find(content_id);
+    if (held == holdings_.end()) return out;
+    for (auto &[device, h] : held->second) {
+        auto office = office_of_.find(device);
+        if (office == office_of_.end()) continue;
+        auto &r = out[office->second];
+        if (h.complete) {
+            ++r.complete;
+        } else if (h.verified_blocks) {
+            ++r.partial;
+            r.partial_blocks += h.verified_blocks;
+        }
+    }
+    return out;
+}
+
+const std::map<std::string, const device_record *> &registry::members(const std::string &office) const {
+    static const std::map<std::string, const device_record *> none;
+    auto it = members_.find(office);
+    return it == members_.end() ? none : it->second;
+}
+
 sources_answer registry::sources(const std::string &device_id, const std::string &content_id, std::int64_t now_ms) {
     sources_answer a;
     auto where = office_of_.find(device_id);

@@ -9,6 +9,7 @@
 #include "coordinator/topology.h"
 
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -111,6 +112,17 @@ public:
         bool complete = false;
     };
     office_progress progress(const std::string &office, const std::string &content_id) const;
+    // What the device reported holding of the content (nullopt: nothing).
+    std::optional<holding> holding_of(const std::string &device_id, const std::string &content_id) const;
+    // How each office's devices stand with the content (the console's rollout page), in one
+    // pass over its holders; offices with devices but no holder have devices set only.
+    struct office_rollout {
+        std::size_t devices = 0, complete = 0, partial = 0;
+        std::uint64_t partial_blocks = 0;  // verified blocks the partial holders have
+    };
+    std::map<std::string, office_rollout> rollout_by_office(const std::string &content_id) const;
+    // The office's devices (device ids), "" for devices in no office.
+    const std::map<std::string, const device_record *> &members(const std::string &office) const;
 
     // The RVP (device id) of an office now, "" when no device there is online.
     std::string rvp(const std::string &office, std::int64_t now_ms);

@@ -49,6 +49,7 @@ public:
     const std::string &peer_ip() const { return from_.ip; }
     const std::string &device_id() const { return from_.device_id; }
     bool authenticated() const { return authenticated_; }
+    bool fleet_member() const { return from_.fleet_member; }
 
     void start() {
         auto self = shared_from_this();
@@ -179,6 +180,7 @@ server::server(asio::io_context &io, registry &reg, coordinator_store &store, se
     });
     for (auto &d : revoked) revoked_keys_.push_back(d.public_key);
     catalogue_.load();
+    rollout_.load();
     prestaging_.load();
     if (!options_.now_ms)
         options_.now_ms = [] {
@@ -334,19 +336,34 @@ void server::refused_handshake(const std::string &ip, const std::string &why) {
     auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
     if (refusals_.size() >= max_addresses && !refusals_.count(ip)) refusals_.clear();  // forget, never grow
     auto &r = refusals_[ip];
+    ++counters_.refused_handshakes;
+    ++r.attempts;
+    r.last_ms = options_.now_ms();
     if (r.logged_ms && now - r.logged_ms < every_ms) {
         ++r.unlogged;
         return;
     }
     std::string more = r.unlogged ? " (" + std::to_string(r.unlogged) + " more from there since the last line)" : "";
     options_.audit("audit: secure channel refused from " + ip + ": " + why + more);
-    r = {now, 0};
+    r.logged_ms = now;
+    r.unlogged = 0;
 }
 
 void server::close_connections_of(const std::string &device_id) {
     auto all = connections_;
     for (auto &c : all)
         if (c->device_id() == device_id) c->close();
+}
+
+std::size_t server::close_agent_connections() {
+    auto all = connections_;
+    std::size_t closed = 0;
+    for (auto &c : all)
+        if (c->fleet_member()) {
+            c->close();
+            ++closed;
+        }
+    return closed;
 }
 
 void server::handle_async(const json &request, const caller &from, std::function<void(json)> done) {

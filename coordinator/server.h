@@ -8,6 +8,7 @@
 #include "coordinator/catalogue.h"
 #include "coordinator/prestaging.h"
 #include "coordinator/registry.h"
+#include "coordinator/rollout.h"
 #include "coordinator/version_range.h"
 
 #include <boost/asio/io_context.hpp>
@@ -83,6 +84,14 @@ public:
     // key on a device's first identify, and requires it from then on. Sets `device_id`.
     json identify(const json &request, const std::array<std::uint8_t, 32> &transcript, const caller &from,
                   std::string &device_id);
+    // The Prometheus text exposition of the coordinator's counters and gauges
+    // (docs/console.md "Metrics").
+    std::string metrics();
+    // Counted since the process started, for /metrics.
+    struct counters {
+        std::uint64_t registrations = 0, heartbeats = 0, lookups = 0, catalogue_lookups = 0, job_reports = 0,
+                      admin_operations = 0, refused_handshakes = 0;
+    };
 
 private:
     class connection;
@@ -102,6 +111,8 @@ private:
     // Checks and applies a topology on this thread (handle(); handle_async checks it on the worker).
     json import_topology(const json &request);
     void close_connections_of(const std::string &device_id);
+    // Closes every connection that proved the fleet key (a new key: each must prove it); how many.
+    std::size_t close_agent_connections();
     // An audit line for a secure channel that failed to authenticate (a wrong fleet key, a
     // forged FINISH): at most one a minute per address, with the count of those not logged,
     // so a scanner cannot fill the log.
@@ -109,7 +120,18 @@ private:
     struct refusal_count {
         std::int64_t logged_ms = 0;
         unsigned unlogged = 0;
+        std::uint64_t attempts = 0;
+        std::int64_t last_ms = 0;  // wall clock, for the health check's key mismatches
     };
+    // Addresses whose secure channel failed lately: agents still on an old fleet key (or
+    // scanners), for the health check.
+    json key_mismatches(std::int64_t now) const;
+    // The console's office tree and rollout pages (admin.offices, admin.rollouts).
+    json offices_report(std::int64_t now);
+    json rollouts_report(const std::string &content, std::int64_t now);
+    // Verified bytes a device gained of a content since its last report, counted to its office's rate.
+    void count_received(const std::string &device_id, const std::string &content, const holding &now_held, std::int64_t now);
+    counters counters_;
     std::unordered_map<std::string, refusal_count> refusals_;  // network thread; bounded
     void accept_next();
     // Connections from the socket's address that have not authenticated yet.
@@ -120,7 +142,8 @@ private:
     coordinator_store &store_;
     server_options options_;
     catalogue catalogue_{store_};
-    prestaging prestaging_{store_, registry_, catalogue_, prestaging_settings()};
+    rollout rollout_{store_, 3 * options_.heartbeat_ms};
+    prestaging prestaging_{store_, registry_, catalogue_, rollout_, prestaging_settings()};
     prestaging_options prestaging_settings() const;
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::steady_timer accept_timer_;

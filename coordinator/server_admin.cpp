@@ -3,9 +3,12 @@
 // what is checked before (server_trust.cpp); every operation leaves an audit line.
 #include "coordinator/server.h"
 
+#include "content/manifest.h"
 #include "content/publication.h"
 #include "coordinator/request_fields.h"
 #include "util/hex.h"
+
+#include <sodium.h>
 
 #include <map>
 
@@ -21,6 +24,16 @@ constexpr std::size_t max_publication_bytes = 16 * 1024;  // a record with a 4 K
 publication_request publication(const json &j, std::int64_t now_ms) {
     publication_request r;
     auto &c = r.entry.record;
+    if (!j.contains("content") && j.contains("manifest")) {
+        // A manifest alone (the console's upload): the rest is what it says of itself.
+        auto bytes = from_base64(text(j, "manifest", {}, max_message_bytes));
+        if (!bytes) fail(PD_E_INVALID, PD_CATEGORY_API, "'manifest' must be base64");
+        auto m = content::manifest::parse(bytes->data(), bytes->size());
+        json fields = publication_fields(m);
+        for (auto &[key, value] : j.items()) fields[key] = value;
+        fields["manifest"] = publication_fields(m)["manifest"];
+        return publication(fields, now_ms);
+    }
     c.id = content_id(j);
     c.name = text(j, "name");
     c.size = number(j, "size");
@@ -95,8 +108,28 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
                     {"database", db},
                     {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"},
                     {"distribution_optimisation", registry_.optimisation()},
-                    {"automatic_prefixes", {registry_.v4_prefix(), registry_.v6_prefix()}}};
+                    {"automatic_prefixes", {registry_.v4_prefix(), registry_.v6_prefix()}},
+                    {"key_mismatches", key_mismatches(now)}};
     }
+    if (op == "admin.fleet_key.regenerate") {
+        // Every agent holding the old key is cut off until it is given the new one: the
+        // request must say it knows ("confirm": "regenerate"). The key is shown once, here.
+        if (request.value("confirm", json()) != "regenerate")
+            fail(PD_E_INVALID, PD_CATEGORY_API,
+                 "regenerating the fleet key cuts off every agent until it is given the new key: send \"confirm\": \"regenerate\"");
+        std::array<std::uint8_t, 32> key{};
+        randombytes_buf(key.data(), key.size());
+        store_.set_meta("fleet_key", to_hex(key.data(), key.size()));
+        options_.fleet_key = key;
+        sodium_memzero(key.data(), key.size());
+        // Agents' connections proved the old key: closed, so each must prove the new one.
+        auto closed = close_agent_connections();
+        refusals_.clear();  // mismatches from here on are agents still on the old key
+        return json{{"ok", true}, {"fleet_key", to_hex(options_.fleet_key.data(), options_.fleet_key.size())},
+                    {"regenerated_ms", now}, {"agent_connections_closed", closed}};
+    }
+    if (op == "admin.offices") return offices_report(now);
+    if (op == "admin.rollouts") return rollouts_report(text(request, "content"), now);
     if (op == "admin.server_id") return json{{"ok", true}, {"server_id", options_.server_id}};
     if (op == "admin.publish") {
         std::vector<publication_request> one;
@@ -141,6 +174,7 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
         auto id = content_id(request);
         if (!catalogue_.retire(id, now)) return json{{"ok", false}, {"error", "content " + id + " is not in the catalogue"}};
         registry_.forget_content(id);
+        rollout_.forget_content(id);
         prestaging_.forget_content(id);
         return json{{"ok", true}, {"retired", catalogue_.retired_seq()}};
     }
@@ -221,6 +255,99 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
     if (op == "admin.publication") return publication_record(content_id(request));
     if (op == "admin.rvp") return json{{"ok", true}, {"device_id", registry_.rvp(required(request, "office"), now)}};
     return std::nullopt;
+}
+
+json server::key_mismatches(std::int64_t now) const {
+    constexpr std::int64_t recent_ms = 15 * 60 * 1000;
+    constexpr std::size_t max_listed = 100;
+    // Which registered device last came from each address, to name the agents still on an old key.
+    std::unordered_map<std::string, const device_record *> by_address;
+    for (auto &[id, d] : registry_.devices()) by_address[d.address] = &d;
+    json list = json::array();
+    for (auto &[ip, r] : refusals_) {
+        if (!r.last_ms || now - r.last_ms > recent_ms || list.size() == max_listed) continue;
+        auto d = by_address.find(ip);
+        list.push_back({{"address", ip}, {"attempts", r.attempts}, {"last_ms", r.last_ms},
+                        {"device_id", d == by_address.end() ? "" : d->second->id},
+                        {"name", d == by_address.end() ? "" : d->second->name}});
+    }
+    return list;
+}
+
+json server::offices_report(std::int64_t now) {
+    // At most this many devices are listed per office (the count is always whole): a page
+    // for 100,000 devices would help nobody and cost the network thread.
+    constexpr std::size_t max_listed = 200;
+    json offices = json::array();
+    auto totals = rollout_.bytes_by_office();
+    for (auto &o : registry_.current_topology().offices()) {
+        json devices = json::array();
+        std::size_t online = 0;
+        for (auto &[id, d] : registry_.members(o.name)) {
+            bool up = registry_.online(*d, now);
+            online += up;
+            if (devices.size() < max_listed)
+                devices.push_back({{"device_id", id}, {"name", d->name}, {"address", d->address}, {"version", d->version},
+                                   {"online", up}, {"supported", options_.agent_versions.admits(d->version)}});
+        }
+        json ranges = json::array();
+        for (auto &r : o.ranges) ranges.push_back(r.text);
+        auto b = totals[o.name];
+        offices.push_back({{"name", o.name},
+                           {"parent", o.parent},
+                           {"type", type_name(o.type)},
+                           {"ranges", ranges},
+                           {"wan_budget", o.wan_budget},
+                           {"rvp", registry_.rvp(o.name, now)},
+                           {"device_count", registry_.members(o.name).size()},
+                           {"online", online},
+                           {"devices", devices},
+                           {"rate_bytes_per_s", static_cast<std::uint64_t>(rollout_.rate(o.name, now))},
+                           {"bytes", {{"origin", b.origin_bytes}, {"wan", b.wan_bytes}, {"lan", b.lan_bytes}, {"local", b.local_bytes}}}});
+    }
+    return {{"ok", true}, {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"}, {"offices", offices}};
+}
+
+json server::rollouts_report(const std::string &only, std::int64_t now) {
+    (void)now;
+    json contents = json::array();
+    for (auto &[id, c] : catalogue_.contents()) {
+        if (!only.empty() && id != only) continue;
+        json offices = json::array();
+        std::uint64_t holders = 0, fetched = 0, delivered = 0;  // bytes: crossing a WAN or from the origin / all
+        auto by_office = registry_.rollout_by_office(id);
+        for (auto &o : registry_.current_topology().offices()) {
+            auto found = by_office.find(o.name);
+            if (found == by_office.end() || found->second.devices == 0) continue;
+            auto &r = found->second;
+            auto b = rollout_.bytes(id, o.name);
+            double blocks = static_cast<double>(r.complete) * static_cast<double>(c.block_count) + static_cast<double>(r.partial_blocks);
+            double whole = static_cast<double>(r.devices) * static_cast<double>(c.block_count);
+            holders += r.complete;
+            fetched += b.origin_bytes + b.wan_bytes;
+            delivered += b.origin_bytes + b.wan_bytes + b.lan_bytes + b.local_bytes;
+            offices.push_back({{"office", o.name},
+                               {"devices", r.devices},
+                               {"complete", r.complete},
+                               {"partial", r.partial},
+                               {"percent", whole > 0 ? 100.0 * blocks / whole : 0.0},
+                               {"rate_bytes_per_s", static_cast<std::uint64_t>(rollout_.rate(o.name, now))},
+                               {"bytes", {{"origin", b.origin_bytes}, {"wan", b.wan_bytes}, {"lan", b.lan_bytes}, {"local", b.local_bytes}}}});
+        }
+        // The default way: every device that has the content fetched it whole from the
+        // origin, across its office's WAN link.
+        std::uint64_t default_bytes = holders * c.size;
+        contents.push_back({{"content", id},
+                            {"name", c.name},
+                            {"size", c.size},
+                            {"holders", holders},
+                            {"offices", offices},
+                            {"delivered_bytes", delivered},
+                            {"wan_and_origin_bytes", fetched},
+                            {"default_bytes", default_bytes},
+                            {"saved_fraction", default_bytes ? 1.0 - static_cast<double>(fetched) / static_cast<double>(default_bytes) : 0.0}});
+    }
+    return {{"ok", true}, {"contents", contents}};
 }
 
 }  // namespace pd::coord

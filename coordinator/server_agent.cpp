@@ -79,6 +79,7 @@ std::optional<json> server::answer_agent(const std::string &op, const json &requ
         d.preferred = request.value("preferred", false);
         read_facts(request, d);
         auto office = registry_.register_device(d, now);
+        ++counters_.registrations;
         return json{{"ok", true},
                     {"server_id", options_.server_id},
                     {"office", office},
@@ -97,14 +98,16 @@ std::optional<json> server::answer_agent(const std::string &op, const json &requ
         if (!registry_.devices().count(id))
             return json{{"ok", false}, {"error", "unknown device: register again"}, {"unregistered", true}};
         auto office = registry_.heartbeat(id, facts, now);
-        // How far the contents it was asked to pre-stage have come (docs/coordinator.md).
+        ++counters_.heartbeats;
+        // How far the contents it pre-stages or fetches have come (docs/coordinator.md).
         if (auto it = request.find("progress"); it != request.end()) {
-            if (!it->is_array() || it->size() > max_prestage_per_reply)
-                fail(PD_E_INVALID, PD_CATEGORY_API, "'progress' must be an array of at most " + std::to_string(max_prestage_per_reply));
+            if (!it->is_array() || it->size() > max_progress_per_heartbeat)
+                fail(PD_E_INVALID, PD_CATEGORY_API, "'progress' must be an array of at most " + std::to_string(max_progress_per_heartbeat));
             for (auto &p : *it) {
                 if (!p.is_object()) fail(PD_E_INVALID, PD_CATEGORY_API, "'progress' entries must be objects");
                 auto content = content_id(p);
                 auto blocks = number(p, "verified_blocks");
+                count_received(id, content, {id, content, blocks, false}, now);
                 registry_.report_progress(id, content, blocks);
                 prestaging_.sample(id, content, blocks, now);
             }
@@ -137,11 +140,14 @@ std::optional<json> server::answer_agent(const std::string &op, const json &requ
         return json{{"ok", true}, {"upto", upto}, {"contents", ids}};
     }
     if (op == "holding") {
-        registry_.report_holding({required(request, "device_id"), content_id(request), number(request, "verified_blocks"),
-                                  request.value("complete", false)});
+        holding h{required(request, "device_id"), content_id(request), number(request, "verified_blocks"),
+                  request.value("complete", false)};
+        count_received(h.device_id, h.content_id, h, now);
+        registry_.report_holding(h);
         return json{{"ok", true}};
     }
     if (op == "sources") {
+        ++counters_.lookups;
         auto a = registry_.sources(required(request, "device_id"), content_id(request), now);
         return json{{"ok", true},         {"role", a.role},   {"office", a.office}, {"office_type", type_name(a.type)},
                     {"rvp", a.rvp},       {"origin_allowed", a.origin_allowed},     {"serve", a.serve},
@@ -152,6 +158,7 @@ std::optional<json> server::answer_agent(const std::string &op, const json &requ
         // it from its id alone. The device checks all of it (the manifest against the id, the
         // record against its trusted publishers), so a coordinator cannot slip it another.
         auto id = content_id(request);
+        ++counters_.catalogue_lookups;
         auto c = catalogue_.find(id);
         if (!c) return json{{"ok", false}, {"error", "content " + id + " is not in the catalogue"}};
         auto manifest = catalogue_.manifest(id);
@@ -172,12 +179,29 @@ std::optional<json> server::answer_agent(const std::string &op, const json &requ
         auto bytes = request.value("bytes", json::object());
         auto id = required(request, "device_id");
         registry_.add_stats(id, number(bytes, "origin"), number(bytes, "wan"), number(bytes, "lan"));
+        ++counters_.job_reports;
         auto office = registry_.office_of(id);
         if (!office.empty() && request.contains("content"))
-            prestaging_.add_bytes(content_id(request), office, number(bytes, "origin"), number(bytes, "wan"), number(bytes, "lan"));
+            rollout_.add_bytes({content_id(request), office, number(bytes, "origin"), number(bytes, "wan"), number(bytes, "lan"),
+                                number(bytes, "local")});
         return json{{"ok", true}};
     }
     return std::nullopt;
+}
+
+void server::count_received(const std::string &device_id, const std::string &content, const holding &now_held,
+                            std::int64_t now) {
+    auto c = catalogue_.find(content);
+    if (!c || c->block_count == 0) return;
+    auto before = registry_.holding_of(device_id, content);
+    if (before && before->complete) return;
+    std::uint64_t had = before ? before->verified_blocks : 0;
+    std::uint64_t has = now_held.complete ? c->block_count : std::min(now_held.verified_blocks, c->block_count);
+    if (has <= had) return;
+    // Blocks are equal but for the last: the average is exact enough for a rate.
+    auto bytes = static_cast<std::uint64_t>(static_cast<double>(has - had) * static_cast<double>(c->size) /
+                                            static_cast<double>(c->block_count));
+    rollout_.received(registry_.office_of(device_id), bytes, now);
 }
 
 // What the publisher signed for a content, for a device that has the manifest but not the

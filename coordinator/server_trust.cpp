@@ -120,6 +120,7 @@ std::optional<json> server::authorise(const json &request, const caller &from, s
 void server::audit(const std::string &who, const caller &from, const json &request, const json &reply) {
     auto op = request.value("op", json()).is_string() ? request.value("op", std::string()) : std::string("?");
     if (op.rfind("admin.", 0) != 0) return;
+    ++counters_.admin_operations;
     std::string outcome = reply.value("ok", false) ? "ok" : "refused: " + reply.value("error", std::string());
     options_.audit("audit: " + (who.empty() ? std::string("unauthenticated") : who) + " from " + from.ip + ": " + op.substr(0, 64) +
                    " " + outcome.substr(0, 300));

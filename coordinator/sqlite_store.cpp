@@ -18,8 +18,9 @@ namespace pd::coord {
 namespace {
 
 // 2: administrators and device keys (0.5.0); 3: the catalogue's manifests, retired contents
-// and pre-staging (0.7.0). An older database gains what it lacks when opened.
-constexpr int schema_version = 3;
+// and pre-staging (0.7.0); 4: administrators' console passwords (0.8.0). An older database
+// gains what it lacks when opened.
+constexpr int schema_version = 4;
 // application_id marks a coordinator database: opening a device cache by mistake fails.
 constexpr int application_id = 0x70644344;  // "pdCD"
 
@@ -56,6 +57,13 @@ ALTER TABLE devices ADD COLUMN served_bytes INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE content_stats(content TEXT NOT NULL, office TEXT NOT NULL, origin_bytes INTEGER, wan_bytes INTEGER,
   lan_bytes INTEGER, PRIMARY KEY(content, office));
 )";
+// Schema 4: an administrator may also log in to the web console with a password (its
+// Argon2id hash, libsodium's crypto_pwhash_str; "" for none); bytes from devices' own caches.
+const char *console_schema = R"(
+ALTER TABLE admins ADD COLUMN console_password TEXT NOT NULL DEFAULT '';
+ALTER TABLE content_stats ADD COLUMN local_bytes INTEGER NOT NULL DEFAULT 0;
+)";
+
 // Both tables count the same job reports, on purpose: office_stats is the office's total over
 // the coordinator's life (the savings report; schema 1 databases carry it from before
 // content_stats existed), content_stats the rollout of the contents in the catalogue, whose
@@ -95,6 +103,7 @@ public:
                 db_->exec(schema);
                 db_->exec(trust_schema);
                 db_->exec(catalogue_schema);
+                db_->exec(console_schema);
                 db_->exec("PRAGMA application_id=" + std::to_string(application_id));
                 db_->exec("PRAGMA user_version=" + std::to_string(schema_version));
                 t.commit();
@@ -103,7 +112,8 @@ public:
             } else if (version >= 1 && version < schema_version) {
                 SQLite::Transaction t(*db_);
                 if (version < 2) db_->exec(trust_schema);
-                db_->exec(catalogue_schema);
+                if (version < 3) db_->exec(catalogue_schema);
+                db_->exec(console_schema);
                 db_->exec("PRAGMA user_version=" + std::to_string(schema_version));
                 t.commit();
             } else if (version != schema_version) {
@@ -285,14 +295,15 @@ public:
     void add_content_stats(const content_office_stats &d) override {
         run([&] {
             SQLite::Statement q(*db_,
-                                "INSERT INTO content_stats VALUES(?,?,?,?,?) ON CONFLICT(content, office) DO UPDATE SET "
+                                "INSERT INTO content_stats VALUES(?,?,?,?,?,?) ON CONFLICT(content, office) DO UPDATE SET "
                                 "origin_bytes=origin_bytes+excluded.origin_bytes, wan_bytes=wan_bytes+excluded.wan_bytes, "
-                                "lan_bytes=lan_bytes+excluded.lan_bytes");
+                                "lan_bytes=lan_bytes+excluded.lan_bytes, local_bytes=local_bytes+excluded.local_bytes");
             q.bind(1, d.content_id);
             q.bind(2, d.office);
             q.bind(3, static_cast<std::int64_t>(d.origin_bytes));
             q.bind(4, static_cast<std::int64_t>(d.wan_bytes));
             q.bind(5, static_cast<std::int64_t>(d.lan_bytes));
+            q.bind(6, static_cast<std::int64_t>(d.local_bytes));
             q.exec();
         });
     }
@@ -303,7 +314,7 @@ public:
         SQLite::Statement q(*db_, "SELECT * FROM content_stats ORDER BY content, office");
         while (q.executeStep())
             out.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), u64(q.getColumn(2)), u64(q.getColumn(3)),
-                           u64(q.getColumn(4))});
+                           u64(q.getColumn(4)), u64(q.getColumn(5))});
         return out;
     }
 
@@ -434,7 +445,7 @@ public:
                 fail(PD_E_EXISTS, PD_CATEGORY_STORE,
                      taken.getColumn(0).getString() == a.name ? "an administrator named '" + a.name + "' exists"
                                                               : "this key belongs to administrator '" + taken.getColumn(0).getString() + "'");
-            SQLite::Statement q(*db_, "INSERT INTO admins VALUES(?,?,?,?,0)");
+            SQLite::Statement q(*db_, "INSERT INTO admins(name, public_key, role, added_ms) VALUES(?,?,?,?)");
             q.bind(1, a.name);
             q.bind(2, a.public_key);
             q.bind(3, a.role);
@@ -445,6 +456,18 @@ public:
 
     bool revoke_admin(const std::string &name, std::int64_t now_ms) override {
         return changes_one_row("UPDATE admins SET revoked_ms=? WHERE name=? AND revoked_ms=0", now_ms, name);
+    }
+
+    bool set_console_password(const std::string &name, const std::string &hash) override {
+        return changes_one_row("UPDATE admins SET console_password=? WHERE name=? AND revoked_ms=0", hash, name);
+    }
+
+    std::optional<admin_record> admin_by_name(const std::string &name) override {
+        std::lock_guard lk(mu_);
+        SQLite::Statement q(*db_, "SELECT * FROM admins WHERE name=?");
+        q.bind(1, name);
+        if (!q.executeStep()) return std::nullopt;
+        return read_admin(q);
     }
 
     std::vector<admin_record> admins() override {
@@ -538,7 +561,7 @@ private:
 
     static admin_record read_admin(SQLite::Statement &q) {
         return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
-                q.getColumn(3).getInt64(), q.getColumn(4).getInt64()};
+                q.getColumn(3).getInt64(), q.getColumn(4).getInt64(), q.getColumn(5).getString()};
     }
 
     template <class Fn>

@@ -81,11 +81,12 @@ struct office_stats {
     std::uint64_t origin_bytes = 0, wan_bytes = 0, lan_bytes = 0;
 };
 
-// Bytes a content brought into an office, by source (agents' job reports).
+// Bytes a content brought into an office, by source (agents' job reports); local: already in
+// the device's own cache.
 struct content_office_stats {
     std::string content_id;
     std::string office;
-    std::uint64_t origin_bytes = 0, wan_bytes = 0, lan_bytes = 0;
+    std::uint64_t origin_bytes = 0, wan_bytes = 0, lan_bytes = 0, local_bytes = 0;
 };
 
 struct assignment_group {
@@ -102,6 +103,8 @@ struct admin_record {
     std::string role;        // "admin" or "viewer"
     std::int64_t added_ms = 0;
     std::int64_t revoked_ms = 0;  // 0 while it is valid
+    // The web console's password, as libsodium's Argon2id string ("": no console login).
+    std::string console_password;
 };
 
 // A device's own key (docs/coordinator.md "Devices"): enrolled on its first "identify" under
@@ -156,6 +159,11 @@ public:
     // Marks it revoked; false when there is no such valid administrator.
     virtual bool revoke_admin(const std::string &name, std::int64_t now_ms) = 0;
     virtual std::vector<admin_record> admins() = 0;
+    // Sets a valid administrator's console password hash ("" removes it); false when there is
+    // no such valid administrator.
+    virtual bool set_console_password(const std::string &name, const std::string &hash) = 0;
+    // Looked up at every console login, so a revocation or a new password holds at once.
+    virtual std::optional<admin_record> admin_by_name(const std::string &name) = 0;
     // Looked up for every admin operation, so a revocation holds at once, even for open
     // connections and when another process (pd-coordinator admin-key) made it.
     virtual std::optional<admin_record> admin_by_key(const std::string &public_key) = 0;

@@ -10,6 +10,8 @@ packages=(
   python3-pip python3-setuptools python3-pybind11
   libgtest-dev libgmock-dev clang libclang-rt-14-dev
   nginx iproute2 iperf3 ethtool openssl curl
+  # The web console tested in a real browser (docs/console.md).
+  chromium chromium-driver python3-selenium
   # The Debian packages (cmake/packaging.cmake): man pages from --help, the users they create.
   help2man adduser
   # The API reference from the headers, and the ABI check against the last release.

@@ -43,7 +43,7 @@ serve "$new" "$work/new.log"
 grep -q '^Branch,Central,' "$work/topo.out" || { echo "upgrade_from_release: the topology was lost" >&2; cat "$work/topo.out" >&2; exit 1; }
 "$pd" admin --coordinator "$address" --credential "$work/ops.cred" --json groups | grep -q '"pc-2"' ||
   { echo "upgrade_from_release: the group was lost" >&2; exit 1; }
-[ "$(sqlite3 "$work/c.db" 'PRAGMA user_version')" = 3 ] || { echo "upgrade_from_release: not upgraded to schema 3" >&2; exit 1; }
+[ "$(sqlite3 "$work/c.db" 'PRAGMA user_version')" = 4 ] || { echo "upgrade_from_release: not upgraded to schema 4" >&2; exit 1; }
 [ "$(sqlite3 "$work/c.db" "SELECT value FROM meta WHERE key='fleet_key'")" = "$fleet_before" ] ||
   { echo "upgrade_from_release: the fleet key changed" >&2; exit 1; }
-echo "upgrade_from_release: a 0.4.0 database (topology, group, fleet key) upgraded to schema 3 intact"
+echo "upgrade_from_release: a 0.4.0 database (topology, group, fleet key) upgraded to schema 4 intact"

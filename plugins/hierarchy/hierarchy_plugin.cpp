@@ -72,6 +72,9 @@ struct backend {
     // network thread's content_available must never wait behind a coordinator call on `mu`.
     std::mutex prestage_mu;
     std::set<std::string> prestaging;
+    // Contents this device's jobs are fetching (hex), also under prestage_mu: their progress
+    // goes with each heartbeat, for the administrators' view of a rollout.
+    std::set<std::string> fetching;
 
     std::mutex stop_mu;  // also guards `reports`
     std::condition_variable stop_cv;
@@ -268,16 +271,19 @@ struct backend {
         }
     }
 
-    // How far the pre-staged contents have come: the coordinator orders the office's children
-    // after it and predicts its finish from these. Agent thread.
-    json prestage_progress() {
+    // How far the pre-staged contents and those being fetched have come: the coordinator
+    // orders the office's children after it, predicts its finish and shows the rollout from
+    // these. Agent thread.
+    json progress() {
         json out = json::array();
-        std::vector<std::string> ids;
+        std::set<std::string> ids;
         {
             std::lock_guard lk(prestage_mu);
-            ids.assign(prestaging.begin(), prestaging.end());
+            ids = prestaging;
+            ids.insert(fetching.begin(), fetching.end());
         }
         for (auto &id : ids) {
+            if (out.size() == pd::coord::max_progress_per_heartbeat) break;
             auto raw = pd::from_hex(id);
             std::uint8_t label[32];
             std::uint64_t verified = 0, total = 0;
@@ -304,7 +310,7 @@ struct backend {
                 for (auto &r : pending) call(r);
                 if (std::chrono::steady_clock::now() >= next_heartbeat) {
                     auto reply = call({{"op", "heartbeat"}, {"device_id", device_id}, {"facts", facts(nullptr)},
-                                       {"progress", prestage_progress()}});
+                                       {"progress", progress()}});
                     apply_budget(pd::coord::read_wan_budget(reply));
                     apply_office_type(reply);
                     prestage(pd::coord::read_prestage(reply, "prestage"), pd::coord::read_prestage(reply, "foreground"));
@@ -340,6 +346,10 @@ struct backend {
     std::optional<pd::coord::sources_reply> sources_for(const pd_content_ref *c, std::int64_t max_age_ms) {
         std::string id = hex(c->id);
         std::int64_t now = host->now_ms(host->host);
+        {
+            std::lock_guard lk(prestage_mu);
+            if (fetching.size() < pd::coord::max_progress_per_heartbeat) fetching.insert(id);
+        }
         std::lock_guard lk(mu);
         auto it = sources.find(id);
         if (it != sources.end() && now - it->second.at_ms <= max_age_ms) return it->second.reply;
@@ -452,6 +462,7 @@ void PD_CALLBACK hy_content_available(void *self, const pd_content_ref *c) {
         {
             std::lock_guard lk(b->prestage_mu);
             b->prestaging.erase(hex(c->id));
+            b->fetching.erase(hex(c->id));
         }
         b->report({{"op", "holding"}, {"device_id", b->device_id}, {"content", hex(c->id)}, {"complete", true}});
         return 0;
@@ -462,8 +473,13 @@ void PD_CALLBACK hy_job_finished(void *self, const pd_content_ref *c, int32_t, c
     auto b = static_cast<backend *>(self);
     if (b->coordinator.empty() || classes < 4) return;
     guarded(b->host, "job_finished", [&]() -> int32_t {
+        {
+            std::lock_guard lk(b->prestage_mu);
+            b->fetching.erase(hex(c->id));
+        }
         b->report({{"op", "job_stats"}, {"device_id", b->device_id}, {"content", hex(c->id)},
-                   {"bytes", {{"lan", bytes[1]}, {"wan", bytes[2]}, {"origin", bytes[3]}}}});
+                   {"bytes", {{"local", bytes[PD_SOURCE_LOCAL]}, {"lan", bytes[PD_SOURCE_LAN]}, {"wan", bytes[PD_SOURCE_WAN]},
+                              {"origin", bytes[PD_SOURCE_ORIGIN]}}}});
         return 0;
     });
 }

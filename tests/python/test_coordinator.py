@@ -186,7 +186,7 @@ def test_a_database_from_0_4_gains_administrators_when_upgraded(tmp_path):
     finally:
         server.stop()
     with sqlite3.connect(str(db)) as c:
-        assert c.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert c.execute("PRAGMA user_version").fetchone()[0] == 4
 
 
 def test_admin_from_python_and_state_across_a_restart(coordinator, tmp_path):

@@ -40,7 +40,7 @@ inline pd::admin_credential add_admin_to(coordinator_store &store, const std::ar
     pd::admin_credential c;
     randombytes_buf(c.admin_seed.data(), 32);
     c.coordinator_key = coordinator_key;
-    store.add_admin({name, public_key_of(c), role, 1, 0});
+    store.add_admin({name, public_key_of(c), role, 1, 0, ""});
     return c;
 }
 

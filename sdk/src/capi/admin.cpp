@@ -160,9 +160,7 @@ PD_API int pd_admin_office_stats_csv(pd_buf *out, pd_admin *admin) {
 
 namespace pd::capi::admin {
 json publication(const pd::content::manifest &m, const char *origins) {
-    auto bytes = m.serialize();
-    json p = {{"content", pd::to_hex(m.id.data(), m.id.size())}, {"name", m.name}, {"size", m.size},
-              {"block_count", m.block_count()}, {"manifest", pd::to_base64(bytes.data(), bytes.size())}};
+    json p = pd::coord::publication_fields(m);
     if (!origins) return p;
     json list = json::array();
     std::string text = origins;

@@ -92,10 +92,17 @@ std::optional<admin_role> parse_role(const std::string &name) {
     return std::nullopt;
 }
 
+json publication_fields(const content::manifest &m) {
+    auto bytes = m.serialize();
+    return {{"content", to_hex(m.id.data(), m.id.size())}, {"name", m.name}, {"size", m.size},
+            {"block_count", m.block_count()}, {"manifest", to_base64(bytes.data(), bytes.size())}};
+}
+
 bool read_only_operation(const std::string &op) {
     static const char *const reads[] = {"admin.health",     "admin.server_id", "admin.topology.export", "admin.devices.csv",
                                         "admin.stats",      "admin.rvp",       "admin.groups.list",     "admin.contents",
-                                        "admin.admins.list", "admin.publication", "admin.prestage.status"};
+                                        "admin.admins.list", "admin.publication", "admin.prestage.status",
+                                        "admin.offices",    "admin.rollouts"};
     return std::any_of(std::begin(reads), std::end(reads), [&](const char *r) { return op == r; });
 }
 

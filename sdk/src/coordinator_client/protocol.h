@@ -5,6 +5,7 @@
 // nested at most 32 levels.
 #pragma once
 
+#include "content/manifest.h"
 #include "net/secure_channel.h"
 #include "util/key_file.h"
 
@@ -67,6 +68,7 @@ std::optional<std::uint64_t> read_revoked_count(const json &reply);
 
 // Most contents a heartbeat asks an RVP to pre-stage, and most progress entries it reports.
 constexpr std::size_t max_prestage_per_reply = 1024;
+constexpr std::size_t max_progress_per_heartbeat = max_prestage_per_reply;
 // Most content ids one "retired_contents" reply carries.
 constexpr std::size_t max_retired_per_reply = 1024;
 
@@ -94,6 +96,11 @@ struct retired_contents_reply {
 };
 // A "retired_contents" reply to a request for the retirements after `since`.
 retired_contents_reply read_retired_contents(const json &reply, std::uint64_t since);
+
+// What an "admin.publish" request (or an "admin.republish" entry) says of a manifest: the
+// content id, name, size, block count and the manifest itself (base64). The caller adds
+// "origins" and "publication" when it has them.
+json publication_fields(const content::manifest &m);
 
 // A "content" reply: the catalogue's description of a content (docs/coordinator.md
 // "Catalogue"). Checked for form only; the session checks the manifest against the id and
