@@ -96,6 +96,7 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
         auto db = store_.check();
         return json{{"ok", db == "ok"},
                     {"server_id", options_.server_id},
+                    {"listen", bound_address()},
                     {"version", PD_VERSION_STRING},
                     {"supported_agent_versions", options_.agent_versions.text()},
                     {"devices", registry_.device_count()},

@@ -89,15 +89,17 @@ std::optional<json> query_fields(const std::string &query) {
     return fields;
 }
 
-// "/api/v1/topology/import" -> "admin.topology.import"; nullopt for anything else.
+// "/api/v1/topology/import" -> "admin.topology.import"; nullopt for anything else (segments
+// of a-z and _ only: no "..", no empty ones).
 std::optional<std::string> operation_of(const std::string &path) {
     constexpr const char *prefix = "/api/v1/";
     if (path.rfind(prefix, 0) != 0) return std::nullopt;
     auto rest = path.substr(std::strlen(prefix));
-    if (rest.empty() || rest.size() > 64) return std::nullopt;
+    if (rest.empty() || rest.size() > 64 || rest.front() == '/' || rest.back() == '/' || rest.find("//") != std::string::npos)
+        return std::nullopt;
     for (auto &c : rest) {
         if (c == '/') c = '.';
-        else if (!((c >= 'a' && c <= 'z') || c == '_' || c == '.')) return std::nullopt;
+        else if (!((c >= 'a' && c <= 'z') || c == '_')) return std::nullopt;
     }
     return "admin." + rest;
 }

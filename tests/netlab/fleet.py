@@ -17,13 +17,14 @@ MiB = float(1 << 20)
 
 class Fleet:
     def __init__(self, workdir, offices, host_bin, plugin_dir, namespaces=None, cdn_office=None, p2p=False,
-                 coordinator_bin=None, multicast_discovery=False):
+                 coordinator_bin=None, multicast_discovery=False, coordinator_args=()):
         """p2p: agents share a fleet key and serve peers; in namespaces they find each other
         with the branchcache backend (multicast on each office subnet), on loopback through
         peer.static_peers (nothing is multicast from the host's own namespace).
         p2p="hierarchy": a pd-coordinator runs in the CDN's office with the lab's offices as
         its topology (Office.parent, Office.kind), and agents use the hierarchy backend —
-        with the branchcache backend off, unless `multicast_discovery` (a mixed deployment)."""
+        with the branchcache backend off, unless `multicast_discovery` (a mixed deployment).
+        `coordinator_args`: more `pd-coordinator serve` options (the console's, say)."""
         self.dir = str(workdir)
         self.p2p = p2p
         self.hierarchy = p2p == "hierarchy"
@@ -31,6 +32,7 @@ class Fleet:
         self.coordinator_bin = coordinator_bin or os.path.join(os.path.dirname(os.path.abspath(host_bin)), "coordinator",
                                                                "pd-coordinator")
         self.coordinator = None  # "ip:port" in hierarchy mode
+        self.coordinator_args = list(coordinator_args)
         self.host_bin = host_bin
         self.plugin_dir = plugin_dir
         self.lab = Lab(os.path.join(self.dir, "lab"), offices, namespaces=namespaces)
@@ -131,7 +133,8 @@ class Fleet:
         db = os.path.join(self.dir, "coordinator.db")
         mark = os.path.getsize(self.coordinator_log) if os.path.exists(self.coordinator_log) else 0
         self.coordinator_proc = self.lab.spawn(self.coordinator_device, [
-            self.coordinator_bin, "serve", "--db", db, "--listen", self.coordinator, "--heartbeat-ms", "1000"],
+            self.coordinator_bin, "serve", "--db", db, "--listen", self.coordinator, "--heartbeat-ms", "1000"] +
+            self.coordinator_args,
             log_path=self.coordinator_log)
         deadline = time.monotonic() + 10
         while True:
