@@ -322,15 +322,17 @@ def test_a_lab_rollout_reaches_100_percent_in_every_office_in_the_browser(tmp_pa
                 seen_partial = False
                 def all_done(d):
                     nonlocal seen_partial
-                    rows = d.find_elements(By.CSS_SELECTOR, "article.rollout tr[data-office]")
-                    percents = {r.get_attribute("data-office"): float(r.get_attribute("data-percent")) for r in rows}
+                    # Read in one script: the page redraws every poll, so elements go stale.
+                    percents = {o: float(p) for o, p in d.execute_script(
+                        "return [...document.querySelectorAll('article.rollout tr[data-office]')]"
+                        ".map(r => [r.dataset.office, r.dataset.percent])")}
                     seen_partial = seen_partial or any(0 < p < 100 for p in percents.values())
                     return set(percents) == {"central", "branch-a", "branch-b"} and all(p == 100 for p in percents.values())
                 WebDriverWait(driver, 300, poll_frequency=0.25).until(all_done)
                 fleet.watch(jobs, timeout=60, out=open(os.devnull, "w"))
                 # The job reports follow completion: then the bytes by source are whole.
-                WebDriverWait(driver, 30).until(lambda d: "0.0 % of the WAN" not in d.find_element(By.ID, "rollouts").text
-                                                and "8 devices hold it" in d.find_element(By.ID, "rollouts").text)
+                text = lambda d: d.execute_script("return document.getElementById('rollouts').textContent")
+                WebDriverWait(driver, 30).until(lambda d: "8 devices hold it" in text(d) and "% of the WAN" in text(d))
                 screenshot(driver, "rollouts")
                 c = Client(url)
                 assert c.login()[0] == 200
@@ -344,7 +346,7 @@ def test_a_lab_rollout_reaches_100_percent_in_every_office_in_the_browser(tmp_pa
                 # Against every device taking it from the origin: 8 copies over the WAN, here three.
                 assert report["saved_fraction"] > 0.6, report
                 driver.get(url + "#offices")
-                wait.until(lambda d: "branch-b" in d.find_element(By.ID, "office-tree").text)
+                wait.until(lambda d: "branch-b" in d.execute_script("return document.getElementById('office-tree').textContent"))
                 screenshot(driver, "offices")
                 driver.get(url + "#prestaging")
                 wait.until(lambda d: d.find_element(By.ID, "page-prestaging").is_displayed())
