@@ -1,6 +1,7 @@
 #include "coordinator/console/console.h"
 
 #include "coordinator/console/assets.h"
+#include "coordinator/console/request.h"
 #include "coordinator_client/protocol.h"
 #include "util/endpoint.h"
 #include "util/error.h"
@@ -35,74 +36,6 @@ http_response json_response(unsigned status, const json &body) {
 }
 
 http_response error_response(unsigned status, const std::string &why) { return json_response(status, {{"ok", false}, {"error", why}}); }
-
-// The value of cookie `name` in a Cookie header, "" when absent.
-std::string cookie(const std::string &header, const std::string &name) {
-    for (std::size_t pos = 0; pos < header.size();) {
-        while (pos < header.size() && (header[pos] == ' ' || header[pos] == ';')) ++pos;
-        auto end = header.find(';', pos);
-        if (end == std::string::npos) end = header.size();
-        auto pair = header.substr(pos, end - pos);
-        auto eq = pair.find('=');
-        if (eq != std::string::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
-        pos = end + 1;
-    }
-    return "";
-}
-
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// A query string's parameters, percent-decoded; nullopt for a malformed one.
-std::optional<json> query_fields(const std::string &query) {
-    json fields = json::object();
-    for (std::size_t pos = 0; pos < query.size();) {
-        auto end = query.find('&', pos);
-        if (end == std::string::npos) end = query.size();
-        auto pair = query.substr(pos, end - pos);
-        pos = end + 1;
-        if (pair.empty()) continue;
-        auto eq = pair.find('=');
-        std::string parts[2] = {pair.substr(0, eq), eq == std::string::npos ? "" : pair.substr(eq + 1)};
-        for (auto &p : parts) {
-            std::string out;
-            for (std::size_t i = 0; i < p.size(); ++i) {
-                if (p[i] == '+') {
-                    out += ' ';
-                } else if (p[i] == '%') {
-                    if (i + 2 >= p.size() || hex_digit(p[i + 1]) < 0 || hex_digit(p[i + 2]) < 0) return std::nullopt;
-                    out += static_cast<char>(hex_digit(p[i + 1]) * 16 + hex_digit(p[i + 2]));
-                    i += 2;
-                } else {
-                    out += p[i];
-                }
-            }
-            p = out;
-        }
-        if (parts[0].empty() || parts[0] == "op") return std::nullopt;
-        fields[parts[0]] = parts[1];
-    }
-    return fields;
-}
-
-// "/api/v1/topology/import" -> "admin.topology.import"; nullopt for anything else (segments
-// of a-z and _ only: no "..", no empty ones).
-std::optional<std::string> operation_of(const std::string &path) {
-    constexpr const char *prefix = "/api/v1/";
-    if (path.rfind(prefix, 0) != 0) return std::nullopt;
-    auto rest = path.substr(std::strlen(prefix));
-    if (rest.empty() || rest.size() > 64 || rest.front() == '/' || rest.back() == '/' || rest.find("//") != std::string::npos)
-        return std::nullopt;
-    for (auto &c : rest) {
-        if (c == '/') c = '.';
-        else if (!((c >= 'a' && c <= 'z') || c == '_')) return std::nullopt;
-    }
-    return "admin." + rest;
-}
 
 // The replies the API can send as a file: the CSV field of these operations.
 bool csv_operation(const std::string &op) { return op == "admin.devices.csv" || op == "admin.topology.export"; }
@@ -180,7 +113,7 @@ void web_console::handle(const http_request &r, respond_fn respond) {
         if (path == "/metrics") {
             // Open to a scraper on this host; elsewhere only when configured, or to a
             // logged-in administrator.
-            auto token = cookie(r.header("cookie"), cookie_name);
+            auto token = cookie_value(r.header("cookie"), cookie_name);
             if (!options_.metrics_public && !loopback(r.peer_ip) && !sessions_.find(token, now_ms()))
                 return send(error_response(403, "/metrics is served to this host only (serve --console-metrics-public opens it)"));
             http_response out;
@@ -201,7 +134,7 @@ void web_console::handle(const http_request &r, respond_fn respond) {
         auto s = require_session(r, send);
         if (!s) return;
         if (!same_origin(r) || r.header("x-csrf-token") != s->csrf_token) return send(error_response(403, "cross-site request refused"));
-        sessions_.close(cookie(r.header("cookie"), cookie_name));
+        sessions_.close(cookie_value(r.header("cookie"), cookie_name));
         auto out = json_response(200, {{"ok", true}});
         out.headers.push_back({"Set-Cookie", std::string(cookie_name) + "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"});
         return send(std::move(out));
@@ -212,7 +145,7 @@ void web_console::handle(const http_request &r, respond_fn respond) {
 }
 
 const session *web_console::require_session(const http_request &r, const respond_fn &respond) {
-    auto token = cookie(r.header("cookie"), cookie_name);
+    auto token = cookie_value(r.header("cookie"), cookie_name);
     auto s = sessions_.find(token, now_ms());
     if (!s) {
         respond(error_response(401, "log in first"));

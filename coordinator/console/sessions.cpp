@@ -54,7 +54,7 @@ void sessions::count(std::unordered_map<std::string, failures> &table, const std
             table.erase(std::min_element(table.begin(), table.end(), [](auto &a, auto &b) { return a.second.first_ms < b.second.first_ms; }));
     }
     auto &f = table[key];
-    if (now_ms - f.first_ms >= limits_.failure_window_ms) f = {now_ms, 0};
+    if (f.count == 0 || now_ms - f.first_ms >= limits_.failure_window_ms) f = {now_ms, 0};
     ++f.count;
 }
 

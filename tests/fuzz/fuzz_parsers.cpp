@@ -12,6 +12,7 @@
 #include "content/manifest.h"
 #include "content/pccrc.h"
 #include "content/publication.h"
+#include "coordinator/console/request.h"
 #include "coordinator/topology.h"
 #include "coordinator_client/protocol.h"
 #include "net/ledbat.h"
@@ -137,15 +138,18 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     pd::admin_credential credential;
     for (std::size_t i = 0; i < 32; ++i) credential.admin_seed[i] = static_cast<std::uint8_t>(i * 7 + 1);
     text_seed("admin-credential", 15, pd::format_admin_credential(credential, "seed"));
+    text_seed("console-request", 16, std::string("/api/v1/prestage/status") + '\0' + "content=ab%20cd&x=+1" + '\0' + "a=b; pd_console=" + std::string(64, 'f'));
     return 0;
 }
+
+static bool cookie_has_separator(const std::string &v) { return v.find(';') != std::string::npos; }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
     if (size == 0) return 0;
     const std::uint8_t *body = data + 1;
     std::size_t len = size - 1;
     try {
-        switch (data[0] % 16) {
+        switch (data[0] % 17) {
         case 0: {
             auto m = pd::content::manifest::parse(body, len);
             if (m.serialize() != std::vector<std::uint8_t>(body, body + len)) std::abort();
@@ -377,6 +381,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             auto c = pd::parse_admin_credential(std::string(reinterpret_cast<const char *>(body), len));
             auto again = pd::parse_admin_credential(pd::format_admin_credential(c, "fuzz"));
             if (again.admin_seed != c.admin_seed || again.coordinator_key != c.coordinator_key) std::abort();
+            break;
+        }
+        case 16: {
+            // The console's own request parsing: a path, a query string and a Cookie header,
+            // 0 bytes between them.
+            std::string text(reinterpret_cast<const char *>(body), len);
+            auto first = text.find('\0'), second = text.find('\0', first == std::string::npos ? first : first + 1);
+            std::string path = text.substr(0, first);
+            std::string query = first == std::string::npos ? "" : text.substr(first + 1, second - first - 1);
+            std::string cookie = second == std::string::npos ? "" : text.substr(second + 1);
+            if (auto op = pd::coord::console::operation_of(path)) {
+                if (op->rfind("admin.", 0) != 0 || op->size() > 70) std::abort();
+                for (char c : op->substr(6))
+                    if (!((c >= 'a' && c <= 'z') || c == '_' || c == '.')) std::abort();
+                if (op->find("..") != std::string::npos) std::abort();
+            }
+            if (auto fields = pd::coord::console::query_fields(query)) {
+                if (!fields->is_object() || fields->contains("op")) std::abort();
+                for (auto &[k, v] : fields->items())
+                    if (k.empty() || !v.is_string()) std::abort();
+                (void)fields->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            }
+            if (cookie_has_separator(pd::coord::console::cookie_value(cookie, "pd_console"))) std::abort();
             break;
         }
         }
