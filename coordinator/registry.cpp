@@ -396,6 +396,17 @@ std::map<std::string, registry::office_rollout> registry::rollout_by_office(cons
     return out;
 }
 
+std::map<std::string, std::size_t> registry::partial_by_office() const {
+    std::map<std::string, std::size_t> out;
+    for (auto &[content, holders] : holdings_)
+        for (auto &[device, h] : holders) {
+            if (h.complete || !h.verified_blocks) continue;
+            auto office = office_of_.find(device);
+            if (office != office_of_.end()) ++out[office->second];
+        }
+    return out;
+}
+
 const std::map<std::string, const device_record *> &registry::members(const std::string &office) const {
     static const std::map<std::string, const device_record *> none;
     auto it = members_.find(office);

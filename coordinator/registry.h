@@ -121,6 +121,8 @@ public:
         std::uint64_t partial_blocks = 0;  // verified blocks the partial holders have
     };
     std::map<std::string, office_rollout> rollout_by_office(const std::string &content_id) const;
+    // Devices part way through any content, per office: one pass over every holding (/metrics).
+    std::map<std::string, std::size_t> partial_by_office() const;
     // The office's devices (device ids), "" for devices in no office.
     const std::map<std::string, const device_record *> &members(const std::string &office) const;
 

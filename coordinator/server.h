@@ -127,11 +127,13 @@ private:
     // scanners), for the health check.
     json key_mismatches(std::int64_t now) const;
     // The console's office tree and rollout pages (admin.offices, admin.rollouts).
-    json offices_report(std::int64_t now);
-    json rollouts_report(const std::string &content, std::int64_t now);
+    json offices_report(const std::string &listed_office, std::int64_t now);
+    json rollouts_report(const std::string &content, std::size_t limit, std::int64_t now);
     // Verified bytes a device gained of a content since its last report, counted to its office's rate.
     void count_received(const std::string &device_id, const std::string &content, const holding &now_held, std::int64_t now);
     counters counters_;
+    std::string db_check_;  // the health check's last quick_check, and when (network thread)
+    std::int64_t db_checked_ms_ = 0;
     std::unordered_map<std::string, refusal_count> refusals_;  // network thread; bounded
     void accept_next();
     // Connections from the socket's address that have not authenticated yet.

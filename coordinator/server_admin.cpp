@@ -10,7 +10,9 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <map>
+#include <tuple>
 
 namespace pd::coord {
 
@@ -93,7 +95,13 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
             if (!supported) unsupported += count.first;
             agents.push_back({{"version", version}, {"devices", count.first}, {"online", count.second}, {"supported", supported}});
         }
-        auto db = store_.check();
+        // SQLite's quick_check reads the whole database (tens of ms for 100,000 devices): once
+        // a minute at most, however often consoles poll the health.
+        if (db_checked_ms_ == 0 || now - db_checked_ms_ > 60000) {
+            db_check_ = store_.check();
+            db_checked_ms_ = now;
+        }
+        const auto &db = db_check_;
         return json{{"ok", db == "ok"},
                     {"server_id", options_.server_id},
                     {"listen", bound_address()},
@@ -107,6 +115,7 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
                     {"offices", registry_.office_count()},
                     {"contents", catalogue_.contents().size()},
                     {"database", db},
+                    {"database_checked_ms", db_checked_ms_},
                     {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"},
                     {"distribution_optimisation", registry_.optimisation()},
                     {"automatic_prefixes", {registry_.v4_prefix(), registry_.v6_prefix()}},
@@ -129,8 +138,19 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
         return json{{"ok", true}, {"fleet_key", to_hex(options_.fleet_key.data(), options_.fleet_key.size())},
                     {"regenerated_ms", now}, {"agent_connections_closed", closed}};
     }
-    if (op == "admin.offices") return offices_report(now);
-    if (op == "admin.rollouts") return rollouts_report(text(request, "content"), now);
+    if (op == "admin.offices") return offices_report(text(request, "office"), now);
+    if (op == "admin.rollouts") {
+        // A number, or its digits as a console query string carries them.
+        auto it = request.find("limit");
+        std::uint64_t limit = 20;
+        if (it != request.end() && it->is_string() && !it->get_ref<const std::string &>().empty() &&
+            it->get_ref<const std::string &>().size() < 10 &&
+            std::all_of(it->get_ref<const std::string &>().begin(), it->get_ref<const std::string &>().end(), ::isdigit))
+            limit = std::stoull(it->get<std::string>());
+        else if (it != request.end())
+            limit = number(request, "limit");
+        return rollouts_report(text(request, "content"), static_cast<std::size_t>(std::clamp<std::uint64_t>(limit, 1, 200)), now);
+    }
     if (op == "admin.server_id") return json{{"ok", true}, {"server_id", options_.server_id}};
     if (op == "admin.publish") {
         std::vector<publication_request> one;
@@ -261,10 +281,12 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
 json server::key_mismatches(std::int64_t now) const {
     constexpr std::int64_t recent_ms = 15 * 60 * 1000;
     constexpr std::size_t max_listed = 100;
+    json list = json::array();
+    bool any = std::any_of(refusals_.begin(), refusals_.end(), [&](auto &r) { return r.second.last_ms && now - r.second.last_ms <= recent_ms; });
+    if (!any) return list;  // the usual case: no pass over the devices
     // Which registered device last came from each address, to name the agents still on an old key.
     std::unordered_map<std::string, const device_record *> by_address;
     for (auto &[id, d] : registry_.devices()) by_address[d.address] = &d;
-    json list = json::array();
     for (auto &[ip, r] : refusals_) {
         if (!r.last_ms || now - r.last_ms > recent_ms || list.size() == max_listed) continue;
         auto d = by_address.find(ip);
@@ -275,10 +297,10 @@ json server::key_mismatches(std::int64_t now) const {
     return list;
 }
 
-json server::offices_report(std::int64_t now) {
-    // At most this many devices are listed per office (the count is always whole): a page
-    // for 100,000 devices would help nobody and cost the network thread.
-    constexpr std::size_t max_listed = 200;
+json server::offices_report(const std::string &listed_office, std::int64_t now) {
+    // Devices are listed for one office at a time, at most this many (the counts are always
+    // whole): a page of 100,000 devices would help nobody and cost the network thread.
+    constexpr std::size_t max_listed = 500;
     json offices = json::array();
     auto totals = rollout_.bytes_by_office();
     for (auto &o : registry_.current_topology().offices()) {
@@ -287,7 +309,7 @@ json server::offices_report(std::int64_t now) {
         for (auto &[id, d] : registry_.members(o.name)) {
             bool up = registry_.online(*d, now);
             online += up;
-            if (devices.size() < max_listed)
+            if (o.name == listed_office && devices.size() < max_listed)
                 devices.push_back({{"device_id", id}, {"name", d->name}, {"address", d->address}, {"version", d->version},
                                    {"online", up}, {"supported", options_.agent_versions.admits(d->version)}});
         }
@@ -309,11 +331,17 @@ json server::offices_report(std::int64_t now) {
     return {{"ok", true}, {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"}, {"offices", offices}};
 }
 
-json server::rollouts_report(const std::string &only, std::int64_t now) {
-    (void)now;
+json server::rollouts_report(const std::string &only, std::size_t limit, std::int64_t now) {
+    // The newest contents first, `limit` of them (or the one asked for).
+    std::vector<const content_record *> chosen;
+    for (auto &[id, c] : catalogue_.contents())
+        if (only.empty() || id == only) chosen.push_back(&c);
+    std::sort(chosen.begin(), chosen.end(), [](auto *a, auto *b) { return std::tie(a->published_ms, a->id) > std::tie(b->published_ms, b->id); });
+    if (chosen.size() > limit) chosen.resize(limit);
     json contents = json::array();
-    for (auto &[id, c] : catalogue_.contents()) {
-        if (!only.empty() && id != only) continue;
+    for (auto *record : chosen) {
+        auto &c = *record;
+        auto &id = c.id;
         json offices = json::array();
         std::uint64_t holders = 0, fetched = 0, delivered = 0;  // bytes: crossing a WAN or from the origin / all
         auto by_office = registry_.rollout_by_office(id);

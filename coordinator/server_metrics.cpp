@@ -69,10 +69,8 @@ std::string server::metrics() {
     m.sample("pd_coordinator_connections", connections_.size());
 
     // Transfers under way: a device holding part of a content, not all of it.
-    std::map<std::string, std::uint64_t> active;
+    auto active = registry_.partial_by_office();
     auto totals_by_office = rollout_.bytes_by_office();
-    for (auto &[id, c] : catalogue_.contents())
-        for (auto &[office, r] : registry_.rollout_by_office(id)) active[office] += r.partial;
     m.family("pd_coordinator_office_bytes_total", "counter", "Bytes delivered into an office for catalogue contents, by source");
     for (auto &[office, b] : totals_by_office) {
         auto o = "office=\"" + label(office) + "\"";

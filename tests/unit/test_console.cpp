@@ -176,7 +176,12 @@ TEST(coordinator_rollout, each_office_reports_its_devices_progress_rate_and_byte
     EXPECT_EQ(offices[1]["wan_budget"], 1000000);
     EXPECT_EQ(offices[1]["device_count"], 2);
     EXPECT_FALSE(offices[1]["rvp"].get<std::string>().empty());
-    EXPECT_EQ(offices[1]["devices"][0]["supported"], true);
+    EXPECT_TRUE(offices[1]["devices"].empty());  // devices are listed for the office asked about
+    auto branch = f.admin.call({{"op", "admin.offices"}, {"office", "Branch"}})["offices"];
+    EXPECT_TRUE(branch[0]["devices"].empty());
+    ASSERT_EQ(branch[1]["devices"].size(), 2u);
+    EXPECT_EQ(branch[1]["devices"][0]["supported"], true);
+    EXPECT_EQ(branch[1]["devices"][0]["name"], "pc-b1");
     // The totals survive a restart of the coordinator's rollout state (they are in the store).
     EXPECT_EQ(f.s.store->content_stats().size(), 2u);
     // A retired content leaves the report.

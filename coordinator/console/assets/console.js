@@ -3,7 +3,9 @@
 // protocol's operations as /api/v1/… (docs/console-openapi.json).
 'use strict';
 
-const state = { csrf: '', role: '', pollMs: 2000, timer: null, page: '' };
+// openOffice: the one office whose devices the offices page lists (the server lists one
+// office's devices at a time: a fleet may have 100,000).
+const state = { csrf: '', role: '', pollMs: 2000, timer: null, page: '', openOffice: '' };
 const $ = (id) => document.getElementById(id);
 
 // An element with attributes and children (strings become text nodes).
@@ -98,8 +100,19 @@ async function loadSettings() {
   }
 }
 
+// An office's device list, open for the office chosen; opening one closes the others.
+function details(o, devices, more) {
+  const d = el('details', {}, el('summary', {}, `Devices (${o.device_count})`));
+  if (o.name === state.openOffice) { d.open = true; d.append(devices, more); }
+  d.addEventListener('toggle', () => {
+    if (d.open && state.openOffice !== o.name) { state.openOffice = o.name; refresh(); }
+    else if (!d.open && state.openOffice === o.name) { state.openOffice = ''; }
+  });
+  return d;
+}
+
 async function loadOffices() {
-  const reply = await api('offices');
+  const reply = await api('offices', state.openOffice ? { office: state.openOffice } : {});
   const children = {};
   for (const o of reply.offices) (children[o.parent] = children[o.parent] || []).push(o);
   const item = (o) => {
@@ -114,7 +127,7 @@ async function loadOffices() {
         ` · ${o.online}/${o.device_count} online · RVP ${o.rvp || '(none online)'}`,
         ` · WAN budget ${o.wan_budget ? bytes(o.wan_budget) + '/s' : 'none'}`,
         el('span', { class: 'rate' }, ` · receiving ${bytes(o.rate_bytes_per_s)}/s`)),
-      el('details', {}, el('summary', {}, `Devices (${o.device_count})`), devices, more));
+      details(o, devices, more));
     const kids = children[o.name] || [];
     if (kids.length) li.append(el('ul', {}, ...kids.map(item)));
     return li;
