@@ -208,6 +208,27 @@ const std::vector<admin_op> &operations() {
              if (!args.positional.empty()) request["content"] = content_id_arg(args.positional[0]);
              return reply_json(call(a, request));
          }},
+        {{"offices", "[OFFICE]", "the office tree as JSON: RVP, WAN budget, devices online, receive rate, bytes by source; OFFICE's devices"},
+         0, 1, {},
+         [](pd_admin *a, const op_args &args, bool) {
+             json request = {{"op", "admin.offices"}};
+             if (!args.positional.empty()) request["office"] = args.positional[0];
+             return reply_json(call(a, request));
+         }},
+        {{"rollouts", "[CONTENT_ID]", "each content's rollout by office as JSON: progress, rate, bytes by source, the saving"}, 0, 1, {},
+         [](pd_admin *a, const op_args &args, bool) {
+             json request = {{"op", "admin.rollouts"}};
+             if (!args.positional.empty()) request["content"] = content_id_arg(args.positional[0]);
+             return reply_json(call(a, request));
+         }},
+        {{"fleet-key-regenerate", "--confirm regenerate",
+          "replace the fleet key (printed once): every agent on the old key is cut off until it is given the new one"},
+         0, 0, {"--confirm"},
+         [](pd_admin *a, const op_args &args, bool j) {
+             auto reply = call(a, {{"op", "admin.fleet_key.regenerate"}, {"confirm", args.one("--confirm")}});
+             if (j) return reply_json(reply);
+             return reply.value("fleet_key", std::string()) + "\n";
+         }},
         {{"prestage-cancel", "CONTENT_ID", "withdraw a content's pre-staging (what was fetched stays)"}, 1, 1, {},
          [](pd_admin *a, const op_args &args, bool j) {
              return done_or_json(a, {{"op", "admin.prestage.cancel"}, {"content", content_id_arg(args.positional[0])}},
