@@ -75,6 +75,27 @@ def test_settings_in_a_browser_topology_error_by_line_group_and_devices_csv(cons
         wait.until(lambda d: "pilot" in d.find_element(By.ID, "groups").text)
         assert "laptop-1, laptop-2" in driver.find_element(By.ID, "groups").text
 
+        # Publish a content from its manifest, then pre-stage it by a deadline.
+        package = tmp_path / "Setup.msi"
+        package.write_bytes(os.urandom(3 << 20))
+        pd = os.path.join(os.environ.get("PD_HOST_BIN", ""), "pd")
+        subprocess.run([pd, "publish", str(package), "--origin", "file://" + str(package)], check=True, capture_output=True)
+        driver.find_element(By.ID, "publish-files").send_keys(str(package) + ".pdm")
+        driver.find_element(By.ID, "publish-origin").send_keys("https://cdn.example/packages")
+        driver.find_element(By.ID, "publish-one").click()
+        wait.until(lambda d: "Setup.msi" in d.find_element(By.ID, "contents").text)
+        assert "3.0 MiB" in driver.find_element(By.ID, "contents").text
+        driver.get(url + "#prestaging")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#prestage-content option"))
+        driver.execute_script("document.getElementById('prestage-deadline').value = arguments[0]",
+                              time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() + 86400)))
+        driver.find_element(By.ID, "prestage-submit").click()
+        wait.until(lambda d: "Setup.msi" in d.execute_script("return document.getElementById('prestages').textContent"))
+        assert "Branch" in driver.execute_script("return document.getElementById('prestages').textContent")
+        screenshot(driver, "prestaging-plan")
+        driver.get(url + "#settings")
+        wait.until(lambda d: d.find_element(By.ID, "server-id").text)
+
         # The activated devices, downloaded as a file.
         driver.find_element(By.ID, "devices-csv").click()
         path = os.path.join(downloads, "activated-devices.csv")
