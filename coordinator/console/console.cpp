@@ -163,9 +163,13 @@ const session *web_console::require_session(const http_request &r, const respond
 
 void web_console::login(const http_request &r, respond_fn respond) {
     if (!same_origin(r)) return respond(error_response(403, "cross-site request refused"));
-    auto body = json::parse(r.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object() || !body.value("name", json()).is_string() ||
-        !body.value("password", json()).is_string())
+    json body;
+    try {
+        if (r.body.size() > 4096) fail(PD_E_INVALID, PD_CATEGORY_API, "too long");
+        body = parse_object(r.body, "a login");
+    } catch (const pd::error &) {
+    }
+    if (!body.is_object() || !body.value("name", json()).is_string() || !body.value("password", json()).is_string())
         return respond(error_response(400, "a login is {\"name\": ..., \"password\": ...}"));
     auto name = body["name"].get<std::string>();
     auto password = body["password"].get<std::string>();
@@ -223,8 +227,11 @@ void web_console::api(const http_request &r, const std::string &path, const std:
         if (!same_origin(r) || r.header("x-csrf-token").size() != s->csrf_token.size() ||
             sodium_memcmp(r.header("x-csrf-token").data(), s->csrf_token.data(), s->csrf_token.size()) != 0)
             return respond(error_response(403, "cross-site request refused: send the session's X-CSRF-Token"));
-        request = r.body.empty() ? json::object() : json::parse(r.body, nullptr, false);
-        if (request.is_discarded() || !request.is_object()) return respond(error_response(400, "the body must be a JSON object"));
+        try {
+            request = r.body.empty() ? json::object() : parse_object(r.body, "the body");
+        } catch (const pd::error &e) {
+            return respond(error_response(400, e.what()));
+        }
     } else {
         return respond(error_response(405, "method not allowed"));
     }

@@ -177,6 +177,12 @@ def test_attackers_without_a_session_a_token_or_the_page_origin(console):
     # A change must be POSTed; malformed bodies and unknown operations get clear errors.
     assert admin.api("GET", "groups/set")[0] == 405
     assert admin.request("POST", "/api/v1/groups/set", "{not json")[0] == 400
+    # Nesting is bounded as it is parsed, before and after the login (8 MB of "[" once cost
+    # the coordinator 270 MB).
+    deep = "[" * (6 << 20)
+    status, _, data = admin.request("POST", "/api/v1/groups/set", deep, headers={"Content-Type": "application/json"})
+    assert status == 400 and b"nests deeper" in data, data[:200]
+    assert Client(url).request("POST", "/api/login", deep, headers={"Content-Type": "application/json"})[0] == 400
     assert admin.api("POST", "no/such/op", {})[0] == 404
     assert admin.api("GET", "../../etc/passwd")[0] == 404
     status, reply = admin.api("POST", "fleet_key/regenerate", {})
@@ -377,3 +383,21 @@ def test_a_lab_rollout_reaches_100_percent_in_every_office_in_the_browser(tmp_pa
             finally:
                 driver.quit()
         print("saw a partial office on the page: %s; saved %.2f" % (seen_partial, report["saved_fraction"]))
+
+
+def test_python_admin_reads_the_console_s_reports_and_regenerates_the_key(console):
+    """The console's operations from Python (peerdist.Admin over pd_admin_run)."""
+    import re
+    import peerdist
+    url, pin, db, log = console
+    address = re.search(r"listening on (\S+)", open(log).read()).group(1)
+    admin_cred = os.path.join(os.path.dirname(db), "admin.cred")
+    with peerdist.Admin(address, admin_cred) as admin:
+        assert [o["name"] for o in admin.offices()] == ["Central Office"]
+        assert admin.rollouts() == []
+        key = admin.regenerate_fleet_key()
+        assert re.fullmatch(r"[0-9a-f]{64}", key)
+        assert admin.health()["key_mismatches"] == []
+    with peerdist.Admin(address, os.path.join(os.path.dirname(db), "watcher.cred")) as viewer:
+        with pytest.raises(peerdist.Error, match="viewer"):
+            viewer.regenerate_fleet_key()

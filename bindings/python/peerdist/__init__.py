@@ -223,6 +223,28 @@ class Admin(_Closing, _NativeAdmin):
         import json
         return json.loads(self.groups_json())["groups"]
 
+    def run(self, operation, *args):
+        """Any operation of `pd admin` by its name and arguments, as `pd admin --json` runs it:
+        the coordinator's reply, parsed (run("offices", "Branch"))."""
+        import json
+        return json.loads(self.run_json(operation, [str(a) for a in args]))
+
+    def offices(self, office=None):
+        """The office tree: [{name, parent, type, ranges, wan_budget, rvp, device_count, online,
+        rate_bytes_per_s, bytes, devices}] — devices listed for `office` only."""
+        return self.run("offices", *([office] if office else []))["offices"]
+
+    def rollouts(self, content_id=None):
+        """Each content's rollout (the 20 newest, or `content_id`): [{content, name, size, holders,
+        offices: [{office, devices, complete, partial, percent, rate_bytes_per_s, bytes}],
+        saved_fraction, ...}]."""
+        return self.run("rollouts", *([content_id] if content_id else []))["contents"]
+
+    def regenerate_fleet_key(self):
+        """Replaces the fleet key and returns the new one (64 hex digits, shown once): every agent
+        on the old key is cut off until it is given this one."""
+        return self.run("fleet-key-regenerate", "--confirm", "regenerate")["fleet_key"]
+
     def prestage_status(self, content_id=None):
         """Pre-staging progress: [{content, name, deadline_ms, done, late, offices: [{office,
         state, rvp, verified_blocks, block_count, bytes, rate_bytes_per_s, expected_finish_ms}]}]."""

@@ -68,6 +68,12 @@ public:
         auto cid = parse_id(id);
         call([&] { return pd_admin_prestage_cancel(get(), &cid); });
     }
+    // Any operation of the table by its pd admin name (pd_admin_run), its reply as JSON text.
+    std::string run_json(const std::string &operation, const std::vector<std::string> &args) {
+        std::vector<const char *> argv;
+        for (auto &a : args) argv.push_back(a.c_str());
+        return text([&](pd_buf *b) { return pd_admin_run(b, get(), operation.c_str(), argv.data(), argv.size(), PD_ADMIN_JSON); });
+    }
     std::string rvp(const std::string &office) {
         return text([&](pd_buf *b) { return pd_admin_rvp(b, get(), office.c_str()); });
     }
@@ -168,6 +174,8 @@ void bind_admin(py::module_ &mod) {
         .def("prestage_status_json", &admin::prestage_status, py::arg("content_id") = py::none(),
              "Pre-staging progress, JSON text (Admin.prestage_status()).")
         .def("prestage_cancel", &admin::prestage_cancel, py::arg("content_id"), "Cancels a content's pre-staging.")
+        .def("run_json", &admin::run_json, py::arg("operation"), py::arg("args") = std::vector<std::string>{},
+             "Runs any operation of `pd admin` by name with its arguments; the reply, JSON text (Admin.run() parses it).")
         .def("rvp", &admin::rvp, py::arg("office"), "The office's elected branch cache (RVP) and its standing.");
 }
 

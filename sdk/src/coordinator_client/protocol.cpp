@@ -29,6 +29,18 @@ std::vector<net::bytes> frame_message(const json &message) {
     return out;
 }
 
+json parse_object(const std::string &text, const char *what) {
+    // Nesting is bounded as the parser goes: 8 MB of "[[[[" once cost 270 MB of memory.
+    auto depth_limit = [what](int depth, json::parse_event_t, json &) {
+        if (depth > max_json_depth)
+            fail(PD_E_INVALID, PD_CATEGORY_NET, std::string(what) + " nests deeper than " + std::to_string(max_json_depth) + " levels");
+        return true;
+    };
+    json j = json::parse(text, depth_limit, false);
+    if (j.is_discarded() || !j.is_object()) fail(PD_E_INVALID, PD_CATEGORY_NET, std::string(what) + " is not a JSON object");
+    return j;
+}
+
 std::optional<json> message_assembler::feed(const net::bytes &record) {
     if (parts_left_) {
         text_.append(record.begin(), record.end());
@@ -37,16 +49,9 @@ std::optional<json> message_assembler::feed(const net::bytes &record) {
     } else {
         text_.assign(record.begin(), record.end());
     }
-    // Nesting is bounded as the parser goes: 8 MB of "[[[[" once cost 270 MB of memory.
-    auto depth_limit = [](int depth, json::parse_event_t, json &) {
-        if (depth > max_json_depth)
-            fail(PD_E_INVALID, PD_CATEGORY_NET, "coordinator message nests deeper than " + std::to_string(max_json_depth) + " levels");
-        return true;
-    };
     std::string text = std::move(text_);
     text_.clear();
-    json j = json::parse(text, depth_limit, false);
-    if (j.is_discarded() || !j.is_object()) fail(PD_E_INVALID, PD_CATEGORY_NET, "coordinator message is not a JSON object");
+    json j = parse_object(text, "coordinator message");
     if (j.size() == 1 && j.contains("parts")) {
         auto &p = j["parts"];
         if (!p.is_number_unsigned() || p.get<std::uint64_t>() < 2 ||

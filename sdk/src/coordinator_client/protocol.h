@@ -27,6 +27,11 @@ constexpr int max_json_depth = 32;
 // Longest peer list in a sources reply: a large office is sampled, not listed whole.
 constexpr std::size_t max_peers = 64;
 
+// `text` as a JSON object nested at most max_json_depth levels (checked as it is parsed);
+// throws pd::error PD_E_INVALID naming `what` otherwise. Every JSON a coordinator or its
+// console reads from a socket goes through here.
+json parse_object(const std::string &text, const char *what);
+
 // The records (plaintext) that carry one message.
 std::vector<net::bytes> frame_message(const json &message);
 
