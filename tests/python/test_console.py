@@ -4,6 +4,7 @@ group, downloads the activated devices and watches a lab rollout reach 100 % in 
 raw HTTP clients try what a hostile LAN would."""
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -308,7 +309,6 @@ def test_the_openapi_file_matches_the_server(console):
             status, _, _ = admin.request(method.upper(), path, body)
             assert status not in (404, 405), (method, path, status)
     source = open(os.path.join(os.environ.get("PD_SOURCE_DIR", "."), "coordinator", "server_admin.cpp")).read()
-    import re
     served = set(re.findall(r'op == "(admin\.[a-z_.]+)"', source))
     assert served == documented, (served - documented, documented - served)
 
@@ -387,7 +387,6 @@ def test_a_lab_rollout_reaches_100_percent_in_every_office_in_the_browser(tmp_pa
 
 def test_python_admin_reads_the_console_s_reports_and_regenerates_the_key(console):
     """The console's operations from Python (peerdist.Admin over pd_admin_run)."""
-    import re
     import peerdist
     url, pin, db, log = console
     address = re.search(r"listening on (\S+)", open(log).read()).group(1)
@@ -401,3 +400,50 @@ def test_python_admin_reads_the_console_s_reports_and_regenerates_the_key(consol
     with peerdist.Admin(address, os.path.join(os.path.dirname(db), "watcher.cred")) as viewer:
         with pytest.raises(peerdist.Error, match="viewer"):
             viewer.regenerate_fleet_key()
+
+
+def test_the_pages_need_nothing_from_elsewhere(console):
+    """No external assets: the page, script and styles name no other host, and the policy
+    the server sends forbids loading any."""
+    url, pin, db, log = console
+    c = Client(url)
+    status, headers, page = c.request("GET", "/")
+    assert status == 200
+    assert "default-src 'none'" in headers["Content-Security-Policy"] and "script-src 'self'" in headers["Content-Security-Policy"]
+    for path in ("/", "/console.js", "/console.css", "/favicon.svg"):
+        status, _, body = c.request("GET", path)
+        assert status == 200, path
+        # Example text shown in an empty field and the SVG namespace are not fetched; any
+        # other URL would be.
+        text = re.sub(r'placeholder="[^"]*"', "", body.decode()).replace("http://www.w3.org/2000/svg", "")
+        assert "://" not in text, path
+
+
+def non_loopback_address():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.1", 9))  # no packet is sent: the kernel picks the source address
+        return s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+def test_metrics_are_refused_to_other_hosts_unless_opened(tmp_path):
+    here = non_loopback_address()
+    if not here or here.startswith("127."):
+        pytest.skip("this host has no non-loopback address")
+    db, pin = init_coordinator(str(tmp_path))
+    for extra, expected in (([], 403), (["--console-metrics-public"], 200)):
+        log = str(tmp_path / ("c%d.log" % expected))
+        with open(log, "w") as out:
+            proc = subprocess.Popen([COORDINATOR, "serve", "--db", db, "--listen", "127.0.0.1:0", "--console", "0.0.0.0:0"] + extra,
+                                    stdout=out, stderr=out)
+        try:
+            port = wait_for_console(log, proc).rstrip("/").rsplit(":", 1)[1]
+            status, _, _ = Client("https://%s:%s/" % (here, port)).request("GET", "/metrics")
+            assert status == expected, (extra, status)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
