@@ -24,6 +24,7 @@
 #include "util/hex.h"
 #include "util/key_file.h"
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -140,6 +141,14 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     text_seed("admin-credential", 15, pd::format_admin_credential(credential, "seed"));
     text_seed("console-request", 16, std::string("/api/v1/prestage/status") + '\0' + "content=ab%20cd&x=+1" + '\0' + "a=b; pd_console=" + std::string(64, 'f'));
     return 0;
+}
+
+// The input as three texts separated by 0 bytes (missing ones empty).
+static std::array<std::string, 3> three_parts(const std::uint8_t *body, std::size_t len) {
+    std::string text(reinterpret_cast<const char *>(body), len);
+    auto first = text.find('\0'), second = text.find('\0', first == std::string::npos ? first : first + 1);
+    return {text.substr(0, first), first == std::string::npos ? "" : text.substr(first + 1, second - first - 1),
+            second == std::string::npos ? "" : text.substr(second + 1)};
 }
 
 static bool cookie_has_separator(const std::string &v) { return v.find(';') != std::string::npos; }
@@ -280,11 +289,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         }
         case 10: {
             // A URL, a Location against it, a Content-Range: 0 bytes separate them.
-            std::string text(reinterpret_cast<const char *>(body), len);
-            auto first = text.find('\0'), second = text.find('\0', first == std::string::npos ? first : first + 1);
-            std::string base = text.substr(0, first);
-            std::string location = first == std::string::npos ? "" : text.substr(first + 1, second - first - 1);
-            std::string range = second == std::string::npos ? "" : text.substr(second + 1);
+            auto [base, location, range] = three_parts(body, len);
             if (auto u = pd_origin::parse_url(base)) {
                 // What goes into a request line carries no control byte or space.
                 for (unsigned char c : u->text() + u->host + u->port)
@@ -386,11 +391,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         case 16: {
             // The console's own request parsing: a path, a query string and a Cookie header,
             // 0 bytes between them.
-            std::string text(reinterpret_cast<const char *>(body), len);
-            auto first = text.find('\0'), second = text.find('\0', first == std::string::npos ? first : first + 1);
-            std::string path = text.substr(0, first);
-            std::string query = first == std::string::npos ? "" : text.substr(first + 1, second - first - 1);
-            std::string cookie = second == std::string::npos ? "" : text.substr(second + 1);
+            auto [path, query, cookie] = three_parts(body, len);
             if (auto op = pd::coord::console::operation_of(path)) {
                 if (op->rfind("admin.", 0) != 0 || op->size() > 70) std::abort();
                 for (char c : op->substr(6))
