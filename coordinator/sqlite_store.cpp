@@ -463,11 +463,7 @@ public:
     }
 
     std::optional<admin_record> admin_by_name(const std::string &name) override {
-        std::lock_guard lk(mu_);
-        SQLite::Statement q(*db_, "SELECT * FROM admins WHERE name=?");
-        q.bind(1, name);
-        if (!q.executeStep()) return std::nullopt;
-        return read_admin(q);
+        return one_admin("SELECT * FROM admins WHERE name=?", name);
     }
 
     std::vector<admin_record> admins() override {
@@ -479,11 +475,7 @@ public:
     }
 
     std::optional<admin_record> admin_by_key(const std::string &public_key) override {
-        std::lock_guard lk(mu_);
-        SQLite::Statement q(*db_, "SELECT * FROM admins WHERE public_key=?");
-        q.bind(1, public_key);
-        if (!q.executeStep()) return std::nullopt;
-        return read_admin(q);
+        return one_admin("SELECT * FROM admins WHERE public_key=?", public_key);
     }
 
     std::optional<device_identity> device_identity_of(const std::string &device_id) override {
@@ -557,6 +549,15 @@ private:
 
     static device_identity read_identity(SQLite::Statement &q) {
         return {q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64(), q.getColumn(3).getInt64()};
+    }
+
+    // The administrator a one-parameter query finds, if any.
+    std::optional<admin_record> one_admin(const char *sql, const std::string &value) {
+        std::lock_guard lk(mu_);
+        SQLite::Statement q(*db_, sql);
+        q.bind(1, value);
+        if (!q.executeStep()) return std::nullopt;
+        return read_admin(q);
     }
 
     static admin_record read_admin(SQLite::Statement &q) {
