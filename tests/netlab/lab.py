@@ -35,8 +35,14 @@ class LabError(Exception):
 
 
 class Office:
-    def __init__(self, name, devices=2, wan_mbit=None, wan_queue_ms=200, parent=None, kind="Default"):
+    def __init__(self, name, devices=2, wan_mbit=None, wan_queue_ms=200, parent=None, kind="Default",
+                 wan_delay_ms=None, wan_jitter_ms=0, wan_loss=0):
         self.name = name
+        # One-way propagation delay of the WAN link (a pd_delay_line between its two ends;
+        # docs/netlab.md "Delay lines"), with optional jitter (ms) and loss (a probability).
+        self.wan_delay_ms = wan_delay_ms
+        self.wan_jitter_ms = wan_jitter_ms
+        self.wan_loss = wan_loss
         self.kind = kind  # the office type in hierarchy mode: Default, VPN or WiFi
         self.devices = devices
         self.wan_mbit = wan_mbit  # None: unshaped
@@ -79,8 +85,10 @@ atexit.register(_cleanup_all)
 
 
 class Lab:
-    def __init__(self, workdir, offices, namespaces=None):
+    def __init__(self, workdir, offices, namespaces=None, delay_line_bin=None):
         self.dir = str(workdir)
+        build = os.environ.get("PD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "dev"))
+        self.delay_line_bin = delay_line_bin or os.environ.get("PD_DELAY_LINE", os.path.join(build, "tests", "pd_delay_line"))
         os.makedirs(self.dir, exist_ok=True)
         self.offices = offices
         self.run_id = secrets.token_hex(2)
@@ -163,6 +171,28 @@ class Lab:
             self._in(ns, ["ethtool", "-K", ifname, "tso", "off", "gso", "off", "gro", "off"], check=False)
             self._in(ns, ["ip", "link", "set", ifname, "up"])
 
+    def _delay_line(self, office, up, u_if, gw, g_if):
+        """The WAN link as two veth pairs meeting in a namespace of their own, where
+        pd_delay_line forwards each frame after the office's delay: the link's queue (tbf, on
+        the two outer ends) comes before its propagation delay, as on a real line."""
+        wire = self._ns("x%d" % office.index)
+        a_if, b_if = "x%s%da" % (self.run_id, office.index), "x%s%db" % (self.run_id, office.index)
+        self._veth(up, u_if, wire, a_if)
+        self._veth(wire, b_if, gw, g_if)
+        # Frames reach the line as sent, so their checksums must be complete: a veth would
+        # otherwise leave them to an offload that a raw socket's resend never performs.
+        for ns, ifname in ((up, u_if), (wire, a_if), (wire, b_if), (gw, g_if)):
+            self._in(ns, ["ethtool", "-K", ifname, "tx", "off"], check=False)
+        cmd = [self.delay_line_bin, a_if, b_if, "--delay-ms", str(office.wan_delay_ms)]
+        if office.wan_jitter_ms:
+            cmd += ["--jitter-ms", str(office.wan_jitter_ms)]
+        if office.wan_loss:
+            cmd += ["--loss", str(office.wan_loss)]
+        log = open(os.path.join(self.dir, "delay-line-%d.log" % office.index), "ab")
+        self.procs.append(subprocess.Popen(["ip", "netns", "exec", wire] + cmd, stdout=log, stderr=log,
+                                           start_new_session=True))
+        office.wire_ns = wire
+
     def _shape(self, ns, ifname, mbit, queue_ms):
         rate_bytes = mbit * 1e6 / 8
         burst = max(int(rate_bytes / 250), 3200)  # ~4 ms of tokens
@@ -195,7 +225,10 @@ class Lab:
             self._in(gw, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
             up = parent.gw_ns if parent is not None else self.router_ns
             u_if, g_if = "w%s%dr" % (self.run_id, i), "w%s%dg" % (self.run_id, i)
-            self._veth(up, u_if, gw, g_if)
+            if office.wan_delay_ms is None:
+                self._veth(up, u_if, gw, g_if)
+            else:
+                self._delay_line(office, up, u_if, gw, g_if)
             office.wan_gw_if, office.wan_up_ns, office.wan_up_if = g_if, up, u_if
             self._in(up, ["ip", "addr", "add", "198.19.%d.1/30" % i, "dev", u_if])
             self._in(gw, ["ip", "addr", "add", "198.19.%d.2/30" % i, "dev", g_if])
