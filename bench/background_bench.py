@@ -15,7 +15,11 @@ Phases: cubic alone (30 s) -> background alone, cubic arrives at +30 s for 30 s,
 -> two background flows started together -> a latecomer 10 s behind.
 usage: bench/background_bench.py BUILD_DIR [OUT_DIR] [quick]
 (PD_BG_PHASES=yield,two,late runs only those phases, and PD_BG_SETTINGS="key=value ..." adds
-session settings to every background puller: for tuning; the report needs every phase.)"""
+session settings to every background puller: for tuning; the report needs every phase.)
+Real round trips: PD_BG_DELAY_MS=D puts a delay line of D ms each way on the WAN link
+(docs/netlab.md "Delay lines"), PD_BG_MBIT sets its rate and PD_BG_QUEUE_BDP its buffer as a
+multiple of the bandwidth-delay product; the probe's figures are then queueing delay: its
+round trip less the line's base round trip (2 D)."""
 import json
 import os
 import shutil
@@ -64,7 +68,12 @@ while True:
         out.write("%.4f %.3f\n" % (sent, (time.monotonic() - sent) * 1000))
 """
 
-LINK_MBIT, QUEUE_MS, SIZE_MIB = 20, 200, 256
+LINK_MBIT = int(os.environ.get("PD_BG_MBIT", "20"))
+DELAY_MS = float(os.environ.get("PD_BG_DELAY_MS", "0"))  # one way; 0: no delay line
+BASE_RTT_MS = 2 * DELAY_MS
+# The buffer: 200 ms as before, or a multiple of the bandwidth-delay product on a delayed line.
+QUEUE_MS = max(1, int(float(os.environ.get("PD_BG_QUEUE_BDP", "1")) * BASE_RTT_MS)) if DELAY_MS else 200
+SIZE_MIB = 256
 
 
 class Counters(threading.Thread):
@@ -113,7 +122,7 @@ def probe_rtts(path, t0, t1):
         for line in f:
             t, rtt = line.split()
             if t0 <= float(t) < t1:
-                rtts.append(float(rtt))
+                rtts.append(max(0.0, float(rtt) - BASE_RTT_MS))  # queueing: the line's own delay removed
     return rtts
 
 
@@ -125,7 +134,8 @@ def main():
     work = tempfile.mkdtemp(prefix="pd-bg-bench.", dir=os.environ.get("PD_BENCH_DIR", "/var/tmp"))
     results, series = {}, {}
     try:
-        offices = [Office("hq", devices=3), Office("branch", devices=3, wan_mbit=LINK_MBIT, wan_queue_ms=QUEUE_MS)]
+        offices = [Office("hq", devices=3), Office("branch", devices=3, wan_mbit=LINK_MBIT, wan_queue_ms=QUEUE_MS,
+                                                   wan_delay_ms=DELAY_MS or None)]
         with Lab(os.path.join(work, "lab"), offices) as lab:
             seeder, sender = lab.device("hq-1"), lab.device("hq-2")
             rx1, rx_tcp, rx2 = lab.device("branch-1"), lab.device("branch-2"), lab.device("branch-3")
@@ -260,8 +270,8 @@ def report(r):
         ("latecomer's share 10-20 s after its start", r["latecomer"]["late_share"], "0.35-0.65",
          0.35 <= r["latecomer"]["late_share"] <= 0.65),
     ]
-    print("link %d Mbit/s, tbf buffer %d ms; cubic alone %.2f Mbit/s, probe RTT p50 %.0f ms p95 %.0f ms"
-          % (LINK_MBIT, QUEUE_MS, c["steady_mbit"], c["probe_p50_ms"], c["probe_p95_ms"]))
+    print("link %d Mbit/s, base RTT %.0f ms, tbf buffer %d ms; cubic alone %.2f Mbit/s, probe queueing p50 %.0f ms p95 %.0f ms"
+          % (LINK_MBIT, BASE_RTT_MS, QUEUE_MS, c["steady_mbit"], c["probe_p50_ms"], c["probe_p95_ms"]))
     for name, value, target, ok in checks:
         shown = "none" if value is None else ("%.3f" % value if isinstance(value, float) else str(value))
         print("  %-52s %8s  target %-9s %s" % (name, shown, target, "ok" if ok else "MISSED"))
