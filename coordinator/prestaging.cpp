@@ -255,8 +255,7 @@ nlohmann::json prestaging::status(const std::string &only, std::int64_t now_ms) 
             json row = {{"office", name}, {"state", state}, {"rvp", rvp}, {"upstream", upstream},
                         {"verified_blocks", p.complete ? c->block_count : p.verified_blocks}, {"block_count", c->block_count},
                         {"raised", raised_.count({content, name}) != 0}};
-            auto b = rollout_.bytes(content, name);
-            row["bytes"] = {{"origin", b.origin_bytes}, {"wan", b.wan_bytes}, {"lan", b.lan_bytes}, {"local", b.local_bytes}};
+            row["bytes"] = bytes_json(rollout_.bytes(content, name));
             // The rate measured between the office's first and latest progress reports, and
             // the finish it predicts.
             auto s = samples_.find({content, name});

@@ -4,6 +4,21 @@
 
 namespace pd::coord {
 
+namespace {
+
+void add_to(content_office_stats &total, const content_office_stats &delta) {
+    total.origin_bytes += delta.origin_bytes;
+    total.wan_bytes += delta.wan_bytes;
+    total.lan_bytes += delta.lan_bytes;
+    total.local_bytes += delta.local_bytes;
+}
+
+}  // namespace
+
+nlohmann::json bytes_json(const content_office_stats &b) {
+    return {{"origin", b.origin_bytes}, {"wan", b.wan_bytes}, {"lan", b.lan_bytes}, {"local", b.local_bytes}};
+}
+
 rollout::rollout(coordinator_store &store, std::int64_t window_ms) : store_(store), window_ms_(std::max<std::int64_t>(window_ms, 1000)) {}
 
 void rollout::load() {
@@ -16,10 +31,7 @@ void rollout::add_bytes(const content_office_stats &delta) {
     auto &total = bytes_[{delta.content_id, delta.office}];
     total.content_id = delta.content_id;
     total.office = delta.office;
-    total.origin_bytes += delta.origin_bytes;
-    total.wan_bytes += delta.wan_bytes;
-    total.lan_bytes += delta.lan_bytes;
-    total.local_bytes += delta.local_bytes;
+    add_to(total, delta);
 }
 
 content_office_stats rollout::bytes(const std::string &content, const std::string &office) const {
@@ -32,10 +44,7 @@ std::map<std::string, content_office_stats> rollout::bytes_by_office() const {
     for (auto &[key, b] : bytes_) {
         auto &o = out[key.second];
         o.office = key.second;
-        o.origin_bytes += b.origin_bytes;
-        o.wan_bytes += b.wan_bytes;
-        o.lan_bytes += b.lan_bytes;
-        o.local_bytes += b.local_bytes;
+        add_to(o, b);
     }
     return out;
 }

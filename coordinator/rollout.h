@@ -7,6 +7,8 @@
 
 #include "coordinator/store.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -14,6 +16,9 @@
 #include <utility>
 
 namespace pd::coord {
+
+// Bytes by source as replies show them: {origin, wan, lan, local}.
+nlohmann::json bytes_json(const content_office_stats &b);
 
 class rollout {
 public:

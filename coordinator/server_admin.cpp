@@ -306,7 +306,8 @@ json server::offices_report(const std::string &listed_office, std::int64_t now) 
     for (auto &o : registry_.current_topology().offices()) {
         json devices = json::array();
         std::size_t online = 0;
-        for (auto &[id, d] : registry_.members(o.name)) {
+        const auto &members = registry_.members(o.name);
+        for (auto &[id, d] : members) {
             bool up = registry_.online(*d, now);
             online += up;
             if (o.name == listed_office && devices.size() < max_listed)
@@ -315,18 +316,17 @@ json server::offices_report(const std::string &listed_office, std::int64_t now) 
         }
         json ranges = json::array();
         for (auto &r : o.ranges) ranges.push_back(r.text);
-        auto b = totals[o.name];
         offices.push_back({{"name", o.name},
                            {"parent", o.parent},
                            {"type", type_name(o.type)},
                            {"ranges", ranges},
                            {"wan_budget", o.wan_budget},
                            {"rvp", registry_.rvp(o.name, now)},
-                           {"device_count", registry_.members(o.name).size()},
+                           {"device_count", members.size()},
                            {"online", online},
                            {"devices", devices},
                            {"rate_bytes_per_s", static_cast<std::uint64_t>(rollout_.rate(o.name, now))},
-                           {"bytes", {{"origin", b.origin_bytes}, {"wan", b.wan_bytes}, {"lan", b.lan_bytes}, {"local", b.local_bytes}}}});
+                           {"bytes", bytes_json(totals[o.name])}});
     }
     return {{"ok", true}, {"topology", registry_.topology_uploaded() ? "uploaded" : "automatic"}, {"offices", offices}};
 }
@@ -361,7 +361,7 @@ json server::rollouts_report(const std::string &only, std::size_t limit, std::in
                                {"partial", r.partial},
                                {"percent", whole > 0 ? 100.0 * blocks / whole : 0.0},
                                {"rate_bytes_per_s", static_cast<std::uint64_t>(rollout_.rate(o.name, now))},
-                               {"bytes", {{"origin", b.origin_bytes}, {"wan", b.wan_bytes}, {"lan", b.lan_bytes}, {"local", b.local_bytes}}}});
+                               {"bytes", bytes_json(b)}});
         }
         // The default way: every device that has the content fetched it whole from the
         // origin, across its office's WAN link.
