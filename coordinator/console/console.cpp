@@ -122,18 +122,17 @@ void web_console::handle(const http_request &r, respond_fn respond) {
             return send(std::move(out));
         }
         if (path == "/api/session") {
-            auto s = require_session(r, send);
-            if (!s) return;
-            auto admin = store_.admin_by_name(s->admin_name);
-            return send(json_response(200, {{"ok", true}, {"name", s->admin_name}, {"role", admin ? admin->role : ""},
-                                              {"csrf", s->csrf_token}, {"poll_ms", options_.poll_ms}}));
+            auto who = require_session(r, send);
+            if (!who) return;
+            return send(json_response(200, {{"ok", true}, {"name", who->admin.name}, {"role", who->admin.role},
+                                              {"csrf", who->s->csrf_token}, {"poll_ms", options_.poll_ms}}));
         }
     }
     if (r.method == "POST" && path == "/api/login") return login(r, send);
     if (r.method == "POST" && path == "/api/logout") {
-        auto s = require_session(r, send);
-        if (!s) return;
-        if (!same_origin(r) || r.header("x-csrf-token") != s->csrf_token) return send(error_response(403, "cross-site request refused"));
+        auto who = require_session(r, send);
+        if (!who) return;
+        if (!from_own_page(r, *who->s)) return send(error_response(403, "cross-site request refused"));
         sessions_.close(cookie_value(r.header("cookie"), cookie_name));
         auto out = json_response(200, {{"ok", true}});
         out.headers.push_back({"Set-Cookie", std::string(cookie_name) + "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"});
@@ -144,21 +143,27 @@ void web_console::handle(const http_request &r, respond_fn respond) {
     send(error_response(404, "no such page"));
 }
 
-const session *web_console::require_session(const http_request &r, const respond_fn &respond) {
+std::optional<web_console::logged_in> web_console::require_session(const http_request &r, const respond_fn &respond) {
     auto token = cookie_value(r.header("cookie"), cookie_name);
     auto s = sessions_.find(token, now_ms());
     if (!s) {
         respond(error_response(401, "log in first"));
-        return nullptr;
+        return std::nullopt;
     }
     // A revocation, or a new password, ends the administrator's sessions at once.
     auto admin = store_.admin_by_name(s->admin_name);
     if (!admin || admin->revoked_ms || admin->console_password.empty()) {
         sessions_.close_all_of(s->admin_name);
         respond(error_response(401, "this administrator can no longer log in"));
-        return nullptr;
+        return std::nullopt;
     }
-    return s;
+    return logged_in{s, std::move(*admin)};
+}
+
+bool web_console::from_own_page(const http_request &r, const session &s) const {
+    auto token = r.header("x-csrf-token");
+    return same_origin(r) && token.size() == s.csrf_token.size() &&
+           sodium_memcmp(token.data(), s.csrf_token.data(), token.size()) == 0;
 }
 
 void web_console::login(const http_request &r, respond_fn respond) {
@@ -214,9 +219,9 @@ void web_console::login(const http_request &r, respond_fn respond) {
 void web_console::api(const http_request &r, const std::string &path, const std::string &query, respond_fn respond) {
     auto op = operation_of(path);
     if (!op) return respond(error_response(404, "no such operation"));
-    auto s = require_session(r, respond);
-    if (!s) return;
-    auto admin = store_.admin_by_name(s->admin_name);
+    auto who = require_session(r, respond);
+    if (!who) return;
+    const auto &admin = who->admin;
     json request;
     if (r.method == "GET") {
         if (!read_only_operation(*op)) return respond(error_response(405, "'" + *op + "' changes the coordinator: POST it"));
@@ -224,8 +229,7 @@ void web_console::api(const http_request &r, const std::string &path, const std:
         if (!fields) return respond(error_response(400, "malformed query string"));
         request = std::move(*fields);
     } else if (r.method == "POST") {
-        if (!same_origin(r) || r.header("x-csrf-token").size() != s->csrf_token.size() ||
-            sodium_memcmp(r.header("x-csrf-token").data(), s->csrf_token.data(), s->csrf_token.size()) != 0)
+        if (!from_own_page(r, *who->s))
             return respond(error_response(403, "cross-site request refused: send the session's X-CSRF-Token"));
         try {
             request = r.body.empty() ? json::object() : parse_object(r.body, "the body");
@@ -235,14 +239,14 @@ void web_console::api(const http_request &r, const std::string &path, const std:
     } else {
         return respond(error_response(405, "method not allowed"));
     }
-    if (admin->role != "admin" && !read_only_operation(*op))
-        return respond(error_response(403, "administrator '" + admin->name + "' is a viewer: '" + *op + "' changes the coordinator"));
+    if (admin.role != "admin" && !read_only_operation(*op))
+        return respond(error_response(403, "administrator '" + admin.name + "' is a viewer: '" + *op + "' changes the coordinator"));
     bool as_csv = request.value("format", json()) == "csv" && csv_operation(*op);
     request.erase("format");
     request["op"] = *op;
     server::caller from;
     from.ip = r.peer_ip + " (console)";
-    from.admin_key = admin->public_key;
+    from.admin_key = admin.public_key;
     server_.handle_async(request, from, [respond = std::move(respond), as_csv, op = *op](json reply) {
         bool ok = reply.value("ok", false);
         if (ok && as_csv) {

@@ -50,9 +50,18 @@ private:
     void handle(const http_request &r, respond_fn respond);
     void login(const http_request &r, respond_fn respond);
     void api(const http_request &r, const std::string &path, const std::string &query, respond_fn respond);
-    // The request's session, or null (and `respond` already called with 401) when it has none.
-    const session *require_session(const http_request &r, const respond_fn &respond);
+    // A request's session and its administrator, as the database says now.
+    struct logged_in {
+        const session *s;
+        admin_record admin;
+    };
+    // The request's session, or nullopt (and `respond` already called with 401) when it has
+    // none or its administrator may no longer log in.
+    std::optional<logged_in> require_session(const http_request &r, const respond_fn &respond);
     bool same_origin(const http_request &r) const;
+    // Whether a change comes from the console's own page: its origin and the session's CSRF
+    // token (compared in constant time).
+    bool from_own_page(const http_request &r, const session &s) const;
 
     boost::asio::io_context &io_;
     server &server_;
