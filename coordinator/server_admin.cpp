@@ -30,10 +30,8 @@ publication_request publication(const json &j, std::int64_t now_ms) {
         // A manifest alone (the console's upload): the rest is what it says of itself.
         auto bytes = from_base64(text(j, "manifest", {}, max_message_bytes));
         if (!bytes) fail(PD_E_INVALID, PD_CATEGORY_API, "'manifest' must be base64");
-        auto m = content::manifest::parse(bytes->data(), bytes->size());
-        json fields = publication_fields(m);
-        for (auto &[key, value] : j.items()) fields[key] = value;
-        fields["manifest"] = publication_fields(m)["manifest"];
+        json fields = publication_fields(content::manifest::parse(bytes->data(), bytes->size()));
+        for (auto &[key, value] : j.items()) fields[key] = value;  // origins, a record
         return publication(fields, now_ms);
     }
     c.id = content_id(j);
@@ -141,14 +139,12 @@ std::optional<json> server::answer_admin(const std::string &op, const json &requ
     if (op == "admin.offices") return offices_report(text(request, "office"), now);
     if (op == "admin.rollouts") {
         // A number, or its digits as a console query string carries them.
-        auto it = request.find("limit");
         std::uint64_t limit = 20;
-        if (it != request.end() && it->is_string() && !it->get_ref<const std::string &>().empty() &&
-            it->get_ref<const std::string &>().size() < 10 &&
-            std::all_of(it->get_ref<const std::string &>().begin(), it->get_ref<const std::string &>().end(), ::isdigit))
-            limit = std::stoull(it->get<std::string>());
-        else if (it != request.end())
-            limit = number(request, "limit");
+        if (auto it = request.find("limit"); it != request.end()) {
+            auto digits = it->is_string() ? it->get<std::string>() : std::string();
+            bool decimal = !digits.empty() && digits.size() < 10 && std::all_of(digits.begin(), digits.end(), ::isdigit);
+            limit = decimal ? std::stoull(digits) : number(request, "limit");
+        }
         return rollouts_report(text(request, "content"), static_cast<std::size_t>(std::clamp<std::uint64_t>(limit, 1, 200)), now);
     }
     if (op == "admin.server_id") return json{{"ok", true}, {"server_id", options_.server_id}};

@@ -41,21 +41,23 @@ private:
 std::string server::metrics() {
     auto now = options_.now_ms();
     exposition m;
-    const std::pair<const char *, std::uint64_t> totals[] = {
-        {"pd_coordinator_registrations_total", counters_.registrations},
-        {"pd_coordinator_heartbeats_total", counters_.heartbeats},
-        {"pd_coordinator_lookups_total", counters_.lookups},
-        {"pd_coordinator_catalogue_lookups_total", counters_.catalogue_lookups},
-        {"pd_coordinator_job_reports_total", counters_.job_reports},
-        {"pd_coordinator_admin_operations_total", counters_.admin_operations},
-        {"pd_coordinator_refused_handshakes_total", counters_.refused_handshakes},
+    struct counter {
+        const char *name, *help;
+        std::uint64_t value;
     };
-    const char *help[] = {"Device registrations answered", "Heartbeats answered", "Source lookups answered (\"sources\")",
-                          "Contents described from the catalogue (\"content\")", "Finished jobs reported",
-                          "Admin operations (protocol and console)", "Secure channels refused (wrong fleet key, forged proof)"};
-    for (std::size_t i = 0; i < std::size(totals); ++i) {
-        m.family(totals[i].first, "counter", help[i]);
-        m.sample(totals[i].first, totals[i].second);
+    const counter totals[] = {
+        {"pd_coordinator_registrations_total", "Device registrations answered", counters_.registrations},
+        {"pd_coordinator_heartbeats_total", "Heartbeats answered", counters_.heartbeats},
+        {"pd_coordinator_lookups_total", "Source lookups answered (\"sources\")", counters_.lookups},
+        {"pd_coordinator_catalogue_lookups_total", "Contents described from the catalogue (\"content\")", counters_.catalogue_lookups},
+        {"pd_coordinator_job_reports_total", "Finished jobs reported", counters_.job_reports},
+        {"pd_coordinator_admin_operations_total", "Admin operations (protocol and console)", counters_.admin_operations},
+        {"pd_coordinator_refused_handshakes_total", "Secure channels refused (wrong fleet key, forged proof)",
+         counters_.refused_handshakes},
+    };
+    for (auto &c : totals) {
+        m.family(c.name, "counter", c.help);
+        m.sample(c.name, c.value);
     }
     std::size_t online = 0;
     for (auto &[id, d] : registry_.devices()) online += registry_.online(d, now);
