@@ -269,11 +269,12 @@ int main(int argc, char **argv) {
         publish_s = std::chrono::duration<double>(clock_type::now() - t0).count();
     }
     std::uint64_t rss_catalogue = status_kib(server, "VmRSS:");
-    auto hb = phase([&](int d) {
+    auto heartbeat = [&](int d) {
         char id[33];
         std::snprintf(id, sizeof id, "%032x", d);
         return json{{"op", "heartbeat"}, {"device_id", id}, {"facts", {{"free_bytes", 1000000000ull}, {"uptime_seconds", 100}}}};
-    });
+    };
+    auto hb = phase(heartbeat);
     std::string content(64, 'c');
     auto lookup = [&](int d) {
         char id[33];
@@ -286,18 +287,10 @@ int main(int argc, char **argv) {
     std::unique_ptr<console_poller> poller;
     if (poll_ms > 0) {
         poller = std::make_unique<console_poller>(console_port, poll_ms, password);
-        hb_polled = phase([&](int d) {
-            char id[33];
-            std::snprintf(id, sizeof id, "%032x", d);
-            return json{{"op", "heartbeat"}, {"device_id", id}, {"facts", {{"free_bytes", 1000000000ull}, {"uptime_seconds", 100}}}};
-        });
+        hb_polled = phase(heartbeat);
         look_polled = phase(lookup);
         poller->stop();
-        hb_after = phase([&](int d) {
-            char id[33];
-            std::snprintf(id, sizeof id, "%032x", d);
-            return json{{"op", "heartbeat"}, {"device_id", id}, {"facts", {{"free_bytes", 1000000000ull}, {"uptime_seconds", 100}}}};
-        });
+        hb_after = phase(heartbeat);
         look_after = phase(lookup);
     }
     std::pair<double, std::vector<double>> by_id;
