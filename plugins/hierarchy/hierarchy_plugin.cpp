@@ -459,12 +459,13 @@ void PD_CALLBACK hy_content_available(void *self, const pd_content_ref *c) {
     auto b = static_cast<backend *>(self);
     if (b->coordinator.empty()) return;
     guarded(b->host, "content_available", [&]() -> int32_t {
+        auto id = hex(c->id);
         {
             std::lock_guard lk(b->prestage_mu);
-            b->prestaging.erase(hex(c->id));
-            b->fetching.erase(hex(c->id));
+            b->prestaging.erase(id);
+            b->fetching.erase(id);
         }
-        b->report({{"op", "holding"}, {"device_id", b->device_id}, {"content", hex(c->id)}, {"complete", true}});
+        b->report({{"op", "holding"}, {"device_id", b->device_id}, {"content", id}, {"complete", true}});
         return 0;
     });
 }
@@ -473,11 +474,12 @@ void PD_CALLBACK hy_job_finished(void *self, const pd_content_ref *c, int32_t, c
     auto b = static_cast<backend *>(self);
     if (b->coordinator.empty() || classes < 4) return;
     guarded(b->host, "job_finished", [&]() -> int32_t {
+        auto id = hex(c->id);
         {
             std::lock_guard lk(b->prestage_mu);
-            b->fetching.erase(hex(c->id));
+            b->fetching.erase(id);
         }
-        b->report({{"op", "job_stats"}, {"device_id", b->device_id}, {"content", hex(c->id)},
+        b->report({{"op", "job_stats"}, {"device_id", b->device_id}, {"content", id},
                    {"bytes", {{"local", bytes[PD_SOURCE_LOCAL]}, {"lan", bytes[PD_SOURCE_LAN]}, {"wan", bytes[PD_SOURCE_WAN]},
                               {"origin", bytes[PD_SOURCE_ORIGIN]}}}});
         return 0;
