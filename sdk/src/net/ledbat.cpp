@@ -99,8 +99,11 @@ void ledbat::start_slowdown(std::int64_t now_us) {
     window_ = static_cast<double>(config_.min_window);
     phase_ = phase::slowdown;
     slowdown_started_us_ = now_us;
-    // Two round trips with nothing new requested: the queue this flow built drains.
-    slowdown_ends_us_ = now_us + std::max<std::int64_t>(2 * static_cast<std::int64_t>(smoothed_delay_us_), 10000);
+    // One round trip with nothing new requested: every answer in flight arrives and the
+    // queue this flow built drains behind it, so the next request's answer sees the base.
+    // (LEDBAT++ waits two; the second costs a round trip of link, 3 % of the goodput on a
+    // long path, and measures nothing the first did not.)
+    slowdown_ends_us_ = now_us + std::max<std::int64_t>(static_cast<std::int64_t>(smoothed_delay_us_), 10000);
     next_slowdown_us_ = -1;
 }
 
@@ -175,6 +178,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
         break;
     case phase::avoidance: {
         double over = queue / target - 1.0;
+        if (over <= 0) decrease_started_us_ = -1;
         if (foreground) {
             window_ = min;
         } else if (over > 0) {
@@ -184,7 +188,21 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
             // LEDBAT++'s 1: a cubic flow that left slow start early (HyStart sees our queue)
             // grows slowly and holds the queue only a little over the target; with C = 1 the
             // transfer kept over a quarter of the link for 2.5 s against it.
-            window_ += grow * static_cast<double>(config_.gain_bytes) * b / window_ - std::min(0.5, decrease_gain * over) * b;
+            //
+            // One round trip of answers decreases, then the next round trip's only waits: the
+            // delay those answers carry was queued before the decrease took effect. Decreasing
+            // on them too halved the window again and again on a long path (at 80 ms, from
+            // 1.2 × the bandwidth-delay product to 0.4 × in one cycle: 0.83 of the link).
+            std::int64_t sent_us = now_us - rtt_us;
+            if (sent_us < hold_decrease_until_sent_us_) {
+                // sent before the last decrease ended: its delay says nothing new
+            } else if (decrease_started_us_ < 0 || sent_us < decrease_started_us_) {
+                if (decrease_started_us_ < 0) decrease_started_us_ = now_us;
+                window_ += grow * static_cast<double>(config_.gain_bytes) * b / window_ - std::min(0.5, decrease_gain * over) * b;
+            } else {
+                decrease_started_us_ = -1;  // a round trip of it: see what it did
+                hold_decrease_until_sent_us_ = now_us;
+            }
         } else if (queue < 0.25 * target) {
             // The queue is nearly empty: whoever held it left. One more request per round trip
             // refills the link within a few round trips; additive, so flows stay fair. (Below

@@ -92,6 +92,10 @@ private:
     std::int64_t next_slowdown_us_ = -1;       // -1: none scheduled
     std::int64_t slowdown_started_us_ = 0, slowdown_ends_us_ = 0;
     std::int64_t last_delivery_us_ = 0;
+    // A decrease lasts one round trip of answers: those to requests sent before it began
+    // (-1: none under way). Then decreases wait until the answers to requests sent after it
+    // ended arrive: until then the delay still shows the window from before the decrease.
+    std::int64_t decrease_started_us_ = -1, hold_decrease_until_sent_us_ = -1;
     // The window held a request back (or was filled by one) since the last answer.
     bool window_limited_ = false;
     double smoothed_delay_us_ = 0;             // EWMA of request-to-answer times, for timing
