@@ -19,8 +19,10 @@ session settings to every background puller: for tuning; the report needs every 
 Real round trips: PD_BG_DELAY_MS=D puts a delay line of D ms each way on the WAN link
 (docs/netlab.md "Delay lines"), PD_BG_MBIT sets its rate and PD_BG_QUEUE_BDP its buffer as a
 multiple of the bandwidth-delay product; the probe's figures are then queueing delay: its
-round trip less the line's base round trip (2 D)."""
+round trip less the line's base round trip (2 D). The devices' TCP is then cubic (Windows' and
+Debian's default), or PD_BG_CC's."""
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -73,7 +75,11 @@ DELAY_MS = float(os.environ.get("PD_BG_DELAY_MS", "0"))  # one way; 0: no delay 
 BASE_RTT_MS = 2 * DELAY_MS
 # The buffer: 200 ms as before, or a multiple of the bandwidth-delay product on a delayed line.
 QUEUE_MS = max(1, int(float(os.environ.get("PD_BG_QUEUE_BDP", "1")) * BASE_RTT_MS)) if DELAY_MS else 200
-SIZE_MIB = 256
+SIZE_MIB = max(256, 12 * LINK_MBIT)  # a transfer outlasts the longest phase (80 s) at the link's rate
+# The devices' TCP (the serving peer's, under the background class's requests): cubic, as on
+# Windows and Debian, when the line has a real round trip; the host's default otherwise, as
+# the figures before the delay line were measured.
+CONGESTION = os.environ.get("PD_BG_CC", "cubic" if DELAY_MS else "") or None
 
 
 class Counters(threading.Thread):
@@ -136,7 +142,7 @@ def main():
     try:
         offices = [Office("hq", devices=3), Office("branch", devices=3, wan_mbit=LINK_MBIT, wan_queue_ms=QUEUE_MS,
                                                    wan_delay_ms=DELAY_MS or None)]
-        with Lab(os.path.join(work, "lab"), offices) as lab:
+        with Lab(os.path.join(work, "lab"), offices, congestion_control=CONGESTION) as lab:
             seeder, sender = lab.device("hq-1"), lab.device("hq-2")
             rx1, rx_tcp, rx2 = lab.device("branch-1"), lab.device("branch-2"), lab.device("branch-3")
             wan = WanSeeder(lab, seeder, tool, work, SIZE_MIB)
@@ -190,6 +196,13 @@ def main():
                 rtt = probe_rtts(probe_log, tb + 8, tb + 30)
                 s = counters.series(rx1.name, ta, td + 10, 0.5)
                 below = next((t for t, r in s if r < 0.25 * link), None)
+                # The arriving flow's own ramp: a cubic flow whose HyStart left slow start early on
+                # the standing queue grows by its cubic curve, seconds at a long round trip, and
+                # the background can leave it no more than it takes without idling the link.
+                s_cubic = counters.series(rx_tcp.name, ta, td, 0.5)
+                cubic_75 = next((t for t, r in s_cubic if r > 0.75 * link), None)
+                ramp_end = ta + (cubic_75 if cubic_75 is not None else 10)
+                used_while_ramping = (counters.rate(rx1.name, ta, ramp_end) + counters.rate(rx_tcp.name, ta, ramp_end)) / link
                 s_after = counters.series(rx1.name, td, td + 10, 0.5)
                 back = next((t for t, r in s_after if r > 0.90 * link), None)
                 r = {
@@ -198,6 +211,7 @@ def main():
                     "cubic_steady_ratio": counters.rate(rx_tcp.name, ta + 10, ta + 30) / link,
                     "cubic_life_ratio": counters.rate(rx_tcp.name, ta, td) / alone_life,
                     "below_25pct_after_s": below, "above_90pct_after_departure_s": back,
+                    "cubic_above_75pct_after_s": cubic_75, "link_used_while_cubic_ramps": used_while_ramping,
                     "background_share_while_cubic": counters.rate(rx1.name, ta + 10, ta + 30) / link,
                 }
                 series[name] = {"bg": counters.series(rx1.name, tb, td + 20), "cubic": counters.series(rx_tcp.name, tb, td + 20),
@@ -247,8 +261,20 @@ def main():
         plot(series, out_dir)
 
 
+def rtt_scaled_bound_s():
+    """The yield and recovery bound: 2 s, plus on a real round trip the rounds a TCP slow start
+    from 10 segments needs to fill the path and as much again in the buffer — the arriving
+    flow's own time to build a queue worth yielding to, and the background's to refill a path
+    it had left. (0.2 ms of base round trip: 2 s.)"""
+    if not DELAY_MS:
+        return 2.0
+    bdp = LINK_MBIT * 1e6 / 8 * BASE_RTT_MS / 1000
+    return 2.0 + math.ceil(math.log2(2 * bdp / (10 * 1448))) * BASE_RTT_MS / 1000
+
+
 def report(r):
     c = r["cubic_alone"]
+    bound = rtt_scaled_bound_s()
     b = r.get("background", {})
     nan = float("nan")
     r.setdefault("two_together", {"jain": nan})
@@ -262,19 +288,21 @@ def report(r):
         ("probe RTT p95 with background alone (ms)", b["alone_probe_p95_ms"], "<= 100", b["alone_probe_p95_ms"] <= 100),
         ("cubic steady state with background / alone", b["cubic_steady_ratio"], ">= 0.90", b["cubic_steady_ratio"] >= 0.90),
         ("cubic whole 30 s life with background / alone", b["cubic_life_ratio"], ">= 0.85", b["cubic_life_ratio"] >= 0.85),
-        ("background < 25 % of link after cubic arrives (s)", b["below_25pct_after_s"], "<= 2",
-         b["below_25pct_after_s"] is not None and b["below_25pct_after_s"] <= 2),
-        ("background > 90 % of link after cubic leaves (s)", b["above_90pct_after_departure_s"], "<= 2",
-         b["above_90pct_after_departure_s"] is not None and b["above_90pct_after_departure_s"] <= 2),
+        ("background < 25 % of link after cubic arrives (s)", b["below_25pct_after_s"], "<= %.1f" % bound,
+         b["below_25pct_after_s"] is not None and b["below_25pct_after_s"] <= bound),
+        ("background > 90 % of link after cubic leaves (s)", b["above_90pct_after_departure_s"], "<= %.1f" % bound,
+         b["above_90pct_after_departure_s"] is not None and b["above_90pct_after_departure_s"] <= bound),
         ("two background flows together: Jain index", r["two_together"]["jain"], ">= 0.95", r["two_together"]["jain"] >= 0.95),
         ("latecomer's share 10-20 s after its start", r["latecomer"]["late_share"], "0.35-0.65",
          0.35 <= r["latecomer"]["late_share"] <= 0.65),
     ]
-    print("link %d Mbit/s, base RTT %.0f ms, tbf buffer %d ms; cubic alone %.2f Mbit/s, probe queueing p50 %.0f ms p95 %.0f ms"
-          % (LINK_MBIT, BASE_RTT_MS, QUEUE_MS, c["steady_mbit"], c["probe_p50_ms"], c["probe_p95_ms"]))
+    print("link %d Mbit/s, base RTT %.0f ms, tbf buffer %d ms, devices' TCP %s; cubic alone %.2f Mbit/s, probe queueing p50 %.0f ms p95 %.0f ms"
+          % (LINK_MBIT, BASE_RTT_MS, QUEUE_MS, CONGESTION or "host default", c["steady_mbit"], c["probe_p50_ms"], c["probe_p95_ms"]))
     for name, value, target, ok in checks:
         shown = "none" if value is None else ("%.3f" % value if isinstance(value, float) else str(value))
         print("  %-52s %8s  target %-9s %s" % (name, shown, target, "ok" if ok else "MISSED"))
+    print("  (cubic itself above 75 %% of the link after %s s; the link %.2f used by both until then)"
+          % (b.get("cubic_above_75pct_after_s"), b.get("link_used_while_cubic_ramps", nan)))
     if "plain_tcp" in r:
         p = r["plain_tcp"]
         print("  contrast, plain TCP as background: cubic keeps %.2f (steady) %.2f (life); probe p50 %.0f ms"

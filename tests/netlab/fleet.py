@@ -17,14 +17,15 @@ MiB = float(1 << 20)
 
 class Fleet:
     def __init__(self, workdir, offices, host_bin, plugin_dir, namespaces=None, cdn_office=None, p2p=False,
-                 coordinator_bin=None, multicast_discovery=False, coordinator_args=()):
+                 coordinator_bin=None, multicast_discovery=False, coordinator_args=(), congestion_control=None):
         """p2p: agents share a fleet key and serve peers; in namespaces they find each other
         with the branchcache backend (multicast on each office subnet), on loopback through
         peer.static_peers (nothing is multicast from the host's own namespace).
         p2p="hierarchy": a pd-coordinator runs in the CDN's office with the lab's offices as
         its topology (Office.parent, Office.kind), and agents use the hierarchy backend —
         with the branchcache backend off, unless `multicast_discovery` (a mixed deployment).
-        `coordinator_args`: more `pd-coordinator serve` options (the console's, say)."""
+        `coordinator_args`: more `pd-coordinator serve` options (the console's, say).
+        `congestion_control`: every namespace's TCP congestion control (Lab's)."""
         self.dir = str(workdir)
         self.p2p = p2p
         self.hierarchy = p2p == "hierarchy"
@@ -35,7 +36,7 @@ class Fleet:
         self.coordinator_args = list(coordinator_args)
         self.host_bin = host_bin
         self.plugin_dir = plugin_dir
-        self.lab = Lab(os.path.join(self.dir, "lab"), offices, namespaces=namespaces)
+        self.lab = Lab(os.path.join(self.dir, "lab"), offices, namespaces=namespaces, congestion_control=congestion_control)
         self.cdn_office = cdn_office or offices[0].name
         self.agents = {}
         self.nginx = None

@@ -85,8 +85,12 @@ atexit.register(_cleanup_all)
 
 
 class Lab:
-    def __init__(self, workdir, offices, namespaces=None, delay_line_bin=None):
+    def __init__(self, workdir, offices, namespaces=None, delay_line_bin=None, congestion_control=None):
         self.dir = str(workdir)
+        # TCP's congestion control in every namespace (None: the host's default, which a new
+        # namespace inherits — bbr on these machines). The devices peerdist is for run
+        # Windows, whose default is cubic, as is Debian's; runs with real round trips use it.
+        self.congestion_control = congestion_control
         build = os.environ.get("PD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "dev"))
         self.delay_line_bin = delay_line_bin or os.environ.get("PD_DELAY_LINE", os.path.join(build, "tests", "pd_delay_line"))
         os.makedirs(self.dir, exist_ok=True)
@@ -159,6 +163,8 @@ class Lab:
         _run(["ip", "netns", "add", name])
         self.created_ns.append(name)
         self._in(name, ["ip", "link", "set", "lo", "up"])
+        if self.congestion_control:
+            self._in(name, ["sysctl", "-qw", "net.ipv4.tcp_congestion_control=" + self.congestion_control])
         return name
 
     def _in(self, ns, cmd, check=True):
