@@ -257,6 +257,9 @@ TEST(Ledbat, LongerBaseDelays) {
             auto &bg = sim.flows[f].served;
             std::string at = std::to_string(static_cast<int>(mbit)) + " Mbit/s, " + std::to_string(rtt_ms) + " ms";
             double goodput = link_sim::mean(bg, 10, 40) / sim.rate;
+            // 200 ms at 20 Mbit/s is the one point under 0.90 (0.82): eight blocks per round
+            // trip leave in bursts after each decrease and the queue they build reads as
+            // congestion while the path is not yet full — a named gap, not the target.
             EXPECT_GE(goodput, rtt_ms == 200 && mbit == 20 ? 0.80 : 0.90) << at;
             EXPECT_LE(sim.percentile(10, 40, 0.5), 25 + 25) << at;
             EXPECT_LE(sim.percentile(10, 40, 0.95), 100) << at;
