@@ -257,9 +257,15 @@ bool swarm::demote_silent(std::int64_t now_ms) {
 }
 
 unsigned swarm::pipeline_depth(const peer_slot &peer) const {
-    // A background link paces its blocks itself; two pieces keep it from running dry.
-    if (peer.link->background()) return 2;
     unsigned max = settings_.max_requests;
+    // A background link paces its blocks itself: enough pieces to fill its path's window, and
+    // two more so it never runs dry. (Two alone capped the window at two pieces: 2 MiB is
+    // less than a 100 Mbit/s path with 200 ms of round trip holds, and the window, which
+    // grows only when it held a request back, stopped there — 0.55 of the link.)
+    if (auto *path = peer.link->background()) {
+        auto pieces = path->controller().window() / std::max<std::uint64_t>(settings_.piece_bytes, 1);
+        return 2 + static_cast<unsigned>(std::min<std::uint64_t>(pieces, max));
+    }
     double queue_s = static_cast<double>(settings_.request_queue_ms) / 1000.0;
     auto depth = static_cast<unsigned>(peer.rate * queue_s / static_cast<double>(settings_.piece_bytes)) + 1;
     return std::clamp(depth, std::min(2u, max), max);
