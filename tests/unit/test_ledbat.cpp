@@ -24,7 +24,7 @@ constexpr std::uint64_t block = 64 * 1024;
 struct link_sim {
     double rate = 2.5e6;               // bytes/s: 20 Mbit/s
     double buffer_s = 0.2;             // tbf limit, in seconds of the rate
-    std::int64_t base_rtt_us = 200;    // no netem: veths add ~0.2 ms
+    std::int64_t base_rtt_us = 200;    // the lab without a delay line: veths add ~0.2 ms
     std::int64_t step_us = 250;
     bool progress = true;              // report answers' bytes as they drain (on_progress)
     // The serving peer is late with every `late_every`-th answer by `late_us` (a host that is
