@@ -261,20 +261,20 @@ def main():
         plot(series, out_dir)
 
 
-def rtt_scaled_bound_s():
+def rtt_scaled_bound_s(mbit, base_rtt_ms):
     """The yield and recovery bound: 2 s, plus on a real round trip the rounds a TCP slow start
     from 10 segments needs to fill the path and as much again in the buffer — the arriving
     flow's own time to build a queue worth yielding to, and the background's to refill a path
-    it had left. (0.2 ms of base round trip: 2 s.)"""
-    if not DELAY_MS:
+    it had left. (0.2 ms of base round trip, no delay line: 2 s.)"""
+    if not base_rtt_ms:
         return 2.0
-    bdp = LINK_MBIT * 1e6 / 8 * BASE_RTT_MS / 1000
-    return 2.0 + math.ceil(math.log2(2 * bdp / (10 * 1448))) * BASE_RTT_MS / 1000
+    bdp = mbit * 1e6 / 8 * base_rtt_ms / 1000
+    return 2.0 + math.ceil(math.log2(2 * bdp / (10 * 1448))) * base_rtt_ms / 1000
 
 
 def report(r):
     c = r["cubic_alone"]
-    bound = rtt_scaled_bound_s()
+    bound = rtt_scaled_bound_s(LINK_MBIT, BASE_RTT_MS)
     b = r.get("background", {})
     nan = float("nan")
     r.setdefault("two_together", {"jain": nan})

@@ -9,18 +9,13 @@ usage: bench/background_matrix.py BUILD_DIR OUT_DIR [RTT_MS,... [MBIT,... [BDP,.
   defaults: 20,80,200  20,100  1,4.  A point whose OUT_DIR/<point>/background-bench.json exists
   is not run again (delete it to rerun); the table is printed from whatever is there."""
 import json
-import math
 import os
 import subprocess
 import sys
 
+from background_bench import rtt_scaled_bound_s
+
 here = os.path.dirname(os.path.abspath(__file__))
-
-
-def bound_s(mbit, rtt_ms):
-    """The yield and recovery bound of background_bench.py at this point."""
-    bdp = mbit * 1e6 / 8 * rtt_ms / 1000
-    return 2.0 + math.ceil(math.log2(2 * bdp / (10 * 1448))) * rtt_ms / 1000
 
 
 def cell(value, ok, fmt="%.2f"):
@@ -30,7 +25,7 @@ def cell(value, ok, fmt="%.2f"):
 
 def row(rtt, mbit, bdp, r):
     b, t, late = r["background"], r["two_together"], r["latecomer"]["late_share"]
-    bound = bound_s(mbit, rtt)
+    bound = rtt_scaled_bound_s(mbit, rtt)
     below, back = b["below_25pct_after_s"], b["above_90pct_after_departure_s"]
     ramp = b.get("cubic_above_75pct_after_s")
     return "| %d ms, %d Mbit/s, %d × BDP | %s | %.0f / %.0f | %s / %s | %s (%s) | %s | %.1f s | %s | %s |" % (
