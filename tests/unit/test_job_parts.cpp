@@ -3,6 +3,8 @@
 // real store, the block sink against a real file, and the typed backend facade against the
 // real origin plugin.
 #include "helpers.h"
+#include "peer_identity.h"
+#include "fake_peer_sockets.h"
 
 #include "core/session.h"
 #include "job/block_sink.h"
@@ -204,6 +206,63 @@ TEST(swarm, a_peer_that_cannot_be_reached_is_backed_off_before_it_is_dialled_aga
     EXPECT_EQ(f.s->call([&] { return rec->rounds; }), 2);
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(150));
     EXPECT_TRUE(f.s->call([&] { return sw->peers().empty(); }));
+}
+
+// A peer's blocks can fail verification after its link already failed (they were on the
+// workers): the job then bans a peer the swarm has dropped. It once took the peer's bitmap
+// out of the availability counts a second time; the counts went wrong, pieces looked held by
+// a peer that was gone, the origin never took them and the job sat still (found with a peer
+// that sent a short part after bad ones).
+TEST(swarm, a_peer_banned_after_it_was_dropped_is_uncounted_once) {
+    session_fixture f;
+    // A peer that holds all 16 blocks and answers nothing but HAVE.
+    std::string addr;
+    auto listener = pdtest::listen_on_loopback(addr);
+    std::thread holder([&] {
+        auto fd = pdtest::accept_within(listener);
+        if (fd == pd::platform::invalid_socket) return;
+        try {
+            pd::net::blocking_channel ch(fd, pd::net::role::server, f.s->fleet_key()->data());
+            for (;;) {
+                auto in = ch.receive();
+                auto m = pd::peer::wire::decode(in.data(), in.size());
+                if (std::holds_alternative<pd::peer::wire::hello>(m))
+                    ch.send(pd::peer::wire::encode(pdtest::hello_for(ch, false)));
+                else if (auto *h = std::get_if<pd::peer::wire::have>(&m))
+                    ch.send(pd::peer::wire::encode(pd::peer::wire::have{h->content, 16, 0, {0xff, 0xff}}));
+            }
+        } catch (const std::exception &) {
+        }
+        pd::platform::close_socket(fd);
+    });
+    // The picker's counts, per block, as the job keeps them.
+    struct counting : recorder {
+        std::vector<int> held = std::vector<int>(16);
+        void on_availability(const pd::peer::peer_slot &p, int sign) override {
+            for (std::size_t b = 0; b < held.size(); ++b)
+                if (p.have.test(b)) held[b] += sign;
+        }
+    };
+    auto rec = std::make_shared<counting>();
+    auto sw = f.s->call([&] {
+        auto s = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, 16, 65536, 1, rec);
+        s->apply(pd::core::job_settings::read(f.s->config()));
+        s->begin_round();
+        s->consider({addr});
+        return s;
+    });
+    for (int i = 0; i < 250 && f.s->call([&] { return sw->busy(); }); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_EQ(f.s->call([&] { return sw->peers().size(); }), 1u);
+    EXPECT_EQ(f.s->call([&] { return rec->held; }), std::vector<int>(16, 1));
+    f.s->call([&] {
+        auto peer = sw->peers().front();
+        sw->drop(peer, pd::error(PD_E_INVALID, PD_CATEGORY_NET, "sent a block that was not asked for"));
+        sw->ban(peer);  // its blocks failed verification after all
+        sw->record_answer(*peer, 1, 0, pd::store::now_ms());  // a late answer of a demoted peer: not counted again either
+    });
+    EXPECT_EQ(f.s->call([&] { return rec->held; }), std::vector<int>(16, 0));
+    holder.join();  // the swarm closed the link
+    pd::platform::close_socket(listener);
 }
 
 TEST(swarm, the_origin_split_gives_each_piece_one_owner_and_a_stuck_owner_loses_it) {

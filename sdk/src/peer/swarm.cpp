@@ -232,7 +232,7 @@ void swarm::record_answer(peer_slot &peer, std::uint64_t bytes, std::int64_t sen
     double sample = static_cast<double>(bytes) * 1000.0 / span;
     peer.rate = peer.rate == 0 ? sample : 0.7 * peer.rate + 0.3 * sample;
     peer.last_answer_ms = peer.waiting_since_ms = now_ms;
-    if (peer.demoted && !peer.banned) {
+    if (peer.demoted && !peer.banned && !peer.gone) {
         peer.demoted = false;
         if (auto owner = owner_.lock()) owner->on_availability(peer, +1);
     }
@@ -275,6 +275,7 @@ unsigned swarm::pipeline_depth(const peer_slot &peer) const {
 // requests come back as aborted pieces).
 void swarm::remove(const std::shared_ptr<peer_slot> &peer, const std::string &why) {
     if (auto owner = owner_.lock(); owner && peer->counted()) owner->on_availability(*peer, -1);
+    peer->gone = true;
     peers_.erase(std::remove(peers_.begin(), peers_.end(), peer), peers_.end());
     known_.erase(peer->link->address());
     peer->link->close(why);

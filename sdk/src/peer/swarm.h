@@ -34,6 +34,9 @@ struct peer_slot {
     // Holds pieces but has answered nothing for peer.answer_deadline_ms: its bitmap stops
     // counting (the origin and other peers take its pieces) until it answers again.
     bool demoted = false;
+    // Dropped or let go: out of the swarm. A verdict on its blocks can still come in after
+    // (they were being verified when its link failed) and must not uncount it twice.
+    bool gone = false;
     unsigned requests = 0;                // block requests outstanding on the link
     std::int64_t waiting_since_ms = 0;    // when its oldest outstanding request began to wait
     double rate = 0;                      // bytes/s: moving average over answered requests
@@ -41,7 +44,7 @@ struct peer_slot {
     std::uint32_t source_class = PD_SOURCE_LAN;  // WAN: another office's device
 
     bool wan() const { return source_class == PD_SOURCE_WAN; }
-    bool counted() const { return !banned && !demoted; }  // in the availability counts
+    bool counted() const { return !banned && !demoted && !gone; }  // in the availability counts
     bool usable() const { return counted() && link->open(); }
 };
 
