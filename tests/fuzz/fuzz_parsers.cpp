@@ -71,6 +71,9 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     write_seed(dir, "wire-request", 4, pd::peer::wire::encode(pd::peer::wire::request{1, m.id, 0, 16}));
     write_seed(dir, "wire-have", 4, pd::peer::wire::encode(pd::peer::wire::have{m.id, 5, 0, {0x1f}}));
     write_seed(dir, "wire-timed-data", 4, pd::peer::wire::encode(pd::peer::wire::data{3, m.id, 1, std::vector<std::uint8_t>(64, 9), true, 777}));
+    write_seed(dir, "wire-request-part", 4, pd::peer::wire::encode(pd::peer::wire::request_part{2, m.id, 1, 16384, 16384}));
+    write_seed(dir, "wire-part", 4,
+               pd::peer::wire::encode(pd::peer::wire::data{2, m.id, 1, std::vector<std::uint8_t>(64, 7), true, 778, true, 16384}));
     {
         namespace net = pd::net;
         net::key32 key{};

@@ -1,6 +1,6 @@
 // The background class's controller driven through a simulated bottleneck: a FIFO drained at
-// the link rate (tbf with a 200 ms buffer), background receivers pulling 64 KiB blocks through
-// it with net::ledbat, and a loss-based foreground flow that keeps the buffer full while it
+// the link rate (tbf with a 200 ms buffer), background receivers pulling 64 KiB blocks (or
+// parts of them, as ledbat::request_bytes says) through it with net::ledbat, and a loss-based foreground flow that keeps the buffer full while it
 // runs (what cubic does to a tail-drop queue). Time is simulated, so the figures are exact and
 // the test is fast; the lab benchmark (bench/background_bench.py) measures the real thing.
 #include "net/ledbat.h"
@@ -27,6 +27,7 @@ struct link_sim {
     std::int64_t base_rtt_us = 200;    // the lab without a delay line: veths add ~0.2 ms
     std::int64_t step_us = 250;
     bool progress = true;              // report answers' bytes as they drain (on_progress)
+    bool parts = true;                 // the serving peer answers parts of blocks (wire::capability_parts)
     // The serving peer is late with every `late_every`-th answer by `late_us` (a host that is
     // descheduled now and then: the lab's VMs lose a fifth of their CPU time to steal).
     int late_every = 0;
@@ -39,6 +40,7 @@ struct link_sim {
         std::int64_t sent_us;
         std::uint64_t progressed = 0;  // counted out of the window before the whole arrived
         std::int64_t first_byte_us = -1;  // when it reached the head of the queue
+        std::uint64_t size = 0;        // bytes asked for
     };
     struct flow {
         std::shared_ptr<ledbat> cc;
@@ -51,6 +53,7 @@ struct link_sim {
         std::int64_t at_us;            // reaches the bottleneck
         int flow;
         std::int64_t sent_us;
+        std::uint64_t size;
     };
     std::vector<flow> flows;
     std::deque<item> queue;
@@ -90,10 +93,11 @@ struct link_sim {
                 for (int k = 0; k < n; ++k) {
                     int f = (turn + k) % n;
                     auto &fl = flows[f];
-                    if (now < fl.start_us || now >= fl.stop_us || fl.cc->send_at(block, now) != 0) continue;
-                    fl.cc->on_sent(block, now);
+                    auto size = parts ? fl.cc->request_bytes(block) : block;
+                    if (now < fl.start_us || now >= fl.stop_us || fl.cc->send_at(size, now) != 0) continue;
+                    fl.cc->on_sent(size, now);
                     bool late = late_every > 0 && ++answers % late_every == 0;
-                    requests.push_back({now + base_rtt_us / 2 + (late ? late_us : 0), f, now});
+                    requests.push_back({now + base_rtt_us / 2 + (late ? late_us : 0), f, now, size});
                     turn = f + 1;
                     sent = true;
                 }
@@ -102,8 +106,8 @@ struct link_sim {
             while (!requests.empty() && requests.front().at_us <= now) {
                 auto r = requests.front();
                 requests.pop_front();
-                queue.push_back({r.flow, static_cast<double>(block), r.sent_us});
-                queued += static_cast<double>(block);
+                queue.push_back({r.flow, static_cast<double>(r.size), r.sent_us, 0, -1, r.size});
+                queued += static_cast<double>(r.size);
             }
             // The foreground flow keeps the buffer full (tail drop takes its excess).
             if (now >= fg_start_us && now < fg_stop_us)
@@ -123,7 +127,7 @@ struct link_sim {
                 if (head.left > 0) {
                     // The receiver counts an answer out of the window as it drains (peer_link).
                     if (head.flow >= 0 && progress) {
-                        auto drained = ledbat::drained(block - static_cast<std::uint64_t>(head.left), block);
+                        auto drained = ledbat::drained(head.size - static_cast<std::uint64_t>(head.left), head.size);
                         if (drained > head.progressed) {
                             flows[head.flow].cc->on_progress(drained - head.progressed);
                             head.progressed = drained;
@@ -135,9 +139,9 @@ struct link_sim {
                     auto &fl = flows[head.flow];
                     // Timed to the answer's first bytes, as peer_link does.
                     std::int64_t arrive = now + base_rtt_us / 2, started = head.first_byte_us + base_rtt_us / 2;
-                    fl.cc->on_delivered(block, started - head.sent_us - fl.clock_offset_us, started - head.sent_us, arrive, fl.source,
+                    fl.cc->on_delivered(head.size, started - head.sent_us - fl.clock_offset_us, started - head.sent_us, arrive, fl.source,
                                         head.progressed);
-                    count(fl.served, now, static_cast<double>(block));
+                    count(fl.served, now, static_cast<double>(head.size));
                 }
                 queue.pop_front();
             }
@@ -189,16 +193,18 @@ TEST(Ledbat, YieldsToAForegroundFlowAndComesBack) {
 TEST(Ledbat, ALateServingPeerDoesNotIdleTheLink) {
     // At WAN rates the window is one or two blocks. Counted whole until the last byte, an
     // answer let the next request go only then, and any lateness of the serving peer idled
-    // the link; its second half now leaves the window as it drains (ledbat::drained).
-    // Averaged over how often and how late the peer is (one pattern alone can fall in step
-    // with the periodic slowdowns either way).
-    auto goodput = [](bool progress) {
+    // the link; its second half now leaves the window as it drains (ledbat::drained). That
+    // is for a peer that answers whole blocks only; asked for parts, the window holds many
+    // requests and the link stays full either way. Averaged over how often and how late the
+    // peer is (one pattern alone can fall in step with the periodic slowdowns either way).
+    auto goodput = [](bool progress, bool parts) {
         double sum = 0;
         int runs = 0;
         for (int every : {1, 2, 4, 8}) {
             for (std::int64_t late_us : {2000, 5000, 10000}) {
                 link_sim sim;
                 sim.progress = progress;
+                sim.parts = parts;
                 sim.late_every = every;
                 sim.late_us = late_us;
                 int f = sim.add_flow(0);
@@ -209,10 +215,12 @@ TEST(Ledbat, ALateServingPeerDoesNotIdleTheLink) {
         }
         return sum / runs;
     };
-    double counted_as_drained = goodput(true), counted_whole = goodput(false);
-    std::printf("late serving peer: goodput %.3f, %.3f counting answers whole\n", counted_as_drained, counted_whole);
+    double counted_as_drained = goodput(true, false), counted_whole = goodput(false, false), in_parts = goodput(true, true);
+    std::printf("late serving peer: goodput %.3f, %.3f counting answers whole; %.3f asked for in parts\n", counted_as_drained,
+                counted_whole, in_parts);
     EXPECT_GE(counted_as_drained, 0.94);
     EXPECT_GE(counted_as_drained, counted_whole + 0.015);
+    EXPECT_GE(in_parts, 0.94);
 }
 
 TEST(Ledbat, TwoFlowsStartedTogetherShareFairly) {
@@ -289,6 +297,29 @@ TEST(Ledbat, LongerBaseDelays) {
     sim.run_until(40'000'000);
     EXPECT_GE(link_sim::mean(sim.flows[f].served, 10, 40) / sim.rate, 0.93);
     EXPECT_LE(sim.percentile(10, 40, 0.5), 60 + 25);
+}
+
+TEST(Ledbat, PartsOfBlocksSmoothTheQueueOnASlowLink) {
+    // 20 Mbit/s: a 64 KiB block is 26 ms of the link, as much as the target, and a window of
+    // a few blocks moved the queue in steps that size. Asked for in parts, the queue swings
+    // less and the link stays fuller (docs/background-transport.md "Sub-block requests").
+    for (std::int64_t rtt_ms : {20, 80}) {
+        double p95[2], goodput[2];
+        for (bool parts : {false, true}) {
+            link_sim sim;
+            sim.parts = parts;
+            sim.base_rtt_us = rtt_ms * 1000;
+            sim.buffer_s = static_cast<double>(rtt_ms) / 1000;
+            int f = sim.add_flow(0);
+            sim.run_until(40'000'000);
+            p95[parts] = sim.percentile(10, 40, 0.95);
+            goodput[parts] = link_sim::mean(sim.flows[f].served, 10, 40) / sim.rate;
+        }
+        std::printf("20 Mbit/s, %d ms: queue p95 %.0f ms whole, %.0f ms in parts; goodput %.3f, %.3f\n", static_cast<int>(rtt_ms),
+                    p95[0], p95[1], goodput[0], goodput[1]);
+        EXPECT_LE(p95[1], p95[0] - 15) << rtt_ms;
+        EXPECT_GE(goodput[1], goodput[0]) << rtt_ms;
+    }
 }
 
 TEST(Ledbat, OneWindowOverPeersWhoseClocksDiffer) {

@@ -362,6 +362,8 @@ TEST(wire, every_message_round_trips) {
         wire::ping{123},
         wire::pong{123, 456},
         wire::goodbye{0, "shutting down"},
+        wire::request_part{7, h, 100, 16384, 16384},
+        wire::data{7, h, 100, bytes(16384, 0x42), true, 99, true, 49152},  // PART
     };
     for (auto &m : all) {
         auto enc = wire::encode(m);
@@ -385,6 +387,19 @@ TEST(wire, timed_data_carries_the_sender_clock_and_is_a_type_of_its_own) {
     EXPECT_EQ(wire::encode(wire::data{1, h, 2, bytes(10, 1)})[0], 5);
 }
 
+TEST(wire, a_part_is_a_range_of_one_block_and_always_stamped) {
+    pd::content::hash h{};
+    auto enc = wire::encode(wire::data{1, h, 2, bytes(10, 1), true, 12345, true, 65526});
+    EXPECT_EQ(enc[0], 13);
+    auto d = std::get<wire::data>(wire::decode(enc.data(), enc.size()));
+    EXPECT_TRUE(d.part && d.timed);
+    EXPECT_EQ(d.offset, 65526u);
+    EXPECT_EQ(d.sent_us, 12345u);
+    EXPECT_STREQ(wire::name(d), "PART");
+    EXPECT_STREQ(wire::name(wire::request_part{}), "REQUEST_PART");
+    EXPECT_EQ(wire::encode(wire::request_part{1, h, 2, 0, 10})[0], 12);
+}
+
 TEST(wire, bounds_are_enforced) {
     pd::content::hash h{};
     auto refused = [&](const wire::message &m) {
@@ -400,6 +415,15 @@ TEST(wire, bounds_are_enforced) {
     EXPECT_NE(refused(wire::data{1, h, 0, bytes(200000, 1)}).find("DATA of 200000"), std::string::npos);
     EXPECT_NE(refused(wire::have_delta{h, {}}).find("HAVE_DELTA"), std::string::npos);
     EXPECT_NE(refused(wire::hello{1, 0, 0, 0}).find("max_request_blocks"), std::string::npos);
+    // A part must lie inside a block of the largest size the wire carries: an offset near
+    // 2^32 must not wrap the sum.
+    EXPECT_NE(refused(wire::request_part{1, h, 0, 0, 0}).find("REQUEST_PART for bytes 0+0"), std::string::npos);
+    EXPECT_NE(refused(wire::request_part{1, h, 0, 131072, 1}).find("within 131072"), std::string::npos);
+    EXPECT_NE(refused(wire::request_part{1, h, 0, 0xffffffffu, 2}).find("within 131072"), std::string::npos);
+    EXPECT_NE(refused(wire::request_part{1, h, wire::max_blocks, 0, 1}).find("block index"), std::string::npos);
+    EXPECT_EQ(refused(wire::request_part{1, h, 0, 65536, 65536}), "accepted");
+    EXPECT_NE(refused(wire::data{1, h, 0, bytes(2, 1), true, 0, true, 131071}).find("PART past the end"), std::string::npos);
+    EXPECT_NE(refused(wire::data{1, h, 0, bytes(2, 1), true, 0, true, 0xffffffffu}).find("PART past the end"), std::string::npos);
     std::uint8_t unknown[] = {99};
     std::string msg;
     EXPECT_EQ(code_of([&] { wire::decode(unknown, 1); }, &msg), PD_E_INVALID);

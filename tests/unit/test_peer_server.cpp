@@ -144,6 +144,40 @@ TEST(peer_server, serves_verified_blocks_to_a_fleet_member) {
     EXPECT_EQ(pong.sent_us, 1234u);
 }
 
+// The background class asks for parts of blocks when its window holds only a few
+// (docs/background-transport.md "Sub-block requests"). The server says it answers them, and
+// answers each with exactly the range asked for, stamped; a range outside the block, a block
+// it does not hold or one past the content is rejected and the connection carries on.
+TEST(peer_server, serves_parts_of_verified_blocks_and_rejects_ranges_outside_them) {
+    server_fixture f;
+    fd_guard g{connect_to(f.addr)};
+    blocking_channel ch(g.fd, role::client, fleet_key);
+    auto hello = std::get<wire::hello>(ask(ch, pdtest::hello_for(ch, true)));
+    EXPECT_TRUE(hello.capabilities & wire::capability_parts);
+    auto expect = [&](std::uint64_t at, std::size_t n) {
+        return std::vector<std::uint8_t>(f.data.begin() + static_cast<std::ptrdiff_t>(at),
+                                         f.data.begin() + static_cast<std::ptrdiff_t>(at + n));
+    };
+    // The last block is 1000 bytes: asked for in two parts, 600 + 400.
+    for (auto [block, offset, length] : {std::tuple{3ull, 16384u, 16384u}, {3ull, 49152u, 16384u}, {10ull, 0u, 600u}, {10ull, 600u, 400u}}) {
+        auto d = std::get<wire::data>(ask(ch, wire::request_part{5, f.id(f.full), block, offset, length}));
+        EXPECT_TRUE(d.part && d.timed);
+        EXPECT_NE(d.sent_us, 0u);
+        EXPECT_EQ(d.block, block);
+        EXPECT_EQ(d.offset, offset);
+        EXPECT_EQ(d.bytes, expect(block * 65536 + offset, length)) << block << "+" << offset;
+    }
+    auto rejected = [&](wire::request_part r) { return std::get<wire::reject>(ask(ch, r)).reason; };
+    EXPECT_NE(rejected({6, f.id(f.full), 10, 600, 401}).find("beyond"), std::string::npos);  // past the short last block
+    EXPECT_NE(rejected({7, f.id(f.full), 3, 65535, 2}).find("beyond"), std::string::npos);
+    EXPECT_NE(rejected({8, f.id(f.full), 11, 0, 1}).find("beyond"), std::string::npos);
+    EXPECT_NE(rejected({9, f.id(f.partial), 0, 0, 1}).find("not held"), std::string::npos);
+    pd::content::hash unknown{};
+    EXPECT_NE(rejected({10, unknown, 0, 0, 1}).find("not held"), std::string::npos);
+    auto pong = std::get<wire::pong>(ask(ch, wire::ping{77}));  // still served
+    EXPECT_EQ(pong.sent_us, 77u);
+}
+
 // A content delivered by hard link whose delivered file the host then wrote is served no
 // more: the HAVE answer offers nothing and a REQUEST is rejected, and the log says why.
 TEST(peer_server, a_content_whose_delivered_file_was_written_is_not_served) {

@@ -92,6 +92,12 @@ void ledbat::on_sent(std::uint64_t bytes, std::int64_t) {
 
 void ledbat::on_abandoned(std::uint64_t bytes) { in_flight_ -= std::min(bytes, in_flight_); }
 
+std::uint64_t ledbat::request_bytes(std::uint64_t block) const {
+    auto part = block;
+    while (part / 2 >= min_request_bytes && part * requests_per_window > window()) part /= 2;
+    return part;
+}
+
 void ledbat::on_progress(std::uint64_t bytes) { in_flight_ -= std::min(bytes, in_flight_); }
 
 void ledbat::start_slowdown(std::int64_t now_us) {
@@ -204,11 +210,12 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
                 hold_decrease_until_sent_us_ = now_us;
             }
         } else if (queue < 0.25 * target) {
-            // The queue is nearly empty: whoever held it left. One more request per round trip
+            // The queue is nearly empty: whoever held it left. A block more per round trip
             // refills the link within a few round trips; additive, so flows stay fair. (Below
-            // one request per round trip, at most one request per answer: a jump from the
-            // minimum straight to four requests overshot into the foreground rule, a cycle.)
-            window_ += grow * std::min(b, b * b / window_);
+            // a block per round trip, at most one request per answer: a jump from the minimum
+            // straight to four requests overshot into the foreground rule, a cycle.) In bytes,
+            // not requests: a request may be a part of a block.
+            window_ += grow * std::min(b, static_cast<double>(config_.refill_bytes) * b / window_);
         } else {
             window_ += grow * static_cast<double>(config_.gain_bytes) * b / window_;
         }

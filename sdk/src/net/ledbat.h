@@ -26,6 +26,7 @@ struct ledbat_config {
     std::uint64_t max_window = 64ull << 20;
     std::uint64_t initial_window = 128 * 1024;
     std::uint64_t gain_bytes = 8 * 1024;     // additive increase per round trip
+    std::uint64_t refill_bytes = 64 * 1024;  // increase per round trip over a nearly empty queue
 };
 
 class ledbat {
@@ -66,6 +67,15 @@ public:
     void forget_source(std::uint32_t source);
     // A request that will never be answered (connection lost, peer refused).
     void on_abandoned(std::uint64_t bytes);
+    // How much one request should ask for, where a request may be a part of a `block`: the
+    // block, or a halving of it small enough that the window holds `requests_per_window` of
+    // them. A window of a few blocks moved in steps of a block — 26 ms of a 20 Mbit/s link, as
+    // much as the target — and the queue swung by as much (docs/background-transport.md
+    // "Sub-block requests"). No smaller than `min_request_bytes`: each request costs the
+    // serving peer a disk read and a record.
+    std::uint64_t request_bytes(std::uint64_t block) const;
+    static constexpr std::uint64_t requests_per_window = 16;
+    static constexpr std::uint64_t min_request_bytes = 16 * 1024;
 
     std::uint64_t window() const { return static_cast<std::uint64_t>(window_); }
     // Bytes requested and not yet received.

@@ -68,7 +68,8 @@ void background_path::pump() {
         }
         if (!next) return;
         auto t = steady_now_us();
-        std::uint64_t bytes = next->block_size_;
+        auto part = static_cast<std::uint32_t>(cc_.request_bytes(next->block_size_));
+        std::uint64_t bytes = next->next_paced_bytes(part);
         std::int64_t at = cc_.send_at(bytes, t);
         if (at == std::numeric_limits<std::int64_t>::max()) return;  // the next answer pumps
         std::int64_t wait_ms = 0;
@@ -86,7 +87,7 @@ void background_path::pump() {
             return;
         }
         cc_.on_sent(bytes, t);
-        next->send_next_paced();
+        next->send_next_paced(part);
     }
 }
 

@@ -110,6 +110,7 @@ void peer_link::on_message(wire::message m) {
         if (!wire::proves_identity(*h, false, channel_->transcript()))
             return fail(error(PD_E_AUTH, PD_CATEGORY_NET, "peer " + address_ + " did not prove its device key"));
         node_id_ = h->node_id;
+        peer_answers_parts_ = (h->capabilities & wire::capability_parts) != 0;
         peer_device_ = to_hex(h->device_key.data(), h->device_key.size());
         ready_ = true;
         timer_.cancel();
@@ -131,7 +132,8 @@ void peer_link::on_message(wire::message m) {
     } else if (auto *d = std::get_if<wire::data>(&m)) {
         if (ops_.empty() || ops_.front().is_have) return protocol_error("sent a block that was not asked for");
         op &o = ops_.front();
-        if (d->id != o.id || d->content != o.content || d->block != o.next_block)
+        if (d->id != o.id || d->content != o.content || d->block != o.next_block || d->part != o.part ||
+            (o.part && (d->offset != o.offset || d->bytes.size() != o.length)))
             return protocol_error("sent a block that was not asked for");
         if (o.paced) {
             op answered = std::move(ops_.front());
@@ -152,10 +154,20 @@ void peer_link::on_message(wire::message m) {
             std::int64_t delay = d->timed ? started - static_cast<std::int64_t>(d->sent_us) : rtt;
             auto &cc = path_->cc_;
             head_arrived_ = 0;
-            cc.on_delivered(block_size_, delay, rtt, t, source_, std::exchange(head_progress_, 0));
+            cc.on_delivered(answered.length, delay, rtt, t, source_, std::exchange(head_progress_, 0));
             auto &p = answered.paced;
             --p->outstanding;
-            if (!p->finished) p->on_block(d->block, std::move(d->bytes));
+            // A part joins the block's earlier ones; the block goes on once its last part is in.
+            // (Parts of a block are asked for one after another on this link and answered in
+            // order, so one buffer holds the block being assembled.)
+            bool whole = !answered.part;
+            if (answered.part) {
+                if (answered.offset == 0) assembling_.clear();
+                assembling_.insert(assembling_.end(), d->bytes.begin(), d->bytes.end());
+                whole = answered.offset + answered.length == block_length(d->block);
+                if (whole) d->bytes = std::move(assembling_), assembling_ = {};
+            }
+            if (whole && !p->finished) p->on_block(d->block, std::move(d->bytes));
             if (failed_) return;
             if (!p->finished && p->unsent == 0 && p->outstanding == 0) finish_paced(p, nullptr, {});
             if (failed_) return;
@@ -179,7 +191,8 @@ void peer_link::on_message(wire::message m) {
         std::string reason = r->reason.empty() ? std::string("rejected") : r->reason;
         if (o.paced) {
             head_arrived_ = 0;
-            path_->cc_.on_abandoned(block_size_ - std::exchange(head_progress_, 0));
+            assembling_.clear();
+            path_->cc_.on_abandoned(o.length - std::min<std::uint64_t>(o.length, std::exchange(head_progress_, 0)));
             --o.paced->outstanding;
             if (!o.paced->finished) finish_paced(o.paced, nullptr, reason);
             if (!failed_) path_->pump();
@@ -241,16 +254,18 @@ void peer_link::send_request(op o, std::uint64_t first, std::uint32_t count) {
     o.next_block = first;
     o.remaining = count;
     o.sent_us = steady_now_us();
-    auto request = wire::request{o.id, o.content, first, count};
+    auto request = o.part ? wire::message(wire::request_part{o.id, o.content, first, o.offset, o.length})
+                          : wire::message(wire::request{o.id, o.content, first, count});
     ops_.push_back(std::move(o));
     channel_->send(wire::encode(request));
     if (ops_.size() == 1) arm_timer();
 }
 
-void peer_link::set_background(std::shared_ptr<background_path> path, std::uint32_t block_size) {
+void peer_link::set_background(std::shared_ptr<background_path> path, std::uint32_t block_size, std::uint64_t content_bytes) {
     path_ = std::move(path);
     source_ = path_->join(shared_from_this());
     block_size_ = block_size;
+    content_bytes_ = content_bytes;
     if (channel_) count_answers_as_they_drain();
 }
 
@@ -264,7 +279,7 @@ void peer_link::count_answers_as_they_drain() {
         // Answers come in order: these bytes are the oldest block's. A record pushed in
         // between (HAVE_DELTA, a few bytes) may be counted to it; drained() caps it at the block.
         self->head_arrived_ += bytes;
-        auto drained = net::ledbat::drained(self->head_arrived_, self->block_size_);
+        auto drained = net::ledbat::drained(self->head_arrived_, self->ops_.front().length);
         if (drained <= self->head_progress_) return;
         self->path_->cc_.on_progress(drained - self->head_progress_);
         self->head_progress_ = drained;
@@ -284,19 +299,39 @@ std::optional<std::uint64_t> peer_link::oldest_unsent() const {
     return p->order;
 }
 
-void peer_link::send_next_paced() {
+std::uint32_t peer_link::block_length(std::uint64_t block) const {
+    auto start = block * block_size_;
+    return start >= content_bytes_ ? 0 : static_cast<std::uint32_t>(std::min<std::uint64_t>(block_size_, content_bytes_ - start));
+}
+
+std::uint32_t peer_link::next_paced_bytes(std::uint32_t part) const {
+    auto p = oldest_unsent_request();
+    if (!p) return 0;
+    auto rest = block_length(p->next_block) - p->next_offset;
+    return peer_answers_parts_ ? std::min(rest, part) : rest;
+}
+
+void peer_link::send_next_paced(std::uint32_t part) {
     auto p = oldest_unsent_request();
     op o;
     o.content = p->content;
     o.paced = p;
-    std::uint64_t b = p->next_block++;
-    --p->unsent;
+    o.offset = p->next_offset;
+    o.length = next_paced_bytes(part);
+    // A whole block goes as REQUEST, as to a peer that answers no parts.
+    o.part = o.length < block_length(p->next_block);
+    std::uint64_t b = p->next_block;
+    p->next_offset += o.length;
+    if (p->next_offset == block_length(b)) ++p->next_block, p->next_offset = 0, --p->unsent;
     ++p->outstanding;
     send_request(std::move(o), b, 1);
 }
 
 std::uint64_t peer_link::paced_in_flight() const {
-    return block_size_ * static_cast<std::uint64_t>(std::count_if(ops_.begin(), ops_.end(), [](auto &o) { return o.paced != nullptr; }));
+    std::uint64_t bytes = 0;
+    for (auto &o : ops_)
+        if (o.paced) bytes += o.length;
+    return bytes;
 }
 
 void peer_link::finish_paced(const std::shared_ptr<paced_request> &p, const error *why, const std::string &rejected) {

@@ -59,10 +59,10 @@ public:
     std::size_t outstanding() const { return ops_.size(); }
 
     // The background class (docs/background-transport.md). From now on a request() is sent
-    // one block at a time, as the window of `path` — shared with the other links across the
-    // same bottleneck — and its budget allow. `block_size` is the content's block size, the
-    // unit of the window.
-    void set_background(std::shared_ptr<background_path> path, std::uint32_t block_size);
+    // a block, or a part of one, at a time, as the window of `path` — shared with the other
+    // links across the same bottleneck — and its budget allow. `block_size` and
+    // `content_bytes` describe the content the link fetches: where its blocks end.
+    void set_background(std::shared_ptr<background_path> path, std::uint32_t block_size, std::uint64_t content_bytes);
     // Called when the transfer starts or stops yielding to other traffic on the path (on the
     // link whose answer showed it).
     using yield_fn = std::function<void(bool yielding, std::int64_t queue_delay_us, std::int64_t target_us)>;
@@ -82,9 +82,10 @@ private:
     struct paced_request {
         content::hash content{};
         std::uint64_t next_block = 0;
+        std::uint32_t next_offset = 0; // of next_block: the bytes before it are asked for
         std::uint64_t order = 0;       // its number at the path: the oldest goes first
-        std::uint32_t unsent = 0;      // blocks not requested yet
-        unsigned outstanding = 0;      // blocks requested, not answered
+        std::uint32_t unsent = 0;      // blocks not wholly requested yet
+        unsigned outstanding = 0;      // requests (blocks or parts) sent, not answered
         bool finished = false;
         block_fn on_block;
         done_fn on_done;
@@ -101,16 +102,26 @@ private:
         done_fn on_done;
         std::shared_ptr<paced_request> paced;  // background: the request this block belongs to
         std::int64_t sent_us = 0;
+        // Background: the bytes asked for — a whole block, or the part from `offset`.
+        bool part = false;
+        std::uint32_t offset = 0, length = 0;
     };
     void read_next();
+    // Sends REQUEST for [first, first + count), or REQUEST_PART when `o.part`, and queues `o`
+    // for its answer.
     void send_request(op o, std::uint64_t first, std::uint32_t count);
     friend class background_path;
     // Background: the path's number for this link's oldest request with blocks left to ask
     // for; none when every block is asked for.
     std::optional<std::uint64_t> oldest_unsent() const;
     std::shared_ptr<paced_request> oldest_unsent_request() const;
-    // Background: asks for the next block of the oldest request with blocks left to ask for.
-    void send_next_paced();
+    // Background: the size of what send_next_paced() would ask for next, at most `part` bytes
+    // when the peer answers parts (0: nothing to ask for).
+    std::uint32_t next_paced_bytes(std::uint32_t part) const;
+    // Background: asks for the next block, or the next part of it, of the oldest request with
+    // blocks left to ask for.
+    void send_next_paced(std::uint32_t part);
+    std::uint32_t block_length(std::uint64_t block) const;
     // Background: this link's paced requests sent and not answered, in bytes.
     std::uint64_t paced_in_flight() const;
     // Background: the bytes of the answer being read leave the path's window as they arrive.
@@ -138,6 +149,9 @@ private:
     std::shared_ptr<background_path> path_;
     std::uint32_t source_ = 0;  // this link's id for the path's delay samples
     std::uint32_t block_size_ = 0;
+    std::uint64_t content_bytes_ = 0;
+    bool peer_answers_parts_ = false;   // its HELLO said so (wire::capability_parts)
+    std::vector<std::uint8_t> assembling_;  // the parts of the block being received, so far
     std::uint64_t head_arrived_ = 0;   // bytes of the oldest paced answer read so far
     std::uint64_t head_progress_ = 0;  // of them, counted out of the path's window
     yield_fn on_yield_;

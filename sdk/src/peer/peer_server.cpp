@@ -121,7 +121,7 @@ private:
             timestamps_ = (hello->capabilities & wire::capability_timestamps) != 0;
             auto h = wire::signed_hello(server_.session_.device_identity(), false, channel_->transcript());
             h.node_id = server_.session_.node_id();
-            h.capabilities = wire::capability_timestamps;
+            h.capabilities = wire::capability_timestamps | wire::capability_parts;
             channel_->send(wire::encode(h));
         } else if (auto *h = std::get_if<wire::have>(&m)) {
             // The client follows this content from now on: HAVE_DELTAs keep it current.
@@ -129,6 +129,8 @@ private:
             return send_have(h->content);  // reads the next record when the answer is queued
         } else if (auto *r = std::get_if<wire::request>(&m)) {
             return serve_request(*r);  // reads the next record when the blocks are queued
+        } else if (auto *part = std::get_if<wire::request_part>(&m)) {
+            return serve_part(*part);  // likewise
         } else if (auto *p = std::get_if<wire::ping>(&m)) {
             channel_->send(wire::encode(wire::pong{p->sent_us, static_cast<std::uint64_t>(steady_now_us())}));
         } else if (std::holds_alternative<wire::goodbye>(m)) {
@@ -178,7 +180,8 @@ private:
             try {
                 for (auto &msg : build(self->server_.session_)) {
                     auto *d = std::get_if<wire::data>(&msg);
-                    if (d) bytes += d->bytes.size(), ++blocks;
+                    // A block served in parts counts once, with its first part.
+                    if (d) bytes += d->bytes.size(), blocks += !d->part || d->offset == 0;
                     if (d && d->timed) {
                         records.emplace_back(net::bytes{}, std::move(*d));
                         continue;
@@ -278,6 +281,37 @@ private:
                     }
                     if (end < r.first_block + r.count)
                         out.push_back(wire::reject{r.id, 3, "block " + std::to_string(end) + " not held"});
+                }
+            } catch (const error &e) {
+                out.clear();
+                out.push_back(wire::reject{r.id, 4, e.what()});
+            }
+            return out;
+        });
+    }
+
+    // A range of one verified block, as PART; REJECT when the block is not held or the range
+    // is not inside it.
+    void serve_part(wire::request_part r) {
+        answer_on_worker([r](session &sess) {
+            std::vector<wire::message> out;
+            try {
+                auto rec = servable(sess, r.content);
+                auto m = rec ? sess.store().manifest(r.content) : nullptr;
+                if (!rec || !m) {
+                    out.push_back(wire::reject{r.id, 1, "content not held"});
+                } else if (r.block >= m->block_count() || std::uint64_t{r.offset} + r.length > m->block_length(r.block)) {
+                    out.push_back(wire::reject{r.id, 2, "request beyond the content"});
+                } else if (!rec->block_verified(r.block)) {
+                    out.push_back(wire::reject{r.id, 3, "block " + std::to_string(r.block) + " not held"});
+                } else {
+                    wire::data d{r.id, r.content, r.block, std::vector<std::uint8_t>(r.length)};
+                    d.part = d.timed = true;  // stamped when queued (answer_on_worker)
+                    d.offset = r.offset;
+                    platform::file f(sess.store().data_path(r.content), platform::file::mode::read);
+                    if (f.pread(m->block_offset(r.block) + r.offset, d.bytes.data(), d.bytes.size()) != d.bytes.size())
+                        pd::fail(PD_E_IO, PD_CATEGORY_STORE, "cached data file is short");
+                    out.push_back(std::move(d));
                 }
             } catch (const error &e) {
                 out.clear();

@@ -72,7 +72,9 @@ public:
         virtual void on_yield(bool yielding, const std::string &message) = 0;
     };
 
-    swarm(core::session &s, content::hash content, std::uint64_t block_count, std::uint32_t block_size,
+    // `content_bytes` and `block_size`: the content's size and block size (which blocks it has,
+    // where each ends).
+    swarm(core::session &s, content::hash content, std::uint64_t content_bytes, std::uint32_t block_size,
           std::uint64_t job_id, std::weak_ptr<listener> owner);
 
     void apply(const core::job_settings &settings) { settings_ = settings; }
@@ -144,8 +146,9 @@ private:
 
     core::session &session_;
     content::hash content_;
-    std::uint64_t block_count_;
+    std::uint64_t content_bytes_;
     std::uint32_t block_size_;
+    std::uint64_t block_count_;
     std::uint64_t job_id_;
     std::weak_ptr<listener> owner_;
     core::job_settings settings_;

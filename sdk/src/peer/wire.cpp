@@ -6,6 +6,7 @@
 #include "util/error.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace pd::peer::wire {
 
@@ -78,8 +79,9 @@ std::vector<std::uint8_t> encode(const message &m) {
                    },
                    [&](const request &x) { w.u8(4), w.u32(x.id), put_hash(w, x.content), w.u64(x.first_block), w.u32(x.count); },
                    [&](const data &x) {
-                       w.u8(x.timed ? 11 : 5), w.u32(x.id), put_hash(w, x.content), w.u64(x.block);
-                       if (x.timed) w.u64(x.sent_us);
+                       w.u8(x.part ? 13 : x.timed ? 11 : 5), w.u32(x.id), put_hash(w, x.content), w.u64(x.block);
+                       if (x.part) w.u32(x.offset);
+                       if (x.timed || x.part) w.u64(x.sent_us);
                        w.u32(static_cast<std::uint32_t>(x.bytes.size()));
                        w.bytes(x.bytes.data(), x.bytes.size());
                    },
@@ -88,6 +90,9 @@ std::vector<std::uint8_t> encode(const message &m) {
                    [&](const ping &x) { w.u8(8), w.u64(x.sent_us); },
                    [&](const pong &x) { w.u8(9), w.u64(x.sent_us), w.u64(x.echo_us); },
                    [&](const goodbye &x) { w.u8(10), w.u16(x.code), put_reason(w, x.reason); },
+                   [&](const request_part &x) {
+                       w.u8(12), w.u32(x.id), put_hash(w, x.content), w.u64(x.block), w.u32(x.offset), w.u32(x.length);
+                   },
                },
                m);
     return std::move(w.data());
@@ -152,16 +157,33 @@ message decode(const std::uint8_t *p, std::size_t len) {
         out = x;
         break;
     }
+    case type::request_part: {
+        request_part x;
+        x.id = r.u32();
+        x.content = get_hash(r);
+        x.block = r.u64();
+        x.offset = r.u32();
+        x.length = r.u32();
+        if (x.block >= max_blocks) bad("REQUEST_PART block index out of range");
+        if (x.length == 0 || std::uint64_t{x.offset} + x.length > max_block_bytes)
+            bad("REQUEST_PART for bytes " + std::to_string(x.offset) + "+" + std::to_string(x.length) + " of a block (within 131072)");
+        out = x;
+        break;
+    }
     case type::data:
-    case type::timed_data: {
+    case type::timed_data:
+    case type::part: {
         data x;
         x.id = r.u32();
         x.content = get_hash(r);
         x.block = r.u64();
-        x.timed = static_cast<type>(t) == type::timed_data;
+        x.part = static_cast<type>(t) == type::part;
+        x.timed = x.part || static_cast<type>(t) == type::timed_data;
+        if (x.part) x.offset = r.u32();
         if (x.timed) x.sent_us = r.u64();
         std::uint32_t n = r.u32();
         if (n == 0 || n > max_block_bytes) bad("DATA of " + std::to_string(n) + " bytes (1..131072)");
+        if (std::uint64_t{x.offset} + n > max_block_bytes) bad("PART past the end of any block");
         if (x.block >= max_blocks) bad("DATA block index out of range");
         r.need(n);
         x.bytes.resize(n);
@@ -201,7 +223,10 @@ message decode(const std::uint8_t *p, std::size_t len) {
 }
 
 const char *name(const message &m) {
-    static const char *names[] = {"HELLO", "HAVE", "HAVE_DELTA", "REQUEST", "DATA", "CANCEL", "REJECT", "PING", "PONG", "GOODBYE"};
+    static const char *names[] = {"HELLO", "HAVE",   "HAVE_DELTA", "REQUEST", "DATA",        "CANCEL",
+                                  "REJECT", "PING", "PONG",       "GOODBYE", "REQUEST_PART"};
+    static_assert(std::size(names) == std::variant_size_v<message>);
+    if (auto *d = std::get_if<data>(&m); d && d->part) return "PART";
     return names[m.index()];
 }
 

@@ -26,11 +26,12 @@ constexpr std::size_t max_reason = 256;
 
 enum class type : std::uint8_t {
     hello = 1, have = 2, have_delta = 3, request = 4, data = 5, cancel = 6,
-    reject = 7, ping = 8, pong = 9, goodbye = 10, timed_data = 11,
+    reject = 7, ping = 8, pong = 9, goodbye = 10, timed_data = 11, request_part = 12, part = 13,
 };
 
 // HELLO capability bits.
 constexpr std::uint32_t capability_timestamps = 1;  // "send me TIMED_DATA": DATA stamped as it is queued
+constexpr std::uint32_t capability_parts = 2;       // "I answer REQUEST_PART" (a server's HELLO)
 
 struct hello {
     std::uint16_t version = protocol_version;
@@ -65,9 +66,19 @@ struct have {
 };
 struct have_delta { hash content{}; std::vector<std::uint64_t> blocks; };
 struct request { std::uint32_t id = 0; hash content{}; std::uint64_t first_block = 0; std::uint32_t count = 0; };
+// A range of one block: the background class asks in pieces smaller than a block when its
+// window holds only a few blocks (docs/background-transport.md "Sub-block requests").
+struct request_part {
+    std::uint32_t id = 0;
+    hash content{};
+    std::uint64_t block = 0;
+    std::uint32_t offset = 0;
+    std::uint32_t length = 0;
+};
 // DATA, or TIMED_DATA when `timed`: the same plus the sender's monotonic clock (µs,
 // util/clock.h) when its network thread queued the answer to the socket, which the
-// receiver's background class turns into one-way delays.
+// receiver's background class turns into one-way delays. PART when `part`: the answer to a
+// REQUEST_PART, `bytes` from `offset` of the block, always stamped (`timed`).
 struct data {
     std::uint32_t id = 0;
     hash content{};
@@ -75,6 +86,8 @@ struct data {
     std::vector<std::uint8_t> bytes;
     bool timed = false;
     std::uint64_t sent_us = 0;
+    bool part = false;
+    std::uint32_t offset = 0;
 };
 struct cancel { std::uint32_t id = 0; };
 struct reject { std::uint32_t id = 0; std::uint16_t code = 0; std::string reason; };
@@ -82,7 +95,7 @@ struct ping { std::uint64_t sent_us = 0; };
 struct pong { std::uint64_t sent_us = 0; std::uint64_t echo_us = 0; };
 struct goodbye { std::uint16_t code = 0; std::string reason; };
 
-using message = std::variant<hello, have, have_delta, request, data, cancel, reject, ping, pong, goodbye>;
+using message = std::variant<hello, have, have_delta, request, data, cancel, reject, ping, pong, goodbye, request_part>;
 
 std::vector<std::uint8_t> encode(const message &m);
 // Throws PD_E_INVALID (category NET) naming the message and the bound it broke.
