@@ -55,7 +55,6 @@ private:
     // waits for the next answer on any link, or arms the pacing timer.
     void pump();
 
-
     net::ledbat cc_;
     target_fn target_;
     budget_fn budget_;
