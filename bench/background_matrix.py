@@ -46,6 +46,7 @@ def main():
     rtts = [int(v) for v in (sys.argv[3] if len(sys.argv) > 3 else "20,80,200").split(",")]
     mbits = [int(v) for v in (sys.argv[4] if len(sys.argv) > 4 else "20,100").split(",")]
     bdps = [int(v) for v in (sys.argv[5] if len(sys.argv) > 5 else "1,4").split(",")]
+    os.makedirs(out, exist_ok=True)
     rows = []
     for rtt in rtts:
         for mbit in mbits:
