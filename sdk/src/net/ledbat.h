@@ -1,16 +1,17 @@
 // The background transport class's congestion controller: LEDBAT (RFC 6817) with the
 // LEDBAT++ changes (multiplicative decrease, periodic slowdowns), driven by the receiver.
 //
-// A device pulling from peers in another office asks for blocks; each answer brings a delay
-// sample (one-way from the peer's clock, or the round trip). The minimum over the last
-// minutes is the base — one per source, since every peer's clock has its own offset; the
-// excess is queueing delay. One controller may serve several sources that share a
-// bottleneck (docs/background-transport.md, "One window per path"). The window — bytes requested and not yet received —
-// grows while that queue is below the target and shrinks multiplicatively above it, so the
-// transfer fills an idle link with a small standing queue and falls to a trickle when a
-// foreground flow fills the router's buffer. Pure logic, no clock or socket of its own:
-// time comes in as arguments, which is what lets tests drive it through a simulated link.
-// docs/background-transport.md explains the constants and the measurements behind them.
+// A device pulling from peers in another office asks for blocks (or parts of them); each
+// answer brings a delay sample (one-way from the peer's clock, or the round trip). The
+// minimum over the last minutes is the base — one per source, since every peer's clock has
+// its own offset; the excess is queueing delay. One controller may serve several sources
+// that share a bottleneck (docs/background-transport.md, "One window per path"). The window
+// — bytes requested and not yet received — grows while that queue is below the target and
+// shrinks multiplicatively above it, so the transfer fills an idle link with a small
+// standing queue and falls to a trickle when a foreground flow fills the router's buffer.
+// Pure logic, no clock or socket of its own: time comes in as arguments, which is what lets
+// tests drive it through a simulated link. docs/background-transport.md explains the
+// constants and the measurements behind them.
 #pragma once
 
 #include <algorithm>
