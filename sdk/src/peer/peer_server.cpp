@@ -29,6 +29,15 @@ std::optional<store::content_record> servable(session &sess, const content::hash
     return rec;
 }
 
+// `length` bytes of a held content's data from `offset`.
+std::vector<std::uint8_t> read_held(session &sess, const content::hash &id, std::uint64_t offset, std::size_t length) {
+    std::vector<std::uint8_t> bytes(length);
+    platform::file f(sess.store().data_path(id), platform::file::mode::read);
+    if (f.pread(offset, bytes.data(), bytes.size()) != bytes.size())
+        pd::fail(PD_E_IO, PD_CATEGORY_STORE, "cached data file is short");
+    return bytes;
+}
+
 }  // namespace
 
 class peer_server::connection : public std::enable_shared_from_this<connection> {
@@ -269,15 +278,10 @@ private:
                     // the leading run of held blocks is sent, the first missing one rejected.
                     std::uint64_t end = r.first_block;
                     while (end < r.first_block + r.count && rec->block_verified(end)) ++end;
-                    if (end > r.first_block) {
-                        platform::file f(sess.store().data_path(r.content), platform::file::mode::read);
-                        for (std::uint64_t b = r.first_block; b < end; ++b) {
-                            wire::data d{r.id, r.content, b, std::vector<std::uint8_t>(m->block_length(b))};
-                            if (f.pread(m->block_offset(b), d.bytes.data(), d.bytes.size()) != d.bytes.size())
-                                pd::fail(PD_E_IO, PD_CATEGORY_STORE, "cached data file is short");
-                            d.timed = timestamps;  // stamped when queued (answer_on_worker)
-                            out.push_back(std::move(d));
-                        }
+                    for (std::uint64_t b = r.first_block; b < end; ++b) {
+                        wire::data d{r.id, r.content, b, read_held(sess, r.content, m->block_offset(b), m->block_length(b))};
+                        d.timed = timestamps;  // stamped when queued (answer_on_worker)
+                        out.push_back(std::move(d));
                     }
                     if (end < r.first_block + r.count)
                         out.push_back(wire::reject{r.id, 3, "block " + std::to_string(end) + " not held"});
@@ -300,17 +304,16 @@ private:
                 auto m = rec ? sess.store().manifest(r.content) : nullptr;
                 if (!rec || !m) {
                     out.push_back(wire::reject{r.id, 1, "content not held"});
+                } else if (m->block_size > wire::max_block_bytes) {
+                    out.push_back(wire::reject{r.id, 5, "blocks of this content are larger than the wire carries"});
                 } else if (r.block >= m->block_count() || std::uint64_t{r.offset} + r.length > m->block_length(r.block)) {
                     out.push_back(wire::reject{r.id, 2, "request beyond the content"});
                 } else if (!rec->block_verified(r.block)) {
                     out.push_back(wire::reject{r.id, 3, "block " + std::to_string(r.block) + " not held"});
                 } else {
-                    wire::data d{r.id, r.content, r.block, std::vector<std::uint8_t>(r.length)};
+                    wire::data d{r.id, r.content, r.block, read_held(sess, r.content, m->block_offset(r.block) + r.offset, r.length)};
                     d.part = d.timed = true;  // stamped when queued (answer_on_worker)
                     d.offset = r.offset;
-                    platform::file f(sess.store().data_path(r.content), platform::file::mode::read);
-                    if (f.pread(m->block_offset(r.block) + r.offset, d.bytes.data(), d.bytes.size()) != d.bytes.size())
-                        pd::fail(PD_E_IO, PD_CATEGORY_STORE, "cached data file is short");
                     out.push_back(std::move(d));
                 }
             } catch (const error &e) {
