@@ -27,19 +27,12 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "tests"))
-from netlab.fleet import Fleet  # noqa: E402
+from netlab.fleet import Fleet, cpu_times  # noqa: E402
 from netlab.lab import Office  # noqa: E402
 
 MiB = 1 << 20
 WAN_MBIT = 20
 BRANCHES = ("branch-a", "branch-a-wifi", "branch-b")
-
-
-def cpu_times():
-    """(all CPU time, steal) in jiffies."""
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    return sum(fields[:8]), fields[7]
 
 
 class LinkCounter:

@@ -2,6 +2,7 @@
 every device, publish a package, deploy it to all or some devices, watch progress per
 office, and report (table + PNG chart). Also runs the default way — every device fetching
 from the CDN with curl — for comparison in the same run."""
+import io
 import os
 import shutil
 import subprocess
@@ -13,6 +14,13 @@ from .lab import Lab, Office
 from .servers import Nginx
 
 MiB = float(1 << 20)
+
+
+def cpu_times():
+    """(all CPU time, time the hypervisor took: steal) in jiffies, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return sum(fields[:8]), fields[7]
 
 
 class Fleet:
@@ -189,9 +197,42 @@ class Fleet:
         c = {"origin": self.nginx.bytes_sent("/")}
         for o in self.lab.offices:
             c["wan_in:" + o.name] = (self.lab.wan_bytes(o.name) or (0, 0))[0]
-            c["wan_in_packets:" + o.name] = (self.lab.wan_packets(o.name) or (0, 0))[0]
+            c["wan_in_payload:" + o.name] = self.lab.wan_payload_in(o.name) or 0
             c["lan:" + o.name] = self.lab.lan_bytes(o.name) or 0
         return c
+
+    def measure_deployment(self, size, dest, offices, wan_mbit, name="pkg", timeout=600):
+        """Publishes `size` random bytes, deploys them to every device into `dest` (a directory
+        it makes), waits, and checks every device completed with the right bytes. Returns a dict:
+        `statuses`, `origin` (copies the CDN served), `steal` (the share of CPU time the host
+        took meanwhile), a `report` list of lines, and per name in `offices` a dict of `wan`
+        (TCP payload over its WAN link ÷ size), `framed` (the same with headers), `last` (its
+        last device's completion ÷ F/W, F/W being the content's time alone on a `wan_mbit`
+        link) and `origin_bytes` (what its devices took from the origin)."""
+        os.makedirs(dest)
+        data, manifest, url = self.publish_random(size, name=name + ".bin")
+        c0, cpu0 = self.counters(), cpu_times()
+        statuses = self.watch(self.deploy(manifest, url, dest_dir=str(dest)), timeout=timeout, out=io.StringIO())
+        c1, cpu1 = self.counters(), cpu_times()
+        for device, s in statuses.items():
+            assert s["state"] == "completed", (device, s)
+            with open(os.path.join(str(dest), device + ".bin"), "rb") as f:
+                assert f.read() == data, device
+        fw = size * 8 / (wan_mbit * 1e6)
+        start = min(s["started_ms"] for s in statuses.values())
+        out = {"statuses": statuses, "origin": (c1["origin"] - c0["origin"]) / size,
+               "steal": (cpu1[1] - cpu0[1]) / max(1, cpu1[0] - cpu0[0])}
+        out["report"] = ["%s: origin %.3f x, CPU steal %.0f %%" % (name, out["origin"], 100 * out["steal"])]
+        for office in offices:
+            mine = [s for d, s in statuses.items() if self.lab.device(d).office.name == office]
+            o = {"wan": (c1["wan_in_payload:" + office] - c0["wan_in_payload:" + office]) / size,
+                 "framed": (c1["wan_in:" + office] - c0["wan_in:" + office]) / size,
+                 "last": (max(s["finished_ms"] for s in mine) - start) / 1000.0 / fw,
+                 "origin_bytes": sum(s["bytes_by_source"]["origin"] for s in mine)}
+            out[office] = o
+            out["report"].append("%s: WAN in %.3f x (%.3f x with framing), last done %.2f x F/W" % (
+                office, o["wan"], o["framed"], o["last"]))
+        return out
 
     def deploy(self, manifest, url, devices=None, dest_dir=None):
         """Starts the download on every named device (all when None); returns {device: job}."""

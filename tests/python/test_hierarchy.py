@@ -15,29 +15,19 @@ from netlab.lab import Office, wait_until
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 MiB = 1 << 20
 WAN_MBIT = 20
-# Per frame on the lab's WAN veths: Ethernet 14 + IPv4 20 + TCP 20 + timestamps 12. The link
-# counters count frames; with a 1500-byte MTU this framing alone is 4.6% of the payload.
-FRAME_OVERHEAD = 66
 
 
 def wan_payload(c0, c1, office):
-    """Bytes TCP carried into the office over its WAN link (frames minus their headers)."""
-    frames = c1["wan_in_packets:" + office] - c0["wan_in_packets:" + office]
-    raw = c1["wan_in:" + office] - c0["wan_in:" + office]
-    return raw - frames * FRAME_OVERHEAD, raw
+    """(bytes TCP carried into the office over its WAN link, the same with the frames'
+    headers) between two Fleet.counters()."""
+    return (c1["wan_in_payload:" + office] - c0["wan_in_payload:" + office],
+            c1["wan_in:" + office] - c0["wan_in:" + office])
 
 
 def check_completed(statuses, dest, data):
     for name, s in statuses.items():
         assert s["state"] == "completed", (name, s)
         assert (dest / (name + ".bin")).read_bytes() == data
-
-
-def cpu_times():
-    """(all CPU time, time the hypervisor took: steal) in jiffies, from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    return sum(fields[:8]), fields[7]
 
 
 def device_id(agent):
@@ -63,7 +53,6 @@ def test_the_office_tree_content_crosses_each_wan_link_once(tmp_path, host_bin, 
         assert fleet.admin("topology-export").stdout == before
 
         size = 64 * MiB
-        bound = size * 8 / (WAN_MBIT * 1e6)  # F/W: each WAN link on the path carries F once
 
         def deployment(run, transport="background"):
             """Deploys a fresh package everywhere, between offices over `transport`; checks
@@ -71,33 +60,18 @@ def test_the_office_tree_content_crosses_each_wan_link_once(tmp_path, host_bin, 
             report line."""
             for a in fleet.agents.values():
                 a.ok("setting", key="wan.transport", value=transport)
-            dest = tmp_path / run
-            dest.mkdir()
-            data, manifest, url = fleet.publish_random(size, name=run + ".bin")
-            c0, cpu0 = fleet.counters(), cpu_times()
-            statuses = fleet.watch(fleet.deploy(manifest, url, dest_dir=str(dest)), timeout=300, out=io.StringIO())
-            c1, cpu1 = fleet.counters(), cpu_times()
-            steal = (cpu1[1] - cpu0[1]) / max(1, cpu1[0] - cpu0[0])
-            check_completed(statuses, dest, data)
-            origin = (c1["origin"] - c0["origin"]) / size
-            start = min(s["started_ms"] for s in statuses.values())
-            report = ["%s: origin %.3f x, CPU steal %.0f %%" % (run, origin, 100 * steal)]
-            timings = {}
-            for office in ("branch-a", "branch-a-wifi", "branch-b"):
-                payload, raw = wan_payload(c0, c1, office)
-                mine = {n: s for n, s in statuses.items() if fleet.lab.device(n).office.name == office}
-                last = (max(s["finished_ms"] for s in mine.values()) - start) / 1000.0
-                report.append("%s: WAN in %.3f x (%.3f x with framing), last done %.2f x F/W" % (
-                    office, payload / size, raw / size, last / bound))
-                assert sum(s["bytes_by_source"]["origin"] for s in mine.values()) == 0, (office, mine)
+            branches = ("branch-a", "branch-a-wifi", "branch-b")
+            d = fleet.measure_deployment(size, tmp_path / run, branches, WAN_MBIT, name=run, timeout=300)
+            report = d["report"]
+            for office in branches:
+                assert d[office]["origin_bytes"] == 0, (office, report)
                 # The lab's network is the office tree: the WiFi office's pull from branch A
                 # never enters branch A's link, and a pull from the central office would
                 # cross it twice.
-                assert payload <= 1.05 * size, report
-                timings[office] = last / bound
-            assert origin <= 1.05, report
+                assert d[office]["wan"] <= 1.05, report
+            assert d["origin"] <= 1.05, report
             print("; ".join(report))
-            return timings, report
+            return {o: d[o]["last"] for o in branches}, report
 
         # Every branch, the WiFi office below branch A included, finishes within 1.25 x F/W
         # (measured 1.12-1.15 x on a quiet host). The lab's two vCPUs are a shared host's:

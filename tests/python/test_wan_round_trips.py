@@ -3,14 +3,12 @@
 cubic as on Windows. The same bounds as at the lab's ~0.2 ms: each WAN link carries the
 content about once (≤ 1.05 × F), the origin serves one copy, and every branch's last device
 finishes within 1.25 × F/W (F/W: the time the content alone takes over the branch's link)."""
-import io
 import os
 
 import pytest
 
 from netlab.fleet import Fleet
 from netlab.lab import Office
-from test_hierarchy import check_completed, wan_payload
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 MiB = 1 << 20
@@ -24,28 +22,14 @@ def branch(name, devices, parent="central", kind="Default"):
 
 def deploy(fleet, tmp_path, size, offices, run="pkg"):
     """Deploys a fresh package to every device at once and checks the byte bounds; returns each
-    office's last completion in F/W and a report line."""
-    data, manifest, url = fleet.publish_random(size, name=run + ".bin")
-    dest = tmp_path / run
-    dest.mkdir()
-    c0 = fleet.counters()
-    statuses = fleet.watch(fleet.deploy(manifest, url, dest_dir=str(dest)), timeout=600, out=io.StringIO())
-    c1 = fleet.counters()
-    check_completed(statuses, dest, data)
-    bound = size * 8 / (WAN_MBIT * 1e6)
-    start = min(s["started_ms"] for s in statuses.values())
-    origin = (c1["origin"] - c0["origin"]) / size
-    report, timings = ["%s: origin %.3f x" % (run, origin)], {}
+    office's last completion in F/W and the report."""
+    d = fleet.measure_deployment(size, tmp_path / run, offices, WAN_MBIT, name=run)
+    report = d["report"]
     for office in offices:
-        payload, raw = wan_payload(c0, c1, office)
-        mine = [s for n, s in statuses.items() if fleet.lab.device(n).office.name == office]
-        last = (max(s["finished_ms"] for s in mine) - start) / 1000.0
-        timings[office] = last / bound
-        report.append("%s: WAN in %.3f x, last done %.2f x F/W" % (office, payload / size, last / bound))
-        assert payload <= 1.05 * size, report
-    assert origin <= 1.05, report
+        assert d[office]["wan"] <= 1.05, report
+    assert d["origin"] <= 1.05, report
     print("; ".join(report))
-    return timings, report
+    return {o: d[o]["last"] for o in offices}, report
 
 
 @root_only
