@@ -40,9 +40,9 @@ def test_the_office_tree_at_an_80_ms_round_trip(tmp_path, host_bin, plugin_dir):
     offices = [Office("central", devices=2), branch("branch-a", 3), branch("branch-a-child", 2, parent="branch-a"),
                branch("branch-b", 3)]
     # The bound, a loosening: the foreground class (pipelined TCP) meets 1.25 x F/W here
-    # (measured 1.08-1.17 x); the background class does not (1.24-1.35 x, 1.14-1.18 x the
-    # foreground class's time: its periodic slowdowns cost up to 10 % by design and its
-    # 64 KiB requests are coarse against a 20 Mbit/s link, docs/background-transport.md
+    # (measured 1.08-1.17 x); the background class does not everywhere (branches 1.22-1.27 x,
+    # the child office two delayed links down 1.33-1.39 x: 1.13-1.20 x the foreground class's
+    # time; its periodic slowdowns cost up to 10 % by design, docs/background-transport.md
     # "Long round trips"), so it is held to 1.25 x F/W or 1.25 x the foreground class's time
     # in the same run, whichever is larger.
     branches = ("branch-a", "branch-a-child", "branch-b")
