@@ -350,6 +350,7 @@ TEST(Ledbat, AWindowThatIsNotUsedDoesNotGrow) {
     // path idle. The window stays where it was (RFC 7661); otherwise the next burst of blocks
     // the parent receives would all be asked for at once.
     pd::net::ledbat_config c;
+    c.initial_window = 2 * block;  // room for more than is asked for
     ledbat cc(c);
     std::int64_t t = 0;
     for (int i = 0; i < 200; ++i) {

@@ -25,7 +25,7 @@ struct ledbat_config {
     std::int64_t target_us = 25000;          // queueing delay the transfer may add (docs/background-transport.md)
     std::uint64_t min_window = 16 * 1024;    // below one request: requests are spaced out instead
     std::uint64_t max_window = 64ull << 20;
-    std::uint64_t initial_window = 128 * 1024;
+    std::uint64_t initial_window = 16 * 1024;   // what a new TCP connection carries in its first round trip
     std::uint64_t gain_bytes = 8 * 1024;     // additive increase per round trip
     std::uint64_t refill_bytes = 64 * 1024;  // increase per round trip over a nearly empty queue
 };
