@@ -261,66 +261,59 @@ private:
         });
     }
 
-    void serve_request(wire::request r) {
-        answer_on_worker([r, timestamps = timestamps_](session &sess) {
+    // Answers a request for `content` on a worker: REJECT when the cache does not hold it, when
+    // its blocks are larger than the wire carries, or when `answer` fails; otherwise what
+    // `answer(sess, record, manifest, out)` puts in `out`.
+    template <class Answer>
+    void answer_from_cache(std::uint32_t id, const content::hash &content, Answer answer) {
+        answer_on_worker([id, content, answer = std::move(answer)](session &sess) {
             std::vector<wire::message> out;
             try {
-                auto rec = servable(sess, r.content);
-                auto m = rec ? sess.store().manifest(r.content) : nullptr;
-                if (!rec || !m) {
-                    out.push_back(wire::reject{r.id, 1, "content not held"});
-                } else if (m->block_size > wire::max_block_bytes) {
-                    out.push_back(wire::reject{r.id, 5, "blocks of this content are larger than the wire carries"});
-                } else if (r.first_block + r.count > m->block_count()) {
-                    out.push_back(wire::reject{r.id, 2, "request beyond the content"});
-                } else {
-                    // Only blocks whose verified bit is set (durable and hash-checked) leave:
-                    // the leading run of held blocks is sent, the first missing one rejected.
-                    std::uint64_t end = r.first_block;
-                    while (end < r.first_block + r.count && rec->block_verified(end)) ++end;
-                    for (std::uint64_t b = r.first_block; b < end; ++b) {
-                        wire::data d{r.id, r.content, b, read_held(sess, r.content, m->block_offset(b), m->block_length(b))};
-                        d.timed = timestamps;  // stamped when queued (answer_on_worker)
-                        out.push_back(std::move(d));
-                    }
-                    if (end < r.first_block + r.count)
-                        out.push_back(wire::reject{r.id, 3, "block " + std::to_string(end) + " not held"});
-                }
+                auto rec = servable(sess, content);
+                auto m = rec ? sess.store().manifest(content) : nullptr;
+                if (!rec || !m)
+                    out.push_back(wire::reject{id, 1, "content not held"});
+                else if (m->block_size > wire::max_block_bytes)
+                    out.push_back(wire::reject{id, 5, "blocks of this content are larger than the wire carries"});
+                else
+                    answer(sess, *rec, *m, out);
             } catch (const error &e) {
                 out.clear();
-                out.push_back(wire::reject{r.id, 4, e.what()});
+                out.push_back(wire::reject{id, 4, e.what()});
             }
             return out;
+        });
+    }
+
+    void serve_request(wire::request r) {
+        answer_from_cache(r.id, r.content, [r, timestamps = timestamps_](session &sess, const store::content_record &rec,
+                                                                         const content::manifest &m, std::vector<wire::message> &out) {
+            if (r.first_block + r.count > m.block_count()) return out.push_back(wire::reject{r.id, 2, "request beyond the content"});
+            // Only blocks whose verified bit is set (durable and hash-checked) leave: the
+            // leading run of held blocks is sent, the first missing one rejected.
+            std::uint64_t end = r.first_block;
+            while (end < r.first_block + r.count && rec.block_verified(end)) ++end;
+            for (std::uint64_t b = r.first_block; b < end; ++b) {
+                wire::data d{r.id, r.content, b, read_held(sess, r.content, m.block_offset(b), m.block_length(b))};
+                d.timed = timestamps;  // stamped when queued (answer_on_worker)
+                out.push_back(std::move(d));
+            }
+            if (end < r.first_block + r.count) out.push_back(wire::reject{r.id, 3, "block " + std::to_string(end) + " not held"});
         });
     }
 
     // A range of one verified block, as PART; REJECT when the block is not held or the range
     // is not inside it.
     void serve_part(wire::request_part r) {
-        answer_on_worker([r](session &sess) {
-            std::vector<wire::message> out;
-            try {
-                auto rec = servable(sess, r.content);
-                auto m = rec ? sess.store().manifest(r.content) : nullptr;
-                if (!rec || !m) {
-                    out.push_back(wire::reject{r.id, 1, "content not held"});
-                } else if (m->block_size > wire::max_block_bytes) {
-                    out.push_back(wire::reject{r.id, 5, "blocks of this content are larger than the wire carries"});
-                } else if (r.block >= m->block_count() || std::uint64_t{r.offset} + r.length > m->block_length(r.block)) {
-                    out.push_back(wire::reject{r.id, 2, "request beyond the content"});
-                } else if (!rec->block_verified(r.block)) {
-                    out.push_back(wire::reject{r.id, 3, "block " + std::to_string(r.block) + " not held"});
-                } else {
-                    wire::data d{r.id, r.content, r.block, read_held(sess, r.content, m->block_offset(r.block) + r.offset, r.length)};
-                    d.part = d.timed = true;  // stamped when queued (answer_on_worker)
-                    d.offset = r.offset;
-                    out.push_back(std::move(d));
-                }
-            } catch (const error &e) {
-                out.clear();
-                out.push_back(wire::reject{r.id, 4, e.what()});
-            }
-            return out;
+        answer_from_cache(r.id, r.content, [r](session &sess, const store::content_record &rec, const content::manifest &m,
+                                               std::vector<wire::message> &out) {
+            if (r.block >= m.block_count() || std::uint64_t{r.offset} + r.length > m.block_length(r.block))
+                return out.push_back(wire::reject{r.id, 2, "request beyond the content"});
+            if (!rec.block_verified(r.block)) return out.push_back(wire::reject{r.id, 3, "block " + std::to_string(r.block) + " not held"});
+            wire::data d{r.id, r.content, r.block, read_held(sess, r.content, m.block_offset(r.block) + r.offset, r.length)};
+            d.part = d.timed = true;  // stamped when queued (answer_on_worker)
+            d.offset = r.offset;
+            out.push_back(std::move(d));
         });
     }
 
