@@ -444,6 +444,10 @@ TEST(wire, bounds_are_enforced) {
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 
+#include "util/clock.h"
+
+#include <cstring>
+#include <functional>
 #include <thread>
 
 namespace {
@@ -660,4 +664,98 @@ TEST(async_channel, arrival_is_the_kernels_receive_time_not_when_the_process_rea
     auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(read_at - client->record_started()).count();
     EXPECT_GE(waited, 250) << "the arrival was timed when the process read it";
     EXPECT_LT(waited, 5000);
+}
+
+namespace {
+
+// Reads the first 8 bytes of a plaintext as the µs clock a stamp_fn wrote there.
+std::int64_t stamp_in(const bytes &plain) {
+    std::int64_t us = 0;
+    std::memcpy(&us, plain.data(), sizeof us);
+    return us;
+}
+
+}  // namespace
+
+TEST(async_channel, a_stamped_record_is_stamped_when_tcp_can_send_it_and_sealed_in_its_turn) {
+    // The serving side of a paced link: a reader that reads nothing for 300 ms leaves the
+    // server's TCP unable to send. Stamped at queueing, the 40 answers would all carry the
+    // time before the stall and read as 300 ms of queue on the path; held until the socket
+    // has room, all but the few TCP could send at once are stamped after it. A record sent
+    // plainly between them is sealed in its turn, so every record opens, in order.
+    channel_pair pair(5);
+    auto &io = pair.io;
+    auto &client = pair.client, &server = pair.server;
+    if (!server->stamp_as_sent(16 * 1024)) GTEST_SKIP() << "no limit on unsent bytes on this platform";
+    ASSERT_TRUE(pair.handshake());
+    constexpr int answers = 40;
+    auto stamp = [](bytes &plain) {
+        auto now = static_cast<std::int64_t>(pd::steady_now_us());
+        std::memcpy(plain.data(), &now, sizeof now);
+    };
+    auto queued_at = static_cast<std::int64_t>(pd::steady_now_us());
+    for (int i = 0; i < answers; ++i) {
+        server->send_stamped(bytes(64 * 1024, static_cast<std::uint8_t>(i)), stamp);
+        if (i == 4) server->send(bytes{'p', 'l', 'a', 'i', 'n'});
+    }
+    io.restart();
+    io.run_for(std::chrono::milliseconds(300));
+    io.restart();
+    auto read_from = static_cast<std::int64_t>(pd::steady_now_us());
+    std::vector<bytes> got;
+    std::function<void(const pd::error *, bytes)> next = [&](const pd::error *e, bytes plain) {
+        ASSERT_EQ(e, nullptr);
+        got.push_back(std::move(plain));
+        if (got.size() < answers + 1) client->receive(next);
+    };
+    client->receive(next);
+    while (got.size() < answers + 1 && io.run_one_for(std::chrono::seconds(5))) {
+    }
+    ASSERT_EQ(got.size(), answers + 1u);
+    EXPECT_EQ(got[5], (bytes{'p', 'l', 'a', 'i', 'n'}));
+    int early = 0;
+    for (int i = 0, k = 0; i < answers; ++i, ++k) {
+        if (k == 5) ++k;
+        ASSERT_EQ(got[k].size(), 64u * 1024);
+        EXPECT_EQ(got[k].back(), static_cast<std::uint8_t>(i));
+        EXPECT_GE(stamp_in(got[k]), queued_at);
+        early += stamp_in(got[k]) < read_from;
+    }
+    // What TCP takes before the reader stalls: the loopback receive window (~64-128 KiB)
+    // and the 16 KiB unsent limit — a few answers, never the 16 of one 1 MiB write.
+    EXPECT_LE(early, 6) << "answers were stamped long before TCP could send them";
+}
+
+TEST(async_channel, a_sealed_record_behind_one_still_to_stamp_fails_the_channel_not_the_process) {
+    // Records are sealed in the order they go out: a record sealed elsewhere cannot overtake
+    // one the channel has still to seal. The owner's mistake is a write error, not corruption.
+    channel_pair pair(6);
+    auto &io = pair.io;
+    auto &server = pair.server;
+    if (!server->stamp_as_sent(16 * 1024)) GTEST_SKIP() << "no limit on unsent bytes on this platform";
+    ASSERT_TRUE(pair.handshake());
+    std::string why;
+    server->on_write_error([&](const pd::error *e) { why = e->what(); });
+    server->send_stamped(bytes(100, 1), [](bytes &) {});  // waits for the socket's room
+    server->send_sealed(server->sealer().seal(reinterpret_cast<const std::uint8_t *>("x"), 1));
+    EXPECT_NE(why.find("sealed record queued behind"), std::string::npos) << why;
+    io.run_for(std::chrono::milliseconds(50));
+}
+
+TEST(wire, a_stamp_is_written_into_an_encoded_answer_in_place) {
+    pd::content::hash h{};
+    for (bool part : {false, true}) {
+        auto enc = wire::encode(wire::data{1, h, 2, bytes(10, 1), true, 0, part, 16384});
+        wire::restamp(enc, 987654321);
+        auto d = std::get<wire::data>(wire::decode(enc.data(), enc.size()));
+        EXPECT_EQ(d.sent_us, 987654321u);
+        EXPECT_EQ(d.bytes, bytes(10, 1));
+        EXPECT_EQ(d.offset, part ? 16384u : 0u);
+    }
+    auto untimed = wire::encode(wire::data{1, h, 2, bytes(10, 1)});
+    EXPECT_EQ(code_of([&] { wire::restamp(untimed, 1); }), PD_E_INVALID);
+    bytes empty;
+    EXPECT_EQ(code_of([&] { wire::restamp(empty, 1); }), PD_E_INVALID);
+    bytes cut{11, 0, 0};
+    EXPECT_EQ(code_of([&] { wire::restamp(cut, 1); }), PD_E_INVALID);
 }

@@ -211,38 +211,82 @@ void async_channel::open_record(const record_fn &done) {
     done(nullptr, std::move(plain));
 }
 
-void async_channel::send(const bytes &plaintext) { send_sealed(sealer_.seal(plaintext.data(), plaintext.size())); }
+void async_channel::send(const bytes &plaintext) {
+    // Behind a record still to be stamped, a record is sealed in its turn.
+    if (unsealed_) return send_stamped(plaintext, nullptr);
+    send_sealed(sealer_.seal(plaintext.data(), plaintext.size()));
+}
 
 void async_channel::send_sealed(bytes record) {
     if (closed_) return;
-    queued_bytes_ += record.size();
-    out_.push_back(std::move(record));
+    if (unsealed_) return write_failed("a sealed record queued behind records still to be sealed");
+    auto counted = record.size();
+    queued_bytes_ += counted;
+    out_.push_back({std::move(record), true, nullptr, counted});
     if (out_.size() == 1) write_next();
 }
 
-// Everything queued (up to a bound) goes out in one vectored write.
+void async_channel::send_stamped(bytes plaintext, stamp_fn stamp) {
+    if (closed_) return;
+    ++unsealed_;
+    auto counted = plaintext.size();
+    queued_bytes_ += counted;
+    out_.push_back({std::move(plaintext), false, std::move(stamp), counted});
+    if (out_.size() == 1) write_next();
+}
+
+bool async_channel::stamp_as_sent(std::size_t unsent_bytes) {
+    if (!platform::limit_unsent_bytes(socket_.native_handle(), unsent_bytes)) return false;
+    unsent_limit_ = unsent_bytes;
+    return true;
+}
+
 void async_channel::write_next() {
-    std::vector<asio::const_buffer> batch;
-    std::size_t bytes_in_batch = 0;
-    for (auto &r : out_) {
-        if (batch.size() == max_write_records || (bytes_in_batch && bytes_in_batch + r.size() > max_write_bytes)) break;
-        batch.emplace_back(asio::buffer(r));
-        bytes_in_batch += r.size();
-    }
-    asio::async_write(socket_, batch, [self = shared_from_this(), records = batch.size(), bytes_in_batch](const error_code &ec, std::size_t) {
+    if (!unsent_limit_ || out_.front().sealed) return write_batch();
+    // A record to stamp waits until TCP's unsent bytes are under the limit: stamped now, it
+    // leaves within them.
+    socket_.async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this()](const error_code &ec) {
         if (self->closed_) return;
-        if (ec) {
-            auto report = std::move(self->write_error_);
-            self->write_error_ = nullptr;
-            error e(PD_E_IO, PD_CATEGORY_NET, ec.message());
-            if (report) report(&e);
-            return;
+        if (ec) return self->write_failed(ec.message());
+        self->write_batch();
+    });
+}
+
+// Everything queued (up to a bound) goes out in one vectored write; records still plaintext
+// are stamped and sealed as they join it, only as many as the socket takes at once when it
+// limits its unsent bytes (the rest wait for the next write, unstamped).
+void async_channel::write_batch() {
+    std::vector<asio::const_buffer> batch;
+    std::size_t bytes_in_batch = 0, counted = 0;
+    for (auto &r : out_) {
+        if (batch.size() == max_write_records || (bytes_in_batch && bytes_in_batch + r.data.size() > max_write_bytes)) break;
+        if (!r.sealed) {
+            if (unsent_limit_ && bytes_in_batch >= unsent_limit_) break;
+            if (r.stamp) std::exchange(r.stamp, nullptr)(r.data);
+            r.data = sealer_.seal(r.data.data(), r.data.size());
+            r.sealed = true;
+            --unsealed_;
         }
-        self->queued_bytes_ -= bytes_in_batch;
+        batch.emplace_back(asio::buffer(r.data));
+        bytes_in_batch += r.data.size();
+        counted += r.counted;
+    }
+    asio::async_write(socket_, batch, [self = shared_from_this(), records = batch.size(), counted](const error_code &ec, std::size_t) {
+        if (self->closed_) return;
+        if (ec) return self->write_failed(ec.message());
+        self->queued_bytes_ -= counted;
         self->out_.erase(self->out_.begin(), self->out_.begin() + static_cast<std::ptrdiff_t>(records));
         if (!self->out_.empty()) self->write_next();
         if (self->drained_ && self->queued_bytes_ <= self->drained_at_) std::exchange(self->drained_, nullptr)();
     });
+}
+
+// Reported once; the owner closes the channel.
+void async_channel::write_failed(const std::string &why) {
+    auto report = std::move(write_error_);
+    write_error_ = nullptr;
+    error e(PD_E_IO, PD_CATEGORY_NET, why);
+    if (report) report(&e);
 }
 
 void async_channel::when_drained(std::size_t at_most, std::function<void()> f) {

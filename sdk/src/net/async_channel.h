@@ -45,8 +45,21 @@ public:
     // Seals and queues a record. A write error is reported once through on_write_error.
     void send(const bytes &plaintext);
     // Queues a record the owner sealed with sealer() itself (e.g. on a worker, while no
-    // other send() can run for this channel).
+    // other send() can run for this channel). Never while a send_stamped() record waits:
+    // records are sealed in the order they go out (the channel fails with a write error).
     void send_sealed(bytes record);
+    // Queues a record stamped as it is written: `stamp` edits the plaintext (writes the
+    // time) just before the channel seals it and hands it to the socket — after
+    // stamp_as_sent(), only once the socket has room below its unsent limit, so the stamp is
+    // within that many bytes of when TCP sends the record. Records queued behind it are
+    // sealed as they are written too, in order.
+    using stamp_fn = std::function<void(bytes &plaintext)>;
+    void send_stamped(bytes plaintext, stamp_fn stamp);
+    // Keeps at most about `unsent_bytes` written and not yet sent by TCP in the socket
+    // (platform::limit_unsent_bytes) and writes stamped records only when it has room. False
+    // where unsupported: stamped records are then stamped as they are written to the socket's
+    // buffer, which may hold them longer.
+    bool stamp_as_sent(std::size_t unsent_bytes);
     record_sealer &sealer() { return sealer_; }
     void on_write_error(done_fn f) { write_error_ = std::move(f); }
     // When the first bytes of the record receive() delivered last arrived: the background
@@ -77,6 +90,8 @@ private:
     template <class Fn>
     void read_exact(std::uint8_t *p, std::size_t n, Fn next);
     void write_next();
+    void write_batch();
+    void write_failed(const std::string &why);
     void read_prefix_stamped(std::size_t got, record_fn done);
     void read_body(record_fn done);
     void read_body_in_parts(std::size_t got, record_fn done);
@@ -100,7 +115,17 @@ private:
     bytes in_;
     std::size_t in_begin_ = 0, in_end_ = 0;
     std::chrono::steady_clock::time_point record_started_{};
-    std::deque<bytes> out_;
+    // A record waiting to be written: sealed, or a plaintext sealed (and stamped, if
+    // `stamp`) as it is written. `counted` is what it added to queued_bytes_.
+    struct outgoing {
+        bytes data;
+        bool sealed = true;
+        stamp_fn stamp;
+        std::size_t counted = 0;
+    };
+    std::deque<outgoing> out_;
+    std::size_t unsealed_ = 0;      // records in out_ still plaintext
+    std::size_t unsent_limit_ = 0;  // stamp_as_sent()'s limit; 0: off
     std::size_t queued_bytes_ = 0;
     done_fn write_error_;
     progress_fn progress_;

@@ -59,7 +59,9 @@ void peer_link::connect(int timeout_ms, connect_fn done) {
             if (why) return self->fail(error(why->code(), PD_CATEGORY_NET, "peer " + self->address_ + ": " + why->what()));
             auto mine = wire::signed_hello(self->me_, true, self->channel_->transcript());
             mine.node_id = self->own_node_id_;
-            mine.capabilities = wire::capability_timestamps;
+            // A paced link's delays are read from the answers' stamps: stamped as the serving
+            // peer's TCP sends them, its own window's waits do not read as queueing.
+            mine.capabilities = wire::capability_timestamps | (self->path_ ? wire::capability_stamp_as_sent : 0);
             self->channel_->send(wire::encode(mine));
             self->read_next();
         });

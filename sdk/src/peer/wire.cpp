@@ -98,6 +98,18 @@ std::vector<std::uint8_t> encode(const message &m) {
     return std::move(w.data());
 }
 
+void restamp(std::vector<std::uint8_t> &encoded, std::uint64_t sent_us) {
+    // The layout encode() writes: type, id, content, block, [offset,] sent_us.
+    constexpr std::size_t before_offset = 1 + 4 + 32 + 8;
+    auto t = encoded.empty() ? type{} : static_cast<type>(encoded[0]);
+    if (t != type::timed_data && t != type::part) bad("only a TIMED_DATA or PART carries a send time");
+    std::size_t at = before_offset + (t == type::part ? 4 : 0);
+    if (encoded.size() < at + 8) bad("a TIMED_DATA or PART too short for its send time");
+    byte_writer w;
+    w.u64(sent_us);
+    std::copy(w.data().begin(), w.data().end(), encoded.begin() + static_cast<std::ptrdiff_t>(at));
+}
+
 message decode(const std::uint8_t *p, std::size_t len) {
     byte_reader r(p, len, "peer wire message");
     std::uint8_t t = r.u8();

@@ -32,6 +32,11 @@ enum class type : std::uint8_t {
 // HELLO capability bits.
 constexpr std::uint32_t capability_timestamps = 1;  // "send me TIMED_DATA": DATA stamped as it is queued
 constexpr std::uint32_t capability_parts = 2;       // "I answer REQUEST_PART" (a server's HELLO)
+// "Stamp my answers as your TCP sends them" (a client's HELLO; its background class paces
+// this link): the server keeps its socket's unsent bytes small and stamps each TIMED_DATA
+// and PART as the socket takes it, so waiting for its own TCP window does not read as
+// queueing on the path (docs/background-transport.md "Stamped as sent").
+constexpr std::uint32_t capability_stamp_as_sent = 4;
 
 struct hello {
     std::uint16_t version = protocol_version;
@@ -76,7 +81,8 @@ struct request_part {
     std::uint32_t length = 0;
 };
 // DATA, or TIMED_DATA when `timed`: the same plus the sender's monotonic clock (µs,
-// util/clock.h) when its network thread queued the answer to the socket, which the
+// util/clock.h) when it queued the answer to the socket (or, with
+// capability_stamp_as_sent, when the socket took it), which the
 // receiver's background class turns into one-way delays. PART when `part`: the answer to a
 // REQUEST_PART, `bytes` from `offset` of the block, always stamped (`timed`).
 struct data {
@@ -101,5 +107,9 @@ std::vector<std::uint8_t> encode(const message &m);
 // Throws PD_E_INVALID (category NET) naming the message and the bound it broke.
 message decode(const std::uint8_t *p, std::size_t len);
 const char *name(const message &m);
+// Sets the sender's clock (`sent_us`) of an encoded TIMED_DATA or PART in place: the serving
+// peer encodes an answer on a worker and stamps it on the network thread as the socket takes
+// it. Throws PD_E_INVALID for any other message.
+void restamp(std::vector<std::uint8_t> &encoded, std::uint64_t sent_us);
 
 }  // namespace pd::peer::wire

@@ -1,6 +1,10 @@
 #include "platform/socket_stamps.h"
 
+#include <algorithm>
+
 #ifdef __linux__
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -45,9 +49,16 @@ stamped_read read_stamped(native_socket socket, void *buffer, std::size_t size) 
     return r;
 }
 
+bool limit_unsent_bytes(native_socket socket, std::size_t bytes) {
+    int limit = static_cast<int>(std::min<std::size_t>(bytes, 1u << 30));
+    return ::setsockopt(static_cast<int>(socket), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &limit, sizeof limit) == 0;
+}
+
 #else
 
 bool enable_receive_timestamps(native_socket) { return false; }
+
+bool limit_unsent_bytes(native_socket, std::size_t) { return false; }
 
 stamped_read read_stamped(native_socket, void *, std::size_t) {
     stamped_read r;

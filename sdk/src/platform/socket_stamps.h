@@ -3,6 +3,7 @@
 // bytes of each answer; a user-space clock there counts the reader's own scheduling delays
 // (a busy or oversubscribed machine) as queueing on the path, and the transfer yields to its
 // own CPU. Linux (SO_TIMESTAMPNS); elsewhere unsupported and the caller keeps its own clock.
+// And the matching send side, limit_unsent_bytes.
 #pragma once
 
 #include "platform/socket.h"
@@ -27,5 +28,12 @@ struct stamped_read {
 
 // Reads up to `size` bytes without blocking from a socket stamped by enable_receive_timestamps.
 stamped_read read_stamped(native_socket socket, void *buffer, std::size_t size);
+
+// The send side: keeps at most about `bytes` written and not yet sent by TCP in `socket`'s
+// buffer — the socket reports writable, and takes more, only below it — so a record stamped
+// as it is written leaves within `bytes` of the stamp instead of waiting behind a send buffer
+// of megabytes for the connection's congestion window. Linux (TCP_NOTSENT_LOWAT); false
+// where unsupported.
+bool limit_unsent_bytes(native_socket socket, std::size_t bytes);
 
 }  // namespace pd::platform
