@@ -181,7 +181,7 @@ TEST(swarm, a_peer_that_cannot_be_reached_is_backed_off_before_it_is_dialled_aga
     session_fixture f;
     auto rec = std::make_shared<recorder>();
     auto sw = f.s->call([&] {
-        auto s = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, 16 * 65536, 65536, 1, rec);
+        auto s = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, pd::content::block_layout{16 * 65536, 65536}, 1, rec);
         auto settings = pd::core::job_settings::read(f.s->config());
         settings.connect_timeout_ms = 200;
         s->apply(settings);
@@ -245,7 +245,7 @@ TEST(swarm, a_peer_banned_after_it_was_dropped_is_uncounted_once) {
     };
     auto rec = std::make_shared<counting>();
     auto sw = f.s->call([&] {
-        auto s = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, 16 * 65536, 65536, 1, rec);
+        auto s = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, pd::content::block_layout{16 * 65536, 65536}, 1, rec);
         s->apply(pd::core::job_settings::read(f.s->config()));
         s->begin_round();
         s->consider({addr});
@@ -268,7 +268,7 @@ TEST(swarm, a_peer_banned_after_it_was_dropped_is_uncounted_once) {
 TEST(swarm, the_origin_split_gives_each_piece_one_owner_and_a_stuck_owner_loses_it) {
     session_fixture f;
     auto rec = std::make_shared<recorder>();
-    auto sw = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, 16 * 65536, 65536, 1, rec);
+    auto sw = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, pd::content::block_layout{16 * 65536, 65536}, 1, rec);
     auto settings = pd::core::job_settings::read(f.s->config());
     settings.coop_wait_ms = 1000;
     sw->apply(settings);
@@ -293,7 +293,7 @@ TEST(swarm, the_origin_split_gives_each_piece_one_owner_and_a_stuck_owner_loses_
 TEST(swarm, throughput_is_a_moving_average_and_sets_the_pipeline_depth) {
     session_fixture f;
     auto rec = std::make_shared<recorder>();
-    auto sw = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, 16 * 65536, 65536, 1, rec);
+    auto sw = std::make_shared<pd::peer::swarm>(*f.s, pd::content::hash{}, pd::content::block_layout{16 * 65536, 65536}, 1, rec);
     auto settings = pd::core::job_settings::read(f.s->config());  // 1 MiB pieces, 250 ms queue, max 8
     sw->apply(settings);
     pd::peer::peer_slot p;

@@ -13,9 +13,9 @@ namespace pd::content {
 
 static const char manifest_magic[4] = {'P', 'D', 'M', 'F'};
 
-std::uint32_t manifest::block_length(std::uint64_t index) const {
+std::uint32_t block_layout::block_length(std::uint64_t index) const {
     std::uint64_t off = block_offset(index);
-    return static_cast<std::uint32_t>(std::min<std::uint64_t>(block_size, size - off));
+    return off >= size ? 0 : static_cast<std::uint32_t>(std::min<std::uint64_t>(block_size, size - off));
 }
 
 hash segment_hod(const hash *block_hashes, std::size_t count) {
@@ -88,7 +88,7 @@ manifest manifest::from_block_hashes(std::uint64_t size, std::vector<hash> block
     m.size = size;
     m.name = std::move(name);
     m.block_hashes = std::move(blocks);
-    if (m.block_hashes.size() != (size + block_size - 1) / block_size)
+    if (m.block_hashes.size() != m.layout().block_count())
         fail(PD_E_INVALID, PD_CATEGORY_CONTENT, "manifest: block count does not match the content size");
     std::uint32_t per = m.blocks_per_segment();
     for (std::size_t i = 0; i < m.block_hashes.size(); i += per)
@@ -127,7 +127,7 @@ manifest manifest::parse(const void *data, std::size_t len) {
     m.segment_size = r.u32();
     m.size = r.u64();
     check_geometry(m.block_size, m.segment_size, m.size);
-    std::uint64_t blocks = (m.size + m.block_size - 1) / m.block_size;
+    std::uint64_t blocks = m.layout().block_count();
     std::uint64_t segments = (m.size + m.segment_size - 1) / m.segment_size;
     std::uint32_t seg_count = r.u32();
     if (seg_count != segments)

@@ -22,6 +22,18 @@ constexpr std::uint64_t max_content_size = 256ull << 30;  // 4 Mi blocks: 128 Mi
 constexpr std::size_t max_name_bytes = 1024;
 constexpr std::size_t canonical_header_size = 24;
 
+// How content of `size` bytes divides into blocks of `block_size` (the last one short): the
+// one place for the rule, which a manifest, the swarm and its links all follow.
+struct block_layout {
+    std::uint64_t size = 0;
+    std::uint32_t block_size = default_block_size;
+
+    std::uint64_t block_count() const { return block_size ? (size + block_size - 1) / block_size : 0; }
+    std::uint64_t block_offset(std::uint64_t index) const { return index * block_size; }
+    // block_size, less for the last block; 0 past the end.
+    std::uint32_t block_length(std::uint64_t index) const;
+};
+
 struct manifest {
     std::uint32_t block_size = default_block_size;
     std::uint32_t segment_size = default_segment_size;
@@ -33,8 +45,9 @@ struct manifest {
 
     std::uint64_t block_count() const { return block_hashes.size(); }
     std::uint32_t blocks_per_segment() const { return segment_size / block_size; }
-    std::uint64_t block_offset(std::uint64_t index) const { return index * block_size; }
-    std::uint32_t block_length(std::uint64_t index) const;
+    block_layout layout() const { return {size, block_size}; }
+    std::uint64_t block_offset(std::uint64_t index) const { return layout().block_offset(index); }
+    std::uint32_t block_length(std::uint64_t index) const { return layout().block_length(index); }
 
     std::vector<std::uint8_t> serialize() const;
     // Parses and checks lengths, limits, the name, and that every HoD matches its blocks.

@@ -110,7 +110,7 @@ void job::on_prepared(platform::file file, block_bitmap verified, std::uint64_t 
                                          std::weak_ptr<flusher::listener>(self));
     sources_ = std::make_shared<source_chain>(session_, content_ref(), request_.origin,
                                               std::weak_ptr<source_chain::listener>(self));
-    swarm_ = std::make_shared<peer::swarm>(session_, manifest_->id, manifest_->size, manifest_->block_size, id_,
+    swarm_ = std::make_shared<peer::swarm>(session_, manifest_->id, manifest_->layout(), id_,
                                            std::weak_ptr<peer::swarm::listener>(self));
     swarm_->apply(settings_);
     if (verified_bytes) emit_progress(true);

@@ -68,7 +68,7 @@ void background_path::pump() {
         }
         if (!next) return;
         auto t = steady_now_us();
-        auto part = static_cast<std::uint32_t>(cc_.request_bytes(next->block_size_));
+        auto part = static_cast<std::uint32_t>(cc_.request_bytes(next->layout_.block_size));
         std::uint64_t bytes = next->next_paced_bytes(part);
         std::int64_t at = cc_.send_at(bytes, t);
         if (at == std::numeric_limits<std::int64_t>::max()) return;  // the next answer pumps

@@ -166,7 +166,7 @@ void peer_link::on_message(wire::message m) {
             if (answered.part) {
                 if (answered.offset == 0) assembling_.clear();
                 assembling_.insert(assembling_.end(), d->bytes.begin(), d->bytes.end());
-                whole = answered.offset + answered.length == block_length(d->block);
+                whole = answered.offset + answered.length == layout_.block_length(d->block);
                 if (whole) d->bytes = std::move(assembling_), assembling_ = {};
             }
             if (whole && !p->finished) p->on_block(d->block, std::move(d->bytes));
@@ -263,11 +263,10 @@ void peer_link::send_request(op o, std::uint64_t first, std::uint32_t count) {
     if (ops_.size() == 1) arm_timer();
 }
 
-void peer_link::set_background(std::shared_ptr<background_path> path, std::uint32_t block_size, std::uint64_t content_bytes) {
+void peer_link::set_background(std::shared_ptr<background_path> path, content::block_layout layout) {
     path_ = std::move(path);
     source_ = path_->join(shared_from_this());
-    block_size_ = block_size;
-    content_bytes_ = content_bytes;
+    layout_ = layout;
     if (channel_) count_answers_as_they_drain();
 }
 
@@ -301,15 +300,10 @@ std::optional<std::uint64_t> peer_link::oldest_unsent() const {
     return p->order;
 }
 
-std::uint32_t peer_link::block_length(std::uint64_t block) const {
-    auto start = block * block_size_;
-    return start >= content_bytes_ ? 0 : static_cast<std::uint32_t>(std::min<std::uint64_t>(block_size_, content_bytes_ - start));
-}
-
 std::uint32_t peer_link::next_paced_bytes(std::uint32_t part) const {
     auto p = oldest_unsent_request();
     if (!p) return 0;
-    auto rest = block_length(p->next_block) - p->next_offset;
+    auto rest = layout_.block_length(p->next_block) - p->next_offset;
     return peer_answers_parts_ ? std::min(rest, part) : rest;
 }
 
@@ -321,10 +315,10 @@ void peer_link::send_next_paced(std::uint32_t part) {
     o.offset = p->next_offset;
     o.length = next_paced_bytes(part);
     // A whole block goes as REQUEST, as to a peer that answers no parts.
-    o.part = o.length < block_length(p->next_block);
+    o.part = o.length < layout_.block_length(p->next_block);
     std::uint64_t b = p->next_block;
     p->next_offset += o.length;
-    if (p->next_offset == block_length(b)) ++p->next_block, p->next_offset = 0, --p->unsent;
+    if (p->next_offset == layout_.block_length(b)) ++p->next_block, p->next_offset = 0, --p->unsent;
     ++p->outstanding;
     send_request(std::move(o), b, 1);
 }

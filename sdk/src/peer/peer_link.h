@@ -5,6 +5,7 @@
 // failed, and every outstanding operation gets the error.
 #pragma once
 
+#include "content/manifest.h"
 #include "peer/background_path.h"
 #include "net/async_channel.h"
 #include "peer/wire.h"
@@ -60,9 +61,9 @@ public:
 
     // The background class (docs/background-transport.md). From now on a request() is sent
     // a block, or a part of one, at a time, as the window of `path` — shared with the other
-    // links across the same bottleneck — and its budget allow. `block_size` and
-    // `content_bytes` describe the content the link fetches: where its blocks end.
-    void set_background(std::shared_ptr<background_path> path, std::uint32_t block_size, std::uint64_t content_bytes);
+    // links across the same bottleneck — and its budget allow. `layout` is the content's the
+    // link fetches: where its blocks end.
+    void set_background(std::shared_ptr<background_path> path, content::block_layout layout);
     // Called when the transfer starts or stops yielding to other traffic on the path (on the
     // link whose answer showed it).
     using yield_fn = std::function<void(bool yielding, std::int64_t queue_delay_us, std::int64_t target_us)>;
@@ -121,7 +122,6 @@ private:
     // Background: asks for the next block, or the next part of it, of the oldest request with
     // blocks left to ask for.
     void send_next_paced(std::uint32_t part);
-    std::uint32_t block_length(std::uint64_t block) const;
     // Background: this link's paced requests sent and not answered, in bytes.
     std::uint64_t paced_in_flight() const;
     // Background: the bytes of the answer being read leave the path's window as they arrive.
@@ -148,8 +148,7 @@ private:
     delta_fn on_delta_;
     std::shared_ptr<background_path> path_;
     std::uint32_t source_ = 0;  // this link's id for the path's delay samples
-    std::uint32_t block_size_ = 0;
-    std::uint64_t content_bytes_ = 0;
+    content::block_layout layout_;  // background: where the fetched content's blocks end
     bool peer_answers_parts_ = false;   // its HELLO said so (wire::capability_parts)
     std::vector<std::uint8_t> assembling_;  // the parts of the block being received, so far
     std::uint64_t head_arrived_ = 0;   // bytes of the oldest paced answer read so far

@@ -8,10 +8,9 @@
 
 namespace pd::peer {
 
-swarm::swarm(core::session &s, content::hash content, std::uint64_t content_bytes, std::uint32_t block_size,
+swarm::swarm(core::session &s, content::hash content, content::block_layout layout,
              std::uint64_t job_id, std::weak_ptr<listener> owner)
-    : session_(s), content_(content), content_bytes_(content_bytes), block_size_(block_size),
-      block_count_((content_bytes + block_size - 1) / block_size), job_id_(job_id),
+    : session_(s), content_(content), layout_(layout), block_count_(layout.block_count()), job_id_(job_id),
       owner_(std::move(owner)) {}
 
 void swarm::consider(const std::vector<std::string> &lines) {
@@ -66,7 +65,7 @@ void swarm::connect(const std::string &address, std::uint32_t source_class, cons
     link->set_request_timeout(settings_.request_timeout_ms);
     std::weak_ptr<swarm> weak = shared_from_this();
     if (wan ? settings_.wan_background : settings_.lan_background) {
-        link->set_background(path_for(wan), block_size_, content_bytes_);
+        link->set_background(path_for(wan), layout_);
         std::string who = (wan ? "WAN peer " : "peer ") + address;
         link->on_yield_change([weak, who](bool yielding, std::int64_t queue_us, std::int64_t target_us) {
             auto self = weak.lock();

@@ -72,10 +72,9 @@ public:
         virtual void on_yield(bool yielding, const std::string &message) = 0;
     };
 
-    // `content_bytes` and `block_size`: the content's size and block size (which blocks it has,
-    // where each ends).
-    swarm(core::session &s, content::hash content, std::uint64_t content_bytes, std::uint32_t block_size,
-          std::uint64_t job_id, std::weak_ptr<listener> owner);
+    // `layout`: the content's size and block size (which blocks it has, where each ends).
+    swarm(core::session &s, content::hash content, content::block_layout layout, std::uint64_t job_id,
+          std::weak_ptr<listener> owner);
 
     void apply(const core::job_settings &settings) { settings_ = settings; }
 
@@ -146,8 +145,7 @@ private:
 
     core::session &session_;
     content::hash content_;
-    std::uint64_t content_bytes_;
-    std::uint32_t block_size_;
+    content::block_layout layout_;
     std::uint64_t block_count_;
     std::uint64_t job_id_;
     std::weak_ptr<listener> owner_;
