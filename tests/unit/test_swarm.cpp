@@ -7,7 +7,8 @@
 #include "net/secure_channel.h"
 #include "peer/wire.h"
 
-#include "fake_peer_sockets.h"
+#include "fake_peer.h"
+#include "util/clock.h"
 
 #include <atomic>
 #include <thread>
@@ -144,52 +145,28 @@ namespace {
 // A peer that completes the handshake, claims to hold every block, and then never answers a
 // request: it accepts connections until stopped (the job may come back after its backoff).
 struct silent_peer {
-    pdtest::native_socket listener = pd::platform::invalid_socket;
-    std::string addr;
-    std::atomic<bool> stop{false};
     std::atomic<int> requests{0};
-    std::thread thread;
-    std::vector<pdtest::native_socket> open_fds;
+    pdtest::fake_peer fake;
+    std::string addr = fake.address();
 
-    explicit silent_peer(std::uint64_t block_count) {
-        listener = pdtest::listen_on_loopback(addr);
-        thread = std::thread([this, block_count] {
-            using namespace pd::net;
-            namespace wire = pd::peer::wire;
-            while (!stop) {
-                auto fd = pdtest::accept_within(listener);
-                if (fd == pd::platform::invalid_socket) continue;
-                open_fds.push_back(fd);
-                pdtest::set_receive_timeout(fd, 2000);
-                try {
-                    blocking_channel ch(fd, role::server, fleet);
-                    for (int i = 0; i < 3 && !stop; ++i) {
-                        auto in = ch.receive();
-                        auto m = wire::decode(in.data(), in.size());
-                        if (std::holds_alternative<wire::hello>(m)) {
-                            ch.send(wire::encode(pdtest::hello_for(ch, false)));
-                        } else if (auto *h = std::get_if<wire::have>(&m)) {
-                            wire::have all{h->content, block_count, 0, std::vector<std::uint8_t>((block_count + 7) / 8, 0)};
-                            for (std::uint64_t b = 0; b < block_count; ++b) all.bitmap[b / 8] |= static_cast<std::uint8_t>(1u << (b % 8));
-                            ch.send(wire::encode(all));
-                        } else if (std::holds_alternative<wire::request>(m)) {
-                            ++requests;  // and say nothing
-                            break;
-                        }
-                    }
-                } catch (const std::exception &) {
-                }
-            }
-        });
-    }
-    ~silent_peer() {
-        stop = true;
-        thread.join();
-        for (auto fd : open_fds) pd::platform::close_socket(fd);
-        pd::platform::close_socket(listener);
-    }
+    explicit silent_peer(std::uint64_t block_count)
+        : fake(fleet, 2000, [this, block_count]() -> pdtest::fake_peer::script {
+              return [this, block_count](pd::net::blocking_channel &ch, const pd::peer::wire::message *m) {
+                  namespace wire = pd::peer::wire;
+                  using then = pdtest::fake_peer::then;
+                  if (!m) return then::hold;
+                  if (std::holds_alternative<wire::hello>(*m)) {
+                      ch.send(wire::encode(pdtest::hello_for(ch, false)));
+                  } else if (auto *h = std::get_if<wire::have>(m)) {
+                      ch.send(wire::encode(pdtest::holds_everything(h->content, block_count)));
+                  } else if (std::holds_alternative<wire::request>(*m)) {
+                      ++requests;  // and say nothing
+                      return then::hold;
+                  }
+                  return then::read;
+              };
+          }) {}
 };
-
 }  // namespace
 
 TEST(swarm, a_peer_that_goes_silent_is_dropped_and_backed_off_and_the_origin_finishes) {
@@ -215,69 +192,33 @@ namespace {
 // HAVE_DELTA every 50 ms on every connection (which once re-armed the request timeout
 // forever). Counts the connections it took.
 struct advertise_and_stall_peer {
-    pdtest::native_socket listener = pd::platform::invalid_socket;
-    std::string addr;
-    std::atomic<bool> stop{false};
-    std::atomic<int> connections{0}, requests{0};
-    std::vector<std::thread> threads;
-    std::thread acceptor;
-
+    std::atomic<int> requests{0};
     pd::peer::wire::device_identity identity;  // one key for every connection, like a real device
+    pdtest::fake_peer fake;
+    std::string addr = fake.address();
 
     explicit advertise_and_stall_peer(std::uint64_t block_count, pd::peer::wire::device_identity id = pdtest::random_identity())
-        : identity(std::move(id)) {
-        listener = pdtest::listen_on_loopback(addr);
-        acceptor = std::thread([this, block_count] {
-            while (!stop) {
-                auto fd = pdtest::accept_within(listener);
-                if (fd == pd::platform::invalid_socket) continue;
-                ++connections;
-                threads.emplace_back([this, fd, block_count] { serve(fd, block_count); });
-            }
-        });
-    }
-    void serve(pdtest::native_socket fd, std::uint64_t block_count) {
-        using namespace pd::net;
-        namespace wire = pd::peer::wire;
-        pdtest::set_receive_timeout(fd, 50);
-        try {
-            blocking_channel ch(fd, role::server, fleet);
-            pd::content::hash content{};
-            bool asked = false;
-            while (!stop) {
-                bytes in;
-                try {
-                    in = ch.receive();
-                } catch (const pd::error &e) {
-                    if (e.code() != PD_E_TIMEOUT) break;
-                    if (content != pd::content::hash{}) ch.send(wire::encode(wire::have_delta{content, {0}}));
-                    continue;
-                }
-                auto m = wire::decode(in.data(), in.size());
-                if (std::holds_alternative<wire::hello>(m)) {
-                    ch.send(wire::encode(pdtest::hello_for(ch, false, identity)));
-                } else if (auto *h = std::get_if<wire::have>(&m)) {
-                    if (asked) continue;  // answers stay in order: nothing after the first request
-                    content = h->content;
-                    wire::have all{h->content, block_count, 0, std::vector<std::uint8_t>((block_count + 7) / 8, 0xff)};
-                    ch.send(wire::encode(all));
-                } else if (std::holds_alternative<wire::request>(m)) {
-                    ++requests;  // and never answer
-                    asked = true;
-                }
-            }
-        } catch (const std::exception &) {
-        }
-        pd::platform::close_socket(fd);
-    }
-    ~advertise_and_stall_peer() {
-        stop = true;
-        acceptor.join();
-        for (auto &t : threads) t.join();
-        pd::platform::close_socket(listener);
-    }
+        : identity(std::move(id)), fake(fleet, 50, [this, block_count]() -> pdtest::fake_peer::script {
+              return [this, block_count, content = pd::content::hash{}, asked = false](pd::net::blocking_channel &ch,
+                                                                                      const pd::peer::wire::message *m) mutable {
+                  namespace wire = pd::peer::wire;
+                  if (!m) {
+                      if (content != pd::content::hash{}) ch.send(wire::encode(wire::have_delta{content, {0}}));
+                  } else if (std::holds_alternative<wire::hello>(*m)) {
+                      ch.send(wire::encode(pdtest::hello_for(ch, false, identity)));
+                  } else if (auto *h = std::get_if<wire::have>(m); h && !asked) {
+                      // (answers stay in order: nothing after the first request)
+                      content = h->content;
+                      ch.send(wire::encode(pdtest::holds_everything(h->content, block_count)));
+                  } else if (std::holds_alternative<wire::request>(*m)) {
+                      ++requests;  // and never answer
+                      asked = true;
+                  }
+                  return pdtest::fake_peer::then::read;
+              };
+          }) {}
+    int connections() const { return fake.connections(); }
 };
-
 }  // namespace
 
 // With a file origin available, the rogue once froze the download (0 of 16 MiB after 30 s).
@@ -320,13 +261,13 @@ TEST(swarm, have_deltas_do_not_keep_a_request_alive_and_two_expiries_end_the_pee
     for (auto &e : out.events)
         expired |= e.type == PD_EVENT_SOURCE_FALLBACK && std::string(e.message).find("answered nothing for 300 ms") != std::string::npos;
     EXPECT_TRUE(expired) << "the request never expired while the rogue pushed HAVE_DELTAs";
-    EXPECT_EQ(rogue.connections.load(), 2) << "not dialled twice (two expiries), or again after them";
+    EXPECT_EQ(rogue.connections(), 2) << "not dialled twice (two expiries), or again after them";
     // The session remembers it: the next job never dials it.
-    int before = rogue.connections.load();
+    int before = rogue.connections();
     swarm_fixture other((4u << 20) + 1);  // another content (the same size and seed would be the same one, cached)
     auto again = leecher.get(other.m, other.dir / "origin.bin", other.dir / "out.bin", rogue.addr);
     ASSERT_EQ(again.status.state, PD_JOB_COMPLETED) << again.status.message;
-    EXPECT_EQ(rogue.connections.load(), before) << "a penalized peer was dialled by the next job";
+    EXPECT_EQ(rogue.connections(), before) << "a penalized peer was dialled by the next job";
 }
 
 TEST(swarm, a_penalized_device_is_left_alone_at_any_address) {
@@ -343,12 +284,12 @@ TEST(swarm, a_penalized_device_is_left_alone_at_any_address) {
     pd_session_set_setting(leecher.s, "job.max_pieces_in_flight", "1");
     pd_session_set_setting(leecher.s, "plugin.origin.max_rate_bytes", std::to_string(1 << 20).c_str());  // 4 s jobs
     ASSERT_EQ(leecher.get(f.m, f.dir / "origin.bin", f.dir / "out.bin", rogue.addr).status.state, PD_JOB_COMPLETED);
-    ASSERT_EQ(rogue.connections.load(), 2) << "the rogue was not penalized: the test proves nothing";
+    ASSERT_EQ(rogue.connections(), 2) << "the rogue was not penalized: the test proves nothing";
     advertise_and_stall_peer moved(blocks, rogue.identity);
     swarm_fixture other((4u << 20) + 1);  // another content: the first is cached now
     auto again = leecher.get(other.m, other.dir / "origin.bin", other.dir / "out.bin", moved.addr);
     ASSERT_EQ(again.status.state, PD_JOB_COMPLETED) << again.status.message;
-    EXPECT_GE(moved.connections.load(), 1);
+    EXPECT_GE(moved.connections(), 1);
     EXPECT_EQ(moved.requests.load(), 0) << "the penalized device was asked again at its new address";
 }
 
@@ -444,85 +385,55 @@ namespace {
 // background window stays at its minimum and every block comes in parts.
 struct part_serving_peer {
     enum class lie { none, shifted, relabelled, short_last };
-    pdtest::native_socket listener = pd::platform::invalid_socket;
-    std::string addr;
-    std::atomic<bool> stop{false};
     std::atomic<int> parts{0}, largest_part{0};
-    std::thread thread;
     const std::vector<std::uint8_t> &data;
     lie how;
     bool late;
+    pdtest::fake_peer fake;
+    std::string addr = fake.address();
 
     part_serving_peer(const std::vector<std::uint8_t> &bytes, lie how_ = lie::none, bool late_ = true)
-        : data(bytes), how(how_), late(late_) {
-        listener = pdtest::listen_on_loopback(addr);
-        thread = std::thread([this] {
-            while (!stop) {
-                auto fd = pdtest::accept_within(listener);
-                if (fd != pd::platform::invalid_socket) serve(fd);
-            }
-        });
-    }
-    void serve(pdtest::native_socket fd) {
-        using namespace pd::net;
+        : data(bytes), how(how_), late(late_), fake(fleet, 100, [this]() -> pdtest::fake_peer::script {
+              return [this, late_us = std::uint64_t{0}](pd::net::blocking_channel &ch, const pd::peer::wire::message *m) mutable {
+                  if (m) answer(ch, *m, late_us);
+                  return pdtest::fake_peer::then::read;
+              };
+          }) {}
+
+    void answer(pd::net::blocking_channel &ch, const pd::peer::wire::message &m, std::uint64_t &late_us) {
         namespace wire = pd::peer::wire;
-        pdtest::set_receive_timeout(fd, 100);
+        using pd::net::bytes;
         auto blocks = (data.size() + 65535) / 65536;
-        std::uint64_t late_us = 0;
-        try {
-            blocking_channel ch(fd, role::server, fleet);
-            while (!stop) {
-                bytes in;
-                try {
-                    in = ch.receive();
-                } catch (const pd::error &e) {
-                    if (e.code() != PD_E_TIMEOUT) break;
-                    continue;
-                }
-                auto m = wire::decode(in.data(), in.size());
-                auto now = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                          std::chrono::steady_clock::now().time_since_epoch()).count());
-                if (std::holds_alternative<wire::hello>(m)) {
-                    auto h = pdtest::hello_for(ch, false);
-                    h.capabilities = wire::capability_timestamps | wire::capability_parts;
-                    ch.send(wire::encode(h));
-                    continue;
-                } else if (auto *h = std::get_if<wire::have>(&m)) {
-                    wire::have all{h->content, blocks, 0, std::vector<std::uint8_t>((blocks + 7) / 8)};
-                    for (std::size_t b = 0; b < blocks; ++b) all.bitmap[b / 8] |= static_cast<std::uint8_t>(1u << (b % 8));
-                    ch.send(wire::encode(all));
-                    continue;
-                } else if (auto *r = std::get_if<wire::request>(&m)) {
-                    for (auto b = r->first_block; b < r->first_block + r->count; ++b) {
-                        auto at = data.begin() + static_cast<std::ptrdiff_t>(b * 65536);
-                        wire::data d{r->id, r->content, b, bytes(at, at + std::min<std::ptrdiff_t>(65536, data.end() - at)), true, now - late_us};
-                        ch.send(wire::encode(d));
-                    }
-                } else if (auto *p = std::get_if<wire::request_part>(&m)) {
-                    ++parts;
-                    largest_part = std::max<int>(largest_part, static_cast<int>(p->length));
-                    bool moved = how == lie::shifted || how == lie::relabelled;
-                    auto from = p->block * 65536 + p->offset + (moved ? 1 : 0);
-                    bytes b(p->length);  // zeros past the end
-                    for (std::size_t i = 0; i < b.size() && from + i < data.size(); ++i) b[i] = data[from + i];
-                    if (how == lie::short_last && from + b.size() == data.size()) b.pop_back();
-                    wire::data d{p->id, p->content, p->block, std::move(b), true, now - late_us, true,
-                                 p->offset + (how == lie::relabelled ? 1 : 0)};
-                    ch.send(wire::encode(d));
-                }
-                if (late) late_us = 300000;  // from the second answer on
+        auto now = static_cast<std::uint64_t>(pd::steady_now_us());
+        if (std::holds_alternative<wire::hello>(m)) {
+            auto h = pdtest::hello_for(ch, false);
+            h.capabilities = wire::capability_timestamps | wire::capability_parts;
+            ch.send(wire::encode(h));
+            return;
+        } else if (auto *h = std::get_if<wire::have>(&m)) {
+            ch.send(wire::encode(pdtest::holds_everything(h->content, blocks)));
+            return;
+        } else if (auto *r = std::get_if<wire::request>(&m)) {
+            for (auto b = r->first_block; b < r->first_block + r->count; ++b) {
+                auto at = data.begin() + static_cast<std::ptrdiff_t>(b * 65536);
+                wire::data d{r->id, r->content, b, bytes(at, at + std::min<std::ptrdiff_t>(65536, data.end() - at)), true, now - late_us};
+                ch.send(wire::encode(d));
             }
-        } catch (const std::exception &) {
+        } else if (auto *p = std::get_if<wire::request_part>(&m)) {
+            ++parts;
+            largest_part = std::max<int>(largest_part, static_cast<int>(p->length));
+            bool moved = how == lie::shifted || how == lie::relabelled;
+            auto from = p->block * 65536 + p->offset + (moved ? 1 : 0);
+            bytes b(p->length);  // zeros past the end
+            for (std::size_t i = 0; i < b.size() && from + i < data.size(); ++i) b[i] = data[from + i];
+            if (how == lie::short_last && from + b.size() == data.size()) b.pop_back();
+            wire::data d{p->id, p->content, p->block, std::move(b), true, now - late_us, true,
+                         p->offset + (how == lie::relabelled ? 1 : 0)};
+            ch.send(wire::encode(d));
         }
-        pd::platform::close_socket(fd);
-    }
-    ~part_serving_peer() {
-        stop = true;
-        thread.join();
-        pd::platform::close_socket(listener);
+        if (late) late_us = 300000;  // from the second answer on
     }
 };
-
 }  // namespace
 
 // While the background window holds only a few blocks, it asks for parts of them: the job
