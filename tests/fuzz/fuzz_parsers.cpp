@@ -220,7 +220,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         }
         case 6: {
             // The background controller fed what a peer controls: when answers arrive (any
-            // delay, clocks that jump) and how much is in flight. Its window stays in bounds and
+            // delay, clocks that jump), how much is in flight and how often packets are lost. Its window stays in bounds and
             // it never asks the caller to wait into the past.
             pd::net::ledbat_config c;
             c.target_us = 5000 + (len ? body[0] : 0) * 1000;  // the case byte alone: an empty body
@@ -232,7 +232,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                 now += static_cast<std::int64_t>(v % 1000000);
                 // The high bits pick one of four peers under the shared window (their own bases).
                 auto source = static_cast<std::uint32_t>(body[i] >> 6);
-                switch (body[i] % 6) {
+                switch (body[i] % 7) {
                 case 0: {
                     auto at = cc.send_at(65536, now);
                     if (at != 0 && at < now) std::abort();
@@ -252,8 +252,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                     cc.on_delivered(65536, v % 50000, v % 50000, now, source, drained);
                     break;
                 }
+                case 6: cc.on_loss(now); break;  // as often as a peer's packets come out of order
                 }
                 if (cc.window() < c.min_window || cc.window() > c.max_window || cc.queue_delay_us() < 0) std::abort();
+                // A shallow buffer lowers the target, never under its floor nor over the configured one.
+                auto floor = std::min(c.target_us, pd::net::ledbat::min_target_us);
+                if (cc.target_us() < floor || cc.target_us() > c.target_us) std::abort();
             }
             break;
         }

@@ -28,6 +28,12 @@ struct link_sim {
     std::int64_t step_us = 250;
     bool progress = true;              // report answers' bytes as they drain (on_progress)
     bool parts = true;                 // the serving peer answers parts of blocks (wire::capability_parts)
+    // The buffer drops the background's packets too: an answer that finds it full loses one,
+    // the serving peer's TCP sends it again a round trip later (the answers behind it wait:
+    // one connection answers in order), and the receiver sees the loss when `see_losses`
+    // (peer_link reads it from its socket). Without drops, answers queue past the buffer.
+    bool drops = false;
+    bool see_losses = true;
     // The serving peer is late with every `late_every`-th answer by `late_us` (a host that is
     // descheduled now and then: the lab's VMs lose a fifth of their CPU time to steal).
     int late_every = 0;
@@ -54,6 +60,7 @@ struct link_sim {
         int flow;
         std::int64_t sent_us;
         std::uint64_t size;
+        bool resent = false;
     };
     std::vector<flow> flows;
     std::deque<item> queue;
@@ -104,7 +111,14 @@ struct link_sim {
             }
             // A late answer holds back the ones behind it: one connection answers in order.
             while (!requests.empty() && requests.front().at_us <= now) {
-                auto r = requests.front();
+                auto &front = requests.front();
+                if (drops && !front.resent && queued + static_cast<double>(front.size) > rate * buffer_s) {
+                    front.resent = true;
+                    front.at_us = now + base_rtt_us;
+                    if (see_losses) flows[front.flow].cc->on_loss(now + base_rtt_us / 2);
+                    break;
+                }
+                auto r = front;
                 requests.pop_front();
                 queue.push_back({r.flow, static_cast<double>(r.size), r.sent_us, 0, -1, r.size});
                 queued += static_cast<double>(r.size);
@@ -241,6 +255,55 @@ TEST(Ledbat, ALatecomerGetsItsShare) {
     double l = link_sim::mean(sim.flows[late].served, 25, 30), e = link_sim::mean(sim.flows[first].served, 25, 30);
     EXPECT_GE(l / (l + e), 0.35) << l << " " << e;
     EXPECT_LE(l / (l + e), 0.65) << l << " " << e;
+}
+
+TEST(Ledbat, ABufferShallowerThanTheTargetStillYields) {
+    // A buffer of one bandwidth-delay product at 20 ms holds 20 ms: less than the 25 ms
+    // target. The queue never reached the target, so the transfer never yielded and competed
+    // like plain TCP (the lab: cubic beside it kept 0.66-0.70 of the link). Told of its losses,
+    // the controller halves on them (RFC 6817) and, seeing losses under the target, holds
+    // its queue under half the queue they came at: alone it still fills the link, and a flow
+    // that fills the buffer reads as a foreground flow. (Simulated, blind to losses, the
+    // foreground flow keeps 0.886 / 0.975 at 20 / 100 Mbit/s; told, 0.973 / 0.995.)
+    for (double mbit : {20.0, 100.0}) {
+        auto run = [&](bool see_losses) {
+            link_sim sim;
+            sim.rate = mbit * 1e6 / 8;
+            sim.base_rtt_us = 20'000;
+            sim.buffer_s = 0.020;
+            sim.drops = true;
+            sim.see_losses = see_losses;
+            int f = sim.add_flow(0);
+            sim.fg_start_us = 40'000'000;
+            sim.fg_stop_us = 70'000'000;
+            sim.run_until(90'000'000);
+            struct figures { double alone, fg_share, below, back, p95; std::int64_t target_ms; } r{};
+            auto &bg = sim.flows[f].served;
+            r.alone = link_sim::mean(bg, 10, 40) / sim.rate;
+            r.fg_share = link_sim::mean(sim.fg_served, 45, 70) / sim.rate;
+            r.below = r.back = -1;
+            for (double t = 40; t < 50 && r.below < 0; t += 0.1)
+                if (link_sim::mean(bg, t, t + 0.5) < 0.25 * sim.rate) r.below = t + 0.5 - 40;
+            for (double t = 70; t < 85 && r.back < 0; t += 0.1)
+                if (link_sim::mean(bg, t, t + 0.5) > 0.90 * sim.rate) r.back = t + 0.5 - 70;
+            r.p95 = sim.percentile(10, 40, 0.95);
+            r.target_ms = sim.flows[f].cc->target_us() / 1000;
+            return r;
+        };
+        auto blind = run(false), told = run(true);
+        std::string at = std::to_string(static_cast<int>(mbit)) + " Mbit/s";
+        std::printf("%s, 20 ms, 20 ms buffer: alone %.3f / %.3f, foreground's share %.3f / %.3f, under 25 %% in %.1f / %.1f s, "
+                    "back over 90 %% in %.1f / %.1f s, queue p95 %.0f / %.0f ms (blind to losses / told), target now %lld ms\n",
+                    at.c_str(), blind.alone, told.alone, blind.fg_share, told.fg_share, blind.below, told.below, blind.back,
+                    told.back, blind.p95, told.p95, static_cast<long long>(told.target_ms));
+        EXPECT_GE(told.alone, 0.90) << at;
+        EXPECT_GE(told.fg_share, 0.95) << at;
+        EXPECT_GE(told.below, 0) << at;
+        EXPECT_LE(told.below, 2.1) << at;
+        EXPECT_GE(told.back, 0) << at;
+        EXPECT_LE(told.back, 2.1) << at;
+        EXPECT_LT(told.target_ms, 25) << at << ": the shallow buffer was not noticed";
+    }
 }
 
 TEST(Ledbat, LongerBaseDelays) {

@@ -439,6 +439,7 @@ TEST(wire, bounds_are_enforced) {
 }
 
 #include "net/async_channel.h"
+#include "platform/socket_stamps.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -758,4 +759,21 @@ TEST(wire, a_stamp_is_written_into_an_encoded_answer_in_place) {
     EXPECT_EQ(code_of([&] { wire::restamp(empty, 1); }), PD_E_INVALID);
     bytes cut{11, 0, 0};
     EXPECT_EQ(code_of([&] { wire::restamp(cut, 1); }), PD_E_INVALID);
+}
+
+TEST(platform, a_connection_that_lost_nothing_counts_no_out_of_order_arrivals) {
+    // The background class reads the serving peer's losses from this count (ledbat::on_loss):
+    // on a connection where every packet came in order it must read 0, not garbage.
+    channel_pair pair(7);
+    auto count = pd::platform::out_of_order_arrivals(pair.client->socket().native_handle());
+    if (!count) GTEST_SKIP() << "no out-of-order count on this platform";
+    ASSERT_TRUE(pair.handshake());
+    pair.server->send(bytes(200 * 1024, 1));
+    bool got = false;
+    pair.client->receive([&](const pd::error *e, bytes) { got = e == nullptr; });
+    pair.io.restart();
+    while (!got && pair.io.run_one_for(std::chrono::seconds(5))) {
+    }
+    ASSERT_TRUE(got);
+    EXPECT_EQ(pd::platform::out_of_order_arrivals(pair.client->socket().native_handle()), std::optional<std::uint64_t>(0));
 }

@@ -61,7 +61,7 @@ std::int64_t ledbat::send_at(std::uint64_t bytes, std::int64_t now_us) {
     // while someone else's traffic holds the queue: then the window is at its minimum anyway.
     if (phase_ == phase::avoidance && next_slowdown_us_ >= 0 && now_us >= next_slowdown_us_) {
         if (yielding_) {
-            next_slowdown_us_ = now_us + std::max<std::int64_t>(config_.target_us, static_cast<std::int64_t>(smoothed_delay_us_));
+            next_slowdown_us_ = now_us + std::max<std::int64_t>(target_us(), static_cast<std::int64_t>(smoothed_delay_us_));
         } else {
             start_slowdown(now_us);
             return slowdown_ends_us_;
@@ -92,6 +92,26 @@ void ledbat::on_sent(std::uint64_t bytes, std::int64_t) {
     if (static_cast<double>(in_flight_) + static_cast<double>(bytes) / 2 > window_) window_limited_ = true;
 }
 
+void ledbat::on_loss(std::int64_t now_us) {
+    // The queue at a loss is as deep as the buffer goes, or nearly (the delay is averaged
+    // over ~100 ms): the deepest such queue of the last minutes is the estimate. A loss at a
+    // nearly empty queue says nothing about the buffer (a noisy link), nor does one over the
+    // target: an answer that waited for a resent packet reads a round trip late.
+    auto queue = queue_delay_us();
+    constexpr auto none = std::numeric_limits<std::int64_t>::max();
+    if (queue >= config_.target_us / 4 && queue < config_.target_us) {
+        auto half = std::max(min_target_us, queue / 2);
+        shallow_target_us_ = shallow_target_us_ == none ? half : std::max(shallow_target_us_, half);
+        shallow_until_us_ = now_us + base_minutes * minute_us;
+    }
+    std::int64_t rtt = std::max<std::int64_t>(static_cast<std::int64_t>(smoothed_delay_us_), 1000);
+    if (last_halving_us_ >= 0 && now_us - last_halving_us_ < rtt) return;
+    last_halving_us_ = now_us;
+    window_ = std::max(window_ / 2, static_cast<double>(config_.min_window));
+    if (phase_ == phase::slow_start || phase_ == phase::ramp) end_phase(now_us);
+    update_yielding();
+}
+
 void ledbat::on_abandoned(std::uint64_t bytes) { in_flight_ -= std::min(bytes, in_flight_); }
 
 std::uint64_t ledbat::request_bytes(std::uint64_t block) const {
@@ -104,7 +124,8 @@ void ledbat::on_progress(std::uint64_t bytes) { in_flight_ -= std::min(bytes, in
 
 void ledbat::start_slowdown(std::int64_t now_us) {
     ssthresh_ = window_;
-    window_ = static_cast<double>(config_.min_window);
+    // One request's worth: the ramp after it starts where a new transfer does.
+    window_ = std::max(static_cast<double>(config_.min_window), static_cast<double>(config_.initial_window));
     phase_ = phase::slowdown;
     slowdown_started_us_ = now_us;
     // One round trip with nothing new requested: every answer in flight arrives and the
@@ -151,7 +172,8 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
                                                  : 0.875 * smoothed_delay_us_ + 0.125 * static_cast<double>(rtt_us);
 
     double b = static_cast<double>(bytes);
-    double target = static_cast<double>(config_.target_us);
+    if (now_us >= shallow_until_us_) shallow_target_us_ = std::numeric_limits<std::int64_t>::max();
+    double target = static_cast<double>(target_us());
     double queue = static_cast<double>(queue_delay_us());
     double min = static_cast<double>(config_.min_window);
     // Grow only a window that held a request back since the last answer (RFC 7661's
@@ -165,7 +187,10 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     // a loss-based flow is filling the buffer. Get out of its way at once, not over a few
     // halvings (measured: halving per round trip left the transfer above a quarter of the
     // link for 2.5 s after an iperf3 cubic flow started).
-    bool foreground = queue > std::max(2.0 * target, static_cast<double>(foreground_queue_us));
+    // In a buffer shallower than the target (on_loss), three quarters of the buffer is as
+    // full as a queue gets: only a loss-based flow keeps it there.
+    bool shallow = shallow_target_us_ != std::numeric_limits<std::int64_t>::max();
+    bool foreground = queue > (shallow ? 1.5 * target : std::max(2.0 * target, static_cast<double>(foreground_queue_us)));
     switch (phase_) {
     case phase::slowdown:
         break;
@@ -235,10 +260,10 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
 void ledbat::update_yielding() {
     auto queue = queue_delay_us();
     double small = 4.0 * static_cast<double>(config_.min_window);
-    if (!yielding_ && phase_ == phase::avoidance && queue > config_.target_us &&
+    if (!yielding_ && phase_ == phase::avoidance && queue > target_us() &&
         window_ <= 2.0 * static_cast<double>(config_.min_window))
         yielding_ = true;
-    else if (yielding_ && (queue < config_.target_us / 2 || window_ > small))
+    else if (yielding_ && (queue < target_us() / 2 || window_ > small))
         yielding_ = false;
 }
 

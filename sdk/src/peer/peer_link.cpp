@@ -1,5 +1,7 @@
 #include "peer/peer_link.h"
 
+#include "platform/socket_stamps.h"
+
 #include "util/hex.h"
 
 #include "util/clock.h"
@@ -156,6 +158,12 @@ void peer_link::on_message(wire::message m) {
             std::int64_t delay = d->timed ? started - static_cast<std::int64_t>(d->sent_us) : rtt;
             auto &cc = path_->cc_;
             head_arrived_ = 0;
+            // Packets of this connection that came out of order since the last answer: the
+            // serving peer's TCP lost one on the path (the receiver's only view of a loss).
+            if (auto ooo = platform::out_of_order_arrivals(channel_->socket().native_handle())) {
+                if (out_of_order_seen_ && *ooo != *out_of_order_seen_) cc.on_loss(t);
+                out_of_order_seen_ = ooo;
+            }
             cc.on_delivered(answered.length, delay, rtt, t, source_, std::exchange(head_progress_, 0));
             auto &p = answered.paced;
             --p->outstanding;

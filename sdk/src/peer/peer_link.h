@@ -152,6 +152,7 @@ private:
     bool peer_answers_parts_ = false;   // its HELLO said so (wire::capability_parts)
     std::vector<std::uint8_t> assembling_;  // the parts of the block being received, so far
     std::uint64_t head_arrived_ = 0;   // bytes of the oldest paced answer read so far
+    std::optional<std::uint64_t> out_of_order_seen_;  // the socket's count at the last paced answer
     std::uint64_t head_progress_ = 0;  // of them, counted out of the path's window
     yield_fn on_yield_;
     std::deque<std::shared_ptr<paced_request>> paced_;

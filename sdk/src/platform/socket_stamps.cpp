@@ -3,12 +3,14 @@
 #include <algorithm>
 
 #ifdef __linux__
+// The kernel's own tcp_info: glibc's copy predates tcpi_rcv_ooopack.
+#include <linux/tcp.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <ctime>
 #endif
@@ -54,9 +56,20 @@ bool limit_unsent_bytes(native_socket socket, std::size_t bytes) {
     return ::setsockopt(static_cast<int>(socket), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &limit, sizeof limit) == 0;
 }
 
+std::optional<std::uint64_t> out_of_order_arrivals(native_socket socket) {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (::getsockopt(static_cast<int>(socket), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return std::nullopt;
+    // An older kernel fills a shorter struct.
+    if (len < offsetof(tcp_info, tcpi_rcv_ooopack) + sizeof info.tcpi_rcv_ooopack) return std::nullopt;
+    return info.tcpi_rcv_ooopack;
+}
+
 #else
 
 bool enable_receive_timestamps(native_socket) { return false; }
+
+std::optional<std::uint64_t> out_of_order_arrivals(native_socket) { return std::nullopt; }
 
 bool limit_unsent_bytes(native_socket, std::size_t) { return false; }
 

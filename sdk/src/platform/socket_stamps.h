@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 
 namespace pd::platform {
@@ -35,5 +36,11 @@ stamped_read read_stamped(native_socket socket, void *buffer, std::size_t size);
 // of megabytes for the connection's congestion window. Linux (TCP_NOTSENT_LOWAT); false
 // where unsupported.
 bool limit_unsent_bytes(native_socket socket, std::size_t bytes);
+
+// Packets that arrived out of order on a connected TCP socket so far: a packet the sender
+// lost makes the ones after it arrive first, so a rise is the receiver's sign of a loss on
+// the path (or, rarely, of reordering). Linux 5.4 and later (TCP_INFO's tcpi_rcv_ooopack);
+// nullopt where unsupported.
+std::optional<std::uint64_t> out_of_order_arrivals(native_socket socket);
 
 }  // namespace pd::platform
