@@ -324,6 +324,10 @@ TEST(Ledbat, LongerBaseDelays) {
             int f = sim.add_flow(0);
             sim.fg_start_us = 40'000'000;
             sim.fg_stop_us = 70'000'000;
+            // Whether it says it yields (the job's TRANSFER_PAUSED) while the foreground flow
+            // holds a queue over the target but under the foreground rule's 100 ms.
+            sim.run_until(65'000'000);
+            bool says_yielding = sim.flows[f].cc->yielding();
             sim.run_until(90'000'000);
             auto &bg = sim.flows[f].served;
             std::string at = std::to_string(static_cast<int>(mbit)) + " Mbit/s, " + std::to_string(rtt_ms) + " ms";
@@ -344,6 +348,7 @@ TEST(Ledbat, LongerBaseDelays) {
             if (sim.buffer_s * 1000 > 2 * 25) {  // a buffer no deeper than the target hides the foreground flow
                 EXPECT_GE(below, 0) << at;
                 EXPECT_LE(below, 2 + fill_s) << at;
+                EXPECT_TRUE(says_yielding) << at;
             }
             EXPECT_GE(back, 0) << at;
             EXPECT_LE(back, 2 + fill_s) << at;

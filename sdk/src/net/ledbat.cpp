@@ -259,9 +259,12 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
 
 void ledbat::update_yielding() {
     auto queue = queue_delay_us();
-    double small = 4.0 * static_cast<double>(config_.min_window);
-    if (!yielding_ && phase_ == phase::avoidance && queue > target_us() &&
-        window_ <= 2.0 * static_cast<double>(config_.min_window))
+    // "A few requests" of the smallest size: under a standing queue the window settles
+    // near one request (the additive increase there equals the largest decrease), not at
+    // the minimum, which only the foreground rule reaches.
+    double request = static_cast<double>(std::max(config_.min_window, min_request_bytes));
+    double small = 4.0 * request;
+    if (!yielding_ && phase_ == phase::avoidance && queue > target_us() && window_ <= 2.0 * request)
         yielding_ = true;
     else if (yielding_ && (queue < target_us() / 2 || window_ > small))
         yielding_ = false;
