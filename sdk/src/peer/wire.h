@@ -30,7 +30,7 @@ enum class type : std::uint8_t {
 };
 
 // HELLO capability bits.
-constexpr std::uint32_t capability_timestamps = 1;  // "send me TIMED_DATA": DATA stamped as it is queued
+constexpr std::uint32_t capability_timestamps = 1;  // "send me TIMED_DATA": DATA stamped as it is written
 constexpr std::uint32_t capability_parts = 2;       // "I answer REQUEST_PART" (a server's HELLO)
 // "Stamp my answers as your TCP sends them" (a client's HELLO; its background class paces
 // this link): the server keeps its socket's unsent bytes small and stamps each TIMED_DATA
