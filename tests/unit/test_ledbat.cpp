@@ -479,3 +479,39 @@ TEST(Ledbat, WindowStaysWithinBounds) {
 }
 
 }  // namespace
+
+TEST(Ledbat, OneLossUnderTheTargetIsNotAShallowBuffer) {
+    // A burst lost in a deep buffer (a latecomer's slow start) once lowered a flow's target
+    // under its neighbour's standing queue, and it starved at 0.01 of the link. Losses under
+    // the target lower it only when they repeat, as a shallow buffer makes them: three loss
+    // events (one a round trip at most) within 10 s.
+    ledbat cc;
+    std::int64_t now = 0;
+    auto answer = [&](std::int64_t queue_us) {  // 20 ms of base, then the queue
+        now += 20000;
+        cc.on_sent(16384, now - 20000);
+        cc.on_delivered(16384, 20000 + queue_us, 20000 + queue_us, now);
+    };
+    answer(0);
+    for (int i = 0; i < 20; ++i) answer(12000);  // a queue of 12 ms: under the 25 ms target
+    cc.on_loss(now);
+    cc.on_loss(now + 1000);  // the same burst: within a round trip
+    EXPECT_EQ(cc.target_us(), 25000);
+    for (int i = 0; i < 5; ++i) answer(12000);
+    cc.on_loss(now);
+    EXPECT_EQ(cc.target_us(), 25000) << "two loss events are not yet a buffer";
+    for (int i = 0; i < 5; ++i) answer(12000);
+    cc.on_loss(now);
+    EXPECT_LT(cc.target_us(), 25000) << "three loss events within 10 s under the target";
+    EXPECT_GE(cc.target_us(), ledbat::min_target_us);
+    // Spread further apart than the evidence window, losses do not add up.
+    ledbat other;
+    now = 0;
+    std::swap(cc, other);
+    answer(0);
+    for (int k = 0; k < 3; ++k) {
+        for (int i = 0; i < 600; ++i) answer(12000);  // 12 s apart
+        cc.on_loss(now);
+    }
+    EXPECT_EQ(cc.target_us(), 25000);
+}

@@ -93,20 +93,29 @@ void ledbat::on_sent(std::uint64_t bytes, std::int64_t) {
 }
 
 void ledbat::on_loss(std::int64_t now_us) {
-    // The queue at a loss is as deep as the buffer goes, or nearly (the delay is averaged
-    // over ~100 ms): the deepest such queue of the last minutes is the estimate. A loss at a
-    // nearly empty queue says nothing about the buffer (a noisy link), nor does one over the
-    // target: an answer that waited for a resent packet reads a round trip late.
-    auto queue = queue_delay_us();
-    constexpr auto none = std::numeric_limits<std::int64_t>::max();
-    if (queue >= config_.target_us / 4 && queue < config_.target_us) {
-        auto half = std::max(min_target_us, queue / 2);
-        shallow_target_us_ = shallow_target_us_ == none ? half : std::max(shallow_target_us_, half);
-        shallow_until_us_ = now_us + base_minutes * minute_us;
-    }
+    // One loss event a round trip: the packets of one burst are one event.
     std::int64_t rtt = std::max<std::int64_t>(static_cast<std::int64_t>(smoothed_delay_us_), 1000);
     if (last_halving_us_ >= 0 && now_us - last_halving_us_ < rtt) return;
     last_halving_us_ = now_us;
+    // The queue at a loss is as deep as the buffer goes, or nearly (the delay is averaged
+    // over ~100 ms). A loss at a nearly empty queue says nothing about the buffer (a noisy
+    // link), nor does one over the target: an answer that waited for a resent packet reads a
+    // round trip late. And one loss is not a buffer: a burst in a deep one (a latecomer's
+    // slow start) lowered a flow's target under its neighbour's standing queue, and it
+    // starved (the lab: 0.01 of the link). A shallow buffer loses again and again, so it
+    // takes shallow_losses events under the target within shallow_evidence_us.
+    auto queue = queue_delay_us();
+    constexpr auto none = std::numeric_limits<std::int64_t>::max();
+    if (queue >= config_.target_us / 4 && queue < config_.target_us) {
+        if (now_us - shallow_first_loss_us_ > shallow_evidence_us) shallow_loss_count_ = 0, shallow_deepest_us_ = 0;
+        if (shallow_loss_count_++ == 0) shallow_first_loss_us_ = now_us;
+        shallow_deepest_us_ = std::max(shallow_deepest_us_, queue);
+        if (shallow_loss_count_ >= shallow_losses || shallow_target_us_ != none) {
+            auto half = std::max(min_target_us, shallow_deepest_us_ / 2);
+            shallow_target_us_ = shallow_target_us_ == none ? half : std::max(shallow_target_us_, half);
+            shallow_until_us_ = now_us + base_minutes * minute_us;
+        }
+    }
     window_ = std::max(window_ / 2, static_cast<double>(config_.min_window));
     if (phase_ == phase::slow_start || phase_ == phase::ramp) end_phase(now_us);
     update_yielding();

@@ -75,10 +75,13 @@ public:
     // than min_target_us), so the transfer keeps its queue inside the buffer and still sees
     // a foreground flow that fills it — otherwise, in a buffer of 20 ms, the queue never
     // reached the target and the transfer competed like plain TCP (docs/background-transport.md
-    // "Buffers shallower than the target"). The configured target returns after
-    // `base_minutes` without such a loss.
+    // "Buffers shallower than the target"). It takes `shallow_losses` such loss events (at
+    // most one a round trip) within `shallow_evidence_us`; the configured target returns
+    // after `base_minutes` without one.
     void on_loss(std::int64_t now_us);
     static constexpr std::int64_t min_target_us = 10000;
+    static constexpr int shallow_losses = 3;
+    static constexpr std::int64_t shallow_evidence_us = 10'000'000;
     // A source that will send no more samples: its base is dropped.
     void forget_source(std::uint32_t source);
     // A request that will never be answered (connection lost, peer refused).
@@ -148,6 +151,9 @@ private:
     std::int64_t shallow_target_us_ = std::numeric_limits<std::int64_t>::max();
     std::int64_t shallow_until_us_ = 0;
     std::int64_t last_halving_us_ = -1;
+    // Loss events under the target since the first of them (on_loss), and the deepest queue.
+    int shallow_loss_count_ = 0;
+    std::int64_t shallow_first_loss_us_ = 0, shallow_deepest_us_ = 0;
 };
 
 }  // namespace pd::net
