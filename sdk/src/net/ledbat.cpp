@@ -105,14 +105,13 @@ void ledbat::on_loss(std::int64_t now_us) {
     // starved (the lab: 0.01 of the link). A shallow buffer loses again and again, so it
     // takes shallow_losses events under the target within shallow_evidence_us.
     auto queue = queue_delay_us();
-    constexpr auto none = std::numeric_limits<std::int64_t>::max();
     if (queue >= config_.target_us / 4 && queue < config_.target_us) {
         if (now_us - shallow_first_loss_us_ > shallow_evidence_us) shallow_loss_count_ = 0, shallow_deepest_us_ = 0;
         if (shallow_loss_count_++ == 0) shallow_first_loss_us_ = now_us;
         shallow_deepest_us_ = std::max(shallow_deepest_us_, queue);
-        if (shallow_loss_count_ >= shallow_losses || shallow_target_us_ != none) {
+        if (shallow_loss_count_ >= shallow_losses || shallow_buffer()) {
             auto half = std::max(min_target_us, shallow_deepest_us_ / 2);
-            shallow_target_us_ = shallow_target_us_ == none ? half : std::max(shallow_target_us_, half);
+            shallow_target_us_ = shallow_buffer() ? std::max(shallow_target_us_, half) : half;
             shallow_until_us_ = now_us + base_minutes * minute_us;
         }
     }
@@ -181,7 +180,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
                                                  : 0.875 * smoothed_delay_us_ + 0.125 * static_cast<double>(rtt_us);
 
     double b = static_cast<double>(bytes);
-    if (now_us >= shallow_until_us_) shallow_target_us_ = std::numeric_limits<std::int64_t>::max();
+    if (now_us >= shallow_until_us_) shallow_target_us_ = none;
     double target = static_cast<double>(target_us());
     double queue = static_cast<double>(queue_delay_us());
     double min = static_cast<double>(config_.min_window);
@@ -198,8 +197,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     // link for 2.5 s after an iperf3 cubic flow started).
     // In a buffer shallower than the target (on_loss), three quarters of the buffer is as
     // full as a queue gets: only a loss-based flow keeps it there.
-    bool shallow = shallow_target_us_ != std::numeric_limits<std::int64_t>::max();
-    bool foreground = queue > (shallow ? 1.5 * target : std::max(2.0 * target, static_cast<double>(foreground_queue_us)));
+    bool foreground = queue > (shallow_buffer() ? 1.5 * target : std::max(2.0 * target, static_cast<double>(foreground_queue_us)));
     switch (phase_) {
     case phase::slowdown:
         break;

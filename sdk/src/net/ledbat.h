@@ -147,8 +147,10 @@ private:
     double current_queue_us_ = -1;  // -1: no sample yet
     std::vector<base_history> bases_;  // a few sources: a vector beats a map
     bool yielding_ = false;
-    // The target a loss under the configured one set, until when (on_loss).
-    std::int64_t shallow_target_us_ = std::numeric_limits<std::int64_t>::max();
+    // The target losses under the configured one set, until when (on_loss); none: not set.
+    static constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
+    bool shallow_buffer() const { return shallow_target_us_ != none; }
+    std::int64_t shallow_target_us_ = none;
     std::int64_t shallow_until_us_ = 0;
     std::int64_t last_halving_us_ = -1;
     // Loss events under the target since the first of them (on_loss), and the deepest queue.
