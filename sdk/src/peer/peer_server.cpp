@@ -186,12 +186,13 @@ private:
         answering_ = true;
         asio::post(server_.session_.workers(), [self, build = std::move(build)] {
             std::size_t bytes = 0, blocks = 0;
-            // Each record's plaintext, and whether it is stamped. A stamped answer is stamped
-            // as the network thread writes it (stamped here, the worker's hand-off would count
-            // as path delay: a busy serving device's scheduling read as WAN queue); a
+            // Each record, and what the network thread still does with it. A stamped answer is
+            // stamped as the network thread writes it (stamped here, the worker's hand-off would
+            // count as path delay: a busy serving device's scheduling read as WAN queue); a
             // connection that stamps seals every record there, in the order they go out.
             // The others are sealed here, off the network thread.
-            std::vector<std::pair<net::bytes, bool>> records;
+            enum class then { send_sealed, seal, stamp_and_seal };
+            std::vector<std::pair<net::bytes, then>> records;
             bool seal_here = !self->timestamps_;
             std::string failure;
             try {
@@ -199,12 +200,14 @@ private:
                     auto *d = std::get_if<wire::data>(&msg);
                     // A block served in parts counts once, with its first part.
                     if (d) bytes += d->bytes.size(), blocks += !d->part || d->offset == 0;
-                    // (A PART to a client that asked for no stamps carries the worker's time.)
-                    bool stamped = d && d->timed && !seal_here;
-                    if (d && d->timed) d->sent_us = static_cast<std::uint64_t>(steady_now_us());
                     auto plain = wire::encode(msg);
-                    if (seal_here) plain = self->channel_->sealer().seal(plain.data(), plain.size());
-                    records.emplace_back(std::move(plain), stamped);
+                    if (seal_here) {
+                        // (A PART to a client that asked for no stamps carries the worker's time.)
+                        if (d && d->timed) wire::restamp(plain, static_cast<std::uint64_t>(steady_now_us()));
+                        records.emplace_back(self->channel_->sealer().seal(plain.data(), plain.size()), then::send_sealed);
+                    } else {
+                        records.emplace_back(std::move(plain), d && d->timed ? then::stamp_and_seal : then::seal);
+                    }
                 }
             } catch (const std::exception &e) {
                 // Whatever a request makes fail here closes its connection, never the process.
@@ -218,12 +221,12 @@ private:
                 self->server_.counters_.blocks_uploaded += blocks;
                 auto delay = self->server_.reserve_upload(bytes);
                 auto go = [self, records = std::move(records)]() mutable {
-                    for (auto &[record, stamped] : records) {
-                        if (stamped)
+                    for (auto &[record, next] : records) {
+                        if (next == then::stamp_and_seal)
                             self->channel_->send_stamped(std::move(record), [](net::bytes &plain) {
                                 wire::restamp(plain, static_cast<std::uint64_t>(steady_now_us()));
                             });
-                        else if (self->timestamps_)
+                        else if (next == then::seal)
                             self->channel_->send(record);
                         else
                             self->channel_->send_sealed(std::move(record));
