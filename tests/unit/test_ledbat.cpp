@@ -332,10 +332,9 @@ TEST(Ledbat, LongerBaseDelays) {
             auto &bg = sim.flows[f].served;
             std::string at = std::to_string(static_cast<int>(mbit)) + " Mbit/s, " + std::to_string(rtt_ms) + " ms";
             double goodput = link_sim::mean(bg, 10, 40) / sim.rate;
-            // 200 ms at 20 Mbit/s is the one point under 0.90 (0.82): eight blocks per round
-            // trip leave in bursts after each decrease and the queue they build reads as
-            // congestion while the path is not yet full — a named gap, not the target.
-            EXPECT_GE(goodput, rtt_ms == 200 && mbit == 20 ? 0.80 : 0.90) << at;
+            // (200 ms at 20 Mbit/s was 0.81 while the decrease took LEDBAT++'s share of the
+            // window per round trip, (delay / target - 1), whatever the round trip.)
+            EXPECT_GE(goodput, 0.90) << at;
             EXPECT_LE(sim.percentile(10, 40, 0.5), 25 + 25) << at;
             EXPECT_LE(sim.percentile(10, 40, 0.95), 100) << at;
             double bdp = sim.rate * static_cast<double>(rtt_ms) / 1000;
@@ -386,7 +385,9 @@ TEST(Ledbat, PartsOfBlocksSmoothTheQueueOnASlowLink) {
         std::printf("20 Mbit/s, %d ms: queue p95 %.0f ms whole, %.0f ms in parts; goodput %.3f, %.3f\n", static_cast<int>(rtt_ms),
                     p95[0], p95[1], goodput[0], goodput[1]);
         EXPECT_LE(p95[1], p95[0] - 15) << rtt_ms;
-        EXPECT_GE(goodput[1], goodput[0]) << rtt_ms;
+        // No emptier: since the decrease is measured against the round trip, whole blocks
+        // keep the link as full at 80 ms (0.959 against 0.953 in parts; 0.884 before).
+        EXPECT_GE(goodput[1], goodput[0] - 0.01) << rtt_ms;
     }
 }
 

@@ -113,12 +113,21 @@ private:
     void start_slowdown(std::int64_t now_us);
     void end_phase(std::int64_t now_us);
     void update_yielding();
+    void measure_rate(std::uint64_t bytes, std::int64_t now_us);
 
     ledbat_config config_;
     phase phase_ = phase::slow_start;
     double window_;
     std::uint64_t in_flight_ = 0;
-    double ssthresh_ = 0;                      // ramp: the window to return to after a slowdown
+    double ssthresh_ = 0;                      // ramp: the window to return to
+    // What the path carried, for the refill over an empty queue (on_delivered): bytes
+    // delivered per µs, measured over a round trip at a time; the highest in the last
+    // base_minutes while the flow was not yielding. A rate, not a window: no burst makes it
+    // exceed the bottleneck.
+    std::int64_t rate_since_us_ = -1;
+    double rate_bytes_ = 0;
+    double max_rate_ = 0;
+    std::int64_t max_rate_until_us_ = 0;
     std::int64_t next_slowdown_us_ = -1;       // -1: none scheduled
     std::int64_t slowdown_started_us_ = 0, slowdown_ends_us_ = 0;
     std::int64_t last_delivery_us_ = 0;
@@ -129,6 +138,9 @@ private:
     // The window held a request back (or was filled by one) since the last answer.
     bool window_limited_ = false;
     double smoothed_delay_us_ = 0;             // EWMA of request-to-answer times, for timing
+    // The shortest request-to-answer time in the last base_minutes (a new low restarts them):
+    // the path's round trip without a queue, which scales the decrease.
+    std::int64_t base_rtt_us_ = 1, base_rtt_until_us_ = 0;
     // The current queueing delay: a time-weighted average of the samples, each less its
     // source's base, over the last ~100 ms (see on_delivered for why not RFC 6817's minimum
     // of the last few). A base: the minimum over per-minute buckets (RFC 6817), so a route
