@@ -59,7 +59,7 @@ std::int64_t ledbat::send_at(std::uint64_t bytes, std::int64_t now_us) {
     // LEDBAT++ periodic slowdown: everyone's queue drains now and then, so each flow's base
     // stays true (a latecomer otherwise takes the standing queue for the base). Pointless
     // while someone else's traffic holds the queue: then the window is at its minimum anyway.
-    // (An empty queue puts it off too: on_delivered.)
+    // (So does refilling a path it left: on_delivered.)
     if (phase_ == phase::avoidance && next_slowdown_us_ >= 0 && now_us >= next_slowdown_us_) {
         if (yielding_) {
             next_slowdown_us_ = now_us + std::max<std::int64_t>(target_us(), static_cast<std::int64_t>(smoothed_delay_us_));
@@ -230,12 +230,14 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
         if (foreground) {
             window_ = min;
         } else if (queue > target) {
-            // LEDBAT++'s multiplicative decrease, measured against the round trip: per round
-            // trip W += GAIN - C * W * (delay - target) / round trip, at most halving. The
-            // excess queue is that share of the window, whatever the path's length; LEDBAT++'s
-            // (delay/target - 1) is the same on a short path, but at 200 ms it took half the
-            // window for an excess of a tenth, and the link refilled for seconds (simulated
-            // at 20 Mbit/s: 0.81 of the link alone, 0.95 now). The constant increase against a
+            // LEDBAT++'s multiplicative decrease, scaled to the path: per round trip
+            // W += GAIN - C * W * (delay/target - 1) * min(1, target / base round trip), at
+            // most halving. The excess queue is (delay - target) / round trip of the window;
+            // on a path longer than the target LEDBAT++'s (delay/target - 1) overstates it —
+            // at 200 ms it took half the window for an excess of a tenth, and the link
+            // refilled for seconds (simulated at 20 Mbit/s: 0.81 of the link alone, 0.95
+            // scaled; the configured target, not a shallow buffer's, sets the scale, so a
+            // shallow buffer on a short path keeps the full decrease). The constant increase against a
             // decrease proportional to W is what makes flows that see the same queue converge
             // to equal windows. C = 4, not LEDBAT++'s 1: a cubic flow that left slow start
             // early (HyStart sees our queue) grows slowly and holds the queue only a little
@@ -258,16 +260,18 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
                 hold_decrease_until_sent_us_ = now_us;
             }
         } else if (queue < 0.25 * target) {
-            // The queue is nearly empty: whoever held it left. Refill in steps of an eighth of
-            // what the path carried lately (its rate times this round trip and the target),
-            // and no less than a block, per round trip: eight round trips to refill, and no
-            // step overshoots by more than an eighth of the path. (A block per round trip
-            // took 40 round trips at 100 Mbit/s and 200 ms; doubling back to the path's window
-            // overshot by the round trip its queue took to show.) Additive, so flows stay
-            // fair. Below a step per round trip, at most one request per answer: a jump from
-            // the minimum straight to four requests overshot into the foreground rule, a
-            // cycle. In bytes, not requests: a request may be a part of a block.
-            double carried = max_rate_ * (smoothed_delay_us_ + target);
+            // The queue is nearly empty: whoever held it left. A block more per round trip,
+            // additive, so flows stay fair. Refilling a path it yielded, an eighth of what the
+            // path carried lately (its rate times this round trip and the target) if that is
+            // more: eight round trips to refill, and no step overshoots by more than an eighth
+            // of the path. (A block per round trip took 40 round trips at 100 Mbit/s and
+            // 200 ms; doubling back to the path's window overshot by the round trip its queue
+            // took to show.) Only then: each flow's own rate sets the step, and flows that
+            // share a path would grow unequally. Below a step per round trip, at most one
+            // request per answer: a jump from the minimum straight to four requests overshot
+            // into the foreground rule, a cycle. In bytes, not requests: a request may be a
+            // part of a block.
+            double carried = refilling_ ? max_rate_ * (smoothed_delay_us_ + target) : 0;
             double step = std::max(static_cast<double>(config_.refill_bytes), carried / 8);
             window_ += grow * std::min(b, step * b / window_);
             // Refilling a path it left, the flow sees the base as a slowdown would: the next
@@ -311,9 +315,11 @@ void ledbat::update_yielding() {
     double request = static_cast<double>(std::max(config_.min_window, min_request_bytes));
     double small = 4.0 * request;
     if (!yielding_ && phase_ == phase::avoidance && queue > target_us() && window_ <= 2.0 * request)
-        yielding_ = true;
+        yielding_ = refilling_ = true;
     else if (yielding_ && (queue < target_us() / 2 || window_ > small))
         yielding_ = false;
+    else if (refilling_ && !yielding_ && queue >= target_us() / 2)
+        refilling_ = false;  // its own queue again: the path is full
 }
 
 }  // namespace pd::net

@@ -159,6 +159,8 @@ private:
     double current_queue_us_ = -1;  // -1: no sample yet
     std::vector<base_history> bases_;  // a few sources: a vector beats a map
     bool yielding_ = false;
+    // It yielded and has not filled the path since: the refill may take larger steps.
+    bool refilling_ = false;
     // The target losses under the configured one set, until when (on_loss); none: not set.
     static constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
     bool shallow_buffer() const { return shallow_target_us_ != none; }
