@@ -366,6 +366,25 @@ TEST(Ledbat, LongerBaseDelays) {
     EXPECT_LE(sim.percentile(10, 40, 0.5), 60 + 25);
 }
 
+TEST(Ledbat, APathItYieldedRefillsInEighthsOfWhatItCarried) {
+    // 200 ms, 100 Mbit/s: the path holds 2.5 MB. Refilled by a block's worth per round trip
+    // after the foreground flow left, it took 40 round trips (3.8 s here, 8 s in the lab);
+    // in eighths of what the flow carried before it yielded, eight.
+    link_sim sim;
+    sim.rate = 100e6 / 8;
+    sim.base_rtt_us = 200'000;
+    sim.buffer_s = 0.2;
+    int f = sim.add_flow(0);
+    sim.fg_start_us = 40'000'000;
+    sim.fg_stop_us = 70'000'000;
+    sim.run_until(85'000'000);
+    double back = -1;
+    for (double t = 70; t < 85 && back < 0; t += 0.1)
+        if (link_sim::mean(sim.flows[f].served, t, t + 0.5) > 0.90 * sim.rate) back = t + 0.5 - 70;
+    EXPECT_GE(back, 0);
+    EXPECT_LE(back, 2.5);
+}
+
 TEST(Ledbat, PartsOfBlocksSmoothTheQueueOnASlowLink) {
     // 20 Mbit/s: a 64 KiB block is 26 ms of the link, as much as the target, and a window of
     // a few blocks moved the queue in steps that size. Asked for in parts, the queue swings
