@@ -16,7 +16,11 @@ constexpr double min_weight_per_byte = 0.05 / (64 * 1024);
 // target, this flow's own few requests can reach twice it.
 constexpr std::int64_t foreground_queue_us = 100000;
 constexpr std::int64_t after_next_delivery = std::numeric_limits<std::int64_t>::max();
+// A slowdown costs its duration; repeating it at nine times that keeps the cost ≤ 10 %.
+constexpr std::int64_t slowdown_spacing = 9;
 }  // namespace
+
+std::int64_t ledbat::round_trip_us() const { return std::max<std::int64_t>(static_cast<std::int64_t>(smoothed_delay_us_), 1000); }
 
 ledbat::ledbat(const ledbat_config &config) : config_(config), window_(static_cast<double>(config.initial_window)) {
     config_.min_window = std::max<std::uint64_t>(config_.min_window, 1);
@@ -95,8 +99,7 @@ void ledbat::on_sent(std::uint64_t bytes, std::int64_t) {
 
 void ledbat::on_loss(std::int64_t now_us) {
     // One loss event a round trip: the packets of one burst are one event.
-    std::int64_t rtt = std::max<std::int64_t>(static_cast<std::int64_t>(smoothed_delay_us_), 1000);
-    if (last_halving_us_ >= 0 && now_us - last_halving_us_ < rtt) return;
+    if (last_halving_us_ >= 0 && now_us - last_halving_us_ < round_trip_us()) return;
     last_halving_us_ = now_us;
     // The queue at a loss is as deep as the buffer goes, or nearly (the delay is averaged
     // over ~100 ms). A loss at a nearly empty queue says nothing about the buffer (a noisy
@@ -146,13 +149,10 @@ void ledbat::start_slowdown(std::int64_t now_us) {
 }
 
 void ledbat::end_phase(std::int64_t now_us) {
-    std::int64_t rtt = std::max<std::int64_t>(static_cast<std::int64_t>(smoothed_delay_us_), 1000);
-    if (phase_ == phase::slow_start) {
-        next_slowdown_us_ = now_us + 2 * rtt;  // the first slowdown soon: the base may be wrong
-    } else {
-        // A slowdown costs its duration; repeating it at nine times that keeps the cost ≤ 10 %.
-        next_slowdown_us_ = now_us + 9 * std::max(now_us - slowdown_started_us_, rtt);
-    }
+    if (phase_ == phase::slow_start)
+        next_slowdown_us_ = now_us + 2 * round_trip_us();  // the first slowdown soon: the base may be wrong
+    else
+        next_slowdown_us_ = now_us + slowdown_spacing * std::max(now_us - slowdown_started_us_, round_trip_us());
     phase_ = phase::avoidance;
 }
 
@@ -237,12 +237,12 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
             // at 200 ms it took half the window for an excess of a tenth, and the link
             // refilled for seconds (simulated at 20 Mbit/s: 0.81 of the link alone, 0.95
             // scaled; the configured target, not a shallow buffer's, sets the scale, so a
-            // shallow buffer on a short path keeps the full decrease). The constant increase against a
-            // decrease proportional to W is what makes flows that see the same queue converge
-            // to equal windows. C = 4, not LEDBAT++'s 1: a cubic flow that left slow start
-            // early (HyStart sees our queue) grows slowly and holds the queue only a little
-            // over the target; with C = 1 the transfer kept over a quarter of the link for
-            // 2.5 s against it.
+            // shallow buffer on a short path keeps the full decrease). The constant increase
+            // against a decrease proportional to W is what makes flows that see the same
+            // queue converge to equal windows. C = 4, not LEDBAT++'s 1: a cubic flow that
+            // left slow start early (HyStart sees our queue) grows slowly and holds the queue
+            // only a little over the target; with C = 1 the transfer kept over a quarter of
+            // the link for 2.5 s against it.
             //
             // One round trip of answers decreases, then the next round trip's only waits: the
             // delay those answers carry was queued before the decrease took effect. Decreasing
@@ -278,7 +278,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
             // one can wait. (One put off while the flow yielded came due in the middle of the
             // refill after the foreground flow left, and cost it 1.5 s at 200 ms.)
             if (window_ < carried / 2 && next_slowdown_us_ >= 0)
-                next_slowdown_us_ = std::max(next_slowdown_us_, now_us + 9 * std::max<std::int64_t>(static_cast<std::int64_t>(smoothed_delay_us_), 1000));
+                next_slowdown_us_ = std::max(next_slowdown_us_, now_us + slowdown_spacing * round_trip_us());
         } else {
             window_ += grow * static_cast<double>(config_.gain_bytes) * b / window_;
         }

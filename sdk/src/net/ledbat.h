@@ -114,6 +114,8 @@ private:
     void end_phase(std::int64_t now_us);
     void update_yielding();
     void measure_rate(std::uint64_t bytes, std::int64_t now_us);
+    // The smoothed request-to-answer time, at least 1 ms: what "a round trip" times here.
+    std::int64_t round_trip_us() const;
 
     ledbat_config config_;
     phase phase_ = phase::slow_start;
