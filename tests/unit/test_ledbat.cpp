@@ -170,6 +170,13 @@ struct link_sim {
             sum += i < buckets.size() ? buckets[i] : 0.0;
         return sum / (to - from);
     }
+    // Seconds after `from` until the first half second whose mean rate is under (or, with
+    // `over`, above) `rate`, looking in steps of 0.1 s until `to`; -1 if none.
+    static double first_half_second(const std::vector<double> &buckets, double from, double to, double rate, bool over) {
+        for (double t = from; t < to; t += 0.1)
+            if (double m = mean(buckets, t, t + 0.5); over ? m > rate : m < rate) return t + 0.5 - from;
+        return -1;
+    }
     double percentile(double from, double to, double p) const {
         std::vector<double> v(probe_ms.begin() + static_cast<long>(from * 100), probe_ms.begin() + static_cast<long>(to * 100));
         std::sort(v.begin(), v.end());
@@ -281,11 +288,8 @@ TEST(Ledbat, ABufferShallowerThanTheTargetStillYields) {
             auto &bg = sim.flows[f].served;
             r.alone = link_sim::mean(bg, 10, 40) / sim.rate;
             r.fg_share = link_sim::mean(sim.fg_served, 45, 70) / sim.rate;
-            r.below = r.back = -1;
-            for (double t = 40; t < 50 && r.below < 0; t += 0.1)
-                if (link_sim::mean(bg, t, t + 0.5) < 0.25 * sim.rate) r.below = t + 0.5 - 40;
-            for (double t = 70; t < 85 && r.back < 0; t += 0.1)
-                if (link_sim::mean(bg, t, t + 0.5) > 0.90 * sim.rate) r.back = t + 0.5 - 70;
+            r.below = link_sim::first_half_second(bg, 40, 50, 0.25 * sim.rate, false);
+            r.back = link_sim::first_half_second(bg, 70, 85, 0.90 * sim.rate, true);
             r.p95 = sim.percentile(10, 40, 0.95);
             r.target_ms = sim.flows[f].cc->target_us() / 1000;
             return r;
@@ -339,11 +343,8 @@ TEST(Ledbat, LongerBaseDelays) {
             EXPECT_LE(sim.percentile(10, 40, 0.95), 100) << at;
             double bdp = sim.rate * static_cast<double>(rtt_ms) / 1000;
             double fill_s = std::ceil(std::log2(2 * bdp / (10 * 1448))) * static_cast<double>(rtt_ms) / 1000;
-            double below = -1, back = -1;
-            for (double t = 40; t < 50 && below < 0; t += 0.1)
-                if (link_sim::mean(bg, t, t + 0.5) < 0.25 * sim.rate) below = t + 0.5 - 40;
-            for (double t = 70; t < 85 && back < 0; t += 0.1)
-                if (link_sim::mean(bg, t, t + 0.5) > 0.90 * sim.rate) back = t + 0.5 - 70;
+            double below = link_sim::first_half_second(bg, 40, 50, 0.25 * sim.rate, false);
+            double back = link_sim::first_half_second(bg, 70, 85, 0.90 * sim.rate, true);
             if (sim.buffer_s * 1000 > 2 * 25) {  // a buffer no deeper than the target hides the foreground flow
                 EXPECT_GE(below, 0) << at;
                 EXPECT_LE(below, 2 + fill_s) << at;
@@ -378,9 +379,7 @@ TEST(Ledbat, APathItYieldedRefillsInEighthsOfWhatItCarried) {
     sim.fg_start_us = 40'000'000;
     sim.fg_stop_us = 70'000'000;
     sim.run_until(85'000'000);
-    double back = -1;
-    for (double t = 70; t < 85 && back < 0; t += 0.1)
-        if (link_sim::mean(sim.flows[f].served, t, t + 0.5) > 0.90 * sim.rate) back = t + 0.5 - 70;
+    double back = link_sim::first_half_second(sim.flows[f].served, 70, 85, 0.90 * sim.rate, true);
     EXPECT_GE(back, 0);
     EXPECT_LE(back, 2.5);
 }
@@ -498,8 +497,6 @@ TEST(Ledbat, WindowStaysWithinBounds) {
     EXPECT_EQ(cc.in_flight(), 0u);
 }
 
-}  // namespace
-
 TEST(Ledbat, OneLossUnderTheTargetIsNotAShallowBuffer) {
     // A burst lost in a deep buffer (a latecomer's slow start) once lowered a flow's target
     // under its neighbour's standing queue, and it starved at 0.01 of the link. Losses under
@@ -525,9 +522,8 @@ TEST(Ledbat, OneLossUnderTheTargetIsNotAShallowBuffer) {
     EXPECT_LT(cc.target_us(), 25000) << "three loss events within 10 s under the target";
     EXPECT_GE(cc.target_us(), ledbat::min_target_us);
     // Spread further apart than the evidence window, losses do not add up.
-    ledbat other;
+    cc = ledbat{};
     now = 0;
-    std::swap(cc, other);
     answer(0);
     for (int k = 0; k < 3; ++k) {
         for (int i = 0; i < 600; ++i) answer(12000);  // 12 s apart
@@ -535,3 +531,5 @@ TEST(Ledbat, OneLossUnderTheTargetIsNotAShallowBuffer) {
     }
     EXPECT_EQ(cc.target_us(), 25000);
 }
+
+}  // namespace
