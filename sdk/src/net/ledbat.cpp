@@ -15,6 +15,9 @@ constexpr double min_weight_per_byte = 0.05 / (64 * 1024);
 // A queue over twice the target, and at least this, is a loss-based flow's: with a small
 // target, this flow's own few requests can reach twice it.
 constexpr std::int64_t foreground_queue_us = 100000;
+// How long a flow that filled the queue is presumed still there (on_delivered): longer than
+// cubic's sawtooth, whose troughs otherwise read as a path it left.
+constexpr std::int64_t foreground_hold_us = 5'000'000;
 constexpr std::int64_t after_next_delivery = std::numeric_limits<std::int64_t>::max();
 // A slowdown costs its duration; repeating it at nine times that keeps the cost ≤ 10 %.
 constexpr std::int64_t slowdown_spacing = 9;
@@ -203,6 +206,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     // In a buffer shallower than the target (on_loss), three quarters of the buffer is as
     // full as a queue gets: only a loss-based flow keeps it there.
     bool foreground = queue > (shallow_buffer() ? 1.5 * target : std::max(2.0 * target, static_cast<double>(foreground_queue_us)));
+    if (foreground) foreground_until_us_ = now_us + foreground_hold_us;
     switch (phase_) {
     case phase::slowdown:
         break;
@@ -279,7 +283,13 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
             // refill after the foreground flow left, and cost it 1.5 s at 200 ms.)
             if (window_ < carried / 2 && next_slowdown_us_ >= 0)
                 next_slowdown_us_ = std::max(next_slowdown_us_, now_us + slowdown_spacing * round_trip_us());
-        } else {
+        } else if (now_us >= foreground_until_us_) {
+            // Between a quarter of the target and the target: the additive increase. Not
+            // while a foreground flow filled the queue lately: after each of its losses cubic
+            // cuts its window by 30 % and the queue falls under the target for the second or
+            // more it takes to regrow, and this flow grew into every trough — simulated at
+            // 100 Mbit/s with a 20 ms buffer it kept 16 % of the link from cubic, 4 % held.
+            // An emptied queue (the branch above) still says the foreground flow left.
             window_ += grow * static_cast<double>(config_.gain_bytes) * b / window_;
         }
         break;

@@ -163,6 +163,9 @@ private:
     bool yielding_ = false;
     // It yielded and has not filled the path since: the refill may take larger steps.
     bool refilling_ = false;
+    // A foreground flow filled the queue lately: until then the window grows only over an
+    // emptied queue.
+    std::int64_t foreground_until_us_ = 0;
     // The target losses under the configured one set, until when (on_loss); none: not set.
     static constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
     bool shallow_buffer() const { return shallow_target_us_ != none; }
