@@ -129,9 +129,9 @@ void ledbat::on_loss(std::int64_t now_us) {
 
 void ledbat::on_abandoned(std::uint64_t bytes) { in_flight_ -= std::min(bytes, in_flight_); }
 
-std::uint64_t ledbat::request_bytes(std::uint64_t block) const {
+std::uint64_t ledbat::request_bytes(std::uint64_t block) {
     auto part = block;
-    while (part / 2 >= min_request_bytes && part * requests_per_window > window()) part /= 2;
+    while (part / 2 >= min_request_bytes) part /= 2;
     return part;
 }
 

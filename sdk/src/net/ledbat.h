@@ -87,13 +87,15 @@ public:
     // A request that will never be answered (connection lost, peer refused).
     void on_abandoned(std::uint64_t bytes);
     // How much one request should ask for, where a request may be a part of a `block`: the
-    // block, or a halving of it small enough that the window holds `requests_per_window` of
-    // them. A window of a few blocks moved in steps of a block — 26 ms of a 20 Mbit/s link, as
-    // much as the target — and the queue swung by as much (docs/background-transport.md
-    // "Sub-block requests"). No smaller than `min_request_bytes`: each request costs the
-    // serving peer a disk read and a record.
-    std::uint64_t request_bytes(std::uint64_t block) const;
-    static constexpr std::uint64_t requests_per_window = 16;
+    // smallest halving of it no smaller than `min_request_bytes` (each request costs the
+    // serving peer a disk read and a record) — the same size for every flow, whatever its
+    // window. A window of a few whole blocks moved in steps of a block (26 ms of a 20 Mbit/s
+    // link, as much as the target) and the queue swung by as much; and when the size
+    // followed each flow's window, flows sharing a path read its queue differently — at
+    // 200 ms × 100 Mbit/s the one asking for parts read it 3 ms deeper than the one asking for
+    // whole blocks and held a fifth of its window (docs/background-transport.md "Sub-block
+    // requests").
+    static std::uint64_t request_bytes(std::uint64_t block);
     static constexpr std::uint64_t min_request_bytes = 16 * 1024;
 
     std::uint64_t window() const { return static_cast<std::uint64_t>(window_); }
