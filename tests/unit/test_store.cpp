@@ -2,6 +2,7 @@
 #include "helpers.h"
 #include "store/block_store.h"
 #include "util/error.h"
+#include <chrono>
 #include <functional>
 #include <thread>
 
@@ -47,6 +48,57 @@ TEST(store, manifests_and_verified_bits_survive_reopen) {
     EXPECT_FALSE(rec->block_verified(1));
     EXPECT_EQ(rec->state, pd::store::content_state::partial);
     EXPECT_EQ(st.manifest(m.id)->serialize(), m.serialize());
+}
+
+TEST(store, a_record_read_before_a_write_is_never_served_after_it) {
+    // Records are kept in memory between writes (the peer server reads one per request):
+    // each write must show at once, both to get() and to the shared find().
+    pdtest::temp_dir dir;
+    auto m = make(dir, "a", 300000, 1), evictable = make(dir, "b", 70000, 2);
+    block_store st(dir / "cache", {});
+    st.put_manifest(m, "");
+    auto before = st.find(m.id);
+    ASSERT_TRUE(before);
+    st.put_manifest(m, "/srv/a");
+    EXPECT_EQ(st.find(m.id)->origin, "/srv/a");
+    st.mark_verified(m.id, {1, 3});
+    EXPECT_TRUE(st.find(m.id)->block_verified(3));
+    EXPECT_FALSE(before->block_verified(3)) << "a record handed out is a snapshot";
+    st.unmark_verified(m.id, {3});
+    EXPECT_FALSE(st.get(m.id)->block_verified(3));
+    EXPECT_EQ(st.get(m.id)->verified_blocks, 1u);
+    st.mark_complete(m.id);
+    EXPECT_EQ(st.find(m.id)->state, pd::store::content_state::complete);
+    st.set_pinned(m.id, true);
+    EXPECT_TRUE(st.find(m.id)->pinned);
+    auto used = st.find(m.id)->last_used_ms;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    st.touch(m.id);
+    EXPECT_GT(st.find(m.id)->last_used_ms, used);
+    st.reserve(m.id, 300000, {});
+    EXPECT_EQ(st.find(m.id)->bytes_on_disk, 300000u);
+    st.open_data(m.id, 300000);
+    st.mark_shared(m.id);
+    EXPECT_TRUE(st.find(m.id)->shared_mtime_ns);
+    // The delivered file written to: the cache lets go of its blocks.
+    pdtest::write_random_file(st.data_path(m.id), 300000, 3);
+    EXPECT_FALSE(st.shared_file_intact(m.id));
+    EXPECT_EQ(st.find(m.id)->verified_blocks, 0u);
+    EXPECT_FALSE(st.find(m.id)->shared_mtime_ns);
+    // Evicted under a quota to make room for another content.
+    st.put_manifest(evictable, "");
+    st.set_pinned(m.id, false);
+    st.mark_verified(m.id, {0});
+    st.mark_complete(m.id);
+    st.reserve(m.id, 300000, {});
+    EXPECT_EQ(st.find(m.id)->bytes_on_disk, 300000u);
+    st.set_quota({320000, 0});
+    st.reserve(evictable.id, 70000, {});
+    EXPECT_EQ(st.find(m.id)->bytes_on_disk, 0u);
+    EXPECT_EQ(st.find(m.id)->verified_blocks, 0u);
+    st.remove(m.id);
+    EXPECT_FALSE(st.find(m.id));
+    EXPECT_FALSE(st.get(m.id));
 }
 
 TEST(store, a_second_process_on_the_same_cache_is_refused) {

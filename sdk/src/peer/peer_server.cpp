@@ -17,14 +17,14 @@ using error_code = boost::system::error_code;
 
 namespace {
 
-// The record of a content to serve from; nullopt when the cache does not hold it, or held it
+// The record of a content to serve from; nullptr when the cache does not hold it, or held it
 // in a file delivered to the host that has been written to since (store::shared_file_intact).
-std::optional<store::content_record> servable(session &sess, const content::hash &id) {
-    auto rec = sess.store().get(id);
+std::shared_ptr<const store::content_record> servable(session &sess, const content::hash &id) {
+    auto rec = sess.store().find(id);
     if (rec && rec->shared_mtime_ns && !sess.store().shared_file_intact(id)) {
         sess.log(PD_LOG_WARN, "content " + to_hex(id.data(), id.size()) +
                                   ": the file delivered from the cache was changed since; the cache let go of it");
-        return std::nullopt;
+        return nullptr;
     }
     return rec;
 }

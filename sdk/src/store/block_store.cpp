@@ -123,6 +123,7 @@ void block_store::put_manifest(const content::manifest &m, const std::string &or
         ins.bind(8, now_ms());
         ins.bind(9, now_ms());
         ins.exec();
+        records_.erase(m.id);
     });
 }
 
@@ -189,18 +190,31 @@ static const char *row_columns =
     "SELECT id, name, size, block_size, origin, state, verified, verified_blocks, pinned, last_used, bytes_on_disk, "
     "shared_mtime_ns FROM contents ";
 
-std::optional<content_record> block_store::get_locked(const hash &id) {
-    return guarded("reading the cache index", [&]() -> std::optional<content_record> {
+std::shared_ptr<const content_record> block_store::find_locked(const hash &id) {
+    if (auto it = records_.find(id); it != records_.end()) return it->second;
+    return guarded("reading the cache index", [&]() -> std::shared_ptr<const content_record> {
         SQLite::Statement q(*db_, std::string(row_columns) + "WHERE id = ?");
         q.bind(1, id.data(), 32);
-        if (!q.executeStep()) return std::nullopt;
-        return read_row(q);
+        if (!q.executeStep()) return nullptr;
+        if (records_.size() >= max_cached_records) records_.clear();
+        return records_[id] = std::make_shared<const content_record>(read_row(q));
     });
+}
+
+std::optional<content_record> block_store::get_locked(const hash &id) {
+    auto rec = find_locked(id);
+    if (!rec) return std::nullopt;
+    return *rec;
 }
 
 std::optional<content_record> block_store::get(const hash &id) {
     std::lock_guard lk(mu_);
     return get_locked(id);
+}
+
+std::shared_ptr<const content_record> block_store::find(const hash &id) {
+    std::lock_guard lk(mu_);
+    return find_locked(id);
 }
 
 std::vector<content_record> block_store::list() {
@@ -255,6 +269,7 @@ void block_store::drop_data_locked(const hash &id) {
                         "bytes_on_disk = 0, shared_mtime_ns = NULL WHERE id = ?");
     u.bind(1, id.data(), 32);
     u.exec();
+    records_.erase(id);
 }
 
 std::vector<std::pair<hash, std::uint64_t>> block_store::reserve(const hash &id, std::uint64_t size,
@@ -298,6 +313,7 @@ std::vector<std::pair<hash, std::uint64_t>> block_store::reserve(const hash &id,
         u.bind(2, now_ms());
         u.bind(3, id.data(), 32);
         u.exec();
+        records_.erase(id);
         return evicted;
     });
 }
@@ -334,6 +350,7 @@ std::uint64_t block_store::mark_verified(const hash &id, const std::vector<std::
         u.bind(3, now_ms());
         u.bind(4, id.data(), 32);
         u.exec();
+        records_.erase(id);
         tx.commit();
         rec->verified_blocks = count;
         auto updated = get_locked(id);
@@ -348,6 +365,7 @@ void block_store::mark_complete(const hash &id) {
         u.bind(1, now_ms());
         u.bind(2, id.data(), 32);
         u.exec();
+        records_.erase(id);
     });
 }
 
@@ -371,6 +389,7 @@ void block_store::unmark_verified(const hash &id, const std::vector<std::uint64_
         u.bind(2, static_cast<std::int64_t>(count));
         u.bind(3, id.data(), 32);
         u.exec();
+        records_.erase(id);
         tx.commit();
     });
 }
@@ -384,6 +403,7 @@ void block_store::remove(const hash &id) {
         SQLite::Statement d(*db_, "DELETE FROM contents WHERE id = ?");
         d.bind(1, id.data(), 32);
         d.exec();
+        records_.erase(id);
         if (auto it = manifest_index_.find(id); it != manifest_index_.end()) {
             cached_blocks_ -= (*it->second)->block_count();
             manifests_.erase(it->second);
@@ -399,6 +419,7 @@ void block_store::set_pinned(const hash &id, bool pinned) {
         u.bind(1, pinned ? 1 : 0);
         u.bind(2, id.data(), 32);
         if (u.exec() == 0) fail(PD_E_NOT_FOUND, PD_CATEGORY_STORE, "content " + to_hex(id.data(), 32) + " is not in the cache");
+        records_.erase(id);
     });
 }
 
@@ -409,6 +430,7 @@ void block_store::touch(const hash &id) {
         u.bind(1, now_ms());
         u.bind(2, id.data(), 32);
         u.exec();
+        records_.erase(id);
     });
 }
 
@@ -420,6 +442,7 @@ void block_store::mark_shared(const hash &id) {
         u.bind(1, mtime);
         u.bind(2, id.data(), 32);
         u.exec();
+        records_.erase(id);
     });
 }
 
