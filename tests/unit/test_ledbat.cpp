@@ -434,6 +434,37 @@ TEST(Ledbat, APathItYieldedRefillsInEighthsOfWhatItCarried) {
     EXPECT_LE(back, 2.5);
 }
 
+TEST(Ledbat, NoSlowdownInterruptsTheRefillAfterAYield) {
+    // A periodic slowdown falls due while the flow yields and waits; it must not run in the
+    // refill after the foreground flow left — the refill began over the emptied queue, a
+    // base measured — or the window drops to a request and ramps again mid-refill: 1.3 s
+    // of the link at 200 ms in the lab, where answers the serving TCP held back slowed the
+    // refill. Here every second answer comes 10 ms late, which slows it the same way.
+    for (std::int64_t fg_stop_s : {70, 71, 72, 73}) {
+        link_sim sim;
+        sim.base_rtt_us = 200'000;
+        sim.buffer_s = 0.2;
+        sim.late_every = 2;
+        sim.late_us = 10'000;
+        int f = sim.add_flow(0);
+        sim.fg_start_us = 40'000'000;
+        sim.fg_stop_us = fg_stop_s * 1'000'000;
+        sim.run_until(sim.fg_stop_us);
+        double back = -1;
+        bool slowed = false;
+        for (std::int64_t t = sim.fg_stop_us; t < sim.fg_stop_us + 15'000'000 && back < 0; t += 10'000) {
+            sim.run_until(t);
+            slowed |= sim.flows[f].cc->current_phase() == ledbat::phase::slowdown;
+            double from = static_cast<double>(sim.fg_stop_us) / 1e6;
+            back = link_sim::first_half_second(sim.flows[f].served, from, static_cast<double>(t) / 1e6 - 0.5, 0.90 * sim.rate, true);
+        }
+        std::printf("foreground left at %d s: back over 90 %% in %.1f s%s\n", static_cast<int>(fg_stop_s), back,
+                    slowed ? ", a slowdown on the way" : "");
+        EXPECT_FALSE(slowed) << "foreground left at " << fg_stop_s << " s: a slowdown before the path was full again";
+        EXPECT_GE(back, 0) << fg_stop_s;
+    }
+}
+
 TEST(Ledbat, PartsOfBlocksSmoothTheQueueOnASlowLink) {
     // 20 Mbit/s: a 64 KiB block is 26 ms of the link, as much as the target, and a window of
     // a few blocks moved the queue in steps that size. Asked for in parts, the queue swings

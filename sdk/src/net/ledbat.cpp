@@ -65,10 +65,16 @@ std::int64_t ledbat::send_at(std::uint64_t bytes, std::int64_t now_us) {
     }
     // LEDBAT++ periodic slowdown: everyone's queue drains now and then, so each flow's base
     // stays true (a latecomer otherwise takes the standing queue for the base). Pointless
-    // while someone else's traffic holds the queue: then the window is at its minimum anyway.
-    // (So does refilling a path it left: on_delivered.)
+    // while someone else's traffic holds the queue: then the window is at its minimum anyway;
+    // and while it refills a path it yielded, which began over the emptied queue, a base
+    // measured as a slowdown would (see also on_delivered). One put off through a yield came
+    // due in the middle of the refill after the foreground flow left and cost it 1.3–1.5 s at
+    // 200 ms (lab traces, 2026-12-06: the refill slowed by answers the serving TCP held).
+    // Due later, it runs once the path is full. (Scheduling the next one from the refill's
+    // end, as after a slowdown, cut the slowdowns that keep two flows fair: simulated Jain
+    // under 0.95.)
     if (phase_ == phase::avoidance && next_slowdown_us_ >= 0 && now_us >= next_slowdown_us_) {
-        if (yielding_) {
+        if (yielding_ || refilling_) {
             next_slowdown_us_ = now_us + std::max<std::int64_t>(target_us(), static_cast<std::int64_t>(smoothed_delay_us_));
         } else {
             start_slowdown(now_us);
@@ -124,7 +130,7 @@ void ledbat::on_loss(std::int64_t now_us) {
     }
     window_ = std::max(window_ / 2, static_cast<double>(config_.min_window));
     if (phase_ == phase::slow_start || phase_ == phase::ramp) end_phase(now_us);
-    update_yielding();
+    update_yielding(now_us);
 }
 
 void ledbat::on_abandoned(std::uint64_t bytes) { in_flight_ -= std::min(bytes, in_flight_); }
@@ -278,9 +284,10 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
             double carried = refilling_ ? max_rate_ * (smoothed_delay_us_ + target) : 0;
             double step = std::max(static_cast<double>(config_.refill_bytes), carried / 8);
             window_ += grow * std::min(b, step * b / window_);
-            // Refilling a path it left, the flow sees the base as a slowdown would: the next
-            // one can wait. (One put off while the flow yielded came due in the middle of the
-            // refill after the foreground flow left, and cost it 1.5 s at 200 ms.)
+            // Far from refilled, the next slowdown stays a spacing away even once the refill
+            // is over: a queue that late answers inflate can end the refill early. (96
+            // simulated refills at 200 ms with answers 3-10 ms late: 23 slowed down on the way
+            // with this rule alone, 39 with the one in send_at alone, 3 with both.)
             if (window_ < carried / 2 && next_slowdown_us_ >= 0)
                 next_slowdown_us_ = std::max(next_slowdown_us_, now_us + slowdown_spacing * round_trip_us());
         } else if (now_us >= foreground_until_us_) {
@@ -297,7 +304,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     }
     window_ = std::clamp(window_, static_cast<double>(config_.min_window), static_cast<double>(config_.max_window));
     measure_rate(bytes, now_us);
-    update_yielding();
+    update_yielding(now_us);
 }
 
 void ledbat::measure_rate(std::uint64_t bytes, std::int64_t now_us) {
@@ -317,7 +324,7 @@ void ledbat::measure_rate(std::uint64_t bytes, std::int64_t now_us) {
     rate_bytes_ = 0;
 }
 
-void ledbat::update_yielding() {
+void ledbat::update_yielding(std::int64_t now_us) {
     auto queue = queue_delay_us();
     // "A few requests" of the smallest size: under a standing queue the window settles
     // near one request (the additive increase there equals the largest decrease), not at
@@ -327,9 +334,18 @@ void ledbat::update_yielding() {
     if (!yielding_ && phase_ == phase::avoidance && queue > target_us() && window_ <= 2.0 * request)
         yielding_ = refilling_ = true;
     else if (yielding_ && (queue < target_us() / 2 || window_ > small))
-        yielding_ = false;
-    else if (refilling_ && !yielding_ && queue >= target_us() / 2)
-        refilling_ = false;  // its own queue again: the path is full
+        yielding_ = false, refill_started_us_ = now_us;
+    // The path is full again once its own queue is back and its window at half of what the
+    // path carried: a queue alone ended the refill early — a fresh connection's slow start
+    // (peer_link::renew) queued 13 ms for a round trip at 200 ms in the lab, and the periodic
+    // slowdown put off through the yield then ran in the middle of the refill. After
+    // refill_round_trips the queue alone says so: what the path carried may be more than
+    // this flow's share now (another background flow arrived), and a refill that never ended
+    // would never slow down — the slowdowns keep a latecomer's base true.
+    else if (refilling_ && !yielding_ && queue >= target_us() / 2 &&
+             (window_ >= max_rate_ * (smoothed_delay_us_ + static_cast<double>(target_us())) / 2 ||
+              now_us - refill_started_us_ >= refill_round_trips * round_trip_us()))
+        refilling_ = false;
 }
 
 }  // namespace pd::net

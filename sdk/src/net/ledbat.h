@@ -114,7 +114,7 @@ public:
 private:
     void start_slowdown(std::int64_t now_us);
     void end_phase(std::int64_t now_us);
-    void update_yielding();
+    void update_yielding(std::int64_t now_us);
     void measure_rate(std::uint64_t bytes, std::int64_t now_us);
     // The smoothed request-to-answer time, at least 1 ms: what "a round trip" times here.
     std::int64_t round_trip_us() const;
@@ -163,8 +163,12 @@ private:
     double current_queue_us_ = -1;  // -1: no sample yet
     std::vector<base_history> bases_;  // a few sources: a vector beats a map
     bool yielding_ = false;
-    // It yielded and has not filled the path since: the refill may take larger steps.
+    // It yielded and has not filled the path since: the refill may take larger steps, and no
+    // periodic slowdown interrupts it. When it stopped yielding; how long the refill may
+    // wait for its window, not only its queue, to say the path is full (update_yielding).
     bool refilling_ = false;
+    std::int64_t refill_started_us_ = 0;
+    static constexpr std::int64_t refill_round_trips = 16;
     // A foreground flow filled the queue lately: until then the window grows only over an
     // emptied queue.
     std::int64_t foreground_until_us_ = 0;

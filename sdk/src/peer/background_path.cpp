@@ -36,6 +36,15 @@ bool background_path::yield_changed(std::int64_t now_us) {
     return true;
 }
 
+void background_path::after_answer(peer_link &from, bool lost, std::int64_t now_us) {
+    if (lost) from.renewal_.on_loss(cc_.yielding());
+    if (cc_.yielding() == controller_yielding_) return;
+    controller_yielding_ = cc_.yielding();
+    if (controller_yielding_) return;
+    for (auto &w : links_)
+        if (auto l = w.lock(); l && l->open() && l->renewal_.yield_ended(now_us)) l->renew();
+}
+
 void background_path::pump() {
     if (timer_armed_) return;
     links_.erase(std::remove_if(links_.begin(), links_.end(),

@@ -23,12 +23,38 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace pd::peer {
 
 class peer_link;
+
+// When a link should renew its connection (peer_link::renew): once the path stops yielding,
+// if the serving peer's TCP lost packets of this link's answers during the yield — its
+// slow-start threshold fell with them, and it would regrow linearly for seconds at a long
+// round trip (docs/background-transport.md "A fresh connection after a lossy yield") — and
+// at most once per min_interval_us, so a path that yields often does not churn connections.
+class lossy_yield_rule {
+public:
+    static constexpr std::int64_t min_interval_us = 30'000'000;
+    // A paced answer showed a loss; `yielding`: the path's controller yields now.
+    void on_loss(bool yielding) { lost_while_yielding_ |= yielding; }
+    // The path stopped yielding at `now_us`: true when the link should renew now.
+    bool yield_ended(std::int64_t now_us) {
+        if (!std::exchange(lost_while_yielding_, false)) return false;
+        if (renewed_us_ != never && now_us - renewed_us_ < min_interval_us) return false;
+        renewed_us_ = now_us;
+        return true;
+    }
+
+private:
+    static constexpr std::int64_t never = std::numeric_limits<std::int64_t>::min();
+    bool lost_while_yielding_ = false;
+    std::int64_t renewed_us_ = never;
+};
 
 class background_path : public std::enable_shared_from_this<background_path> {
 public:
@@ -54,6 +80,10 @@ private:
     // Sends requests, oldest first, while the window and the budget allow; otherwise
     // waits for the next answer on any link, or arms the pacing timer.
     void pump();
+    // After `from` read a paced answer at `now_us` (`lost`: it showed a loss): when the
+    // controller stops yielding, links that lost packets during the yield renew
+    // (lossy_yield_rule).
+    void after_answer(peer_link &from, bool lost, std::int64_t now_us);
 
     net::ledbat cc_;
     target_fn target_;
@@ -68,6 +98,7 @@ private:
     // hovers near the minimum, does not flap between paused and resumed events.
     bool yield_changed(std::int64_t now_us);
     bool yielding_ = false;  // last reported to the links' yield callbacks
+    bool controller_yielding_ = false;  // the controller's state at the last answer
     std::int64_t yield_seen_us_ = -1;  // when the controller's state first differed from it
 };
 

@@ -3,6 +3,12 @@
 // them in order. Blocks arrive as they are decrypted; the job verifies them on workers.
 // A peer that sends nothing for the request timeout while something is outstanding is
 // failed, and every outstanding operation gets the error.
+//
+// A link can renew its connection (renew()): it opens a second one to the same peer and,
+// once the peer proves the same device key on it, sends new requests there while the old
+// one answers what was asked on it and closes — the background class does so after a yield
+// in which the serving peer's TCP lost packets (docs/background-transport.md "A fresh
+// connection after a lossy yield").
 #pragma once
 
 #include "content/manifest.h"
@@ -51,13 +57,30 @@ public:
     void set_request_timeout(int ms) { request_timeout_ms_ = ms; }
     // The peer's verified-block bitmap for a content, sized to `block_count` bits.
     void query_have(const content::hash &id, std::uint64_t block_count, have_fn done);
-    // Requests [first, first + count): `on_block` for each block in order, then `done`.
+    // Requests [first, first + count): `on_block` for each block as it arrives (in order,
+    // except that blocks asked for after a renewal may overtake ones asked for before it),
+    // then `done`.
     void request(const content::hash &id, std::uint64_t first, std::uint32_t count, block_fn on_block, done_fn done);
     // Called for each HAVE_DELTA the peer pushes (blocks it verified since its HAVE answer).
     using delta_fn = std::function<void(const content::hash &id, const std::vector<std::uint64_t> &blocks)>;
     void on_have_delta(delta_fn f) { on_delta_ = std::move(f); }
     // Operations sent and not yet answered.
-    std::size_t outstanding() const { return ops_.size(); }
+    std::size_t outstanding() const { return (live_ ? live_->ops.size() : 0) + (draining_ ? draining_->ops.size() : 0); }
+
+    // Opens a fresh connection to the same peer (same address, same connect timeout) and
+    // moves to it once the peer proves the same device key there, at a block boundary: new
+    // requests go out on it, the old connection answers what was sent on it and closes. A
+    // fresh TCP connection slow-starts from the peer's initial window, where the old one may
+    // be growing back linearly from a threshold its losses cut. If the fresh connection
+    // fails, times out or proves another device, it is dropped and the link goes on as
+    // before. False (nothing done) while the link is not open or a renewal is under way.
+    bool renew();
+    // Renewals that moved the link to a fresh connection.
+    unsigned renewals() const { return renewals_; }
+    // Called when a renewal moved the link (`moved`) or was dropped (`detail`: why, a sentence
+    // that names the peer).
+    using renewal_fn = std::function<void(bool moved, const std::string &detail)>;
+    void on_renewal(renewal_fn f) { on_renewal_ = std::move(f); }
 
     // The background class (docs/background-transport.md). From now on a request() is sent
     // a block, or a part of one, at a time, as the window of `path` — shared with the other
@@ -107,7 +130,34 @@ private:
         bool part = false;
         std::uint32_t offset = 0, length = 0;
     };
-    void read_next();
+    // One TCP connection to the peer: the secure channel and what was sent on it, answered in
+    // order. Two are open only during a renewal (renew()).
+    struct connection {
+        std::shared_ptr<net::async_channel> channel;
+        std::deque<op> ops;
+        bool proven = false;                    // the peer's HELLO proved its device key here
+        bool answers_parts = false;             // a renewal's HELLO offered parts (wire::capability_parts)
+        std::vector<std::uint8_t> assembling;   // the parts of the block being received, so far
+        std::uint64_t head_arrived = 0;         // bytes of the oldest paced answer read so far
+        std::uint64_t head_progress = 0;        // of them, counted out of the path's window
+        std::optional<std::uint64_t> out_of_order_seen;  // the socket's count at the last paced answer
+    };
+    using connection_ptr = std::shared_ptr<connection>;
+    // TCP connect (resolving a name first), the secure channel, our HELLO; then reads.
+    void dial(const connection_ptr &c);
+    void read_next(const connection_ptr &c);
+    // An error on `c`: the link fails, unless `c` is a renewal not yet moved to (dropped) or
+    // a drained old connection (closed).
+    void connection_failed(const connection_ptr &c, const error &why);
+    bool ours(const connection_ptr &c) const { return c == live_ || c == draining_ || c == fresh_; }
+    // The peer's HELLO on `c`.
+    void on_hello(const connection_ptr &c, const wire::hello &h);
+    void on_message(const connection_ptr &c, wire::message m);
+    // The renewal's connection proved the peer: new requests go to it (at a block boundary).
+    void move_to_fresh();
+    void drop_fresh(const std::string &why);
+    // The old connection answered everything sent on it: it says goodbye and closes.
+    void close_drained();
     // Sends REQUEST for [first, first + count), or REQUEST_PART when `o.part`, and queues `o`
     // for its answer.
     void send_request(op o, std::uint64_t first, std::uint32_t count);
@@ -124,13 +174,17 @@ private:
     void send_next_paced(std::uint32_t part);
     // Background: this link's paced requests sent and not answered, in bytes.
     std::uint64_t paced_in_flight() const;
-    // Background: the bytes of the answer being read leave the path's window as they arrive.
-    void count_answers_as_they_drain();
+    // Background: the bytes of the answer being read on `c` leave the path's window as they
+    // arrive.
+    void count_answers_as_they_drain(const connection_ptr &c);
     void finish_paced(const std::shared_ptr<paced_request> &p, const error *why, const std::string &rejected);
     void on_message(wire::message m);
     void fail(const error &why);
     void arm_timer();
     error closed_error() const { return error(PD_E_IO, PD_CATEGORY_NET, "peer " + address_ + ": connection is closed"); }
+    // A block is being asked for in parts and not all of them are out: a renewal waits, so
+    // one connection answers every part of a block.
+    bool mid_block() const;
 
     boost::asio::io_context &io_;
     std::string address_;
@@ -139,10 +193,18 @@ private:
     wire::device_identity me_;
     std::uint64_t node_id_ = 0;
     std::string peer_device_;
-    std::shared_ptr<net::async_channel> channel_;
+    connection_ptr live_;      // where requests go
+    connection_ptr draining_;  // the connection a renewal replaced, until it answered all
+    connection_ptr fresh_;     // a renewal's connection, until the peer proves itself on it
     boost::asio::steady_timer timer_;
+    boost::asio::steady_timer renew_timer_;  // bounds a renewal's connect like connect()'s
+    int connect_timeout_ms_ = 0;
     int request_timeout_ms_ = 10000;
-    std::deque<op> ops_;
+    unsigned renewals_ = 0;
+    // The contents whose HAVE was asked (and their block counts): a renewal asks again on the
+    // fresh connection, since the peer pushes HAVE_DELTAs only where it was asked.
+    std::vector<std::pair<content::hash, std::uint64_t>> interests_;
+    static constexpr std::size_t max_interests = 16;
     std::uint32_t next_request_ = 1;
     connect_fn on_connected_;
     delta_fn on_delta_;
@@ -150,11 +212,10 @@ private:
     std::uint32_t source_ = 0;  // this link's id for the path's delay samples
     content::block_layout layout_;  // background: where the fetched content's blocks end
     bool peer_answers_parts_ = false;   // its HELLO said so (wire::capability_parts)
-    std::vector<std::uint8_t> assembling_;  // the parts of the block being received, so far
-    std::uint64_t head_arrived_ = 0;   // bytes of the oldest paced answer read so far
-    std::optional<std::uint64_t> out_of_order_seen_;  // the socket's count at the last paced answer
-    std::uint64_t head_progress_ = 0;  // of them, counted out of the path's window
     yield_fn on_yield_;
+    renewal_fn on_renewal_;
+    // Its serving peer's TCP lost packets during the path's current yield; when it last renewed.
+    lossy_yield_rule renewal_;
     std::deque<std::shared_ptr<paced_request>> paced_;
     bool ready_ = false, failed_ = false;
 };

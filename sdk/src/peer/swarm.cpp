@@ -79,6 +79,16 @@ void swarm::connect(const std::string &address, std::uint32_t source_class, cons
                                                : "background transfer from " + who + " resumes: queueing delay " + delay +
                                                      " (the " + target + "); the link is free again");
         });
+        link->on_renewal([weak, who, job = job_id_](bool moved, const std::string &detail) {
+            auto self = weak.lock();
+            if (!self) return;
+            // A renewal dropped because another device answered at the address is worth a
+            // warning: someone else holds that address now.
+            self->session_.log(moved ? PD_LOG_INFO : PD_LOG_WARN,
+                               "job " + std::to_string(job) + ": " + who + ": " +
+                                   (moved ? "moved to a fresh connection after a yield in which its TCP lost packets"
+                                          : "a fresh connection was not used (" + detail + "); the old one goes on"));
+        });
     }
     auto self = shared_from_this();
     auto give_up = [self, address](const std::string &why) {
