@@ -20,7 +20,8 @@ Real round trips: PD_BG_DELAY_MS=D puts a delay line of D ms each way on the WAN
 (docs/netlab.md "Delay lines"), PD_BG_MBIT sets its rate and PD_BG_QUEUE_BDP its buffer as a
 multiple of the bandwidth-delay product; the probe's figures are then queueing delay: its
 round trip less the line's base round trip (2 D). The devices' TCP is then cubic (Windows' and
-Debian's default), or PD_BG_CC's."""
+Debian's default), or PD_BG_CC's. PD_BENCH_KEEP=1 keeps the work directory (the pullers' logs,
+fetch-*.log) under PD_BENCH_DIR (/var/tmp) for a look at what the receivers printed."""
 import json
 import math
 import os
@@ -252,7 +253,8 @@ def main():
                 stop_background()
             counters.stop = True
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not os.environ.get("PD_BENCH_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
     report(results)
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
