@@ -206,7 +206,10 @@ void peer_link::close_drained() {
     auto c = std::exchange(draining_, nullptr);
     if (!c->channel || c->channel->closed()) return;
     c->channel->send(wire::encode(wire::goodbye{0, "renewed"}));
-    c->channel->when_drained(0, [c] { c->channel->close(); });
+    // Weak: a channel that fails before it drains never calls back, and must not keep itself.
+    c->channel->when_drained(0, [weak = std::weak_ptr<net::async_channel>(c->channel)] {
+        if (auto channel = weak.lock()) channel->close();
+    });
 }
 
 void peer_link::on_message(const connection_ptr &c, wire::message m) {
