@@ -257,3 +257,18 @@ TEST(peer_link, a_renewal_to_another_device_or_to_silence_is_dropped_and_the_tra
         ASSERT_EQ(bytes, std::vector<std::uint8_t>(at, at + block)) << n;
     }
 }
+
+TEST(peer_link, renewal_follows_a_yield_that_lost_packets_at_most_every_30_s) {
+    pd::peer::lossy_yield_rule rule;
+    constexpr std::int64_t s = 1'000'000;
+    EXPECT_FALSE(rule.yield_ended(1 * s)) << "a yield without losses";
+    rule.on_loss(false);
+    EXPECT_FALSE(rule.yield_ended(2 * s)) << "a loss while not yielding (the class's own, or a shallow buffer)";
+    rule.on_loss(true);
+    EXPECT_TRUE(rule.yield_ended(3 * s));
+    EXPECT_FALSE(rule.yield_ended(4 * s)) << "the loss was answered by the renewal";
+    rule.on_loss(true);
+    EXPECT_FALSE(rule.yield_ended(20 * s)) << "within 30 s of the last renewal";
+    rule.on_loss(true);
+    EXPECT_TRUE(rule.yield_ended(33 * s));
+}

@@ -136,7 +136,8 @@ private:
         std::shared_ptr<net::async_channel> channel;
         std::deque<op> ops;
         bool proven = false;                    // the peer's HELLO proved its device key here
-        bool answers_parts = false;             // a renewal's HELLO offered parts (wire::capability_parts)
+        bool answers_parts = false;             // a renewal's HELLO offered parts (wire::capability_parts):
+                                                // taken when the link moves to it
         std::vector<std::uint8_t> assembling;   // the parts of the block being received, so far
         std::uint64_t head_arrived = 0;         // bytes of the oldest paced answer read so far
         std::uint64_t head_progress = 0;        // of them, counted out of the path's window
@@ -178,7 +179,6 @@ private:
     // arrive.
     void count_answers_as_they_drain(const connection_ptr &c);
     void finish_paced(const std::shared_ptr<paced_request> &p, const error *why, const std::string &rejected);
-    void on_message(wire::message m);
     void fail(const error &why);
     void arm_timer();
     error closed_error() const { return error(PD_E_IO, PD_CATEGORY_NET, "peer " + address_ + ": connection is closed"); }
