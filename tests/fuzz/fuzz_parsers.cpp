@@ -232,7 +232,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                 now += static_cast<std::int64_t>(v % 1000000);
                 // The high bits pick one of four peers under the shared window (their own bases).
                 auto source = static_cast<std::uint32_t>(body[i] >> 6);
-                switch (body[i] % 7) {
+                switch (body[i] % 8) {
                 case 0: {
                     auto at = cc.send_at(65536, now);
                     if (at != 0 && at < now) std::abort();
@@ -241,6 +241,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                 }
                 case 1: cc.on_delivered(65536, static_cast<std::int64_t>(v) - 1000, v % 500000, now, source); break;
                 case 2: cc.on_delivered(65536, static_cast<std::int64_t>(v) * 4096 - (1ll << 50), v, now, source); break;  // clock offsets
+                case 7: {
+                    // A hostile peer's stamp: any 64 bits, as peer_link passes it on.
+                    std::int64_t stamp = static_cast<std::int64_t>((std::uint64_t{v} << 32) * 0x9e3779b97f4a7c15ull);
+                    cc.on_delivered(65536, stamp, v % 500000, now, source);
+                    break;
+                }
                 case 3: cc.on_abandoned(v); break;
                 case 4: cc.forget_source(source); break;
                 case 5: {

@@ -40,6 +40,12 @@ struct link_sim {
     int late_every = 0;
     std::int64_t late_us = 0;
     int answers = 0;
+    // The serving peer's TCP window beyond the path's bandwidth-delay product, bytes (0:
+    // unlimited): an answer leaves the peer only while that flow's answers at the bottleneck
+    // and it fit; the others wait there, in order, and are stamped as they leave (the one-way
+    // sample does not see the wait; the round trip does).
+    double tcp_window = 0;
+    std::int64_t window_full_since_us = -1;  // the answers at the head wait for the TCP window
 
     struct item {
         int flow;                      // -1: the foreground flow
@@ -48,6 +54,7 @@ struct link_sim {
         std::uint64_t progressed = 0;  // counted out of the window before the whole arrived
         std::int64_t first_byte_us = -1;  // when it reached the head of the queue
         std::uint64_t size = 0;        // bytes asked for
+        std::int64_t waited_us = 0;    // at the serving peer, behind its TCP window
     };
     struct flow {
         std::shared_ptr<ledbat> cc;
@@ -55,6 +62,7 @@ struct link_sim {
         std::vector<double> served;    // bytes delivered per 100 ms bucket
         std::uint32_t source = 0;      // its id at a controller shared with other flows
         std::int64_t clock_offset_us = 0;  // the serving peer's clock minus the receiver's
+        double sent = 0;               // its answers that left the peer and are not yet in
     };
     struct request {
         std::int64_t at_us;            // reaches the bottleneck
@@ -121,8 +129,15 @@ struct link_sim {
                 }
             }
             // A late answer holds back the ones behind it: one connection answers in order.
+            bool window_full = false;
             while (!requests.empty() && requests.front().at_us <= now) {
                 auto &front = requests.front();
+                auto &fl = flows[front.flow];
+                if (tcp_window > 0 && fl.sent + static_cast<double>(front.size) > tcp_window) {
+                    window_full = true;
+                    if (window_full_since_us < 0) window_full_since_us = now;
+                    break;
+                }
                 if (drops && !front.resent && queued + static_cast<double>(front.size) > rate * buffer_s) {
                     front.resent = true;
                     front.at_us = now + base_rtt_us;
@@ -131,9 +146,14 @@ struct link_sim {
                 }
                 auto r = front;
                 requests.pop_front();
-                queue.push_back({r.flow, static_cast<double>(r.size), r.sent_us, 0, -1, r.size});
+                // Only the wait for the window goes unstamped: answers held behind a resent
+                // packet were stamped as they left, and the receiver's TCP holds them back.
+                std::int64_t waited = window_full_since_us < 0 ? 0 : now - std::max(window_full_since_us, r.at_us);
+                queue.push_back({r.flow, static_cast<double>(r.size), r.sent_us, 0, -1, r.size, std::max<std::int64_t>(waited, 0)});
                 queued += static_cast<double>(r.size);
+                fl.sent += static_cast<double>(r.size);
             }
+            if (!window_full) window_full_since_us = -1;
             // The foreground flow keeps the buffer full (tail drop takes its excess).
             if (now >= fg_start_us && now < fg_stop_us)
                 while (queued < rate * buffer_s * fg_level()) {
@@ -164,8 +184,9 @@ struct link_sim {
                     auto &fl = flows[head.flow];
                     // Timed to the answer's first bytes, as peer_link does.
                     std::int64_t arrive = now + base_rtt_us / 2, started = head.first_byte_us + base_rtt_us / 2;
-                    fl.cc->on_delivered(head.size, started - head.sent_us - fl.clock_offset_us, started - head.sent_us, arrive, fl.source,
-                                        head.progressed);
+                    fl.cc->on_delivered(head.size, started - head.sent_us - head.waited_us - fl.clock_offset_us,
+                                        started - head.sent_us, arrive, fl.source, head.progressed);
+                    fl.sent -= static_cast<double>(head.size);
                     count(fl.served, now, static_cast<double>(head.size));
                 }
                 queue.pop_front();
@@ -358,6 +379,32 @@ TEST(Ledbat, ABufferShallowerThanTheTargetStillYields) {
         EXPECT_LE(told.back, 2.1) << at;
         EXPECT_LT(told.target_ms, 25) << at << ": the shallow buffer was not noticed";
     }
+}
+
+TEST(Ledbat, AWindowBeyondWhatTheServingTcpSendsIsCutBack) {
+    // The serving peer's TCP holds a bandwidth-delay product and half a buffer of 20 ms at
+    // 100 Mbit/s, as cubic does there, so the queue stays at 10 ms: under three quarters of
+    // the target, where slow start would end. Without the round trip's view of the answers
+    // waiting at the peer, the window grew without limit (to 64 MiB here, its cap; 8 MiB in
+    // the lab, with round trips of 600 ms) and halving it on a loss changed nothing the path
+    // saw.
+    link_sim sim;
+    sim.rate = 100e6 / 8;
+    sim.base_rtt_us = 20'000;
+    sim.buffer_s = 0.020;
+    sim.tcp_window = sim.rate * 0.010;
+    int f = sim.add_flow(0);
+    double widest = 0;
+    for (std::int64_t t = 1'000'000; t <= 30'000'000; t += 100'000) {
+        sim.run_until(t);
+        if (t >= 2'000'000) widest = std::max(widest, static_cast<double>(sim.flows[f].cc->window()));
+    }
+    double goodput = link_sim::mean(sim.flows[f].served, 2, 30) / sim.rate;
+    std::printf("serving TCP window %.0f KiB over the path's 244 KiB: the controller's widest %.0f KiB, goodput %.3f\n",
+                sim.tcp_window / 1024, widest / 1024, goodput);
+    // At most twice what the serving TCP keeps on the path (its slow start's room to double).
+    EXPECT_LE(widest, 2 * (sim.rate * 0.020 + sim.tcp_window));
+    EXPECT_GE(goodput, 0.93);
 }
 
 TEST(Ledbat, LongerBaseDelays) {

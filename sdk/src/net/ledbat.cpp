@@ -18,6 +18,8 @@ constexpr std::int64_t foreground_queue_us = 100000;
 // How long a flow that filled the queue is presumed still there (on_delivered): longer than
 // cubic's sawtooth, whose troughs otherwise read as a path it left.
 constexpr std::int64_t foreground_hold_us = 5'000'000;
+// How long a queue over three quarters of a shallow buffer must last to be a foreground flow's.
+constexpr std::int64_t shallow_foreground_us = 100000;
 constexpr std::int64_t after_next_delivery = std::numeric_limits<std::int64_t>::max();
 // A slowdown costs its duration; repeating it at nine times that keeps the cost ≤ 10 %.
 constexpr std::int64_t slowdown_spacing = 9;
@@ -35,7 +37,7 @@ std::int64_t ledbat::queue_delay_us() const {
     return current_queue_us_ < 0 ? 0 : static_cast<std::int64_t>(current_queue_us_);
 }
 
-std::int64_t ledbat::queueing(std::uint32_t source, std::int64_t delay_us, std::int64_t now_us) {
+ledbat::excesses ledbat::queueing(std::uint32_t source, std::int64_t delay_us, std::int64_t rtt_us, std::int64_t now_us) {
     auto it = std::find_if(bases_.begin(), bases_.end(), [&](auto &b) { return b.source == source; });
     if (it == bases_.end()) {
         bases_.push_back({});
@@ -43,15 +45,21 @@ std::int64_t ledbat::queueing(std::uint32_t source, std::int64_t delay_us, std::
         it->source = source;
     }
     auto &b = *it;
+    auto turnaround = rtt_us - delay_us;
     if (b.count == 0 || now_us - b.bucket_start_us >= minute_us) {
-        std::rotate(b.minimum.rbegin(), b.minimum.rbegin() + 1, b.minimum.rend());  // oldest minute falls off
+        // the oldest minute falls off
+        std::rotate(b.minimum.rbegin(), b.minimum.rbegin() + 1, b.minimum.rend());
+        std::rotate(b.turnaround.rbegin(), b.turnaround.rbegin() + 1, b.turnaround.rend());
         b.minimum[0] = delay_us;
+        b.turnaround[0] = turnaround;
         b.count = std::min(b.count + 1, base_minutes);
         b.bucket_start_us = now_us;
     } else {
         b.minimum[0] = std::min(b.minimum[0], delay_us);
+        b.turnaround[0] = std::min(b.turnaround[0], turnaround);
     }
-    return delay_us - *std::min_element(b.minimum.begin(), b.minimum.begin() + b.count);
+    return {delay_us - *std::min_element(b.minimum.begin(), b.minimum.begin() + b.count),
+            turnaround - *std::min_element(b.turnaround.begin(), b.turnaround.begin() + b.count)};
 }
 
 void ledbat::forget_source(std::uint32_t source) {
@@ -169,8 +177,13 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
                           std::uint32_t source, std::uint64_t progressed) {
     auto rest = bytes - std::min(progressed, bytes);
     in_flight_ -= std::min(rest, in_flight_);
-    rtt_us = std::max<std::int64_t>(rtt_us, 0);
-    auto sample = static_cast<double>(queueing(source, delay_us, now_us));
+    // A peer's clock says what it likes: no sample beyond ±2^52 µs (142 years) is a clock's
+    // offset, and within it the differences below cannot overflow.
+    constexpr std::int64_t sane_us = std::int64_t{1} << 52;
+    delay_us = std::clamp(delay_us, -sane_us, sane_us);
+    rtt_us = std::clamp<std::int64_t>(rtt_us, 0, sane_us);
+    auto [queue_sample, wait_sample] = queueing(source, delay_us, rtt_us, now_us);
+    auto sample = static_cast<double>(queue_sample);
     // Time-weighted, not per sample: flows sharing a queue then see the same current delay
     // whatever their rates. (RFC 6817's minimum of the last few samples favours the faster
     // flow: its samples are close together and the minimum catches the trough of its own
@@ -184,12 +197,15 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     // (a ramp's doubling, queued at the bottleneck behind each other) ended the ramp early:
     // at 200 ms and 100 Mbit/s the window then refilled linearly for 7 s after each slowdown.
     weight = std::max(weight, min_weight_per_byte * static_cast<double>(bytes));
-    current_queue_us_ = current_queue_us_ < 0 ? sample : current_queue_us_ + weight * (sample - current_queue_us_);
+    bool first = current_queue_us_ < 0;
+    current_queue_us_ = first ? sample : current_queue_us_ + weight * (sample - current_queue_us_);
     last_delivery_us_ = now_us;
     if (now_us >= base_rtt_until_us_ || rtt_us < base_rtt_us_) {
         base_rtt_us_ = std::max<std::int64_t>(rtt_us, 1);
         base_rtt_until_us_ = now_us + base_minutes * minute_us;
     }
+    auto wait = static_cast<double>(wait_sample);
+    waiting_us_ = first ? wait : waiting_us_ + weight * (wait - waiting_us_);
     smoothed_delay_us_ = smoothed_delay_us_ == 0 ? static_cast<double>(rtt_us)
                                                  : 0.875 * smoothed_delay_us_ + 0.125 * static_cast<double>(rtt_us);
 
@@ -210,16 +226,49 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     // halvings (measured: halving per round trip left the transfer above a quarter of the
     // link for 2.5 s after an iperf3 cubic flow started).
     // In a buffer shallower than the target (on_loss), three quarters of the buffer is as
-    // full as a queue gets: only a loss-based flow keeps it there.
-    bool foreground = queue > (shallow_buffer() ? 1.5 * target : std::max(2.0 * target, static_cast<double>(foreground_queue_us)));
+    // full as a queue gets: only a loss-based flow keeps it there — for more than a few round
+    // trips. This flow's own step reaches it too: three quarters of a 20 ms buffer at
+    // 20 Mbit/s is 15 ms, a request and a half over the lowered target, and the refill over
+    // an emptied queue overshot it within a round trip; taken for a foreground flow, the
+    // overshoot dropped the window to its minimum, the queue emptied, the refill overshot
+    // again (the lab at 20 ms × 20 Mbit/s × 1 × BDP: 0.53 of the link alone). The decrease
+    // halves such an overshoot within a round trip or two; what is still there after
+    // shallow_foreground_us or three round trips is someone else's. Meanwhile the window does
+    // not grow (LEDBAT++'s increase goes on over the target, and at the minimum window it
+    // outweighs the decrease: the simulated cubic sawtooth kept 0.89 of the link, not 0.95).
+    bool over = queue > (shallow_buffer() ? 1.5 * target : std::max(2.0 * target, static_cast<double>(foreground_queue_us)));
+    if (!over)
+        over_since_us_ = -1;
+    else if (over_since_us_ < 0)
+        over_since_us_ = now_us;
+    if (over) grow = 0;
+    bool foreground = over && (!shallow_buffer() || now_us - over_since_us_ >= std::max(shallow_foreground_us, 3 * round_trip_us()));
     if (foreground) foreground_until_us_ = now_us + foreground_hold_us;
+    // Answers that wait at the serving peer (waiting_us_): the round trip exceeds the path's,
+    // its base and the queue the one-way samples show, by more than a target. The window then
+    // holds more than the path delivers — the serving TCP's window is the limit, or the peer
+    // is busy — and the excess waits where no delay sample sees it (answers are stamped as
+    // they leave). In a buffer shallower than the target the queue never reached the point
+    // where slow start ends, and a latecomer's window grew to 8 MiB at 20 ms × 100 Mbit/s
+    // (round trips of 600 ms); a loss then halved a window its TCP never used, and the first
+    // flow, whose own losses had lowered its target, yielded the whole link to it (the lab,
+    // twice: a 0.98 share). Slow start ends, the window grows no further, and it keeps no more
+    // than twice what the path delivered over its round trip: room for the serving TCP to
+    // double (its slow start on a fresh connection), no more. A target, not less: a request
+    // of 16 KiB is 6.5 ms of a 20 Mbit/s link, and at a quarter of the target the wait's own
+    // granularity stopped the growth (the lab at 20 ms × 20 Mbit/s: 0.80 of the link alone).
+    bool overfull = last_rate_ > 0 && waiting_us_ > static_cast<double>(config_.target_us);
+    if (overfull && !foreground) {
+        window_ = std::min(window_, std::max(2 * last_rate_ * (static_cast<double>(base_rtt_us_) + queue), min));
+        grow = 0;
+    }
     switch (phase_) {
     case phase::slowdown:
         break;
     case phase::slow_start:
         // LEDBAT++ leaves slow start at three quarters of the target, before overshooting it.
         if (foreground) window_ = min;
-        if (foreground || queue >= 0.75 * target)
+        if (foreground || overfull || queue >= 0.75 * target)
             end_phase(now_us);
         else
             window_ += grow * b;
@@ -230,7 +279,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
         // not slowed down; ramping regardless took the link back from a cubic flow that had
         // just arrived.
         if (foreground) window_ = min;
-        if (foreground || window_ >= ssthresh_ || queue > target)
+        if (foreground || overfull || window_ >= ssthresh_ || queue > target)
             end_phase(now_us);
         else
             window_ += grow * b;
@@ -263,8 +312,11 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
                 // sent before the last decrease ended: its delay says nothing new
             } else if (decrease_started_us_ < 0 || sent_us < decrease_started_us_) {
                 if (decrease_started_us_ < 0) decrease_started_us_ = now_us;
+                // LEDBAT++'s increase term, held (as below) while a foreground flow was here lately:
+                // at the minimum window one answer's share of it outweighs the decrease.
                 double excess = (queue / target - 1.0) * std::min(1.0, static_cast<double>(config_.target_us) / static_cast<double>(base_rtt_us_));
-                window_ += grow * static_cast<double>(config_.gain_bytes) * b / window_ - std::min(0.5, decrease_gain * excess) * b;
+                double gain = now_us >= foreground_until_us_ ? grow * static_cast<double>(config_.gain_bytes) * b / window_ : 0.0;
+                window_ += gain - std::min(0.5, decrease_gain * excess) * b;
             } else {
                 decrease_started_us_ = -1;  // a round trip of it: see what it did
                 hold_decrease_until_sent_us_ = now_us;
@@ -315,6 +367,7 @@ void ledbat::measure_rate(std::uint64_t bytes, std::int64_t now_us) {
     rate_bytes_ += static_cast<double>(bytes);
     auto elapsed = static_cast<double>(now_us - rate_since_us_);
     if (elapsed < std::max(smoothed_delay_us_, current_window_us)) return;
+    last_rate_ = rate_bytes_ / elapsed;
     if (!yielding_) {
         if (now_us >= max_rate_until_us_) max_rate_ = 0;
         max_rate_ = std::max(max_rate_, rate_bytes_ / elapsed);

@@ -65,7 +65,9 @@ public:
     // Its answer arrived whole. `delay_us`: the delay sample — one-way from the sender's clock
     // (any offset: only differences from the same `source` count) or, without one, the round
     // trip; `rtt_us`: from the request to the answer, which times slowdowns and spaced
-    // requests. `progressed`: bytes of it already counted by on_progress.
+    // requests — and, less the delay sample, shows answers that waited at the serving peer.
+    // Any values: both are clamped to ±2^52 µs. `progressed`: bytes of it already counted
+    // by on_progress.
     void on_delivered(std::uint64_t size, std::int64_t delay_us, std::int64_t rtt_us, std::int64_t now_us,
                       std::uint32_t source = 0, std::uint64_t progressed = 0);
     // The path lost a packet of an answer (the serving peer's TCP retransmits it; this side
@@ -104,6 +106,9 @@ public:
     phase current_phase() const { return phase_; }
     // Filtered queueing delay (samples minus their source's base), µs; 0 before the first.
     std::int64_t queue_delay_us() const;
+    // How long answers wait at the serving peer beyond its shortest turnaround, µs, averaged
+    // as the queue is (on_delivered).
+    std::int64_t waiting_us() const { return static_cast<std::int64_t>(waiting_us_); }
     // The target in force: the configured one, or less in a buffer shallower than it (on_loss).
     std::int64_t target_us() const { return std::min(config_.target_us, shallow_target_us_); }
     void set_target_us(std::int64_t t) { config_.target_us = t; }
@@ -132,6 +137,7 @@ private:
     double rate_bytes_ = 0;
     double max_rate_ = 0;
     std::int64_t max_rate_until_us_ = 0;
+    double last_rate_ = 0;                     // over the last interval measured; 0: none yet
     std::int64_t next_slowdown_us_ = -1;       // -1: none scheduled
     std::int64_t slowdown_started_us_ = 0, slowdown_ends_us_ = 0;
     std::int64_t last_delivery_us_ = 0;
@@ -152,15 +158,24 @@ private:
     // clocks, and a drift of 50 ppm moves them 3 ms a minute; the periodic slowdowns
     // re-measure the base anyway.
     static constexpr int base_minutes = 3;
+    // Per minute, the lowest delay sample, and the lowest round trip less its delay sample
+    // (the request's way there and the serving peer's turnaround, plus the clocks' offset).
     struct base_history {
         std::uint32_t source = 0;
-        std::array<std::int64_t, base_minutes> minimum{};
+        std::array<std::int64_t, base_minutes> minimum{}, turnaround{};
         int count = 0;
         std::int64_t bucket_start_us = 0;
     };
-    // The sample less the base of its source, after adding it to that base.
-    std::int64_t queueing(std::uint32_t source, std::int64_t delay_us, std::int64_t now_us);
+    // One answer's samples less the bases of its source, after adding them to those bases:
+    // the queueing delay, and how long it waited beyond the shortest turnaround.
+    struct excesses {
+        std::int64_t queue_us, wait_us;
+    };
+    excesses queueing(std::uint32_t source, std::int64_t delay_us, std::int64_t rtt_us, std::int64_t now_us);
     double current_queue_us_ = -1;  // -1: no sample yet
+    // How long answers waited beyond their source's shortest turnaround — at the serving
+    // peer, behind the requests before them (on_delivered) — averaged as the queue is.
+    double waiting_us_ = 0;
     std::vector<base_history> bases_;  // a few sources: a vector beats a map
     bool yielding_ = false;
     // It yielded and has not filled the path since: the refill may take larger steps, and no
@@ -172,6 +187,8 @@ private:
     // A foreground flow filled the queue lately: until then the window grows only over an
     // emptied queue.
     std::int64_t foreground_until_us_ = 0;
+    // Since when the queue is over the foreground rule's bound (-1: it is not).
+    std::int64_t over_since_us_ = -1;
     // The target losses under the configured one set, until when (on_loss); none: not set.
     static constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
     bool shallow_buffer() const { return shallow_target_us_ != none; }

@@ -257,7 +257,8 @@ void peer_link::on_message(const connection_ptr &c, wire::message m) {
             auto started = std::min(t, std::chrono::duration_cast<std::chrono::microseconds>(
                                            c->channel->record_started().time_since_epoch()).count());
             std::int64_t rtt = started - answered.sent_us;
-            std::int64_t delay = d->timed ? started - static_cast<std::int64_t>(d->sent_us) : rtt;
+            // In unsigned arithmetic: the peer's stamp is any 64 bits (the controller bounds it).
+            std::int64_t delay = d->timed ? static_cast<std::int64_t>(static_cast<std::uint64_t>(started) - d->sent_us) : rtt;
             auto &cc = path_->cc_;
             c->head_arrived = 0;
             // Packets of this connection that came out of order since the last answer: the
