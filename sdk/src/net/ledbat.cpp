@@ -252,11 +252,14 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     // where slow start ends, and a latecomer's window grew to 8 MiB at 20 ms × 100 Mbit/s
     // (round trips of 600 ms); a loss then halved a window its TCP never used, and the first
     // flow, whose own losses had lowered its target, yielded the whole link to it (the lab,
-    // twice: a 0.98 share). Slow start ends, the window grows no further, and it keeps no more
-    // than twice what the path delivered over its round trip: room for the serving TCP to
-    // double (its slow start on a fresh connection), no more. A target, not less: a request
-    // of 16 KiB is 6.5 ms of a 20 Mbit/s link, and at a quarter of the target the wait's own
-    // granularity stopped the growth (the lab at 20 ms × 20 Mbit/s: 0.80 of the link alone).
+    // twice: a 0.98 share). The window grows no further until the serving TCP caught up, and
+    // keeps no more than twice what the path delivered over its round trip: room for that TCP
+    // to double (its slow start on a fresh connection), no more. Slow start goes on once it
+    // caught up: ending it here ended it early at 200 ms × 100 Mbit/s, where the serving
+    // TCP's own slow start lags a little (the lab, one run each: 0.72 of the link, 0.93 going
+    // on). A target, not less: a request of 16 KiB is 6.5 ms of a 20 Mbit/s link, and at a
+    // quarter of the target the wait's own granularity stopped the growth (the lab at
+    // 20 ms × 20 Mbit/s: 0.80 of the link alone).
     bool overfull = last_rate_ > 0 && waiting_us_ > static_cast<double>(config_.target_us);
     if (overfull && !foreground) {
         window_ = std::min(window_, std::max(2 * last_rate_ * (static_cast<double>(base_rtt_us_) + queue), min));
@@ -268,7 +271,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     case phase::slow_start:
         // LEDBAT++ leaves slow start at three quarters of the target, before overshooting it.
         if (foreground) window_ = min;
-        if (foreground || overfull || queue >= 0.75 * target)
+        if (foreground || queue >= 0.75 * target)
             end_phase(now_us);
         else
             window_ += grow * b;
@@ -279,7 +282,7 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
         // not slowed down; ramping regardless took the link back from a cubic flow that had
         // just arrived.
         if (foreground) window_ = min;
-        if (foreground || overfull || window_ >= ssthresh_ || queue > target)
+        if (foreground || window_ >= ssthresh_ || queue > target)
             end_phase(now_us);
         else
             window_ += grow * b;
