@@ -235,7 +235,8 @@ void ledbat::on_delivered(std::uint64_t bytes, std::int64_t delay_us, std::int64
     // halves such an overshoot within a round trip or two; what is still there after
     // shallow_foreground_us or three round trips is someone else's. Meanwhile the window does
     // not grow (LEDBAT++'s increase goes on over the target, and at the minimum window it
-    // outweighs the decrease: the simulated cubic sawtooth kept 0.89 of the link, not 0.95).
+    // outweighs the decrease: beside this flow a simulated cubic sawtooth kept 0.89 of the
+    // link, not 0.95).
     bool over = queue > (shallow_buffer() ? 1.5 * target : std::max(2.0 * target, static_cast<double>(foreground_queue_us)));
     if (!over)
         over_since_us_ = -1;
