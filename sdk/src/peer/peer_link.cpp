@@ -175,20 +175,14 @@ void peer_link::move_to_fresh() {
         // The peer pushes HAVE_DELTAs only on a connection that asked for a HAVE: ask on this
         // one, and what it holds comes to the job as a delta (blocks it already knew are no
         // news to it).
-        op o;
-        o.is_have = true;
-        o.content = id;
-        o.block_count = count;
-        o.on_have = [weak = weak_from_this(), id = id, count = count](const error *why, have_answer a) {
+        send_have(id, count, [weak = weak_from_this(), id = id, count = count](const error *why, have_answer a) {
             auto self = weak.lock();
             if (why || !self || !self->on_delta_) return;
             std::vector<std::uint64_t> held;
             for (std::uint64_t b = 0; b < count; ++b)
                 if (a.bitmap[b / 8] & (1u << (b % 8))) held.push_back(b);
             self->on_delta_(id, held);
-        };
-        live_->ops.push_back(std::move(o));
-        live_->channel->send(wire::encode(wire::have{id, 0, 0, {}}));
+        });
     }
     if (draining_->ops.empty()) close_drained();
     arm_timer();
@@ -335,6 +329,13 @@ void peer_link::query_have(const content::hash &id, std::uint64_t block_count, h
         asio::post(io_, [done, e = closed_error()] { done(&e, {}); });
         return;
     }
+    send_have(id, block_count, std::move(done));
+    if (outstanding() == 1) arm_timer();
+    auto known = std::find_if(interests_.begin(), interests_.end(), [&](auto &i) { return i.first == id; });
+    if (known == interests_.end() && interests_.size() < max_interests) interests_.emplace_back(id, block_count);
+}
+
+void peer_link::send_have(const content::hash &id, std::uint64_t block_count, have_fn done) {
     op o;
     o.is_have = true;
     o.content = id;
@@ -342,9 +343,6 @@ void peer_link::query_have(const content::hash &id, std::uint64_t block_count, h
     o.on_have = std::move(done);
     live_->ops.push_back(std::move(o));
     live_->channel->send(wire::encode(wire::have{id, 0, 0, {}}));
-    if (outstanding() == 1) arm_timer();
-    auto known = std::find_if(interests_.begin(), interests_.end(), [&](auto &i) { return i.first == id; });
-    if (known == interests_.end() && interests_.size() < max_interests) interests_.emplace_back(id, block_count);
 }
 
 void peer_link::request(const content::hash &id, std::uint64_t first, std::uint32_t count, block_fn on_block, done_fn done) {

@@ -159,6 +159,9 @@ private:
     void drop_fresh(const std::string &why);
     // The old connection answered everything sent on it: it says goodbye and closes.
     void close_drained();
+    // Sends HAVE on the live connection and queues its answer for `done` (query_have, and a
+    // renewal asking again).
+    void send_have(const content::hash &id, std::uint64_t block_count, have_fn done);
     // Sends REQUEST for [first, first + count), or REQUEST_PART when `o.part`, and queues `o`
     // for its answer.
     void send_request(op o, std::uint64_t first, std::uint32_t count);
