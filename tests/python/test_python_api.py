@@ -59,6 +59,24 @@ def test_typed_results_jobs_and_paths(tmp_path, plugin_dir, signed):
         assert s.job(job.id).status().state is JobState.COMPLETED
 
 
+def test_a_wait_that_starts_after_the_job_ended_still_hands_on_its_final_event(tmp_path, plugin_dir, signed):
+    """The job ends while no one reads events (CI once caught the race: status said done
+    before wait() had taken JOB_COMPLETED, and on_event never saw it)."""
+    public, made = signed
+    src, m, record = made[0]
+    with open_session(tmp_path, public, plugin_dir) as s:
+        s.import_manifest(m, publication=record)
+        job = s.start(m.id, destination=tmp_path / "a.bin")
+        deadline = time.monotonic() + 60
+        while not job.status().done:
+            assert time.monotonic() < deadline, "the job did not finish"
+            time.sleep(0.05)
+        seen = []
+        assert job.wait(timeout=5, on_event=seen.append).state is JobState.COMPLETED
+        assert [e.type for e in seen][-1] is EventType.JOB_COMPLETED
+        assert job.wait(timeout=5, on_event=seen.append).done and seen.count(seen[-1]) == 1  # taken once
+
+
 def test_errors_are_the_builtins_too(tmp_path, plugin_dir, signed):
     public, made = signed
     with pytest.raises(FileNotFoundError):

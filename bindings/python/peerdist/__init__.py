@@ -148,6 +148,17 @@ class Session(_Closing, _NativeSession):
             (mine if event.job_id == job_id else self._pending).append(event)
         return mine
 
+    def _queued_job_events(self, job_id):
+        """This job's events queued now, without waiting; every other job's are kept."""
+        while True:
+            native = _NativeSession.poll_events(self, 64)
+            if not native:
+                break
+            self._pending.extend(Event.from_native(d) for d in native)
+        mine = [e for e in self._pending if e.job_id == job_id]
+        self._pending = collections.deque(e for e in self._pending if e.job_id != job_id)
+        return mine
+
 
 class Job:
     """A download this session started: its status, and the calls that change it."""
@@ -178,6 +189,11 @@ class Job:
         while True:
             status = self.status()
             if status.done:
+                # The core queues the final event before the status can say done: hand on
+                # what is queued now, so on_event always sees how the job ended.
+                for event in self.session._queued_job_events(self.id):
+                    if on_event:
+                        on_event(event)
                 return status
             wait_ms = 200
             if deadline is not None:
