@@ -3,12 +3,14 @@
 // secure-channel handshake, the background controller, the coordinator's message framing
 // and JSON, the topology CSV, endpoints and key files; the origin plugin's URL, Location
 // and Content-Range parsing, branchcache discovery datagrams, the coordinator's replies as
-// the hierarchy plugin reads them, pd-agent's config and its control-socket lines. The
-// first input byte picks the parser. A parser may reject input only by throwing pd::error;
-// anything else (a crash, a sanitizer report, another exception) is a bug. Accepted inputs
-// must re-serialise to the same bytes.
+// the hierarchy plugin reads them, pd-agent's config and its control-socket lines, and the
+// [MS-PCCRR] messages a BranchCache peer sends. The first input byte picks the parser. A
+// parser may reject input only by throwing pd::error (or, in the plugins, by returning an
+// error); anything else (a crash, a sanitizer report, another exception) is a bug. Accepted
+// inputs must re-serialise to the same bytes.
 #include "agent_protocol.h"
 #include "branchcache/discovery.h"
+#include "branchcache/pccrr.h"
 #include "content/manifest.h"
 #include "content/pccrc.h"
 #include "content/publication.h"
@@ -143,6 +145,21 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     for (std::size_t i = 0; i < 32; ++i) credential.admin_seed[i] = static_cast<std::uint8_t>(i * 7 + 1);
     text_seed("admin-credential", 15, pd::format_admin_credential(credential, "seed"));
     text_seed("console-request", 16, std::string("/api/v1/prestage/status") + '\0' + "content=ab%20cd&x=+1" + '\0' + "a=b; pd_console=" + std::string(64, 'f'));
+    // [MS-PCCRR] (case 17): the first byte picks request or response.
+    namespace rr = pd_branchcache::pccrr;
+    rr::bytes segment(32, 0x49), iv(16, 1);
+    auto pccrr_seed = [&](const std::string &name, std::uint8_t side, const rr::bytes &b) {
+        rr::bytes body{side};
+        body.insert(body.end(), b.begin(), b.end());
+        write_seed(dir, name, 17, body);
+    };
+    pccrr_seed("pccrr-nego-req", 0, rr::build({rr::version{}, rr::crypto_algo::none, rr::nego_req{{1, 0}, {2, 0}}}));
+    pccrr_seed("pccrr-getblklist", 0, rr::build({rr::version{}, rr::crypto_algo::none, rr::get_blk_list{segment, {{0, 4}, {9, 2}}}}));
+    pccrr_seed("pccrr-getblks", 0, rr::build({rr::version{}, rr::crypto_algo::aes_128, rr::get_blks{segment, {{3, 1}}, {}}}));
+    pccrr_seed("pccrr-nego-resp", 1, rr::with_transport_header(rr::build({rr::version{}, rr::crypto_algo::none, rr::nego_resp{{1, 0}, {1, 0}}})));
+    pccrr_seed("pccrr-blklist", 1, rr::with_transport_header(rr::build({rr::version{}, rr::crypto_algo::none, rr::blk_list{segment, {{0, 4}}, 7}})));
+    pccrr_seed("pccrr-blk", 1, rr::with_transport_header(rr::build({rr::version{}, rr::crypto_algo::aes_128,
+                                                                    rr::blk{segment, 3, 4, rr::bytes(48, 7), {}, iv}})));
     return 0;
 }
 
@@ -161,7 +178,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     const std::uint8_t *body = data + 1;
     std::size_t len = size - 1;
     try {
-        switch (data[0] % 17) {
+        switch (data[0] % 18) {
         case 0: {
             auto m = pd::content::manifest::parse(body, len);
             if (m.serialize() != std::vector<std::uint8_t>(body, body + len)) std::abort();
@@ -418,6 +435,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
                 (void)fields->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
             }
             if (cookie_has_separator(pd::coord::console::cookie_value(cookie, "pd_console"))) std::abort();
+            break;
+        }
+        case 17: {
+            // A BranchCache peer's [MS-PCCRR] request or response: what parses builds back to
+            // the same bytes, and a block decrypts only within its bounds.
+            namespace rr = pd_branchcache::pccrr;
+            if (len < 1) break;
+            bool request = body[0] % 2 == 0;
+            auto p = request ? rr::parse_request(body + 1, len - 1) : rr::parse_response(body + 1, len - 1);
+            if (p.msg.has_value() == !p.error.empty()) std::abort();
+            if (!p.msg) break;
+            auto again = rr::build(*p.msg);
+            if (!request) again = rr::with_transport_header(again);
+            if (again != rr::bytes(body + 1, body + len)) std::abort();
+            if (auto *b = std::get_if<rr::blk>(&p.msg->content)) {
+                auto plain = rr::decrypt_block(p.msg->algo, rr::bytes(32, 9), b->iv, b->block, b->block.size() / 2);
+                if (plain && plain->size() != b->block.size() / 2) std::abort();
+            }
             break;
         }
         }
