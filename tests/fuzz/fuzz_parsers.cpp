@@ -4,12 +4,13 @@
 // and JSON, the topology CSV, endpoints and key files; the origin plugin's URL, Location
 // and Content-Range parsing, branchcache discovery datagrams, the coordinator's replies as
 // the hierarchy plugin reads them, pd-agent's config and its control-socket lines, and the
-// [MS-PCCRR] messages a BranchCache peer sends. The first input byte picks the parser. A
-// parser may reject input only by throwing pd::error (or, in the plugins, by returning an
-// error); anything else (a crash, a sanitizer report, another exception) is a bug. Accepted
-// inputs must re-serialise to the same bytes.
+// [MS-PCCRR] and [MS-PCCRD] messages a BranchCache peer sends. The first input byte picks
+// the parser. A parser may reject input only by throwing pd::error (or, in the plugins, by
+// returning an error); anything else (a crash, a sanitizer report, another exception) is a
+// bug. Accepted inputs must re-serialise to the same bytes.
 #include "agent_protocol.h"
 #include "branchcache/discovery.h"
+#include "branchcache/pccrd.h"
 #include "branchcache/pccrr.h"
 #include "content/manifest.h"
 #include "content/pccrc.h"
@@ -160,6 +161,11 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     pccrr_seed("pccrr-blklist", 1, rr::with_transport_header(rr::build({rr::version{}, rr::crypto_algo::none, rr::blk_list{segment, {{0, 4}}, 7}})));
     pccrr_seed("pccrr-blk", 1, rr::with_transport_header(rr::build({rr::version{}, rr::crypto_algo::aes_128,
                                                                     rr::blk{segment, 3, 4, rr::bytes(48, 7), {}, iv}})));
+    // [MS-PCCRD] (case 18): the first byte picks Probe or ProbeMatch.
+    namespace rd = pd_branchcache::pccrd;
+    rd::probe_match match{"urn:uuid:a", "urn:uuid:b", "urn:uuid:c", 1, 2, {segment, segment}, {3, 512}, {"10.0.0.1:54321"}};
+    text_seed("pccrd-probe", 18, std::string(1, '\0') + rd::build(rd::probe{"urn:uuid:a", {segment}}));
+    text_seed("pccrd-probe-match", 18, std::string(1, '\1') + rd::build(match));
     return 0;
 }
 
@@ -178,7 +184,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     const std::uint8_t *body = data + 1;
     std::size_t len = size - 1;
     try {
-        switch (data[0] % 18) {
+        switch (data[0] % 19) {
         case 0: {
             auto m = pd::content::manifest::parse(body, len);
             if (m.serialize() != std::vector<std::uint8_t>(body, body + len)) std::abort();
@@ -452,6 +458,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             if (auto *b = std::get_if<rr::blk>(&p.msg->content)) {
                 auto plain = rr::decrypt_block(p.msg->algo, rr::bytes(32, 9), b->iv, b->block, b->block.size() / 2);
                 if (plain && plain->size() != b->block.size() / 2) std::abort();
+            }
+            break;
+        }
+        case 18: {
+            // A BranchCache peer's [MS-PCCRD] datagram: what parses, built again, parses to the same.
+            namespace rd = pd_branchcache::pccrd;
+            if (len < 1) break;
+            std::string_view text(reinterpret_cast<const char *>(body + 1), len - 1);
+            if (body[0] % 2 == 0) {
+                auto p = rd::parse_probe(text);
+                if (p.msg.has_value() == !p.error.empty()) std::abort();
+                if (!p.msg) break;
+                auto again = rd::parse_probe(rd::build(*p.msg));
+                if (!again.msg || again.msg->segments != p.msg->segments) std::abort();
+            } else {
+                auto p = rd::parse_probe_match(text);
+                if (p.msg.has_value() == !p.error.empty()) std::abort();
+                if (!p.msg) break;
+                if (p.msg->block_counts.size() != p.msg->segments.size()) std::abort();
+                auto again = rd::parse_probe_match(rd::build(*p.msg));
+                if (!again.msg || again.msg->segments != p.msg->segments || again.msg->block_counts != p.msg->block_counts ||
+                    again.msg->addresses != p.msg->addresses)
+                    std::abort();
             }
             break;
         }
