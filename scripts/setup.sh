@@ -12,6 +12,8 @@ packages=(
   nginx iproute2 iperf3 ethtool openssl curl
   # The web console tested in a real browser (docs/console.md).
   chromium chromium-driver python3-selenium
+  # AES for the independent BranchCache client in the tests (tests/python/branchcache_client.py).
+  python3-cryptography
   # The Debian packages (cmake/packaging.cmake): man pages from --help, the users they create.
   help2man adduser
   # The API reference from the headers, and the ABI check against the last release.
