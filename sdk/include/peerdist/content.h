@@ -226,6 +226,18 @@ PD_API int64_t pd_publication_time(const pd_publication *record);
 PD_API int pd_content_info_generate(pd_buf *out, const char *path, uint32_t version,
                                     const uint8_t *passphrase, size_t passphrase_len);
 
+/**
+ * Record a content's BranchCache Content Information (V1, as its origin served it) so that
+ * Windows' BranchCache peers can find and fetch its blocks from this device, and this device
+ * from them (the `branchcache` backend's wire mode, docs/protocol.md §5–6). The segment IDs
+ * and secrets in it derive from the origin's server secret; the rest must describe exactly
+ * the content's blocks (SHA-256, the whole content, the same segments and block hashes).
+ * Replaces what was recorded; forgotten with the content.
+ * @return PD_OK; PD_E_NOT_FOUND (the content is not in the cache); PD_E_INVALID (not
+ *         Content Information V1); PD_E_INTEGRITY (it describes other blocks). THREAD: any.
+ */
+PD_API int pd_content_set_branchcache_info(pd_session *session, const pd_content_id *id, const uint8_t *info, size_t len);
+
 /* ---- The local cache ---- */
 
 typedef enum pd_cache_state {

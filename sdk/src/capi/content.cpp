@@ -333,6 +333,16 @@ PD_API int pd_cache_remove(pd_session *session, const pd_content_id *id) {
     });
 }
 
+PD_API int pd_content_set_branchcache_info(pd_session *session, const pd_content_id *id, const uint8_t *info, size_t len) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(id, "id");
+        require(info, "info");
+        s.branchcache().set_info(to_hash(id), info, len);
+        return PD_OK;
+    });
+}
+
 PD_API int pd_cache_pin(pd_session *session, const pd_content_id *id, int pinned) {
     return guard([&] {
         auto &s = checked(session);

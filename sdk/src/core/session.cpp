@@ -109,6 +109,7 @@ session::session(const pd_session_options &o)
     if (o.cache_quota_percent) settings_.set("store.quota_percent", std::to_string(o.cache_quota_percent));
     store_ = std::make_unique<store::block_store>(
         cache_dir_, store::quota{o.cache_quota_bytes, o.cache_quota_percent});
+    branchcache_ = std::make_unique<branchcache_index>(*store_);
     device_id_ = load_device_id(cache_dir_);
     {
         auto seed = load_device_key(cache_dir_);
@@ -182,6 +183,24 @@ session::session(const pd_session_options &o)
                                      : "this device's office sends no multicast or broadcast discovery (a WiFi office)");
     };
     services.discovery_broadcast_allowed = [this] { return broadcast_allowed_.load(); };
+    services.branchcache_segment = [this](const std::uint8_t *id, std::size_t len, pd_branchcache_segment &out) {
+        auto seg = branchcache_->find(id, len);
+        return seg && describe_segment(*seg, out);
+    };
+    services.branchcache_segment_of = [this](const std::array<std::uint8_t, 32> &content, std::uint32_t index,
+                                             pd_branchcache_segment &out) {
+        auto segments = branchcache_->segments_of(content);
+        return index < segments.size() && describe_segment(segments[index], out);
+    };
+    services.read_block = [this](const std::array<std::uint8_t, 32> &content, std::uint64_t block) -> std::optional<std::vector<std::uint8_t>> {
+        auto rec = servable(content);
+        auto m = rec ? store_->manifest(content) : nullptr;
+        if (!m || block >= m->block_count() || !rec->block_verified(block)) return std::nullopt;
+        return read_held(content, m->block_offset(block), m->block_length(block));
+    };
+    services.set_branchcache_info = [this](const std::array<std::uint8_t, 32> &content, const std::uint8_t *info, std::size_t len) {
+        branchcache_->set_info(content, info, len);
+    };
     services.request_content = [this](const std::array<std::uint8_t, 32> &id, bool foreground) { request_content(id, foreground); };
     services.retire_content = [this](const std::array<std::uint8_t, 32> &id) { retire_content(id); };
     services.device_facts = [this](pd_device_facts &facts, std::string &id) {
@@ -490,6 +509,42 @@ std::int64_t session::take_wan_budget(std::uint64_t bytes) {
     if (wan_allowance_ < 0) return std::max<std::int64_t>(1, static_cast<std::int64_t>(-wan_allowance_ * 1000.0 / r) + 1);
     wan_allowance_ -= static_cast<double>(bytes);
     return 0;
+}
+
+std::shared_ptr<const store::content_record> session::servable(const store::hash &id) {
+    auto rec = store_->find(id);
+    if (rec && rec->shared_mtime_ns && !store_->shared_file_intact(id)) {
+        log(PD_LOG_WARN, "content " + to_hex(id.data(), id.size()) +
+                             ": the file delivered from the cache was changed since; the cache let go of it");
+        return nullptr;
+    }
+    return rec;
+}
+
+std::vector<std::uint8_t> session::read_held(const store::hash &id, std::uint64_t offset, std::size_t length) {
+    std::vector<std::uint8_t> bytes(length);
+    platform::file f(store_->data_path(id), platform::file::mode::read);
+    if (f.pread(offset, bytes.data(), bytes.size()) != bytes.size()) fail(PD_E_IO, PD_CATEGORY_STORE, "cached data file is short");
+    return bytes;
+}
+
+bool session::describe_segment(const branchcache_segment &seg, pd_branchcache_segment &out) {
+    auto rec = servable(seg.content);
+    if (!rec) return false;
+    out = pd_branchcache_segment{};
+    out.struct_size = sizeof out;
+    out.index = seg.index;
+    std::memcpy(out.content, seg.content.data(), 32);
+    std::memcpy(out.id, seg.id.data(), 32);
+    std::memcpy(out.secret, seg.secret.data(), 32);
+    out.first_block = seg.first_block;
+    out.block_count = seg.block_count;
+    for (std::uint32_t i = 0; i < seg.block_count; ++i) {
+        if (!rec->block_verified(seg.first_block + i)) continue;
+        out.verified[i / 8] = static_cast<std::uint8_t>(out.verified[i / 8] | 1u << (i % 8));
+        ++out.verified_count;
+    }
+    return true;
 }
 
 }  // namespace pd::core

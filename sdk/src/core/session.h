@@ -3,6 +3,7 @@
 // with messages posted back to the network thread (libtorrent's model).
 #pragma once
 
+#include "core/branchcache_index.h"
 #include "core/event_queue.h"
 #include "peer/peer_server.h"
 #include "peer/wire.h"
@@ -55,6 +56,17 @@ public:
     event_queue &events() { return events_; }
     core::settings &config() { return settings_; }
     store::block_store &store() { return *store_; }
+    // The cached contents' BranchCache segment IDs and secrets (docs/protocol.md §5–6).
+    branchcache_index &branchcache() { return *branchcache_; }
+    // The record of a content to serve peers from; null when the cache does not hold it, or
+    // held it in a file delivered to the host that has been written to since
+    // (store::shared_file_intact: then the cache lets go of it, with a warning). Any thread.
+    std::shared_ptr<const store::content_record> servable(const store::hash &id);
+    // `length` bytes of a held content's data from `offset` (PD_E_IO if the file is short).
+    std::vector<std::uint8_t> read_held(const store::hash &id, std::uint64_t offset, std::size_t length);
+    // A segment as the plugin ABI lends it, with the blocks held verified now; false when the
+    // content is no longer servable.
+    bool describe_segment(const branchcache_segment &seg, pd_branchcache_segment &out);
     plugin_host::plugin_host &plugins() { return *plugins_; }
     boost::asio::io_context &net() { return net_; }
     boost::asio::thread_pool &workers() { return workers_; }
@@ -167,6 +179,7 @@ private:
     event_queue events_;
     core::settings settings_;
     std::unique_ptr<store::block_store> store_;
+    std::unique_ptr<branchcache_index> branchcache_;
     std::unique_ptr<plugin_host::plugin_host> plugins_;
     boost::asio::io_context net_;
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> net_guard_;

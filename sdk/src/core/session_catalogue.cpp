@@ -117,6 +117,7 @@ void session::remove_when_idle(const store::hash &id, int attempt) {
 }
 
 void session::content_removed(const store::hash &id, std::uint64_t size, const std::string &name) {
+    branchcache_->forget(id);
     plugin_host::content_ref ref;
     ref.id = id;
     ref.size = size;

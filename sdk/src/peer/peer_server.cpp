@@ -15,31 +15,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
-namespace {
-
-// The record of a content to serve from; nullptr when the cache does not hold it, or held it
-// in a file delivered to the host that has been written to since (store::shared_file_intact).
-std::shared_ptr<const store::content_record> servable(session &sess, const content::hash &id) {
-    auto rec = sess.store().find(id);
-    if (rec && rec->shared_mtime_ns && !sess.store().shared_file_intact(id)) {
-        sess.log(PD_LOG_WARN, "content " + to_hex(id.data(), id.size()) +
-                                  ": the file delivered from the cache was changed since; the cache let go of it");
-        return nullptr;
-    }
-    return rec;
-}
-
-// `length` bytes of a held content's data from `offset`.
-std::vector<std::uint8_t> read_held(session &sess, const content::hash &id, std::uint64_t offset, std::size_t length) {
-    std::vector<std::uint8_t> bytes(length);
-    platform::file f(sess.store().data_path(id), platform::file::mode::read);
-    if (f.pread(offset, bytes.data(), bytes.size()) != bytes.size())
-        pd::fail(PD_E_IO, PD_CATEGORY_STORE, "cached data file is short");
-    return bytes;
-}
-
-}  // namespace
-
 class peer_server::connection : public std::enable_shared_from_this<connection> {
 public:
     connection(peer_server &server, tcp::socket socket)
@@ -256,7 +231,7 @@ private:
             h.content = id;
             h.flags = sess.is_fetching(id) ? wire::have_fetching : 0;
             try {
-                auto rec = servable(sess, id);
+                auto rec = sess.servable(id);
                 auto m = rec ? sess.store().manifest(id) : nullptr;
                 // A bitmap over one record (contents past 128 GiB at 64 KiB blocks), or
                 // blocks larger than the wire carries: nothing to offer peers.
@@ -282,7 +257,7 @@ private:
         answer_on_worker([id, content, answer = std::move(answer)](session &sess) {
             std::vector<wire::message> out;
             try {
-                auto rec = servable(sess, content);
+                auto rec = sess.servable(content);
                 auto m = rec ? sess.store().manifest(content) : nullptr;
                 if (!rec || !m)
                     out.push_back(wire::reject{id, 1, "content not held"});
@@ -307,7 +282,7 @@ private:
             std::uint64_t end = r.first_block;
             while (end < r.first_block + r.count && rec.block_verified(end)) ++end;
             for (std::uint64_t b = r.first_block; b < end; ++b) {
-                wire::data d{r.id, r.content, b, read_held(sess, r.content, m.block_offset(b), m.block_length(b))};
+                wire::data d{r.id, r.content, b, sess.read_held(r.content, m.block_offset(b), m.block_length(b))};
                 d.timed = timestamps;  // stamped as it is written (answer_on_worker)
                 out.push_back(std::move(d));
             }
@@ -323,7 +298,7 @@ private:
             if (r.block >= m.block_count() || std::uint64_t{r.offset} + r.length > m.block_length(r.block))
                 return out.push_back(wire::reject{r.id, 2, "request beyond the content"});
             if (!rec.block_verified(r.block)) return out.push_back(wire::reject{r.id, 3, "block " + std::to_string(r.block) + " not held"});
-            wire::data d{r.id, r.content, r.block, read_held(sess, r.content, m.block_offset(r.block) + r.offset, r.length)};
+            wire::data d{r.id, r.content, r.block, sess.read_held(r.content, m.block_offset(r.block) + r.offset, r.length)};
             d.part = d.timed = true;  // stamped as it is written (answer_on_worker)
             d.offset = r.offset;
             out.push_back(std::move(d));

@@ -49,6 +49,10 @@ static const std::pair<const char *, const char *> added_columns[] = {
     // A delivered file shares this content's data file (hard link): the file's modification
     // time (ns) when it was delivered. NULL otherwise.
     {"shared_mtime_ns", "INTEGER"},
+    // The content's BranchCache Content Information (V1, [MS-PCCRC]) as its origin gave it,
+    // checked against the manifest: the segment IDs and secrets BranchCache peers use. NULL
+    // when none is known.
+    {"branchcache_info", "BLOB"},
 };
 
 template <class Fn>
@@ -420,6 +424,28 @@ void block_store::set_pinned(const hash &id, bool pinned) {
         u.bind(2, id.data(), 32);
         if (u.exec() == 0) fail(PD_E_NOT_FOUND, PD_CATEGORY_STORE, "content " + to_hex(id.data(), 32) + " is not in the cache");
         records_.erase(id);
+    });
+}
+
+void block_store::set_branchcache_info(const hash &id, const std::vector<std::uint8_t> &info) {
+    std::lock_guard lk(mu_);
+    guarded("recording Content Information", [&] {
+        SQLite::Statement u(*db_, "UPDATE contents SET branchcache_info = ? WHERE id = ?");
+        u.bind(1, info.data(), static_cast<int>(info.size()));
+        u.bind(2, id.data(), 32);
+        if (u.exec() == 0) fail(PD_E_NOT_FOUND, PD_CATEGORY_STORE, "content " + to_hex(id.data(), 32) + " is not in the cache");
+    });
+}
+
+std::vector<std::uint8_t> block_store::branchcache_info(const hash &id) {
+    std::lock_guard lk(mu_);
+    return guarded("reading Content Information", [&] {
+        SQLite::Statement q(*db_, "SELECT branchcache_info FROM contents WHERE id = ? AND branchcache_info IS NOT NULL");
+        q.bind(1, id.data(), 32);
+        if (!q.executeStep()) return std::vector<std::uint8_t>{};
+        auto c = q.getColumn(0);
+        auto *p = static_cast<const std::uint8_t *>(c.getBlob());
+        return std::vector<std::uint8_t>(p, p + c.getBytes());
     });
 }
 

@@ -89,6 +89,10 @@ public:
     bool shared_file_intact(const hash &id);
     void remove(const hash &id);
     void set_pinned(const hash &id, bool pinned);
+    // The content's BranchCache Content Information V1 (unchecked here: the session checks it
+    // against the manifest). Empty: none recorded.
+    void set_branchcache_info(const hash &id, const std::vector<std::uint8_t> &info);
+    std::vector<std::uint8_t> branchcache_info(const hash &id);
     void touch(const hash &id);
 
     std::uint64_t used_bytes();

@@ -32,6 +32,23 @@ PD_BEGIN_DECL
 #  define PD_PLUGIN_EXPORT __attribute__((visibility("default")))
 #endif
 
+/**
+ * A segment of a cached content as Windows' BranchCache peers name it: by the segment ID
+ * and secret of the content's Content Information (pd_content_set_branchcache_info), which
+ * derive from the origin's server secret (docs/protocol.md §5–6).
+ */
+typedef struct pd_branchcache_segment {
+    uint32_t struct_size;     /**< The plugin sets sizeof(pd_branchcache_segment) as it knows it. */
+    uint32_t index;           /**< The segment's index in the content. */
+    uint8_t content[32];      /**< The content's id. */
+    uint8_t id[32];           /**< The segment ID (HoHoDk) [MS-PCCRD] and [MS-PCCRR] name it by. */
+    uint8_t secret[32];       /**< The segment secret (Kp): [MS-PCCRR] encrypts its blocks under it. */
+    uint64_t first_block;     /**< The content's index of the segment's first block. */
+    uint32_t block_count;     /**< Blocks in the segment (at most 512). */
+    uint32_t verified_count;  /**< Of them, how many this device holds verified. */
+    uint8_t verified[64];     /**< Bit i%8 of byte i/8 set: block first_block + i is held verified. */
+} pd_branchcache_segment;
+
 /** Services the host lends a backend. Valid from create() until destroy() returns. */
 typedef struct pd_host_api {
     uint32_t struct_size;   /**< sizeof as the host was built. */
@@ -172,6 +189,39 @@ typedef struct pd_host_api {
 
     /** 1 when this device may send multicast or broadcast discovery now, 0 when not. THREAD: any. */
     int32_t(PD_CALLBACK *discovery_broadcast_allowed)(void *host);
+
+    /* Appended in 0.5, third part (check struct_size before use): BranchCache on the wire. */
+
+    /**
+     * The cached segment with this segment ID (HoHoDk, `id_len` bytes), among the contents
+     * whose Content Information is recorded. `out->struct_size` says how much to fill.
+     * @return 0; PD_PLUGIN_E_NOT_FOUND; PD_PLUGIN_E_INVALID for a NULL argument. THREAD: any.
+     */
+    int32_t(PD_CALLBACK *branchcache_segment)(void *host, const uint8_t *id, size_t id_len, pd_branchcache_segment *out);
+
+    /**
+     * Segment `index` of a cached content, as branchcache_segment() describes it.
+     * @return 0; PD_PLUGIN_E_NOT_FOUND past the last segment, for a content not cached or
+     *         without recorded Content Information; PD_PLUGIN_E_INVALID. THREAD: any.
+     */
+    int32_t(PD_CALLBACK *branchcache_segment_of)(void *host, const uint8_t content[32], uint32_t index,
+                                                 pd_branchcache_segment *out);
+
+    /**
+     * A block this device holds verified, to serve a peer: copies it into `buf` when `size`
+     * holds it. @return the block's length; PD_PLUGIN_E_NOT_FOUND when the block is not
+     * held verified; PD_PLUGIN_E_GENERIC when the cache cannot read it. THREAD: any but the
+     * host's network thread (it reads the disk).
+     */
+    int64_t(PD_CALLBACK *read_block)(void *host, const uint8_t content[32], uint64_t block, void *buf, size_t size);
+
+    /**
+     * Records a content's Content Information V1 as its origin served it, exactly as
+     * pd_content_set_branchcache_info() does (checked against the content's blocks).
+     * @return 0; PD_PLUGIN_E_NOT_FOUND for a content not cached; PD_PLUGIN_E_INVALID for
+     *         anything else refused (the log says why). THREAD: any.
+     */
+    int32_t(PD_CALLBACK *set_branchcache_info)(void *host, const uint8_t content[32], const uint8_t *info, size_t len);
 } pd_host_api;
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */

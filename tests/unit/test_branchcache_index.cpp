@@ -1,0 +1,143 @@
+// A content's BranchCache identities (core/branchcache_index.h): Content Information V1
+// recorded through the C API only when it describes the content's own blocks, its segments
+// found by their IDs with the secrets the origin derived, kept across sessions and forgotten
+// with the content; and Content Information an attacker bends, refused.
+#include "capi/translate.h"
+#include "content/pccrc.h"
+#include "helpers.h"
+
+#include <peerdist/content.h>
+
+#include <gtest/gtest.h>
+
+namespace pc = pd::content::pccrc;
+
+namespace {
+
+const std::string passphrase = "branch office secret";
+
+struct published {
+    pd::content::hash id{};
+    std::vector<std::uint8_t> info;  // Content Information V1 of the file, under `passphrase`
+};
+
+published publish(pd_session *s, const std::string &path, std::uint32_t ci_version = 1) {
+    published out;
+    pd_publish_options po = PD_PUBLISH_OPTIONS_INIT;
+    po.add_to_cache = 1;
+    pd_manifest *m = nullptr;
+    EXPECT_EQ(pd_content_publish(&m, s, path.c_str(), &po), PD_OK) << pdtest::last_error();
+    std::memcpy(out.id.data(), pd_manifest_id(m)->bytes, 32);
+    pd_manifest_free(m);
+    pd_buf b = PD_BUF_INIT;
+    EXPECT_EQ(pd_content_info_generate(&b, path.c_str(), ci_version, reinterpret_cast<const std::uint8_t *>(passphrase.data()),
+                                       passphrase.size()),
+              PD_OK);
+    out.info.assign(static_cast<std::uint8_t *>(b.ptr), static_cast<std::uint8_t *>(b.ptr) + b.size);
+    pd_buf_dispose(&b);
+    return out;
+}
+
+pd_content_id cid(const pd::content::hash &h) {
+    pd_content_id id;
+    std::memcpy(id.bytes, h.data(), 32);
+    return id;
+}
+
+}  // namespace
+
+TEST(branchcache_index, segments_are_found_by_the_ids_the_origin_derived) {
+    pdtest::temp_dir dir;
+    pdtest::write_random_file(dir / "two-segments.bin", 32 * 1024 * 1024 + 100000, 7);  // 512 + 2 blocks
+    pdtest::session_ptr s;
+    ASSERT_EQ(pdtest::open_session(s, dir / "cache"), PD_OK);
+    auto p = publish(s, dir / "two-segments.bin");
+    auto id = cid(p.id);
+    ASSERT_EQ(pd_content_set_branchcache_info(s, &id, p.info.data(), p.info.size()), PD_OK) << pdtest::last_error();
+
+    auto ci = pc::v1_info::parse(p.info.data(), p.info.size());
+    ASSERT_EQ(ci.segments.size(), 2u);
+    auto ks = pc::v1_server_secret(passphrase.data(), passphrase.size());
+    auto &index = s.s->impl->branchcache();
+    for (std::uint32_t i = 0; i < 2; ++i) {
+        auto &cs = ci.segments[i];
+        auto segment_id = pc::v1_segment_id(pc::v1_segment_secret(ks, cs.hod), cs.hod);
+        auto found = index.find(segment_id.data(), segment_id.size());
+        ASSERT_TRUE(found) << i;
+        EXPECT_EQ(found->content, p.id);
+        EXPECT_EQ(found->index, i);
+        EXPECT_EQ(found->first_block, i * 512u);
+        EXPECT_EQ(found->block_count, i == 0 ? 512u : 2u);
+        EXPECT_EQ(found->secret, cs.kp);
+        // As a plugin sees it: every block held verified, and the block's bytes.
+        pd_branchcache_segment seg{};
+        ASSERT_TRUE(s.s->impl->describe_segment(*found, seg));
+        EXPECT_EQ(seg.verified_count, found->block_count);
+        EXPECT_EQ(seg.verified[0] & 1, 1);
+    }
+    auto data = pdtest::read_file(dir / "two-segments.bin");
+    auto block = s.s->impl->read_held(p.id, 513 * 65536ull, 100000 - 65536);
+    EXPECT_TRUE(std::equal(block.begin(), block.end(), data.begin() + 513 * 65536));
+    EXPECT_EQ(index.segments_of(p.id).size(), 2u);
+    pc::hash unknown{};
+    EXPECT_FALSE(index.find(unknown.data(), unknown.size()));
+    EXPECT_FALSE(index.find(unknown.data(), 16));  // no ID of that size
+}
+
+TEST(branchcache_index, what_is_recorded_outlives_the_session_and_leaves_with_the_content) {
+    pdtest::temp_dir dir;
+    pdtest::write_random_file(dir / "a.bin", 300000, 1);
+    published p;
+    {
+        pdtest::session_ptr s;
+        ASSERT_EQ(pdtest::open_session(s, dir / "cache"), PD_OK);
+        p = publish(s, dir / "a.bin");
+        auto id = cid(p.id);
+        ASSERT_EQ(pd_content_set_branchcache_info(s, &id, p.info.data(), p.info.size()), PD_OK);
+    }
+    pdtest::session_ptr s;
+    ASSERT_EQ(pdtest::open_session(s, dir / "cache"), PD_OK);
+    auto &index = s.s->impl->branchcache();
+    auto segments = index.segments_of(p.id);
+    ASSERT_EQ(segments.size(), 1u);
+    ASSERT_TRUE(index.find(segments[0].id.data(), 32));  // loaded from the store
+    auto id = cid(p.id);
+    ASSERT_EQ(pd_cache_remove(s, &id), PD_OK);
+    EXPECT_FALSE(index.find(segments[0].id.data(), 32));
+    EXPECT_EQ(pd_content_set_branchcache_info(s, &id, p.info.data(), p.info.size()), PD_E_NOT_FOUND);
+}
+
+// An attacker (a hostile origin, a tampered file) offers Content Information that does not
+// describe the content: refused with the reason, and nothing recorded.
+TEST(branchcache_index, content_information_of_other_blocks_is_refused) {
+    pdtest::temp_dir dir;
+    pdtest::write_random_file(dir / "a.bin", 300000, 1);
+    pdtest::write_random_file(dir / "b.bin", 300000, 2);
+    pdtest::write_random_file(dir / "longer.bin", 400000, 1);
+    pdtest::session_ptr s;
+    ASSERT_EQ(pdtest::open_session(s, dir / "cache"), PD_OK);
+    auto a = publish(s, dir / "a.bin");
+    auto b = publish(s, dir / "b.bin");
+    auto longer = publish(s, dir / "longer.bin");
+    auto id = cid(a.id);
+    auto refused = [&](const std::vector<std::uint8_t> &info, int code, const std::string &why) {
+        EXPECT_EQ(pd_content_set_branchcache_info(s, &id, info.data(), info.size()), code) << why;
+        EXPECT_NE(pdtest::last_error().find(why), std::string::npos) << pdtest::last_error();
+        EXPECT_TRUE(s.s->impl->branchcache().segments_of(a.id).empty());
+    };
+    refused(b.info, PD_E_INTEGRITY, "segment 0 differs");
+    refused(longer.info, PD_E_INTEGRITY, "segment 0 differs");
+    auto flipped = a.info;
+    flipped.back() ^= 1;  // the last block hash
+    refused(flipped, PD_E_INTEGRITY, "segment 0 differs");
+    auto ranged = pc::v1_info::parse(a.info.data(), a.info.size());
+    ranged.offset_in_first_segment = 5;
+    refused(ranged.serialize(), PD_E_INTEGRITY, "a range, not the whole content");
+    refused(std::vector<std::uint8_t>(a.info.begin(), a.info.end() - 1), PD_E_INVALID, "");
+    refused(std::vector<std::uint8_t>{1, 2, 3}, PD_E_INVALID, "");
+    auto v2 = publish(s, dir / "a.bin", 2);
+    refused(v2.info, PD_E_INVALID, "");
+    // And a content the cache does not know.
+    pd_content_id nobody{};
+    EXPECT_EQ(pd_content_set_branchcache_info(s, &nobody, a.info.data(), a.info.size()), PD_E_NOT_FOUND);
+}
