@@ -9,8 +9,12 @@
 // Packets, the replay guard and the answer budget: discovery.h (docs/protocol.md §3).
 // Settings (plugin.branchcache.*): enabled (1), port (34329), group (239.255.34.29),
 // query_timeout_ms (300), max_answers_per_second (50), max_answers_per_source (5). Without a
-// fleet key, or with enabled=0, the backend sends and listens to nothing.
+// fleet key, or with enabled=0, the backend sends and listens to nothing of its own.
+//
+// With windows_peers=1 it also answers Windows' own BranchCache peers ([MS-PCCRD] and
+// [MS-PCCRR], windows_peers.h), a separate wire that needs no fleet key.
 #include "discovery.h"
+#include "windows_peers.h"
 
 #include <peerdist/sys/plugin.h>
 
@@ -55,6 +59,8 @@ struct backend {
     asio::ip::address_v4 group;
     std::thread responder;
     pd_branchcache::key key{};  // the fleet's discovery key
+    // Windows' own BranchCache peers answered (plugin.branchcache.windows_peers=1).
+    std::unique_ptr<windows_peers> windows;
     // The responder thread's only:
     replay_guard seen;
     answer_budget budget;
@@ -108,6 +114,8 @@ int32_t PD_CALLBACK bc_create(void **self, const pd_host_api *host, const char *
     // (default 1). Such an instance stays silent.
     bool has_key = host->struct_size >= offsetof(pd_host_api, discovery_key) + sizeof(host->discovery_key) &&
                    host->discovery_key && host->discovery_key(host->host, b->key.data()) == 0;
+    // The BranchCache wire mode needs no fleet key: Windows peers have none.
+    if (setting(host, "windows_peers", "0") == "1") b->windows = windows_peers::start(host);
     if (setting(host, "enabled", "1") == "0" || !has_key || sodium_init() < 0) {
         *self = b;
         return PD_PLUGIN_OK;
@@ -146,6 +154,7 @@ int32_t PD_CALLBACK bc_create(void **self, const pd_host_api *host, const char *
 
 void PD_CALLBACK bc_destroy(void *self) {
     auto b = static_cast<backend *>(self);
+    b->windows.reset();
     b->io.stop();
     if (b->responder.joinable()) b->responder.join();
     delete b;

@@ -183,6 +183,9 @@ parsed<probe> parse_probe(std::string_view datagram) {
     probe p;
     auto id = header->child(wsa_ns, "MessageID");
     if (!id || xml::trim(id->text).empty()) return refused<probe>("Probe without MessageID");
+    // A ProbeMatch repeats it: a long one would make answers to forged sources larger than
+    // the Probes (a reflection flood).
+    if (xml::trim(id->text).size() > max_message_id) return refused<probe>("MessageID too long");
     p.message_id = std::string(xml::trim(id->text));
     auto pr = body->child(wsd_ns, "Probe");
     if (!pr) return refused<probe>("no Probe in the body");

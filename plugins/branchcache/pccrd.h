@@ -27,6 +27,7 @@ constexpr const char *ipv4_group = "239.255.255.250";
 constexpr const char *ipv6_group = "ff02::c";
 constexpr std::size_t max_segments = 64;   // IDs one message may carry
 constexpr std::size_t max_addresses = 8;   // XAddrs one ProbeMatch may carry
+constexpr std::size_t max_message_id = 256;  // a Probe's MessageID, which the answer repeats
 
 using segment_id = std::vector<std::uint8_t>;  // 32, 48 or 64 bytes
 

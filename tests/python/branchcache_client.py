@@ -6,6 +6,8 @@ Windows-like client that discovers and fetches a block from an agent.
 Python's own XML parser (ElementTree) and AES (the cryptography package) do the work the
 C++ does with its own reader and OpenSSL, so a shared misreading would have to be made
 twice, in two languages, from the text."""
+import hashlib
+import hmac
 import http.client
 import os
 import socket
@@ -15,6 +17,34 @@ import uuid
 import xml.etree.ElementTree as ET
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+# ---- [MS-PCCRC]: what a client knows of a content ----------------------------------------
+
+SEGMENT_ID_CONSTANT = "MS_P2P_CACHING\0".encode("utf-16-le")
+
+
+def content_information_v1(data):
+    """[MS-PCCRC] 2.3 Content Information V1 (little-endian), SHA-256 only: its segments as
+    dicts {offset, length, block_size, hod, secret, id, block_hashes}, id = HoHoDk =
+    HMAC-SHA256(Kp, HoD + "MS_P2P_CACHING\\0" in UTF-16LE)."""
+    version, algo, _, _, count = struct.unpack_from("<HIIII", data, 0)
+    if version != 0x0100 or algo != 0x800C:
+        raise ValueError("not Content Information V1 with SHA-256")
+    at, segments = 18, []
+    for _ in range(count):
+        offset, length, block_size = struct.unpack_from("<QII", data, at)
+        hod, secret = data[at + 16:at + 48], data[at + 48:at + 80]
+        segments.append({"offset": offset, "length": length, "block_size": block_size, "hod": hod, "secret": secret,
+                         "id": hmac.new(secret, hod + SEGMENT_ID_CONSTANT, hashlib.sha256).digest()})
+        at += 80
+    for seg in segments:
+        (blocks,) = struct.unpack_from("<I", data, at)
+        seg["block_hashes"] = [data[at + 4 + 32 * i:at + 36 + 32 * i] for i in range(blocks)]
+        at += 4 + 32 * blocks
+    if at != len(data):
+        raise ValueError("trailing bytes")
+    return segments
+
 
 # ---- [MS-PCCRR] ------------------------------------------------------------------------
 
@@ -215,8 +245,9 @@ def parse_probe_match(text):
             "addresses": _text(root, match + "wsd:XAddrs").split()}
 
 
-def discover(segments, timeout=1.0, interface_ip=None):
-    """Multicasts a Probe and collects the ProbeMatches that answer it until timeout."""
+def discover(segments, timeout=1.0, interface_ip=None, to=(WSD_GROUP, WSD_PORT)):
+    """Multicasts a Probe (or sends it to `to`) and collects the ProbeMatches that answer it
+    until timeout."""
     message_id = "urn:uuid:%s" % uuid.uuid4()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -224,7 +255,7 @@ def discover(segments, timeout=1.0, interface_ip=None):
         if interface_ip:
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface_ip))
         s.bind((interface_ip or "0.0.0.0", 0))
-        s.sendto(probe(segments, message_id).encode(), (WSD_GROUP, WSD_PORT))
+        s.sendto(probe(segments, message_id).encode(), to)
         found, end = [], time.monotonic() + timeout
         while time.monotonic() < end:
             s.settimeout(max(0.01, end - time.monotonic()))

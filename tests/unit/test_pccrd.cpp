@@ -195,6 +195,7 @@ TEST(pccrd, an_attackers_datagrams_are_refused_with_a_reason) {
     refuse_probe(replace(probe_2_2_2_1, "<soap:Body>", "<soap:Body>" + wide), "too many elements");
     refuse_probe(probe_2_2_2_1 + std::string(70000, ' '), "document too long");
     refuse_probe(probe_2_2_2_1 + "<x/>", "content after the root element");
+    refuse_probe(replace(probe_2_2_2_1, "urn:uuid:91528b47", "urn:uuid:" + std::string(300, 'a')), "MessageID too long");
     // Every prefix of a good Probe is refused, none read past its end.
     for (std::size_t n = 0; n < probe_2_2_2_1.size(); ++n) EXPECT_FALSE(rd::parse_probe(probe_2_2_2_1.substr(0, n)).msg) << n;
 

@@ -280,6 +280,11 @@ public:
         auto cid = parse_id(id);
         check(pd_cache_pin(get(), &cid, pinned));
     }
+    void set_branchcache_info(const std::string &id, py::bytes info) {
+        auto cid = parse_id(id);
+        std::string bytes = info;
+        check(pd_content_set_branchcache_info(get(), &cid, reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()));
+    }
     std::string cache_path(const std::string &id) {
         auto cid = parse_id(id);
         pd_buf b = PD_BUF_INIT;
@@ -419,6 +424,9 @@ PYBIND11_MODULE(_native, mod) {
         .def("cache_pin", &session::cache_pin, py::arg("content_id"), py::arg("pinned") = true,
              "Pins (never evicted) or unpins a content.")
         .def("cache_path", &session::cache_path, py::arg("content_id"), "Where a complete content's file is in the cache.")
+        .def("set_branchcache_info", &session::set_branchcache_info, py::arg("content_id"), py::arg("info"),
+             "Records the content's BranchCache Content Information V1 (as its origin served it; checked against "
+             "its blocks) so Windows' BranchCache peers can find and fetch it (docs/protocol.md §5-6).")
         .def("device_facts", &session::device_facts,
              "What the session knows of this device: {free_bytes, usable_free_bytes, chassis, os_type, uptime_seconds}.")
         .def("stats", &session::stats,
