@@ -101,3 +101,19 @@ def test_refusals_reach_the_command_line():
         cxx_decode("request", bc.nego_req() + b"\0")
     with pytest.raises(ValueError, match="DOCTYPE refused"):
         cxx_decode("probe", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x/>')
+
+
+def test_the_client_reads_content_information_as_the_windows_vector_has_it():
+    """../shared/vectors/pccrc.md V1: the client's own parse derives the segment ID the core does."""
+    v1 = bytes.fromhex(
+        "00010c80000000000000000000000100000000000000000000007e85010000000100"
+        "d8d976354a4872e925761803f458d9daaa67f8e31c630fb74e6a312ef8a25aba"
+        "11afc0d7949243f94f9c1fab35d9fd1e331fcf7811a2e01d3587b38d770a29e2"
+        "02000000"
+        "73c18ab8549110f8e90e71bbc3ab2aa8c44d13f4929499255b660f24ec77800b"
+        "974bdd65567fdeeccdafe457a9503b4548f66ed3b188dcfda0ac382b09711acc")
+    [segment] = bc.content_information_v1(v1)
+    assert segment["id"] == SEGMENT and segment["secret"] == SECRET
+    assert segment["length"] == 99710 and len(segment["block_hashes"]) == 2
+    with pytest.raises(ValueError):
+        bc.content_information_v1(v1 + b"\0")
