@@ -2,6 +2,7 @@
 #include "content/manifest.h"
 #include "content/pccrc.h"
 #include "helpers.h"
+#include "pccrc_vectors.h"
 #include "util/error.h"
 #include "util/hex.h"
 
@@ -11,13 +12,7 @@ namespace {
 
 const char *passphrase_hex = "2a3d73eb435e9f2b8a344267e7467a3c7385c6e055e2b4d30dfec7c38b0ed72c";
 
-const char *v1_hex =
-    "00010c80000000000000000000000100000000000000000000007e85010000000100"
-    "d8d976354a4872e925761803f458d9daaa67f8e31c630fb74e6a312ef8a25aba"
-    "11afc0d7949243f94f9c1fab35d9fd1e331fcf7811a2e01d3587b38d770a29e2"
-    "02000000"
-    "73c18ab8549110f8e90e71bbc3ab2aa8c44d13f4929499255b660f24ec77800b"
-    "974bdd65567fdeeccdafe457a9503b4548f66ed3b188dcfda0ac382b09711acc";
+using pdtest::pccrc_vectors::v1_hex;
 
 const char *v2_hex =
     "00020400000000000000000000000000000000000000000000000000000000000000"

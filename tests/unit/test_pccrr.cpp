@@ -5,6 +5,7 @@
 // bend a message.
 #include "branchcache/pccrr.h"
 #include "content/pccrc.h"
+#include "pccrc_vectors.h"
 #include "util/hex.h"
 
 #include <gtest/gtest.h>
@@ -17,14 +18,7 @@ namespace {
 rr::bytes unhex(const std::string &h) { return *pd::from_hex(h); }
 std::string hex(const rr::bytes &b) { return pd::to_hex(b.data(), b.size()); }
 
-// The Content Information V1 of ../shared/vectors/pccrc.md: one segment of two blocks.
-const char *v1_hex =
-    "00010c80000000000000000000000100000000000000000000007e85010000000100"
-    "d8d976354a4872e925761803f458d9daaa67f8e31c630fb74e6a312ef8a25aba"
-    "11afc0d7949243f94f9c1fab35d9fd1e331fcf7811a2e01d3587b38d770a29e2"
-    "02000000"
-    "73c18ab8549110f8e90e71bbc3ab2aa8c44d13f4929499255b660f24ec77800b"
-    "974bdd65567fdeeccdafe457a9503b4548f66ed3b188dcfda0ac382b09711acc";
+using pdtest::pccrc_vectors::v1_hex;
 
 // Its segment's ID (HoHoDk, [MS-PCCRC] 2.3) and secret (Kp), as the content information gives them.
 struct segment {
