@@ -321,14 +321,7 @@ PD_API int pd_cache_remove(pd_session *session, const pd_content_id *id) {
     return guard([&] {
         auto &s = checked(session);
         require(id, "id");
-        auto h = to_hash(id);
-        s.call([&] {
-            if (s.busy_contents().count(h)) pd::fail(PD_E_BUSY, PD_CATEGORY_STORE, "a job is using this content");
-            // Removed on the network thread so no job can start on it meanwhile.
-            auto rec = s.store().get(h);
-            s.store().remove(h);
-            if (rec) s.content_removed(h, rec->size, rec->name);
-        });
+        s.remove_content(to_hash(id));
         return PD_OK;
     });
 }

@@ -104,6 +104,9 @@ public:
     void retire_content(const store::hash &id);
     // The content left the cache: the backends hear it (pd_backend_vtable.content_removed).
     void content_removed(const store::hash &id, std::uint64_t size, const std::string &name);
+    // Removes a content and its data from the cache, as the host asks (pd_cache_remove):
+    // PD_E_BUSY while a job uses it. On the network thread, so no job can start on it meanwhile.
+    void remove_content(const store::hash &id);
 
     void emit(const pd_event &e) { events_.push(e); }
     void log(int level, const std::string &message);

@@ -116,6 +116,15 @@ void session::remove_when_idle(const store::hash &id, int attempt) {
     content_removed(id, rec->size, rec->name);
 }
 
+void session::remove_content(const store::hash &id) {
+    call([&] {
+        if (busy_contents().count(id)) fail(PD_E_BUSY, PD_CATEGORY_STORE, "a job is using this content");
+        auto rec = store_->get(id);
+        store_->remove(id);
+        if (rec) content_removed(id, rec->size, rec->name);
+    });
+}
+
 void session::content_removed(const store::hash &id, std::uint64_t size, const std::string &name) {
     branchcache_->forget(id);
     plugin_host::content_ref ref;
