@@ -50,8 +50,7 @@ std::uint64_t steady_ms() {
 }
 
 bool has_services(const pd_host_api *h) {
-    return h->struct_size >= offsetof(pd_host_api, set_branchcache_info) + sizeof h->set_branchcache_info &&
-           h->branchcache_segment && h->read_block;
+    return h->struct_size >= offsetof(pd_host_api, read_block) + sizeof h->read_block && h->branchcache_segment && h->read_block;
 }
 
 }  // namespace

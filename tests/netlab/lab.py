@@ -66,6 +66,21 @@ class Device:
         return "Device(%s, %s, %s)" % (self.name, self.office.name, self.ip)
 
 
+ALLOWED_CC = "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
+
+
+def _allow_congestion_control(name):
+    """Linux lets a namespace other than the first default to a congestion control only if
+    the first namespace allows it (tcp_allowed_congestion_control: what unprivileged sockets
+    may pick). A host whose own default is not cubic (bbr) does not list cubic there, and the
+    lab's namespaces could not use it: added, once, for the host's life."""
+    with open(ALLOWED_CC) as f:
+        allowed = f.read().split()
+    if name not in allowed:
+        with open(ALLOWED_CC, "w") as f:
+            f.write(" ".join(allowed + [name]))
+
+
 def _run(cmd, check=True, timeout=30):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and p.returncode != 0:
@@ -164,6 +179,7 @@ class Lab:
         self.created_ns.append(name)
         self._in(name, ["ip", "link", "set", "lo", "up"])
         if self.congestion_control:
+            _allow_congestion_control(self.congestion_control)
             self._in(name, ["sysctl", "-qw", "net.ipv4.tcp_congestion_control=" + self.congestion_control])
         return name
 

@@ -411,19 +411,6 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
         }
         return copy_segment(seg, out);
     };
-    api.branchcache_segment_of = [](void *h, const uint8_t content[32], uint32_t index, pd_branchcache_segment *out) -> int32_t {
-        auto c = static_cast<host_context *>(h);
-        if (!content || !out) return PD_PLUGIN_E_INVALID;
-        std::array<std::uint8_t, 32> key;
-        std::memcpy(key.data(), content, key.size());
-        pd_branchcache_segment seg{};
-        try {
-            if (!c->services->branchcache_segment_of || !c->services->branchcache_segment_of(key, index, seg)) return PD_PLUGIN_E_NOT_FOUND;
-        } catch (...) {
-            return PD_PLUGIN_E_GENERIC;
-        }
-        return copy_segment(seg, out);
-    };
     api.read_block = [](void *h, const uint8_t content[32], uint64_t block, void *buf, size_t size) -> int64_t {
         auto c = static_cast<host_context *>(h);
         if (!content || (!buf && size)) return PD_PLUGIN_E_INVALID;
@@ -434,22 +421,6 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
             if (!bytes) return PD_PLUGIN_E_NOT_FOUND;
             if (size >= bytes->size()) std::memcpy(buf, bytes->data(), bytes->size());
             return static_cast<int64_t>(bytes->size());
-        } catch (...) {
-            return PD_PLUGIN_E_GENERIC;
-        }
-    };
-    api.set_branchcache_info = [](void *h, const uint8_t content[32], const uint8_t *info, size_t len) -> int32_t {
-        auto c = static_cast<host_context *>(h);
-        if (!content || !info) return PD_PLUGIN_E_INVALID;
-        if (!c->services->set_branchcache_info) return PD_PLUGIN_E_GENERIC;
-        std::array<std::uint8_t, 32> key;
-        std::memcpy(key.data(), content, key.size());
-        try {
-            c->services->set_branchcache_info(key, info, len);
-            return 0;
-        } catch (const error &e) {
-            if (c->services->log) c->services->log(c->owner->name_, PD_LOG_WARN, std::string("Content Information refused: ") + e.what());
-            return e.code() == PD_E_NOT_FOUND ? PD_PLUGIN_E_NOT_FOUND : PD_PLUGIN_E_INVALID;
         } catch (...) {
             return PD_PLUGIN_E_GENERIC;
         }

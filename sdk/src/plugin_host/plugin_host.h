@@ -45,14 +45,9 @@ struct host_services {
     std::function<bool()> discovery_broadcast_allowed;
     // BranchCache on the wire (docs/protocol.md §5–6): false when not found.
     std::function<bool(const std::uint8_t *id, std::size_t id_len, pd_branchcache_segment &out)> branchcache_segment;
-    std::function<bool(const std::array<std::uint8_t, 32> &content, std::uint32_t index, pd_branchcache_segment &out)>
-        branchcache_segment_of;
     // The block when held verified.
     std::function<std::optional<std::vector<std::uint8_t>>(const std::array<std::uint8_t, 32> &content, std::uint64_t block)>
         read_block;
-    // Throws pd::error when refused.
-    std::function<void(const std::array<std::uint8_t, 32> &content, const std::uint8_t *info, std::size_t len)>
-        set_branchcache_info;
 };
 
 // A content as a backend's catalogue describes it (pd_content_description, owned). Unchecked:

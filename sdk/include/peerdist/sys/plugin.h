@@ -200,28 +200,12 @@ typedef struct pd_host_api {
     int32_t(PD_CALLBACK *branchcache_segment)(void *host, const uint8_t *id, size_t id_len, pd_branchcache_segment *out);
 
     /**
-     * Segment `index` of a cached content, as branchcache_segment() describes it.
-     * @return 0; PD_PLUGIN_E_NOT_FOUND past the last segment, for a content not cached or
-     *         without recorded Content Information; PD_PLUGIN_E_INVALID. THREAD: any.
-     */
-    int32_t(PD_CALLBACK *branchcache_segment_of)(void *host, const uint8_t content[32], uint32_t index,
-                                                 pd_branchcache_segment *out);
-
-    /**
      * A block this device holds verified, to serve a peer: copies it into `buf` when `size`
      * holds it. @return the block's length; PD_PLUGIN_E_NOT_FOUND when the block is not
      * held verified; PD_PLUGIN_E_GENERIC when the cache cannot read it. THREAD: any but the
      * host's network thread (it reads the disk).
      */
     int64_t(PD_CALLBACK *read_block)(void *host, const uint8_t content[32], uint64_t block, void *buf, size_t size);
-
-    /**
-     * Records a content's Content Information V1 as its origin served it, exactly as
-     * pd_content_set_branchcache_info() does (checked against the content's blocks).
-     * @return 0; PD_PLUGIN_E_NOT_FOUND for a content not cached; PD_PLUGIN_E_INVALID for
-     *         anything else refused (the log says why). THREAD: any.
-     */
-    int32_t(PD_CALLBACK *set_branchcache_info)(void *host, const uint8_t content[32], const uint8_t *info, size_t len);
 } pd_host_api;
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */
