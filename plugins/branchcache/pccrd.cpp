@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include <cstdio>
+#include <optional>
 
 namespace pd_branchcache::pccrd {
 
@@ -104,18 +105,30 @@ bool is_peerdist_type(const xml::element *types) {
     return q && q->first == peerdist_ns && q->second == "PeerDistData";
 }
 
-// The envelope's Header and Body, checked for the action.
-bool open_envelope(std::string_view datagram, const char *action, xml::element &root, const xml::element *&header,
-                   const xml::element *&body, std::string &error) {
+// A SOAP message as read: its Header and Body point into `root` (a vector's elements, which
+// stay where they are when the message moves).
+struct soap_message {
+    xml::element root;
+    const xml::element *header = nullptr;
+    const xml::element *body = nullptr;
+};
+
+// The message with its Header and Body, checked for the action; nothing, and `error`, else.
+std::optional<soap_message> open_envelope(std::string_view datagram, const char *action, std::string &error) {
     auto doc = xml::parse(datagram);
-    if (!doc.root) return fail(error, doc.error.c_str());
-    root = std::move(*doc.root);
-    if (root.ns != soap_ns || root.name != "Envelope") return fail(error, "not a SOAP 1.2 envelope");
-    header = root.child(soap_ns, "Header");
-    body = root.child(soap_ns, "Body");
-    if (!header || !body) return fail(error, "envelope without Header or Body");
-    if (!text_is(header->child(wsa_ns, "Action"), action)) return fail(error, "another action");
-    return true;
+    if (!doc.root) {
+        error = doc.error;
+        return std::nullopt;
+    }
+    soap_message m;
+    m.root = std::move(*doc.root);
+    m.header = m.root.child(soap_ns, "Header");
+    m.body = m.root.child(soap_ns, "Body");
+    if (m.root.ns != soap_ns || m.root.name != "Envelope") error = "not a SOAP 1.2 envelope";
+    else if (!m.header || !m.body) error = "envelope without Header or Body";
+    else if (!text_is(m.header->child(wsa_ns, "Action"), action)) error = "another action";
+    else return m;
+    return std::nullopt;
 }
 
 bool parse_u64(std::string_view s, std::uint64_t &out) {
@@ -177,9 +190,9 @@ std::string build(const probe_match &m) {
 
 parsed<probe> parse_probe(std::string_view datagram) {
     parsed<probe> out;
-    xml::element root;
-    const xml::element *header = nullptr, *body = nullptr;
-    if (!open_envelope(datagram, probe_action, root, header, body, out.error)) return out;
+    auto env = open_envelope(datagram, probe_action, out.error);
+    if (!env) return out;
+    auto header = env->header, body = env->body;
     probe p;
     auto id = header->child(wsa_ns, "MessageID");
     if (!id || xml::trim(id->text).empty()) return refused<probe>("Probe without MessageID");
@@ -201,9 +214,9 @@ parsed<probe> parse_probe(std::string_view datagram) {
 
 parsed<probe_match> parse_probe_match(std::string_view datagram) {
     parsed<probe_match> out;
-    xml::element root;
-    const xml::element *header = nullptr, *body = nullptr;
-    if (!open_envelope(datagram, matches_action, root, header, body, out.error)) return out;
+    auto env = open_envelope(datagram, matches_action, out.error);
+    if (!env) return out;
+    auto header = env->header, body = env->body;
     probe_match m;
     auto id = header->child(wsa_ns, "MessageID");
     auto relates = header->child(wsa_ns, "RelatesTo");
