@@ -14,6 +14,7 @@
 // With windows_peers=1 it also answers Windows' own BranchCache peers ([MS-PCCRD] and
 // [MS-PCCRR], windows_peers.h), a separate wire that needs no fleet key.
 #include "discovery.h"
+#include "host_settings.h"
 #include "windows_peers.h"
 
 #include <peerdist/sys/plugin.h>
@@ -45,12 +46,6 @@ std::uint64_t current_window() {
     return static_cast<std::uint64_t>(now.count()) / window_seconds;
 }
 
-std::string setting(const pd_host_api *h, const char *key, const char *def) {
-    char buf[256];
-    int64_t n = h->get_setting(h->host, key, buf, sizeof buf);
-    return n > 0 && n < static_cast<int64_t>(sizeof buf) ? std::string(buf, static_cast<std::size_t>(n)) : def;
-}
-
 struct backend {
     const pd_host_api *host = nullptr;
     asio::io_context io;  // the responder's
@@ -77,8 +72,8 @@ struct backend {
     }
 
     bool allow_answer(const std::string &source) {
-        auto per_second = static_cast<unsigned>(std::atoi(setting(host, "max_answers_per_second", "50").c_str()));
-        auto per_source = static_cast<unsigned>(std::atoi(setting(host, "max_answers_per_source", "5").c_str()));
+        auto per_second = setting_uint(host, "max_answers_per_second", 50);
+        auto per_source = setting_uint(host, "max_answers_per_source", 5);
         auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch());
         return budget.allow(source, static_cast<std::uint64_t>(now.count()), per_second, per_source);
     }

@@ -68,9 +68,9 @@ std::vector<std::string_view> words(std::string_view s) {
     std::vector<std::string_view> out;
     std::size_t i = 0;
     while (i < s.size()) {
-        while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) ++i;
+        while (i < s.size() && xml::is_space(s[i])) ++i;
         auto start = i;
-        while (i < s.size() && !(s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) ++i;
+        while (i < s.size() && !xml::is_space(s[i])) ++i;
         if (i > start) out.push_back(s.substr(start, i - start));
     }
     return out;

@@ -2,6 +2,7 @@
 #include "windows_peers.h"
 
 #include "discovery.h"
+#include "host_settings.h"
 #include "pccrd.h"
 #include "pccrr.h"
 
@@ -16,7 +17,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <ctime>
 #include <map>
 #include <optional>
@@ -32,17 +32,6 @@ using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
 namespace {
-
-std::string setting(const pd_host_api *h, const char *key, const char *def) {
-    char buf[256];
-    int64_t n = h->get_setting(h->host, key, buf, sizeof buf);
-    return n > 0 && n < static_cast<int64_t>(sizeof buf) ? std::string(buf, static_cast<std::size_t>(n)) : def;
-}
-
-unsigned setting_uint(const pd_host_api *h, const char *key, unsigned def) {
-    auto v = setting(h, key, "");
-    return v.empty() ? def : static_cast<unsigned>(std::strtoul(v.c_str(), nullptr, 10));
-}
 
 std::uint64_t steady_ms() {
     using namespace std::chrono;
@@ -104,11 +93,10 @@ struct windows_peers::impl {
         if (!p.msg) return;  // 3.2.4.1: a malformed Probe is dropped silently
         pccrd::probe_match m;
         for (auto &id : p.msg->segments) {
-            pd_branchcache_segment seg{};
-            seg.struct_size = sizeof seg;
-            if (host->branchcache_segment(host->host, id.data(), id.size(), &seg) != 0 || seg.verified_count == 0) continue;
+            auto seg = segment(id);
+            if (!seg || seg->verified_count == 0) continue;
             m.segments.push_back(id);
-            m.block_counts.push_back(seg.verified_count);
+            m.block_counts.push_back(seg->verified_count);
         }
         if (m.segments.empty()) return;  // 3.2.4.1: nothing held, no answer
         auto source = probe_from.address().to_string();
@@ -130,7 +118,8 @@ struct windows_peers::impl {
 
     // ---- [MS-PCCRR]: requests in, responses out ----
 
-    std::optional<pd_branchcache_segment> segment(const pccrr::bytes &id) const {
+    // The held segment a peer names by its ID (both protocols), or nothing.
+    std::optional<pd_branchcache_segment> segment(const std::vector<std::uint8_t> &id) const {
         pd_branchcache_segment seg{};
         seg.struct_size = sizeof seg;
         if (host->branchcache_segment(host->host, id.data(), id.size(), &seg) != 0) return std::nullopt;

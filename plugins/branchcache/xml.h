@@ -53,7 +53,10 @@ parsed parse(std::string_view document);
 // `text` with XML's five special characters escaped, for building documents.
 std::string escape(std::string_view text);
 
-// `s` without the XML whitespace (space, tab, CR, LF) at either end.
+// XML's whitespace: space, tab, CR, LF.
+bool is_space(char c);
+
+// `s` without the XML whitespace at either end.
 std::string_view trim(std::string_view s);
 
 }  // namespace pd_branchcache::xml

@@ -81,10 +81,6 @@ std::optional<branchcache_segment> branchcache_index::find(const std::uint8_t *s
     load_locked();
     auto it = by_id_.find(id);
     if (it == by_id_.end()) return std::nullopt;
-    if (!store_.find(it->second.content)) {  // evicted or removed since
-        by_id_.erase(it);
-        return std::nullopt;
-    }
     return it->second;
 }
 

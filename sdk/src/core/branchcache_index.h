@@ -37,7 +37,8 @@ public:
     // PD_E_INTEGRITY for Content Information of other blocks. Any thread.
     void set_info(const store::hash &content, const std::uint8_t *info, std::size_t len);
 
-    // The segment with this ID among the contents still cached, or nothing. Any thread.
+    // The segment with this ID among the contents still cached (every way a content leaves
+    // the cache ends in session::content_removed, which calls forget), or nothing. Any thread.
     std::optional<branchcache_segment> find(const std::uint8_t *segment_id, std::size_t len);
 
     // The content left the cache: its segments are no longer answered for. Any thread.

@@ -45,14 +45,14 @@ pd_content_ref c_ref(const content_ref &c) {
     fail(code, PD_CATEGORY_PLUGIN, prefix + (message[0] ? message : fallback));
 }
 
-// A segment for a plugin whose pd_branchcache_segment may be older (smaller) than ours:
-// what it knows is filled.
-int32_t copy_segment(const pd_branchcache_segment &from, pd_branchcache_segment *out) {
+// Fills a struct the plugin passed, whose version may be older (smaller) than ours: as much
+// of `from` as the plugin's struct_size says it knows, struct_size set to that.
+template <class T>
+int32_t fill_known_part(T from, T *out) {
     auto n = std::min<std::size_t>(out->struct_size, sizeof from);
     if (n < sizeof from.struct_size) return PD_PLUGIN_E_INVALID;
-    auto copy = from;
-    copy.struct_size = static_cast<uint32_t>(n);
-    std::memcpy(out, &copy, n);
+    from.struct_size = static_cast<uint32_t>(n);
+    std::memcpy(out, &from, n);
     return 0;
 }
 
@@ -333,13 +333,7 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
         } catch (...) {
             return PD_PLUGIN_E_GENERIC;
         }
-        if (facts) {
-            // The plugin set struct_size to what it knows; fill that much.
-            auto n = std::min<std::size_t>(facts->struct_size, sizeof f);
-            if (n < sizeof f.struct_size) return PD_PLUGIN_E_INVALID;
-            f.struct_size = static_cast<uint32_t>(n);
-            std::memcpy(facts, &f, n);
-        }
+        if (facts && fill_known_part(f, facts) != 0) return PD_PLUGIN_E_INVALID;
         if (id && id_size > device_id.size()) std::memcpy(id, device_id.c_str(), device_id.size() + 1);
         return 0;
     };
@@ -409,7 +403,7 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
         } catch (...) {
             return PD_PLUGIN_E_GENERIC;
         }
-        return copy_segment(seg, out);
+        return fill_known_part(seg, out);
     };
     api.read_block = [](void *h, const uint8_t content[32], uint64_t block, void *buf, size_t size) -> int64_t {
         auto c = static_cast<host_context *>(h);
