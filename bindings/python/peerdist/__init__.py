@@ -138,11 +138,17 @@ class Session(_Closing, _NativeSession):
             out.append(self._pending.popleft())
         return out
 
-    def _wait_for_job_events(self, job_id, timeout_ms):
-        """This job's events, keeping every other job's for the session's other readers."""
+    def _take_pending_of(self, job_id):
+        """This job's events among those already taken from the core; the others stay."""
         mine = [e for e in self._pending if e.job_id == job_id]
         if mine:
             self._pending = collections.deque(e for e in self._pending if e.job_id != job_id)
+        return mine
+
+    def _wait_for_job_events(self, job_id, timeout_ms):
+        """This job's events, keeping every other job's for the session's other readers."""
+        mine = self._take_pending_of(job_id)
+        if mine:
             return mine
         for event in (Event.from_native(d) for d in _NativeSession.wait_events(self, timeout_ms, 64)):
             (mine if event.job_id == job_id else self._pending).append(event)
@@ -155,9 +161,7 @@ class Session(_Closing, _NativeSession):
             if not native:
                 break
             self._pending.extend(Event.from_native(d) for d in native)
-        mine = [e for e in self._pending if e.job_id == job_id]
-        self._pending = collections.deque(e for e in self._pending if e.job_id != job_id)
-        return mine
+        return self._take_pending_of(job_id)
 
 
 class Job:
