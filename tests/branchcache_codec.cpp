@@ -11,12 +11,14 @@
 // stderr for a refused message.
 #include "branchcache/pccrd.h"
 #include "branchcache/pccrr.h"
+#include "util/hex.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <stdexcept>
 #include <string>
 
 namespace rr = pd_branchcache::pccrr;
@@ -25,17 +27,13 @@ using nlohmann::json;
 
 namespace {
 
-std::string hex(const std::vector<std::uint8_t> &b) {
-    static const char digits[] = "0123456789abcdef";
-    std::string out;
-    for (auto v : b) out += digits[v >> 4], out += digits[v & 15];
-    return out;
-}
+std::string hex(const std::vector<std::uint8_t> &b) { return pd::to_hex(b); }
 
+// Bytes from the JSON's hexadecimal; throws (exit status 2) when it is not.
 std::vector<std::uint8_t> unhex(const std::string &h) {
-    std::vector<std::uint8_t> out;
-    for (std::size_t i = 0; i + 1 < h.size(); i += 2) out.push_back(static_cast<std::uint8_t>(std::stoul(h.substr(i, 2), nullptr, 16)));
-    return out;
+    auto b = pd::from_hex(h);
+    if (!b) throw std::invalid_argument("not hexadecimal: " + h);
+    return *b;
 }
 
 json ranges_json(const std::vector<rr::block_range> &rs) {
