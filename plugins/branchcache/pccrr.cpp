@@ -14,8 +14,14 @@ constexpr std::size_t cipher_block = 16;  // AES
 class writer {
 public:
     void u32(std::uint32_t v) {
-        for (int shift = 24; shift >= 0; shift -= 8) out_.push_back(static_cast<std::uint8_t>(v >> shift));
+        out_.resize(out_.size() + 4);
+        put_u32(out_.size() - 4, v);
     }
+    // Overwrites the 4 bytes at `at` (a length known only once the rest is written).
+    void put_u32(std::size_t at, std::uint32_t v) {
+        for (std::size_t i = 0; i < 4; ++i) out_[at + i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
+    }
+    std::size_t size() const { return out_.size(); }
     // A sized field (its length, its bytes) and, unless it ends the message, the zeros that
     // restore 4-byte alignment.
     void sized(const bytes &field, bool last = false) {
@@ -224,10 +230,8 @@ bytes build(const message &m) {
     w.u32(0);  // MsgSize, set below
     w.u32(static_cast<std::uint32_t>(m.algo));
     std::visit(body_writer{w}, m.content);
-    auto out = w.take();
-    auto size = static_cast<std::uint32_t>(out.size());
-    for (int i = 0; i < 4; ++i) out[8 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(size >> (24 - 8 * i));
-    return out;
+    w.put_u32(8, static_cast<std::uint32_t>(w.size()));
+    return w.take();
 }
 
 bytes with_transport_header(const bytes &message_bytes) {
