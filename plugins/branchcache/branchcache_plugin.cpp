@@ -11,10 +11,13 @@
 // query_timeout_ms (300), max_answers_per_second (50), max_answers_per_source (5). Without a
 // fleet key, or with enabled=0, the backend sends and listens to nothing of its own.
 //
-// With windows_peers=1 it also answers Windows' own BranchCache peers ([MS-PCCRD] and
-// [MS-PCCRR], windows_peers.h), a separate wire that needs no fleet key.
+// With windows_peers=1 it also speaks to Windows' own BranchCache peers ([MS-PCCRD] and
+// [MS-PCCRR]), a separate wire that needs no fleet key: it answers them (windows_peers.h)
+// and, as a LAN-class stream the core tries before the origin, fetches from them
+// (windows_fetch.h).
 #include "discovery.h"
 #include "host_settings.h"
+#include "windows_fetch.h"
 #include "windows_peers.h"
 
 #include <peerdist/sys/plugin.h>
@@ -204,8 +207,40 @@ int32_t PD_CALLBACK bc_find_peers(void *self, const pd_content_ref *content, cha
     return static_cast<int32_t>(peers.size());
 }
 
+void set_message(char *out, size_t size, const std::string &text) {
+    if (out && size) std::snprintf(out, size, "%s", text.c_str());
+}
+
+// The wire mode's stream: blocks from Windows' BranchCache peers. Without the mode, or for a
+// content without recorded Content Information, none of this backend's business (NOT_FOUND
+// with no message: the core moves on to the next source without a fallback event).
+int32_t PD_CALLBACK bc_open(void *self, void **stream, const pd_content_ref *content, char *message, size_t message_size) {
+    auto b = static_cast<backend *>(self);
+    set_message(message, message_size, "");
+    if (!b->windows) return PD_PLUGIN_E_NOT_FOUND;
+    std::string why;
+    auto s = windows_stream::open(b->host, *content, why);
+    if (!s) {
+        set_message(message, message_size, why);
+        return PD_PLUGIN_E_NOT_FOUND;
+    }
+    *stream = s.release();
+    return PD_PLUGIN_OK;
+}
+
+int32_t PD_CALLBACK bc_read(void *, void *stream, uint64_t offset, void *buffer, size_t length, size_t *read, char *message,
+                            size_t message_size) {
+    std::string why;
+    int32_t rc = static_cast<windows_stream *>(stream)->read(offset, static_cast<std::uint8_t *>(buffer), length, why);
+    *read = rc == PD_PLUGIN_OK ? length : 0;
+    if (rc != PD_PLUGIN_OK) set_message(message, message_size, "branchcache wire mode: " + why);
+    return rc;
+}
+
+void PD_CALLBACK bc_close(void *, void *stream) { delete static_cast<windows_stream *>(stream); }
+
 const pd_backend_vtable bc_vtable = {
-    sizeof(pd_backend_vtable), 1 /* PD_SOURCE_LAN */, bc_create, bc_destroy, nullptr, nullptr, nullptr, nullptr, bc_find_peers,
+    sizeof(pd_backend_vtable), 1 /* PD_SOURCE_LAN */, bc_create, bc_destroy, bc_open, bc_read, bc_close, nullptr, bc_find_peers,
     nullptr, nullptr, nullptr, nullptr,
 };
 

@@ -215,6 +215,25 @@ def probe(segments, message_id=None):
             "</wsd:Probe></soap:Body></soap:Envelope>")
 
 
+def probe_match(relates_to, segments, block_counts, addresses, endpoint=None):
+    """A version 1.0 ProbeMatch (2.2.2.2, 4.3) answering a Probe, as text: what a responder
+    sends (and an attacker forges)."""
+    endpoint = endpoint or "urn:uuid:%s" % uuid.uuid4()
+    return ('<?xml version="1.0" encoding="utf-8"?>'
+            '<soap:Envelope xmlns:soap="%(soap)s" xmlns:wsa="%(wsa)s" xmlns:wsd="%(wsd)s" xmlns:PeerDist="%(PeerDist)s">' % NS +
+            "<soap:Header><wsa:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</wsa:To>"
+            "<wsa:Action>http://schemas.xmlsoap.org/ws/2005/04/discovery/ProbeMatches</wsa:Action>"
+            "<wsa:MessageID>urn:uuid:%s</wsa:MessageID><wsa:RelatesTo>%s</wsa:RelatesTo>" % (uuid.uuid4(), relates_to) +
+            '<wsd:AppSequence InstanceId="1" MessageNumber="1"/></soap:Header>'
+            "<soap:Body><wsd:ProbeMatches><wsd:ProbeMatch><wsa:EndpointReference><wsa:Address>%s</wsa:Address>"
+            "</wsa:EndpointReference><wsd:Types>PeerDist:PeerDistData</wsd:Types>" % endpoint +
+            "<wsd:Scopes>%s</wsd:Scopes>" % " ".join(s.hex().upper() for s in segments) +
+            "<wsd:XAddrs>%s</wsd:XAddrs><wsd:MetadataVersion>1</wsd:MetadataVersion>" % " ".join(addresses) +
+            "<PeerDist:PeerDistData><PeerDist:BlockCount>%s</PeerDist:BlockCount></PeerDist:PeerDistData>"
+            % "".join("%08X" % c for c in block_counts) +
+            "</wsd:ProbeMatch></wsd:ProbeMatches></soap:Body></soap:Envelope>")
+
+
 def _text(root, path):
     e = root.find(path, NS)
     if e is None or e.text is None:

@@ -158,3 +158,91 @@ def test_an_attacker_cannot_flood_or_stall_the_retrieval_server(agent):
     # And the server still serves.
     seg = segments[1]
     assert bc.fetch_block(address, seg["id"], 0, seg["secret"], 65536) == agent["data"][seg["offset"]:seg["offset"] + 65536]
+
+
+def wire_mode_session(path, plugin_dir, probe_to=None):
+    """A session in BranchCache wire mode on loopback ports of its own; probes go to
+    `probe_to` (the other agent's Probe port: loopback has no multicast route)."""
+    s = peerdist.Session(path)
+    s.set_setting("trust.allow_unsigned", "1")
+    s.set_setting("plugin.branchcache.windows_peers", "1")
+    port = free_port(socket.SOCK_DGRAM)
+    s.set_setting("plugin.branchcache.pccrd_port", str(port))
+    s.set_setting("plugin.branchcache.pccrr_port", "0")
+    if probe_to:
+        s.set_setting("plugin.branchcache.pccrd_probe_to", "%s:%d" % probe_to)
+    s.load_plugin(pathlib.Path(plugin_dir) / ("peerdist-branchcache" + (".dll" if os.name == "nt" else ".so")))
+    return s, ("127.0.0.1", port)
+
+
+def test_an_agent_fetches_a_content_from_another_by_pccrd_and_pccrr_alone(agent, tmp_path, plugin_dir):
+    """No fleet key, no origin: the receiving agent knows the content (its manifest) and its
+    Content Information, probes for the segments, and fetches every block with GETBLKS,
+    each verified by the core before it is written."""
+    with wire_mode_session(tmp_path / "receiver", plugin_dir, agent["probe_to"])[0] as b:
+        b.import_manifest(agent["session"].export_manifest(agent["content"]))
+        b.set_branchcache_info(agent["content"], agent["info"])
+        st = b.start(agent["content"], destination=tmp_path / "out.bin").wait(timeout=120)
+        assert st["state"] == "completed", st
+        assert st["bytes_by_source"]["lan"] == len(agent["data"]), st["bytes_by_source"]
+        assert st["bytes_by_source"]["origin"] == 0
+        assert (tmp_path / "out.bin").read_bytes() == agent["data"]
+
+
+def test_blocks_a_peer_bends_are_refused_and_the_next_source_takes_over(agent, tmp_path, plugin_dir):
+    """An attacker on the LAN answers the Probe faster than anyone, with its own retrieval
+    server sending wrong blocks (encrypted under the right secret — it could have the
+    Content Information). The core's hashes refuse them; the job ends from the origin,
+    with nothing unverified written."""
+    import threading
+    import http.server
+    segments, data = agent["segments"], agent["data"]
+
+    class Liar(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            req = bc.parse(body, False)
+            seg = next(s for s in segments if s["id"] == req["segment"])
+            index = req["ranges"][0][0]
+            iv = bc.random_iv()
+            size = min(65536, seg["offset"] + seg["length"] - (seg["offset"] + index * 65536))
+            reply = bc.blk(seg["id"], index, 0, bc.encrypt(bc.AES_128, seg["secret"], iv, os.urandom(size)), iv)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    liar = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Liar)
+    threading.Thread(target=liar.serve_forever, daemon=True).start()
+    probes = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probes.bind(("127.0.0.1", 0))
+
+    def answer():
+        while True:
+            try:
+                datagram, asker = probes.recvfrom(65536)
+            except OSError:
+                return
+            p = bc.parse_probe(datagram)
+            match = bc.probe_match(p["message_id"], [s["id"] for s in segments], [len(s["block_hashes"]) for s in segments],
+                                   ["127.0.0.1:%d" % liar.server_address[1]])
+            probes.sendto(match.encode(), asker)
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        with wire_mode_session(tmp_path / "receiver", plugin_dir, probes.getsockname())[0] as b:
+            b.load_plugin(pathlib.Path(plugin_dir) / ("peerdist-origin" + (".dll" if os.name == "nt" else ".so")))
+            b.import_manifest(agent["session"].export_manifest(agent["content"]), origin=str(agent["src"]))
+            b.set_branchcache_info(agent["content"], agent["info"])
+            events = []
+            st = b.start(agent["content"], destination=tmp_path / "out.bin").wait(timeout=120, on_event=events.append)
+            assert st["state"] == "completed", st
+            assert (tmp_path / "out.bin").read_bytes() == data
+            assert st["bytes_by_source"]["lan"] == 0 and st["bytes_by_source"]["origin"] == len(data)
+            assert any(e["type"] == "block_rejected" for e in events) or st.get("blocks_rejected", 0) > 0, events[:5]
+    finally:
+        probes.close()
+        liar.shutdown()

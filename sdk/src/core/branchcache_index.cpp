@@ -47,15 +47,30 @@ std::vector<branchcache_segment> branchcache_index::segments_from(const store::h
 
 void branchcache_index::forget(const store::hash &content) {
     std::lock_guard lk(mu_);
+    forget_locked(content);
+}
+
+void branchcache_index::forget_locked(const store::hash &content) {
+    by_content_.erase(content);
     for (auto it = by_id_.begin(); it != by_id_.end();) it = it->second.content == content ? by_id_.erase(it) : std::next(it);
+    // A segment this content shared with another stays answerable through the other.
+    for (auto &[other, segments] : by_content_)
+        for (auto &s : segments) by_id_.try_emplace(s.id, s);
+}
+
+void branchcache_index::add_locked(std::vector<branchcache_segment> segments) {
+    if (segments.empty()) return;
+    for (auto &s : segments) by_id_[s.id] = s;
+    by_content_[segments.front().content] = std::move(segments);
 }
 
 void branchcache_index::set_info(const store::hash &content, const std::uint8_t *info, std::size_t len) {
     auto segments = segments_from(content, info, len);
     store_.set_branchcache_info(content, std::vector<std::uint8_t>(info, info + len));
-    forget(content);
     std::lock_guard lk(mu_);
-    for (auto &s : segments) by_id_[s.id] = s;
+    load_locked();
+    forget_locked(content);
+    add_locked(std::move(segments));
 }
 
 void branchcache_index::load_locked() {
@@ -65,7 +80,7 @@ void branchcache_index::load_locked() {
         auto info = store_.branchcache_info(rec.id);
         if (info.empty()) continue;
         try {
-            for (auto &s : segments_from(rec.id, info.data(), info.size())) by_id_[s.id] = s;
+            add_locked(segments_from(rec.id, info.data(), info.size()));
         } catch (const error &) {
             // Recorded after the same check: only a damaged database gets here; the content
             // keeps serving peerdist's own peers.
@@ -85,9 +100,10 @@ std::optional<branchcache_segment> branchcache_index::find(const std::uint8_t *s
 }
 
 std::vector<branchcache_segment> branchcache_index::segments_of(const store::hash &content) {
-    auto info = store_.branchcache_info(content);
-    if (info.empty()) return {};
-    return segments_from(content, info.data(), info.size());
+    std::lock_guard lk(mu_);
+    load_locked();
+    auto it = by_content_.find(content);
+    return it == by_content_.end() ? std::vector<branchcache_segment>{} : it->second;
 }
 
 }  // namespace pd::core

@@ -44,17 +44,22 @@ public:
     // The content left the cache: its segments are no longer answered for. Any thread.
     void forget(const store::hash &content);
 
-    // The content's segments in order; empty without recorded Content Information.
+    // The content's segments in order; empty without recorded Content Information. Any thread.
     std::vector<branchcache_segment> segments_of(const store::hash &content);
 
 private:
     // Parses and checks recorded or offered Content Information against the manifest.
     std::vector<branchcache_segment> segments_from(const store::hash &content, const std::uint8_t *info, std::size_t len);
     void load_locked();
+    void add_locked(std::vector<branchcache_segment> segments);
+    void forget_locked(const store::hash &content);
 
     store::block_store &store_;
     std::mutex mu_;
     std::map<content::pccrc::hash, branchcache_segment> by_id_;
+    // Every recorded content's segments, in order. A segment two contents share (the same
+    // bytes from the same origin) is in both lists, and in by_id_ once.
+    std::map<store::hash, std::vector<branchcache_segment>> by_content_;
     bool loaded_ = false;
 };
 

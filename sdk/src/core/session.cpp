@@ -193,6 +193,13 @@ session::session(const pd_session_options &o)
         if (!m || block >= m->block_count() || !rec->block_verified(block)) return std::nullopt;
         return read_held(content, m->block_offset(block), m->block_length(block));
     };
+    services.branchcache_segment_of = [this](const std::array<std::uint8_t, 32> &content, std::uint32_t index,
+                                             pd_branchcache_segment &out) {
+        auto segments = branchcache_->segments_of(content);
+        return index < segments.size() && describe_segment(segments[index], out);
+    };
+    services.set_branchcache_info = [this](const std::array<std::uint8_t, 32> &content, const std::uint8_t *info,
+                                           std::size_t len) { branchcache_->set_info(content, info, len); };
     services.request_content = [this](const std::array<std::uint8_t, 32> &id, bool foreground) { request_content(id, foreground); };
     services.retire_content = [this](const std::array<std::uint8_t, 32> &id) { retire_content(id); };
     services.device_facts = [this](pd_device_facts &facts, std::string &id) {

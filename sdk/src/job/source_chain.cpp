@@ -61,7 +61,7 @@ void source_chain::open_next() {
             ++tried;
             try {
                 opened = b->open(ref);
-                break;
+                if (opened) break;
             } catch (const pd::error &e) {
                 if (e.code() != PD_E_NOT_FOUND) last_code = e.code();
                 reasons.push_back(e.what());

@@ -78,6 +78,7 @@ std::shared_ptr<stream> backend::open(const content_ref &content) const {
     void *handle = nullptr;
     int rc = vtable_.open(self_, &handle, &ref, message, sizeof message);
     if (rc == PD_PLUGIN_OK && handle) return std::shared_ptr<stream>(new stream(shared_from_this(), handle));
+    if (rc == PD_PLUGIN_E_NOT_FOUND && !message[0]) return nullptr;  // nothing to do with this content
     plugin_failed(name_ + ": ", rc == PD_PLUGIN_OK ? PD_E_PLUGIN : rc, message, "cannot serve this content");
 }
 
@@ -415,6 +416,36 @@ void plugin_host::adopt(const pd_plugin_descriptor *raw, std::shared_ptr<boost::
             if (!bytes) return PD_PLUGIN_E_NOT_FOUND;
             if (size >= bytes->size()) std::memcpy(buf, bytes->data(), bytes->size());
             return static_cast<int64_t>(bytes->size());
+        } catch (...) {
+            return PD_PLUGIN_E_GENERIC;
+        }
+    };
+
+    api.branchcache_segment_of = [](void *h, const uint8_t content[32], uint32_t index, pd_branchcache_segment *out) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        if (!content || !out) return PD_PLUGIN_E_INVALID;
+        std::array<std::uint8_t, 32> key;
+        std::memcpy(key.data(), content, key.size());
+        pd_branchcache_segment seg{};
+        try {
+            if (!c->services->branchcache_segment_of || !c->services->branchcache_segment_of(key, index, seg))
+                return PD_PLUGIN_E_NOT_FOUND;
+        } catch (...) {
+            return PD_PLUGIN_E_GENERIC;
+        }
+        return fill_known_part(seg, out);
+    };
+    api.set_branchcache_info = [](void *h, const uint8_t content[32], const uint8_t *info, size_t len) -> int32_t {
+        auto c = static_cast<host_context *>(h);
+        if (!content || (!info && len)) return PD_PLUGIN_E_INVALID;
+        if (!c->services->set_branchcache_info) return PD_PLUGIN_E_GENERIC;
+        std::array<std::uint8_t, 32> key;
+        std::memcpy(key.data(), content, key.size());
+        try {
+            c->services->set_branchcache_info(key, info, len);
+            return 0;
+        } catch (const pd::error &e) {
+            return e.code() == PD_E_NOT_FOUND ? PD_PLUGIN_E_NOT_FOUND : PD_PLUGIN_E_INVALID;
         } catch (...) {
             return PD_PLUGIN_E_GENERIC;
         }

@@ -48,6 +48,12 @@ struct host_services {
     // The block when held verified.
     std::function<std::optional<std::vector<std::uint8_t>>(const std::array<std::uint8_t, 32> &content, std::uint64_t block)>
         read_block;
+    // Segment `index` of a content with recorded Content Information: false when there is none.
+    std::function<bool(const std::array<std::uint8_t, 32> &content, std::uint32_t index, pd_branchcache_segment &out)>
+        branchcache_segment_of;
+    // Records Content Information an origin gave (throws pd::error as pd_content_set_branchcache_info).
+    std::function<void(const std::array<std::uint8_t, 32> &content, const std::uint8_t *info, std::size_t len)>
+        set_branchcache_info;
 };
 
 // A content as a backend's catalogue describes it (pd_content_description, owned). Unchecked:
@@ -117,7 +123,9 @@ public:
     // throws pd::error with the plugin's code and reason, never returns a code.
     //
     // Opens a stream of the content: PD_E_NOT_FOUND when this backend cannot serve it (the
-    // caller tries the next source), PD_E_CHANGED when the origin no longer matches.
+    // caller tries the next source), PD_E_CHANGED when the origin no longer matches. Null,
+    // without an error, when the plugin says the content is none of its business
+    // (PD_PLUGIN_E_NOT_FOUND with no message: a mode that is off): no fallback to report.
     std::shared_ptr<stream> open(const content_ref &content) const;
     // Peers that may hold blocks of the content, one "ip:port" or "ip:port wan" each;
     // empty when the backend finds none or cannot look.

@@ -206,6 +206,24 @@ typedef struct pd_host_api {
      * host's network thread (it reads the disk).
      */
     int64_t(PD_CALLBACK *read_block)(void *host, const uint8_t content[32], uint64_t block, void *buf, size_t size);
+
+    /**
+     * Segment `index` of a cached content whose Content Information is recorded, to fetch its
+     * blocks from Windows' BranchCache peers. `out->struct_size` says how much to fill.
+     * @return 0; PD_PLUGIN_E_NOT_FOUND past the last segment, or without recorded Content
+     *         Information; PD_PLUGIN_E_INVALID for a NULL argument. THREAD: any.
+     */
+    int32_t(PD_CALLBACK *branchcache_segment_of)(void *host, const uint8_t content[32], uint32_t index,
+                                                 pd_branchcache_segment *out);
+
+    /**
+     * Records the Content Information V1 an origin gave for a cached content (X-P2P-PeerDist),
+     * checked as pd_content_set_branchcache_info checks it: it must describe exactly the
+     * content's blocks. @return 0; PD_PLUGIN_E_NOT_FOUND for a content the cache does not
+     * know; PD_PLUGIN_E_INVALID for bytes that are not Content Information V1 of this
+     * content's blocks, or a NULL argument. THREAD: any but the host's network thread.
+     */
+    int32_t(PD_CALLBACK *set_branchcache_info)(void *host, const uint8_t content[32], const uint8_t *info, size_t len);
 } pd_host_api;
 
 /** The content a backend is asked for. Borrowed for the duration of the call. */
