@@ -1,5 +1,7 @@
 #include "agent_service.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -28,6 +30,27 @@ json by_source(const pd_job_status &st) {
 json error_reply(const std::string &what) {
     const pd_error *e = pd_error_last();
     return {{"ok", false}, {"code", e->code}, {"error", what + ": " + e->message}};
+}
+
+// A content's BranchCache Content Information from a file: as `pd content-info` prints it
+// (hexadecimal) or the raw bytes. Bounded: 64 MiB of bytes describe a 128 GiB content.
+bool read_content_info(const std::string &path, std::vector<std::uint8_t> &out, std::string &why) {
+    constexpr std::size_t max_bytes = 64u << 20;
+    std::ifstream in(std::filesystem::u8path(path), std::ios::binary);
+    if (!in) return why = "cannot read '" + path + "': " + std::strerror(errno), false;
+    std::string text(2 * max_bytes + 2, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    bool hex = !text.empty() && text.size() % 2 == 0 && std::all_of(text.begin(), text.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+    if (!hex) {
+        if (text.size() > max_bytes) return why = "'" + path + "' is larger than 64 MiB", false;
+        out.assign(text.begin(), text.end());
+        return true;
+    }
+    out.resize(text.size() / 2);
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::uint8_t>(std::stoul(text.substr(2 * i, 2), nullptr, 16));
+    return true;
 }
 
 }  // namespace
@@ -177,6 +200,19 @@ std::string service::handle(const std::string &line) {
     return reply.dump();
 }
 
+// A download's `content_info`, its BranchCache identity (the origin's Content Information):
+// the branchcache backend's wire mode then fetches it from Windows peers and answers for it.
+// The error reply, or nothing when recorded or not asked for.
+std::optional<json> service::record_content_info(const pd_content_id &id, const json &req) {
+    if (!req.contains("content_info")) return std::nullopt;
+    std::vector<std::uint8_t> info;
+    std::string why;
+    if (!read_content_info(req.at("content_info").get<std::string>(), info, why))
+        return json{{"ok", false}, {"code", PD_E_INVALID}, {"error", "content_info: " + why}};
+    if (pd_content_set_branchcache_info(session_, &id, info.data(), info.size()) != PD_OK) return error_reply("content_info");
+    return std::nullopt;
+}
+
 // `req` holds only the command's arguments, each of its type (parse_request).
 json service::dispatch(const std::string &cmd, const json &req) {
     if (cmd == "version") return {{"ok", true}, {"version", pd_version_string()}};
@@ -186,6 +222,7 @@ json service::dispatch(const std::string &cmd, const json &req) {
         pd_content_id cid;
         if (pd_content_id_from_hex(&cid, req.at("content").get<std::string>().c_str()) != PD_OK) return error_reply("content");
         if (pd_content_resolve(session_, &cid) != PD_OK) return error_reply("download");
+        if (auto refused = record_content_info(cid, req)) return *refused;
         std::string dest = req.value("dest", "");
         pd_job_options jo = PD_JOB_OPTIONS_INIT;
         jo.destination = dest.empty() ? nullptr : dest.c_str();
@@ -204,6 +241,12 @@ json service::dispatch(const std::string &cmd, const json &req) {
         std::string origin = req.value("origin", "");
         std::string dest = req.value("dest", "");
         int rc = import_content(m, manifest_path, req.value("publication", ""), origin);
+        if (rc == PD_OK) {
+            if (auto refused = record_content_info(*pd_manifest_id(m), req)) {
+                pd_manifest_free(m);
+                return *refused;
+            }
+        }
         uint64_t job = 0;
         if (rc == PD_OK) {
             pd_job_options jo = PD_JOB_OPTIONS_INIT;

@@ -10,6 +10,7 @@
 #include <peerdist.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,7 @@ private:
     int fatal(const char *what);
     int import_content(const pd_manifest *m, const std::string &manifest_path, const std::string &record_path,
                        const std::string &origin);
+    std::optional<json> record_content_info(const pd_content_id &id, const json &req);
     json job_json(uint64_t id);
     json dispatch(const std::string &cmd, const json &req);
 

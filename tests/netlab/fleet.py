@@ -25,7 +25,8 @@ def cpu_times():
 
 class Fleet:
     def __init__(self, workdir, offices, host_bin, plugin_dir, namespaces=None, cdn_office=None, p2p=False,
-                 coordinator_bin=None, multicast_discovery=False, coordinator_args=(), congestion_control=None):
+                 coordinator_bin=None, multicast_discovery=False, coordinator_args=(), congestion_control=None,
+                 agent_settings=None):
         """p2p: agents share a fleet key and serve peers; in namespaces they find each other
         with the branchcache backend (multicast on each office subnet), on loopback through
         peer.static_peers (nothing is multicast from the host's own namespace).
@@ -33,7 +34,8 @@ class Fleet:
         its topology (Office.parent, Office.kind), and agents use the hierarchy backend —
         with the branchcache backend off, unless `multicast_discovery` (a mixed deployment).
         `coordinator_args`: more `pd-coordinator serve` options (the console's, say).
-        `congestion_control`: every namespace's TCP congestion control (Lab's)."""
+        `congestion_control`: every namespace's TCP congestion control (Lab's).
+        `agent_settings`: more settings in every agent's config (read when plugins start)."""
         self.dir = str(workdir)
         self.p2p = p2p
         self.hierarchy = p2p == "hierarchy"
@@ -42,6 +44,7 @@ class Fleet:
                                                                "pd-coordinator")
         self.coordinator = None  # "ip:port" in hierarchy mode
         self.coordinator_args = list(coordinator_args)
+        self.agent_settings = dict(agent_settings or {})
         self.host_bin = host_bin
         self.plugin_dir = plugin_dir
         self.lab = Lab(os.path.join(self.dir, "lab"), offices, namespaces=namespaces, congestion_control=congestion_control)
@@ -87,6 +90,7 @@ class Fleet:
                           name=d.name, plugin_dir=self.plugin_dir, netns=d.ns, extra=dict(extra))
                 del a.config["settings"]["trust.allow_unsigned"]
                 a.config["settings"]["trust.publisher_keys"] = self.publisher_public
+                a.config["settings"].update(self.agent_settings)
                 a.start()
                 self.lab.procs.append(a.proc)
                 self.agents[d.name] = a
@@ -234,13 +238,16 @@ class Fleet:
                 office, o["wan"], o["framed"], o["last"]))
         return out
 
-    def deploy(self, manifest, url, devices=None, dest_dir=None):
-        """Starts the download on every named device (all when None); returns {device: job}."""
+    def deploy(self, manifest, url, devices=None, dest_dir=None, content_info=None):
+        """Starts the download on every named device (all when None); returns {device: job}.
+        `content_info`: the path of the content's BranchCache Content Information."""
         jobs = {}
         for name, a in self.agents.items():
             if devices and name not in devices:
                 continue
             req = {"manifest": manifest, "origin": url}
+            if content_info:
+                req["content_info"] = content_info
             if dest_dir:
                 req["dest"] = os.path.join(dest_dir, name + ".bin")
             jobs[name] = a.ok("download", **req)["job"]

@@ -1,7 +1,11 @@
 """branchcache in the fleet lab: agents in network namespaces on one subnet find each other
-by multicast (keyed labels, no server) and share verified blocks over the secure channel."""
+by multicast (keyed labels, no server) and share verified blocks over the secure channel;
+and, in the BranchCache wire mode, by Windows' own PCCRD and PCCRR."""
 import io
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -224,3 +228,60 @@ def test_devices_starting_together_behind_a_wan_link_split_the_origin_download(t
         egress, lan = deploy_together(fleet, tmp_path, manifest, url, data)
         assert egress <= 1.1, "origin served %.2f copies" % egress
         assert lan >= 4.9
+
+
+CLIENT = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import branchcache_client as bc
+info = bytes.fromhex(open(sys.argv[2]).read().strip())
+segments = bc.content_information_v1(info)
+matches = bc.discover([s["id"] for s in segments], timeout=2.0, interface_ip=sys.argv[3])
+out = {"matches": [{"addresses": m["addresses"], "block_counts": m["block_counts"]} for m in matches]}
+if matches:
+    seg = segments[-1]
+    block = bc.fetch_block(matches[0]["addresses"][0], seg["id"], 0, seg["secret"], min(65536, seg["length"]))
+    out["block"] = block.hex() if block is not None else None
+    out["offset"] = seg["offset"]
+print(json.dumps(out))
+"""
+
+
+@root_only
+def test_agents_in_branchcache_wire_mode_exchange_a_package_by_pccrd_and_pccrr_alone(tmp_path, host_bin, plugin_dir):
+    """Windows' own protocols between peerdist agents in network namespaces on one subnet: no
+    fleet key (so no peerdist discovery, no secure channel, no peer server), PCCRD Probes
+    multicast to 239.255.255.250:3702, blocks over PCCRR, each verified before it is written;
+    then the independent client of branchcache_client.py, on a third device, discovers the
+    agents by multicast and fetches a block from one as a Windows peer would."""
+    settings = {"plugin.branchcache.windows_peers": "1"}
+    with Fleet(tmp_path / "f", [Office("office", devices=3)], host_bin, plugin_dir, agent_settings=settings) as fleet:
+        data, manifest, url = fleet.publish_random((32 << 20) + (3 << 20))  # two segments
+        ci = subprocess.run([os.path.join(host_bin, "pd"), "content-info", os.path.join(fleet.www, "pkg.bin"), "--version", "1",
+                             "--server-passphrase", os.urandom(16).hex()],
+                            check=True, capture_output=True, text=True, timeout=120).stdout
+        info = tmp_path / "pkg.ci"
+        info.write_text(ci)
+        st = fleet.watch(fleet.deploy(manifest, url, devices=["office-1"], content_info=str(info)), out=io.StringIO())["office-1"]
+        assert st["state"] == "completed" and st["bytes_by_source"]["origin"] == len(data), st
+        c0 = fleet.counters()
+        jobs = fleet.deploy(manifest, url, devices=["office-2"], dest_dir=str(tmp_path), content_info=str(info))
+        st = fleet.watch(jobs, timeout=120, out=io.StringIO())["office-2"]
+        assert st["state"] == "completed", st
+        assert st["bytes_by_source"]["lan"] == len(data), st["bytes_by_source"]
+        assert st["bytes_by_source"]["origin"] == 0, st["bytes_by_source"]
+        assert (tmp_path / "office-2.bin").read_bytes() == data
+        c1 = fleet.counters()
+        assert c1["origin"] - c0["origin"] < 64 * 1024, c1["origin"] - c0["origin"]  # nothing from the CDN
+        assert c1["lan:office"] - c0["lan:office"] >= len(data)
+        for name in ("office-1", "office-2"):
+            assert fleet.agents[name].ok("facts")["listen"] in ("", None, []), "no peerdist peer server without a fleet key"
+
+        third = fleet.lab.device("office-3")
+        r = fleet.lab.run(third, [sys.executable, "-c", CLIENT, os.path.dirname(__file__), str(info), third.ip], timeout=60)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        holders = sorted(m["addresses"][0].split(":")[0] for m in out["matches"])
+        assert holders == sorted(fleet.lab.device(n).ip for n in ("office-1", "office-2")), out
+        assert all(m["block_counts"] == [512, 48] for m in out["matches"]), out
+        assert bytes.fromhex(out["block"]) == data[out["offset"]:out["offset"] + 65536]
