@@ -4,6 +4,7 @@
 // this process; `pd --agent ADDRESS ...` goes to a running pd-agent (pd_agent_commands.cpp).
 #include "agent_link.h"
 #include "pd_cli.h"
+#include "pd_serve.h"
 
 #include <nlohmann/json.hpp>
 
@@ -83,6 +84,8 @@ struct options {
     std::string passphrase;
     // admin
     std::string credential;
+    // serve
+    serve_options serve;
 };
 
 std::string cache_dir(const options &o) {
@@ -360,12 +363,18 @@ int cmd_cache(const std::string &sub, const options &o) {
     return pd_cli::exit_ok;
 }
 
-int cmd_content_info(const options &o) {
+// --server-passphrase: hex digits, as the bytes they spell.
+std::vector<std::uint8_t> server_passphrase(const options &o) {
     if (o.passphrase.size() % 2 || !all_hex(o.passphrase))
         throw pd_cli::usage_error("--server-passphrase must be hex digits, an even number of them");
     std::vector<std::uint8_t> pass(o.passphrase.size() / 2);
     for (std::size_t i = 0; i < pass.size(); ++i)
         pass[i] = static_cast<std::uint8_t>(std::stoul(o.passphrase.substr(2 * i, 2), nullptr, 16));
+    return pass;
+}
+
+int cmd_content_info(const options &o) {
+    auto pass = server_passphrase(o);
     pd_buf out = PD_BUF_INIT;
     check(pd_content_info_generate(&out, o.file.c_str(), o.ci_version, pass.data(), pass.size()),
           "generating Content Information");
@@ -451,6 +460,16 @@ int pd_main(int argc, char **argv) {
     info->add_option("--server-passphrase", o.passphrase, "The server passphrase, hex")->required();
     json_flag(info);
 
+    auto *serve_cmd = app.add_subcommand("serve", "Serve a directory over HTTP as an origin that answers BranchCache "
+                                                  "(PeerDist) requests with Content Information");
+    serve_cmd->add_option("dir", o.serve.root, "The directory (nothing outside it is served)")->required();
+    serve_cmd->add_option("--listen", o.serve.listen, "ip:port to listen on; port 0 picks one (default 127.0.0.1:8080)");
+    serve_cmd->add_option("--server-passphrase", o.passphrase, "The server passphrase, hex (Content Information derives from it)")
+        ->required();
+    serve_cmd->add_option("--peerdist-min-size", o.serve.peerdist_min_size, "Smaller files are always sent as they are (default 65536)");
+    serve_cmd->add_option("--max-connections", o.serve.max_connections, "Connections served at once (default 64)")
+        ->check(CLI::Range(1u, 4096u));
+
     auto *version = app.add_subcommand("version", "Library and header versions");
     json_flag(version);
 
@@ -515,6 +534,10 @@ int pd_main(int argc, char **argv) {
         if (name == "get") return cmd_get(o);
         if (name == "cache") return cmd_cache(verb, o);
         if (name == "content-info") return cmd_content_info(o);
+        if (name == "serve") {
+            o.serve.passphrase = server_passphrase(o);
+            return serve(o.serve);
+        }
         if (name == "admin") {
             // pd admin OP [ARGS]: a front end to the library's admin operation table.
             return pd_cli::run_admin(o.coordinator, o.credential, sub->remaining(), o.json, "pd admin --help");

@@ -250,6 +250,60 @@ public:
         return std::nullopt;
     }
 
+    // Asks for the resource's Content Information ([MS-PCCRTP] 3.1.4: Accept-Encoding
+    // peerdist, X-P2P-PeerDist Version=1.0, so a V1 answer). `encoded` says whether the
+    // origin answered with it (Content-Encoding: peerdist, for `total` bytes of content); an
+    // identity answer is not read: the connection is dropped rather than drain the content.
+    std::optional<failure> get_content_info(const url &resource, std::uint64_t total, std::size_t max_bytes,
+                                            std::vector<std::uint8_t> &out, bool &encoded, std::optional<url> &redirect) {
+        reusable_ = false;
+        encoded = false;
+        http::request<http::empty_body> req{http::verb::get, request_target(resource), 11};
+        req.set(http::field::host, target_.host);
+        req.set(http::field::user_agent, "peerdist-origin/0.1");
+        req.set(http::field::accept_encoding, "peerdist");
+        req.set("X-P2P-PeerDist", "Version=1.0");
+        req.keep_alive(true);
+        error_code ec;
+        lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
+        with_stream([&](auto &s) { http::async_write(s, req, [&](error_code e, std::size_t) { ec = e; }); });
+        run();
+        if (ec) return failure{PD_PLUGIN_E_IO, "sending the request failed: " + describe(ec), true};
+        http::response_parser<http::vector_body<std::uint8_t>> parser;
+        parser.body_limit(max_bytes);
+        lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
+        with_stream([&](auto &s) { http::async_read_header(s, buffer_, parser, [&](error_code e, std::size_t) { ec = e; }); });
+        run();
+        if (ec) return failure{PD_PLUGIN_E_IO, "reading the response failed: " + describe(ec), true};
+        auto &res = parser.get();
+        unsigned status = res.result_int();
+        if (status >= 300 && status < 400 && status != 304) {
+            redirect = resolve(resource, std::string(res[http::field::location]));
+            if (!redirect || (resource.tls && !redirect->tls)) return failure{PD_PLUGIN_E_NOT_FOUND, "", false};
+            return std::nullopt;
+        }
+        std::string encoding(res[http::field::content_encoding]);
+        for (auto &c : encoding) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (status != 200 || encoding != "peerdist") return std::nullopt;  // an origin that does not speak PeerDist
+        // 3.2.5.1: ContentLength is the content's size before the encoding.
+        std::string params(res["X-P2P-PeerDist"]);
+        auto at = params.find("ContentLength=");
+        auto digits = at == std::string::npos ? std::string() : params.substr(at + 14, params.find_first_not_of("0123456789", at + 14) - at - 14);
+        if (digits != std::to_string(total))
+            return failure{PD_PLUGIN_E_CHANGED, "the origin's Content Information is for another length (" + params + ")", false};
+        lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
+        with_stream([&](auto &s) { http::async_read(s, buffer_, parser, [&](error_code e, std::size_t) { ec = e; }); });
+        run();
+        if (ec == http::error::body_limit)
+            return failure{PD_PLUGIN_E_INVALID, "the origin's Content Information is larger than the content's (" +
+                                                    std::to_string(max_bytes) + " bytes)", false};
+        if (ec) return failure{PD_PLUGIN_E_IO, "reading the Content Information failed: " + describe(ec), true};
+        out = std::move(res.body());
+        encoded = true;
+        reusable_ = parser.keep_alive();
+        return std::nullopt;
+    }
+
 private:
     beast::tcp_stream &lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
 
@@ -375,6 +429,23 @@ public:
     }
 
     std::string describe() const override { return url_.text(); }
+
+    status content_info(std::vector<std::uint8_t> &out, std::size_t max_bytes) override {
+        url target = effective();
+        for (std::uint64_t hops = 0; hops <= settings_.max_redirects; ++hops) {
+            auto conn = checkout(target);
+            std::optional<failure> f;
+            if (!conn->connected()) f = conn->connect();
+            std::optional<url> redirect;
+            bool encoded = false;
+            if (!f) f = conn->get_content_info(target, size_, max_bytes, out, encoded, redirect);
+            checkin(std::move(conn));
+            if (f) return status::fail(f->code, f->message);
+            if (!redirect) return encoded ? status{} : status::fail(PD_PLUGIN_E_NOT_FOUND, "");
+            target = *redirect;
+        }
+        return status::fail(PD_PLUGIN_E_NOT_FOUND, "");
+    }
 
 private:
     // One request, following redirects. `received` grows with the bytes that arrived.

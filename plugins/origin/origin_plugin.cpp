@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -151,6 +152,38 @@ std::shared_ptr<source> fail_over(stream &st, std::size_t failed, const status &
     return nullptr;
 }
 
+// [MS-PCCRC] 2.3: the size of Content Information V1 (SHA-256) for `size` bytes of content.
+std::uint64_t content_info_v1_bytes(std::uint64_t size) {
+    std::uint64_t blocks = (size + 65535) / 65536, segments = (size + (32u << 20) - 1) / (32u << 20);
+    return 18 + segments * (80 + 4) + blocks * 32;
+}
+
+// When the origin answers PeerDist requests, the content's Content Information is recorded
+// with the host (which checks it describes exactly the content's blocks): this device then
+// answers Windows' BranchCache peers for it (the branchcache backend's wire mode), and later
+// downloads of it look for them first. Skipped with plugin.origin.peerdist=0, for a content
+// whose Content Information is already recorded, and by hosts older than the service.
+void record_content_info(const pd_host_api *host, const pd_content_ref &ref, source &src) {
+    if (host->struct_size < offsetof(pd_host_api, set_branchcache_info) + sizeof host->set_branchcache_info ||
+        !host->set_branchcache_info || !host->branchcache_segment_of || get_u64(host, "peerdist", 1) == 0 ||
+        ref.size > (1ull << 40))
+        return;
+    pd_branchcache_segment known{};
+    known.struct_size = sizeof known;
+    if (host->branchcache_segment_of(host->host, ref.id, 0, &known) == 0) return;
+    std::vector<std::uint8_t> info;
+    status r = src.content_info(info, static_cast<std::size_t>(content_info_v1_bytes(ref.size)));
+    if (!r.ok()) {
+        if (!r.message.empty())
+            host->log(host->host, 1, ("origin: " + src.describe() + ": no Content Information: " + r.message).c_str());
+        return;
+    }
+    if (host->set_branchcache_info(host->host, ref.id, info.data(), info.size()) != 0)
+        host->log(host->host, 1, ("origin: " + src.describe() + " sent Content Information of other blocks: not recorded").c_str());
+    else
+        host->log(host->host, 2, ("origin: recorded the Content Information " + src.describe() + " sent").c_str());
+}
+
 int32_t PD_CALLBACK origin_create(void **self, const pd_host_api *host, const char *) {
     auto b = new (std::nothrow) backend;
     if (!b) return PD_PLUGIN_E_GENERIC;
@@ -175,7 +208,10 @@ int32_t PD_CALLBACK origin_open(void *self, void **out, const pd_content_ref *re
     settings s = settings::read(b->host);
     std::shared_ptr<source> first;
     status r = make_and_open(*st, 0, s, first);
-    if (r.ok()) st->sources[0] = first;
+    if (r.ok()) {
+        st->sources[0] = first;
+        record_content_info(b->host, *ref, *first);
+    }
     else if (!fail_over(*st, 0, r, s)) {
         set_message(msg, msg_size, st->locators.size() == 1 ? r.message : "every origin failed: " + st->failures);
         return r.code;

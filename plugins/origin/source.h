@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace pd_origin {
 
@@ -40,6 +41,9 @@ public:
     // Reads exactly `length` bytes at `offset` (retrying transient failures itself).
     virtual status read(std::uint64_t offset, void *buffer, std::size_t length) = 0;
     virtual std::string describe() const = 0;
+    // The content's BranchCache Content Information V1, when the origin answers PeerDist
+    // requests ([MS-PCCRTP]): at most `max_bytes`. NOT_FOUND (no message) when it does not.
+    virtual status content_info(std::vector<std::uint8_t> &, std::size_t) { return status::fail(PD_PLUGIN_E_NOT_FOUND, ""); }
 };
 
 // Something a source needs from the job reading it.
