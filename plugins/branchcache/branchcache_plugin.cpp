@@ -241,7 +241,7 @@ void PD_CALLBACK bc_close(void *, void *stream) { delete static_cast<windows_str
 
 const pd_backend_vtable bc_vtable = {
     sizeof(pd_backend_vtable), 1 /* PD_SOURCE_LAN */, bc_create, bc_destroy, bc_open, bc_read, bc_close, nullptr, bc_find_peers,
-    nullptr, nullptr, nullptr, nullptr,
+    nullptr, nullptr, nullptr, nullptr, nullptr,
 };
 
 const pd_backend_vtable *PD_CALLBACK bc_backend_for(uint32_t abi) { return abi == 1 ? &bc_vtable : nullptr; }

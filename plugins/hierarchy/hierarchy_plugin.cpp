@@ -527,7 +527,7 @@ void PD_CALLBACK hy_content_removed(void *self, const pd_content_ref *c) {
 const pd_backend_vtable hy_vtable = {
     sizeof(pd_backend_vtable), 1 /* PD_SOURCE_LAN */, hy_create,         hy_destroy,     nullptr, nullptr, nullptr,
     hy_content_available,      hy_find_peers,         hy_origin_allowed, hy_job_finished, hy_describe_content,
-    hy_content_removed,
+    hy_content_removed,        nullptr,
 };
 
 const pd_backend_vtable *PD_CALLBACK hy_backend_for(uint32_t abi) { return abi == 1 ? &hy_vtable : nullptr; }

@@ -289,7 +289,7 @@ public:
         std::string params(res["X-P2P-PeerDist"]);
         auto at = params.find("ContentLength=");
         auto digits = at == std::string::npos ? std::string() : params.substr(at + 14, params.find_first_not_of("0123456789", at + 14) - at - 14);
-        if (digits != std::to_string(total))
+        if (total && digits != std::to_string(total))
             return failure{PD_PLUGIN_E_CHANGED, "the origin's Content Information is for another length (" + params + ")", false};
         lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
         with_stream([&](auto &s) { http::async_read(s, buffer_, parser, [&](error_code e, std::size_t) { ec = e; }); });
@@ -390,6 +390,16 @@ public:
 
     status open(std::uint64_t size) override {
         size_ = size;
+        if (auto r = prepare(); !r.ok()) return r;
+        // One byte proves reachability, follows redirects and checks the size.
+        char byte;
+        return read(0, &byte, size ? 1 : 0);
+    }
+
+    // The TLS context, once: what every connection of this source shares.
+    status prepare() {
+        if (prepared_) return {};
+        prepared_ = true;
         if (url_.tls) {
             tls_ctx_.emplace(ssl::context::tls_client);
             error_code ec;
@@ -407,9 +417,7 @@ public:
                 if (ec) return status::fail(PD_PLUGIN_E_INVALID, "cannot load client certificate: " + ec.message());
             }
         }
-        // One byte proves reachability, follows redirects and checks the size.
-        char byte;
-        return read(0, &byte, size ? 1 : 0);
+        return {};
     }
 
     status read(std::uint64_t offset, void *buffer, std::size_t length) override {
@@ -431,6 +439,7 @@ public:
     std::string describe() const override { return url_.text(); }
 
     status content_info(std::vector<std::uint8_t> &out, std::size_t max_bytes) override {
+        if (auto r = prepare(); !r.ok()) return r;
         url target = effective();
         for (std::uint64_t hops = 0; hops <= settings_.max_redirects; ++hops) {
             auto conn = checkout(target);
@@ -536,7 +545,8 @@ private:
     url url_;
     settings settings_;
     read_context ctx_;
-    std::uint64_t size_ = 0;
+    std::uint64_t size_ = 0;  // 0 before open(): a Content Information request checks no length
+    bool prepared_ = false;
     std::optional<ssl::context> tls_ctx_;
     std::mutex mu_;
     std::condition_variable cv_;

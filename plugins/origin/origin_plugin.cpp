@@ -288,9 +288,41 @@ int32_t PD_CALLBACK origin_read(void *self, void *handle, uint64_t offset, void 
 
 void PD_CALLBACK origin_close(void *, void *handle) { delete static_cast<stream *>(handle); }
 
+// A download from a URL alone: the Content Information of an HTTP(S) origin answering
+// PeerDist requests (pd serve, a BranchCache-enabled server).
+int32_t PD_CALLBACK origin_describe_origin(void *self, const char *locator, size_t max_bytes, pd_content_info_fn accept,
+                                           void *context, char *msg, size_t msg_size) {
+    auto b = static_cast<backend *>(self);
+    std::string loc = locator ? locator : "";
+    set_message(msg, msg_size, "");
+    if (loc.rfind("http://", 0) != 0 && loc.rfind("https://", 0) != 0) return PD_PLUGIN_E_NOT_FOUND;
+    auto src = make_http_source(loc, settings::read(b->host), read_context{b->host, 0});
+    if (!src) {
+        set_message(msg, msg_size, "'" + loc + "' is not a valid URL");
+        return PD_PLUGIN_E_INVALID;
+    }
+    std::vector<std::uint8_t> info;
+    status r = src->content_info(info, max_bytes);
+    if (!r.ok()) {
+        set_message(msg, msg_size, r.message.empty() ? loc + " does not answer PeerDist requests" : r.message);
+        return r.code;
+    }
+    accept(context, info.data(), info.size());
+    return PD_PLUGIN_OK;
+}
+
 const pd_backend_vtable origin_vtable = {
-    sizeof(pd_backend_vtable), 3 /* PD_SOURCE_ORIGIN */, origin_create, origin_destroy,
-    origin_open,               origin_read,             origin_close,  nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+    sizeof(pd_backend_vtable), 3 /* PD_SOURCE_ORIGIN */,
+    origin_create,             origin_destroy,
+    origin_open,               origin_read,
+    origin_close,
+    nullptr,  // content_available
+    nullptr,  // find_peers
+    nullptr,  // origin_allowed
+    nullptr,  // job_finished
+    nullptr,  // describe_content
+    nullptr,  // content_removed
+    origin_describe_origin,
 };
 
 const pd_backend_vtable *PD_CALLBACK origin_backend_for(uint32_t abi_version) {

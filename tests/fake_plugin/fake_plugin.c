@@ -93,7 +93,7 @@ typedef struct big_vtable {
     void *future_hooks[16];
 } big_vtable;
 static const big_vtable vtable_big = {
-    {sizeof(big_vtable), 3, fake_create, fake_destroy, fake_open, fake_read, fake_close, NULL, NULL, NULL, NULL, NULL, NULL}, {0}};
+    {sizeof(big_vtable), 3, fake_create, fake_destroy, fake_open, fake_read, fake_close, NULL, NULL, NULL, NULL, NULL, NULL, NULL}, {0}};
 #define vtable (vtable_big.base)
 #else
 static FAKE_MAYBE_UNUSED const pd_backend_vtable vtable = {
@@ -103,7 +103,7 @@ static FAKE_MAYBE_UNUSED const pd_backend_vtable vtable = {
 #else
     fake_create,
 #endif
-    fake_destroy, fake_open, fake_read, fake_close, NULL, NULL, NULL, NULL, NULL, NULL};
+    fake_destroy, fake_open, fake_read, fake_close, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 #endif
 
 static const pd_backend_vtable *PD_CALLBACK fake_backend(uint32_t abi_version) {

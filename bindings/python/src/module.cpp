@@ -166,6 +166,16 @@ public:
         }
         check(rc);
     }
+    std::string import_from_origin(const std::string &origin, std::optional<std::string> name) {
+        pd_content_id cid;
+        int rc;
+        {
+            py::gil_scoped_release nogil;  // asks the origin over the network
+            rc = pd_content_import_from_origin(&cid, get(), origin.c_str(), name ? name->c_str() : nullptr);
+        }
+        check(rc);
+        return id_hex(&cid);
+    }
     std::shared_ptr<manifest> export_manifest(const std::string &id) {
         auto cid = parse_id(id);
         pd_manifest *m = nullptr;
@@ -404,6 +414,9 @@ PYBIND11_MODULE(_native, mod) {
              "trust.publisher_keys.")
         .def("resolve", &session::resolve, py::arg("content_id"),
              "Learns a content from its id alone: manifest, record and origins from the backends' catalogues.")
+        .def("import_from_origin", &session::import_from_origin, py::arg("origin"), py::arg("name") = py::none(),
+             "Learns a content from its origin URL alone (an origin answering PeerDist requests, such as `pd serve`): "
+             "the manifest comes from its Content Information, which is recorded too. Returns the content id.")
         .def("export_manifest", &session::export_manifest, py::arg("content_id"), "The manifest of a known content.")
         .def("start_job", &session::start_job, py::arg("content_id"), py::arg("destination") = py::none(),
              py::arg("origin") = py::none(), py::arg("pin") = false, py::arg("copy") = false,

@@ -142,6 +142,24 @@ PD_API int pd_content_import_with_record_file(pd_session *session, const pd_mani
 PD_API int pd_content_resolve(pd_session *session, const pd_content_id *id);
 
 /**
+ * Make a content known from its origin alone: the loaded backends ask the origin at `origin`
+ * (an http(s):// URL) for its BranchCache Content Information ([MS-PCCRTP]: an origin that
+ * answers PeerDist requests, such as `pd serve`), the content's manifest is derived from it
+ * and imported like pd_content_import() (unsigned: the trust policy decides), with `origin`
+ * as its origin and the Content Information recorded (pd_content_set_branchcache_info), so
+ * Windows' BranchCache peers can provide its blocks. The origin is the root of trust here:
+ * the blocks are verified against what it described.
+ * @param out   receives the content id.
+ * @param name  display name, or NULL for the URL's last path segment.
+ * Blocking: bounded by the origin backend's timeouts.
+ * @return PD_OK; PD_E_NOT_FOUND when no origin answered with Content Information;
+ *         PD_E_INVALID / PD_E_INTEGRITY when what it sent is not Content Information V1 of a
+ *         whole content; PD_E_AUTH when unsigned contents are not allowed; PD_E_MISUSE.
+ *         THREAD: any.
+ */
+PD_API int pd_content_import_from_origin(pd_content_id *out, pd_session *session, const char *origin, const char *name);
+
+/**
  * Get the manifest of a content the session knows.
  * @param out OWNERSHIP: caller frees with pd_manifest_free().
  * @return PD_OK or PD_E_NOT_FOUND. THREAD: any.

@@ -172,6 +172,17 @@ PD_API int pd_content_resolve(pd_session *session, const pd_content_id *id) {
     });
 }
 
+PD_API int pd_content_import_from_origin(pd_content_id *out, pd_session *session, const char *origin, const char *name) {
+    return guard([&] {
+        auto &s = checked(session);
+        require(out, "out");
+        require(origin, "origin");
+        auto id = s.import_from_origin(origin, name ? name : "");
+        std::memcpy(out->bytes, id.data(), id.size());
+        return PD_OK;
+    });
+}
+
 PD_API int pd_content_export(pd_manifest **out, pd_session *session, const pd_content_id *id) {
     return guard([&] {
         auto &s = checked(session);

@@ -64,6 +64,26 @@ std::vector<std::uint8_t> v1_info::serialize() const {
     return std::move(w.data());
 }
 
+manifest v1_manifest(const v1_info &info, const std::string &name) {
+    if (info.offset_in_first_segment || info.read_bytes_in_last_segment)
+        invalid("it describes a range of a content, not a whole one");
+    if (info.segments.empty()) invalid("it describes no content");
+    std::vector<hash> blocks;
+    std::uint64_t size = 0;
+    for (std::size_t i = 0; i < info.segments.size(); ++i) {
+        auto &s = info.segments[i];
+        bool last = i + 1 == info.segments.size();
+        if (s.offset != size || (!last && s.length != segment_size))
+            invalid("segment " + std::to_string(i) + " does not follow the one before in 32 MiB steps");
+        if (segment_hod(s.block_hashes.data(), s.block_hashes.size()) != s.hod)
+            fail(PD_E_INTEGRITY, PD_CATEGORY_CONTENT, "Content Information: segment " + std::to_string(i) + "'s HoD is not its blocks'");
+        blocks.insert(blocks.end(), s.block_hashes.begin(), s.block_hashes.end());
+        size += s.length;
+    }
+    if (size > max_content_size) invalid("the content is larger than " + std::to_string(max_content_size >> 30) + " GiB");
+    return manifest::from_block_hashes(size, std::move(blocks), name);
+}
+
 v1_info v1_info::parse(const void *data, std::size_t len) {
     byte_reader r(data, len, "Content Information V1");
     if (r.u16() != 0x0100) invalid("not version 1.0");

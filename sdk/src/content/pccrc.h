@@ -3,6 +3,7 @@
 // the spec's prose is wrong (Kp = HMAC(Ks, HoD); the segment-id constant is UTF-16LE).
 #pragma once
 
+#include "content/manifest.h"
 #include "crypto/hash.h"
 
 #include <cstdint>
@@ -65,6 +66,12 @@ hash v2_segment_id(const hash &kp, const hash &hod);             // HMAC-SHA512(
 // Whole-file Content Information. Range fields are written as Windows writes them for
 // a whole content: zero (see the vectors).
 v1_info generate_v1(const std::string &path, const hash &ks);
+
+// The manifest of the content Content Information V1 describes whole (an origin's answer to
+// a PeerDist request, [MS-PCCRTP]): its blocks and size, named `name`. Throws PD_E_INVALID
+// for a range of a content, segments that do not follow each other in 32 MiB steps, or an
+// empty content; PD_E_INTEGRITY for a segment whose HoD is not its blocks'.
+manifest v1_manifest(const v1_info &info, const std::string &name);
 v2_info generate_v2(const std::string &path, const hash &ks);
 
 }  // namespace pd::content::pccrc

@@ -95,6 +95,13 @@ public:
     // manifest must prove the id (PD_E_INTEGRITY), the record must pass the trust policy
     // (PD_E_AUTH). PD_E_NOT_FOUND when no catalogue has it. Blocking: never the network thread.
     void resolve_content(const store::hash &id);
+    // Learns a content from its origin alone (pd_backend_vtable.describe_origin): the first
+    // backend whose origin answers with Content Information V1 gives the manifest (named
+    // `name`, else after the locator's last path segment), imported as an unsigned content
+    // (the trust policy decides, PD_E_AUTH) with `locator` as its origin, and the Content
+    // Information recorded. Returns the content id. PD_E_NOT_FOUND when no origin answers
+    // PeerDist. Blocking: never the network thread.
+    store::hash import_from_origin(const std::string &locator, const std::string &name);
     // A backend's authority asks for the content (pd_host_api.request_content): resolved when
     // unknown, then fetched by a job unless one runs or it is complete; `foreground` raises
     // the job's transfers from other offices to the foreground class. Returns at once.

@@ -3,6 +3,7 @@
 // one it retired or that left the cache.
 #include "core/session.h"
 
+#include "content/pccrc.h"
 #include "job/job.h"
 #include "util/error.h"
 #include "util/hex.h"
@@ -48,6 +49,49 @@ void session::resolve_content(const store::hash &id) {
     }
     fail(PD_E_NOT_FOUND, PD_CATEGORY_CONTENT,
          "content " + short_id(id) + " is in no catalogue this session's backends know" + (reasons.empty() ? "" : ": " + reasons));
+}
+
+namespace {
+
+// A display name from a locator: its last path segment, without a query; "content" when that
+// is not a name validate_name accepts.
+std::string name_from_locator(const std::string &locator) {
+    std::string path = locator.substr(0, locator.find_first_of("?#"));
+    std::string last = path.substr(path.find_last_of("/\\") + 1);
+    try {
+        content::validate_name(last);
+        return last;
+    } catch (const error &) {
+        return "content";
+    }
+}
+
+}  // namespace
+
+store::hash session::import_from_origin(const std::string &locator, const std::string &name) {
+    // Content Information for the largest content a manifest may describe (256 GiB).
+    const std::size_t max_info = 18 + 8192 * 84 + (content::max_content_size / content::default_block_size) * 32;
+    std::string reasons;
+    for (auto &b : plugins_->backends()) {
+        std::string not_found;
+        auto info = b->describe_origin(locator, max_info, not_found);  // a failure to ask throws with the plugin's reason
+        if (!info) {
+            if (!not_found.empty()) reasons += (reasons.empty() ? "" : "; ") + b->name() + ": " + not_found;
+            continue;
+        }
+        content::manifest m;
+        try {
+            m = content::pccrc::v1_manifest(content::pccrc::v1_info::parse(info->data(), info->size()),
+                                            name.empty() ? name_from_locator(locator) : name);
+        } catch (const error &e) {
+            fail(e.code(), PD_CATEGORY_CONTENT, "the origin " + locator + " answered with unusable Content Information: " + e.what());
+        }
+        import_content(m, locator, nullptr, 0);
+        branchcache_->set_info(m.id, info->data(), info->size());
+        return m.id;
+    }
+    fail(PD_E_NOT_FOUND, PD_CATEGORY_PLUGIN,
+         "no origin answered " + locator + " with Content Information (PeerDist)" + (reasons.empty() ? "" : ": " + reasons));
 }
 
 void session::request_content(const store::hash &id, bool foreground) {

@@ -140,6 +140,31 @@ std::optional<content_description> backend::describe(const std::array<std::uint8
     return s.got;
 }
 
+std::optional<std::vector<std::uint8_t>> backend::describe_origin(const std::string &locator, std::size_t max_bytes,
+                                                                   std::string &not_found) const {
+    if (!vtable_.describe_origin) return std::nullopt;
+    struct sink {
+        std::optional<std::vector<std::uint8_t>> got;
+        std::size_t max_bytes;
+        static void PD_CALLBACK accept(void *context, const uint8_t *info, size_t len) {
+            auto self = static_cast<sink *>(context);
+            if (self->got || (!info && len) || len > self->max_bytes) return;  // the first call within the bound counts
+            self->got.emplace(info, info + len);
+        }
+    } s{std::nullopt, max_bytes};
+    char message[512] = "";
+    int rc = vtable_.describe_origin(self_, locator.c_str(), max_bytes, &sink::accept, &s, message, sizeof message);
+    message[sizeof message - 1] = '\0';
+    if (rc == PD_PLUGIN_E_NOT_FOUND) {
+        not_found = message;
+        return std::nullopt;
+    }
+    if (rc != PD_PLUGIN_OK) plugin_failed(name_ + ": ", rc, message, "cannot ask the origin");
+    if (!s.got) fail(PD_E_PLUGIN, PD_CATEGORY_PLUGIN, name_ + ": answered without handing over Content Information within " +
+                                                         std::to_string(max_bytes) + " bytes");
+    return s.got;
+}
+
 void backend::content_removed(const content_ref &content) const {
     if (!vtable_.content_removed) return;
     auto ref = c_ref(content);

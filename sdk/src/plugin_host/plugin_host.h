@@ -141,6 +141,11 @@ public:
     std::optional<content_description> describe(const std::array<std::uint8_t, 32> &id, std::string &not_found) const;
     // The device no longer holds the content (any thread).
     void content_removed(const content_ref &content) const;
+    // The Content Information the origin at `locator` serves (describe_origin): nullopt when
+    // this backend has no such origin, with its reason in `not_found` when it gave one; throws
+    // pd::error with the plugin's reason when asking failed. Blocking: never the network thread.
+    std::optional<std::vector<std::uint8_t>> describe_origin(const std::string &locator, std::size_t max_bytes,
+                                                             std::string &not_found) const;
 
 private:
     friend class plugin_host;

@@ -255,6 +255,9 @@ typedef struct pd_content_description {
 /** What describe_content hands a description to. */
 typedef void(PD_CALLBACK *pd_content_description_fn)(void *context, const pd_content_description *description);
 
+/** What describe_origin hands Content Information to (borrowed for the call). */
+typedef void(PD_CALLBACK *pd_content_info_fn)(void *context, const uint8_t *info, size_t len);
+
 /** request_content: fetch over the foreground class (docs/plugin-abi.md). */
 #define PD_PLUGIN_REQUEST_FOREGROUND 1u
 
@@ -360,6 +363,19 @@ typedef struct pd_backend_vtable {
      * THREAD: any host thread; return quickly.
      */
     void(PD_CALLBACK *content_removed)(void *self, const pd_content_ref *content);
+
+    /**
+     * Optional. Ask the origin a locator names for the BranchCache Content Information V1 of
+     * what it serves there (an origin answering PeerDist requests, [MS-PCCRTP]), so that a
+     * download can start from the locator alone: call `accept` once, before returning, with at
+     * most `max_bytes`. The host derives the content's manifest from it and checks it.
+     * Blocking, bounded by the backend's own timeouts. THREAD: a host thread that may block.
+     * @return PD_PLUGIN_OK after calling accept; PD_PLUGIN_E_NOT_FOUND when the locator is
+     *         not this backend's or its origin does not answer PeerDist; another negative
+     *         code, with a reason in `message`, on failure.
+     */
+    int32_t(PD_CALLBACK *describe_origin)(void *self, const char *locator, size_t max_bytes, pd_content_info_fn accept,
+                                          void *context, char *message, size_t message_size);
 } pd_backend_vtable;
 
 /** The static descriptor pd_plugin_describe() returns. */
