@@ -61,6 +61,7 @@ const std::vector<command> &commands() {
         {"download",
          {{"manifest", arg_type::string, false},
           {"content", arg_type::string, false},
+          {"url", arg_type::string, false},
           {"origin", arg_type::string, false},
           {"dest", arg_type::string, false},
           {"pin", arg_type::boolean, false},
@@ -179,8 +180,11 @@ request parse_request(const std::string &line, json *id_out) {
     }
     for (auto &a : found->args)
         if (a.required && !r.args.contains(a.name)) throw input_error("'" + r.cmd + "' needs the argument " + quoted(a.name));
-    if (r.cmd == "download" && r.args.contains("manifest") == r.args.contains("content"))
-        throw input_error("'download' needs either 'manifest' (a manifest file) or 'content' (a content id from the catalogue)");
+    if (r.cmd == "download" && int(r.args.contains("manifest")) + int(r.args.contains("content")) + int(r.args.contains("url")) != 1)
+        throw input_error("'download' needs one of 'manifest' (a manifest file), 'content' (a content id from the catalogue) "
+                          "or 'url' (an origin answering PeerDist requests)");
+    if (r.cmd == "download" && r.args.contains("url") && (r.args.contains("origin") || r.args.contains("content_info")))
+        throw input_error("'download' with 'url' takes no 'origin' or 'content_info': the URL's origin gives both");
     return r;
 }
 

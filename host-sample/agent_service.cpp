@@ -213,9 +213,29 @@ std::optional<json> service::record_content_info(const pd_content_id &id, const 
     return std::nullopt;
 }
 
+// Starts the job of a download the session knows now; the reply names it.
+json service::start_download(const pd_content_id &cid, const json &req) {
+    std::string dest = req.value("dest", "");
+    pd_job_options jo = PD_JOB_OPTIONS_INIT;
+    jo.destination = dest.empty() ? nullptr : dest.c_str();
+    jo.pin = req.value("pin", false);
+    uint64_t job = 0;
+    int rc = pd_job_start(&job, session_, &cid, &jo);
+    if (rc == PD_E_EXISTS) return {{"ok", true}, {"job", job}, {"content", hex(&cid)}, {"existing", true}};
+    if (rc != PD_OK) return error_reply("download");
+    return {{"ok", true}, {"job", job}, {"content", hex(&cid)}};
+}
+
 // `req` holds only the command's arguments, each of its type (parse_request).
 json service::dispatch(const std::string &cmd, const json &req) {
     if (cmd == "version") return {{"ok", true}, {"version", pd_version_string()}};
+    if (cmd == "download" && req.contains("url")) {
+        // From a URL alone: its origin's Content Information describes it (PeerDist).
+        pd_content_id cid;
+        if (pd_content_import_from_origin(&cid, session_, req.at("url").get<std::string>().c_str(), nullptr) != PD_OK)
+            return error_reply("url");
+        return start_download(cid, req);
+    }
     if (cmd == "download" && req.contains("content")) {
         // From the content id alone: the coordinator's catalogue describes it (blocking, up to
         // the hierarchy plugin's timeout_ms).
@@ -223,15 +243,7 @@ json service::dispatch(const std::string &cmd, const json &req) {
         if (pd_content_id_from_hex(&cid, req.at("content").get<std::string>().c_str()) != PD_OK) return error_reply("content");
         if (pd_content_resolve(session_, &cid) != PD_OK) return error_reply("download");
         if (auto refused = record_content_info(cid, req)) return *refused;
-        std::string dest = req.value("dest", "");
-        pd_job_options jo = PD_JOB_OPTIONS_INIT;
-        jo.destination = dest.empty() ? nullptr : dest.c_str();
-        jo.pin = req.value("pin", false);
-        uint64_t job = 0;
-        int rc = pd_job_start(&job, session_, &cid, &jo);
-        if (rc == PD_E_EXISTS) return {{"ok", true}, {"job", job}, {"content", hex(&cid)}, {"existing", true}};
-        if (rc != PD_OK) return error_reply("download");
-        return {{"ok", true}, {"job", job}, {"content", hex(&cid)}};
+        return start_download(cid, req);
     }
     if (cmd == "download") {
         std::string manifest_path = req.at("manifest").get<std::string>();

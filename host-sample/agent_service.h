@@ -57,6 +57,7 @@ private:
     int import_content(const pd_manifest *m, const std::string &manifest_path, const std::string &record_path,
                        const std::string &origin);
     std::optional<json> record_content_info(const pd_content_id &id, const json &req);
+    json start_download(const pd_content_id &cid, const json &req);
     json job_json(uint64_t id);
     json dispatch(const std::string &cmd, const json &req);
 

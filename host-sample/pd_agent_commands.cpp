@@ -126,7 +126,8 @@ int agent_command(const std::string &command, const agent_options &o) {
     if (command == "status") return follow(agent, 0, o);
     if (command == "get") {
         json req = {{"cmd", "download"}};
-        if (!o.manifest.empty()) req["manifest"] = absolute(o.manifest);
+        bool url = o.manifest.rfind("http://", 0) == 0 || o.manifest.rfind("https://", 0) == 0;
+        if (!o.manifest.empty()) req[url ? "url" : "manifest"] = url ? o.manifest : absolute(o.manifest);
         if (!o.content.empty()) req["content"] = o.content;
         if (!o.origin.empty()) req["origin"] = o.origin;
         if (!o.publication.empty()) req["publication"] = absolute(o.publication);

@@ -232,7 +232,10 @@ void watch_job(const session_handle &h, std::uint64_t job, const options &o) {
 
 int cmd_get(const options &o) {
     bool by_id = !o.content.empty();
-    if (by_id == !o.manifest.empty()) throw pd_cli::usage_error("get needs a MANIFEST or --content ID (one of the two)");
+    if (by_id == !o.manifest.empty()) throw pd_cli::usage_error("get needs a MANIFEST, a URL or --content ID (one of them)");
+    // A URL alone: its origin's Content Information describes it (PeerDist, docs/protocol.md §7).
+    bool by_url = o.manifest.rfind("http://", 0) == 0 || o.manifest.rfind("https://", 0) == 0;
+    if (by_url && !o.origins.empty()) throw pd_cli::usage_error("get URL takes no --origin: the URL is the origin");
     if (by_id && (o.coordinator.empty() || o.fleet_key_file.empty()))
         throw pd_cli::usage_error("get --content needs --coordinator and --fleet-key");
     if (o.origins.size() > 1) throw pd_cli::usage_error("get takes one --origin (the manifest's publication lists the others)");
@@ -243,7 +246,7 @@ int cmd_get(const options &o) {
     if (by_id) check(pd_fleet_key_read_file(fleet_key.data(), o.fleet_key_file.c_str()), "--fleet-key");
     // The manifest before the cache: a mistyped path creates no cache.
     std::unique_ptr<pd_manifest, void (*)(pd_manifest *)> m(nullptr, pd_manifest_free);
-    if (!by_id) {
+    if (!by_id && !by_url) {
         pd_manifest *raw = nullptr;
         check(pd_manifest_read_file(&raw, o.manifest.c_str()), "reading the manifest");
         m.reset(raw);
@@ -268,6 +271,8 @@ int cmd_get(const options &o) {
     if (o.allow_unsigned) check(pd_session_set_setting(h.s, "trust.allow_unsigned", "1"), "--allow-unsigned");
     if (by_id) {
         check(pd_content_resolve(h.s, &id), "finding the content in the catalogue");
+    } else if (by_url) {
+        check(pd_content_import_from_origin(&id, h.s, o.manifest.c_str(), nullptr), "asking " + o.manifest + " for its Content Information");
     } else {
         id = *pd_manifest_id(m.get());
         check(pd_content_import_with_record_file(h.s, m.get(), origin.empty() ? nullptr : origin.c_str(), o.manifest.c_str(),
@@ -425,7 +430,8 @@ int pd_main(int argc, char **argv) {
     json_flag(publish);
 
     auto *get = app.add_subcommand("get", "Download a content, verified, with a progress bar");
-    get->add_option("manifest", o.manifest, "The content's manifest (.pdm)");
+    get->add_option("manifest", o.manifest,
+                    "The content's manifest (.pdm), or the http(s):// URL of an origin answering PeerDist requests (pd serve)");
     get->add_option("--content", o.content, "The content id (64 hex digits), from the coordinator's catalogue");
     get->add_option("--coordinator", o.coordinator, "HOST:PORT of the coordinator (with --content)");
     get->add_option("--fleet-key", o.fleet_key_file, "The fleet key file (with --content)");
@@ -511,7 +517,7 @@ int pd_main(int argc, char **argv) {
             if (name == "get") {
                 if (o.copy || !o.publisher_keys.empty() || o.allow_unsigned || !o.cache.empty() || !o.plugins.empty() ||
                     !o.coordinator.empty() || !o.fleet_key_file.empty() || o.origins.size() > 1)
-                    throw pd_cli::usage_error("with --agent, get takes MANIFEST or --content, --origin, --dest, --publication: "
+                    throw pd_cli::usage_error("with --agent, get takes MANIFEST, a URL or --content, --origin, --dest, --publication: "
                                               "the agent's own configuration says the rest");
                 ao.manifest = o.manifest, ao.content = o.content, ao.dest = o.dest, ao.publication = o.publication;
                 ao.origin = o.origins.empty() ? "" : o.origins[0];

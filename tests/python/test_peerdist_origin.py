@@ -232,3 +232,25 @@ def test_an_origin_that_lies_gets_a_clear_error_and_nothing_installed(site, tmp_
                 s.import_from_origin("http://127.0.0.1:%d/small.txt" % site["port"])
     finally:
         server.shutdown()
+
+
+def test_pd_get_downloads_from_a_url_alone(site, tmp_path, plugin_dir):
+    import json
+    pd = os.path.join(site["host_bin"], "pd")
+    env = dict(os.environ, PEERDIST_PLUGIN_DIR=plugin_dir)
+    args = [pd, "get", site["url"], "--cache", str(tmp_path / "cache"), "--dest", str(tmp_path / "got.bin")]
+    # Nobody signed a URL: refused (exit 4, the trust table) unless the user allows it.
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 4 and "trust.allow_unsigned" in r.stderr, r.stderr
+    assert not (tmp_path / "got.bin").exists()
+    r = subprocess.run(args + ["--allow-unsigned", "--json"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["state"] == "completed" and out["bytes_by_source"]["origin"] == len(site["data"])
+    assert (tmp_path / "got.bin").read_bytes() == site["data"]
+    # --origin makes no sense with a URL; an origin without PeerDist is "not found" (3).
+    r = subprocess.run(args + ["--origin", "http://elsewhere/x"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2, r.stderr
+    r = subprocess.run([pd, "get", "http://127.0.0.1:%d/small.txt" % site["port"], "--cache", str(tmp_path / "c2"),
+                        "--allow-unsigned"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 3 and "PeerDist" in r.stderr, r.stderr
