@@ -161,11 +161,13 @@ std::uint64_t content_info_v1_bytes(std::uint64_t size) {
 // When the origin answers PeerDist requests, the content's Content Information is recorded
 // with the host (which checks it describes exactly the content's blocks): this device then
 // answers Windows' BranchCache peers for it (the branchcache backend's wire mode), and later
-// downloads of it look for them first. Skipped with plugin.origin.peerdist=0, for a content
-// whose Content Information is already recorded, and by hosts older than the service.
+// downloads of it look for them first. Only with plugin.origin.peerdist=1: against an origin
+// that does not speak PeerDist the request costs what the server sends before the connection
+// is dropped (a few hundred KiB). Skipped for a content whose Content Information is already
+// recorded, and by hosts older than the service.
 void record_content_info(const pd_host_api *host, const pd_content_ref &ref, source &src) {
     if (host->struct_size < offsetof(pd_host_api, set_branchcache_info) + sizeof host->set_branchcache_info ||
-        !host->set_branchcache_info || !host->branchcache_segment_of || get_u64(host, "peerdist", 1) == 0 ||
+        !host->set_branchcache_info || !host->branchcache_segment_of || get_u64(host, "peerdist", 0) == 0 ||
         ref.size > (1ull << 40))
         return;
     pd_branchcache_segment known{};

@@ -193,6 +193,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         case 1: {
             auto v = pd::content::pccrc::v1_info::parse(body, len);
             if (v.serialize() != std::vector<std::uint8_t>(body, body + len)) std::abort();
+            // An origin's answer to a PeerDist request: the manifest derived from it (or a
+            // clean refusal) describes exactly its blocks.
+            auto m = pd::content::pccrc::v1_manifest(v, "content");
+            std::size_t blocks = 0;
+            for (auto &seg : v.segments) blocks += seg.block_hashes.size();
+            if (m.block_count() != blocks) std::abort();
             break;
         }
         case 2:

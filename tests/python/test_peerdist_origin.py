@@ -168,6 +168,7 @@ def test_the_origin_backend_records_the_content_information_of_a_published_conte
     src = site["root"] / "pkgs" / "package.bin"
     port = free_udp_port()
     with wire_session(tmp_path / "c", plugin_dir, port) as s:
+        s.set_setting("plugin.origin.peerdist", "1")  # opt-in: the origin says PeerDist
         m = s.publish(str(src))
         s.import_manifest(m, site["url"])
         st = s.start(m.id).wait(timeout=120)

@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 namespace pc = pd::content::pccrc;
 
 namespace {
@@ -157,4 +159,77 @@ TEST(branchcache_index, content_information_of_other_blocks_is_refused) {
     pd_session_free(s.s);
     s.s = nullptr;
     EXPECT_TRUE(core_session(dir / "cache")->branchcache().segments_of(a.id).empty());
+}
+
+// Two contents sharing their first segment (the same 32 MiB from the same origin): the
+// segment ID answers for whichever is still cached.
+TEST(branchcache_index, a_segment_two_contents_share_answers_while_either_is_cached) {
+    pdtest::temp_dir dir;
+    pdtest::write_random_file(dir / "a.bin", 32 * 1024 * 1024 + 5000, 3);
+    auto bytes = pdtest::read_file(dir / "a.bin");
+    bytes.resize(32 * 1024 * 1024 + 9000, 7);  // the same first segment, another tail
+    {
+        std::ofstream(dir / "b.bin", std::ios::binary).write(reinterpret_cast<const char *>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+    published a, b;
+    {
+        pdtest::session_ptr s;
+        ASSERT_EQ(pdtest::open_session(s, dir / "cache"), PD_OK);
+        a = publish(s, dir / "a.bin");
+        b = publish(s, dir / "b.bin");
+        for (auto *p : {&a, &b}) {
+            auto id = cid(p->id);
+            ASSERT_EQ(pd_content_set_branchcache_info(s, &id, p->info.data(), p->info.size()), PD_OK) << pdtest::last_error();
+        }
+    }
+    auto s = core_session(dir / "cache");
+    auto &index = s->branchcache();
+    auto first_a = index.segments_of(a.id), first_b = index.segments_of(b.id);
+    ASSERT_EQ(first_a.size(), 2u);
+    ASSERT_EQ(first_b.size(), 2u);
+    ASSERT_EQ(first_a[0].id, first_b[0].id);
+    EXPECT_NE(first_a[1].id, first_b[1].id);
+    s->remove_content(b.id);
+    auto found = index.find(first_a[0].id.data(), 32);
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->content, a.id);
+    EXPECT_EQ(index.segments_of(a.id).size(), 2u);
+    EXPECT_TRUE(index.segments_of(b.id).empty());
+}
+
+// A download from a URL alone: the manifest derived from the origin's Content Information
+// is the one `pd publish` makes of the same file (the same id), and Content Information that
+// is not of a whole content, or whose HoD is not its blocks', is refused.
+TEST(branchcache_index, the_manifest_from_content_information_is_the_published_one) {
+    pdtest::temp_dir dir;
+    pdtest::write_random_file(dir / "a.bin", 2 * 32 * 1024 * 1024 + 12345, 5);
+    auto ks = pc::v1_server_secret(passphrase.data(), passphrase.size());
+    auto info = pc::generate_v1(dir / "a.bin", ks);
+    auto m = pc::v1_manifest(info, "a.bin");
+    auto published = pd::content::hash_file(dir / "a.bin", "other name");
+    EXPECT_EQ(m.id, published.id);
+    EXPECT_EQ(m.size, published.size);
+    EXPECT_EQ(m.name, "a.bin");
+    auto refused = [&](pc::v1_info bent, int code, const std::string &why) {
+        try {
+            pc::v1_manifest(bent, "a.bin");
+            ADD_FAILURE() << why;
+        } catch (const pd::error &e) {
+            EXPECT_EQ(e.code(), code) << e.what();
+            EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+        }
+    };
+    auto ranged = info;
+    ranged.read_bytes_in_last_segment = 100;
+    refused(ranged, PD_E_INVALID, "range");
+    auto gap = info;
+    gap.segments[1].offset += 65536;
+    refused(gap, PD_E_INVALID, "does not follow");
+    auto short_middle = info;
+    short_middle.segments[0].length -= 1;
+    refused(short_middle, PD_E_INVALID, "does not follow");
+    auto bent = info;
+    bent.segments[2].block_hashes[0][0] ^= 1;
+    refused(bent, PD_E_INTEGRITY, "HoD");
+    refused(pc::v1_info{}, PD_E_INVALID, "no content");
 }
