@@ -373,8 +373,9 @@ int serve(const serve_options &o) {
     asio::signal_set stop(io, SIGINT, SIGTERM);
     stop.async_wait([&](error_code, int) { io.stop(); });
     io.run();
-    // Connections in flight end with the process.
-    std::quick_exit(pd_cli::exit_ok);
+    // Connections in flight end with the process (their threads are detached).
+    std::fflush(stdout);
+    std::_Exit(pd_cli::exit_ok);
 }
 
 }  // namespace pd_tool

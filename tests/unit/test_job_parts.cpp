@@ -581,6 +581,80 @@ TEST(source_chain, opens_the_first_source_that_serves_and_moves_on_when_it_fails
     EXPECT_EQ(reasons2[0].rfind("origin: ", 0), 0u) << reasons2[0];
 }
 
+namespace {
+// A LAN-class stream (what BranchCache's wire mode is) in a backend whose origin policy says
+// "not now" (what a hierarchy says in a branch office): built in, no file.
+namespace near {
+int32_t PD_CALLBACK create(void **self, const pd_host_api *, const char *) {
+    static int instance;
+    *self = &instance;
+    return PD_PLUGIN_OK;
+}
+void PD_CALLBACK destroy(void *) {}
+int32_t PD_CALLBACK open(void *, void **stream, const pd_content_ref *, char *, size_t) {
+    static int handle;
+    *stream = &handle;
+    return PD_PLUGIN_OK;
+}
+int32_t PD_CALLBACK read(void *, void *, uint64_t, void *buffer, size_t length, size_t *got, char *, size_t) {
+    std::memset(buffer, 0, length);
+    *got = length;
+    return PD_PLUGIN_OK;
+}
+void PD_CALLBACK close(void *, void *) {}
+std::atomic<int> allowed{0};
+int32_t PD_CALLBACK origin_allowed(void *, const pd_content_ref *) { return allowed; }
+const pd_backend_vtable vtable = {sizeof(pd_backend_vtable), PD_SOURCE_LAN, create, destroy, open, read, close, nullptr,
+                                  nullptr, origin_allowed, nullptr, nullptr, nullptr, nullptr};
+const pd_backend_vtable *PD_CALLBACK backend_for(uint32_t abi) { return abi == 1 ? &vtable : nullptr; }
+const pd_plugin_descriptor descriptor = {sizeof(pd_plugin_descriptor), PD_PLUGIN_ABI_VERSION, 1, 0, "near", "1", "Apache-2.0",
+                                         "a LAN stream with an origin policy", backend_for};
+}  // namespace near
+
+struct withhold_recorder : chain_recorder {
+    std::atomic<int> withheld{0};
+    void on_origin_withheld(const std::string &who) override {
+        EXPECT_EQ(who, "near");
+        ++withheld;
+        opened.set_value({false, {}, 0});
+    }
+};
+}  // namespace
+
+TEST(source_chain, the_origin_policy_keeps_the_device_off_the_origin_not_off_a_nearer_stream) {
+    session_fixture f;
+    f.s->plugins().add_builtin(&near::descriptor);
+    f.s->plugins().load(PD_TEST_PLUGIN_DIR "/" + pdtest::module_file("peerdist-origin"));
+    pdtest::write_file(f.dir / "src", pdtest::random_bytes(70000, 3));
+    pd::plugin_host::content_ref ref;
+    ref.size = 70000;
+    ref.name = "src";
+    ref.job_id = 1;
+    auto rec = std::make_shared<withhold_recorder>();
+    auto chain = std::make_shared<pd::core::source_chain>(*f.s, ref, f.dir / "src", rec);
+    near::allowed = 0;
+    auto [opened, reasons, code] = open_once(*f.s, chain, rec);
+    EXPECT_TRUE(opened) << "the policy kept the device off its LAN stream";
+    EXPECT_EQ(rec->withheld, 0);
+    EXPECT_EQ(f.s->call([&] { return chain->stream()->source().source_class(); }), std::uint32_t{PD_SOURCE_LAN});
+    // A discovery round repeats the refusal: the LAN stream stays.
+    f.s->call([&] { chain->policy_answer("near"); });
+    EXPECT_TRUE(f.s->call([&] { return chain->stream() != nullptr; }));
+    // The LAN stream failed: the origin comes next, and the policy withholds it.
+    f.s->call([&] { chain->failed(); });
+    open_once(*f.s, chain, rec);
+    EXPECT_EQ(rec->withheld, 1);
+    EXPECT_EQ(f.s->call([&] { return chain->withheld_by(); }), "near");
+    // The refusal ends: the sources are asked again, the nearer first.
+    near::allowed = 1;
+    rec->opened = {};
+    auto fut = rec->opened.get_future();
+    f.s->call([&] { chain->policy_answer(""); });
+    ASSERT_EQ(fut.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_TRUE(std::get<0>(fut.get()));
+    EXPECT_EQ(f.s->call([&] { return chain->stream()->source().source_class(); }), std::uint32_t{PD_SOURCE_LAN});
+}
+
 TEST(block_store, parsed_manifests_are_kept_until_their_content_is_removed) {
     session_fixture f;
     auto data = pdtest::random_bytes(200000, 8);

@@ -34,17 +34,8 @@ void source_chain::open_next() {
     std::vector<std::shared_ptr<plugin_host::backend>> candidates(
         sources_.begin() + static_cast<std::ptrdiff_t>(std::min(next_, sources_.size())), sources_.end());
     auto policies = session_.plugins().backends();
-    asio::post(session_.source_io(), [self = shared_from_this(), candidates, policies, check_policy = !override_] {
+    asio::post(session_.source_io(), [self = shared_from_this(), candidates, policies, check_policy = !override_]() mutable {
         auto ref = self->content_;
-        if (check_policy) {
-            if (auto who = refused_by(policies, ref); !who.empty()) {
-                asio::post(self->session_.net(), [self, who] {
-                    self->opening_ = false;
-                    self->withhold(who);
-                });
-                return;
-            }
-        }
         ref.origin = self->requested_origin_;
         if (ref.origin.empty()) {
             try {
@@ -58,6 +49,18 @@ void source_chain::open_next() {
         std::shared_ptr<plugin_host::stream> opened;
         std::size_t tried = 0;
         for (auto &b : candidates) {
+            // The origin policy keeps this device off the origin, not off nearer sources (a
+            // LAN-class stream, BranchCache's wire mode): asked before the first origin.
+            if (check_policy && b->source_class() == PD_SOURCE_ORIGIN) {
+                if (auto who = refused_by(policies, ref); !who.empty()) {
+                    asio::post(self->session_.net(), [self, who] {
+                        self->opening_ = false;  // nearer sources are asked again when the origin is allowed
+                        self->withhold(who);
+                    });
+                    return;
+                }
+                check_policy = false;
+            }
             ++tried;
             try {
                 opened = b->open(ref);
@@ -93,10 +96,12 @@ void source_chain::withhold(const std::string &who) {
 
 void source_chain::policy_answer(const std::string &refused_by) {
     if (override_) return;
-    if (!refused_by.empty() && (stream_ || withheld_by_ != refused_by)) {
+    bool on_origin = stream_ && stream_->source().source_class() == PD_SOURCE_ORIGIN;
+    if (!refused_by.empty() && (on_origin || (!stream_ && withheld_by_ != refused_by))) {
         withhold(refused_by);
-    } else if (refused_by.empty() && !withheld_by_.empty()) {
+    } else if (refused_by.empty() && !withheld_by_.empty() && !stream_) {
         withheld_by_.clear();
+        next_ = 0;  // the nearer sources first again: they may hold it by now
         if (!stream_) open_next();
     }
 }

@@ -1,8 +1,9 @@
 // Where a job's origin-side bytes come from: the loaded backends that serve data, nearest
 // source class first (design §2), tried in turn until one opens a stream; a stream that fails
 // gives way to the next backend. Also the origin policy: a backend with one (a hierarchy) may
-// keep this device off the origin for now, and is asked again at every discovery round; a
-// job that stalls overrides it. Opening blocks inside plugins, so it runs on the session's
+// keep this device off the origin for now — not off nearer streams (BranchCache's wire mode),
+// which open whatever it says — and is asked again at every discovery round; a job that
+// stalls overrides it. Opening blocks inside plugins, so it runs on the session's
 // source I/O threads; the state lives on the network thread.
 #pragma once
 
