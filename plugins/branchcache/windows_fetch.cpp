@@ -137,7 +137,26 @@ std::map<pccrr::bytes, std::vector<offer>> probe(const std::vector<pccrr::bytes>
     s.send_to(asio::buffer(text), dest, 0, ec);
     if (ec) return found;
 
-    std::set<std::pair<pccrr::bytes, std::string>> seen;
+    std::set<std::pair<pccrr::bytes, std::string>> seen;  // (segment, peer): once each
+    // One ProbeMatch from `from`: its offers for the probed segments.
+    auto take = [&](const pccrd::probe_match &m, const udp::endpoint &from) {
+        if (m.relates_to != p.message_id) return;
+        // Only a retrieval address on the answering host: a forged ProbeMatch cannot send
+        // this device's requests to a third host.
+        std::string address;
+        for (auto &a : m.addresses)
+            if (auto at = split_address(a); at && at->first == from.address()) {
+                address = a;
+                break;
+            }
+        if (address.empty()) return;
+        for (std::size_t i = 0; i < m.segments.size(); ++i) {
+            auto &id = m.segments[i];
+            if (!asked.count(id) || m.block_counts[i] == 0 || !seen.insert({id, address}).second) continue;
+            auto &offers = found[id];
+            if (offers.size() < max_offers) offers.push_back({address, m.block_counts[i]});
+        }
+    };
     std::vector<char> in(65536);
     udp::endpoint from;
     std::function<void()> receive = [&] {
@@ -145,24 +164,7 @@ std::map<pccrr::bytes, std::vector<offer>> probe(const std::vector<pccrr::bytes>
             if (rec == asio::error::operation_aborted) return;
             if (!rec) {
                 auto m = pccrd::parse_probe_match(std::string_view(in.data(), n));
-                if (m.msg && m.msg->relates_to == p.message_id) {
-                    // Only retrieval addresses on the answering host: a forged ProbeMatch
-                    // cannot send this device's requests to a third host.
-                    std::string address;
-                    for (auto &a : m.msg->addresses)
-                        if (auto at = split_address(a); at && at->first == from.address()) {
-                            address = a;
-                            break;
-                        }
-                    for (std::size_t i = 0; !address.empty() && i < m.msg->segments.size(); ++i) {
-                        auto &id = m.msg->segments[i];
-                        auto &offers = found[id];
-                        if (asked.count(id) && m.msg->block_counts[i] > 0 && offers.size() < max_offers &&
-                            seen.insert({id, address}).second)
-                            offers.push_back({address, m.msg->block_counts[i]});
-                        if (offers.empty()) found.erase(id);
-                    }
-                }
+                if (m.msg) take(*m.msg, from);
             }
             receive();
         });
