@@ -102,23 +102,12 @@ public:
                                      std::size_t &received, std::optional<url> &redirect, std::string &etag,
                                      std::string &last_modified) {
         reusable_ = false;
-        http::request<http::empty_body> req{http::verb::get, request_target(resource), 11};
-        req.set(http::field::host, target_.host);
-        req.set(http::field::user_agent, "peerdist-origin/0.1");
+        auto req = get_request(resource);
         req.set(http::field::range, "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1));
-        req.keep_alive(true);
-        error_code ec;
-        lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
-        with_stream([&](auto &s) { http::async_write(s, req, [&](error_code e, std::size_t) { ec = e; }); });
-        run();
-        if (ec) return failure{PD_PLUGIN_E_IO, "sending the request failed: " + describe(ec), true};
-
         http::response_parser<http::buffer_body> parser;
         parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-        lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
-        with_stream([&](auto &s) { http::async_read_header(s, buffer_, parser, [&](error_code e, std::size_t) { ec = e; }); });
-        run();
-        if (ec) return failure{PD_PLUGIN_E_IO, "reading the response failed: " + describe(ec), true};
+        if (auto f = exchange(req, parser)) return f;
+        error_code ec;
         auto &res = parser.get();
         unsigned status = res.result_int();
         etag = std::string(res[http::field::etag]);
@@ -258,23 +247,13 @@ public:
                                             std::vector<std::uint8_t> &out, bool &encoded, std::optional<url> &redirect) {
         reusable_ = false;
         encoded = false;
-        http::request<http::empty_body> req{http::verb::get, request_target(resource), 11};
-        req.set(http::field::host, target_.host);
-        req.set(http::field::user_agent, "peerdist-origin/0.1");
+        auto req = get_request(resource);
         req.set(http::field::accept_encoding, "peerdist");
         req.set("X-P2P-PeerDist", "Version=1.0");
-        req.keep_alive(true);
-        error_code ec;
-        lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
-        with_stream([&](auto &s) { http::async_write(s, req, [&](error_code e, std::size_t) { ec = e; }); });
-        run();
-        if (ec) return failure{PD_PLUGIN_E_IO, "sending the request failed: " + describe(ec), true};
         http::response_parser<http::vector_body<std::uint8_t>> parser;
         parser.body_limit(max_bytes);
-        lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
-        with_stream([&](auto &s) { http::async_read_header(s, buffer_, parser, [&](error_code e, std::size_t) { ec = e; }); });
-        run();
-        if (ec) return failure{PD_PLUGIN_E_IO, "reading the response failed: " + describe(ec), true};
+        if (auto f = exchange(req, parser)) return f;
+        error_code ec;
         auto &res = parser.get();
         unsigned status = res.result_int();
         if (status >= 300 && status < 400 && status != 304) {
@@ -305,6 +284,30 @@ public:
     }
 
 private:
+    // A keep-alive GET of `resource`, for the caller to add its headers to.
+    http::request<http::empty_body> get_request(const url &resource) const {
+        http::request<http::empty_body> req{http::verb::get, request_target(resource), 11};
+        req.set(http::field::host, target_.host);
+        req.set(http::field::user_agent, "peerdist-origin/0.1");
+        req.keep_alive(true);
+        return req;
+    }
+
+    // Sends `req` and reads the response's header into `parser`, each within the idle timeout.
+    template <class Parser>
+    std::optional<failure> exchange(http::request<http::empty_body> &req, Parser &parser) {
+        error_code ec;
+        lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
+        with_stream([&](auto &s) { http::async_write(s, req, [&](error_code e, std::size_t) { ec = e; }); });
+        run();
+        if (ec) return failure{PD_PLUGIN_E_IO, "sending the request failed: " + describe(ec), true};
+        lowest().expires_after(std::chrono::milliseconds(settings_.idle_timeout_ms));
+        with_stream([&](auto &s) { http::async_read_header(s, buffer_, parser, [&](error_code e, std::size_t) { ec = e; }); });
+        run();
+        if (ec) return failure{PD_PLUGIN_E_IO, "reading the response failed: " + describe(ec), true};
+        return std::nullopt;
+    }
+
     beast::tcp_stream &lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
 
     template <class Fn>
