@@ -80,3 +80,46 @@ def test_windows_and_linux_agents_share_verified_blocks_both_ways(tmp_path, linu
         assert origin_bytes <= 2 * SIZE * 1.05, origin_bytes
         print("mixed fleet: origin served %.2f copies for 2 packages; Windows a uploaded %d bytes of package one, "
               "the Linux seeder %d bytes of package two" % (origin_bytes / SIZE, served["bytes_uploaded"], linux_served))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+def test_windows_and_linux_agents_exchange_packages_over_branchcache_wire_mode(tmp_path, linux_build, windows_build):
+    """Windows' own protocols between the two builds: no fleet key, so nothing of peerdist's
+    wire — [MS-PCCRD] multicast Probes and [MS-PCCRR] blocks under AES, both ways."""
+    import subprocess
+    (host_bin, plugin_dir), (win_bin, win_plugins) = linux_build, windows_build
+    wire = {"plugin.branchcache.windows_peers": "1"}
+    with Fleet(tmp_path / "f", [Office("lan", devices=2)], host_bin, plugin_dir, agent_settings=wire) as fleet:
+        fleet.agents.pop("lan-2").stop()
+        win = WineAgent(win_bin, tmp_path / "f" / "agents" / "lan-2-windows", "lan-2", win_plugins,
+                        netns=fleet.lab.device("lan-2").ns)
+        win.config["settings"]["trust.publisher_keys"] = fleet.publisher_public
+        win.config["settings"].update(wire)
+        win.start()
+        fleet.lab.procs.append(win.proc)
+        linux = fleet.agents["lan-1"]
+
+        def content_info(name):
+            path = tmp_path / (name + ".ci")
+            path.write_text(subprocess.run([os.path.join(host_bin, "pd"), "content-info", os.path.join(fleet.www, name),
+                                            "--version", "1", "--server-passphrase", "00112233"],
+                                           check=True, capture_output=True, text=True, timeout=120).stdout)
+            return path
+
+        def get(agent, manifest, url, dest, info, windows):
+            p = winpath if windows else str
+            job = agent.ok("download", manifest=p(manifest), origin=url, dest=p(dest), content_info=p(info))["job"]
+            st = agent.wait_job(job, timeout=180)
+            assert st["state"] == "completed" and st["blocks_rejected"] == 0, st
+            return st
+
+        # Linux first (from the origin), then Windows from Linux; then the reverse.
+        for first, then, name in ((linux, win, "one.bin"), (win, linux, "two.bin")):
+            data, manifest, url = fleet.publish_random(SIZE, name)
+            info = content_info(name)
+            get(first, manifest, url, tmp_path / ("first-" + name), info, first is win)
+            origin0 = fleet.counters()["origin"]
+            st = get(then, manifest, url, tmp_path / ("then-" + name), info, then is win)
+            assert st["bytes_by_source"]["lan"] == SIZE and st["bytes_by_source"]["origin"] == 0, (name, st)
+            assert open(tmp_path / ("then-" + name), "rb").read() == data, name
+            assert fleet.counters()["origin"] - origin0 < 64 * 1024, name
