@@ -205,12 +205,77 @@ struct windows_stream::impl {
         if (idle.size() < 16) idle.push_back(std::move(c));
     }
 
+    // One request to the peer at `address` and its response, parsed; nothing (and why) when
+    // the exchange or the response fails.
+    std::optional<pccrr::message> exchange(const std::string &address, const pccrr::message &request, std::string &why) {
+        auto c = take(address, why);
+        if (!c) return std::nullopt;
+        auto body = c->post(pccrr::build(request), timeout, why);
+        if (!body) return std::nullopt;
+        auto p = pccrr::parse_response(body->data(), body->size());
+        if (!p.msg) return why = address + " sent a malformed response: " + p.error, std::nullopt;
+        give_back(std::move(c));
+        return std::move(p.msg);
+    }
+
+    // What this device learnt of a peer: whether it speaks 1.0, and which blocks of which
+    // segments it holds ([MS-PCCRR] 3.1.5: MSG_NEGO_REQ once, MSG_GETBLKLIST once a segment).
+    struct peer_state {
+        std::optional<bool> speaks_1_0;
+        std::map<std::uint32_t, std::vector<bool>> held;  // by segment index
+    };
+    std::map<std::string, peer_state> peers;  // under mu
+
+    bool negotiated(const std::string &address, std::string &why) {
+        {
+            std::lock_guard lk(mu);
+            if (auto &v = peers[address].speaks_1_0) return *v;
+        }
+        pccrr::message req;
+        req.content = pccrr::nego_req{{1, 0}, {1, 0}};
+        auto m = exchange(address, req, why);
+        auto *resp = m ? std::get_if<pccrr::nego_resp>(&m->content) : nullptr;
+        if (!resp) return why = address + " did not negotiate (" + (m ? "another message" : why) + ")", false;
+        bool ok = !(pccrr::version{1, 0} < resp->min_version) && !(resp->max_version < pccrr::version{1, 0});
+        if (!ok) why = address + " does not speak version 1.0";
+        std::lock_guard lk(mu);
+        peers[address].speaks_1_0 = ok;
+        return ok;
+    }
+
+    // Whether the peer holds block `i` of the segment, from its block list (asked once).
+    bool holds(const std::string &address, const pd_branchcache_segment &seg, std::uint32_t i, std::string &why) {
+        {
+            std::lock_guard lk(mu);
+            auto &held = peers[address].held;
+            if (auto it = held.find(seg.index); it != held.end()) return it->second[i];
+        }
+        std::vector<bool> held(seg.block_count);
+        pccrr::bytes id(seg.id, seg.id + sizeof seg.id);
+        // A list may end early and say where the next starts (NextBlockIndex): at most one
+        // request a block, so a peer cannot keep this going.
+        for (std::uint32_t from = 0, asked = 0; from < seg.block_count && asked < seg.block_count; ++asked) {
+            pccrr::message req;
+            req.content = pccrr::get_blk_list{id, {{from, seg.block_count - from}}};
+            auto m = exchange(address, req, why);
+            auto *list = m ? std::get_if<pccrr::blk_list>(&m->content) : nullptr;
+            if (!list || list->segment_id != id) return why = address + " sent no block list for the segment", false;
+            for (auto &r : list->ranges)
+                for (std::uint64_t b = r.index; b < std::uint64_t{r.index} + r.count && b < seg.block_count; ++b) held[b] = true;
+            if (list->next_block_index <= from || list->next_block_index >= seg.block_count) break;
+            from = list->next_block_index;
+        }
+        bool has = held[i];
+        std::lock_guard lk(mu);
+        peers[address].held[seg.index] = std::move(held);
+        if (!has) why = address + " does not list block " + std::to_string(i) + " of the segment";
+        return has;
+    }
+
     // Block `i` of a segment from the peer at `address`, decrypted; nothing when it does not
     // serve it (an empty MSG_BLK) or fails.
     std::optional<pccrr::bytes> fetch(const pd_branchcache_segment &seg, std::uint32_t i, std::size_t length,
                                       const std::string &address, std::string &why) {
-        auto c = take(address, why);
-        if (!c) return std::nullopt;
         pccrr::message req;
         req.algo = cipher;
         pccrr::bytes id(seg.id, seg.id + sizeof seg.id);
@@ -218,17 +283,15 @@ struct windows_stream::impl {
         get.segment_id = id;
         get.ranges = {{i, 1}};
         req.content = std::move(get);
-        auto body = c->post(pccrr::build(req), timeout, why);
-        if (!body) return std::nullopt;
-        auto p = pccrr::parse_response(body->data(), body->size());
-        give_back(std::move(c));
-        const pccrr::blk *blk = p.msg ? std::get_if<pccrr::blk>(&p.msg->content) : nullptr;
-        if (!blk) return why = address + " sent no MSG_BLK: " + (p.msg ? "another message" : p.error), std::nullopt;
+        auto m = exchange(address, req, why);
+        if (!m) return std::nullopt;
+        const pccrr::blk *blk = std::get_if<pccrr::blk>(&m->content);
+        if (!blk) return why = address + " sent no MSG_BLK", std::nullopt;
         if (blk->segment_id != id || blk->block_index != i)
             return why = address + " sent another block than the one asked for", std::nullopt;
         if (blk->block.empty()) return why = address + " does not hold block " + std::to_string(i) + " of the segment", std::nullopt;
-        auto plain = pccrr::decrypt_block(p.msg->algo, pccrr::bytes(seg.secret, seg.secret + sizeof seg.secret), blk->iv,
-                                          blk->block, length);
+        auto plain = pccrr::decrypt_block(m->algo, pccrr::bytes(seg.secret, seg.secret + sizeof seg.secret), blk->iv, blk->block,
+                                          length);
         if (!plain) return why = address + " sent a block that does not decrypt to its length", std::nullopt;
         return plain;
     }
@@ -246,10 +309,11 @@ struct windows_stream::impl {
             return PD_PLUGIN_E_NOT_FOUND;
         }
         // Spread the blocks over the peers that hold the segment; the next on failure.
-        auto &peers = it->second;
+        auto &offered = it->second;
         std::string last;
-        for (std::size_t k = 0; k < peers.size(); ++k) {
-            auto &peer = peers[(i + k) % peers.size()];
+        for (std::size_t k = 0; k < offered.size(); ++k) {
+            auto &peer = offered[(i + k) % offered.size()];
+            if (!negotiated(peer.address, last) || !holds(peer.address, seg, i, last)) continue;
             if (auto plain = fetch(seg, i, length, peer.address, last)) {
                 std::memcpy(out, plain->data(), length);
                 return PD_PLUGIN_OK;

@@ -6,9 +6,11 @@
 // It is a LAN-class stream of the branchcache backend, so the core tries it before the
 // origin and verifies every block it returns against the content's hashes (the Content
 // Information's, checked equal to the manifest's when it was recorded): a peer's bytes are
-// never trusted. The stream opens only when, for every segment the device still needs, a
-// peer answered that it holds all of the segment's blocks; a block no peer serves fails the
-// read, and the core goes on from the next source (the origin).
+// never trusted. The stream opens only when every segment the device still needs was offered
+// by some peer. Each peer is asked once whether it speaks 1.0 (MSG_NEGO_REQ) and once a
+// segment which blocks it holds (MSG_GETBLKLIST); a block is then asked (MSG_GETBLKS) of the
+// peers that listed it, in turn. A block no peer serves fails the read, and the core goes on
+// from the next source (the origin).
 //
 // What a ProbeMatch may steer is bounded: only the probed segment IDs are taken, at most
 // max_offers peers per segment, and only retrieval addresses on the host the answer came

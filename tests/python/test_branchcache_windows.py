@@ -202,11 +202,16 @@ def test_blocks_a_peer_bends_are_refused_and_the_next_source_takes_over(agent, t
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             req = bc.parse(body, False)
-            seg = next(s for s in segments if s["id"] == req["segment"])
-            index = req["ranges"][0][0]
-            iv = bc.random_iv()
-            size = min(65536, seg["offset"] + seg["length"] - (seg["offset"] + index * 65536))
-            reply = bc.blk(seg["id"], index, 0, bc.encrypt(bc.AES_128, seg["secret"], iv, os.urandom(size)), iv)
+            if req["type"] == bc.NEGO_REQ:  # it speaks the protocol, and holds everything
+                reply = bc.nego_resp()
+            elif req["type"] == bc.GETBLKLIST:
+                reply = bc.blklist(req["segment"], req["ranges"])
+            else:
+                seg = next(s for s in segments if s["id"] == req["segment"])
+                index = req["ranges"][0][0]
+                iv = bc.random_iv()
+                size = min(65536, seg["offset"] + seg["length"] - (seg["offset"] + index * 65536))
+                reply = bc.blk(seg["id"], index, 0, bc.encrypt(bc.AES_128, seg["secret"], iv, os.urandom(size)), iv)
             self.send_response(200)
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
