@@ -83,8 +83,14 @@ def test_pd_serve_answers_peerdist_requests_as_the_specification_says(site):
            "X-P2P-PeerDistEx": "MinContentInformation=1.0, MaxContentInformation=2.0"}
     status, h, body = get(port, "/pkgs/package.bin", v11)
     assert status == 200 and h["x-p2p-peerdist"].startswith("Version=1.1") and body == expected_info(site, 2)
-    v11["X-P2P-PeerDistEx"] = "MinContentInformation=1.0, MaxContentInformation=1.0"
-    assert get(port, "/pkgs/package.bin", v11)[2] == expected_info(site, 1)
+    # Section 4's example request, verbatim: a 1.1 client that takes Content Information 1.0
+    # only; the example's answer names Version=1.1 and the identity length.
+    example = {"Accept": "*/*", "Accept-Language": "en-US", "Accept-Encoding": "gzip, deflate, peerdist",
+               "X-P2P-PeerDist": "Version=1.1", "X-P2P-PeerDistEx": "MinContentInformation=1.0, MaxContentInformation=1.0",
+               "User-Agent": "Mozilla/4.0"}
+    status, h, body = get(port, "/pkgs/package.bin", example)
+    assert status == 200 and h["content-encoding"] == "peerdist" and body == expected_info(site, 1)
+    assert h["x-p2p-peerdist"] == "Version=1.1, ContentLength=%d" % len(data) and h["content-length"] == str(len(body))
     # No version both speak, peerdist not accepted (q=0), a range, a small file: the bytes.
     v11["X-P2P-PeerDistEx"] = "MinContentInformation=3.0, MaxContentInformation=4.0"
     for headers in (v11, {"Accept-Encoding": "peerdist;q=0", "X-P2P-PeerDist": "Version=1.0"},
