@@ -57,7 +57,9 @@ pccrr::crypto_algo cipher_setting(const pd_host_api *host) {
 // with Beast's timeouts, run to completion on the calling thread: blocking with a bound.
 class connection {
 public:
-    explicit connection(std::string address) : address_(std::move(address)) {}
+    // Room for a whole response from the start: Beast reads what the buffer has room for,
+    // and a fresh buffer would take a 64 KiB block in many small reads.
+    explicit connection(std::string address) : address_(std::move(address)) { buffer_.reserve(2 * pccrr::max_message_bytes); }
     const std::string &address() const { return address_; }
 
     bool connect(std::chrono::milliseconds timeout, std::string &why) {
