@@ -1,5 +1,6 @@
 // The branchcache plugin's settings (plugin.branchcache.*), read through the host: shared by
-// its own discovery (branchcache_plugin.cpp) and its BranchCache wire mode (windows_peers.cpp).
+// its own discovery (branchcache_plugin.cpp) and its BranchCache wire mode (windows_peers.cpp,
+// windows_fetch.cpp).
 // Read where they are used, so a setting changed at run time applies to the next use.
 #pragma once
 
