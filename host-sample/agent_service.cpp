@@ -1,5 +1,7 @@
 #include "agent_service.h"
 
+#include "cli.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -42,14 +44,12 @@ bool read_content_info(const std::string &path, std::vector<std::uint8_t> &out, 
     in.read(text.data(), static_cast<std::streamsize>(text.size()));
     text.resize(static_cast<std::size_t>(in.gcount()));
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-    bool hex = !text.empty() && text.size() % 2 == 0 && std::all_of(text.begin(), text.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
-    if (!hex) {
-        if (text.size() > max_bytes) return why = "'" + path + "' is larger than 64 MiB", false;
-        out.assign(text.begin(), text.end());
+    if (auto hex = pd_cli::bytes_from_hex(text); hex && !text.empty()) {
+        out = std::move(*hex);
         return true;
     }
-    out.resize(text.size() / 2);
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::uint8_t>(std::stoul(text.substr(2 * i, 2), nullptr, 16));
+    if (text.size() > max_bytes) return why = "'" + path + "' is larger than 64 MiB", false;
+    out.assign(text.begin(), text.end());
     return true;
 }
 

@@ -9,11 +9,13 @@
 #include <peerdist.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <exception>
 #include <functional>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -59,6 +61,14 @@ inline failure usage_error(const std::string &what) { return failure(exit_usage,
 inline failure library_failure(const std::string &what) {
     const pd_error *e = pd_error_last();
     return failure(exit_for(e->code), what + ": " + e->message + " (" + pd_strerror(e->code) + ")");
+}
+
+// Hexadecimal digits, an even number of them, as the bytes they spell; nothing otherwise.
+inline std::optional<std::vector<std::uint8_t>> bytes_from_hex(const std::string &text) {
+    if (text.size() % 2 || text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return std::nullopt;
+    std::vector<std::uint8_t> out(text.size() / 2);
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::uint8_t>(std::stoul(text.substr(2 * i, 2), nullptr, 16));
+    return out;
 }
 
 // Throws library_failure(what) unless `rc` is PD_OK.

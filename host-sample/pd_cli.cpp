@@ -370,12 +370,9 @@ int cmd_cache(const std::string &sub, const options &o) {
 
 // --server-passphrase: hex digits, as the bytes they spell.
 std::vector<std::uint8_t> server_passphrase(const options &o) {
-    if (o.passphrase.size() % 2 || !all_hex(o.passphrase))
-        throw pd_cli::usage_error("--server-passphrase must be hex digits, an even number of them");
-    std::vector<std::uint8_t> pass(o.passphrase.size() / 2);
-    for (std::size_t i = 0; i < pass.size(); ++i)
-        pass[i] = static_cast<std::uint8_t>(std::stoul(o.passphrase.substr(2 * i, 2), nullptr, 16));
-    return pass;
+    auto pass = pd_cli::bytes_from_hex(o.passphrase);
+    if (!pass) throw pd_cli::usage_error("--server-passphrase must be hex digits, an even number of them");
+    return *pass;
 }
 
 int cmd_content_info(const options &o) {
