@@ -152,7 +152,8 @@ std::shared_ptr<source> fail_over(stream &st, std::size_t failed, const status &
     return nullptr;
 }
 
-// [MS-PCCRC] 2.3: the size of Content Information V1 (SHA-256) for `size` bytes of content.
+// [MS-PCCRC] 2.3: the size of Content Information V1 (SHA-256) for `size` bytes of content
+// (the core's content::pccrc::v1_info_bytes; a plugin links nothing from the core).
 std::uint64_t content_info_v1_bytes(std::uint64_t size) {
     std::uint64_t blocks = (size + 65535) / 65536, segments = (size + (32u << 20) - 1) / (32u << 20);
     return 18 + segments * (80 + 4) + blocks * 32;

@@ -210,6 +210,7 @@ TEST(branchcache_index, the_manifest_from_content_information_is_the_published_o
     EXPECT_EQ(m.id, published.id);
     EXPECT_EQ(m.size, published.size);
     EXPECT_EQ(m.name, "a.bin");
+    EXPECT_EQ(pc::v1_info_bytes(m.size), info.serialize().size());  // the bound the core gives an origin's answer
     auto refused = [&](pc::v1_info bent, int code, const std::string &why) {
         try {
             pc::v1_manifest(bent, "a.bin");

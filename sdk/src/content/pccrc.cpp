@@ -64,6 +64,11 @@ std::vector<std::uint8_t> v1_info::serialize() const {
     return std::move(w.data());
 }
 
+std::uint64_t v1_info_bytes(std::uint64_t content_size) {
+    std::uint64_t segments = (content_size + segment_size - 1) / segment_size, blocks = (content_size + block_size - 1) / block_size;
+    return 18 + segments * (80 + 4) + blocks * 32;  // header; per segment its description and block count; the hashes
+}
+
 manifest v1_manifest(const v1_info &info, const std::string &name) {
     if (info.offset_in_first_segment || info.read_bytes_in_last_segment)
         invalid("it describes a range of a content, not a whole one");

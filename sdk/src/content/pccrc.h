@@ -67,6 +67,9 @@ hash v2_segment_id(const hash &kp, const hash &hod);             // HMAC-SHA512(
 // a whole content: zero (see the vectors).
 v1_info generate_v1(const std::string &path, const hash &ks);
 
+// The size of Content Information V1 (SHA-256) describing `content_size` bytes whole.
+std::uint64_t v1_info_bytes(std::uint64_t content_size);
+
 // The manifest of the content Content Information V1 describes whole (an origin's answer to
 // a PeerDist request, [MS-PCCRTP]): its blocks and size, named `name`. Throws PD_E_INVALID
 // for a range of a content, segments that do not follow each other in 32 MiB steps, or an

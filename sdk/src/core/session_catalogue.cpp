@@ -70,7 +70,7 @@ std::string name_from_locator(const std::string &locator) {
 
 store::hash session::import_from_origin(const std::string &locator, const std::string &name) {
     // Content Information for the largest content a manifest may describe (256 GiB).
-    const std::size_t max_info = 18 + 8192 * 84 + (content::max_content_size / content::default_block_size) * 32;
+    const auto max_info = static_cast<std::size_t>(content::pccrc::v1_info_bytes(content::max_content_size));
     std::string reasons;
     for (auto &b : plugins_->backends()) {
         std::string not_found;
